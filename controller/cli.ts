@@ -1,0 +1,85 @@
+/**
+ * The `houston` command line (commander). Each command is a thin adapter onto controller/commands.
+ */
+import { Command, CommanderError, Option } from "commander";
+import { ConfigError, ConsulUnreachableError, HoustonError, LockHeldError, errorText } from "../shared/errors.js";
+import type { Manifest } from "./config/manifest.js";
+import { loadManifestFor, makeContext, type GlobalOptions } from "./context.js";
+import { EXIT, consoleOutput, type Output } from "./output.js";
+import { planCommand } from "./commands/plan.js";
+import type { DeploymentRequest, DeploymentType } from "./plan/plan-deployment.js";
+import { registerRolloutCommands } from "./commands/register-rollout.js";
+
+export const VERSION = "0.1.0";
+
+export interface CommandEnv {
+  globals(cmd: Command): GlobalOptions;
+  output(cmd: Command): Output;
+  manifest(cmd: Command): Manifest;
+  request(cmd: Command, type: DeploymentType, name: string, version: string | null, opts: { group?: string; dependencies?: boolean }): DeploymentRequest;
+}
+
+export function buildProgram(): Command {
+  const program = new Command("houston")
+    .description("Deploy systemd-unit stacks to CoreOS-style hosts with Consul as the control plane")
+    .version(VERSION)
+    .option("-c, --config <dir>", "Houston config directory", ".")
+    .option("-e, --environment <env>", "environment from manifest.yaml")
+    .option("--consul <addr>", "Consul HTTP address (default: manifest, then $CONSUL_HTTP_ADDR, then http://127.0.0.1:8500)")
+    .option("--token <token>", "Consul ACL token (default: $CONSUL_HTTP_TOKEN)")
+    .option("--prefix <prefix>", "KV prefix", "houston/")
+    .option("-v, --verbose", "debug output", false)
+    .option("--json", "machine-readable output on stdout", false)
+    .showHelpAfterError()
+    .exitOverride();
+
+  const env: CommandEnv = {
+    globals: (cmd) => cmd.optsWithGlobals<GlobalOptions>(),
+    output: (cmd) => consoleOutput({ verbose: env.globals(cmd).verbose }),
+    manifest: (cmd) => loadManifestFor(env.globals(cmd)),
+    request(cmd, type, name, version, opts) {
+      const g = env.globals(cmd);
+      if (!g.environment) throw new ConfigError("command line", "-e/--environment is required");
+      return { environment: g.environment, type, name: type === "global" ? "global" : name, version, group: opts.group ?? null, dependencies: opts.dependencies !== false };
+    },
+  };
+
+  const plan = program.command("plan").description("render a deployment and show what it would change (no changes made)");
+  const planAction = (type: DeploymentType) => async (...args: unknown[]) => {
+    const cmd = args.at(-1) as Command;
+    const opts = cmd.opts<{ group?: string; dependencies?: boolean }>();
+    const [name, version] = args.filter((a): a is string => typeof a === "string");
+    const req = env.request(cmd, type, name ?? "global", version ?? null, opts);
+    const manifest = env.manifest(cmd);
+    await planCommand(makeContext(env.globals(cmd), manifest), manifest, req, env.output(cmd), env.globals(cmd).json);
+  };
+  const planOpts = (c: Command): Command => c.option("-g, --group <group>", "deployment group (blue/green)").option("--no-dependencies", "do not chain units with Requires=/After=");
+  planOpts(plan.command("service").argument("<name>").argument("<version>").description("plan a service deployment")).action(planAction("service"));
+  planOpts(plan.command("standalone").argument("<name>").description("plan a standalone stack deployment")).action(planAction("standalone"));
+  planOpts(plan.command("global").description("plan the global units")).action(planAction("global"));
+
+  registerRolloutCommands(program, env);
+  return program;
+}
+
+export function exitCodeFor(err: unknown): number {
+  if (err instanceof LockHeldError) return EXIT.lockHeld;
+  if (err instanceof ConsulUnreachableError) return EXIT.consulUnreachable;
+  if (err instanceof ConfigError) return EXIT.usage;
+  if (err instanceof CommanderError) return err.exitCode === 0 ? EXIT.ok : EXIT.usage;
+  return EXIT.failed;
+}
+
+export async function main(argv: string[]): Promise<number> {
+  const program = buildProgram();
+  try {
+    await program.parseAsync(argv, { from: "user" });
+    return process.exitCode === undefined ? EXIT.ok : Number(process.exitCode);
+  } catch (err) {
+    if (err instanceof CommanderError) return exitCodeFor(err);
+    const text = err instanceof HoustonError ? err.message : errorText(err);
+    process.stderr.write(`${"ERROR".padEnd(8)} ${text}\n`);
+    if (!(err instanceof HoustonError) && err instanceof Error && err.stack) process.stderr.write(`${err.stack}\n`);
+    return exitCodeFor(err);
+  }
+}

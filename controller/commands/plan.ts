@@ -1,0 +1,65 @@
+/**
+ * `houston plan …`: the rendered deployment, and what it would change against Consul now.
+ * Needs no Consul to render; says so when Consul is unreachable.
+ */
+import { ConsulUnreachableError, errorText } from "../../shared/errors.js";
+import { StackSpecSchema, decodeJson, type StackSpec } from "../../shared/spec.js";
+import { loadDeploymentInputs } from "../config/load.js";
+import type { Manifest } from "../config/manifest.js";
+import type { Context } from "../context.js";
+import type { Output } from "../output.js";
+import { diffPlan, type PlanDiff } from "../plan/diff.js";
+import { planDeployment, type DeploymentRequest, type Plan } from "../plan/plan-deployment.js";
+
+export function makePlan(ctx: Context, manifest: Manifest, req: DeploymentRequest): Plan {
+  return planDeployment(loadDeploymentInputs(ctx.dir, req, manifest), req);
+}
+
+export async function readSpec(ctx: Context, stack: string): Promise<{ spec: StackSpec | null; modifyIndex: number }> {
+  const key = ctx.kv.spec(stack);
+  const entry = await ctx.consul.kvGet(key);
+  if (!entry) return { spec: null, modifyIndex: 0 };
+  return { spec: decodeJson(StackSpecSchema, key, entry.value), modifyIndex: entry.modifyIndex };
+}
+
+export async function planCommand(ctx: Context, manifest: Manifest, req: DeploymentRequest, out: Output, json: boolean): Promise<void> {
+  const plan = makePlan(ctx, manifest, req);
+  let diff: PlanDiff | null = null;
+  let consul: { reachable: boolean; address: string; error?: string; generation?: number | null };
+  try {
+    const { spec } = await readSpec(ctx, plan.stack);
+    diff = diffPlan(plan.units, req.group, spec);
+    consul = { reachable: true, address: ctx.consul.addr, generation: spec?.generation ?? null };
+  } catch (err) {
+    if (!(err instanceof ConsulUnreachableError)) throw err;
+    consul = { reachable: false, address: ctx.consul.addr, error: errorText(err) };
+  }
+  if (json) {
+    out.print(JSON.stringify({
+      stack: plan.stack,
+      environment: plan.environment,
+      deployment: plan.deployment,
+      units: plan.units.map((u) => ({ name: u.name, role: u.role, version: u.version, group: u.group, placements: u.placements, service: u.service ?? null, archive: u.archive ?? null, text: u.text })),
+      archives: plan.archives.map((a) => ({ sha256: a.sha256, size: a.bytes.length, files: a.files.map((f) => f.path), modes: a.files.map((f) => ({ path: f.path, mode: `0${f.mode.toString(8)}`, owner: f.owner, group: f.group })) })),
+      diff,
+      consul,
+    }, null, 2));
+    return;
+  }
+  const d = plan.deployment;
+  out.info(`Plan: ${d.type} ${d.name}${d.version ? ` ${d.version}` : ""}${d.group ? ` group ${d.group}` : ""} in ${plan.environment} (stack ${plan.stack})`);
+  for (const u of plan.units) {
+    const state = diff ? (diff.added.includes(u.name) ? "new" : diff.changed.includes(u.name) ? "changed" : "unchanged") : "rendered";
+    out.info(`Unit ${u.name} (${u.role}, ${state})`);
+    out.print(u.text.replace(/^/gm, "    ").trimEnd() + "\n");
+  }
+  for (const a of plan.archives) {
+    out.info(`Archive ${a.sha256} (${a.bytes.length} bytes): ${a.files.map((f) => `${f.path} 0${f.mode.toString(8)} ${f.owner}:${f.group}`).join(", ")}`);
+  }
+  if (!consul.reachable) out.warn(`Consul unreachable, showing the rendering only: ${consul.error ?? ""}`);
+  else if (diff) {
+    out.info(`Against Consul (generation ${consul.generation ?? "none"}): ${diff.added.length} new, ${diff.changed.length} changed, ${diff.unchanged.length} unchanged`);
+    for (const r of diff.replaced) out.info(`Would remove after confirmation: ${r}`);
+    for (const r of diff.untouched) out.info(`Left alone: ${r}`);
+  }
+}

@@ -1,0 +1,114 @@
+/**
+ * manifest.yaml: environments, per-environment variables, global units, standalone (shared)
+ * stacks and service dependencies, in the seed Houston's format (both spellings of each key).
+ */
+import { join } from "node:path";
+import { ConfigError } from "../../shared/errors.js";
+import { NAME_RE, VERSION_RE } from "../../shared/unit-name.js";
+import { isRecord, readYamlFile, type YamlFile } from "./yaml-file.js";
+
+export interface UnitRef {
+  name: string;
+  version: string | null;
+  /** included only when deploying to this environment */
+  environment: string | null;
+  line: number | undefined;
+}
+
+export interface EnvironmentConfig {
+  consul: string | null;
+  fleet: string | null;
+}
+
+export interface Manifest {
+  file: string;
+  environments: Record<string, EnvironmentConfig>;
+  variables: Record<string, Record<string, string>>;
+  globalUnits: UnitRef[];
+  standalone: Record<string, UnitRef[]>;
+  services: Record<string, UnitRef[]>;
+}
+
+const REF_RE = /^([A-Za-z0-9][A-Za-z0-9_.-]*?)(?::([A-Za-z0-9][A-Za-z0-9_.-]*))?(?:\[([A-Za-z_-]+):([^\]]+)\])?$/;
+
+/** `name`, `name:version`, `name:version[environment:ENV]` (or `name[environment:ENV]`). */
+export function parseUnitRef(text: string, where: { file: string; line?: number | undefined }): UnitRef {
+  const m = REF_RE.exec(text.trim());
+  if (!m || !m[1]) throw new ConfigError(where.file, `unit reference ${JSON.stringify(text)} is not name[:version][environment:ENV]`, where.line);
+  if (m[3] !== undefined && m[3] !== "environment") {
+    throw new ConfigError(where.file, `unit reference ${JSON.stringify(text)}: unknown condition [${m[3]}:…] (only [environment:ENV])`, where.line);
+  }
+  const version = m[2] ?? null;
+  if (version !== null && !VERSION_RE.test(version)) throw new ConfigError(where.file, `unit reference ${JSON.stringify(text)}: bad version`, where.line);
+  return { name: m[1], version, environment: m[4] ?? null, line: where.line };
+}
+
+export function loadManifest(dir: string): Manifest {
+  const y: YamlFile = readYamlFile(join(dir, "manifest.yaml"));
+  return manifestFromYaml(y);
+}
+
+export function manifestFromYaml(y: YamlFile): Manifest {
+  if (!isRecord(y.data)) y.fail([], "the manifest must be a mapping (environments, variables, units…)");
+  const root = y.data;
+  const known = new Set(["environments", "variables", "global-units", "global", "shared-stacks", "standalone", "shared-units", "service"]);
+  for (const key of Object.keys(root)) if (!known.has(key)) y.fail([key], `unknown key (known: ${[...known].join(", ")})`);
+
+  const environments: Record<string, EnvironmentConfig> = {};
+  const envs = root.environments;
+  if (!isRecord(envs) || Object.keys(envs).length === 0) y.fail(["environments"], "at least one environment is required");
+  for (const [name, value] of Object.entries(envs)) {
+    const v = value ?? {};
+    if (!isRecord(v)) y.fail(["environments", name], "must be a mapping with consul/fleet");
+    const str = (k: string): string | null => {
+      const x = v[k];
+      if (x === undefined || x === null) return null;
+      if (typeof x !== "string") y.fail(["environments", name, k], "must be a string (URL or host:port)");
+      return x;
+    };
+    environments[name] = { consul: str("consul"), fleet: str("fleet") };
+  }
+
+  const variables: Record<string, Record<string, string>> = {};
+  const vars = root.variables ?? {};
+  if (!isRecord(vars)) y.fail(["variables"], "must be a mapping of environment → name → value");
+  for (const [env, map] of Object.entries(vars)) {
+    if (!isRecord(map)) y.fail(["variables", env], "must be a mapping of name → value");
+    if (!(env in environments)) y.fail(["variables", env], `environment ${env} is not defined under environments`);
+    variables[env] = {};
+    for (const [k, val] of Object.entries(map)) {
+      if (!["string", "number", "boolean"].includes(typeof val)) y.fail(["variables", env, k], "must be a string, number or boolean");
+      variables[env][k] = String(val);
+    }
+  }
+
+  const refList = (key: string, path: (string | number)[], value: unknown): UnitRef[] => {
+    if (value === null || value === undefined) return [];
+    if (!Array.isArray(value)) y.fail(path, `${key} must be a list of unit references`);
+    return value.map((item, i) => {
+      if (typeof item !== "string") y.fail([...path, i], "a unit reference must be a string like name:version");
+      return parseUnitRef(item, { file: y.file, line: y.lineOf([...path, i]) });
+    });
+  };
+  const pick = (a: string, b: string): [string, unknown] => (root[a] !== undefined ? [a, root[a]] : [b, root[b]]);
+  const stackMap = (a: string, b: string): Record<string, UnitRef[]> => {
+    const [key, value] = pick(a, b);
+    if (value === undefined || value === null) return {};
+    if (!isRecord(value)) y.fail([key], "must be a mapping of stack name → list of units");
+    const out: Record<string, UnitRef[]> = {};
+    for (const [stack, list] of Object.entries(value)) {
+      if (!NAME_RE.test(stack)) y.fail([key, stack], "stack names use letters, digits, '.', '_' and '-'");
+      out[stack] = refList(key, [key, stack], list);
+    }
+    return out;
+  };
+  const [gKey, gValue] = pick("global-units", "global");
+  return {
+    file: y.file,
+    environments,
+    variables,
+    globalUnits: refList(gKey, [gKey], gValue),
+    standalone: stackMap("shared-stacks", "standalone"),
+    services: stackMap("shared-units", "service"),
+  };
+}

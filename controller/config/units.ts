@@ -1,0 +1,37 @@
+/**
+ * Unit templates: units/shared/NAME.service, units/service/NAME.service, units/global/NAME.service,
+ * or NAME.yaml in the same folders: a mapping of stack name (or `global`) → unit text.
+ */
+import { existsSync, readFileSync } from "node:fs";
+import { join } from "node:path";
+import { ConfigError } from "../../shared/errors.js";
+import { readYamlFile, type YamlFile } from "./yaml-file.js";
+
+export interface UnitTemplate {
+  text: string;
+  /** where it came from, for error messages */
+  source: string;
+}
+
+export type UnitFolder = "shared" | "service" | "global";
+
+/** Finds NAME's template for `stack`, trying folders in order; errors list every place looked. */
+export function findUnitTemplate(dir: string, folders: UnitFolder[], name: string, stack: string, wantedBy: string): UnitTemplate {
+  const tried: string[] = [];
+  for (const folder of folders) {
+    const yamlFile = join(dir, "units", folder, `${name}.yaml`);
+    if (existsSync(yamlFile)) {
+      const y: YamlFile = readYamlFile(yamlFile);
+      if (y.data === null || typeof y.data !== "object" || Array.isArray(y.data)) y.fail([], "expected a mapping of stack name (or global) → unit text");
+      const map = y.data as Record<string, unknown>;
+      const text = map[stack];
+      if (typeof text === "string") return { text, source: `${yamlFile} (${stack})` };
+      if (text !== undefined) y.fail([stack], "must be the unit file text");
+      tried.push(`${yamlFile} (no key ${stack})`);
+    } else tried.push(yamlFile);
+    const unitFile = join(dir, "units", folder, `${name}.service`);
+    if (existsSync(unitFile)) return { text: readFileSync(unitFile, "utf8"), source: unitFile };
+    tried.push(unitFile);
+  }
+  throw new ConfigError(wantedBy, `unit ${name} not found for stack ${stack}; looked in: ${tried.join(", ")}`);
+}

@@ -1,0 +1,377 @@
+/**
+ * The one Consul edge: a thin typed client over Consul's HTTP API (plain fetch).
+ * Every answer is validated before it is typed. Values are Buffers (binary-safe).
+ * Facts it encodes: `?recurse`/`?keys` on an empty prefix answer 404 (→ []), prefix deletes are
+ * string prefixes (so we insist on a trailing `/`), a failed CAS answers `false`, 413 = value too big.
+ */
+import { z } from "zod";
+import { Backoff, sleep } from "./backoff.js";
+import { ConsulError, ConsulUnreachableError, ValueTooLargeError } from "./errors.js";
+
+export interface ConsulOptions {
+  /** http://host:port; default $CONSUL_HTTP_ADDR or http://127.0.0.1:8500 */
+  addr?: string | undefined;
+  /** ACL token; default $CONSUL_HTTP_TOKEN */
+  token?: string | undefined;
+  /** per-request timeout for non-blocking requests */
+  timeoutMs?: number;
+}
+
+export interface KvEntry {
+  key: string;
+  value: Buffer;
+  modifyIndex: number;
+  createIndex: number;
+  flags: number;
+  session?: string | undefined;
+}
+
+export type TxnOp =
+  | { verb: "set"; key: string; value: Buffer | string }
+  | { verb: "cas"; key: string; value: Buffer | string; index: number }
+  | { verb: "delete"; key: string }
+  | { verb: "delete-tree"; key: string }
+  | { verb: "delete-cas"; key: string; index: number };
+
+export interface ServiceRegistration {
+  ID: string;
+  Name: string;
+  Tags?: string[];
+  Port?: number;
+  Meta?: Record<string, string>;
+  Check?: { HTTP?: string; TCP?: string; Interval: string; Timeout?: string; DeregisterCriticalServiceAfter?: string; Status?: string };
+}
+
+const KvRow = z.object({
+  Key: z.string(),
+  Value: z.string().nullable(),
+  ModifyIndex: z.number(),
+  CreateIndex: z.number(),
+  Flags: z.number(),
+  Session: z.string().optional(),
+});
+const KvRows = z.array(KvRow);
+
+const NodeMeta = z.record(z.string()).nullable().transform((m) => m ?? {});
+const CatalogNode = z.object({ Node: z.string(), Address: z.string(), Meta: NodeMeta });
+export type CatalogNode = z.infer<typeof CatalogNode>;
+
+const HealthEntry = z.object({
+  Node: z.object({ Node: z.string(), Address: z.string(), Meta: NodeMeta }),
+  Service: z.object({ ID: z.string(), Service: z.string(), Tags: z.array(z.string()).nullable(), Port: z.number() }),
+  Checks: z.array(z.object({ CheckID: z.string(), Status: z.string(), Output: z.string() })),
+});
+export type HealthEntry = z.infer<typeof HealthEntry>;
+
+const AgentSelf = z.object({
+  Config: z.object({ NodeName: z.string(), Datacenter: z.string() }),
+  Meta: NodeMeta.optional(),
+});
+
+const SessionInfo = z.object({ ID: z.string(), Name: z.string(), Node: z.string(), TTL: z.string() });
+export type SessionInfo = z.infer<typeof SessionInfo>;
+
+export const MAX_TXN_OPS = 64;
+
+interface RawResponse {
+  status: number;
+  index: number;
+  body: Buffer;
+}
+
+/** Keys Consul would 301 or misinterpret are refused before they are sent. */
+export function checkKey(key: string): void {
+  if (key === "" || key.startsWith("/") || key.includes("//") || key.split("/").some((s) => s === "." || s === "..")) {
+    throw new ConsulError(`invalid KV key ${JSON.stringify(key)}: no leading '/', '//' or '.'/'..' segments`);
+  }
+}
+
+function encodeKey(key: string): string {
+  return key.split("/").map(encodeURIComponent).join("/");
+}
+
+function toEntry(row: z.infer<typeof KvRow>): KvEntry {
+  return {
+    key: row.Key,
+    value: row.Value === null ? Buffer.alloc(0) : Buffer.from(row.Value, "base64"),
+    modifyIndex: row.ModifyIndex,
+    createIndex: row.CreateIndex,
+    flags: row.Flags,
+    session: row.Session,
+  };
+}
+
+function parseJson<T>(schema: z.ZodType<T, z.ZodTypeDef, unknown>, body: Buffer, what: string): T {
+  let raw: unknown;
+  try {
+    raw = JSON.parse(body.toString("utf8"));
+  } catch {
+    throw new ConsulError(`Consul answered ${what} with invalid JSON`);
+  }
+  const parsed = schema.safeParse(raw);
+  if (!parsed.success) throw new ConsulError(`Consul answered ${what} unexpectedly: ${parsed.error.issues[0]?.message ?? "schema mismatch"}`);
+  return parsed.data;
+}
+
+export class Consul {
+  readonly addr: string;
+  private readonly token: string | undefined;
+  private readonly timeoutMs: number;
+
+  constructor(opts: ConsulOptions = {}) {
+    let addr = opts.addr ?? process.env.CONSUL_HTTP_ADDR ?? "http://127.0.0.1:8500";
+    if (!/^https?:\/\//.test(addr)) addr = `http://${addr}`;
+    this.addr = addr.replace(/\/+$/, "");
+    this.token = opts.token ?? (process.env.CONSUL_HTTP_TOKEN || undefined);
+    this.timeoutMs = opts.timeoutMs ?? 10_000;
+  }
+
+  async request(
+    method: string,
+    path: string,
+    opts: { query?: Record<string, string | number | boolean | undefined>; body?: Buffer | string; signal?: AbortSignal; timeoutMs?: number } = {},
+  ): Promise<RawResponse> {
+    const url = new URL(this.addr + path);
+    for (const [k, v] of Object.entries(opts.query ?? {})) {
+      if (v === undefined || v === false) continue;
+      url.searchParams.set(k, v === true ? "" : String(v));
+    }
+    const headers: Record<string, string> = {};
+    if (this.token) headers["X-Consul-Token"] = this.token;
+    const timeout = AbortSignal.timeout(opts.timeoutMs ?? this.timeoutMs);
+    const signal = opts.signal ? AbortSignal.any([opts.signal, timeout]) : timeout;
+    let res: Response;
+    try {
+      const body = typeof opts.body === "string" ? opts.body : opts.body ? new Uint8Array(opts.body) : undefined;
+      res = await fetch(url, { method, headers, body, signal, redirect: "manual" });
+    } catch (err) {
+      if (opts.signal?.aborted) throw err;
+      throw new ConsulUnreachableError(`Consul at ${this.addr} is unreachable (${method} ${path}): ${describeFetchError(err)}`, undefined, { cause: err });
+    }
+    const body = Buffer.from(await res.arrayBuffer());
+    const index = Number(res.headers.get("x-consul-index") ?? "0");
+    return { status: res.status, index: Number.isFinite(index) ? index : 0, body };
+  }
+
+  private fail(what: string, res: RawResponse): never {
+    const text = res.body.toString("utf8").trim().slice(0, 300);
+    if (res.status === 413) throw new ValueTooLargeError(`${what}: value too large for Consul (413, limit 512 KiB)`, 413);
+    throw new ConsulError(`${what}: Consul answered ${res.status}${text ? ` (${text})` : ""}`, res.status);
+  }
+
+  // ---- KV -------------------------------------------------------------------------------
+
+  async kvGet(key: string, opts: { signal?: AbortSignal } = {}): Promise<KvEntry | null> {
+    checkKey(key);
+    const res = await this.request("GET", `/v1/kv/${encodeKey(key)}`, opts);
+    if (res.status === 404) return null;
+    if (res.status !== 200) this.fail(`GET ${key}`, res);
+    const rows = parseJson(KvRows, res.body, `GET ${key}`);
+    return rows[0] ? toEntry(rows[0]) : null;
+  }
+
+  /** Every entry under prefix (which must end in '/'); [] when there are none. */
+  async kvList(prefix: string): Promise<KvEntry[]> {
+    return (await this.kvListAt(prefix, 0)).entries;
+  }
+
+  /** kvList as a (possibly blocking) query: returns the entries and X-Consul-Index. */
+  async kvListAt(prefix: string, index: number, opts: { signal?: AbortSignal; wait?: string } = {}): Promise<{ entries: KvEntry[]; index: number }> {
+    checkPrefix(prefix);
+    const blocking = index > 0;
+    const res = await this.request("GET", `/v1/kv/${encodeKey(prefix)}`, {
+      query: { recurse: true, index: blocking ? index : undefined, wait: blocking ? (opts.wait ?? "60s") : undefined },
+      signal: opts.signal,
+      timeoutMs: blocking ? waitMs(opts.wait ?? "60s") + 15_000 : undefined,
+    });
+    if (res.status === 404) return { entries: [], index: res.index };
+    if (res.status !== 200) this.fail(`GET ${prefix}?recurse`, res);
+    return { entries: parseJson(KvRows, res.body, `GET ${prefix}?recurse`).map(toEntry), index: res.index };
+  }
+
+  /** Key names under prefix (which must end in '/'); [] when there are none. */
+  async kvKeys(prefix: string, separator?: string): Promise<string[]> {
+    checkPrefix(prefix);
+    const res = await this.request("GET", `/v1/kv/${encodeKey(prefix)}`, { query: { keys: true, separator } });
+    if (res.status === 404) return [];
+    if (res.status !== 200) this.fail(`GET ${prefix}?keys`, res);
+    return parseJson(z.array(z.string()), res.body, `GET ${prefix}?keys`);
+  }
+
+  /**
+   * PUT a value. With `cas`, it is written only if the key's ModifyIndex is still `cas`
+   * (0 = only if absent). Returns whether it was written.
+   */
+  async kvPut(key: string, value: Buffer | string, opts: { cas?: number; acquire?: string; release?: string } = {}): Promise<boolean> {
+    checkKey(key);
+    const res = await this.request("PUT", `/v1/kv/${encodeKey(key)}`, {
+      query: { cas: opts.cas, acquire: opts.acquire, release: opts.release },
+      body: typeof value === "string" ? Buffer.from(value, "utf8") : value,
+    });
+    if (res.status !== 200) this.fail(`PUT ${key}`, res);
+    return res.body.toString("utf8").trim() === "true";
+  }
+
+  async kvDelete(key: string, opts: { cas?: number } = {}): Promise<boolean> {
+    checkKey(key);
+    const res = await this.request("DELETE", `/v1/kv/${encodeKey(key)}`, { query: { cas: opts.cas } });
+    if (res.status !== 200) this.fail(`DELETE ${key}`, res);
+    return res.body.toString("utf8").trim() === "true";
+  }
+
+  /** Deletes every key under prefix; the prefix must end in '/' (else `a/b` would also delete `a/bx`). */
+  async kvDeletePrefix(prefix: string): Promise<void> {
+    checkPrefix(prefix);
+    const res = await this.request("DELETE", `/v1/kv/${encodeKey(prefix)}`, { query: { recurse: true } });
+    if (res.status !== 200) this.fail(`DELETE ${prefix}?recurse`, res);
+  }
+
+  /** One atomic transaction of ≤ 64 KV operations. Returns false (nothing applied) if any op failed, e.g. a CAS. */
+  async txn(ops: TxnOp[]): Promise<{ ok: boolean; errors: string[] }> {
+    if (ops.length === 0) return { ok: true, errors: [] };
+    if (ops.length > MAX_TXN_OPS) throw new ConsulError(`transaction of ${ops.length} operations exceeds Consul's limit of ${MAX_TXN_OPS}`);
+    const body = ops.map((op) => {
+      checkKey(op.key);
+      const base = { Verb: op.verb, Key: op.key } as Record<string, unknown>;
+      if ("value" in op) base.Value = (typeof op.value === "string" ? Buffer.from(op.value) : op.value).toString("base64");
+      if ("index" in op) base.Index = op.index;
+      return { KV: base };
+    });
+    const res = await this.request("PUT", "/v1/txn", { body: JSON.stringify(body) });
+    if (res.status === 200) return { ok: true, errors: [] };
+    if (res.status === 409) {
+      const parsed = parseJson(z.object({ Errors: z.array(z.object({ OpIndex: z.number(), What: z.string() })).nullable() }), res.body, "txn");
+      return { ok: false, errors: (parsed.Errors ?? []).map((e) => `op ${e.OpIndex} (${ops[e.OpIndex]?.key ?? "?"}): ${e.What}`) };
+    }
+    this.fail("txn", res);
+  }
+
+  /**
+   * Blocking-query watch of a prefix as an async iterator. Yields the entries on the first answer
+   * and then whenever X-Consul-Index changes. Resets the index to 0 when it goes backwards (e.g. a
+   * Consul restart), backs off with jitter on errors (reporting them to onError), ends on abort.
+   */
+  async *watchPrefix(
+    prefix: string,
+    opts: { signal?: AbortSignal; wait?: string; onError?: (err: unknown) => void; backoff?: Backoff } = {},
+  ): AsyncGenerator<{ entries: KvEntry[]; index: number }> {
+    const backoff = opts.backoff ?? new Backoff({ minMs: 250, maxMs: 10_000 });
+    let index = 0;
+    while (!opts.signal?.aborted) {
+      let result: { entries: KvEntry[]; index: number };
+      try {
+        result = await this.kvListAt(prefix, index, { signal: opts.signal, wait: opts.wait });
+      } catch (err) {
+        if (opts.signal?.aborted) return;
+        opts.onError?.(err);
+        await sleep(backoff.next(), opts.signal);
+        continue;
+      }
+      backoff.reset();
+      let next = result.index;
+      if (next < index || next <= 0) next = 0; // went backwards: start over with a fresh read
+      const changed = index === 0 || next !== index;
+      index = next === 0 ? 0 : next;
+      if (changed) yield result;
+      if (index === 0) {
+        // Consul handed us no usable index; a fresh read would return at once, so pace it.
+        await sleep(backoff.next(), opts.signal);
+        index = Math.max(result.index, 1);
+      }
+    }
+  }
+
+  // ---- sessions ---------------------------------------------------------------------------
+
+  async sessionCreate(opts: { name: string; ttlSeconds: number; lockDelay?: string; behavior?: "release" | "delete" }): Promise<string> {
+    if (opts.ttlSeconds < 10 || opts.ttlSeconds > 86_400) throw new ConsulError(`session TTL must be 10s..24h, got ${opts.ttlSeconds}s`);
+    const res = await this.request("PUT", "/v1/session/create", {
+      body: JSON.stringify({ Name: opts.name, TTL: `${opts.ttlSeconds}s`, LockDelay: opts.lockDelay ?? "0s", Behavior: opts.behavior ?? "release" }),
+    });
+    if (res.status !== 200) this.fail("session create", res);
+    return parseJson(z.object({ ID: z.string() }), res.body, "session create").ID;
+  }
+
+  /** Returns false when the session no longer exists. */
+  async sessionRenew(id: string): Promise<boolean> {
+    const res = await this.request("PUT", `/v1/session/renew/${encodeURIComponent(id)}`);
+    if (res.status === 404) return false;
+    if (res.status !== 200) this.fail(`session renew ${id}`, res);
+    return true;
+  }
+
+  async sessionDestroy(id: string): Promise<void> {
+    const res = await this.request("PUT", `/v1/session/destroy/${encodeURIComponent(id)}`);
+    if (res.status !== 200) this.fail(`session destroy ${id}`, res);
+  }
+
+  async sessionInfo(id: string): Promise<SessionInfo | null> {
+    const res = await this.request("GET", `/v1/session/info/${encodeURIComponent(id)}`);
+    if (res.status !== 200) this.fail(`session info ${id}`, res);
+    return parseJson(z.array(SessionInfo).nullable(), res.body, "session info")?.[0] ?? null;
+  }
+
+  // ---- agent, catalog, health -------------------------------------------------------------
+
+  async agentSelf(): Promise<{ nodeName: string; datacenter: string; meta: Record<string, string> }> {
+    const res = await this.request("GET", "/v1/agent/self");
+    if (res.status !== 200) this.fail("agent self", res);
+    const self = parseJson(AgentSelf, res.body, "agent self");
+    return { nodeName: self.Config.NodeName, datacenter: self.Config.Datacenter, meta: self.Meta ?? {} };
+  }
+
+  async catalogNodes(): Promise<CatalogNode[]> {
+    const res = await this.request("GET", "/v1/catalog/nodes");
+    if (res.status !== 200) this.fail("catalog nodes", res);
+    return parseJson(z.array(CatalogNode), res.body, "catalog nodes");
+  }
+
+  async healthService(service: string, opts: { passing?: boolean; tag?: string; index?: number; wait?: string; signal?: AbortSignal } = {}): Promise<{ entries: HealthEntry[]; index: number }> {
+    const blocking = (opts.index ?? 0) > 0;
+    const res = await this.request("GET", `/v1/health/service/${encodeURIComponent(service)}`, {
+      query: { passing: opts.passing, tag: opts.tag, index: blocking ? opts.index : undefined, wait: blocking ? (opts.wait ?? "60s") : undefined },
+      signal: opts.signal,
+      timeoutMs: blocking ? waitMs(opts.wait ?? "60s") + 15_000 : undefined,
+    });
+    if (res.status !== 200) this.fail(`health service ${service}`, res);
+    return { entries: parseJson(z.array(HealthEntry), res.body, `health service ${service}`), index: res.index };
+  }
+
+  async agentServiceRegister(reg: ServiceRegistration): Promise<void> {
+    const res = await this.request("PUT", "/v1/agent/service/register", { body: JSON.stringify(reg) });
+    if (res.status !== 200) this.fail(`register service ${reg.ID}`, res);
+  }
+
+  async agentServiceDeregister(id: string): Promise<void> {
+    const res = await this.request("PUT", `/v1/agent/service/deregister/${encodeURIComponent(id)}`);
+    if (res.status !== 200 && res.status !== 404) this.fail(`deregister service ${id}`, res);
+  }
+
+  async agentServices(): Promise<Record<string, { ID: string; Service: string; Tags: string[] | null }>> {
+    const res = await this.request("GET", "/v1/agent/services");
+    if (res.status !== 200) this.fail("agent services", res);
+    return parseJson(z.record(z.object({ ID: z.string(), Service: z.string(), Tags: z.array(z.string()).nullable() })), res.body, "agent services");
+  }
+}
+
+function checkPrefix(prefix: string): void {
+  if (!prefix.endsWith("/")) throw new ConsulError(`KV prefix ${JSON.stringify(prefix)} must end in '/' (Consul prefix operations are string prefixes)`);
+  checkKey(prefix.slice(0, -1) || "x");
+}
+
+function waitMs(wait: string): number {
+  const m = /^(\d+)(ms|s|m)$/.exec(wait);
+  if (!m) return 60_000;
+  const n = Number(m[1]);
+  return m[2] === "ms" ? n : m[2] === "s" ? n * 1000 : n * 60_000;
+}
+
+function describeFetchError(err: unknown): string {
+  if (err instanceof Error) {
+    const cause = err.cause;
+    if (cause instanceof Error && "code" in cause) return String((cause as { code: unknown }).code);
+    if (err.name === "TimeoutError") return "timed out";
+    return err.message;
+  }
+  return String(err);
+}

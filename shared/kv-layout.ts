@@ -1,0 +1,73 @@
+/**
+ * The KV layout, in one place. Prefix default `houston/`.
+ *   stacks/<stack>/spec               desired stack spec (StackSpec JSON)
+ *   archives/<sha256>/meta            ArchiveMeta JSON
+ *   archives/<sha256>/<n>             chunk n (raw bytes, ≤ 512 KiB), n = 0..chunks-1, zero-padded
+ *   status/<node>/<stack>             agent report (StatusReport JSON)
+ *   agents/<node>                     agent record: node metadata, version (AgentRecord JSON)
+ *   locks/<stack>                     deploy lock, held by a Consul session
+ *   history/<stack>/<generation>      deployment record (HistoryRecord JSON), zero-padded
+ */
+import { NAME_RE } from "./unit-name.js";
+
+export const DEFAULT_PREFIX = "houston/";
+
+export class KvLayout {
+  readonly prefix: string;
+  constructor(prefix: string = DEFAULT_PREFIX) {
+    this.prefix = prefix.endsWith("/") ? prefix : `${prefix}/`;
+  }
+  get stacks(): string {
+    return `${this.prefix}stacks/`;
+  }
+  spec(stack: string): string {
+    return `${this.stacks}${checkName(stack)}/spec`;
+  }
+  /** stack name of a spec key, or null for anything else under stacks/ */
+  stackOfSpecKey(key: string): string | null {
+    if (!key.startsWith(this.stacks) || !key.endsWith("/spec")) return null;
+    const stack = key.slice(this.stacks.length, -"/spec".length);
+    return NAME_RE.test(stack) ? stack : null;
+  }
+  get archives(): string {
+    return `${this.prefix}archives/`;
+  }
+  archive(sha: string): string {
+    return `${this.archives}${sha}/`;
+  }
+  archiveMeta(sha: string): string {
+    return `${this.archive(sha)}meta`;
+  }
+  archiveChunk(sha: string, n: number): string {
+    return `${this.archive(sha)}${String(n).padStart(5, "0")}`;
+  }
+  get status(): string {
+    return `${this.prefix}status/`;
+  }
+  nodeStatus(node: string): string {
+    return `${this.status}${node}/`;
+  }
+  stackStatus(node: string, stack: string): string {
+    return `${this.nodeStatus(node)}${stack}`;
+  }
+  get agents(): string {
+    return `${this.prefix}agents/`;
+  }
+  agent(node: string): string {
+    return `${this.agents}${node}`;
+  }
+  lock(stack: string): string {
+    return `${this.prefix}locks/${checkName(stack)}`;
+  }
+  history(stack: string): string {
+    return `${this.prefix}history/${checkName(stack)}/`;
+  }
+  historyEntry(stack: string, generation: number): string {
+    return `${this.history(stack)}${String(generation).padStart(8, "0")}`;
+  }
+}
+
+function checkName(name: string): string {
+  if (!NAME_RE.test(name)) throw new Error(`invalid stack name ${JSON.stringify(name)}`);
+  return name;
+}

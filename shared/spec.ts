@@ -1,0 +1,156 @@
+/**
+ * Everything Houston stores in Consul KV, as zod schemas: the desired stack spec (controller →
+ * agents), archive metadata, agent records and status reports (agents → controller), history.
+ * Every read goes through decodeJson, so a bad value is an error naming its key.
+ */
+import { z } from "zod";
+import { InvalidKvDataError } from "./errors.js";
+import { PlacementSchema } from "./placement.js";
+import { GROUP_RE, NAME_RE, UnitNameSchema, VERSION_RE } from "./unit-name.js";
+
+export const SCHEMA_VERSION = 1;
+
+const Name = z.string().regex(NAME_RE, "invalid name");
+const Sha256 = z.string().regex(/^[0-9a-f]{64}$/, "not a sha256 hex digest");
+
+export const ServiceDeclSchema = z.object({
+  name: Name,
+  port: z.number().int().min(1).max(65535),
+  /** URL Consul polls; default http://127.0.0.1:<port>/ */
+  checkHttp: z.string().url().optional(),
+  interval: z.string().regex(/^\d+(ms|s|m)$/).default("2s"),
+});
+export type ServiceDecl = z.infer<typeof ServiceDeclSchema>;
+
+export const UnitRoleSchema = z.enum(["archive", "dependency", "service", "global"]);
+export type UnitRole = z.infer<typeof UnitRoleSchema>;
+
+export const UnitSpecSchema = z.object({
+  name: UnitNameSchema,
+  stack: Name,
+  component: Name.nullable(),
+  group: z.string().regex(GROUP_RE).nullable(),
+  version: z.string().regex(VERSION_RE),
+  role: UnitRoleSchema,
+  text: z.string().min(1),
+  /** any-of: the unit belongs on a host if one of these matches its metadata */
+  placements: z.array(PlacementSchema).min(1),
+  /** role "archive": the digest of the file archive this unit stands for */
+  archive: Sha256.optional(),
+  service: ServiceDeclSchema.optional(),
+});
+export type UnitSpec = z.infer<typeof UnitSpecSchema>;
+
+export const DeploymentSchema = z.object({
+  type: z.enum(["global", "standalone", "service"]),
+  name: Name,
+  version: z.string().nullable(),
+  group: z.string().nullable(),
+});
+export type Deployment = z.infer<typeof DeploymentSchema>;
+
+export const StackSpecSchema = z
+  .object({
+    schema: z.literal(SCHEMA_VERSION, { errorMap: () => ({ message: `unknown schema version (this Houston reads ${SCHEMA_VERSION})` }) }),
+    stack: Name,
+    generation: z.number().int().min(1),
+    environment: z.string(),
+    deployment: DeploymentSchema,
+    createdAt: z.string(),
+    units: z.array(UnitSpecSchema),
+  })
+  .superRefine((spec, ctx) => {
+    const seen = new Set<string>();
+    for (const u of spec.units) {
+      if (seen.has(u.name)) ctx.addIssue({ code: "custom", message: `unit ${u.name} listed twice` });
+      seen.add(u.name);
+      if (u.role === "archive" && !u.archive) ctx.addIssue({ code: "custom", message: `archive unit ${u.name} has no archive digest` });
+    }
+  });
+export type StackSpec = z.infer<typeof StackSpecSchema>;
+
+export const ArchiveFileSchema = z.object({
+  path: z.string(),
+  mode: z.number().int().min(0).max(0o7777),
+  owner: z.string(),
+  group: z.string(),
+});
+export const ArchiveMetaSchema = z.object({
+  schema: z.literal(SCHEMA_VERSION),
+  sha256: Sha256,
+  size: z.number().int().min(0),
+  chunks: z.number().int().min(1),
+  files: z.array(ArchiveFileSchema),
+});
+export type ArchiveMeta = z.infer<typeof ArchiveMetaSchema>;
+
+export const UnitStatusSchema = z.object({
+  name: z.string(),
+  activeState: z.string(),
+  subState: z.string(),
+  /** systemd's Service Result, e.g. "exit-code" when failed */
+  result: z.string().optional(),
+  error: z.string().optional(),
+  /** last journal lines when the unit failed, if the agent could read them */
+  log: z.array(z.string()).optional(),
+});
+export type UnitStatus = z.infer<typeof UnitStatusSchema>;
+
+export const StatusReportSchema = z.object({
+  schema: z.literal(SCHEMA_VERSION),
+  node: z.string(),
+  stack: z.string(),
+  /** generation the agent has finished applying (null: nothing applied yet) */
+  generation: z.number().int().nullable(),
+  /** true while the agent is still working towards `generation`'s successor */
+  converging: z.boolean(),
+  units: z.array(UnitStatusSchema),
+  archives: z.array(z.string()),
+  errors: z.array(z.string()),
+  updatedAt: z.string(),
+});
+export type StatusReport = z.infer<typeof StatusReportSchema>;
+
+export const AgentRecordSchema = z.object({
+  schema: z.literal(SCHEMA_VERSION),
+  node: z.string(),
+  meta: z.record(z.string()),
+  version: z.string(),
+  startedAt: z.string(),
+  httpAddr: z.string().optional(),
+});
+export type AgentRecord = z.infer<typeof AgentRecordSchema>;
+
+export const HistoryRecordSchema = z.object({
+  schema: z.literal(SCHEMA_VERSION),
+  stack: z.string(),
+  generation: z.number().int(),
+  deployment: DeploymentSchema,
+  user: z.string(),
+  startedAt: z.string(),
+  finishedAt: z.string(),
+  durationMs: z.number(),
+  result: z.enum(["success", "failed", "rolled-back", "removed"]),
+  message: z.string(),
+  units: z.array(z.string()),
+  /** the spec generation that was live after this deployment ended */
+  finalGeneration: z.number().int().nullable(),
+});
+export type HistoryRecord = z.infer<typeof HistoryRecordSchema>;
+
+/** Parse a KV value as JSON and validate it; errors name the key and the first problem. */
+export function decodeJson<T>(schema: z.ZodType<T, z.ZodTypeDef, unknown>, key: string, value: Buffer | string): T {
+  let raw: unknown;
+  try {
+    raw = JSON.parse(typeof value === "string" ? value : value.toString("utf8"));
+  } catch (err) {
+    throw new InvalidKvDataError(key, `not valid JSON (${err instanceof Error ? err.message : String(err)})`);
+  }
+  const parsed = schema.safeParse(raw);
+  if (!parsed.success) {
+    const issue = parsed.error.issues[0];
+    const where = issue && issue.path.length ? `${issue.path.join(".")}: ` : "";
+    throw new InvalidKvDataError(key, `${where}${issue?.message ?? "does not match the schema"}`);
+  }
+  return parsed.data;
+}
