@@ -367,11 +367,10 @@ function waitMs(wait: string): number {
 }
 
 function describeFetchError(err: unknown): string {
-  if (err instanceof Error) {
-    const cause = err.cause;
-    if (cause instanceof Error && "code" in cause) return String((cause as { code: unknown }).code);
-    if (err.name === "TimeoutError") return "timed out";
-    return err.message;
-  }
-  return String(err);
+  // duck-typed: undici's errors may come from another realm (instanceof Error fails there)
+  const cause = typeof err === "object" && err !== null && "cause" in err ? (err as { cause: unknown }).cause : undefined;
+  if (typeof cause === "object" && cause !== null && "code" in cause) return String((cause as { code: unknown }).code);
+  if (typeof cause === "object" && cause !== null && "message" in cause) return String((cause as { message: unknown }).message);
+  if (typeof err === "object" && err !== null && "name" in err && (err as { name: unknown }).name === "TimeoutError") return "timed out";
+  return err instanceof Error ? err.message : String(err);
 }

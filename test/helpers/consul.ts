@@ -1,0 +1,102 @@
+/**
+ * A fresh, real Consul dev agent per test file, on a free loopback port, stopped by PID afterwards.
+ */
+import { execFile } from "node:child_process";
+import { rmSync } from "node:fs";
+import { createServer } from "node:net";
+import { join } from "node:path";
+import { promisify } from "node:util";
+import { Consul } from "../../shared/consul.js";
+
+const run = promisify(execFile);
+export const ROOT = join(import.meta.dirname, "..", "..");
+export const CONSUL_BIN = join(ROOT, ".consul", "bin", "consul");
+
+export interface TestConsul {
+  addr: string;
+  port: number;
+  pid: number;
+  dir: string;
+  client: Consul;
+  stop(): Promise<void>;
+  /** stop and start again on the same port: an empty Consul whose indexes start over */
+  restart(): Promise<void>;
+}
+
+async function portFree(port: number): Promise<boolean> {
+  return new Promise((resolve) => {
+    const srv = createServer();
+    srv.once("error", () => resolve(false));
+    srv.listen(port, "127.0.0.1", () => srv.close(() => resolve(true)));
+  });
+}
+
+export async function freePorts(count: number): Promise<number> {
+  for (let attempt = 0; attempt < 50; attempt++) {
+    const base = 20000 + Math.floor(Math.random() * 20000);
+    let ok = true;
+    for (let i = 0; i < count && ok; i++) ok = await portFree(base + i);
+    if (ok) return base;
+  }
+  throw new Error("no free port range found");
+}
+
+async function launch(port: number, args: string[]): Promise<{ pid: number; dir: string }> {
+  const { stdout } = await run("bash", [join(ROOT, "scripts", "consul-dev.sh"), String(port), ...args], { env: { ...process.env, CONSUL_BIN } });
+  const get = (k: string): string => {
+    const m = new RegExp(`^${k}=(.*)$`, "m").exec(stdout);
+    if (!m?.[1]) throw new Error(`consul-dev.sh printed no ${k}: ${stdout}`);
+    return m[1];
+  };
+  return { pid: Number(get("CONSUL_PID")), dir: get("CONSUL_DIR") };
+}
+
+async function kill(pid: number): Promise<void> {
+  try {
+    process.kill(pid, "SIGTERM");
+  } catch {
+    return;
+  }
+  for (let i = 0; i < 100; i++) {
+    try {
+      process.kill(pid, 0);
+    } catch {
+      return;
+    }
+    await new Promise((r) => setTimeout(r, 50));
+  }
+  try {
+    process.kill(pid, "SIGKILL");
+  } catch {
+    /* gone */
+  }
+}
+
+export async function startConsul(args: string[] = []): Promise<TestConsul> {
+  let lastErr: unknown;
+  for (let attempt = 0; attempt < 3; attempt++) {
+    const port = await freePorts(3);
+    try {
+      let { pid, dir } = await launch(port, args);
+      const addr = `http://127.0.0.1:${port}`;
+      const self: TestConsul = {
+        addr, port, pid, dir,
+        client: new Consul({ addr }),
+        async stop() {
+          await kill(self.pid);
+          rmSync(self.dir, { recursive: true, force: true });
+        },
+        async restart() {
+          await self.stop();
+          ({ pid, dir } = await launch(port, args));
+          self.pid = pid;
+          self.dir = dir;
+        },
+      };
+      return self;
+    } catch (err) {
+      lastErr = err; // a port taken between the check and the bind: try another range
+    }
+  }
+  throw lastErr;
+}
