@@ -8,6 +8,6 @@ const common = { bundle: true, platform: "node", target: "node20", format: "esm"
 await build({ ...common, entryPoints: ["controller/main.ts"], outfile: "dist/houston.js", banner: common.banner });
 chmodSync("dist/houston.js", 0o755);
 if (existsSync("agent/main.ts")) {
-  await build({ ...common, entryPoints: ["agent/main.ts"], outfile: "dist/houston-agent.js", external: ["better-sqlite3"] });
+  await build({ ...common, entryPoints: ["agent/main.ts"], outfile: "dist/houston-agent.js", external: ["better-sqlite3", "x11", "usocket"] });
 }
 console.log("built dist/");

@@ -1,0 +1,293 @@
+/**
+ * The agent loop. Watches stack specs with a blocking query, caches the last valid spec of each
+ * stack in SQLite, and runs reconcile passes (observe → reconcileHost → applySteps → report).
+ * Passes never overlap; a change during a pass triggers another. Without Consul it keeps what it
+ * has, retries with backoff, and resumes without restarting anything.
+ */
+import { createHash } from "node:crypto";
+import { execFile } from "node:child_process";
+import { existsSync, readFileSync } from "node:fs";
+import { join } from "node:path";
+import { promisify } from "node:util";
+import { Backoff, sleep } from "../shared/backoff.js";
+import type { Consul, KvEntry } from "../shared/consul.js";
+import { errorText } from "../shared/errors.js";
+import type { KvLayout } from "../shared/kv-layout.js";
+import { AgentRecordSchema, SCHEMA_VERSION, StackSpecSchema, decodeJson, type StackSpec, type UnitStatus } from "../shared/spec.js";
+import { applySteps } from "./apply.js";
+import type { AgentConfig } from "./config.js";
+import { Metrics } from "./metrics.js";
+import { reconcileHost, type HostObservation } from "./reconcile.js";
+import { buildReports } from "./report.js";
+import type { AgentState } from "./state.js";
+import type { Systemd } from "./systemd.js";
+import { desiredForHost, type HostDesired } from "./targeting.js";
+
+const run = promisify(execFile);
+export const AGENT_VERSION = "0.1.0";
+
+export interface AgentDeps {
+  consul: Consul;
+  kv: KvLayout;
+  systemd: Systemd;
+  state: AgentState;
+}
+
+export class Agent {
+  readonly metrics = new Metrics();
+  node = "";
+  meta: Record<string, string> = {};
+  consulReachable = false;
+  lastPassAt: string | null = null;
+  /** errors per stack from specs that could not be read (kept apart from pass errors) */
+  private specErrors = new Map<string, string[]>();
+  private passErrors = new Map<string, string[]>();
+  private lastStates = new Map<string, Omit<UnitStatus, "name">>();
+  private running = false;
+  private again = false;
+  private retry: NodeJS.Timeout | null = null;
+  private reportTimer: NodeJS.Timeout | null = null;
+  private readonly backoff = new Backoff({ minMs: 500, maxMs: 15_000 });
+  private readonly abort = new AbortController();
+
+  constructor(readonly cfg: AgentConfig, private readonly deps: AgentDeps) {}
+
+  /** Learns who it is, reconciles from the cache, then follows Consul until stop(). */
+  async start(): Promise<void> {
+    await this.identify();
+    this.deps.systemd.onStateChange(() => this.scheduleReport());
+    void this.register();
+    await this.pass();
+    void this.follow();
+  }
+
+  async stop(): Promise<void> {
+    this.abort.abort();
+    for (const t of [this.retry, this.reportTimer]) if (t) clearTimeout(t);
+    while (this.running) await sleep(20);
+  }
+
+  /** Node name and metadata: config, else the local Consul agent; cached for starts without Consul. */
+  private async identify(): Promise<void> {
+    const cached = this.deps.state.lastReport("agent/identity");
+    const backoff = new Backoff({ minMs: 250, maxMs: 5000 });
+    for (;;) {
+      try {
+        const self = await this.deps.consul.agentSelf();
+        this.node = this.cfg.node ?? self.nodeName;
+        this.meta = { ...self.meta, ...this.cfg.meta };
+        this.consulReachable = true;
+        this.deps.state.setLastReport("agent/identity", JSON.stringify({ node: this.node, meta: this.meta }));
+        return;
+      } catch (err) {
+        if (cached) {
+          const id = JSON.parse(cached) as { node: string; meta: Record<string, string> };
+          this.node = this.cfg.node ?? id.node;
+          this.meta = { ...id.meta, ...this.cfg.meta };
+          this.log(`Consul unreachable (${errorText(err)}); running from cached state as ${this.node}`);
+          return;
+        }
+        this.log(`waiting for Consul to learn this node's name and metadata: ${errorText(err)}`);
+        await sleep(backoff.next(), this.abort.signal);
+        if (this.abort.signal.aborted) throw new Error("stopped");
+      }
+    }
+  }
+
+  /** The houston-agent service (HTTP check on /health) and the agents/<node> record; retried until done. */
+  private async register(): Promise<void> {
+    const backoff = new Backoff({ minMs: 500, maxMs: 15_000 });
+    while (!this.abort.signal.aborted) {
+      try {
+        const { port, checkHost } = this.cfg.listen;
+        await this.deps.consul.agentServiceRegister({
+          ID: "houston-agent", Name: "houston-agent", Port: port, Tags: [`version:${AGENT_VERSION}`], Meta: { houston_node: this.node },
+          Check: { HTTP: `http://${checkHost}:${port}/health`, Interval: "5s", Timeout: "2s" },
+        });
+        const record = AgentRecordSchema.parse({ schema: SCHEMA_VERSION, node: this.node, meta: this.meta, version: AGENT_VERSION, startedAt: new Date().toISOString(), httpAddr: `${checkHost}:${port}` });
+        await this.deps.consul.kvPut(this.deps.kv.agent(this.node), JSON.stringify(record));
+        return;
+      } catch (err) {
+        this.log(`registration in Consul failed, retrying: ${errorText(err)}`);
+        await sleep(backoff.next(), this.abort.signal);
+      }
+    }
+  }
+
+  /** Blocking-query watch of stacks/: every change replaces the cached specs and triggers a pass. */
+  private async follow(): Promise<void> {
+    const watch = this.deps.consul.watchPrefix(this.deps.kv.stacks, {
+      signal: this.abort.signal,
+      wait: "5m",
+      onError: (err) => {
+        if (this.consulReachable) this.log(`lost Consul, keeping the current state: ${errorText(err)}`);
+        this.consulReachable = false;
+      },
+    });
+    for await (const { entries } of watch) {
+      if (!this.consulReachable) this.log("Consul is back");
+      this.consulReachable = true;
+      this.acceptSpecs(entries);
+      this.trigger();
+    }
+  }
+
+  private acceptSpecs(entries: KvEntry[]): void {
+    const cached = new Map(this.deps.state.specs().map((s) => [s.stack, s]));
+    const next: StackSpec[] = [];
+    this.specErrors = new Map();
+    for (const e of entries) {
+      const stack = this.deps.kv.stackOfSpecKey(e.key);
+      if (!stack) continue;
+      try {
+        const spec = decodeJson(StackSpecSchema, e.key, e.value);
+        if (spec.stack !== stack) throw new Error(`spec at ${e.key} names stack ${spec.stack}`);
+        next.push(spec);
+      } catch (err) {
+        // nothing applied from a bad spec; the last good one (if any) stays in force
+        this.specErrors.set(stack, [errorText(err)]);
+        const old = cached.get(stack);
+        if (old) next.push(old);
+      }
+    }
+    this.deps.state.replaceSpecs(next);
+  }
+
+  trigger(): void {
+    if (this.running) {
+      this.again = true;
+      return;
+    }
+    void this.pass();
+  }
+
+  private async pass(): Promise<void> {
+    if (this.abort.signal.aborted) return;
+    this.running = true;
+    const t0 = performance.now();
+    let failed = false;
+    try {
+      const desired = desiredForHost(this.deps.state.specs(), this.meta);
+      const steps = reconcileHost(await this.observe(desired), desired);
+      this.passErrors = steps.length ? await applySteps(steps, { ...this.deps, root: this.cfg.root, unitDir: this.cfg.unitDir, startTimeoutMs: this.cfg.startTimeoutMs, log: (m) => this.log(m) }) : new Map();
+      const after = reconcileHost(await this.observe(desired), desired);
+      const converging = new Set(after.flatMap((s) => ("stack" in s ? [s.stack] : [])));
+      for (const [stack, gen] of desired.generations) {
+        if (!this.passErrors.has(stack) && !converging.has(stack)) this.deps.state.setApplied(stack, gen);
+      }
+      for (const stack of this.deps.state.applied().keys()) if (!desired.generations.has(stack)) this.deps.state.setApplied(stack, null);
+      failed = this.passErrors.size > 0;
+      await this.report(desired, converging);
+    } catch (err) {
+      failed = true;
+      this.log(`reconcile pass failed: ${errorText(err)}`);
+    } finally {
+      this.metrics.recordPass((performance.now() - t0) / 1000, failed);
+      this.lastPassAt = new Date().toISOString();
+      this.running = false;
+    }
+    if (this.again) {
+      this.again = false;
+      void this.pass();
+    } else if (failed && !this.abort.signal.aborted) {
+      if (this.retry) clearTimeout(this.retry);
+      this.retry = setTimeout(() => this.trigger(), this.backoff.next());
+    } else this.backoff.reset();
+  }
+
+  private async observe(desired: HostDesired): Promise<HostObservation> {
+    const owned = this.deps.state.units();
+    const ownedNames = new Set(owned.map((u) => u.name));
+    const observed = [];
+    for (const u of owned) {
+      const state = await this.deps.systemd.unitState(u.name);
+      observed.push({ name: u.name, stack: u.stack, fileHash: this.fileHash(u.name), startedHash: u.startedHash, activeState: state.activeState, serviceId: u.serviceId });
+    }
+    const foreign = new Set(desired.units.filter((u) => !ownedNames.has(u.name) && existsSync(join(this.cfg.unitDir, u.name))).map((u) => u.name));
+    return { owned: observed, foreign, archives: this.deps.state.installedArchives() };
+  }
+
+  private fileHash(name: string): string | null {
+    try {
+      return createHash("sha256").update(readFileSync(join(this.cfg.unitDir, name))).digest("hex");
+    } catch {
+      return null;
+    }
+  }
+
+  scheduleReport(): void {
+    if (this.reportTimer || this.abort.signal.aborted) return;
+    this.reportTimer = setTimeout(() => {
+      this.reportTimer = null;
+      const desired = desiredForHost(this.deps.state.specs(), this.meta);
+      void this.report(desired, new Set()).catch((err: unknown) => this.log(`report failed: ${errorText(err)}`));
+    }, 100);
+  }
+
+  /** Publishes each stack's report when it changed; retried later if Consul is away. */
+  private async report(desired: HostDesired, converging: Set<string>): Promise<void> {
+    const owned = this.deps.state.units();
+    const states = new Map<string, Omit<UnitStatus, "name">>();
+    for (const name of new Set([...owned.map((u) => u.name), ...desired.units.map((u) => u.name)])) {
+      const s = await this.deps.systemd.unitState(name);
+      const st: Omit<UnitStatus, "name"> = { activeState: s.activeState, subState: s.subState, ...(s.result && s.result !== "success" ? { result: s.result } : {}) };
+      if (s.activeState === "failed") st.log = this.lastStates.get(name)?.log ?? (await this.journal(name));
+      states.set(name, st);
+    }
+    this.lastStates = states;
+    const errors = new Map([...this.specErrors, ...this.passErrors]);
+    const reports = buildReports({ node: this.node, desired, owned, states, applied: this.deps.state.applied(), converging, errors, archives: this.deps.state.installedArchives() });
+    this.metrics.setUnitStates([...states.values()].map((s) => s.activeState));
+    let pending = false;
+    const present = new Set(reports.map((r) => r.stack));
+    try {
+      for (const r of reports) {
+        const key = this.deps.kv.stackStatus(this.node, r.stack);
+        const body = JSON.stringify(r);
+        if (this.deps.state.lastReport(key) === body) continue;
+        await this.deps.consul.kvPut(key, JSON.stringify({ ...r, updatedAt: new Date().toISOString() }));
+        this.deps.state.setLastReport(key, body);
+      }
+      for (const stack of this.reportedStacks()) {
+        if (present.has(stack)) continue;
+        const key = this.deps.kv.stackStatus(this.node, stack);
+        await this.deps.consul.kvDelete(key);
+        this.deps.state.setLastReport(key, null);
+      }
+    } catch (err) {
+      pending = true;
+      this.log(`could not publish status (${errorText(err)}); will retry`);
+    }
+    if (pending && !this.abort.signal.aborted) setTimeout(() => this.scheduleReport(), this.backoff.next()).unref();
+  }
+
+  private reportedStacks(): string[] {
+    const prefix = this.deps.kv.nodeStatus(this.node);
+    return this.deps.state.reportKeys().filter((k) => k.startsWith(prefix)).map((k) => k.slice(prefix.length));
+  }
+
+  private async journal(unit: string): Promise<string[] | undefined> {
+    if (!this.cfg.journal) return undefined;
+    try {
+      const { stdout } = await run("journalctl", ["-u", unit, "-n", "10", "--no-pager", "-o", "cat"], { timeout: 3000 });
+      return stdout.split("\n").filter(Boolean).slice(-10);
+    } catch {
+      return undefined;
+    }
+  }
+
+  /** what /status shows */
+  snapshot(): Record<string, unknown> {
+    return {
+      node: this.node, meta: this.meta, consulReachable: this.consulReachable, lastPassAt: this.lastPassAt,
+      applied: Object.fromEntries(this.deps.state.applied()),
+      units: this.deps.state.units().map((u) => ({ ...u, ...(this.lastStates.get(u.name) ?? {}) })),
+      archives: Object.fromEntries(this.deps.state.installedArchives()),
+      errors: Object.fromEntries([...this.specErrors, ...this.passErrors]),
+    };
+  }
+
+  log(message: string): void {
+    process.stderr.write(`${new Date().toISOString()} houston-agent[${this.node || "?"}] ${message}\n`);
+  }
+}

@@ -1,0 +1,118 @@
+/**
+ * Carries out reconcile steps against the edges (systemd, files, Consul, state). A failing step
+ * marks its stack as errored for this pass and the stack's later steps are skipped; other stacks
+ * go on. Nothing here decides *what* to do: that is reconcile.ts.
+ */
+import { renameSync, unlinkSync, writeFileSync } from "node:fs";
+import { join } from "node:path";
+import type { Consul } from "../shared/consul.js";
+import { errorText } from "../shared/errors.js";
+import type { KvLayout } from "../shared/kv-layout.js";
+import { fetchArchive, installArchive, parseArchive, removeArchive } from "./archive.js";
+import type { Step } from "./reconcile.js";
+import type { AgentState } from "./state.js";
+import type { Systemd } from "./systemd.js";
+
+export interface ApplyDeps {
+  systemd: Systemd;
+  state: AgentState;
+  consul: Consul;
+  kv: KvLayout;
+  root: string;
+  unitDir: string;
+  startTimeoutMs: number;
+  log(message: string): void;
+}
+
+/** Runs the steps in order; returns the errors per stack. */
+export async function applySteps(steps: Step[], deps: ApplyDeps): Promise<Map<string, string[]>> {
+  const errors = new Map<string, string[]>();
+  for (const step of steps) {
+    const stack = "stack" in step ? step.stack : null;
+    if (stack && errors.has(stack)) continue;
+    try {
+      await applyStep(step, deps);
+    } catch (err) {
+      const text = `${describe(step)}: ${errorText(err)}`;
+      deps.log(`error: ${text}`);
+      if (stack) errors.set(stack, [...(errors.get(stack) ?? []), text]);
+      else for (const s of new Set(steps.flatMap((x) => ("stack" in x ? [x.stack] : [])))) errors.set(s, [...(errors.get(s) ?? []), text]);
+    }
+  }
+  return errors;
+}
+
+export function describe(step: Step): string {
+  switch (step.kind) {
+    case "reload": return "daemon reload";
+    case "install-archive": case "remove-archive": return `${step.kind} ${step.sha.slice(0, 12)}`;
+    default: return `${step.kind} ${step.name}`;
+  }
+}
+
+async function applyStep(step: Step, d: ApplyDeps): Promise<void> {
+  switch (step.kind) {
+    case "blocked":
+      throw new Error(step.reason);
+    case "install-archive": {
+      const bytes = await fetchArchive(d.consul, d.kv, step.sha);
+      installArchive(await parseArchive(bytes, step.sha), step.sha, step.stack, d.root, d.state);
+      d.log(`installed archive ${step.sha.slice(0, 12)} of ${step.stack}`);
+      return;
+    }
+    case "write-unit": {
+      d.state.claimUnit(step.name, step.stack, step.hash);
+      const path = join(d.unitDir, step.name);
+      const tmp = join(d.unitDir, `.${step.name}.houston-tmp-${process.pid}`);
+      writeFileSync(tmp, step.text, { mode: 0o644 });
+      renameSync(tmp, path);
+      return;
+    }
+    case "deregister-service":
+      await d.consul.agentServiceDeregister(step.serviceId);
+      d.state.setServiceId(step.name, null);
+      return;
+    case "stop-unit": {
+      const result = await d.systemd.stopUnit(step.name, d.startTimeoutMs);
+      await d.systemd.resetFailed(step.name);
+      d.log(`stopped ${step.name} (${result})`);
+      return;
+    }
+    case "remove-unit-file":
+      try {
+        unlinkSync(join(d.unitDir, step.name));
+      } catch (err) {
+        if ((err as NodeJS.ErrnoException).code !== "ENOENT") throw err;
+      }
+      d.state.forgetUnit(step.name);
+      return;
+    case "reload":
+      await d.systemd.reload();
+      return;
+    case "start-unit": {
+      const result = step.restart ? await d.systemd.restartUnit(step.name, d.startTimeoutMs) : await d.systemd.startUnit(step.name, d.startTimeoutMs);
+      // started once per content, whatever the outcome: a failure is reported, not retried in a loop
+      d.state.markStarted(step.name, step.hash);
+      d.log(`${step.restart ? "restarted" : "started"} ${step.name}: job ${result}`);
+      if (result === "timeout") throw new Error(`systemd did not finish starting ${step.name} within ${d.startTimeoutMs / 1000}s`);
+      return;
+    }
+    case "register-service": {
+      const s = step.service;
+      await d.consul.agentServiceRegister({
+        ID: step.serviceId,
+        Name: s.name,
+        Port: s.port,
+        Tags: [`version:${step.version}`, ...(step.group ? [`deploy:${step.group}`] : [])],
+        Meta: { houston_unit: step.name, houston_stack: step.stack },
+        Check: { HTTP: s.checkHttp ?? `http://127.0.0.1:${s.port}/`, Interval: s.interval, Timeout: "2s" },
+      });
+      d.state.setServiceId(step.name, step.serviceId);
+      return;
+    }
+    case "remove-archive":
+      removeArchive(step.sha, d.root, d.state);
+      d.log(`removed archive ${step.sha.slice(0, 12)} of ${step.stack}`);
+      return;
+  }
+}

@@ -1,0 +1,81 @@
+/**
+ * Agent configuration from flags and environment (flags win).
+ */
+import { parseArgs } from "node:util";
+import { DEFAULT_PREFIX } from "../shared/kv-layout.js";
+
+export interface AgentConfig {
+  /** node name; default: the local Consul agent's */
+  node: string | undefined;
+  consulAddr: string | undefined;
+  consulToken: string | undefined;
+  prefix: string;
+  /** where archive files go ("/" on a real host) */
+  root: string;
+  unitDir: string;
+  stateDir: string;
+  dbusAddress: string | undefined;
+  listen: { host: string; port: number; /** address Consul's check uses */ checkHost: string };
+  /** metadata added to (and overriding) the Consul node meta */
+  meta: Record<string, string>;
+  /** read the journal for failed units' last lines */
+  journal: boolean;
+  startTimeoutMs: number;
+}
+
+export const USAGE = `houston-agent [options]
+  --node NAME          node name (HOUSTON_NODE; default: the local Consul agent's node name)
+  --consul ADDR        Consul HTTP address (CONSUL_HTTP_ADDR; default http://127.0.0.1:8500)
+  --token TOKEN        Consul ACL token (CONSUL_HTTP_TOKEN)
+  --prefix PREFIX      KV prefix (HOUSTON_PREFIX; default houston/)
+  --root DIR           root for archive files (HOUSTON_ROOT; default /)
+  --unit-dir DIR       unit directory (HOUSTON_UNIT_DIR; default /etc/systemd/system)
+  --state-dir DIR      SQLite state directory (HOUSTON_STATE_DIR; default /var/lib/houston)
+  --dbus ADDR          D-Bus address of the system bus (DBUS_SYSTEM_BUS_ADDRESS)
+  --listen HOST:PORT   HTTP endpoints /health /status /metrics (HOUSTON_LISTEN; default 127.0.0.1:9631)
+  --meta K=V           node metadata, repeatable (HOUSTON_META="k=v,k2=v2")
+  --no-journal         do not read journal lines of failed units
+  --start-timeout SEC  how long one unit start may take (default 90)`;
+
+export function parseAgentConfig(argv: string[], env: NodeJS.ProcessEnv): AgentConfig {
+  const { values } = parseArgs({
+    args: argv,
+    options: {
+      node: { type: "string" }, consul: { type: "string" }, token: { type: "string" }, prefix: { type: "string" },
+      root: { type: "string" }, "unit-dir": { type: "string" }, "state-dir": { type: "string" }, dbus: { type: "string" },
+      listen: { type: "string" }, meta: { type: "string", multiple: true }, "no-journal": { type: "boolean" },
+      "start-timeout": { type: "string" }, help: { type: "boolean" },
+    },
+    strict: true,
+  });
+  if (values.help) throw new UsageRequested();
+  const meta: Record<string, string> = {};
+  const metaPairs = [...(env.HOUSTON_META ? env.HOUSTON_META.split(",") : []), ...(values.meta ?? [])];
+  for (const pair of metaPairs) {
+    const eq = pair.indexOf("=");
+    if (eq <= 0) throw new Error(`--meta ${JSON.stringify(pair)}: expected KEY=VALUE`);
+    meta[pair.slice(0, eq).trim()] = pair.slice(eq + 1).trim();
+  }
+  const listen = values.listen ?? env.HOUSTON_LISTEN ?? "127.0.0.1:9631";
+  const m = /^(.*):(\d+)$/.exec(listen);
+  if (!m) throw new Error(`--listen ${JSON.stringify(listen)}: expected HOST:PORT`);
+  const host = m[1] ?? "127.0.0.1";
+  const timeout = Number(values["start-timeout"] ?? "90");
+  if (!Number.isFinite(timeout) || timeout <= 0) throw new Error("--start-timeout must be a positive number of seconds");
+  return {
+    node: values.node ?? env.HOUSTON_NODE ?? undefined,
+    consulAddr: values.consul ?? env.CONSUL_HTTP_ADDR ?? undefined,
+    consulToken: values.token ?? env.CONSUL_HTTP_TOKEN ?? undefined,
+    prefix: values.prefix ?? env.HOUSTON_PREFIX ?? DEFAULT_PREFIX,
+    root: values.root ?? env.HOUSTON_ROOT ?? "/",
+    unitDir: values["unit-dir"] ?? env.HOUSTON_UNIT_DIR ?? "/etc/systemd/system",
+    stateDir: values["state-dir"] ?? env.HOUSTON_STATE_DIR ?? "/var/lib/houston",
+    dbusAddress: values.dbus ?? env.DBUS_SYSTEM_BUS_ADDRESS ?? undefined,
+    listen: { host, port: Number(m[2]), checkHost: host === "0.0.0.0" || host === "::" ? "127.0.0.1" : host },
+    meta,
+    journal: !values["no-journal"],
+    startTimeoutMs: timeout * 1000,
+  };
+}
+
+export class UsageRequested extends Error {}

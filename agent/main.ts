@@ -1,0 +1,44 @@
+/**
+ * Entry point of the houston-agent bundle: wires config, Consul, systemd, state and HTTP.
+ */
+import { serve } from "@hono/node-server";
+import { join } from "node:path";
+import { Consul } from "../shared/consul.js";
+import { errorText } from "../shared/errors.js";
+import { KvLayout } from "../shared/kv-layout.js";
+import { Agent } from "./agent.js";
+import { USAGE, UsageRequested, parseAgentConfig } from "./config.js";
+import { agentApp } from "./http.js";
+import { AgentState } from "./state.js";
+import { Systemd } from "./systemd.js";
+
+async function main(): Promise<void> {
+  let cfg;
+  try {
+    cfg = parseAgentConfig(process.argv.slice(2), process.env);
+  } catch (err) {
+    process.stderr.write(err instanceof UsageRequested ? `${USAGE}\n` : `houston-agent: ${errorText(err)}\n${USAGE}\n`);
+    process.exit(err instanceof UsageRequested ? 0 : 2);
+  }
+  const state = new AgentState(join(cfg.stateDir, "agent.sqlite"));
+  const systemd = await Systemd.connect(cfg.dbusAddress);
+  const consul = new Consul({ addr: cfg.consulAddr, token: cfg.consulToken });
+  const agent = new Agent(cfg, { consul, kv: new KvLayout(cfg.prefix), systemd, state });
+  const server = serve({ fetch: agentApp(agent).fetch, hostname: cfg.listen.host, port: cfg.listen.port });
+  const shutdown = async (): Promise<void> => {
+    await agent.stop();
+    server.close();
+    systemd.close();
+    state.close();
+    process.exit(0);
+  };
+  process.on("SIGTERM", () => void shutdown());
+  process.on("SIGINT", () => void shutdown());
+  await agent.start();
+  agent.log(`running: node ${agent.node}, meta ${JSON.stringify(agent.meta)}, Consul ${consul.addr}, listening on ${cfg.listen.host}:${cfg.listen.port}`);
+}
+
+main().catch((err: unknown) => {
+  process.stderr.write(`houston-agent: ${errorText(err)}\n`);
+  process.exit(1);
+});

@@ -1,0 +1,93 @@
+/**
+ * The agent's pure core: (what this host has) + (what it should have) → ordered steps.
+ * Re-derived from fresh observations on every pass, so a crash between two steps is harmless.
+ *
+ * Order: install archives → write unit files → deregister, stop and remove unwanted units →
+ * one daemon reload → start wanted units in spec order → register services → remove archives.
+ * A unit is started once per content: a unit that failed stays failed (and reported) until its
+ * content changes; Houston does not loop restarting it.
+ */
+import type { ServiceDecl } from "../shared/spec.js";
+import type { DesiredUnit, HostDesired } from "./targeting.js";
+
+export interface ObservedUnit {
+  name: string;
+  stack: string;
+  /** sha256 of the unit file on disk; null when the file is missing */
+  fileHash: string | null;
+  startedHash: string | null;
+  activeState: string;
+  serviceId: string | null;
+}
+
+export interface HostObservation {
+  /** units Houston created (per its state), with what disk and systemd say now */
+  owned: ObservedUnit[];
+  /** unit files that exist on disk but Houston did not create */
+  foreign: Set<string>;
+  /** installed archive digest → stack */
+  archives: Map<string, string>;
+}
+
+export type Step =
+  | { kind: "blocked"; stack: string; name: string; reason: string }
+  | { kind: "install-archive"; stack: string; sha: string }
+  | { kind: "write-unit"; stack: string; name: string; text: string; hash: string }
+  | { kind: "deregister-service"; stack: string; name: string; serviceId: string }
+  | { kind: "stop-unit"; stack: string; name: string }
+  | { kind: "remove-unit-file"; stack: string; name: string }
+  | { kind: "reload" }
+  | { kind: "start-unit"; stack: string; name: string; hash: string; restart: boolean }
+  | { kind: "register-service"; stack: string; name: string; serviceId: string; service: ServiceDecl; version: string; group: string | null }
+  | { kind: "remove-archive"; stack: string; sha: string };
+
+export function serviceIdFor(unit: string): string {
+  return `houston:${unit}`;
+}
+
+const RUNNING = new Set(["active", "activating", "reloading"]);
+
+export function reconcileHost(current: HostObservation, desired: HostDesired): Step[] {
+  const owned = new Map(current.owned.map((u) => [u.name, u]));
+  const wanted = new Set(desired.units.map((u) => u.name));
+  const blockedStacks = new Map<string, Step>();
+  for (const u of desired.units) {
+    if (current.foreign.has(u.name) && !owned.has(u.name) && !blockedStacks.has(u.stack)) {
+      blockedStacks.set(u.stack, { kind: "blocked", stack: u.stack, name: u.name, reason: `unit file ${u.name} exists and was not created by Houston; not touching it` });
+    }
+  }
+  const live = desired.units.filter((u) => !blockedStacks.has(u.stack));
+  const steps: Step[] = [...blockedStacks.values()];
+
+  for (const [sha, stack] of desired.archives) {
+    if (!blockedStacks.has(stack) && !current.archives.has(sha)) steps.push({ kind: "install-archive", stack, sha });
+  }
+  const writes = live.filter((u) => owned.get(u.name)?.fileHash !== u.hash);
+  for (const u of writes) steps.push({ kind: "write-unit", stack: u.stack, name: u.name, text: u.text, hash: u.hash });
+
+  const unwanted = current.owned.filter((u) => !wanted.has(u.name)).reverse();
+  for (const u of unwanted) if (u.serviceId) steps.push({ kind: "deregister-service", stack: u.stack, name: u.name, serviceId: u.serviceId });
+  for (const u of unwanted) steps.push({ kind: "stop-unit", stack: u.stack, name: u.name });
+  for (const u of unwanted) steps.push({ kind: "remove-unit-file", stack: u.stack, name: u.name });
+
+  if (writes.length > 0 || unwanted.length > 0) steps.push({ kind: "reload" });
+
+  for (const u of live) {
+    const o = owned.get(u.name);
+    if (o?.startedHash === u.hash) continue;
+    const restart = o !== undefined && o.startedHash !== null && RUNNING.has(o.activeState);
+    steps.push({ kind: "start-unit", stack: u.stack, name: u.name, hash: u.hash, restart });
+  }
+  for (const u of live) steps.push(...registration(u, owned.get(u.name)));
+
+  for (const [sha, stack] of current.archives) if (!desired.archives.has(sha)) steps.push({ kind: "remove-archive", stack, sha });
+  return steps;
+}
+
+function registration(u: DesiredUnit, o: ObservedUnit | undefined): Step[] {
+  if (!u.service) return o?.serviceId ? [{ kind: "deregister-service", stack: u.stack, name: u.name, serviceId: o.serviceId }] : [];
+  const id = serviceIdFor(u.name);
+  // re-register when the unit (re)starts too: its content, and so its declaration, may have changed
+  if (o?.serviceId === id && o.startedHash === u.hash) return [];
+  return [{ kind: "register-service", stack: u.stack, name: u.name, serviceId: id, service: u.service, version: u.version, group: u.group }];
+}

@@ -1,0 +1,138 @@
+/**
+ * The agent's own state in SQLite: the last valid spec of each stack (so it keeps running what it
+ * has while Consul is away), which unit files and archive files Houston created (ownership: nothing
+ * else is ever touched), which content each unit was last started with, applied generations, and
+ * the last report written per stack. Survives restarts.
+ */
+import Database from "better-sqlite3";
+import { mkdirSync } from "node:fs";
+import { dirname } from "node:path";
+import { StackSpecSchema, decodeJson, type StackSpec } from "../shared/spec.js";
+
+export interface OwnedUnit {
+  name: string;
+  stack: string;
+  /** sha256 of the text Houston wrote */
+  hash: string;
+  /** hash of the content the unit was last started with (null: never started by Houston) */
+  startedHash: string | null;
+  /** Consul service ID Houston registered for it, if any */
+  serviceId: string | null;
+}
+
+export interface OwnedFile {
+  path: string;
+  archive: string;
+  kind: "file" | "dir";
+}
+
+const SCHEMA = `
+CREATE TABLE IF NOT EXISTS specs (stack TEXT PRIMARY KEY, body TEXT NOT NULL, generation INTEGER NOT NULL);
+CREATE TABLE IF NOT EXISTS units (name TEXT PRIMARY KEY, stack TEXT NOT NULL, hash TEXT NOT NULL, started_hash TEXT, service_id TEXT);
+CREATE TABLE IF NOT EXISTS archives (sha TEXT PRIMARY KEY, stack TEXT NOT NULL, installed_at TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS files (path TEXT PRIMARY KEY, archive TEXT NOT NULL, kind TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS applied (stack TEXT PRIMARY KEY, generation INTEGER NOT NULL);
+CREATE TABLE IF NOT EXISTS reports (key TEXT PRIMARY KEY, body TEXT NOT NULL);
+`;
+
+export class AgentState {
+  private readonly db: Database.Database;
+
+  constructor(file: string) {
+    if (file !== ":memory:") mkdirSync(dirname(file), { recursive: true });
+    this.db = new Database(file);
+    this.db.pragma("journal_mode = WAL");
+    this.db.pragma("synchronous = NORMAL");
+    this.db.exec(SCHEMA);
+  }
+
+  close(): void {
+    this.db.close();
+  }
+
+  // ---- cached desired specs -------------------------------------------------------------
+  specs(): StackSpec[] {
+    const rows = this.db.prepare("SELECT stack, body FROM specs ORDER BY stack").all() as { stack: string; body: string }[];
+    return rows.map((r) => decodeJson(StackSpecSchema, `agent state specs/${r.stack}`, r.body));
+  }
+  /** Replace the cached set of specs (one transaction). */
+  replaceSpecs(specs: StackSpec[]): void {
+    this.db.transaction(() => {
+      this.db.prepare("DELETE FROM specs").run();
+      const ins = this.db.prepare("INSERT INTO specs (stack, body, generation) VALUES (?, ?, ?)");
+      for (const s of specs) ins.run(s.stack, JSON.stringify(s), s.generation);
+    })();
+  }
+
+  // ---- units ------------------------------------------------------------------------------
+  units(): OwnedUnit[] {
+    const rows = this.db.prepare("SELECT name, stack, hash, started_hash, service_id FROM units ORDER BY rowid").all() as {
+      name: string; stack: string; hash: string; started_hash: string | null; service_id: string | null;
+    }[];
+    return rows.map((r) => ({ name: r.name, stack: r.stack, hash: r.hash, startedHash: r.started_hash, serviceId: r.service_id }));
+  }
+  /** Record ownership before the file is written: a crash in between leaves a unit we know is ours. */
+  claimUnit(name: string, stack: string, hash: string): void {
+    this.db.prepare("INSERT INTO units (name, stack, hash) VALUES (?, ?, ?) ON CONFLICT(name) DO UPDATE SET stack = excluded.stack, hash = excluded.hash").run(name, stack, hash);
+  }
+  markStarted(name: string, hash: string): void {
+    this.db.prepare("UPDATE units SET started_hash = ? WHERE name = ?").run(hash, name);
+  }
+  setServiceId(name: string, id: string | null): void {
+    this.db.prepare("UPDATE units SET service_id = ? WHERE name = ?").run(id, name);
+  }
+  forgetUnit(name: string): void {
+    this.db.prepare("DELETE FROM units WHERE name = ?").run(name);
+  }
+
+  // ---- archives and files -------------------------------------------------------------------
+  installedArchives(): Map<string, string> {
+    const rows = this.db.prepare("SELECT sha, stack FROM archives").all() as { sha: string; stack: string }[];
+    return new Map(rows.map((r) => [r.sha, r.stack]));
+  }
+  fileOwner(path: string): string | null {
+    const row = this.db.prepare("SELECT archive FROM files WHERE path = ?").get(path) as { archive: string } | undefined;
+    return row?.archive ?? null;
+  }
+  /** Claim paths for an archive before writing them (re-claiming from another archive is a hand-over). */
+  claimFiles(archive: string, files: { path: string; kind: "file" | "dir" }[]): void {
+    const up = this.db.prepare("INSERT INTO files (path, archive, kind) VALUES (?, ?, ?) ON CONFLICT(path) DO UPDATE SET archive = excluded.archive WHERE files.kind = 'file'");
+    const keepDir = this.db.prepare("INSERT INTO files (path, archive, kind) VALUES (?, ?, 'dir') ON CONFLICT(path) DO NOTHING");
+    this.db.transaction(() => {
+      for (const f of files) (f.kind === "dir" ? keepDir.run(f.path, archive) : up.run(f.path, archive, f.kind));
+    })();
+  }
+  filesOf(archive: string): OwnedFile[] {
+    return this.db.prepare("SELECT path, archive, kind FROM files WHERE archive = ? ORDER BY length(path) DESC, path").all(archive) as OwnedFile[];
+  }
+  forgetFile(path: string): void {
+    this.db.prepare("DELETE FROM files WHERE path = ?").run(path);
+  }
+  markArchiveInstalled(sha: string, stack: string): void {
+    this.db.prepare("INSERT OR REPLACE INTO archives (sha, stack, installed_at) VALUES (?, ?, ?)").run(sha, stack, new Date().toISOString());
+  }
+  forgetArchive(sha: string): void {
+    this.db.prepare("DELETE FROM archives WHERE sha = ?").run(sha);
+  }
+
+  // ---- applied generations and reports ---------------------------------------------------------
+  applied(): Map<string, number> {
+    const rows = this.db.prepare("SELECT stack, generation FROM applied").all() as { stack: string; generation: number }[];
+    return new Map(rows.map((r) => [r.stack, r.generation]));
+  }
+  setApplied(stack: string, generation: number | null): void {
+    if (generation === null) this.db.prepare("DELETE FROM applied WHERE stack = ?").run(stack);
+    else this.db.prepare("INSERT OR REPLACE INTO applied (stack, generation) VALUES (?, ?)").run(stack, generation);
+  }
+  reportKeys(): string[] {
+    return (this.db.prepare("SELECT key FROM reports").all() as { key: string }[]).map((r) => r.key);
+  }
+  lastReport(key: string): string | null {
+    const row = this.db.prepare("SELECT body FROM reports WHERE key = ?").get(key) as { body: string } | undefined;
+    return row?.body ?? null;
+  }
+  setLastReport(key: string, body: string | null): void {
+    if (body === null) this.db.prepare("DELETE FROM reports WHERE key = ?").run(key);
+    else this.db.prepare("INSERT OR REPLACE INTO reports (key, body) VALUES (?, ?)").run(key, body);
+  }
+}

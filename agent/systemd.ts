@@ -1,0 +1,201 @@
+/**
+ * The one systemd edge: the Manager and unit objects over D-Bus (dbus-next, raw messages, so no
+ * introspection round-trips). Every reply is checked before it is used.
+ *
+ * Race handled (seen on these machines): JobRemoved can arrive in the same socket read as the
+ * StartUnit reply, i.e. before the caller learns the job path. Results of jobs nobody waits for
+ * yet are kept for a while and claimed when the reply is processed.
+ */
+import dbus from "dbus-next";
+import { HoustonError, errorText } from "../shared/errors.js";
+
+const SD = "org.freedesktop.systemd1";
+const SD_PATH = "/org/freedesktop/systemd1";
+const MANAGER = "org.freedesktop.systemd1.Manager";
+const UNIT = "org.freedesktop.systemd1.Unit";
+const SERVICE = "org.freedesktop.systemd1.Service";
+const PROPS = "org.freedesktop.DBus.Properties";
+
+export class SystemdError extends HoustonError {}
+
+/** systemd's job results: done, canceled, timeout, failed, dependency, skipped */
+export type JobResult = string;
+
+export interface UnitState {
+  loadState: string;
+  activeState: string;
+  subState: string;
+  /** Service Result (e.g. exit-code) for .service units */
+  result?: string;
+}
+
+type StateListener = (unit: string, state: Partial<UnitState>) => void;
+
+function str(v: unknown, what: string): string {
+  if (typeof v !== "string") throw new SystemdError(`systemd answered ${what} with ${typeof v}, expected a string`);
+  return v;
+}
+
+export class Systemd {
+  private readonly jobWaiters = new Map<string, (result: JobResult) => void>();
+  private readonly jobResults = new Map<string, JobResult>();
+  private readonly pathToUnit = new Map<string, string>();
+  private readonly listeners = new Set<StateListener>();
+
+  private constructor(private readonly bus: dbus.MessageBus) {}
+
+  /** Connects to the system bus at `address` (default $DBUS_SYSTEM_BUS_ADDRESS or the standard socket) and subscribes. */
+  static async connect(address?: string): Promise<Systemd> {
+    const bus = address ? dbus.sessionBus({ busAddress: address }) : dbus.systemBus();
+    const sd = new Systemd(bus);
+    bus.on("error", () => undefined); // surfaced through failing calls
+    bus.on("message", (msg: dbus.Message) => sd.onMessage(msg));
+    await sd.call("/org/freedesktop/DBus", "org.freedesktop.DBus", "AddMatch", "s", [`type='signal',sender='${SD}',interface='${MANAGER}',member='JobRemoved'`], "org.freedesktop.DBus");
+    await sd.call("/org/freedesktop/DBus", "org.freedesktop.DBus", "AddMatch", "s", [`type='signal',sender='${SD}',interface='${PROPS}',member='PropertiesChanged'`], "org.freedesktop.DBus");
+    await sd.call(SD_PATH, MANAGER, "Subscribe", "", []);
+    return sd;
+  }
+
+  close(): void {
+    this.bus.disconnect();
+  }
+
+  /** Called with every ActiveState/SubState change of units this process has looked up. */
+  onStateChange(listener: StateListener): () => void {
+    this.listeners.add(listener);
+    return () => this.listeners.delete(listener);
+  }
+
+  async version(): Promise<string> {
+    return str(await this.getProperty(SD_PATH, MANAGER, "Version"), "Version");
+  }
+
+  async reload(): Promise<void> {
+    await this.call(SD_PATH, MANAGER, "Reload", "", []);
+  }
+
+  /** Starts the unit and resolves with the job result once systemd has finished the job. */
+  startUnit(name: string, timeoutMs = 90_000): Promise<JobResult> {
+    return this.runJob("StartUnit", name, timeoutMs);
+  }
+
+  stopUnit(name: string, timeoutMs = 90_000): Promise<JobResult> {
+    return this.runJob("StopUnit", name, timeoutMs);
+  }
+
+  restartUnit(name: string, timeoutMs = 90_000): Promise<JobResult> {
+    return this.runJob("RestartUnit", name, timeoutMs);
+  }
+
+  async resetFailed(name: string): Promise<void> {
+    try {
+      await this.call(SD_PATH, MANAGER, "ResetFailedUnit", "s", [name]);
+    } catch (err) {
+      if (!/NoSuchUnit|not loaded/i.test(errorText(err))) throw err;
+    }
+  }
+
+  /** Current state; loads the unit object if needed (works for units not loaded yet). */
+  async unitState(name: string): Promise<UnitState> {
+    const path = await this.unitPath(name);
+    const props = await this.getAll(path, UNIT);
+    const state: UnitState = {
+      loadState: str(props.LoadState, "LoadState"),
+      activeState: str(props.ActiveState, "ActiveState"),
+      subState: str(props.SubState, "SubState"),
+    };
+    if (name.endsWith(".service") && state.loadState === "loaded") {
+      state.result = str(await this.getProperty(path, SERVICE, "Result"), "Result");
+    }
+    return state;
+  }
+
+  private async unitPath(name: string): Promise<string> {
+    const reply = await this.call(SD_PATH, MANAGER, "LoadUnit", "s", [name]);
+    const path = str(reply[0], "LoadUnit");
+    this.pathToUnit.set(path, name);
+    return path;
+  }
+
+  private async runJob(method: string, name: string, timeoutMs: number): Promise<JobResult> {
+    await this.unitPath(name); // so PropertiesChanged of this unit can be mapped to its name
+    const reply = await this.call(SD_PATH, MANAGER, method, "ss", [name, "replace"]);
+    const job = str(reply[0], method);
+    const early = this.jobResults.get(job);
+    if (early !== undefined) {
+      this.jobResults.delete(job);
+      return early;
+    }
+    return new Promise<JobResult>((resolve) => {
+      const timer = setTimeout(() => {
+        this.jobWaiters.delete(job);
+        resolve("timeout");
+      }, timeoutMs);
+      this.jobWaiters.set(job, (result) => {
+        clearTimeout(timer);
+        resolve(result);
+      });
+    });
+  }
+
+  private onMessage(msg: dbus.Message): void {
+    if (msg.type !== dbus.MessageType.SIGNAL) return;
+    if (msg.interface === MANAGER && msg.member === "JobRemoved") {
+      const [, job, , result] = msg.body as unknown[];
+      if (typeof job !== "string" || typeof result !== "string") return;
+      const waiter = this.jobWaiters.get(job);
+      if (waiter) {
+        this.jobWaiters.delete(job);
+        waiter(result);
+      } else {
+        this.jobResults.set(job, result);
+        setTimeout(() => this.jobResults.delete(job), 60_000).unref();
+      }
+      return;
+    }
+    if (msg.interface === PROPS && msg.member === "PropertiesChanged") {
+      const [iface, changed] = msg.body as unknown[];
+      const unit = this.pathToUnit.get(msg.path);
+      if (iface !== UNIT || !unit || typeof changed !== "object" || changed === null) return;
+      const get = (k: string): string | undefined => {
+        const v = (changed as Record<string, unknown>)[k];
+        return v instanceof dbus.Variant && typeof v.value === "string" ? v.value : undefined;
+      };
+      const state: Partial<UnitState> = {};
+      const a = get("ActiveState");
+      const s = get("SubState");
+      if (a !== undefined) state.activeState = a;
+      if (s !== undefined) state.subState = s;
+      if (a === undefined && s === undefined) return;
+      for (const l of this.listeners) l(unit, state);
+    }
+  }
+
+  private async getProperty(path: string, iface: string, prop: string): Promise<unknown> {
+    const reply = await this.call(path, PROPS, "Get", "ss", [iface, prop]);
+    const v = reply[0];
+    if (!(v instanceof dbus.Variant)) throw new SystemdError(`systemd answered Get(${prop}) without a variant`);
+    return v.value as unknown;
+  }
+
+  private async getAll(path: string, iface: string): Promise<Record<string, unknown>> {
+    const reply = await this.call(path, PROPS, "GetAll", "s", [iface]);
+    const map = reply[0];
+    if (typeof map !== "object" || map === null) throw new SystemdError(`systemd answered GetAll(${iface}) without a map`);
+    const out: Record<string, unknown> = {};
+    for (const [k, v] of Object.entries(map as Record<string, unknown>)) out[k] = v instanceof dbus.Variant ? (v.value as unknown) : v;
+    return out;
+  }
+
+  private async call(path: string, iface: string, member: string, signature: string, body: unknown[], destination = SD): Promise<unknown[]> {
+    const msg = new dbus.Message({ destination, path, interface: iface, member, signature, body });
+    let reply: dbus.Message | null;
+    try {
+      reply = await this.bus.call(msg);
+    } catch (err) {
+      const name = typeof err === "object" && err !== null && "type" in err ? String((err as { type: unknown }).type) : "";
+      throw new SystemdError(`systemd ${member}(${body.map((b) => JSON.stringify(b)).join(", ")}) failed: ${name ? `${name}: ` : ""}${errorText(err)}`, { cause: err });
+    }
+    return reply?.body ?? [];
+  }
+}

@@ -1,0 +1,66 @@
+/**
+ * Which units of which stacks belong on this host (pure). A unit belongs here when one of its
+ * placements matches the node's metadata (fleet semantics, see shared/placement.ts).
+ * The text is rendered for this host: dependencies on units of the same stack that are not
+ * placed here are dropped from Requires=/After=/Wants=/BindsTo=/Requisite=/PartOf=, else
+ * systemd would refuse to start a unit whose predecessor lives on another host.
+ */
+import { createHash } from "node:crypto";
+import { placementMatches } from "../shared/placement.js";
+import type { ServiceDecl, StackSpec, UnitRole } from "../shared/spec.js";
+import { parseUnitFile, renderUnitFile, splitWords } from "../shared/unit-file.js";
+
+export interface DesiredUnit {
+  name: string;
+  stack: string;
+  role: UnitRole;
+  version: string;
+  group: string | null;
+  text: string;
+  hash: string;
+  archive?: string;
+  service?: ServiceDecl;
+}
+
+export interface HostDesired {
+  /** stack by stack (sorted), each in spec order */
+  units: DesiredUnit[];
+  /** archive digest → stack */
+  archives: Map<string, string>;
+  generations: Map<string, number>;
+}
+
+const DEP_KEYS = new Set(["Requires", "After", "Wants", "BindsTo", "Requisite", "PartOf", "Before"]);
+
+export function hashText(text: string): string {
+  return createHash("sha256").update(text).digest("hex");
+}
+
+export function desiredForHost(specs: StackSpec[], nodeMeta: Record<string, string>): HostDesired {
+  const units: DesiredUnit[] = [];
+  const archives = new Map<string, string>();
+  const generations = new Map<string, number>();
+  for (const spec of [...specs].sort((a, b) => a.stack.localeCompare(b.stack))) {
+    generations.set(spec.stack, spec.generation);
+    const here = spec.units.filter((u) => u.placements.some((p) => placementMatches(p, nodeMeta)));
+    const elsewhere = new Set(spec.units.filter((u) => !here.includes(u)).map((u) => u.name));
+    for (const u of here) {
+      const text = elsewhere.size ? dropDependencies(u.text, elsewhere, `${spec.stack}/${u.name}`) : u.text;
+      units.push({ name: u.name, stack: spec.stack, role: u.role, version: u.version, group: u.group, text, hash: hashText(text), archive: u.archive, service: u.service });
+      if (u.archive) archives.set(u.archive, spec.stack);
+    }
+  }
+  return { units, archives, generations };
+}
+
+function dropDependencies(text: string, names: Set<string>, source: string): string {
+  const unit = parseUnitFile(text, source);
+  for (const section of unit.sections.filter((s) => s.name === "Unit")) {
+    section.entries = section.entries.flatMap((e) => {
+      if (!DEP_KEYS.has(e.key)) return [e];
+      const kept = splitWords(e.value).filter((w) => !names.has(w));
+      return kept.length ? [{ key: e.key, value: kept.join(" ") }] : [];
+    });
+  }
+  return renderUnitFile(unit);
+}
