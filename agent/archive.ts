@@ -6,7 +6,7 @@
  */
 import { createHash } from "node:crypto";
 import { lstatSync, mkdirSync, readFileSync, realpathSync, renameSync, rmdirSync, symlinkSync, unlinkSync, writeFileSync, chownSync, chmodSync } from "node:fs";
-import { dirname, join, posix } from "node:path";
+import { dirname, isAbsolute, join, posix, relative } from "node:path";
 import { Parser, type ReadEntry } from "tar";
 import type { Consul } from "../shared/consul.js";
 import { ArchiveRejectedError } from "../shared/errors.js";
@@ -159,7 +159,7 @@ export function installArchive(entries: ArchiveEntry[], sha: string, stack: stri
       if (st && !st.isDirectory() && !st.isSymbolicLink()) problems.push(`/${d} is in the way (not a directory)`);
       if (st) {
         const real = realpathSync(join(root, d));
-        if (real !== realRoot && !real.startsWith(`${realRoot}/`)) problems.push(`/${d} leads outside the root (${real})`);
+        if (!isInside(realRoot, real)) problems.push(`/${d} leads outside the root (${real})`);
       }
     }
     return { e, abs, uid, gid };
@@ -197,6 +197,11 @@ export function removeArchive(sha: string, root: string, state: AgentState): voi
     state.forgetFile(f.path);
   }
   state.forgetArchive(sha);
+}
+
+function isInside(root: string, p: string): boolean {
+  const rel = relative(root, p);
+  return rel === "" || (!rel.startsWith("..") && !isAbsolute(rel));
 }
 
 function lstatOrNull(p: string): ReturnType<typeof lstatSync> | null {

@@ -249,7 +249,8 @@ export class Consul {
   /**
    * Blocking-query watch of a prefix as an async iterator. Yields the entries on the first answer
    * and then whenever X-Consul-Index changes. Resets the index to 0 when it goes backwards (e.g. a
-   * Consul restart), backs off with jitter on errors (reporting them to onError), ends on abort.
+   * Consul restart), backs off with jitter on errors (reporting them to onError) and then reads
+   * afresh, so the first answer after an outage is always yielded. Ends on abort.
    */
   async *watchPrefix(
     prefix: string,
@@ -265,6 +266,7 @@ export class Consul {
         if (opts.signal?.aborted) return;
         opts.onError?.(err);
         await sleep(backoff.next(), opts.signal);
+        index = 0; // after an outage, read afresh (and yield): the caller learns Consul is back at once
         continue;
       }
       backoff.reset();

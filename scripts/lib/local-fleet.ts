@@ -1,0 +1,239 @@
+/**
+ * A production-shaped fleet on one machine, for the demo and the end-to-end tests:
+ *  - real systemd test hosts (scripts/testhost.sh: overlay root, private /tmp and /run, own netns);
+ *  - a Consul server on the machine, bound to the test bridge (10.77.0.1) and loopback;
+ *  - inside each host, as systemd units of that host: a Consul client agent (own node name and
+ *    -node-meta, joined over the test network) and the Houston agent (systemd/houston-agent.service).
+ * The agent bundle and consul binary are copied into each host's overlay (/opt/...), since a
+ * checkout under /tmp would be invisible inside (the hosts' /tmp is private).
+ */
+import { execFile, spawn } from "node:child_process";
+import { copyFileSync, cpSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { promisify } from "node:util";
+import { Consul } from "../../shared/consul.js";
+import { KvLayout } from "../../shared/kv-layout.js";
+
+const run = promisify(execFile);
+export const REPO = join(import.meta.dirname, "..", "..");
+const TESTHOST = join(REPO, "scripts", "testhost.sh");
+const CONSUL_BIN = join(REPO, ".consul", "bin", "consul");
+const BRIDGE_IP = "10.77.0.1";
+export const TESTHOST_BASE = process.env.TESTHOST_BASE ?? "/tmp/houston-th";
+// fast failure detection, so a stopped host shows up quickly (every agent must agree)
+const GOSSIP = 'gossip_lan { probe_interval = "200ms" probe_timeout = "100ms" suspicion_mult = 2 }';
+
+export interface HostSpec {
+  name: string;
+  meta: Record<string, string>;
+}
+
+export interface FleetHost {
+  name: string;
+  ip: string;
+  root: string;
+  dbus: string;
+  meta: Record<string, string>;
+}
+
+export interface FleetOptions {
+  hosts: HostSpec[];
+  prefix?: string;
+  log?: (message: string) => void;
+}
+
+async function testhost(...args: string[]): Promise<string> {
+  const { stdout } = await run("bash", [TESTHOST, ...args], { env: { ...process.env, TESTHOST_BASE }, maxBuffer: 1 << 20 });
+  return stdout;
+}
+
+function readEnv(name: string): Record<string, string> {
+  const text = readFileSync(join(TESTHOST_BASE, name, "env"), "utf8");
+  return Object.fromEntries(text.split("\n").filter((l) => l.includes("=")).map((l) => [l.slice(0, l.indexOf("=")), l.slice(l.indexOf("=") + 1)]));
+}
+
+async function freePortRange(): Promise<number> {
+  const { createServer } = await import("node:net");
+  const free = (port: number, host: string) =>
+    new Promise<boolean>((resolve) => {
+      const s = createServer();
+      s.once("error", () => resolve(false));
+      s.listen(port, host, () => s.close(() => resolve(true)));
+    });
+  for (let i = 0; i < 50; i++) {
+    const base = 21000 + Math.floor(Math.random() * 15000);
+    if ((await free(base, "127.0.0.1")) && (await free(base + 1, BRIDGE_IP)) && (await free(base + 2, BRIDGE_IP))) return base;
+  }
+  throw new Error("no free port range for the Consul server");
+}
+
+export class LocalFleet {
+  readonly hosts: FleetHost[] = [];
+  readonly kv: KvLayout;
+  consul!: Consul;
+  consulAddr = "";
+  private consulPid = 0;
+  private port = 0;
+  private dataDir = "";
+  private readonly log: (m: string) => void;
+
+  private constructor(private readonly opts: FleetOptions) {
+    this.kv = new KvLayout(opts.prefix);
+    this.log = opts.log ?? (() => undefined);
+  }
+
+  static async start(opts: FleetOptions): Promise<LocalFleet> {
+    const fleet = new LocalFleet(opts);
+    try {
+      await fleet.boot();
+    } catch (err) {
+      await fleet.stop();
+      throw err;
+    }
+    return fleet;
+  }
+
+  private async boot(): Promise<void> {
+    // hosts first: the first one creates the bridge the server binds to
+    for (const h of this.opts.hosts) {
+      await testhost("start", h.name);
+      const env = readEnv(h.name);
+      this.hosts.push({ name: h.name, ip: env.TESTHOST_IP ?? "", root: env.TESTHOST_ROOT ?? "", dbus: env.DBUS_SYSTEM_BUS_ADDRESS ?? "", meta: h.meta });
+      this.log(`booted test host ${h.name} (${env.TESTHOST_IP}) in ${env.TESTHOST_BOOT_MS} ms`);
+    }
+    this.port = await freePortRange();
+    this.dataDir = mkdtempSync(join(tmpdir(), "houston-consul-server-"));
+    await this.startConsulServer();
+    for (const h of this.hosts) this.installHost(h);
+    await Promise.all(this.hosts.map((h) => this.shell(h.name, "systemctl", "daemon-reload")));
+    await Promise.all(this.hosts.map((h) => this.shell(h.name, "systemctl", "start", "houston-consul.service", "houston-agent.service")));
+    await this.waitForAgents();
+  }
+
+  /** Starts (or restarts, with the same data dir: KV survives) the Consul server. */
+  async startConsulServer(): Promise<void> {
+    const p = this.port;
+    const child = spawn(CONSUL_BIN, [
+      "agent", "-server", "-bootstrap-expect", "1", "-node", "houston-server",
+      "-bind", BRIDGE_IP, "-client", `127.0.0.1 ${BRIDGE_IP}`,
+      "-http-port", String(p), "-serf-lan-port", String(p + 1), "-server-port", String(p + 2),
+      "-dns-port", "-1", "-grpc-port", "-1", "-serf-wan-port", "-1",
+      "-data-dir", this.dataDir, "-hcl", "disable_update_check = true", "-hcl", "performance { raft_multiplier = 1 }", "-hcl", GOSSIP,
+    ], { detached: true, stdio: ["ignore", "ignore", "ignore"] });
+    child.unref();
+    this.consulPid = child.pid ?? 0;
+    this.consulAddr = `http://127.0.0.1:${p}`;
+    this.consul = new Consul({ addr: this.consulAddr, timeoutMs: 5000 });
+    const deadline = Date.now() + 30_000;
+    for (;;) {
+      try {
+        const res = await fetch(`${this.consulAddr}/v1/status/leader`);
+        const leader = (await res.text()).trim();
+        if (leader.length > 2) break;
+      } catch {
+        /* not up yet */
+      }
+      if (Date.now() > deadline) throw new Error("Consul server did not elect itself leader within 30 s");
+      await new Promise((r) => setTimeout(r, 100));
+    }
+    // after a restart, join the hosts' clients at once (serf alone retries failed members every 30 s)
+    for (const h of this.hosts) {
+      await fetch(`${this.consulAddr}/v1/agent/join/${h.ip}:8301`, { method: "PUT" }).catch(() => undefined);
+    }
+    this.log(`Consul server up at ${this.consulAddr} (UI ${this.consulAddr}/ui/)`);
+  }
+
+  async stopConsulServer(): Promise<void> {
+    if (!this.consulPid) return;
+    await killAndWait(this.consulPid);
+    this.consulPid = 0;
+  }
+
+  private installHost(h: FleetHost): void {
+    const opt = join(h.root, "opt", "houston");
+    mkdirSync(join(opt, "node_modules"), { recursive: true });
+    copyFileSync(join(REPO, "dist", "houston-agent.js"), join(opt, "houston-agent.js"));
+    for (const mod of ["better-sqlite3", "bindings", "file-uri-to-path"]) {
+      cpSync(join(REPO, "node_modules", mod), join(opt, "node_modules", mod), { recursive: true, filter: (src) => !src.includes(`${mod}/deps`) && !src.includes("/src/") && !src.endsWith(".o") });
+    }
+    copyFileSync(CONSUL_BIN, join(opt, "consul"));
+    const units = join(h.root, "etc", "systemd", "system");
+    const meta = Object.entries(h.meta).map(([k, v]) => `-node-meta ${k}:${v}`).join(" ");
+    writeFileSync(join(units, "houston-consul.service"), [
+      "[Unit]", `Description=Consul client agent of test host ${h.name}`, "",
+      "[Service]",
+      `ExecStart=/opt/houston/consul agent -node ${h.name} ${meta} -bind ${h.ip} -client 127.0.0.1 -retry-join ${BRIDGE_IP}:${this.port + 1} -retry-interval 1s -data-dir /var/lib/consul -dns-port -1 -grpc-port -1 -hcl "disable_update_check = true" -hcl "leave_on_terminate = true" -hcl '${GOSSIP}'`,
+      "Restart=on-failure", "",
+    ].join("\n"));
+    copyFileSync(join(REPO, "systemd", "houston-agent.service"), join(units, "houston-agent.service"));
+    mkdirSync(join(h.root, "etc", "houston"), { recursive: true });
+    writeFileSync(join(h.root, "etc", "houston", "agent.env"), `HOUSTON_LISTEN=0.0.0.0:9631\nHOUSTON_PREFIX=${this.kv.prefix}\n`);
+  }
+
+  /** Every agent has registered (agents/<node> in KV) and its houston-agent check passes. */
+  async waitForAgents(timeoutMs = 60_000): Promise<void> {
+    const deadline = Date.now() + timeoutMs;
+    const want = new Set(this.hosts.map((h) => h.name));
+    for (;;) {
+      try {
+        const records = await this.consul.kvKeys(this.kv.agents);
+        const { entries } = await this.consul.healthService("houston-agent", { passing: true });
+        const passing = new Set(entries.map((e) => e.Node.Node));
+        if (records.length >= want.size && [...want].every((n) => passing.has(n))) return;
+      } catch {
+        /* server settling */
+      }
+      if (Date.now() > deadline) throw new Error(`agents did not come up within ${timeoutMs / 1000}s`);
+      await new Promise((r) => setTimeout(r, 200));
+    }
+  }
+
+  host(name: string): FleetHost {
+    const h = this.hosts.find((x) => x.name === name);
+    if (!h) throw new Error(`no host ${name}`);
+    return h;
+  }
+
+  /** Runs a command inside a host (all its namespaces). */
+  async shell(name: string, ...cmd: string[]): Promise<string> {
+    const { stdout } = await run("bash", [TESTHOST, "shell", name, ...cmd], { env: { ...process.env, TESTHOST_BASE }, maxBuffer: 4 << 20 });
+    return stdout;
+  }
+
+  /** ActiveState of a unit inside a host, as systemctl says. */
+  async unitState(host: string, unit: string): Promise<string> {
+    try {
+      return (await this.shell(host, "systemctl", "show", "-p", "ActiveState", "--value", unit)).trim();
+    } catch {
+      return "unknown";
+    }
+  }
+
+  async stop(): Promise<void> {
+    await this.stopConsulServer().catch(() => undefined);
+    await Promise.all(this.opts.hosts.map((h) => testhost("stop", h.name).catch(() => undefined)));
+    if (this.dataDir) rmSync(this.dataDir, { recursive: true, force: true });
+  }
+}
+
+async function killAndWait(pid: number): Promise<void> {
+  try {
+    process.kill(pid, "SIGTERM");
+  } catch {
+    return;
+  }
+  for (let i = 0; i < 100; i++) {
+    try {
+      process.kill(pid, 0);
+    } catch {
+      return;
+    }
+    await new Promise((r) => setTimeout(r, 50));
+  }
+  try {
+    process.kill(pid, "SIGKILL");
+  } catch {
+    /* gone */
+  }
+}
