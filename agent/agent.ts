@@ -167,7 +167,7 @@ export class Agent {
     const t0 = performance.now();
     let failed = false;
     try {
-      const desired = desiredForHost(this.deps.state.specs(), this.meta);
+      const desired = desiredForHost(this.deps.state.specs(), this.node, this.meta);
       const steps = reconcileHost(await this.observe(desired), desired);
       this.passErrors = steps.length ? await applySteps(steps, { ...this.deps, root: this.cfg.root, unitDir: this.cfg.unitDir, startTimeoutMs: this.cfg.startTimeoutMs, log: (m) => this.log(m) }) : new Map();
       const after = reconcileHost(await this.observe(desired), desired);
@@ -219,7 +219,7 @@ export class Agent {
     if (this.reportTimer || this.abort.signal.aborted) return;
     this.reportTimer = setTimeout(() => {
       this.reportTimer = null;
-      const desired = desiredForHost(this.deps.state.specs(), this.meta);
+      const desired = desiredForHost(this.deps.state.specs(), this.node, this.meta);
       void this.report(desired, new Set()).catch((err: unknown) => this.log(`report failed: ${errorText(err)}`));
     }, 100);
   }

@@ -37,6 +37,7 @@ export function buildReports(input: ReportInput): Omit<StatusReport, "updatedAt"
       node: input.node,
       stack,
       generation: input.applied.get(stack) ?? null,
+      desiredGeneration: input.desired.generations.get(stack) ?? null,
       converging: input.converging.has(stack),
       units,
       archives: [...input.archives].filter(([, s]) => s === stack).map(([sha]) => sha).sort(),

@@ -6,7 +6,7 @@
  * systemd would refuse to start a unit whose predecessor lives on another host.
  */
 import { createHash } from "node:crypto";
-import { placementMatches } from "../shared/placement.js";
+import { unitTargetsNode } from "../shared/placement.js";
 import type { ServiceDecl, StackSpec, UnitRole } from "../shared/spec.js";
 import { parseUnitFile, renderUnitFile, splitWords } from "../shared/unit-file.js";
 
@@ -36,13 +36,13 @@ export function hashText(text: string): string {
   return createHash("sha256").update(text).digest("hex");
 }
 
-export function desiredForHost(specs: StackSpec[], nodeMeta: Record<string, string>): HostDesired {
+export function desiredForHost(specs: StackSpec[], node: string, nodeMeta: Record<string, string>): HostDesired {
   const units: DesiredUnit[] = [];
   const archives = new Map<string, string>();
   const generations = new Map<string, number>();
   for (const spec of [...specs].sort((a, b) => a.stack.localeCompare(b.stack))) {
     generations.set(spec.stack, spec.generation);
-    const here = spec.units.filter((u) => u.placements.some((p) => placementMatches(p, nodeMeta)));
+    const here = spec.units.filter((u) => unitTargetsNode(u, node, nodeMeta));
     const elsewhere = new Set(spec.units.filter((u) => !here.includes(u)).map((u) => u.name));
     for (const u of here) {
       const text = elsewhere.size ? dropDependencies(u.text, elsewhere, `${spec.stack}/${u.name}`) : u.text;

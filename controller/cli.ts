@@ -1,7 +1,7 @@
 /**
  * The `houston` command line (commander). Each command is a thin adapter onto controller/commands.
  */
-import { Command, CommanderError, Option } from "commander";
+import { Command, CommanderError } from "commander";
 import { ConfigError, ConsulUnreachableError, HoustonError, LockHeldError, errorText } from "../shared/errors.js";
 import type { Manifest } from "./config/manifest.js";
 import { loadManifestFor, makeContext, type GlobalOptions } from "./context.js";

@@ -3,6 +3,7 @@
  *  - MachineMetadata=k=v (repeatable, several pairs per line): for one key any listed value
  *    matches; every key listed must match.
  *  - Global=true and units with no [X-Fleet] placement run on every host with an agent.
+ *  - A unit's `hosts` allowlist (set by rollouts for canaries and batches) narrows this further.
  * Houston has no single-machine scheduler: a non-global unit runs on every matching host.
  */
 import { z } from "zod";
@@ -35,4 +36,12 @@ export function placementMatches(placement: Placement, nodeMeta: Record<string, 
     const have = nodeMeta[key];
     return have !== undefined && allowed.includes(have);
   });
+}
+
+/**
+ * The one targeting rule, used by agents (what to run) and the controller (which hosts to wait
+ * for): placements any-of, narrowed by a rollout's host allowlist when the spec sets one.
+ */
+export function unitTargetsNode(u: { placements: Placement[]; hosts?: string[] | undefined }, node: string, nodeMeta: Record<string, string>): boolean {
+  return (u.hosts === undefined || u.hosts.includes(node)) && u.placements.some((p) => placementMatches(p, nodeMeta));
 }

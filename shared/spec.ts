@@ -38,6 +38,8 @@ export const UnitSpecSchema = z.object({
   /** role "archive": the digest of the file archive this unit stands for */
   archive: Sha256.optional(),
   service: ServiceDeclSchema.optional(),
+  /** rollout batches and canaries: when set, only these nodes (that also match placements) run it */
+  hosts: z.array(z.string()).optional(),
 });
 export type UnitSpec = z.infer<typeof UnitSpecSchema>;
 
@@ -102,6 +104,8 @@ export const StatusReportSchema = z.object({
   stack: z.string(),
   /** generation the agent has finished applying (null: nothing applied yet) */
   generation: z.number().int().nullable(),
+  /** newest generation the agent has seen and works towards (errors relate to it) */
+  desiredGeneration: z.number().int().nullable(),
   /** true while the agent is still working towards `generation`'s successor */
   converging: z.boolean(),
   units: z.array(UnitStatusSchema),
@@ -125,6 +129,7 @@ export const HistoryRecordSchema = z.object({
   schema: z.literal(SCHEMA_VERSION),
   stack: z.string(),
   generation: z.number().int(),
+  environment: z.string(),
   deployment: DeploymentSchema,
   user: z.string(),
   startedAt: z.string(),
@@ -132,7 +137,8 @@ export const HistoryRecordSchema = z.object({
   durationMs: z.number(),
   result: z.enum(["success", "failed", "rolled-back", "removed"]),
   message: z.string(),
-  units: z.array(z.string()),
+  /** the deployment's own units, as deployed (rollback redeploys them) */
+  units: z.array(UnitSpecSchema),
   /** the spec generation that was live after this deployment ended */
   finalGeneration: z.number().int().nullable(),
 });

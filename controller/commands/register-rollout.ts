@@ -1,15 +1,134 @@
 /**
- * Deploy-side commands. Until the rollout lands they say clearly that they cannot run yet.
+ * Registers the deploy-side and inspection commands on the CLI: service / standalone / global
+ * (the seed's invocation and flags), remove, rollback, status, history, nodes.
  */
-import type { Command } from "commander";
-import { HoustonError } from "../../shared/errors.js";
+import { Option, type Command } from "commander";
+import { ConfigError } from "../../shared/errors.js";
 import type { CommandEnv } from "../cli.js";
+import { makeContext } from "../context.js";
+import { EXIT } from "../output.js";
+import type { DeploymentType } from "../plan/plan-deployment.js";
+import { stackOf } from "../plan/plan-deployment.js";
+import type { RolloutOptions } from "../rollout/rollout.js";
+import { breakLockIfAsked, deployCommand, removeCommand, rollbackCommand } from "./deploy.js";
+import { historyCommand, nodesCommand, statusCommand } from "./inspect.js";
 
-export function registerRolloutCommands(program: Command, _env: CommandEnv): void {
-  const notYet = (what: string) => () => {
-    throw new HoustonError(`${what}: deploying needs the Houston agent and rollout, which this build does not have yet; use 'houston plan'`);
+interface DeployFlags {
+  group?: string;
+  delay: string;
+  maxTries: string;
+  dependencies: boolean;
+  removal: boolean;
+  remove?: boolean;
+  skipConsul?: boolean;
+  timeout: string;
+  maxParallel?: string;
+  canary: string;
+  forceUnlock?: boolean;
+}
+
+function positive(name: string, value: string, allowZero = false): number {
+  const n = Number(value);
+  if (!Number.isInteger(n) || n < (allowZero ? 0 : 1)) throw new ConfigError("command line", `${name} must be a ${allowZero ? "non-negative" : "positive"} whole number, got ${JSON.stringify(value)}`);
+  return n;
+}
+
+function rolloutOptions(f: DeployFlags): RolloutOptions {
+  return {
+    delaySeconds: positive("--delay", f.delay),
+    maxTries: positive("--max-tries", f.maxTries),
+    timeoutSeconds: positive("--timeout", f.timeout),
+    skipConsul: f.skipConsul === true,
+    noRemoval: f.removal === false,
+    maxParallel: f.maxParallel === undefined ? null : positive("--max-parallel", f.maxParallel),
+    canary: positive("--canary", f.canary, true),
   };
-  program.command("service").argument("<name>").argument("<version>").description("deploy a service and its dependencies").action(notYet("service"));
-  program.command("standalone").argument("<name>").description("deploy a standalone stack").action(notYet("standalone"));
-  program.command("global").description("deploy the global units").action(notYet("global"));
+}
+
+function deployOptions(c: Command): Command {
+  return c
+    .option("-g, --group <group>", "deployment group (blue/green): units named <name>:<group>@<version>")
+    .option("-d, --delay <seconds>", "with --max-tries: the longest wait for one unit is delay × max-tries", "5")
+    .option("-m, --max-tries <n>", "see --delay", "15")
+    .option("--no-dependencies", "do not chain units with Requires=/After=")
+    .option("-n, --no-removal", "on failure, leave the new units in place instead of restoring the previous generation")
+    .option("--remove", "remove this stack (or group) instead of deploying it")
+    .option("-s, --skip-consul", "do not confirm the service with Consul's health API")
+    .option("--timeout <seconds>", "upper bound for the whole rollout", "600")
+    .addOption(new Option("--max-parallel <n>", "hosts updated at a time"))
+    .option("--canary <n>", "deploy to n hosts and confirm them before the rest", "0")
+    .option("--force-unlock", "break the stack's deploy lock (says whose it was) before deploying");
+}
+
+function rolloutFlags(c: Command): Command {
+  return c
+    .option("-d, --delay <seconds>", "see deploy", "5")
+    .option("-m, --max-tries <n>", "see deploy", "15")
+    .option("-n, --no-removal", "on failure, leave the new units in place")
+    .option("-s, --skip-consul", "do not confirm the service with Consul's health API")
+    .option("--timeout <seconds>", "upper bound for the whole rollout", "600")
+    .addOption(new Option("--max-parallel <n>", "hosts updated at a time"))
+    .option("--canary <n>", "deploy to n hosts and confirm them before the rest", "0")
+    .option("--force-unlock", "break the stack's deploy lock first");
+}
+
+export function registerRolloutCommands(program: Command, env: CommandEnv): void {
+  const setExit = (ok: boolean): void => {
+    process.exitCode = ok ? EXIT.ok : EXIT.failed;
+  };
+  const deploy = (type: DeploymentType) => async (...args: unknown[]) => {
+    const cmd = args.at(-1) as Command;
+    const flags = cmd.opts<DeployFlags>();
+    const [name, version] = args.filter((a): a is string => typeof a === "string");
+    const req = env.request(cmd, type, name ?? "global", version ?? null, { group: flags.group, dependencies: flags.dependencies });
+    const manifest = env.manifest(cmd);
+    const ctx = makeContext(env.globals(cmd), manifest);
+    const out = env.output(cmd);
+    await breakLockIfAsked(ctx, stackOf(req), flags.forceUnlock === true, out);
+    if (flags.remove) return setExit(await removeCommand(ctx, stackOf(req), req.group, req.environment, out));
+    setExit(await deployCommand(ctx, manifest, req, rolloutOptions(flags), out));
+  };
+  deployOptions(program.command("service").argument("<name>").argument("<version>").description("deploy a service and its dependencies")).action(deploy("service"));
+  deployOptions(program.command("standalone").argument("<name>").description("deploy a standalone stack")).action(deploy("standalone"));
+  deployOptions(program.command("global").description("deploy the global units")).action(deploy("global"));
+
+  program.command("remove").argument("<stack>").description("remove a stack's units and archives (with -g: only that group)")
+    .option("-g, --group <group>", "remove only this group")
+    .option("--force-unlock", "break the stack's deploy lock first")
+    .action(async (stack: string, flags: { group?: string; forceUnlock?: boolean }, cmd: Command) => {
+      const g = env.globals(cmd);
+      const ctx = makeContext(g, g.environment ? env.manifest(cmd) : undefined);
+      const out = env.output(cmd);
+      await breakLockIfAsked(ctx, stack, flags.forceUnlock === true, out);
+      setExit(await removeCommand(ctx, stack, flags.group ?? null, g.environment ?? "", out));
+    });
+
+  rolloutFlags(program.command("rollback").argument("<stack>").argument("[generation]").description("redeploy an earlier successful generation (default: the one before the last success)"))
+    .action(async (stack: string, generation: string | undefined, flags: DeployFlags, cmd: Command) => {
+      const g = env.globals(cmd);
+      const ctx = makeContext(g, g.environment ? env.manifest(cmd) : undefined);
+      const out = env.output(cmd);
+      await breakLockIfAsked(ctx, stack, flags.forceUnlock === true, out);
+      setExit(await rollbackCommand(ctx, stack, generation === undefined ? null : positive("GENERATION", generation), rolloutOptions({ ...flags, dependencies: true }), out));
+    });
+
+  const inspectCtx = (cmd: Command) => {
+    const g = env.globals(cmd);
+    return { ctx: makeContext(g, g.environment ? env.manifest(cmd) : undefined), json: g.json, out: env.output(cmd) };
+  };
+  program.command("status").argument("[stack]").description("per host and unit: state, version, generation, age (exit 1 unless all active)")
+    .action(async (stack: string | undefined, _f: unknown, cmd: Command) => {
+      const { ctx, json, out } = inspectCtx(cmd);
+      setExit(await statusCommand(ctx, stack, json, out));
+    });
+  program.command("history").argument("<stack>").description("deployments of a stack with result and duration")
+    .action(async (stack: string, _f: unknown, cmd: Command) => {
+      const { ctx, json, out } = inspectCtx(cmd);
+      await historyCommand(ctx, stack, json, out);
+    });
+  program.command("nodes").description("hosts with agents: metadata and agent health")
+    .action(async (_f: unknown, cmd: Command) => {
+      const { ctx, json, out } = inspectCtx(cmd);
+      await nodesCommand(ctx, json, out);
+    });
 }

@@ -84,7 +84,7 @@ describe("desiredForHost (targeting)", () => {
   const unit = (name: string, placements: UnitSpec["placements"], text = `[Unit]\nDescription=${name}\n\n[Service]\nExecStart=/bin/true\n`): UnitSpec => ({ name, stack: "s", component: name.split("@")[0] ?? null, group: null, version: "1", role: "dependency", text, placements });
   const spec = (units: UnitSpec[], stack = "s"): StackSpec => ({ schema: 1, stack, generation: 4, environment: "e", createdAt: "", deployment: { type: "standalone", name: stack, version: null, group: null }, units: units.map((u) => ({ ...u, stack })) });
   const everywhere = [{ global: false, metadata: {} }];
-  const names = (specs: StackSpec[], meta: Record<string, string>) => desiredForHost(specs, meta).units.map((u) => u.name);
+  const names = (specs: StackSpec[], meta: Record<string, string>) => desiredForHost(specs, "h1", meta).units.map((u) => u.name);
 
   const cases: { title: string; placements: UnitSpec["placements"]; meta: Record<string, string>; here: boolean }[] = [
     { title: "no placement: every host", placements: everywhere, meta: {}, here: true },
@@ -99,18 +99,24 @@ describe("desiredForHost (targeting)", () => {
   ];
   for (const c of cases) it(c.title, () => expect(names([spec([unit("a@1.service", c.placements)])], c.meta)).toEqual(c.here ? ["a@1.service"] : []));
 
+  it("a host allowlist (canary, batches) narrows placement", () => {
+    const pinned = { ...unit("a@1.service", everywhere), hosts: ["h2"] };
+    expect(desiredForHost([spec([pinned])], "h1", {}).units).toEqual([]);
+    expect(desiredForHost([spec([pinned])], "h2", {}).units.map((u) => u.name)).toEqual(["a@1.service"]);
+  });
+
   it("drops dependencies on units of the stack placed elsewhere", () => {
     const web = [{ global: false, metadata: { role: ["web"] } }];
     const db = [{ global: false, metadata: { role: ["db"] } }];
     const app = unit("app@1.service", web, "[Unit]\nDescription=app\nRequires=db@1.service\nAfter=db@1.service network.target\n\n[Service]\nExecStart=/bin/true\n");
-    const [u] = desiredForHost([spec([unit("db@1.service", db), app])], { role: "web" }).units;
+    const [u] = desiredForHost([spec([unit("db@1.service", db), app])], "h1", { role: "web" }).units;
     expect(u?.text).toContain("After=network.target");
     expect(u?.text).not.toContain("db@1.service");
     expect(u?.hash).toBe(hashText(u?.text ?? ""));
   });
 
   it("keeps stacks apart and in order, with their generations and archives", () => {
-    const d = desiredForHost([spec([unit("b@1.service", everywhere)], "zeta"), spec([{ ...unit("f@abc.service", everywhere), role: "archive", archive: "a".repeat(64) }], "alpha")], {});
+    const d = desiredForHost([spec([unit("b@1.service", everywhere)], "zeta"), spec([{ ...unit("f@abc.service", everywhere), role: "archive", archive: "a".repeat(64) }], "alpha")], "h1", {});
     expect(d.units.map((u) => u.stack)).toEqual(["alpha", "zeta"]);
     expect([...d.archives]).toEqual([["a".repeat(64), "alpha"]]);
     expect([...d.generations]).toEqual([["alpha", 4], ["zeta", 4]]);

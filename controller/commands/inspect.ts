@@ -1,0 +1,103 @@
+/**
+ * Read-only commands: status (per host and unit, from agents' reports against the desired spec),
+ * history, nodes. Text tables on stdout, or one JSON document with --json.
+ */
+import { errorText } from "../../shared/errors.js";
+import { StackSpecSchema, decodeJson, type StackSpec, type StatusReport } from "../../shared/spec.js";
+import type { Context } from "../context.js";
+import type { Output } from "../output.js";
+import { parseReports, readAgents, readHosts } from "../rollout/fleet-view.js";
+import { readHistory } from "../rollout/history.js";
+import { hostsForUnit } from "../rollout/progress.js";
+
+export function table(rows: string[][]): string {
+  const widths = rows[0]?.map((_, i) => Math.max(...rows.map((r) => (r[i] ?? "").length))) ?? [];
+  return rows.map((r) => r.map((c, i) => (i === r.length - 1 ? c : c.padEnd(widths[i] ?? 0))).join("  ").trimEnd()).join("\n");
+}
+
+function age(iso: string | undefined, now: number): string {
+  if (!iso) return "-";
+  const s = Math.max(0, Math.round((now - Date.parse(iso)) / 1000));
+  return s < 120 ? `${s}s` : s < 7200 ? `${Math.round(s / 60)}m` : `${Math.round(s / 3600)}h`;
+}
+
+export async function statusCommand(ctx: Context, stack: string | undefined, json: boolean, out: Output): Promise<boolean> {
+  const now = Date.now();
+  const specs: StackSpec[] = [];
+  const specErrors: string[] = [];
+  for (const e of await ctx.consul.kvList(ctx.kv.stacks)) {
+    const name = ctx.kv.stackOfSpecKey(e.key);
+    if (!name || (stack && name !== stack)) continue;
+    try {
+      specs.push(decodeJson(StackSpecSchema, e.key, e.value));
+    } catch (err) {
+      specErrors.push(errorText(err));
+    }
+  }
+  const reports = parseReports(await ctx.consul.kvList(ctx.kv.status), ctx.kv);
+  const hosts = await readHosts(ctx.consul, ctx.kv);
+  const stacks = specs.map((spec) => {
+    const byHost: ReadonlyMap<string, StatusReport> = reports.get(spec.stack) ?? new Map<string, StatusReport>();
+    const rows = spec.units.flatMap((u) =>
+      hostsForUnit(u, hosts).map((node) => {
+        const r = byHost.get(node);
+        const s = r?.units.find((x) => x.name === u.name);
+        return { node, unit: u.name, version: u.version, group: u.group, role: u.role, activeState: s?.activeState ?? "missing", subState: s?.subState ?? "-", result: s?.result ?? null, applied: r?.generation ?? null, seen: r?.desiredGeneration ?? null, converging: r?.converging ?? null, updatedAt: r?.updatedAt ?? null, errors: r?.errors ?? [] };
+      }),
+    );
+    const stale = [...byHost.values()].flatMap((r) => r.units.filter((x) => !spec.units.some((u) => u.name === x.name)).map((x) => ({ node: r.node, unit: x.name, activeState: x.activeState, note: "not in the spec: being removed" })));
+    return { stack: spec.stack, generation: spec.generation, deployment: spec.deployment, createdAt: spec.createdAt, units: rows, leaving: stale };
+  });
+  const healthy = stacks.every((s) => s.units.every((u) => u.activeState === "active" && u.errors.length === 0)) && specErrors.length === 0;
+  if (json) {
+    out.print(JSON.stringify({ stacks, errors: specErrors, hosts, healthy }, null, 2));
+    return healthy;
+  }
+  if (stacks.length === 0 && specErrors.length === 0) out.print(stack ? `stack ${stack} is not deployed` : "no stacks deployed");
+  for (const s of stacks) {
+    const d = s.deployment;
+    out.print(`${s.stack}: generation ${s.generation}, ${d.type} ${d.name}${d.version ? ` ${d.version}` : ""}${d.group ? ` group ${d.group}` : ""}, written ${age(s.createdAt, now)} ago`);
+    const rows = [["  HOST", "UNIT", "VERSION", "STATE", "GENERATION", "AGE", "ERRORS"]];
+    for (const u of s.units) {
+      const gen = u.applied === null ? "-" : `${u.applied}${u.converging ? ` (→${u.seen})` : ""}`;
+      rows.push([`  ${u.node}`, u.unit, u.version, `${u.activeState}/${u.subState}${u.result ? ` (${u.result})` : ""}`, gen, age(u.updatedAt ?? undefined, now), u.errors.join("; ")]);
+    }
+    for (const l of s.leaving) rows.push([`  ${l.node}`, l.unit, "", l.activeState, "", "", l.note]);
+    out.print(table(rows));
+  }
+  for (const e of specErrors) out.error(e);
+  return healthy;
+}
+
+export async function historyCommand(ctx: Context, stack: string, json: boolean, out: Output): Promise<void> {
+  const records = await readHistory(ctx.consul, ctx.kv, stack);
+  if (json) {
+    out.print(JSON.stringify(records.map(({ units, ...r }) => ({ ...r, units: units.map((u) => u.name) })), null, 2));
+    return;
+  }
+  if (records.length === 0) {
+    out.print(`no deployments of ${stack} recorded`);
+    return;
+  }
+  const rows = [["GENERATION", "RESULT", "DURATION", "FINISHED", "BY", "DEPLOYMENT", "MESSAGE"]];
+  for (const r of records) {
+    const d = r.deployment;
+    rows.push([String(r.generation), r.result, `${(r.durationMs / 1000).toFixed(1)}s`, r.finishedAt, r.user, `${d.type} ${d.name}${d.version ? ` ${d.version}` : ""}${d.group ? `:${d.group}` : ""}`, r.message]);
+  }
+  out.print(table(rows));
+}
+
+export async function nodesCommand(ctx: Context, json: boolean, out: Output): Promise<void> {
+  const { records, invalid } = await readAgents(ctx.consul, ctx.kv);
+  const hosts = await readHosts(ctx.consul, ctx.kv);
+  const health = new Map(hosts.map((h) => [h.node, h.agent]));
+  const nodes = records.map((r) => ({ node: r.node, agent: health.get(r.node) ?? "not registered", meta: r.meta, version: r.version, startedAt: r.startedAt, httpAddr: r.httpAddr ?? null }));
+  if (json) {
+    out.print(JSON.stringify({ nodes, errors: invalid }, null, 2));
+    return;
+  }
+  const rows = [["NODE", "AGENT", "VERSION", "STARTED", "METADATA"]];
+  for (const n of nodes) rows.push([n.node, n.agent, n.version, n.startedAt, Object.entries(n.meta).filter(([, v]) => v !== "").map(([k, v]) => `${k}=${v}`).join(",")]);
+  out.print(nodes.length ? table(rows) : "no Houston agents registered");
+  for (const e of invalid) out.error(e);
+}

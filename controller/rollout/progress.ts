@@ -1,0 +1,82 @@
+/**
+ * Pure rollout decisions, fed by agents' reports:
+ *  - which hosts each unit must run on (the agents' own targeting rule, over their metadata);
+ *  - how hosts are split into a canary and batches of --max-parallel;
+ *  - whether a generation's units are active everywhere, still pending, or failed somewhere
+ *    (and where, and why), and whether removed units are gone.
+ */
+import { unitTargetsNode } from "../../shared/placement.js";
+import type { StatusReport, UnitSpec } from "../../shared/spec.js";
+
+export interface HostView {
+  node: string;
+  meta: Record<string, string>;
+  /** houston-agent's Consul check: passing, warning, critical, or missing */
+  agent: string;
+}
+
+export function hostsForUnit(unit: Pick<UnitSpec, "placements" | "hosts">, hosts: HostView[]): string[] {
+  return hosts.filter((h) => unitTargetsNode(unit, h.node, h.meta)).map((h) => h.node).sort();
+}
+
+/** Canary first (if any), then groups of maxParallel (null: all the rest at once). */
+export function makeBatches(hosts: string[], canary: number, maxParallel: number | null): string[][] {
+  const rest = [...hosts].sort();
+  const out: string[][] = [];
+  if (canary > 0 && rest.length > 0) out.push(rest.splice(0, Math.min(canary, rest.length)));
+  const size = maxParallel && maxParallel > 0 ? maxParallel : rest.length;
+  while (rest.length > 0) out.push(rest.splice(0, size));
+  return out;
+}
+
+export interface UnitTarget {
+  name: string;
+  hosts: string[];
+}
+
+export type Decision =
+  | { kind: "done" }
+  | { kind: "waiting"; unit: string; pending: string[]; done: string[] }
+  | { kind: "failed"; unit: string; host: string; reason: string };
+
+/**
+ * A unit counts as done on a host when that host's agent has seen `generation` (or later) and
+ * reports the unit active. A failed unit, or an agent error for this generation, fails the rollout
+ * at once, even while earlier units are still pending. Units are considered in order.
+ */
+export function decide(units: UnitTarget[], generation: number, reports: ReadonlyMap<string, StatusReport>): Decision {
+  let waiting: Decision | null = null;
+  for (const u of units) {
+    const pending: string[] = [];
+    const done: string[] = [];
+    for (const host of u.hosts) {
+      const r = reports.get(host);
+      const current = r !== undefined && r.desiredGeneration !== null && r.desiredGeneration >= generation;
+      if (!r || !current) {
+        pending.push(host);
+        continue;
+      }
+      if (r.errors.length > 0) return { kind: "failed", unit: u.name, host, reason: r.errors.join("; ") };
+      const s = r.units.find((x) => x.name === u.name);
+      if (s?.activeState === "failed") {
+        const why = [`${u.name} failed${s.result ? ` (Result=${s.result})` : ""}`, ...(s.log?.length ? [`last log lines:\n      ${s.log.join("\n      ")}`] : [])];
+        return { kind: "failed", unit: u.name, host, reason: why.join("; ") };
+      }
+      if (s?.activeState === "active") done.push(host);
+      else pending.push(host);
+    }
+    if (pending.length > 0 && !waiting) waiting = { kind: "waiting", unit: u.name, pending, done };
+  }
+  return waiting ?? { kind: "done" };
+}
+
+/** Hosts whose reports still list any of the removed units (an agent lists a unit until it has removed it). */
+export function removalPending(names: string[], reports: ReadonlyMap<string, StatusReport>): string[] {
+  const gone = new Set(names);
+  const pending: string[] = [];
+  for (const [host, r] of reports) {
+    const stillThere = r.units.some((u) => gone.has(u.name));
+    if (stillThere) pending.push(host);
+  }
+  return pending.sort();
+}

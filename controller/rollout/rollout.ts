@@ -1,0 +1,241 @@
+/**
+ * The rollout: lock → upload archives → write the new generation (old units kept) → follow the
+ * agents' reports unit by unit (canary and batches first, if asked) → confirm the service in
+ * Consul's health API → prune what was replaced → history. On failure: restore the previous
+ * generation (unless --no-removal), so the old versions keep serving, and say what failed where.
+ * Decisions are in progress.ts (pure); this file only sequences I/O.
+ */
+import { HoustonError, errorText } from "../../shared/errors.js";
+import { SCHEMA_VERSION, StackSpecSchema, type Deployment, type HistoryRecord, type StackSpec, type UnitSpec } from "../../shared/spec.js";
+import type { Context } from "../context.js";
+import type { Output } from "../output.js";
+import type { BuiltArchive } from "../plan/archive.js";
+import { TimeoutError, followHealth, followReports, parseReports, readHosts } from "./fleet-view.js";
+import { archivesKeptByHistory, readHistory, writeHistory } from "./history.js";
+import { DeployLock, whoAmI } from "./lock.js";
+import { decide, hostsForUnit, makeBatches, removalPending, type HostView, type UnitTarget } from "./progress.js";
+import { deleteSpec, readSpecAt, uploadArchive, writeSpec } from "./publish.js";
+
+export interface RolloutOptions {
+  delaySeconds: number;
+  maxTries: number;
+  timeoutSeconds: number;
+  skipConsul: boolean;
+  noRemoval: boolean;
+  maxParallel: number | null;
+  canary: number;
+}
+
+export interface RolloutInput {
+  stack: string;
+  environment: string;
+  deployment: Deployment;
+  units: UnitSpec[];
+  archives: BuiltArchive[];
+  /** e.g. "example 7b7d061b" */
+  label: string;
+}
+
+interface Failure {
+  unit: string;
+  host: string;
+  reason: string;
+}
+
+/** How long agents get to carry out a prune or a restore before we say so and move on. */
+const REMOVAL_WAIT_MS = 120_000;
+
+export async function rollout(ctx: Context, input: RolloutInput, opts: RolloutOptions, out: Output): Promise<boolean> {
+  const t0 = Date.now();
+  const deadline = t0 + opts.timeoutSeconds * 1000;
+  const { consul, kv } = ctx;
+  const lock = await DeployLock.acquire(consul, kv, input.stack, `deploy ${input.label}`);
+  try {
+    const hosts = await readHosts(consul, kv);
+    if (hosts.length === 0) throw new HoustonError("no Houston agents are registered in Consul (see `houston nodes`)");
+    const targets = targetsOf(input.units, hosts);
+    for (const a of input.archives) {
+      const r = await uploadArchive(consul, kv, a);
+      out.debug(`archive ${a.sha256}: ${r.uploaded} chunks uploaded, ${r.skipped} already present`);
+    }
+    const history = await readHistory(consul, kv, input.stack);
+    const { spec: before, modifyIndex } = await readSpecAt(consul, kv, input.stack);
+    let index = modifyIndex;
+    let generation = Math.max(before?.generation ?? 0, history.at(-1)?.finalGeneration ?? 0, history.at(-1)?.generation ?? 0);
+    const write = async (units: UnitSpec[]): Promise<number> => {
+      generation++;
+      const spec: StackSpec = { schema: SCHEMA_VERSION, stack: input.stack, generation, environment: input.environment, deployment: input.deployment, createdAt: new Date().toISOString(), units };
+      index = await writeSpec(consul, kv, spec, index);
+      return generation;
+    };
+    const names = new Set(input.units.map((u) => u.name));
+    const kept = (before?.units ?? []).filter((u) => !names.has(u.name));
+    const firstGeneration = generation + 1;
+
+    let failure: Failure | null = null;
+    const allHosts = [...new Set(targets.flatMap((t) => t.hosts))].sort();
+    const batches = makeBatches(allHosts, opts.canary, opts.maxParallel);
+    const cumulative: string[] = [];
+    for (const [i, batch] of batches.entries()) {
+      cumulative.push(...batch);
+      const last = i === batches.length - 1;
+      const g = await write([...kept, ...input.units.map((u) => (last ? u : { ...u, hosts: [...cumulative] }))]);
+      if (batches.length > 1) out.info(`${i === 0 && opts.canary > 0 ? "Canary" : "Batch"} ${i + 1}/${batches.length} (generation ${g}): ${batch.join(", ")}`);
+      const scope = targets.map((t) => ({ name: t.name, hosts: t.hosts.filter((h) => cumulative.includes(h)) }));
+      failure = await followUnits(ctx, input.stack, scope, g, deadline, opts, out);
+      if (!failure && input.deployment.type === "service" && !opts.skipConsul) failure = await confirmService(ctx, input, scope, deadline, out);
+      if (!failure) failure = await recheck(ctx, input.stack, scope, g);
+      if (failure) break;
+      if (i === 0 && opts.canary > 0 && !last) out.info(`Canary confirmed on ${batch.join(", ")}`);
+    }
+
+    let ok = failure === null;
+    let message: string;
+    let removedUnits: string[] = [];
+    if (!failure) {
+      removedUnits = kept.filter((u) => u.group === input.deployment.group).map((u) => u.name);
+      if (removedUnits.length) {
+        for (const name of removedUnits) out.info(`Destroying ${name}`);
+        const g = await write([...kept.filter((u) => !removedUnits.includes(u.name)), ...input.units]);
+        await waitRemoved(ctx, input.stack, removedUnits, g, out);
+      }
+      message = `Deployment of ${input.label}${input.deployment.type === "service" ? " and its dependencies" : ""} successful.`;
+    } else {
+      out.error(`${failure.unit} failed on ${failure.host}: ${failure.reason}`);
+      const added = input.units.filter((u) => !(before?.units ?? []).some((b) => b.name === u.name)).map((u) => u.name);
+      if (opts.noRemoval) {
+        out.warn(`Leaving the new units in place (--no-removal): ${added.join(", ") || "none"}`);
+      } else {
+        for (const name of added) out.info(`Removing ${name}`);
+        if (before) await write(before.units);
+        else await deleteSpec(consul, kv, input.stack, index);
+        await waitRemoved(ctx, input.stack, added, generation, out);
+        out.info(before ? `Restored generation ${before.generation}'s units as generation ${generation}: the previous versions keep serving` : "Removed the stack's units: nothing was deployed before");
+      }
+      ok = false;
+      message = `Deployment of ${input.label} failed: ${failure.unit} failed on ${failure.host}: ${failure.reason.split("\n")[0]}`;
+    }
+
+    const record: HistoryRecord = {
+      schema: SCHEMA_VERSION, stack: input.stack, generation: firstGeneration, environment: input.environment, deployment: input.deployment,
+      user: whoAmI(), startedAt: new Date(t0).toISOString(), finishedAt: new Date().toISOString(), durationMs: Date.now() - t0,
+      result: ok ? "success" : opts.noRemoval ? "failed" : "rolled-back", message, units: input.units, finalGeneration: (await readSpecAt(consul, kv, input.stack)).spec?.generation ?? null,
+    };
+    await writeHistory(consul, kv, record);
+    const candidates = new Set([...(before?.units ?? []), ...input.units].flatMap((u) => (u.archive ? [u.archive] : [])));
+    await pruneArchives(ctx, candidates, archivesKeptByHistory([...history, record]), out);
+    if (ok) {
+      out.info(message);
+      out.info("Eagle, looking great. You're Go.");
+    } else out.error(message);
+    return ok;
+  } finally {
+    await lock.release();
+  }
+}
+
+export function targetsOf(units: UnitSpec[], hosts: HostView[]): UnitTarget[] {
+  return units.map((u) => {
+    const on = hostsForUnit(u, hosts);
+    if (on.length === 0) {
+      const where = u.placements.map((p) => (Object.keys(p.metadata).length ? Object.entries(p.metadata).map(([k, v]) => `${k}=${v.join("|")}`).join(",") : "any host")).join(" or ");
+      throw new HoustonError(`${u.name} targets no host: it wants ${where}; hosts: ${hosts.map((h) => `${h.node} (${Object.entries(h.meta).map(([k, v]) => `${k}=${v}`).join(",") || "no metadata"})`).join(", ")}`);
+    }
+    return { name: u.name, hosts: on };
+  });
+}
+
+/** Follows the units in order, logging each as it starts and completes. Returns the failure, if any. */
+async function followUnits(ctx: Context, stack: string, units: UnitTarget[], generation: number, deadline: number, opts: RolloutOptions, out: Output): Promise<Failure | null> {
+  const perUnitMs = opts.delaySeconds * opts.maxTries * 1000;
+  let current = 0;
+  let since = Date.now();
+  let last = "";
+  if (units[0]) out.info(`Deploying ${units[0].name}`);
+  for (;;) {
+    const until = Math.min(deadline, since + perUnitMs);
+    let step: { failed: Failure | null; at: number };
+    try {
+      step = await followReports(ctx.consul, ctx.kv, stack, until, (reports) => {
+        const d = decide(units, generation, reports);
+        if (d.kind === "failed") return { failed: { unit: d.unit, host: d.host, reason: d.reason }, at: current };
+        last = d.kind === "waiting" ? `${d.unit} not active yet on ${d.pending.join(", ")}` : "";
+        const at = d.kind === "waiting" ? units.findIndex((u) => u.name === d.unit) : units.length;
+        return at !== current ? { failed: null, at } : undefined;
+      }, () => last);
+    } catch (err) {
+      if (!(err instanceof TimeoutError)) throw err;
+      const unit = units[current];
+      return { unit: unit?.name ?? "?", host: unit?.hosts.join(", ") ?? "?", reason: `timed out after ${Math.round((Date.now() - since) / 1000)}s: ${err.message || "no report"}` };
+    }
+    if (step.failed) return step.failed;
+    for (; current < step.at; current++) {
+      out.info(`${units[current]?.name} is active on ${units[current]?.hosts.join(", ")}`);
+      if (units[current + 1]) out.info(`Deploying ${units[current + 1]?.name}`);
+    }
+    since = Date.now();
+    if (current >= units.length) return null;
+  }
+}
+
+/** The service must be passing in Consul with its version tag on every host it runs on. */
+async function confirmService(ctx: Context, input: RolloutInput, scope: UnitTarget[], deadline: number, out: Output): Promise<Failure | null> {
+  const svc = input.units.find((u) => u.role === "service");
+  if (!svc) return null;
+  const name = svc.service?.name ?? input.stack;
+  const tags = [`version:${svc.version}`, ...(svc.group ? [`deploy:${svc.group}`] : [])];
+  const nodes = scope.find((t) => t.name === svc.name)?.hosts ?? [];
+  try {
+    await followHealth(ctx.consul, name, tags, nodes, deadline, (passing) => out.debug(`${name} passing on: ${passing.join(", ") || "none"}`));
+  } catch (err) {
+    if (!(err instanceof TimeoutError)) throw err;
+    return { unit: svc.name, host: nodes.join(", "), reason: `${errorText(err)} (confirm with Consul timed out)` };
+  }
+  out.info(`${svc.name} has started`);
+  out.info("Validated service is running with Consul");
+  return null;
+}
+
+/** Units can fail after they became active: look once more before declaring success. */
+async function recheck(ctx: Context, stack: string, scope: UnitTarget[], generation: number): Promise<Failure | null> {
+  const reports = parseReports(await ctx.consul.kvList(ctx.kv.status), ctx.kv).get(stack) ?? new Map();
+  const d = decide(scope, generation, reports);
+  return d.kind === "failed" ? { unit: d.unit, host: d.host, reason: d.reason } : null;
+}
+
+async function waitRemoved(ctx: Context, stack: string, names: string[], generation: number, out: Output): Promise<void> {
+  if (names.length === 0) return;
+  let pending: string[] = [];
+  try {
+    await followReports(ctx.consul, ctx.kv, stack, Date.now() + REMOVAL_WAIT_MS, (reports) => {
+      pending = removalPending(names, reports);
+      return pending.length === 0 ? true : undefined;
+    }, () => `still present on ${pending.join(", ")}`);
+  } catch (err) {
+    if (!(err instanceof TimeoutError)) throw err;
+    out.warn(`generation ${generation}: ${names.join(", ")} still reported on ${pending.join(", ")} after ${REMOVAL_WAIT_MS / 1000}s; the agents will keep converging`);
+  }
+}
+
+/** Deletes this stack's old archives that no spec references and history does not keep. */
+export async function pruneArchives(ctx: Context, candidates: Set<string>, keep: Set<string>, out: Output): Promise<void> {
+  const referenced = new Set<string>();
+  for (const e of await ctx.consul.kvList(ctx.kv.stacks)) {
+    if (!ctx.kv.stackOfSpecKey(e.key)) continue;
+    // an unreadable spec might reference anything: then keep every candidate
+    let raw: unknown;
+    try {
+      raw = JSON.parse(e.value.toString("utf8"));
+    } catch {
+      return;
+    }
+    const spec = StackSpecSchema.safeParse(raw);
+    if (!spec.success) return;
+    for (const u of spec.data.units) if (u.archive) referenced.add(u.archive);
+  }
+  for (const sha of candidates) {
+    if (referenced.has(sha) || keep.has(sha)) continue;
+    await ctx.consul.kvDeletePrefix(ctx.kv.archive(sha));
+    out.info(`Removed archive ${sha.slice(0, 12)} from Consul`);
+  }
+}
