@@ -4,6 +4,7 @@
 import { Command, CommanderError } from "commander";
 import { ConfigError, ConsulUnreachableError, HoustonError, LockHeldError, errorText } from "../shared/errors.js";
 import type { Manifest } from "./config/manifest.js";
+import { normalizeArgv } from "./argv.js";
 import { loadManifestFor, makeContext, type GlobalOptions } from "./context.js";
 import { EXIT, consoleOutput, type Output } from "./output.js";
 import { planCommand } from "./commands/plan.js";
@@ -73,7 +74,7 @@ export function exitCodeFor(err: unknown): number {
 export async function main(argv: string[]): Promise<number> {
   const program = buildProgram();
   try {
-    await program.parseAsync(argv, { from: "user" });
+    await program.parseAsync(normalizeArgv(argv), { from: "user" });
     return process.exitCode === undefined ? EXIT.ok : Number(process.exitCode);
   } catch (err) {
     if (err instanceof CommanderError) return exitCodeFor(err);

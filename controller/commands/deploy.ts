@@ -8,7 +8,7 @@ import type { Context } from "../context.js";
 import type { Output } from "../output.js";
 import type { DeploymentRequest } from "../plan/plan-deployment.js";
 import { followReports, TimeoutError } from "../rollout/fleet-view.js";
-import { archivesKeptByHistory, readHistory, writeHistory } from "../rollout/history.js";
+import { readHistory, writeHistory } from "../rollout/history.js";
 import { DeployLock, forceUnlock, whoAmI } from "../rollout/lock.js";
 import { removalPending } from "../rollout/progress.js";
 import { deleteSpec, readSpecAt, writeSpec } from "../rollout/publish.js";
@@ -51,18 +51,13 @@ export async function removeCommand(ctx: Context, stack: string, group: string |
       if (!(err instanceof TimeoutError)) throw err;
       out.warn(`units still reported on ${pending.join(", ")}; the agents will keep converging`);
     }
-    const history = await readHistory(ctx.consul, ctx.kv, stack);
     const record: HistoryRecord = {
       schema: SCHEMA_VERSION, stack, generation, environment, deployment: { ...spec.deployment, group },
       user: whoAmI(), startedAt: new Date(t0).toISOString(), finishedAt: new Date().toISOString(), durationMs: Date.now() - t0,
       result: "removed", message: `Removed ${removed.length} units of ${stack}${group ? ` group ${group}` : ""}`, units: removed, finalGeneration: left.length ? generation : null,
     };
     await writeHistory(ctx.consul, ctx.kv, record);
-    const candidates = new Set(removed.flatMap((u) => (u.archive ? [u.archive] : [])));
-    // removal means gone: history does not keep these archives for rollback
-    const keep = archivesKeptByHistory(history);
-    for (const c of candidates) keep.delete(c);
-    await pruneArchives(ctx, candidates, keep, out);
+    await pruneArchives(ctx, new Set(removed.flatMap((u) => (u.archive ? [u.archive] : []))), out);
     out.info(record.message);
     return pending.length === 0;
   } finally {
@@ -81,7 +76,8 @@ export async function rollbackCommand(ctx: Context, stack: string, generation: n
   if (target.result !== "success") throw new HoustonError(`generation ${target.generation} of ${stack} did not succeed (${target.result}); pick a successful one`);
   for (const u of target.units) {
     if (u.archive && !(await ctx.consul.kvGet(ctx.kv.archiveMeta(u.archive)))) {
-      throw new HoustonError(`archive ${u.archive} of generation ${target.generation} is no longer in Consul; cannot roll back to it`);
+      const d = target.deployment;
+      throw new HoustonError(`archive ${u.archive} of generation ${target.generation} was pruned from Consul, so it cannot be rolled back to as recorded; redeploy that version from its config instead (houston ${d.type}${d.type === "global" ? "" : ` ${d.name}`}${d.version ? ` ${d.version}` : ""})`);
     }
   }
   out.info(`Rolling back ${stack} to generation ${target.generation} (${target.deployment.type} ${target.deployment.name}${target.deployment.version ? ` ${target.deployment.version}` : ""})`);

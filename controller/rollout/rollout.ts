@@ -11,7 +11,7 @@ import type { Context } from "../context.js";
 import type { Output } from "../output.js";
 import type { BuiltArchive } from "../plan/archive.js";
 import { TimeoutError, followHealth, followReports, parseReports, readHosts } from "./fleet-view.js";
-import { archivesKeptByHistory, readHistory, writeHistory } from "./history.js";
+import { readHistory, writeHistory } from "./history.js";
 import { DeployLock, whoAmI } from "./lock.js";
 import { decide, hostsForUnit, makeBatches, removalPending, type HostView, type UnitTarget } from "./progress.js";
 import { deleteSpec, readSpecAt, uploadArchive, writeSpec } from "./publish.js";
@@ -123,7 +123,7 @@ export async function rollout(ctx: Context, input: RolloutInput, opts: RolloutOp
     };
     await writeHistory(consul, kv, record);
     const candidates = new Set([...(before?.units ?? []), ...input.units].flatMap((u) => (u.archive ? [u.archive] : [])));
-    await pruneArchives(ctx, candidates, archivesKeptByHistory([...history, record]), out);
+    await pruneArchives(ctx, candidates, out);
     if (ok) {
       out.info(message);
       out.info("Eagle, looking great. You're Go.");
@@ -217,8 +217,11 @@ async function waitRemoved(ctx: Context, stack: string, names: string[], generat
   }
 }
 
-/** Deletes this stack's old archives that no spec references and history does not keep. */
-export async function pruneArchives(ctx: Context, candidates: Set<string>, keep: Set<string>, out: Output): Promise<void> {
+/**
+ * Deletes this stack's old archives that no spec references (as the seed did). Rollback can
+ * reuse an archive only while it is still referenced or unchanged; see rollbackCommand.
+ */
+export async function pruneArchives(ctx: Context, candidates: Set<string>, out: Output): Promise<void> {
   const referenced = new Set<string>();
   for (const e of await ctx.consul.kvList(ctx.kv.stacks)) {
     if (!ctx.kv.stackOfSpecKey(e.key)) continue;
@@ -234,7 +237,7 @@ export async function pruneArchives(ctx: Context, candidates: Set<string>, keep:
     for (const u of spec.data.units) if (u.archive) referenced.add(u.archive);
   }
   for (const sha of candidates) {
-    if (referenced.has(sha) || keep.has(sha)) continue;
+    if (referenced.has(sha)) continue;
     await ctx.consul.kvDeletePrefix(ctx.kv.archive(sha));
     out.info(`Removed archive ${sha.slice(0, 12)} from Consul`);
   }

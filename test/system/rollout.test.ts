@@ -1,0 +1,192 @@
+/**
+ * End to end: the houston CLI against a real Consul server and three real systemd test hosts
+ * (role=web: e2e1, e2e2; role=worker: e2e3), each running a Consul client and the agent.
+ */
+import { existsSync } from "node:fs";
+import { join } from "node:path";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { DeployLock } from "../../controller/rollout/lock.js";
+import { readSpecAt } from "../../controller/rollout/publish.js";
+import { LocalFleet } from "../../scripts/lib/local-fleet.js";
+import { ROOT } from "../helpers/consul.js";
+import { configDir, houston, startCli, writeConfig } from "../helpers/cli.js";
+import { eventually, report } from "../helpers/specs.js";
+
+let fleet: LocalFleet;
+beforeAll(async () => {
+  fleet = await LocalFleet.start({ hosts: [{ name: "e2e1", meta: { role: "web" } }, { name: "e2e2", meta: { role: "web" } }, { name: "e2e3", meta: { role: "worker" } }] });
+});
+afterAll(async () => fleet?.stop());
+
+const local = join(ROOT, "examples", "local");
+const run = (dir: string, ...args: string[]) => houston(fleet.consulAddr, dir, ...args);
+const localRun = (...args: string[]) => houston(fleet.consulAddr, local, "-e", "local", ...args);
+const state = (host: string, unit: string) => fleet.unitState(host, unit);
+const unitFile = (host: string, unit: string) => existsSync(join(fleet.host(host).root, "etc/systemd/system", unit));
+const pid = async (host: string, unit: string) => (await fleet.shell(host, "systemctl", "show", "-p", "MainPID", "--value", unit)).trim();
+
+const manifest = (services: Record<string, string[]>) =>
+  `environments:\n  test: {}\nshared-units:\n${Object.entries(services).map(([k, v]) => `  ${k}: [${v.join(", ")}]`).join("\n")}\n`;
+const sleeper = "[Unit]\nDescription=sleeper %i\n\n[Service]\nExecStart=/bin/sleep infinity\n\n[X-Fleet]\nMachineMetadata=role=web\n";
+
+describe("rollout end to end", () => {
+  it("deploys all three types; the service is confirmed in Consul; status tells the truth", async () => {
+    const g = await localRun("global");
+    expect(g.code, g.stderr).toBe(0);
+    const s = await localRun("service", "example", "1");
+    expect(s.code, s.stderr).toBe(0);
+    expect(s.stderr).toMatch(/INFO +Deploying example-file-deploy@[0-9a-f]{8}\.service\n/);
+    expect(s.stderr).toContain("INFO     Validated service is running with Consul");
+    expect(s.stderr).toContain("Eagle, looking great. You're Go.");
+    const t = await localRun("standalone", "tools");
+    expect(t.code, t.stderr).toBe(0);
+    for (const h of ["e2e1", "e2e2"]) expect(await state(h, "example@1.service")).toBe("active");
+    expect(await state("e2e3", "example@1.service")).not.toBe("active");
+    expect(await state("e2e3", "tools-toolbox@1.service")).toBe("active");
+    for (const h of ["e2e1", "e2e2", "e2e3"]) expect(await state(h, "global-heartbeat@1.service")).toBe("active");
+    const { entries } = await fleet.consul.healthService("example", { passing: true, tag: "version:1" });
+    expect(entries.map((e) => e.Node.Node).sort()).toEqual(["e2e1", "e2e2"]);
+    // a new service version with the same files and dependencies leaves the dependencies running
+    const cachePid = await pid("e2e1", "example-cache@1.4.24.service");
+    const v2 = await localRun("service", "example", "2");
+    expect(v2.code, v2.stderr).toBe(0);
+    expect(v2.stderr).toContain("INFO     Destroying example@1.service");
+    expect(await pid("e2e1", "example-cache@1.4.24.service")).toBe(cachePid);
+    const st = await localRun("--json", "status", "example");
+    expect(st.code).toBe(0);
+    const json = JSON.parse(st.stdout) as { healthy: boolean; stacks: { units: { node: string; unit: string; activeState: string }[] }[] };
+    expect(json.healthy).toBe(true);
+    expect(json.stacks[0]!.units.filter((u) => u.unit === "example@2.service").map((u) => `${u.node}:${u.activeState}`)).toEqual(["e2e1:active", "e2e2:active"]);
+    expect(json.stacks[0]!.units.some((u) => u.unit === "example@1.service")).toBe(false);
+  });
+
+  it("an upgrade prunes the old version and its archive once the new one is confirmed", async () => {
+    const dir = configDir({ "manifest.yaml": manifest({ up: ["helper:1"] }), "units/shared/helper.service": sleeper, "units/service/up.service": sleeper, "files/service/up.yaml": "- {path: /etc/up/conf, content: v1}\n" });
+    expect((await run(dir, "-s", "service", "up", "1")).code).toBe(0);
+    const archiveOf = async () => (await readSpecAt(fleet.consul, fleet.kv, "up")).spec!.units.find((u) => u.archive)!.archive!;
+    const oldArchive = await archiveOf();
+    writeConfig(dir, { "files/service/up.yaml": "- {path: /etc/up/conf, content: v2}\n" });
+    const r = await run(dir, "-s", "service", "up", "2");
+    expect(r.code, r.stderr).toBe(0);
+    expect(r.stderr).toContain("INFO     Destroying up@1.service");
+    expect(r.stderr).toMatch(/Destroying up-file-deploy@[0-9a-f]{8}\.service/);
+    expect(r.stderr).toMatch(/Removed archive [0-9a-f]{12} from Consul/);
+    for (const h of ["e2e1", "e2e2"]) {
+      expect(await state(h, "up@2.service")).toBe("active");
+      expect(unitFile(h, "up@1.service")).toBe(false);
+    }
+    // the dependency's version is unchanged but its text is not (it now Requires= the new archive
+    // unit, whose files it may read): rewritten and restarted in place, still active
+    expect(await state("e2e1", "up-helper@1.service")).toBe("active");
+    expect(await fleet.consul.kvGet(fleet.kv.archiveMeta(oldArchive))).toBeNull();
+    expect(await fleet.consul.kvKeys(fleet.kv.archive(oldArchive))).toEqual([]);
+    expect(await fleet.consul.kvGet(fleet.kv.archiveMeta(await archiveOf()))).not.toBeNull();
+    const hist = JSON.parse((await run(dir, "--json", "history", "up")).stdout) as { result: string }[];
+    expect(hist.map((h) => h.result)).toEqual(["success", "success"]);
+  });
+
+  it("a failing dependency fails the rollout, removes the new units, keeps the old version serving", async () => {
+    const flaky = "[Unit]\nDescription=flaky %i\n\n[Service]\nExecStart=/bin/sh -c 'echo starting flaky %i; test %i != 2 || exit 3; exec sleep infinity'\n\n[X-Fleet]\nMachineMetadata=role=web\n";
+    const dir = configDir({ "manifest.yaml": manifest({ shaky: ["flaky:1"] }), "units/shared/flaky.service": flaky, "units/service/shaky.service": sleeper });
+    expect((await run(dir, "-s", "service", "shaky", "1")).code).toBe(0);
+    const servicePid = await pid("e2e1", "shaky@1.service");
+    writeConfig(dir, { "manifest.yaml": manifest({ shaky: ["flaky:2"] }) });
+    const r = await run(dir, "-s", "service", "shaky", "2");
+    expect(r.code).toBe(1);
+    expect(r.stderr).toMatch(/ERROR +shaky-flaky@2\.service failed on e2e[12]: shaky-flaky@2\.service failed \(Result=exit-code\)/);
+    expect(r.stderr).toContain("starting flaky 2");
+    expect(r.stderr).toContain("INFO     Removing shaky-flaky@2.service");
+    for (const h of ["e2e1", "e2e2"]) {
+      expect(await state(h, "shaky@1.service")).toBe("active");
+      expect(await state(h, "shaky-flaky@1.service")).toBe("active");
+      expect(unitFile(h, "shaky-flaky@2.service")).toBe(false);
+      expect(unitFile(h, "shaky@2.service")).toBe(false);
+    }
+    expect(await pid("e2e1", "shaky@1.service")).toBe(servicePid);
+    const hist = JSON.parse((await run(dir, "--json", "history", "shaky")).stdout) as { result: string; message: string }[];
+    expect(hist.at(-1)).toMatchObject({ result: "rolled-back" });
+    expect(hist.at(-1)!.message).toContain("shaky-flaky@2.service failed");
+  });
+
+  it("a group deploy (blue/green) leaves the other group alone", async () => {
+    const dir = configDir({ "manifest.yaml": manifest({ bg: [] }), "units/service/bg.service": sleeper });
+    expect((await run(dir, "-s", "-g", "blue", "service", "bg", "1")).code).toBe(0);
+    expect((await run(dir, "-s", "-g", "green", "service", "bg", "1")).code).toBe(0);
+    const green = await pid("e2e1", "bg:green@1.service");
+    const r = await run(dir, "-s", "-g", "blue", "service", "bg", "2");
+    expect(r.code, r.stderr).toBe(0);
+    expect(r.stderr).toContain("Destroying bg:blue@1.service");
+    expect(r.stderr).not.toContain("Destroying bg:green");
+    expect(await state("e2e1", "bg:blue@2.service")).toBe("active");
+    expect(unitFile("e2e1", "bg:blue@1.service")).toBe(false);
+    expect(await pid("e2e1", "bg:green@1.service")).toBe(green);
+    const rm = await houston(fleet.consulAddr, dir, "remove", "bg", "-g", "green");
+    expect(rm.code, rm.stderr).toBe(0);
+    expect(unitFile("e2e1", "bg:green@1.service")).toBe(false);
+    expect(await state("e2e1", "bg:blue@2.service")).toBe("active");
+  });
+
+  it("a lock held by another session is refused with a clear message; --force-unlock says whose it breaks", async () => {
+    const dir = configDir({ "manifest.yaml": manifest({ locked: [] }), "units/service/locked.service": sleeper });
+    const lock = await DeployLock.acquire(fleet.consul, fleet.kv, "locked", "deploy by a colleague");
+    try {
+      const r = await run(dir, "-s", "service", "locked", "1");
+      expect(r.code).toBe(4);
+      expect(r.stderr).toMatch(/ERROR +stack locked is locked by \w+@\S+ \(pid \d+, deploy by a colleague, since .*\); wait for it to finish, or break it with --force-unlock/);
+      const f = await run(dir, "-s", "--force-unlock", "service", "locked", "1");
+      expect(f.code, f.stderr).toBe(0);
+      expect(f.stderr).toMatch(/WARNING +Broke the deploy lock of locked held by \w+@\S+ \(pid \d+, deploy by a colleague/);
+    } finally {
+      await lock.release();
+    }
+  });
+
+  it("controller killed mid-rollout: its lock expires and a rerun completes", async () => {
+    const slow = "[Unit]\nDescription=slow %i\n\n[Service]\nType=oneshot\nRemainAfterExit=yes\nExecStart=/bin/sleep 4\n\n[X-Fleet]\nMachineMetadata=role=web\n";
+    const dir = configDir({ "manifest.yaml": manifest({ killed: ["slow:1"] }), "units/shared/slow.service": slow, "units/service/killed.service": sleeper });
+    const first = startCli(fleet.consulAddr, dir, ["-s", "service", "killed", "1"]);
+    await eventually("the slow unit to be starting", async () => (await state("e2e1", "killed-slow@1.service")) === "activating");
+    first.child.kill("SIGKILL");
+    await first.done;
+    const refused = await run(dir, "-s", "service", "killed", "1");
+    expect(refused.code).toBe(4); // the dead controller's session still holds the lock for up to its TTL
+    const rerun = await eventually("the lock to expire", async () => {
+      const r = await run(dir, "-s", "service", "killed", "1");
+      return r.code === 4 ? null : r;
+    }, 60_000);
+    expect(rerun.code, rerun.stderr).toBe(0);
+    for (const h of ["e2e1", "e2e2"]) expect(await state(h, "killed@1.service")).toBe("active");
+  }, 120_000);
+
+  it("a canary that fails stops the rollout before the other hosts get anything", async () => {
+    const picky = "[Unit]\nDescription=picky %i\n\n[Service]\nExecStart=/bin/sh -c 'test \"$(hostname)\" != e2e1 || exit 7; exec sleep infinity'\n\n[X-Fleet]\nMachineMetadata=role=web\n";
+    const dir = configDir({ "manifest.yaml": manifest({ canary: ["picky:1"] }), "units/shared/picky.service": picky, "units/service/canary.service": sleeper });
+    const r = await run(dir, "-s", "--canary", "1", "service", "canary", "1");
+    expect(r.code).toBe(1);
+    expect(r.stderr).toMatch(/INFO +Canary 1\/2 \(generation \d+\): e2e1/);
+    expect(r.stderr).toMatch(/canary-picky@1\.service failed on e2e1/);
+    expect(r.stderr).not.toContain("Batch 2/2");
+    const journal = await fleet.shell("e2e2", "journalctl", "-u", "houston-agent", "--no-pager", "-o", "cat");
+    expect(journal).not.toContain("canary-picky");
+    expect(await report(fleet.consul, fleet.kv, "e2e2", "canary")).toBeNull();
+    expect(unitFile("e2e1", "canary-picky@1.service")).toBe(false);
+  });
+
+  it("rollback redeploys an earlier generation through the same flow; remove clears the stack", async () => {
+    const dir = configDir({ "manifest.yaml": manifest({ rb: [] }), "units/service/rb.service": sleeper });
+    expect((await run(dir, "-s", "service", "rb", "1")).code).toBe(0);
+    expect((await run(dir, "-s", "service", "rb", "2")).code).toBe(0);
+    const r = await houston(fleet.consulAddr, dir, "-s", "rollback", "rb");
+    expect(r.code, r.stderr).toBe(0);
+    expect(r.stderr).toMatch(/Rolling back rb to generation 1/);
+    expect(r.stderr).toContain("Destroying rb@2.service");
+    expect(await state("e2e1", "rb@1.service")).toBe("active");
+    expect(unitFile("e2e1", "rb@2.service")).toBe(false);
+    const rm = await houston(fleet.consulAddr, dir, "remove", "rb");
+    expect(rm.code, rm.stderr).toBe(0);
+    expect(unitFile("e2e1", "rb@1.service")).toBe(false);
+    expect(await fleet.consul.kvGet(fleet.kv.spec("rb"))).toBeNull();
+    const st = await houston(fleet.consulAddr, dir, "status", "rb");
+    expect(st.stdout).toContain("stack rb is not deployed");
+  });
+});
