@@ -69,7 +69,7 @@ export class Agent {
 
   /** Node name and metadata: config, else the local Consul agent; cached for starts without Consul. */
   private async identify(): Promise<void> {
-    const cached = this.deps.state.lastReport("agent/identity");
+    const cached = this.deps.state.identity();
     const backoff = new Backoff({ minMs: 250, maxMs: 5000 });
     for (;;) {
       try {
@@ -77,13 +77,12 @@ export class Agent {
         this.node = this.cfg.node ?? self.nodeName;
         this.meta = { ...self.meta, ...this.cfg.meta };
         this.consulReachable = true;
-        this.deps.state.setLastReport("agent/identity", JSON.stringify({ node: this.node, meta: this.meta }));
+        this.deps.state.setIdentity(this.node, this.meta);
         return;
       } catch (err) {
         if (cached) {
-          const id = JSON.parse(cached) as { node: string; meta: Record<string, string> };
-          this.node = this.cfg.node ?? id.node;
-          this.meta = { ...id.meta, ...this.cfg.meta };
+          this.node = this.cfg.node ?? cached.node;
+          this.meta = { ...cached.meta, ...this.cfg.meta };
           this.log(`Consul unreachable (${errorText(err)}); running from cached state as ${this.node}`);
           return;
         }

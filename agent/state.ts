@@ -33,6 +33,7 @@ CREATE TABLE IF NOT EXISTS archives (sha TEXT PRIMARY KEY, stack TEXT NOT NULL, 
 CREATE TABLE IF NOT EXISTS files (path TEXT PRIMARY KEY, archive TEXT NOT NULL, kind TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS applied (stack TEXT PRIMARY KEY, generation INTEGER NOT NULL);
 CREATE TABLE IF NOT EXISTS reports (key TEXT PRIMARY KEY, body TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS identity (id INTEGER PRIMARY KEY CHECK (id = 1), node TEXT NOT NULL, meta TEXT NOT NULL);
 `;
 
 export class AgentState {
@@ -124,6 +125,18 @@ export class AgentState {
     if (generation === null) this.db.prepare("DELETE FROM applied WHERE stack = ?").run(stack);
     else this.db.prepare("INSERT OR REPLACE INTO applied (stack, generation) VALUES (?, ?)").run(stack, generation);
   }
+  /** node name and metadata last learnt from Consul, for starts while Consul is away */
+  identity(): { node: string; meta: Record<string, string> } | null {
+    const row = this.db.prepare("SELECT node, meta FROM identity WHERE id = 1").get() as { node: string; meta: string } | undefined;
+    if (!row) return null;
+    const meta = JSON.parse(row.meta) as unknown;
+    if (typeof meta !== "object" || meta === null || Object.values(meta).some((v) => typeof v !== "string")) return { node: row.node, meta: {} };
+    return { node: row.node, meta: meta as Record<string, string> };
+  }
+  setIdentity(node: string, meta: Record<string, string>): void {
+    this.db.prepare("INSERT OR REPLACE INTO identity (id, node, meta) VALUES (1, ?, ?)").run(node, JSON.stringify(meta));
+  }
+
   reportKeys(): string[] {
     return (this.db.prepare("SELECT key FROM reports").all() as { key: string }[]).map((r) => r.key);
   }

@@ -3,23 +3,16 @@
  * Needs no Consul to render; says so when Consul is unreachable.
  */
 import { ConsulUnreachableError, errorText } from "../../shared/errors.js";
-import { StackSpecSchema, decodeJson, type StackSpec } from "../../shared/spec.js";
 import { loadDeploymentInputs } from "../config/load.js";
 import type { Manifest } from "../config/manifest.js";
 import type { Context } from "../context.js";
 import type { Output } from "../output.js";
 import { diffPlan, type PlanDiff } from "../plan/diff.js";
 import { planDeployment, type DeploymentRequest, type Plan } from "../plan/plan-deployment.js";
+import { readSpecAt } from "../rollout/publish.js";
 
 export function makePlan(ctx: Context, manifest: Manifest, req: DeploymentRequest): Plan {
   return planDeployment(loadDeploymentInputs(ctx.dir, req, manifest), req);
-}
-
-export async function readSpec(ctx: Context, stack: string): Promise<{ spec: StackSpec | null; modifyIndex: number }> {
-  const key = ctx.kv.spec(stack);
-  const entry = await ctx.consul.kvGet(key);
-  if (!entry) return { spec: null, modifyIndex: 0 };
-  return { spec: decodeJson(StackSpecSchema, key, entry.value), modifyIndex: entry.modifyIndex };
 }
 
 export async function planCommand(ctx: Context, manifest: Manifest, req: DeploymentRequest, out: Output, json: boolean): Promise<void> {
@@ -27,7 +20,7 @@ export async function planCommand(ctx: Context, manifest: Manifest, req: Deploym
   let diff: PlanDiff | null = null;
   let consul: { reachable: boolean; address: string; error?: string; generation?: number | null };
   try {
-    const { spec } = await readSpec(ctx, plan.stack);
+    const { spec } = await readSpecAt(ctx.consul, ctx.kv, plan.stack);
     diff = diffPlan(plan.units, req.group, spec);
     consul = { reachable: true, address: ctx.consul.addr, generation: spec?.generation ?? null };
   } catch (err) {

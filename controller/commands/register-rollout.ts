@@ -45,31 +45,24 @@ function rolloutOptions(f: DeployFlags): RolloutOptions {
   };
 }
 
-function deployOptions(c: Command): Command {
-  return c
-    .option("-g, --group <group>", "deployment group (blue/green): units named <name>:<group>@<version>")
-    .option("-d, --delay <seconds>", "with --max-tries: the longest wait for one unit is delay × max-tries", "5")
-    .option("-m, --max-tries <n>", "see --delay", "15")
-    .option("--no-dependencies", "do not chain units with Requires=/After=")
-    .option("-n, --no-removal", "on failure, leave the new units in place instead of restoring the previous generation")
-    .option("--remove", "remove this stack (or group) instead of deploying it")
-    .option("-s, --skip-consul", "do not confirm the service with Consul's health API")
-    .option("--timeout <seconds>", "upper bound for the whole rollout", "600")
-    .addOption(new Option("--max-parallel <n>", "hosts updated at a time"))
-    .option("--canary <n>", "deploy to n hosts and confirm them before the rest", "0")
-    .option("--force-unlock", "break the stack's deploy lock (says whose it was) before deploying");
-}
-
+/** Flags every rollout takes (deploy and rollback). */
 function rolloutFlags(c: Command): Command {
   return c
-    .option("-d, --delay <seconds>", "see deploy", "5")
-    .option("-m, --max-tries <n>", "see deploy", "15")
-    .option("-n, --no-removal", "on failure, leave the new units in place")
+    .option("-d, --delay <seconds>", "with --max-tries: the longest wait for one unit is delay × max-tries", "5")
+    .option("-m, --max-tries <n>", "see --delay", "15")
+    .option("-n, --no-removal", "on failure, leave the new units in place instead of restoring the previous generation")
     .option("-s, --skip-consul", "do not confirm the service with Consul's health API")
     .option("--timeout <seconds>", "upper bound for the whole rollout", "600")
     .addOption(new Option("--max-parallel <n>", "hosts updated at a time"))
     .option("--canary <n>", "deploy to n hosts and confirm them before the rest", "0")
-    .option("--force-unlock", "break the stack's deploy lock first");
+    .option("--force-unlock", "break the stack's deploy lock (says whose it was) first");
+}
+
+function deployOptions(c: Command): Command {
+  return rolloutFlags(c)
+    .option("-g, --group <group>", "deployment group (blue/green): units named <name>:<group>@<version>")
+    .option("--no-dependencies", "do not chain units with Requires=/After=")
+    .option("--remove", "remove this stack (or group) instead of deploying it");
 }
 
 export function registerRolloutCommands(program: Command, env: CommandEnv): void {

@@ -8,12 +8,13 @@
  * checkout under /tmp would be invisible inside (the hosts' /tmp is private).
  */
 import { execFile, spawn } from "node:child_process";
-import { copyFileSync, cpSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { copyFileSync, cpSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { promisify } from "node:util";
 import { Consul } from "../../shared/consul.js";
 import { KvLayout } from "../../shared/kv-layout.js";
+import { killAndWait } from "./process.js";
 
 const run = promisify(execFile);
 export const REPO = join(import.meta.dirname, "..", "..");
@@ -97,6 +98,8 @@ export class LocalFleet {
   private async boot(): Promise<void> {
     // hosts first: the first one creates the bridge the server binds to
     for (const h of this.opts.hosts) {
+      // a host left over from a killed run would block the start; one fleet per name at a time
+      if (existsSync(join(TESTHOST_BASE, h.name))) await testhost("stop", h.name);
       await testhost("start", h.name);
       const env = readEnv(h.name);
       this.hosts.push({ name: h.name, ip: env.TESTHOST_IP ?? "", root: env.TESTHOST_ROOT ?? "", dbus: env.DBUS_SYSTEM_BUS_ADDRESS ?? "", meta: h.meta });
@@ -214,26 +217,5 @@ export class LocalFleet {
     await this.stopConsulServer().catch(() => undefined);
     await Promise.all(this.opts.hosts.map((h) => testhost("stop", h.name).catch(() => undefined)));
     if (this.dataDir) rmSync(this.dataDir, { recursive: true, force: true });
-  }
-}
-
-async function killAndWait(pid: number): Promise<void> {
-  try {
-    process.kill(pid, "SIGTERM");
-  } catch {
-    return;
-  }
-  for (let i = 0; i < 100; i++) {
-    try {
-      process.kill(pid, 0);
-    } catch {
-      return;
-    }
-    await new Promise((r) => setTimeout(r, 50));
-  }
-  try {
-    process.kill(pid, "SIGKILL");
-  } catch {
-    /* gone */
   }
 }

@@ -7,6 +7,7 @@ import { createServer } from "node:net";
 import { join } from "node:path";
 import { promisify } from "node:util";
 import { Consul } from "../../shared/consul.js";
+import { killAndWait } from "../../scripts/lib/process.js";
 
 const run = promisify(execFile);
 export const ROOT = join(import.meta.dirname, "..", "..");
@@ -51,27 +52,6 @@ async function launch(port: number, args: string[]): Promise<{ pid: number; dir:
   return { pid: Number(get("CONSUL_PID")), dir: get("CONSUL_DIR") };
 }
 
-async function kill(pid: number): Promise<void> {
-  try {
-    process.kill(pid, "SIGTERM");
-  } catch {
-    return;
-  }
-  for (let i = 0; i < 100; i++) {
-    try {
-      process.kill(pid, 0);
-    } catch {
-      return;
-    }
-    await new Promise((r) => setTimeout(r, 50));
-  }
-  try {
-    process.kill(pid, "SIGKILL");
-  } catch {
-    /* gone */
-  }
-}
-
 export async function startConsul(args: string[] = []): Promise<TestConsul> {
   let lastErr: unknown;
   for (let attempt = 0; attempt < 3; attempt++) {
@@ -83,7 +63,7 @@ export async function startConsul(args: string[] = []): Promise<TestConsul> {
         addr, port, pid, dir,
         client: new Consul({ addr }),
         async stop() {
-          await kill(self.pid);
+          await killAndWait(self.pid);
           rmSync(self.dir, { recursive: true, force: true });
         },
         async restart() {

@@ -164,8 +164,14 @@ describe("agent on real systemd hosts", () => {
     await fleet.stopConsulServer();
     const health = async () => JSON.parse(await fleet.shell("ag1", "curl", "-s", "127.0.0.1:9631/health")) as { consulReachable: boolean };
     await eventually("agent to notice", async () => (await health()).consulReachable === false, 60_000);
-    await new Promise((r) => setTimeout(r, 2000));
+    // the agent itself restarts while the server is away: it comes back from its SQLite cache
+    await fleet.shell("ag1", "systemctl", "restart", "houston-agent.service");
+    const status = async () => JSON.parse(await fleet.shell("ag1", "curl", "-s", "127.0.0.1:9631/status")) as { node: string; applied: Record<string, number>; units: { name: string }[] };
+    const cached = await eventually("agent up from its cache", async () => status().catch(() => null), 30_000);
+    expect(cached.node).toBe("ag1");
+    expect(cached.units.map((u) => u.name)).toContain("omega-app@1.service");
     expect(await fleet.unitState("ag1", "omega-app@1.service")).toBe("active");
+    expect(await mainPid("ag1", "omega-app@1.service")).toBe(pid);
     await fleet.startConsulServer();
     await eventually("agent to reconnect", async () => (await health()).consulReachable === true, 60_000);
     const v2 = await planUnits(c(), kv(), "omega", [dep("app", "2", unitText("ExecStart=/bin/sleep infinity", web))]);
