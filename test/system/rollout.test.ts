@@ -58,6 +58,11 @@ describe("rollout end to end", () => {
     expect(json.healthy).toBe(true);
     expect(json.stacks[0]!.units.filter((u) => u.unit === "example@2.service").map((u) => `${u.node}:${u.activeState}`)).toEqual(["e2e1:active", "e2e2:active"]);
     expect(json.stacks[0]!.units.some((u) => u.unit === "example@1.service")).toBe(false);
+    const plan = JSON.parse((await localRun("--json", "plan", "service", "example", "3")).stdout) as { consul: { reachable: boolean; generation: number }; diff: { added: string[]; replaced: string[]; unchanged: string[] } };
+    expect(plan.consul).toMatchObject({ reachable: true, generation: 3 });
+    expect(plan.diff.added).toEqual(["example@3.service"]);
+    expect(plan.diff.replaced).toEqual(["example@2.service"]);
+    expect(plan.diff.unchanged).toContain("example-cache@1.4.24.service");
   });
 
   it("an upgrade prunes the old version and its archive once the new one is confirmed", async () => {
@@ -170,6 +175,27 @@ describe("rollout end to end", () => {
     expect(journal).not.toContain("canary-picky");
     expect(await report(fleet.consul, fleet.kv, "e2e2", "canary")).toBeNull();
     expect(unitFile("e2e1", "canary-picky@1.service")).toBe(false);
+  });
+
+  it("--max-parallel updates hosts in batches, each confirmed before the next", async () => {
+    const dir = configDir({ "manifest.yaml": manifest({ batched: [] }), "units/service/batched.service": sleeper });
+    const r = await run(dir, "-s", "--max-parallel", "1", "service", "batched", "1");
+    expect(r.code, r.stderr).toBe(0);
+    expect(r.stderr).toMatch(/Batch 1\/2 \(generation \d+\): e2e1[\s\S]*batched@1\.service is active on e2e1\n[\s\S]*Batch 2\/2 \(generation \d+\): e2e2[\s\S]*batched@1\.service is active on e2e1, e2e2/);
+    // the last batch lifts the host allowlist: the spec is the plain deployment again
+    const spec = (await readSpecAt(fleet.consul, fleet.kv, "batched")).spec!;
+    expect(spec.units.every((u) => u.hosts === undefined)).toBe(true);
+  });
+
+  it("a service that never passes its Consul check fails the rollout and is removed", async () => {
+    const unhealthy = "[Unit]\nDescription=unhealthy\n\n[Service]\nExecStart=/bin/sleep infinity\n\n[X-Fleet]\nMachineMetadata=role=web\n\n[X-Houston]\nServicePort=9\nServiceCheckInterval=1s\n";
+    const dir = configDir({ "manifest.yaml": manifest({ sick: [] }), "units/service/sick.service": unhealthy });
+    const r = await run(dir, "--timeout", "8", "service", "sick", "1");
+    expect(r.code).toBe(1);
+    expect(r.stderr).toContain("sick@1.service is active on e2e1, e2e2");
+    expect(r.stderr).toMatch(/ERROR +sick@1\.service failed on e2e1, e2e2: sick \(version:1\) is not passing in Consul on e2e1, e2e2/);
+    expect(unitFile("e2e1", "sick@1.service")).toBe(false);
+    await eventually("the service to be deregistered", async () => (await fleet.consul.healthService("sick")).entries.length === 0);
   });
 
   it("rollback redeploys an earlier generation through the same flow; remove clears the stack", async () => {
