@@ -42,6 +42,9 @@ export class Agent {
   /** errors per stack from specs that could not be read (kept apart from pass errors) */
   private specErrors = new Map<string, string[]>();
   private passErrors = new Map<string, string[]>();
+  /** stacks with steps still to do */
+  private converging = new Set<string>();
+  private reporting: Promise<void> = Promise.resolve();
   private lastStates = new Map<string, Omit<UnitStatus, "name">>();
   private running = false;
   private again = false;
@@ -168,15 +171,17 @@ export class Agent {
     try {
       const desired = desiredForHost(this.deps.state.specs(), this.node, this.meta);
       const steps = reconcileHost(await this.observe(desired), desired);
+      // reports sent while the steps run (unit state changes) say these stacks are converging
+      this.converging = new Set(steps.flatMap((s) => ("stack" in s ? [s.stack] : [])));
       this.passErrors = steps.length ? await applySteps(steps, { ...this.deps, root: this.cfg.root, unitDir: this.cfg.unitDir, startTimeoutMs: this.cfg.startTimeoutMs, log: (m) => this.log(m) }) : new Map();
-      const after = reconcileHost(await this.observe(desired), desired);
-      const converging = new Set(after.flatMap((s) => ("stack" in s ? [s.stack] : [])));
+      // every step ran: what is left to do is what failed (a spec change meanwhile triggers another pass)
+      this.converging = new Set(this.passErrors.keys());
       for (const [stack, gen] of desired.generations) {
-        if (!this.passErrors.has(stack) && !converging.has(stack)) this.deps.state.setApplied(stack, gen);
+        if (!this.passErrors.has(stack)) this.deps.state.setApplied(stack, gen);
       }
       for (const stack of this.deps.state.applied().keys()) if (!desired.generations.has(stack)) this.deps.state.setApplied(stack, null);
       failed = this.passErrors.size > 0;
-      await this.report(desired, converging);
+      await this.publish(desired);
     } catch (err) {
       failed = true;
       this.log(`reconcile pass failed: ${errorText(err)}`);
@@ -214,17 +219,24 @@ export class Agent {
     }
   }
 
+  /** A report soon (unit state changes come in bursts); passes report at their end anyway. */
   scheduleReport(): void {
     if (this.reportTimer || this.abort.signal.aborted) return;
     this.reportTimer = setTimeout(() => {
       this.reportTimer = null;
-      const desired = desiredForHost(this.deps.state.specs(), this.node, this.meta);
-      void this.report(desired, new Set()).catch((err: unknown) => this.log(`report failed: ${errorText(err)}`));
+      void this.publish(desiredForHost(this.deps.state.specs(), this.node, this.meta));
     }, 100);
   }
 
+  /** Reports one at a time, so an older one never lands after a newer one. */
+  private publish(desired: HostDesired): Promise<void> {
+    this.reporting = this.reporting.then(() => this.report(desired)).catch((err: unknown) => this.log(`report failed: ${errorText(err)}`));
+    return this.reporting;
+  }
+
   /** Publishes each stack's report when it changed; retried later if Consul is away. */
-  private async report(desired: HostDesired, converging: Set<string>): Promise<void> {
+  private async report(desired: HostDesired): Promise<void> {
+    const converging = this.converging;
     const owned = this.deps.state.units();
     const states = new Map<string, Omit<UnitStatus, "name">>();
     for (const name of new Set([...owned.map((u) => u.name), ...desired.units.map((u) => u.name)])) {

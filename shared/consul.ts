@@ -273,7 +273,7 @@ export class Consul {
       let next = result.index;
       if (next < index || next <= 0) next = 0; // went backwards: start over with a fresh read
       const changed = index === 0 || next !== index;
-      index = next === 0 ? 0 : next;
+      index = next;
       if (changed) yield result;
       if (index === 0) {
         // Consul handed us no usable index; a fresh read would return at once, so pace it.

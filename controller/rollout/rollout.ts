@@ -61,11 +61,14 @@ export async function rollout(ctx: Context, input: RolloutInput, opts: RolloutOp
     const history = await readHistory(consul, kv, input.stack);
     const { spec: before, modifyIndex } = await readSpecAt(consul, kv, input.stack);
     let index = modifyIndex;
+    /** the generation live in KV now (null once the spec is deleted) */
+    let live: number | null = before?.generation ?? null;
     let generation = Math.max(before?.generation ?? 0, history.at(-1)?.finalGeneration ?? 0, history.at(-1)?.generation ?? 0);
     const write = async (units: UnitSpec[]): Promise<number> => {
       generation++;
       const spec: StackSpec = { schema: SCHEMA_VERSION, stack: input.stack, generation, environment: input.environment, deployment: input.deployment, createdAt: new Date().toISOString(), units };
       index = await writeSpec(consul, kv, spec, index);
+      live = generation;
       return generation;
     };
     const names = new Set(input.units.map((u) => u.name));
@@ -89,11 +92,10 @@ export async function rollout(ctx: Context, input: RolloutInput, opts: RolloutOp
       if (i === 0 && opts.canary > 0 && !last) out.info(`Canary confirmed on ${batch.join(", ")}`);
     }
 
-    let ok = failure === null;
+    const ok = failure === null;
     let message: string;
-    let removedUnits: string[] = [];
     if (!failure) {
-      removedUnits = kept.filter((u) => u.group === input.deployment.group).map((u) => u.name);
+      const removedUnits = kept.filter((u) => u.group === input.deployment.group).map((u) => u.name);
       if (removedUnits.length) {
         for (const name of removedUnits) out.info(`Destroying ${name}`);
         const g = await write([...kept.filter((u) => !removedUnits.includes(u.name)), ...input.units]);
@@ -108,18 +110,20 @@ export async function rollout(ctx: Context, input: RolloutInput, opts: RolloutOp
       } else {
         for (const name of added) out.info(`Removing ${name}`);
         if (before) await write(before.units);
-        else await deleteSpec(consul, kv, input.stack, index);
+        else {
+          await deleteSpec(consul, kv, input.stack, index);
+          live = null;
+        }
         await waitRemoved(ctx, input.stack, added, generation, out);
         out.info(before ? `Restored generation ${before.generation}'s units as generation ${generation}: the previous versions keep serving` : "Removed the stack's units: nothing was deployed before");
       }
-      ok = false;
       message = `Deployment of ${input.label} failed: ${failure.unit} failed on ${failure.host}: ${failure.reason.split("\n")[0]}`;
     }
 
     const record: HistoryRecord = {
       schema: SCHEMA_VERSION, stack: input.stack, generation: firstGeneration, environment: input.environment, deployment: input.deployment,
       user: whoAmI(), startedAt: new Date(t0).toISOString(), finishedAt: new Date().toISOString(), durationMs: Date.now() - t0,
-      result: ok ? "success" : opts.noRemoval ? "failed" : "rolled-back", message, units: input.units, finalGeneration: (await readSpecAt(consul, kv, input.stack)).spec?.generation ?? null,
+      result: ok ? "success" : opts.noRemoval ? "failed" : "rolled-back", message, units: input.units, finalGeneration: live,
     };
     await writeHistory(consul, kv, record);
     const candidates = new Set([...(before?.units ?? []), ...input.units].flatMap((u) => (u.archive ? [u.archive] : [])));
