@@ -36,13 +36,16 @@ export async function statusCommand(ctx: Context, stack: string | undefined, jso
   }
   const reports = parseReports(await ctx.consul.kvList(ctx.kv.status), ctx.kv);
   const hosts = await readHosts(ctx.consul, ctx.kv);
+  const agentOf = new Map(hosts.map((h) => [h.node, h.agent]));
   const stacks = specs.map((spec) => {
     const byHost: ReadonlyMap<string, StatusReport> = reports.get(spec.stack) ?? new Map<string, StatusReport>();
     const rows = spec.units.flatMap((u) =>
       hostsForUnit(u, hosts).map((node) => {
         const r = byHost.get(node);
         const s = r?.units.find((x) => x.name === u.name);
-        return { node, unit: u.name, version: u.version, group: u.group, role: u.role, activeState: s?.activeState ?? "missing", subState: s?.subState ?? "-", result: s?.result ?? null, applied: r?.generation ?? null, seen: r?.desiredGeneration ?? null, converging: r?.converging ?? null, updatedAt: r?.updatedAt ?? null, errors: r?.errors ?? [] };
+        // a report from a host whose agent is not passing may be stale: say so rather than trust it
+        const agent = agentOf.get(node) ?? "missing";
+        return { node, agent, unit: u.name, version: u.version, group: u.group, role: u.role, activeState: agent !== "passing" ? "unknown" : (s?.activeState ?? "missing"), reportedState: s?.activeState ?? null, subState: s?.subState ?? "-", result: s?.result ?? null, applied: r?.generation ?? null, seen: r?.desiredGeneration ?? null, converging: r?.converging ?? null, updatedAt: r?.updatedAt ?? null, errors: r?.errors ?? [] };
       }),
     );
     const stale = [...byHost.values()].flatMap((r) => r.units.filter((x) => !spec.units.some((u) => u.name === x.name)).map((x) => ({ node: r.node, unit: x.name, activeState: x.activeState, note: "not in the spec: being removed" })));
@@ -60,7 +63,8 @@ export async function statusCommand(ctx: Context, stack: string | undefined, jso
     const rows = [["  HOST", "UNIT", "VERSION", "STATE", "GENERATION", "AGE", "ERRORS"]];
     for (const u of s.units) {
       const gen = u.applied === null ? "-" : `${u.applied}${u.converging ? ` (→${u.seen})` : ""}`;
-      rows.push([`  ${u.node}`, u.unit, u.version, `${u.activeState}/${u.subState}${u.result ? ` (${u.result})` : ""}`, gen, age(u.updatedAt ?? undefined, now), u.errors.join("; ")]);
+      const stateText = u.agent !== "passing" ? `unknown (agent ${u.agent}; last reported ${u.reportedState ?? "nothing"})` : `${u.activeState}/${u.subState}${u.result ? ` (${u.result})` : ""}`;
+      rows.push([`  ${u.node}`, u.unit, u.version, stateText, gen, age(u.updatedAt ?? undefined, now), u.errors.join("; ")]);
     }
     for (const l of s.leaving) rows.push([`  ${l.node}`, l.unit, "", l.activeState, "", "", l.note]);
     out.print(table(rows));

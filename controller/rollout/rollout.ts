@@ -50,6 +50,7 @@ export async function rollout(ctx: Context, input: RolloutInput, opts: RolloutOp
   const deadline = t0 + opts.timeoutSeconds * 1000;
   const { consul, kv } = ctx;
   const lock = await DeployLock.acquire(consul, kv, input.stack, `deploy ${input.label}`);
+  let onExit = (): void => undefined;
   try {
     const hosts = await readHosts(consul, kv);
     if (hosts.length === 0) throw new HoustonError("no Houston agents are registered in Consul (see `houston nodes`)");
@@ -64,6 +65,20 @@ export async function rollout(ctx: Context, input: RolloutInput, opts: RolloutOp
     /** the generation live in KV now (null once the spec is deleted) */
     let live: number | null = before?.generation ?? null;
     let generation = Math.max(before?.generation ?? 0, history.at(-1)?.finalGeneration ?? 0, history.at(-1)?.generation ?? 0);
+    // Ctrl-C: give the lock back at once (rather than after its TTL) and say where things stand
+    const interrupted = (): void => {
+      void lock.release().finally(() => {
+        const what = live === null || live === before?.generation ? "" : before ? " with the new units beside the old ones" : " with the new units";
+        out.error(`Interrupted during the deployment of ${input.label}; released the deploy lock of ${input.stack}. Generation ${live ?? "none"} is live${what}: run the same command again to finish it.`);
+        process.exit(130);
+      });
+    };
+    process.once("SIGINT", interrupted);
+    process.once("SIGTERM", interrupted);
+    onExit = () => {
+      process.off("SIGINT", interrupted);
+      process.off("SIGTERM", interrupted);
+    };
     const write = async (units: UnitSpec[]): Promise<number> => {
       generation++;
       const spec: StackSpec = { schema: SCHEMA_VERSION, stack: input.stack, generation, environment: input.environment, deployment: input.deployment, createdAt: new Date().toISOString(), units };
@@ -134,6 +149,7 @@ export async function rollout(ctx: Context, input: RolloutInput, opts: RolloutOp
     } else out.error(message);
     return ok;
   } finally {
+    onExit();
     await lock.release();
   }
 }

@@ -163,6 +163,19 @@ describe("rollout end to end", () => {
     for (const h of ["e2e1", "e2e2"]) expect(await state(h, "killed@1.service")).toBe("active");
   }, 120_000);
 
+  it("Ctrl-C mid-rollout gives the lock back at once and says what is live", async () => {
+    const slow = "[Unit]\nDescription=slow %i\n\n[Service]\nType=oneshot\nRemainAfterExit=yes\nExecStart=/bin/sleep 4\n\n[X-Fleet]\nMachineMetadata=role=web\n";
+    const dir = configDir({ "manifest.yaml": manifest({ intr: ["slow:1"] }), "units/shared/slow.service": slow, "units/service/intr.service": sleeper });
+    const first = startCli(fleet.consulAddr, dir, ["-s", "service", "intr", "1"]);
+    await eventually("the slow unit to be starting", async () => (await state("e2e1", "intr-slow@1.service")) === "activating");
+    first.child.kill("SIGINT");
+    const r = await first.done;
+    expect(r.code).toBe(130);
+    expect(r.stderr).toMatch(/ERROR +Interrupted during the deployment of intr 1; released the deploy lock of intr\. Generation \d+ is live with the new units: run the same command again to finish it\./);
+    const rerun = await run(dir, "-s", "service", "intr", "1");
+    expect(rerun.code, rerun.stderr).toBe(0);
+  });
+
   it("a canary that fails stops the rollout before the other hosts get anything", async () => {
     const picky = "[Unit]\nDescription=picky %i\n\n[Service]\nExecStart=/bin/sh -c 'test \"$(hostname)\" != e2e1 || exit 7; exec sleep infinity'\n\n[X-Fleet]\nMachineMetadata=role=web\n";
     const dir = configDir({ "manifest.yaml": manifest({ canary: ["picky:1"] }), "units/shared/picky.service": picky, "units/service/canary.service": sleeper });
@@ -214,5 +227,20 @@ describe("rollout end to end", () => {
     expect(await fleet.consul.kvGet(fleet.kv.spec("rb"))).toBeNull();
     const st = await houston(fleet.consulAddr, dir, "status", "rb");
     expect(st.stdout).toContain("stack rb is not deployed");
+  });
+
+  it("status does not vouch for hosts whose agent is down", async () => {
+    await fleet.shell("e2e3", "systemctl", "stop", "houston-agent.service");
+    const st = await eventually("e2e3's agent check to go critical", async () => {
+      const r = await localRun("--json", "status", "global");
+      const j = JSON.parse(r.stdout) as { healthy: boolean; stacks: { units: { node: string; agent: string; activeState: string; reportedState: string | null }[] }[] };
+      const row = j.stacks[0]?.units.find((u) => u.node === "e2e3");
+      return row && row.agent === "critical" ? { r, j, row } : null;
+    });
+    expect(st.r.code).toBe(1);
+    expect(st.j.healthy).toBe(false);
+    expect(st.row).toMatchObject({ activeState: "unknown", reportedState: "active" });
+    const text = await localRun("status", "global");
+    expect(text.stdout).toMatch(/e2e3 +global-heartbeat@1\.service +1 +unknown \(agent critical; last reported active\)/);
   });
 });
