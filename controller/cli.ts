@@ -9,7 +9,7 @@ import { loadManifestFor, makeContext, type GlobalOptions } from "./context.js";
 import { EXIT, consoleOutput, type Output } from "./output.js";
 import { planCommand } from "./commands/plan.js";
 import type { DeploymentRequest, DeploymentType } from "./plan/plan-deployment.js";
-import { registerRolloutCommands } from "./commands/register-rollout.js";
+import { registerCommands } from "./commands/register.js";
 
 export const VERSION = "0.1.0";
 
@@ -59,7 +59,7 @@ export function buildProgram(): Command {
   planOpts(plan.command("standalone").argument("<name>").description("plan a standalone stack deployment")).action(planAction("standalone"));
   planOpts(plan.command("global").description("plan the global units")).action(planAction("global"));
 
-  registerRolloutCommands(program, env);
+  registerCommands(program, env);
   return program;
 }
 

@@ -65,7 +65,7 @@ function deployOptions(c: Command): Command {
     .option("--remove", "remove this stack (or group) instead of deploying it");
 }
 
-export function registerRolloutCommands(program: Command, env: CommandEnv): void {
+export function registerCommands(program: Command, env: CommandEnv): void {
   const setExit = (ok: boolean): void => {
     process.exitCode = ok ? EXIT.ok : EXIT.failed;
   };
