@@ -44,6 +44,7 @@ export class Agent {
   private passErrors = new Map<string, string[]>();
   /** stacks with steps still to do */
   private converging = new Set<string>();
+  private registrationsStale = false;
   private reporting: Promise<void> = Promise.resolve();
   private lastStates = new Map<string, Omit<UnitStatus, "name">>();
   private running = false;
@@ -127,7 +128,12 @@ export class Agent {
       },
     });
     for await (const { entries } of watch) {
-      if (!this.consulReachable) this.log("Consul is back");
+      if (!this.consulReachable) {
+        // the local Consul agent may have been rebuilt meanwhile: make sure it knows us again
+        this.log("Consul is back");
+        this.registrationsStale = true;
+        void this.register();
+      }
       this.consulReachable = true;
       this.acceptSpecs(entries);
       this.trigger();
@@ -181,6 +187,7 @@ export class Agent {
       }
       for (const stack of this.deps.state.applied().keys()) if (!desired.generations.has(stack)) this.deps.state.setApplied(stack, null);
       failed = this.passErrors.size > 0;
+      if (!failed) this.registrationsStale = false;
       await this.publish(desired);
     } catch (err) {
       failed = true;
@@ -208,7 +215,7 @@ export class Agent {
       observed.push({ name: u.name, stack: u.stack, fileHash: this.fileHash(u.name), startedHash: u.startedHash, activeState: state.activeState, serviceId: u.serviceId });
     }
     const foreign = new Set(desired.units.filter((u) => !ownedNames.has(u.name) && existsSync(join(this.cfg.unitDir, u.name))).map((u) => u.name));
-    return { owned: observed, foreign, archives: this.deps.state.installedArchives() };
+    return { owned: observed, foreign, archives: this.deps.state.installedArchives(), registrationsStale: this.registrationsStale };
   }
 
   private fileHash(name: string): string | null {

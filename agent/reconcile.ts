@@ -27,6 +27,8 @@ export interface HostObservation {
   foreign: Set<string>;
   /** installed archive digest → stack */
   archives: Map<string, string>;
+  /** the local Consul agent may have lost registrations (after an outage): register again */
+  registrationsStale: boolean;
 }
 
 export type Step =
@@ -78,16 +80,16 @@ export function reconcileHost(current: HostObservation, desired: HostDesired): S
     const restart = o !== undefined && o.startedHash !== null && RUNNING.has(o.activeState);
     steps.push({ kind: "start-unit", stack: u.stack, name: u.name, hash: u.hash, restart });
   }
-  for (const u of live) steps.push(...registration(u, owned.get(u.name)));
+  for (const u of live) steps.push(...registration(u, owned.get(u.name), current.registrationsStale));
 
   for (const [sha, stack] of current.archives) if (!desired.archives.has(sha)) steps.push({ kind: "remove-archive", stack, sha });
   return steps;
 }
 
-function registration(u: DesiredUnit, o: ObservedUnit | undefined): Step[] {
+function registration(u: DesiredUnit, o: ObservedUnit | undefined, stale: boolean): Step[] {
   if (!u.service) return o?.serviceId ? [{ kind: "deregister-service", stack: u.stack, name: u.name, serviceId: o.serviceId }] : [];
   const id = serviceIdFor(u.name);
   // re-register when the unit (re)starts too: its content, and so its declaration, may have changed
-  if (o?.serviceId === id && o.startedHash === u.hash) return [];
+  if (o?.serviceId === id && o.startedHash === u.hash && !stale) return [];
   return [{ kind: "register-service", stack: u.stack, name: u.name, serviceId: id, service: u.service, version: u.version, group: u.group }];
 }

@@ -55,6 +55,11 @@ export async function rollout(ctx: Context, input: RolloutInput, opts: RolloutOp
     const hosts = await readHosts(consul, kv);
     if (hosts.length === 0) throw new HoustonError("no Houston agents are registered in Consul (see `houston nodes`)");
     const targets = targetsOf(input.units, hosts);
+    const unwell = new Map(hosts.filter((h) => h.agent !== "passing").map((h) => [h.node, h.agent]));
+    for (const node of new Set(targets.flatMap((t) => t.hosts))) {
+      const agent = unwell.get(node);
+      if (agent) out.warn(`houston-agent on ${node} is ${agent}: its units cannot be confirmed until it reports again`);
+    }
     for (const a of input.archives) {
       const r = await uploadArchive(consul, kv, a);
       out.debug(`archive ${a.sha256}: ${r.uploaded} chunks uploaded, ${r.skipped} already present`);
@@ -100,7 +105,7 @@ export async function rollout(ctx: Context, input: RolloutInput, opts: RolloutOp
       const g = await write([...kept, ...input.units.map((u) => (last ? u : { ...u, hosts: [...cumulative] }))]);
       if (batches.length > 1) out.info(`${i === 0 && opts.canary > 0 ? "Canary" : "Batch"} ${i + 1}/${batches.length} (generation ${g}): ${batch.join(", ")}`);
       const scope = targets.map((t) => ({ name: t.name, hosts: t.hosts.filter((h) => cumulative.includes(h)) }));
-      failure = await followUnits(ctx, input.stack, scope, g, deadline, opts, out);
+      failure = await followUnits(ctx, input.stack, scope, g, deadline, opts, out, unwell);
       if (!failure && input.deployment.type === "service" && !opts.skipConsul) failure = await confirmService(ctx, input, scope, deadline, out);
       if (!failure) failure = await recheck(ctx, input.stack, scope, g);
       if (failure) break;
@@ -166,7 +171,7 @@ export function targetsOf(units: UnitSpec[], hosts: HostView[]): UnitTarget[] {
 }
 
 /** Follows the units in order, logging each as it starts and completes. Returns the failure, if any. */
-async function followUnits(ctx: Context, stack: string, units: UnitTarget[], generation: number, deadline: number, opts: RolloutOptions, out: Output): Promise<Failure | null> {
+async function followUnits(ctx: Context, stack: string, units: UnitTarget[], generation: number, deadline: number, opts: RolloutOptions, out: Output, unwell: ReadonlyMap<string, string>): Promise<Failure | null> {
   const perUnitMs = opts.delaySeconds * opts.maxTries * 1000;
   let current = 0;
   let since = Date.now();
@@ -186,7 +191,8 @@ async function followUnits(ctx: Context, stack: string, units: UnitTarget[], gen
     } catch (err) {
       if (!(err instanceof TimeoutError)) throw err;
       const unit = units[current];
-      return { unit: unit?.name ?? "?", host: unit?.hosts.join(", ") ?? "?", reason: `timed out after ${Math.round((Date.now() - since) / 1000)}s: ${err.message || "no report"}` };
+      const sick = (unit?.hosts ?? []).filter((h) => unwell.has(h)).map((h) => `houston-agent on ${h} is ${unwell.get(h)}`);
+      return { unit: unit?.name ?? "?", host: unit?.hosts.join(", ") ?? "?", reason: `timed out after ${Math.round((Date.now() - since) / 1000)}s: ${err.message || "no report"}${sick.length ? ` (${sick.join("; ")})` : ""}` };
     }
     if (step.failed) return step.failed;
     for (; current < step.at; current++) {

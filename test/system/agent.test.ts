@@ -188,4 +188,21 @@ describe("agent on real systemd hosts", () => {
     expect(metrics).toMatch(/^houston_reconcile_passes_total [1-9]\d*$/m);
     expect(metrics).toMatch(/^houston_units\{state="active"\} [1-9]\d*$/m);
   });
+
+  it("registers itself and its services again when the local Consul agent lost them", async () => {
+    const units = await planUnits(c(), kv(), "reg", [dep("svc", "1", unitText("ExecStart=/bin/sleep infinity", `${web}\n[X-Houston]\nServicePort=9\n`))]);
+    await reportAt(c(), kv(), "ag1", "reg", await publish(c(), kv(), "reg", units), { "reg-svc@1.service": "active" });
+    const services = async () => Object.keys(JSON.parse(await fleet.shell("ag1", "curl", "-sf", "127.0.0.1:8500/v1/agent/services")) as Record<string, unknown>);
+    expect(await services()).toEqual(expect.arrayContaining(["houston-agent", "houston:reg-svc@1.service"]));
+    // the host's Consul client is rebuilt from scratch: its registrations are gone
+    await fleet.shell("ag1", "systemctl", "stop", "houston-consul.service");
+    await fleet.shell("ag1", "rm", "-rf", "/var/lib/consul");
+    await fleet.shell("ag1", "systemctl", "start", "houston-consul.service");
+    await eventually("registrations to come back", async () => {
+      const ids = await services().catch((): string[] => []);
+      return ids.includes("houston-agent") && ids.includes("houston:reg-svc@1.service");
+    }, 60_000);
+    const { entries } = await c().healthService("reg-svc", { tag: "version:1" });
+    expect(entries.map((e) => e.Node.Node)).toEqual(["ag1"]);
+  }, 90_000);
 });

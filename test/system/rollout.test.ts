@@ -242,5 +242,12 @@ describe("rollout end to end", () => {
     expect(st.row).toMatchObject({ activeState: "unknown", reportedState: "active" });
     const text = await localRun("status", "global");
     expect(text.stdout).toMatch(/e2e3 +global-heartbeat@1\.service +1 +unknown \(agent critical; last reported active\)/);
+    // a rollout to that host warns at once and, when it times out, says why
+    const dir = configDir({ "manifest.yaml": "environments:\n  test: {}\nglobal-units: [beat:2]\n", "units/global/beat.service": "[Service]\nExecStart=/bin/sleep infinity\n\n[X-Fleet]\nGlobal=true\n" });
+    const r = await run(dir, "-s", "--timeout", "5", "global");
+    expect(r.code).toBe(1);
+    expect(r.stderr).toContain("WARNING  houston-agent on e2e3 is critical: its units cannot be confirmed until it reports again");
+    expect(r.stderr).toMatch(/ERROR +global-beat@2\.service failed on e2e1, e2e2, e2e3: timed out after \d+s: global-beat@2\.service not active yet on e2e3 \(houston-agent on e2e3 is critical\)/);
+    expect(await state("e2e1", "global-beat@2.service")).not.toBe("active"); // restored: removed again
   });
 });

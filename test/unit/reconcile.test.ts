@@ -9,7 +9,7 @@ const has = (name: string, o: Partial<ObservedUnit> = {}): ObservedUnit => {
   return { name, stack: "s", fileHash: hash, startedHash: hash, activeState: "active", serviceId: null, ...o };
 };
 const desired = (units: DesiredUnit[], archives: [string, string][] = []): HostDesired => ({ units, archives: new Map(archives), generations: new Map([["s", 1]]) });
-const host = (owned: ObservedUnit[], o: Partial<HostObservation> = {}): HostObservation => ({ owned, foreign: new Set(), archives: new Map(), ...o });
+const host = (owned: ObservedUnit[], o: Partial<HostObservation> = {}): HostObservation => ({ owned, foreign: new Set(), archives: new Map(), registrationsStale: false, ...o });
 const kinds = (steps: Step[]) => steps.map((s) => ("name" in s ? `${s.kind} ${s.name}` : "sha" in s ? `${s.kind} ${s.sha}` : s.kind));
 
 describe("reconcileHost", () => {
@@ -68,6 +68,18 @@ describe("reconcileHost", () => {
       current: host([]),
       desired: desired([want("s@2.service", "t", { role: "service", version: "2", service: { name: "s", port: 80, interval: "2s" } })]),
       steps: ["write-unit s@2.service", "reload", "start-unit s@2.service", "register-service s@2.service"],
+    },
+    {
+      title: "a registered, started service is left alone",
+      current: host([has("s@2.service", { serviceId: "houston:s@2.service" })]),
+      desired: desired([want("s@2.service", "text of s@2.service", { role: "service", version: "2", service: { name: "s", port: 80, interval: "2s" } })]),
+      steps: [],
+    },
+    {
+      title: "after a Consul outage services are registered again (the local agent may have lost them)",
+      current: host([has("s@2.service", { serviceId: "houston:s@2.service" })], { registrationsStale: true }),
+      desired: desired([want("s@2.service", "text of s@2.service", { role: "service", version: "2", service: { name: "s", port: 80, interval: "2s" } })]),
+      steps: ["register-service s@2.service"],
     },
   ];
   for (const c of cases) it(c.title, () => expect(kinds(reconcileHost(c.current, c.desired))).toEqual(c.steps));
