@@ -39,6 +39,8 @@ export class Agent {
   meta: Record<string, string> = {};
   consulReachable = false;
   lastPassAt: string | null = null;
+  /** identified and reconciled once */
+  ready = false;
   /** errors per stack from specs that could not be read (kept apart from pass errors) */
   private specErrors = new Map<string, string[]>();
   private passErrors = new Map<string, string[]>();
@@ -62,6 +64,7 @@ export class Agent {
     this.deps.systemd.onStateChange(() => this.scheduleReport());
     void this.register();
     await this.pass();
+    this.ready = true;
     void this.follow();
   }
 
@@ -297,7 +300,7 @@ export class Agent {
   /** what /status shows */
   snapshot(): Record<string, unknown> {
     return {
-      node: this.node, meta: this.meta, consulReachable: this.consulReachable, lastPassAt: this.lastPassAt,
+      node: this.node, ready: this.ready, meta: this.meta, consulReachable: this.consulReachable, lastPassAt: this.lastPassAt,
       applied: Object.fromEntries(this.deps.state.applied()),
       units: this.deps.state.units().map((u) => ({ ...u, ...(this.lastStates.get(u.name) ?? {}) })),
       archives: Object.fromEntries(this.deps.state.installedArchives()),

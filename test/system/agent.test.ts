@@ -166,8 +166,8 @@ describe("agent on real systemd hosts", () => {
     await eventually("agent to notice", async () => (await health()).consulReachable === false, 60_000);
     // the agent itself restarts while the server is away: it comes back from its SQLite cache
     await fleet.shell("ag1", "systemctl", "restart", "houston-agent.service");
-    const status = async () => JSON.parse(await fleet.shell("ag1", "curl", "-s", "127.0.0.1:9631/status")) as { node: string; applied: Record<string, number>; units: { name: string }[] };
-    const cached = await eventually("agent up from its cache", async () => status().catch(() => null), 30_000);
+    const status = async () => JSON.parse(await fleet.shell("ag1", "curl", "-s", "127.0.0.1:9631/status")) as { node: string; ready: boolean; units: { name: string }[] };
+    const cached = await eventually("agent up from its cache", async () => status().then((s) => (s.ready ? s : null), () => null), 30_000);
     expect(cached.node).toBe("ag1");
     expect(cached.units.map((u) => u.name)).toContain("omega-app@1.service");
     expect(await fleet.unitState("ag1", "omega-app@1.service")).toBe("active");
