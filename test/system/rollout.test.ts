@@ -203,7 +203,7 @@ describe("rollout end to end", () => {
   it("a service that never passes its Consul check fails the rollout and is removed", async () => {
     const unhealthy = "[Unit]\nDescription=unhealthy\n\n[Service]\nExecStart=/bin/sleep infinity\n\n[X-Fleet]\nMachineMetadata=role=web\n\n[X-Houston]\nServicePort=9\nServiceCheckInterval=1s\n";
     const dir = configDir({ "manifest.yaml": manifest({ sick: [] }), "units/service/sick.service": unhealthy });
-    const r = await run(dir, "--timeout", "8", "service", "sick", "1");
+    const r = await run(dir, "--timeout", "12", "service", "sick", "1");
     expect(r.code).toBe(1);
     expect(r.stderr).toContain("sick@1.service is active on e2e1, e2e2");
     expect(r.stderr).toMatch(/ERROR +sick@1\.service failed on e2e1, e2e2: sick \(version:1\) is not passing in Consul on e2e1, e2e2/);
@@ -244,7 +244,7 @@ describe("rollout end to end", () => {
     expect(text.stdout).toMatch(/e2e3 +global-heartbeat@1\.service +1 +unknown \(agent critical; last reported active\)/);
     // a rollout to that host warns at once and, when it times out, says why
     const dir = configDir({ "manifest.yaml": "environments:\n  test: {}\nglobal-units: [beat:2]\n", "units/global/beat.service": "[Service]\nExecStart=/bin/sleep infinity\n\n[X-Fleet]\nGlobal=true\n" });
-    const r = await run(dir, "-s", "--timeout", "5", "global");
+    const r = await run(dir, "-s", "--timeout", "12", "global");
     expect(r.code).toBe(1);
     expect(r.stderr).toContain("WARNING  houston-agent on e2e3 is critical: its units cannot be confirmed until it reports again");
     expect(r.stderr).toMatch(/ERROR +global-beat@2\.service failed on e2e1, e2e2, e2e3: timed out after \d+s: global-beat@2\.service not active yet on e2e3 \(houston-agent on e2e3 is critical\)/);
