@@ -22,6 +22,10 @@ async function main(): Promise<void> {
   }
   const state = new AgentState(join(cfg.stateDir, "agent.sqlite"));
   const systemd = await Systemd.connect(cfg.dbusAddress);
+  systemd.onConnectionLost((err) => {
+    process.stderr.write(`houston-agent: lost the system bus (${errorText(err)}); exiting so that systemd restarts the agent\n`);
+    process.exit(1);
+  });
   const consul = new Consul({ addr: cfg.consulAddr, token: cfg.consulToken });
   const agent = new Agent(cfg, { consul, kv: new KvLayout(cfg.prefix), systemd, state });
   const server = serve({ fetch: agentApp(agent).fetch, hostname: cfg.listen.host, port: cfg.listen.port });

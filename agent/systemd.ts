@@ -7,6 +7,7 @@
  * yet are kept for a while and claimed when the reply is processed.
  */
 import dbus from "dbus-next";
+import { EventEmitter } from "node:events";
 import { HoustonError, errorText } from "../shared/errors.js";
 
 const SD = "org.freedesktop.systemd1";
@@ -41,6 +42,9 @@ export class Systemd {
   private readonly jobResults = new Map<string, JobResult>();
   private readonly pathToUnit = new Map<string, string>();
   private readonly listeners = new Set<StateListener>();
+  private lostListener: ((err: unknown) => void) | null = null;
+  private lostReported = false;
+  private closing = false;
 
   private constructor(private readonly bus: dbus.MessageBus) {}
 
@@ -48,7 +52,10 @@ export class Systemd {
   static async connect(address?: string): Promise<Systemd> {
     const bus = address ? dbus.sessionBus({ busAddress: address }) : dbus.systemBus();
     const sd = new Systemd(bus);
-    bus.on("error", () => undefined); // surfaced through failing calls
+    bus.on("error", (err: unknown) => sd.lost(err));
+    // dbus-next does not forward the socket's end to the bus; its connection object does say it
+    const conn: unknown = (bus as unknown as { _connection?: unknown })._connection;
+    if (conn instanceof EventEmitter) conn.on("end", () => sd.lost(new Error("the D-Bus connection was closed")));
     bus.on("message", (msg: dbus.Message) => sd.onMessage(msg));
     await sd.call("/org/freedesktop/DBus", "org.freedesktop.DBus", "AddMatch", "s", [`type='signal',sender='${SD}',interface='${MANAGER}',member='JobRemoved'`], "org.freedesktop.DBus");
     await sd.call("/org/freedesktop/DBus", "org.freedesktop.DBus", "AddMatch", "s", [`type='signal',sender='${SD}',interface='${PROPS}',member='PropertiesChanged'`], "org.freedesktop.DBus");
@@ -57,7 +64,23 @@ export class Systemd {
   }
 
   close(): void {
+    this.closing = true;
     this.bus.disconnect();
+  }
+
+  /**
+   * Called once if the bus connection fails or closes (e.g. dbus-daemon restarted): calls on a
+   * dead connection would never answer, so the owner should restart (the agent exits; systemd
+   * starts it again and it reconciles from its state).
+   */
+  onConnectionLost(listener: (err: unknown) => void): void {
+    this.lostListener = listener;
+  }
+
+  private lost(err: unknown): void {
+    if (this.closing || this.lostReported) return;
+    this.lostReported = true;
+    this.lostListener?.(err);
   }
 
   /** Called with every ActiveState/SubState change of units this process has looked up. */

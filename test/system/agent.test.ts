@@ -205,4 +205,18 @@ describe("agent on real systemd hosts", () => {
     const { entries } = await c().healthService("reg-svc", { tag: "version:1" });
     expect(entries.map((e) => e.Node.Node)).toEqual(["ag1"]);
   }, 90_000);
+
+  it("a restart of the host's D-Bus daemon restarts the agent, which carries on", async () => {
+    const restarts = async () => Number(await fleet.shell("ag1", "systemctl", "show", "-p", "NRestarts", "--value", "houston-agent.service"));
+    const before = await restarts();
+    const units = await planUnits(c(), kv(), "bus", [dep("app", "1", unitText("ExecStart=/bin/sleep infinity", web))]);
+    await reportAt(c(), kv(), "ag1", "bus", await publish(c(), kv(), "bus", units), { "bus-app@1.service": "active" });
+    const pid = await mainPid("ag1", "bus-app@1.service");
+    await fleet.shell("ag1", "systemctl", "restart", "dbus.service");
+    await eventually("the agent to be restarted by systemd", async () => (await restarts()) > before, 30_000);
+    const v2 = await planUnits(c(), kv(), "bus", [dep("app", "2", unitText("ExecStart=/bin/sleep infinity", web))]);
+    const g = await publish(c(), kv(), "bus", [...units, ...v2]);
+    await reportAt(c(), kv(), "ag1", "bus", g, { "bus-app@1.service": "active", "bus-app@2.service": "active" });
+    expect(await mainPid("ag1", "bus-app@1.service")).toBe(pid);
+  }, 90_000);
 });
