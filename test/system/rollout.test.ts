@@ -146,11 +146,17 @@ describe("rollout end to end", () => {
     }
   });
 
-  it("controller killed mid-rollout: its lock expires and a rerun completes", async () => {
+  /** Starts deploying `stack` (a 4 s dependency, then the service) and resolves once the rollout is under way. */
+  async function slowRollout(stack: string) {
     const slow = "[Unit]\nDescription=slow %i\n\n[Service]\nType=oneshot\nRemainAfterExit=yes\nExecStart=/bin/sleep 4\n\n[X-Fleet]\nMachineMetadata=role=web\n";
-    const dir = configDir({ "manifest.yaml": manifest({ killed: ["slow:1"] }), "units/shared/slow.service": slow, "units/service/killed.service": sleeper });
-    const first = startCli(fleet.consulAddr, dir, ["-s", "service", "killed", "1"]);
-    await eventually("the slow unit to be starting", async () => (await state("e2e1", "killed-slow@1.service")) === "activating");
+    const dir = configDir({ "manifest.yaml": manifest({ [stack]: ["slow:1"] }), "units/shared/slow.service": slow, [`units/service/${stack}.service`]: sleeper });
+    const cli = startCli(fleet.consulAddr, dir, ["-s", "service", stack, "1"]);
+    await eventually("the slow unit to be starting", async () => (await state("e2e1", `${stack}-slow@1.service`)) === "activating");
+    return { dir, ...cli };
+  }
+
+  it("controller killed mid-rollout: its lock expires and a rerun completes", async () => {
+    const { dir, ...first } = await slowRollout("killed");
     first.child.kill("SIGKILL");
     await first.done;
     const refused = await run(dir, "-s", "service", "killed", "1");
@@ -164,10 +170,7 @@ describe("rollout end to end", () => {
   }, 120_000);
 
   it("Ctrl-C mid-rollout gives the lock back at once and says what is live", async () => {
-    const slow = "[Unit]\nDescription=slow %i\n\n[Service]\nType=oneshot\nRemainAfterExit=yes\nExecStart=/bin/sleep 4\n\n[X-Fleet]\nMachineMetadata=role=web\n";
-    const dir = configDir({ "manifest.yaml": manifest({ intr: ["slow:1"] }), "units/shared/slow.service": slow, "units/service/intr.service": sleeper });
-    const first = startCli(fleet.consulAddr, dir, ["-s", "service", "intr", "1"]);
-    await eventually("the slow unit to be starting", async () => (await state("e2e1", "intr-slow@1.service")) === "activating");
+    const { dir, ...first } = await slowRollout("intr");
     first.child.kill("SIGINT");
     const r = await first.done;
     expect(r.code).toBe(130);
