@@ -72,6 +72,7 @@ export class Agent {
     this.abort.abort();
     for (const t of [this.retry, this.reportTimer]) if (t) clearTimeout(t);
     while (this.running) await sleep(20);
+    await this.reporting; // the state database closes after this
   }
 
   /** Node name and metadata: config, else the local Consul agent; cached for starts without Consul. */

@@ -348,12 +348,6 @@ export class Consul {
     const res = await this.request("PUT", `/v1/agent/service/deregister/${encodeURIComponent(id)}`);
     if (res.status !== 200 && res.status !== 404) this.fail(`deregister service ${id}`, res);
   }
-
-  async agentServices(): Promise<Record<string, { ID: string; Service: string; Tags: string[] | null }>> {
-    const res = await this.request("GET", "/v1/agent/services");
-    if (res.status !== 200) this.fail("agent services", res);
-    return parseJson(z.record(z.object({ ID: z.string(), Service: z.string(), Tags: z.array(z.string()).nullable() })), res.body, "agent services");
-  }
 }
 
 function checkPrefix(prefix: string): void {

@@ -27,8 +27,3 @@ export function unitName(p: UnitNameParts): string {
   const base = p.component ? `${p.stack}-${p.component}` : p.stack;
   return `${base}${p.group ? `:${p.group}` : ""}@${p.version}.service`;
 }
-
-/** The unit's name without the version: units sharing it are versions of one thing. */
-export function unitLineage(p: UnitNameParts): string {
-  return `${p.stack}/${p.component ?? ""}/${p.group ?? ""}`;
-}
