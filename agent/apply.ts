@@ -3,13 +3,13 @@
  * marks its stack as errored for this pass and the stack's later steps are skipped; other stacks
  * go on. Nothing here decides *what* to do: that is reconcile.ts.
  */
-import { renameSync, unlinkSync, writeFileSync } from "node:fs";
-import { join } from "node:path";
+import { realpathSync } from "node:fs";
 import type { Consul } from "../shared/consul.js";
 import { errorText } from "../shared/errors.js";
 import type { KvLayout } from "../shared/kv-layout.js";
 import { fetchArchive, installArchive, parseArchive, removeArchive } from "./archive.js";
 import type { Step } from "./reconcile.js";
+import { removeSafely, writeFileSafely } from "./safe-fs.js";
 import type { AgentState } from "./state.js";
 import type { Systemd } from "./systemd.js";
 
@@ -62,10 +62,8 @@ async function applyStep(step: Step, d: ApplyDeps): Promise<void> {
     }
     case "write-unit": {
       d.state.claimUnit(step.name, step.stack, step.hash);
-      const path = join(d.unitDir, step.name);
-      const tmp = join(d.unitDir, `.${step.name}.houston-tmp-${process.pid}`);
-      writeFileSync(tmp, step.text, { mode: 0o644 });
-      renameSync(tmp, path);
+      const uid = process.getuid?.() ?? 0;
+      writeFileSafely(realpathSync.native(d.unitDir), step.name, { data: step.text, mode: 0o644, uid, gid: process.getgid?.() ?? uid });
       return;
     }
     case "deregister-service":
@@ -79,13 +77,12 @@ async function applyStep(step: Step, d: ApplyDeps): Promise<void> {
       return;
     }
     case "remove-unit-file":
-      try {
-        unlinkSync(join(d.unitDir, step.name));
-      } catch (err) {
-        if ((err as NodeJS.ErrnoException).code !== "ENOENT") throw err;
-      }
+    {
+      const why = removeSafely(realpathSync.native(d.unitDir), step.name, "file");
+      if (why) throw new Error(why);
       d.state.forgetUnit(step.name);
       return;
+    }
     case "reload":
       await d.systemd.reload();
       return;

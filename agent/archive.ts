@@ -1,17 +1,28 @@
 /**
  * File archives on a host: fetch the chunks from KV and verify the digest before anything is
  * written; parse and validate every entry (no '..', nothing escaping the root, no hardlinks,
- * devices or fifos, no path through a symlink); then write each file atomically (temp + rename)
- * with its mode and owner. A file that exists and Houston did not create is never overwritten.
+ * devices or fifos, no path through a symlink); then write each file through safe-fs.ts (safe
+ * directories only, exclusive temp file, owner and mode on the descriptor, rename). A file that
+ * exists and Houston did not create, or that another stack's archive owns, is never overwritten.
  */
 import { createHash } from "node:crypto";
-import { lstatSync, mkdirSync, readFileSync, realpathSync, renameSync, rmdirSync, symlinkSync, unlinkSync, writeFileSync, chownSync, chmodSync } from "node:fs";
-import { dirname, isAbsolute, join, posix, relative } from "node:path";
+import { readFileSync, realpathSync } from "node:fs";
+import { join, posix, relative } from "node:path";
 import { Parser, type ReadEntry } from "tar";
 import type { Consul } from "../shared/consul.js";
-import { ArchiveRejectedError } from "../shared/errors.js";
+import { ArchiveRejectedError, errorText } from "../shared/errors.js";
 import type { KvLayout } from "../shared/kv-layout.js";
 import { ArchiveMetaSchema, decodeJson } from "../shared/spec.js";
+import {
+  isInside,
+  kernelResolve,
+  lstatOrNull,
+  makeDirectories,
+  removeSafely,
+  resolveDirectory,
+  writeFileSafely,
+  writeSymlinkSafely,
+} from "./safe-fs.js";
 import type { AgentState } from "./state.js";
 
 export interface ArchiveEntry {
@@ -132,82 +143,84 @@ export function idResolver(root: string): { uid(name: string, fallback: number):
 }
 
 /**
- * Writes the validated entries under root. Checks first (owners exist, nothing foreign in the way,
- * parents stay inside root), claims every path in the state, then writes each file temp + rename.
+ * Writes the validated entries under root. Everything is checked first (owners exist, every
+ * directory on the way is safe and inside the root as the kernel resolves it, link targets stay
+ * inside, nothing foreign or another stack's in the way); then every path is claimed in the state
+ * (keyed by its real root-relative path, so two spellings cannot share a file) and written.
  */
 export function installArchive(entries: ArchiveEntry[], sha: string, stack: string, root: string, state: AgentState): void {
-  const realRoot = realpathSync(root);
-  const ids = idResolver(root);
+  const realRoot = realpathSync.native(root);
+  const ids = idResolver(realRoot);
   const problems: string[] = [];
-  const dirs = new Map<string, boolean>(); // root-relative dir → exists
-  const plan = entries.map((e) => {
+  const newDirs = new Set<string>();
+  const pending = new Map<string, string>();
+  const placed: { e: ArchiveEntry; dir: string; name: string; key: string }[] = [];
+  for (const e of entries) {
+    try {
+      const { real, missing } = resolveDirectory(realRoot, posix.dirname(e.path), pending);
+      for (const d of missing) newDirs.add(d);
+      const name = posix.basename(e.path);
+      const abs = join(real, name);
+      if (e.type === "symlink") pending.set(abs, e.linkTarget ?? "");
+      placed.push({ e, dir: real, name, key: `/${relative(realRoot, abs)}` });
+    } catch (err) {
+      problems.push(`/${e.path}: ${errorText(err)}`);
+    }
+  }
+  const files = placed.map(({ e, dir, name, key }) => {
     let uid = 0;
     let gid = 0;
     try {
       uid = ids.uid(e.uname, e.uid);
       gid = ids.gid(e.gname, e.gid);
     } catch (err) {
-      problems.push(`/${e.path}: ${(err as Error).message}`);
+      problems.push(`/${e.path}: ${errorText(err)}`);
     }
-    const abs = join(root, e.path);
+    const abs = join(dir, name);
+    const owner = state.fileOwner(key);
     const existing = lstatOrNull(abs);
-    if (existing && state.fileOwner(`/${e.path}`) === null) problems.push(`/${e.path} exists and was not created by Houston; refusing to overwrite it`);
-    if (existing?.isDirectory()) problems.push(`/${e.path} is a directory`);
-    for (let d = posix.dirname(e.path); d !== "." && !dirs.has(d); d = posix.dirname(d)) {
-      const st = lstatOrNull(join(root, d));
-      dirs.set(d, st !== null);
-      if (st && !st.isDirectory() && !st.isSymbolicLink()) problems.push(`/${d} is in the way (not a directory)`);
-      if (st) {
-        const real = realpathSync(join(root, d));
-        if (!isInside(realRoot, real)) problems.push(`/${d} leads outside the root (${real})`);
-      }
+    if (owner && owner.stack !== stack) problems.push(`${key} is owned by stack ${owner.stack}; refusing to take it over`);
+    else if (existing && !owner) problems.push(`${key} exists and was not created by Houston; refusing to overwrite it`);
+    if (existing?.isDirectory()) problems.push(`${key} is a directory`);
+    if (e.type === "symlink") {
+      const to = kernelResolveSafe(dir, e.linkTarget ?? "", pending);
+      if (to === null || !isInside(realRoot, to)) problems.push(`/${e.path}: symlink to ${e.linkTarget} resolves outside the root${to ? ` (${to})` : ""}`);
     }
-    return { e, abs, uid, gid };
+    return { e, dir, name, key, uid, gid };
   });
   if (problems.length) throw new ArchiveRejectedError(`archive ${sha} rejected, nothing written: ${problems.join("; ")}`);
 
-  const newDirs = [...dirs].filter(([, exists]) => !exists).map(([d]) => d).sort((a, b) => a.length - b.length);
-  state.claimFiles(sha, [...newDirs.map((d) => ({ path: `/${d}`, kind: "dir" as const })), ...entries.map((e) => ({ path: `/${e.path}`, kind: "file" as const }))]);
-  for (const d of newDirs) mkdirSync(join(root, d), { recursive: true, mode: 0o755 });
-  for (const { e, abs, uid, gid } of plan) {
-    const tmp = join(dirname(abs), `.${posix.basename(e.path)}.houston-tmp-${process.pid}`);
-    if (e.type === "symlink") {
-      symlinkSync(e.linkTarget ?? "", tmp);
-    } else {
-      writeFileSync(tmp, e.data, { mode: 0o600 });
-      chownSync(tmp, uid, gid);
-      chmodSync(tmp, e.mode);
-    }
-    renameSync(tmp, abs);
+  const dirs = [...newDirs].sort((a, b) => a.length - b.length);
+  state.claimFiles(sha, stack, [...dirs.map((d) => ({ path: `/${d}`, kind: "dir" as const })), ...files.map((f) => ({ path: f.key, kind: "file" as const }))]);
+  makeDirectories(realRoot, dirs);
+  for (const { e, dir, name, uid, gid } of files) {
+    if (e.type === "symlink") writeSymlinkSafely(dir, name, e.linkTarget ?? "");
+    else writeFileSafely(dir, name, { data: e.data, mode: e.mode, uid, gid });
   }
   state.markArchiveInstalled(sha, stack);
 }
 
-/** Removes the files (and empty directories) this archive created and still owns. */
-export function removeArchive(sha: string, root: string, state: AgentState): void {
-  for (const f of state.filesOf(sha)) {
-    const abs = join(root, f.path);
-    try {
-      if (f.kind === "dir") rmdirSync(abs);
-      else unlinkSync(abs);
-    } catch (err) {
-      const code = (err as NodeJS.ErrnoException).code;
-      if (code !== "ENOENT" && code !== "ENOTEMPTY" && code !== "EEXIST") throw err;
-    }
-    state.forgetFile(f.path);
-  }
-  state.forgetArchive(sha);
-}
-
-function isInside(root: string, p: string): boolean {
-  const rel = relative(root, p);
-  return rel === "" || (!rel.startsWith("..") && !isAbsolute(rel));
-}
-
-function lstatOrNull(p: string): ReturnType<typeof lstatSync> | null {
+function kernelResolveSafe(from: string, target: string, pending: Map<string, string>): string | null {
   try {
-    return lstatSync(p);
+    return kernelResolve(from, target, pending);
   } catch {
     return null;
   }
+}
+
+/**
+ * Removes the files (and empty directories) this archive created and still owns, each only
+ * through real, safe directories (see safe-fs.ts). What cannot be removed safely is left in
+ * place, forgotten, and named in the error.
+ */
+export function removeArchive(sha: string, root: string, state: AgentState): void {
+  const realRoot = realpathSync.native(root);
+  const left: string[] = [];
+  for (const f of state.filesOf(sha)) {
+    const why = removeSafely(realRoot, f.path.replace(/^\/+/, ""), f.kind);
+    if (why) left.push(why);
+    state.forgetFile(f.path);
+  }
+  state.forgetArchive(sha);
+  if (left.length) throw new ArchiveRejectedError(`archive ${sha}: left in place: ${left.join("; ")}`);
 }

@@ -30,7 +30,7 @@ const SCHEMA = `
 CREATE TABLE IF NOT EXISTS specs (stack TEXT PRIMARY KEY, body TEXT NOT NULL, generation INTEGER NOT NULL);
 CREATE TABLE IF NOT EXISTS units (name TEXT PRIMARY KEY, stack TEXT NOT NULL, hash TEXT NOT NULL, started_hash TEXT, service_id TEXT);
 CREATE TABLE IF NOT EXISTS archives (sha TEXT PRIMARY KEY, stack TEXT NOT NULL, installed_at TEXT NOT NULL);
-CREATE TABLE IF NOT EXISTS files (path TEXT PRIMARY KEY, archive TEXT NOT NULL, kind TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS files (path TEXT PRIMARY KEY, archive TEXT NOT NULL, kind TEXT NOT NULL, stack TEXT NOT NULL DEFAULT '');
 CREATE TABLE IF NOT EXISTS applied (stack TEXT PRIMARY KEY, generation INTEGER NOT NULL);
 CREATE TABLE IF NOT EXISTS reports (key TEXT PRIMARY KEY, body TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS identity (id INTEGER PRIMARY KEY CHECK (id = 1), node TEXT NOT NULL, meta TEXT NOT NULL);
@@ -45,6 +45,16 @@ export class AgentState {
     this.db.pragma("journal_mode = WAL");
     this.db.pragma("synchronous = NORMAL");
     this.db.exec(SCHEMA);
+    this.migrate();
+  }
+
+  /** State written by an older agent: files carry their stack since stacks may not take over each other's files. */
+  private migrate(): void {
+    const cols = this.db.prepare("SELECT name FROM pragma_table_info('files')").all() as { name: string }[];
+    if (!cols.some((c) => c.name === "stack")) {
+      this.db.exec("ALTER TABLE files ADD COLUMN stack TEXT NOT NULL DEFAULT ''");
+      this.db.exec("UPDATE files SET stack = COALESCE((SELECT stack FROM archives WHERE archives.sha = files.archive), '')");
+    }
   }
 
   close(): void {
@@ -72,9 +82,17 @@ export class AgentState {
     }[];
     return rows.map((r) => ({ name: r.name, stack: r.stack, hash: r.hash, startedHash: r.started_hash, serviceId: r.service_id }));
   }
-  /** Record ownership before the file is written: a crash in between leaves a unit we know is ours. */
+  /**
+   * Record ownership before the file is written: a crash in between leaves a unit we know is ours.
+   * A unit another stack owns is never handed over.
+   */
   claimUnit(name: string, stack: string, hash: string): void {
-    this.db.prepare("INSERT INTO units (name, stack, hash) VALUES (?, ?, ?) ON CONFLICT(name) DO UPDATE SET stack = excluded.stack, hash = excluded.hash").run(name, stack, hash);
+    const res = this.db.prepare("INSERT INTO units (name, stack, hash) VALUES (?, ?, ?) ON CONFLICT(name) DO UPDATE SET hash = excluded.hash WHERE units.stack = excluded.stack").run(name, stack, hash);
+    if (res.changes === 0) throw new Error(`unit ${name} is owned by stack ${this.unitOwner(name) ?? "?"}; refusing to take it over`);
+  }
+  unitOwner(name: string): string | null {
+    const row = this.db.prepare("SELECT stack FROM units WHERE name = ?").get(name) as { stack: string } | undefined;
+    return row?.stack ?? null;
   }
   markStarted(name: string, hash: string): void {
     this.db.prepare("UPDATE units SET started_hash = ? WHERE name = ?").run(hash, name);
@@ -91,16 +109,21 @@ export class AgentState {
     const rows = this.db.prepare("SELECT sha, stack FROM archives").all() as { sha: string; stack: string }[];
     return new Map(rows.map((r) => [r.sha, r.stack]));
   }
-  fileOwner(path: string): string | null {
-    const row = this.db.prepare("SELECT archive FROM files WHERE path = ?").get(path) as { archive: string } | undefined;
-    return row?.archive ?? null;
+  fileOwner(path: string): { archive: string; stack: string } | null {
+    const row = this.db.prepare("SELECT archive, stack FROM files WHERE path = ?").get(path) as { archive: string; stack: string } | undefined;
+    return row ?? null;
   }
-  /** Claim paths for an archive before writing them (re-claiming from another archive is a hand-over). */
-  claimFiles(archive: string, files: { path: string; kind: "file" | "dir" }[]): void {
-    const up = this.db.prepare("INSERT INTO files (path, archive, kind) VALUES (?, ?, ?) ON CONFLICT(path) DO UPDATE SET archive = excluded.archive WHERE files.kind = 'file'");
-    const keepDir = this.db.prepare("INSERT INTO files (path, archive, kind) VALUES (?, ?, 'dir') ON CONFLICT(path) DO NOTHING");
+  /**
+   * Claim paths for an archive before writing them. Re-claiming a file from another archive of
+   * the same stack is a hand-over; another stack's file is never taken (the caller refuses first).
+   */
+  claimFiles(archive: string, stack: string, files: { path: string; kind: "file" | "dir" }[]): void {
+    const up = this.db.prepare(
+      "INSERT INTO files (path, archive, kind, stack) VALUES (?, ?, 'file', ?) ON CONFLICT(path) DO UPDATE SET archive = excluded.archive WHERE files.kind = 'file' AND files.stack = excluded.stack",
+    );
+    const keepDir = this.db.prepare("INSERT INTO files (path, archive, kind, stack) VALUES (?, ?, 'dir', ?) ON CONFLICT(path) DO NOTHING");
     this.db.transaction(() => {
-      for (const f of files) (f.kind === "dir" ? keepDir.run(f.path, archive) : up.run(f.path, archive, f.kind));
+      for (const f of files) (f.kind === "dir" ? keepDir : up).run(f.path, archive, stack);
     })();
   }
   filesOf(archive: string): OwnedFile[] {
