@@ -218,7 +218,19 @@ export class Agent {
       const state = await this.deps.systemd.unitState(u.name);
       observed.push({ name: u.name, stack: u.stack, fileHash: this.fileHash(u.name), startedHash: u.startedHash, activeState: state.activeState, serviceId: u.serviceId });
     }
-    const foreign = new Set(desired.units.filter((u) => !ownedNames.has(u.name) && existsSync(join(this.cfg.unitDir, u.name))).map((u) => u.name));
+    const foreign = new Map<string, string>();
+    for (const u of desired.units) {
+      if (ownedNames.has(u.name) || foreign.has(u.name)) continue;
+      if (existsSync(join(this.cfg.unitDir, u.name))) {
+        foreign.set(u.name, `unit file ${u.name} exists and was not created by Houston; not touching it`);
+        continue;
+      }
+      // a vendor unit, a template instance, a generated or runtime unit of that name: never shadowed
+      const known = await this.deps.systemd.unitSource(u.name);
+      if (known.loadState !== "not-found") {
+        foreign.set(u.name, `systemd already has ${u.name} (${known.loadState}${known.fragmentPath ? ` from ${known.fragmentPath}` : ""}), not created by Houston; not shadowing it`);
+      }
+    }
     return { owned: observed, foreign, archives: this.deps.state.installedArchives(), registrationsStale: this.registrationsStale };
   }
 

@@ -4,9 +4,11 @@
  * go on. Nothing here decides *what* to do: that is reconcile.ts.
  */
 import { realpathSync } from "node:fs";
+import { networkInterfaces } from "node:os";
 import type { Consul } from "../shared/consul.js";
 import { errorText } from "../shared/errors.js";
 import type { KvLayout } from "../shared/kv-layout.js";
+import { checkTargetProblem, serviceNameProblem } from "../shared/spec.js";
 import { fetchArchive, installArchive, parseArchive, removeArchive } from "./archive.js";
 import type { Step } from "./reconcile.js";
 import { removeSafely, writeFileSafely } from "./safe-fs.js";
@@ -96,6 +98,9 @@ async function applyStep(step: Step, d: ApplyDeps): Promise<void> {
     }
     case "register-service": {
       const s = step.service;
+      // re-checked here, by the party that acts on it
+      const problem = serviceNameProblem(step.stack, s.name) ?? (s.checkHttp ? checkTargetProblem(s.checkHttp, ownAddresses()) : null);
+      if (problem) throw new Error(`not registering ${s.name}: ${problem}`);
       await d.consul.agentServiceRegister({
         ID: step.serviceId,
         Name: s.name,
@@ -112,4 +117,8 @@ async function applyStep(step: Step, d: ApplyDeps): Promise<void> {
       d.log(`removed archive ${step.sha.slice(0, 12)} of ${step.stack}`);
       return;
   }
+}
+
+function ownAddresses(): Set<string> {
+  return new Set(Object.values(networkInterfaces()).flatMap((list) => (list ?? []).map((a) => a.address)));
 }

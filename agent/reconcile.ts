@@ -23,8 +23,12 @@ export interface ObservedUnit {
 export interface HostObservation {
   /** units Houston created (per its state), with what disk and systemd say now */
   owned: ObservedUnit[];
-  /** unit files that exist on disk but Houston did not create */
-  foreign: Set<string>;
+  /**
+   * wanted names Houston did not create but that exist already (a file in the unit dir, or a
+   * unit systemd loads from elsewhere: vendor unit, template instance, generator, runtime unit),
+   * with what was found
+   */
+  foreign: Map<string, string>;
   /** installed archive digest → stack */
   archives: Map<string, string>;
   /** the local Consul agent may have lost registrations (after an outage): register again */
@@ -51,11 +55,22 @@ const RUNNING = new Set(["active", "activating", "reloading"]);
 
 export function reconcileHost(current: HostObservation, desired: HostDesired): Step[] {
   const owned = new Map(current.owned.map((u) => [u.name, u]));
-  const wanted = new Set(desired.units.map((u) => u.name));
+  // wanted by the stack that owns it: another stack asking for a name does not keep it alive
+  const wanted = new Set(desired.units.map((u) => `${u.stack}/${u.name}`));
   const blockedStacks = new Map<string, Step>();
+  const claimedBy = new Map<string, string>();
+  const block = (stack: string, name: string, reason: string): void => {
+    if (!blockedStacks.has(stack)) blockedStacks.set(stack, { kind: "blocked", stack, name, reason });
+  };
   for (const u of desired.units) {
-    if (current.foreign.has(u.name) && !owned.has(u.name) && !blockedStacks.has(u.stack)) {
-      blockedStacks.set(u.stack, { kind: "blocked", stack: u.stack, name: u.name, reason: `unit file ${u.name} exists and was not created by Houston; not touching it` });
+    const o = owned.get(u.name);
+    const first = claimedBy.get(u.name);
+    if (first === undefined) claimedBy.set(u.name, u.stack);
+    if (o && o.stack !== u.stack) block(u.stack, u.name, `unit ${u.name} is owned by stack ${o.stack}; not taking it over`);
+    else if (first !== undefined && first !== u.stack) block(u.stack, u.name, `unit ${u.name} is wanted by stack ${first} too; not taking it`);
+    else if (!o) {
+      const found = current.foreign.get(u.name);
+      if (found !== undefined) block(u.stack, u.name, found);
     }
   }
   const live = desired.units.filter((u) => !blockedStacks.has(u.stack));
@@ -67,7 +82,7 @@ export function reconcileHost(current: HostObservation, desired: HostDesired): S
   const writes = live.filter((u) => owned.get(u.name)?.fileHash !== u.hash);
   for (const u of writes) steps.push({ kind: "write-unit", stack: u.stack, name: u.name, text: u.text, hash: u.hash });
 
-  const unwanted = current.owned.filter((u) => !wanted.has(u.name)).reverse();
+  const unwanted = current.owned.filter((u) => !wanted.has(`${u.stack}/${u.name}`)).reverse();
   for (const u of unwanted) if (u.serviceId) steps.push({ kind: "deregister-service", stack: u.stack, name: u.name, serviceId: u.serviceId });
   for (const u of unwanted) steps.push({ kind: "stop-unit", stack: u.stack, name: u.name });
   for (const u of unwanted) steps.push({ kind: "remove-unit-file", stack: u.stack, name: u.name });

@@ -133,6 +133,13 @@ export class Systemd {
     return state;
   }
 
+  /** Where systemd would load a unit from: LoadState and FragmentPath ("not-found" for a free name). */
+  async unitSource(name: string): Promise<{ loadState: string; fragmentPath: string }> {
+    const path = await this.unitPath(name);
+    const props = await this.getAll(path, UNIT);
+    return { loadState: str(props.LoadState, "LoadState"), fragmentPath: str(props.FragmentPath ?? "", "FragmentPath") };
+  }
+
   private async unitPath(name: string): Promise<string> {
     const reply = await this.call(SD_PATH, MANAGER, "LoadUnit", "s", [name]);
     const path = str(reply[0], "LoadUnit");

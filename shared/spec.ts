@@ -3,21 +3,60 @@
  * agents), archive metadata, agent records and status reports (agents → controller), history.
  * Every read goes through decodeJson, so a bad value is an error naming its key.
  */
+import { isIP } from "node:net";
 import { z } from "zod";
 import { InvalidKvDataError } from "./errors.js";
 import { PlacementSchema } from "./placement.js";
-import { GROUP_RE, NAME_RE, UnitNameSchema, VERSION_RE } from "./unit-name.js";
+import { GROUP_RE, NAME_RE, UnitNameSchema, VERSION_RE, unitName } from "./unit-name.js";
+
+function hostOf(url: string): string {
+  try {
+    return new URL(url).hostname.replace(/^\[(.*)\]$/, "$1");
+  } catch {
+    return "";
+  }
+}
 
 export const SCHEMA_VERSION = 1;
 
 const Name = z.string().regex(NAME_RE, "invalid name");
 const Sha256 = z.string().regex(/^[0-9a-f]{64}$/, "not a sha256 hex digest");
 
+/**
+ * Where a service's HTTP check may point: Consul's agent on every host fetches it, so it must be
+ * the host itself. `ownAddresses` are the host's own addresses (known to the agent only); without
+ * them only loopback is allowed. Returns why a URL is refused, or null.
+ */
+export function checkTargetProblem(url: string, ownAddresses: ReadonlySet<string> = new Set()): string | null {
+  let u: URL;
+  try {
+    u = new URL(url);
+  } catch {
+    return `check URL ${JSON.stringify(url)} is not a URL`;
+  }
+  if (u.protocol !== "http:" && u.protocol !== "https:") return `check URL ${url} must be http or https`;
+  if (u.username || u.password) return `check URL ${url} must not carry credentials`;
+  const host = u.hostname.replace(/^\[(.*)\]$/, "$1");
+  const loopback = host === "localhost" || host === "::1" || (isIP(host) === 4 && host.startsWith("127."));
+  if (loopback || ownAddresses.has(host)) return null;
+  return `check URL ${url} must target this host (loopback${ownAddresses.size ? " or one of its own addresses" : ""}), not ${host}`;
+}
+
+/** The Consul service names a stack may register: its own name or `<stack>-…`, never Houston's or Consul's. */
+export function serviceNameProblem(stack: string, name: string): string | null {
+  if (name === "houston-agent" || name === "consul") return `service name ${name} is reserved`;
+  if (name === stack || name.startsWith(`${stack}-`)) return null;
+  return `service name ${name} is not stack ${stack}'s to register (use ${stack} or ${stack}-<name>)`;
+}
+
 export const ServiceDeclSchema = z.object({
   name: Name,
   port: z.number().int().min(1).max(65535),
-  /** URL Consul polls; default http://127.0.0.1:<port>/ */
-  checkHttp: z.string().url().optional(),
+  /** URL Consul polls; default http://127.0.0.1:<port>/; the host itself only (see checkTargetProblem) */
+  checkHttp: z
+    .string()
+    .refine((u) => isIP(hostOf(u)) !== 0 || hostOf(u) === "localhost", "check URL must name this host by address (loopback or its own)")
+    .optional(),
   interval: z.string().regex(/^\d+(ms|s|m)$/).default("2s"),
 });
 export type ServiceDecl = z.infer<typeof ServiceDeclSchema>;
@@ -66,6 +105,14 @@ export const StackSpecSchema = z
     for (const u of spec.units) {
       if (seen.has(u.name)) ctx.addIssue({ code: "custom", message: `unit ${u.name} listed twice` });
       seen.add(u.name);
+      // a stack can only name its own units: the name is exactly what its parts render to
+      if (u.stack !== spec.stack) ctx.addIssue({ code: "custom", message: `unit ${u.name} belongs to stack ${u.stack}, not ${spec.stack}` });
+      const rendered = unitName({ stack: spec.stack, component: u.component, group: u.group, version: u.version });
+      if (u.name !== rendered) ctx.addIssue({ code: "custom", message: `unit ${u.name} is not the name its parts render to in stack ${spec.stack} (${rendered})` });
+      if (u.service) {
+        const problem = serviceNameProblem(spec.stack, u.service.name) ?? (u.service.checkHttp ? checkTargetProblem(u.service.checkHttp, new Set([hostOf(u.service.checkHttp)])) : null);
+        if (problem) ctx.addIssue({ code: "custom", message: `unit ${u.name}: ${problem}` });
+      }
       if (u.role === "archive" && !u.archive) ctx.addIssue({ code: "custom", message: `archive unit ${u.name} has no archive digest` });
     }
   });

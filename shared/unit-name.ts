@@ -14,7 +14,13 @@ export const GROUP_RE = /^[a-z0-9][a-z0-9-]*$/;
 /** What Houston ever writes: <name>[:<group>]@<version>.service (systemd's character set). */
 export const UNIT_NAME_RE = /^[A-Za-z0-9][A-Za-z0-9_.-]*(:[a-z0-9][a-z0-9-]*)?@[A-Za-z0-9][A-Za-z0-9_.-]*\.service$/;
 
-export const UnitNameSchema = z.string().regex(UNIT_NAME_RE, "not a Houston unit name (<name>[:<group>]@<version>.service)");
+export const UnitNameSchema = z
+  .string()
+  .regex(UNIT_NAME_RE, "not a Houston unit name (<name>[:<group>]@<version>.service)")
+  .superRefine((name, ctx) => {
+    const reserved = reservedUnitName(name);
+    if (reserved) ctx.addIssue({ code: "custom", message: reserved });
+  });
 
 export interface UnitNameParts {
   stack: string;
@@ -26,4 +32,26 @@ export interface UnitNameParts {
 export function unitName(p: UnitNameParts): string {
   const base = p.component ? `${p.stack}-${p.component}` : p.stack;
   return `${base}${p.group ? `:${p.group}` : ""}@${p.version}.service`;
+}
+
+/**
+ * Names of units the OS and systemd ship (or instantiate from their templates): a Houston unit
+ * rendering to one of them would shadow the vendor's unit from /etc/systemd/system, and removing it
+ * would stop the vendor's instance (`user@0.service`, `getty@tty1.service`). The agent also asks
+ * systemd about every new name before writing it; this list refuses the well-known ones at plan time.
+ */
+const RESERVED_BASES = new Set([
+  "autovt", "capsule", "console-getty", "container-getty", "dbus", "dbus-broker", "emergency", "getty", "getty-pre",
+  "houston-agent", "ifup", "initrd", "kmod-static-nodes", "ldconfig", "lvm2-pvscan", "mdmon", "modprobe", "polkit",
+  "rescue", "serial-getty", "ssh", "sshd", "sshd-keygen", "sulogin", "user", "user-runtime-dir",
+]);
+const RESERVED_PREFIXES = ["systemd-", "dbus-", "initrd-", "user@", "sys-", "dev-", "-"];
+
+/** Why a rendered unit name is reserved for the OS, or null. */
+export function reservedUnitName(name: string): string | null {
+  const base = name.slice(0, name.indexOf("@")).replace(/:.*$/, "");
+  if (RESERVED_BASES.has(base)) return `${name} would shadow the system's ${base}@ units (reserved name)`;
+  const prefix = RESERVED_PREFIXES.find((p) => base.startsWith(p));
+  if (prefix) return `${name} would shadow the system's ${prefix}* units (reserved name)`;
+  return null;
 }

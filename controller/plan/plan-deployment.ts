@@ -10,7 +10,7 @@ import { ConfigError } from "../../shared/errors.js";
 import { placementOf, type Placement } from "../../shared/placement.js";
 import type { Deployment, UnitRole, UnitSpec } from "../../shared/spec.js";
 import { cloneUnit, parseUnitFile, renderUnitFile, type UnitFile } from "../../shared/unit-file.js";
-import { GROUP_RE, NAME_RE, VERSION_RE, unitName } from "../../shared/unit-name.js";
+import { GROUP_RE, NAME_RE, VERSION_RE, reservedUnitName, unitName } from "../../shared/unit-name.js";
 import type { FileEntry } from "../config/files.js";
 import type { UnitTemplate } from "../config/units.js";
 import { substitute } from "../config/substitute.js";
@@ -72,6 +72,8 @@ export function planDeployment(inputs: PlanInputs, req: DeploymentRequest): Plan
     const component = input.role === "service" ? null : input.name;
     const version = input.version ?? "latest";
     const name = unitName({ stack, component, group: req.group, version });
+    const reserved = reservedUnitName(name);
+    if (reserved) throw new ConfigError(input.template.source, reserved);
     if (rendered.some((r) => r.spec.name === name)) throw new ConfigError(input.template.source, `unit ${name} is listed twice in this deployment`);
     const unit = parseUnitFile(substitute(input.template.text, vars), input.template.source);
     if (req.group === null) dropGroupMetadata(unit);
@@ -80,7 +82,7 @@ export function planDeployment(inputs: PlanInputs, req: DeploymentRequest): Plan
       spec: {
         name, stack, component, group: req.group, version, role: input.role,
         placements: [placementOf(unit)],
-        service: serviceDeclOf(unit, component ? `${stack}-${component}` : stack, input.template.source),
+        service: serviceDeclOf(unit, stack, component, input.template.source),
       },
       unit,
       source: input.template.source,

@@ -3,8 +3,7 @@
  * units of the run, dropping group placement, and reading Houston's own [X-Houston] section.
  */
 import { ConfigError } from "../../shared/errors.js";
-import type { ServiceDecl } from "../../shared/spec.js";
-import { ServiceDeclSchema } from "../../shared/spec.js";
+import { ServiceDeclSchema, checkTargetProblem, serviceNameProblem, type ServiceDecl } from "../../shared/spec.js";
 import { splitWords, values, type UnitFile } from "../../shared/unit-file.js";
 
 /** Adds Requires=/After= on `previous` (after Description, as the seed did), unless already there. */
@@ -46,7 +45,8 @@ export function dropGroupMetadata(unit: UnitFile): void {
  * [X-Houston] ServicePort= (required for a service), ServiceName=, ServiceCheckHTTP=,
  * ServiceCheckInterval=: the agent registers the unit as a Consul service with these.
  */
-export function serviceDeclOf(unit: UnitFile, defaultName: string, source: string): ServiceDecl | undefined {
+export function serviceDeclOf(unit: UnitFile, stack: string, component: string | null, source: string): ServiceDecl | undefined {
+  const defaultName = component ? `${stack}-${component}` : stack;
   const one = (key: string): string | undefined => values(unit, "X-Houston", key).at(-1);
   const port = one("ServicePort");
   if (port === undefined) {
@@ -63,5 +63,7 @@ export function serviceDeclOf(unit: UnitFile, defaultName: string, source: strin
     const issue = parsed.error.issues[0];
     throw new ConfigError(source, `[X-Houston] ${issue?.path.join(".") ?? ""}: ${issue?.message ?? "invalid"}`);
   }
+  const problem = serviceNameProblem(stack, parsed.data.name) ?? (parsed.data.checkHttp ? checkTargetProblem(parsed.data.checkHttp) : null);
+  if (problem) throw new ConfigError(source, `[X-Houston] ${problem}`);
   return parsed.data;
 }

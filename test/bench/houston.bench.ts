@@ -32,7 +32,7 @@ describe("agent", () => {
   const specs: StackSpec[] = Array.from({ length: 5 }, (_, i) => ({ schema: 1, stack: `s${i}`, generation: 1, environment: "e", createdAt: "", deployment: plan.deployment, units: plan.units }));
   bench("target + reconcile 500 units against an empty host", () => {
     const desired = desiredForHost(specs, "h1", { role: "web" });
-    reconcileHost({ owned: [], foreign: new Set(), archives: new Map(), registrationsStale: false }, desired);
+    reconcileHost({ owned: [], foreign: new Map(), archives: new Map(), registrationsStale: false }, desired);
   });
   bench("agent bundle cold start (node + bundle load, --help)", () => {
     execFileSync(process.execPath, [join(import.meta.dirname, "..", "..", "dist", "houston-agent.js"), "--help"], { stdio: "ignore" });

@@ -9,7 +9,7 @@ const has = (name: string, o: Partial<ObservedUnit> = {}): ObservedUnit => {
   return { name, stack: "s", fileHash: hash, startedHash: hash, activeState: "active", serviceId: null, ...o };
 };
 const desired = (units: DesiredUnit[], archives: [string, string][] = []): HostDesired => ({ units, archives: new Map(archives), generations: new Map([["s", 1]]) });
-const host = (owned: ObservedUnit[], o: Partial<HostObservation> = {}): HostObservation => ({ owned, foreign: new Set(), archives: new Map(), registrationsStale: false, ...o });
+const host = (owned: ObservedUnit[], o: Partial<HostObservation> = {}): HostObservation => ({ owned, foreign: new Map(), archives: new Map(), registrationsStale: false, ...o });
 const kinds = (steps: Step[]) => steps.map((s) => ("name" in s ? `${s.kind} ${s.name}` : "sha" in s ? `${s.kind} ${s.sha}` : s.kind));
 
 describe("reconcileHost", () => {
@@ -59,9 +59,27 @@ describe("reconcileHost", () => {
     },
     {
       title: "a foreign unit file with a wanted name blocks that stack and is not touched",
-      current: host([], { foreign: new Set(["a@1.service"]) }),
+      current: host([], { foreign: new Map([["a@1.service", "unit file a@1.service exists and was not created by Houston; not touching it"]]) }),
       desired: desired([want("a@1.service"), want("b@1.service")]),
       steps: ["blocked a@1.service"],
+    },
+    {
+      title: "the owner keeps its unit while another stack asks for the same name",
+      current: host([has("global-beat@1.service", { stack: "global" })]),
+      desired: desired([want("global-beat@1.service", "text of global-beat@1.service", { stack: "global" }), want("global-beat@1.service", "evil", { stack: "global-beat" })]),
+      steps: ["blocked global-beat@1.service"],
+    },
+    {
+      title: "two new stacks wanting one name: the first (by stack order) gets it, the second is blocked",
+      current: host([]),
+      desired: desired([want("x-y@1.service", "a", { stack: "x" }), want("x-y@1.service", "b", { stack: "x-y" })]),
+      steps: ["blocked x-y@1.service", "write-unit x-y@1.service", "reload", "start-unit x-y@1.service"],
+    },
+    {
+      title: "a name systemd already loads from elsewhere (vendor template instance) blocks the stack",
+      current: host([], { foreign: new Map([["getty@tty1.service", "systemd already has getty@tty1.service (loaded from /lib/systemd/system/getty@.service)"]]) }),
+      desired: desired([want("getty@tty1.service")]),
+      steps: ["blocked getty@tty1.service"],
     },
     {
       title: "a service declaration is registered after the start",
