@@ -4,7 +4,7 @@
  * Passes never overlap; a change during a pass triggers another. Without Consul it keeps what it
  * has, retries with backoff, and resumes without restarting anything.
  */
-import { createHash } from "node:crypto";
+import { createHash, type KeyObject } from "node:crypto";
 import { execFile } from "node:child_process";
 import { existsSync, readFileSync } from "node:fs";
 import { join } from "node:path";
@@ -13,7 +13,9 @@ import { Backoff, sleep } from "../shared/backoff.js";
 import type { Consul, KvEntry } from "../shared/consul.js";
 import { errorText } from "../shared/errors.js";
 import type { KvLayout } from "../shared/kv-layout.js";
-import { AgentRecordSchema, SCHEMA_VERSION, StackSpecSchema, decodeJson, type StackSpec, type UnitStatus } from "../shared/spec.js";
+import type { TrustStore } from "../shared/signing.js";
+import { AgentRecordSchema, SCHEMA_VERSION, type StackSpec, type UnitStatus } from "../shared/spec.js";
+import { acceptSpec } from "./accept.js";
 import { applySteps } from "./apply.js";
 import type { AgentConfig } from "./config.js";
 import { Metrics } from "./metrics.js";
@@ -31,6 +33,8 @@ export interface AgentDeps {
   kv: KvLayout;
   systemd: Systemd;
   state: AgentState;
+  /** keys whose signatures make a spec acceptable (none configured: unsigned specs are applied) */
+  trust: TrustStore;
 }
 
 export class Agent {
@@ -111,7 +115,10 @@ export class Agent {
           ID: "houston-agent", Name: "houston-agent", Port: port, Tags: [`version:${AGENT_VERSION}`], Meta: { houston_node: this.node },
           Check: { HTTP: `http://${checkHost}:${port}/health`, Interval: "5s", Timeout: "2s" },
         });
-        const record = AgentRecordSchema.parse({ schema: SCHEMA_VERSION, node: this.node, meta: this.meta, version: AGENT_VERSION, startedAt: new Date().toISOString(), httpAddr: `${checkHost}:${port}` });
+        const record = AgentRecordSchema.parse({
+          schema: SCHEMA_VERSION, node: this.node, meta: this.meta, version: AGENT_VERSION, startedAt: new Date().toISOString(), httpAddr: `${checkHost}:${port}`,
+          trustedKeys: this.trustedKeyIds(),
+        });
         await this.deps.consul.kvPut(this.deps.kv.agent(this.node), JSON.stringify(record));
         return;
       } catch (err) {
@@ -146,23 +153,41 @@ export class Agent {
 
   private acceptSpecs(entries: KvEntry[]): void {
     const cached = new Map(this.deps.state.specs().map((s) => [s.stack, s]));
+    const signatures = new Map<string, KvEntry>();
+    for (const e of entries) {
+      const stack = this.deps.kv.stackOfSignatureKey(e.key);
+      if (stack) signatures.set(stack, e);
+    }
+    const trusted = this.trustedKeys();
+    const highest = this.deps.state.acceptedGenerations();
     const next: StackSpec[] = [];
     this.specErrors = new Map();
     for (const e of entries) {
       const stack = this.deps.kv.stackOfSpecKey(e.key);
       if (!stack) continue;
-      try {
-        const spec = decodeJson(StackSpecSchema, e.key, e.value);
-        if (spec.stack !== stack) throw new Error(`spec at ${e.key} names stack ${spec.stack}`);
-        next.push(spec);
-      } catch (err) {
-        // nothing applied from a bad spec; the last good one (if any) stays in force
-        this.specErrors.set(stack, [errorText(err)]);
+      const result = acceptSpec({ stack, key: e.key, value: e.value, signature: signatures.get(stack) ?? null }, trusted, highest.get(stack));
+      if (result.ok) {
+        next.push(result.spec);
+        this.deps.state.noteAccepted(stack, result.spec.generation);
+      } else {
+        // nothing applied from a refused spec; the last good one (if any) stays in force
+        this.specErrors.set(stack, [result.reason]);
         const old = cached.get(stack);
         if (old) next.push(old);
       }
     }
     this.deps.state.replaceSpecs(next);
+  }
+
+  /** null: no keys configured (unsigned specs are applied); an Error fails closed. */
+  private trustedKeys(): Map<string, KeyObject> | Error | null {
+    if (!this.deps.trust.configured) return null;
+    try {
+      return this.deps.trust.keys();
+    } catch (err) {
+      this.log(errorText(err));
+      return err instanceof Error ? err : new Error(errorText(err));
+    }
   }
 
   trigger(): void {
@@ -310,9 +335,17 @@ export class Agent {
     }
   }
 
+  /** key IDs this agent trusts; null when it applies unsigned specs */
+  private trustedKeyIds(): string[] | null {
+    const keys = this.trustedKeys();
+    return keys === null ? null : keys instanceof Error ? [] : [...keys.keys()];
+  }
+
   /** what /status shows */
   snapshot(): Record<string, unknown> {
+    const keys = this.trustedKeyIds();
     return {
+      signatures: keys === null ? "not checked: no trusted keys, unsigned specs are applied" : { required: true, trustedKeys: keys },
       node: this.node, ready: this.ready, meta: this.meta, consulReachable: this.consulReachable, lastPassAt: this.lastPassAt,
       applied: Object.fromEntries(this.deps.state.applied()),
       units: this.deps.state.units().map((u) => ({ ...u, ...(this.lastStates.get(u.name) ?? {}) })),

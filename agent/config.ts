@@ -21,6 +21,8 @@ export interface AgentConfig {
   /** read the journal for failed units' last lines */
   journal: boolean;
   startTimeoutMs: number;
+  /** files or directories (every *.pub) of trusted ed25519 public keys; empty: unsigned specs are applied */
+  trust: string[];
 }
 
 export const USAGE = `houston-agent [options]
@@ -34,6 +36,8 @@ export const USAGE = `houston-agent [options]
   --dbus ADDR          D-Bus address of the system bus (DBUS_SYSTEM_BUS_ADDRESS)
   --listen HOST:PORT   HTTP endpoints /health /status /metrics (HOUSTON_LISTEN; default 127.0.0.1:9631)
   --meta K=V           node metadata, repeatable (HOUSTON_META="k=v,k2=v2")
+  --trust PATH         trusted ed25519 public key (PEM) or a directory of *.pub keys, repeatable
+                       (HOUSTON_TRUST="path,path"); with any, only specs signed by one are applied
   --no-journal         do not read journal lines of failed units
   --start-timeout SEC  how long one unit start may take (default 90)`;
 
@@ -44,7 +48,7 @@ export function parseAgentConfig(argv: string[], env: NodeJS.ProcessEnv): AgentC
       node: { type: "string" }, consul: { type: "string" }, token: { type: "string" }, prefix: { type: "string" },
       root: { type: "string" }, "unit-dir": { type: "string" }, "state-dir": { type: "string" }, dbus: { type: "string" },
       listen: { type: "string" }, meta: { type: "string", multiple: true }, "no-journal": { type: "boolean" },
-      "start-timeout": { type: "string" }, help: { type: "boolean" },
+      "start-timeout": { type: "string" }, help: { type: "boolean" }, trust: { type: "string", multiple: true },
     },
     strict: true,
   });
@@ -75,6 +79,7 @@ export function parseAgentConfig(argv: string[], env: NodeJS.ProcessEnv): AgentC
     meta,
     journal: !values["no-journal"],
     startTimeoutMs: timeout * 1000,
+    trust: [...(env.HOUSTON_TRUST ? env.HOUSTON_TRUST.split(",").filter(Boolean) : []), ...(values.trust ?? [])],
   };
 }
 

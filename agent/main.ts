@@ -6,6 +6,7 @@ import { join } from "node:path";
 import { Consul } from "../shared/consul.js";
 import { errorText } from "../shared/errors.js";
 import { KvLayout } from "../shared/kv-layout.js";
+import { TrustStore } from "../shared/signing.js";
 import { Agent } from "./agent.js";
 import { USAGE, UsageRequested, parseAgentConfig } from "./config.js";
 import { agentApp } from "./http.js";
@@ -20,6 +21,14 @@ async function main(): Promise<void> {
     process.stderr.write(err instanceof UsageRequested ? `${USAGE}\n` : `houston-agent: ${errorText(err)}\n${USAGE}\n`);
     process.exit(err instanceof UsageRequested ? 0 : 2);
   }
+  const trust = new TrustStore(cfg.trust);
+  try {
+    const keys = trust.keys();
+    if (trust.configured && keys.size === 0) throw new Error(`--trust ${cfg.trust.join(", ")}: no *.pub keys found`);
+  } catch (err) {
+    process.stderr.write(`houston-agent: ${errorText(err)}\n`);
+    process.exit(2);
+  }
   const state = new AgentState(join(cfg.stateDir, "agent.sqlite"));
   const systemd = await Systemd.connect(cfg.dbusAddress);
   systemd.onConnectionLost((err) => {
@@ -27,7 +36,7 @@ async function main(): Promise<void> {
     process.exit(1);
   });
   const consul = new Consul({ addr: cfg.consulAddr, token: cfg.consulToken });
-  const agent = new Agent(cfg, { consul, kv: new KvLayout(cfg.prefix), systemd, state });
+  const agent = new Agent(cfg, { consul, kv: new KvLayout(cfg.prefix), systemd, state, trust });
   const server = serve({ fetch: agentApp(agent).fetch, hostname: cfg.listen.host, port: cfg.listen.port });
   const shutdown = async (): Promise<void> => {
     await agent.stop();
@@ -40,6 +49,7 @@ async function main(): Promise<void> {
   process.on("SIGINT", () => void shutdown());
   await agent.start();
   agent.log(`running: node ${agent.node}, meta ${JSON.stringify(agent.meta)}, Consul ${consul.addr}, listening on ${cfg.listen.host}:${cfg.listen.port}`);
+  if (!trust.configured) agent.log("no trusted keys (--trust): unsigned specs are applied; anyone who can write the KV prefix controls this host");
 }
 
 main().catch((err: unknown) => {

@@ -32,6 +32,7 @@ CREATE TABLE IF NOT EXISTS units (name TEXT PRIMARY KEY, stack TEXT NOT NULL, ha
 CREATE TABLE IF NOT EXISTS archives (sha TEXT PRIMARY KEY, stack TEXT NOT NULL, installed_at TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS files (path TEXT PRIMARY KEY, archive TEXT NOT NULL, kind TEXT NOT NULL, stack TEXT NOT NULL DEFAULT '');
 CREATE TABLE IF NOT EXISTS applied (stack TEXT PRIMARY KEY, generation INTEGER NOT NULL);
+CREATE TABLE IF NOT EXISTS accepted (stack TEXT PRIMARY KEY, generation INTEGER NOT NULL);
 CREATE TABLE IF NOT EXISTS reports (key TEXT PRIMARY KEY, body TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS identity (id INTEGER PRIMARY KEY CHECK (id = 1), node TEXT NOT NULL, meta TEXT NOT NULL);
 `;
@@ -147,6 +148,16 @@ export class AgentState {
   setApplied(stack: string, generation: number | null): void {
     if (generation === null) this.db.prepare("DELETE FROM applied WHERE stack = ?").run(stack);
     else this.db.prepare("INSERT OR REPLACE INTO applied (stack, generation) VALUES (?, ?)").run(stack, generation);
+  }
+  /** highest spec generation accepted per stack (kept after a stack is removed: no replays) */
+  acceptedGenerations(): Map<string, number> {
+    const rows = this.db.prepare("SELECT stack, generation FROM accepted").all() as { stack: string; generation: number }[];
+    return new Map(rows.map((r) => [r.stack, r.generation]));
+  }
+  noteAccepted(stack: string, generation: number): void {
+    this.db
+      .prepare("INSERT INTO accepted (stack, generation) VALUES (?, ?) ON CONFLICT(stack) DO UPDATE SET generation = max(generation, excluded.generation)")
+      .run(stack, generation);
   }
   /** node name and metadata last learnt from Consul, for starts while Consul is away */
   identity(): { node: string; meta: Record<string, string> } | null {

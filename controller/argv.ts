@@ -4,9 +4,9 @@
  *    moved after it;
  *  - the seed's bare form `houston -c config -e ENV NAME VERSION` means `service NAME VERSION`.
  */
-const COMMANDS = new Set(["plan", "service", "standalone", "global", "remove", "rollback", "status", "history", "nodes", "help"]);
+const COMMANDS = new Set(["plan", "keygen", "service", "standalone", "global", "remove", "rollback", "status", "history", "nodes", "help"]);
 /** program-level options that take a value (they stay where they are) */
-const GLOBAL_WITH_VALUE = new Set(["-c", "--config", "-e", "--environment", "--consul", "--token", "--prefix"]);
+const GLOBAL_WITH_VALUE = new Set(["-c", "--config", "-e", "--environment", "--consul", "--token", "--prefix", "--signing-key"]);
 const DEPLOY_WITH_VALUE = new Set(["-g", "--group", "-d", "--delay", "-m", "--max-tries", "--timeout", "--max-parallel", "--canary"]);
 const DEPLOY_FLAGS = new Set(["--no-dependencies", "-n", "--no-removal", "--remove", "-s", "--skip-consul", "--force-unlock"]);
 

@@ -29,6 +29,7 @@ export function buildProgram(): Command {
     .option("--consul <addr>", "Consul HTTP address (default: manifest, then $CONSUL_HTTP_ADDR, then http://127.0.0.1:8500)")
     .option("--token <token>", "Consul ACL token (default: $CONSUL_HTTP_TOKEN)")
     .option("--prefix <prefix>", "KV prefix", "houston/")
+    .option("--signing-key <file>", "sign every spec written with this ed25519 key (default: $HOUSTON_SIGNING_KEY)")
     .option("-v, --verbose", "debug output", false)
     .option("--json", "machine-readable output on stdout", false)
     .showHelpAfterError()

@@ -227,8 +227,9 @@ export class Consul {
   }
 
   /** One atomic transaction of ≤ 64 KV operations. Returns false (nothing applied) if any op failed, e.g. a CAS. */
-  async txn(ops: TxnOp[]): Promise<{ ok: boolean; errors: string[] }> {
-    if (ops.length === 0) return { ok: true, errors: [] };
+  /** On success, `indexes` holds the ModifyIndex of each op's key (0 for deletes). */
+  async txn(ops: TxnOp[]): Promise<{ ok: boolean; errors: string[]; indexes: number[] }> {
+    if (ops.length === 0) return { ok: true, errors: [], indexes: [] };
     if (ops.length > MAX_TXN_OPS) throw new ConsulError(`transaction of ${ops.length} operations exceeds Consul's limit of ${MAX_TXN_OPS}`);
     const body = ops.map((op) => {
       checkKey(op.key);
@@ -238,10 +239,13 @@ export class Consul {
       return { KV: base };
     });
     const res = await this.request("PUT", "/v1/txn", { body: JSON.stringify(body) });
-    if (res.status === 200) return { ok: true, errors: [] };
+    if (res.status === 200) {
+      const parsed = parseJson(z.object({ Results: z.array(z.object({ KV: z.object({ ModifyIndex: z.number() }).nullish() })).nullable() }), res.body, "txn");
+      return { ok: true, errors: [], indexes: (parsed.Results ?? []).map((r) => r.KV?.ModifyIndex ?? 0) };
+    }
     if (res.status === 409) {
       const parsed = parseJson(z.object({ Errors: z.array(z.object({ OpIndex: z.number(), What: z.string() })).nullable() }), res.body, "txn");
-      return { ok: false, errors: (parsed.Errors ?? []).map((e) => `op ${e.OpIndex} (${ops[e.OpIndex]?.key ?? "?"}): ${e.What}`) };
+      return { ok: false, errors: (parsed.Errors ?? []).map((e) => `op ${e.OpIndex} (${ops[e.OpIndex]?.key ?? "?"}): ${e.What}`), indexes: [] };
     }
     this.fail("txn", res);
   }

@@ -1,6 +1,7 @@
 /**
  * The KV layout, in one place. Prefix default `houston/`.
  *   stacks/<stack>/spec               desired stack spec (StackSpec JSON)
+ *   stacks/<stack>/signature          the controller's signature of that spec (SpecSignature JSON)
  *   archives/<sha256>/meta            ArchiveMeta JSON
  *   archives/<sha256>/<n>             chunk n (raw bytes, ≤ 512 KiB), n = 0..chunks-1, zero-padded
  *   status/<node>/<stack>             agent report (StatusReport JSON)
@@ -23,10 +24,19 @@ export class KvLayout {
   spec(stack: string): string {
     return `${this.stacks}${checkName(stack)}/spec`;
   }
+  signature(stack: string): string {
+    return `${this.stacks}${checkName(stack)}/signature`;
+  }
   /** stack name of a spec key, or null for anything else under stacks/ */
   stackOfSpecKey(key: string): string | null {
-    if (!key.startsWith(this.stacks) || !key.endsWith("/spec")) return null;
-    const stack = key.slice(this.stacks.length, -"/spec".length);
+    return this.stackOf(key, "/spec");
+  }
+  stackOfSignatureKey(key: string): string | null {
+    return this.stackOf(key, "/signature");
+  }
+  private stackOf(key: string, suffix: string): string | null {
+    if (!key.startsWith(this.stacks) || !key.endsWith(suffix)) return null;
+    const stack = key.slice(this.stacks.length, -suffix.length);
     return NAME_RE.test(stack) ? stack : null;
   }
   get archives(): string {

@@ -169,6 +169,8 @@ export const AgentRecordSchema = z.object({
   version: z.string(),
   startedAt: z.string(),
   httpAddr: z.string().optional(),
+  /** key IDs the agent trusts for signed specs; null (or absent, older agents) when it applies unsigned specs */
+  trustedKeys: z.array(z.string()).nullable().optional(),
 });
 export type AgentRecord = z.infer<typeof AgentRecordSchema>;
 

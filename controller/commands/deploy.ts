@@ -39,7 +39,7 @@ export async function removeCommand(ctx: Context, stack: string, group: string |
     for (const u of removed) out.info(`Destroying ${u.name}`);
     const left = spec.units.filter((u) => !removed.includes(u));
     const generation = spec.generation + 1;
-    if (left.length) await writeSpec(ctx.consul, ctx.kv, { ...spec, generation, createdAt: new Date().toISOString(), units: left }, modifyIndex);
+    if (left.length) await writeSpec(ctx.consul, ctx.kv, { ...spec, generation, createdAt: new Date().toISOString(), units: left }, modifyIndex, ctx.signer);
     else await deleteSpec(ctx.consul, ctx.kv, stack, modifyIndex);
     let pending: string[] = [];
     try {

@@ -95,13 +95,20 @@ export async function nodesCommand(ctx: Context, json: boolean, out: Output): Pr
   const { records, invalid } = await readAgents(ctx.consul, ctx.kv);
   const hosts = await readHosts(ctx.consul, ctx.kv);
   const health = new Map(hosts.map((h) => [h.node, h.agent]));
-  const nodes = records.map((r) => ({ node: r.node, agent: health.get(r.node) ?? "not registered", meta: r.meta, version: r.version, startedAt: r.startedAt, httpAddr: r.httpAddr ?? null }));
+  const nodes = records.map((r) => ({
+    node: r.node, agent: health.get(r.node) ?? "not registered", meta: r.meta, version: r.version, startedAt: r.startedAt, httpAddr: r.httpAddr ?? null,
+    // null: the agent applies unsigned specs (anyone who can write the KV prefix controls it)
+    trustedKeys: r.trustedKeys ?? null,
+  }));
   if (json) {
     out.print(JSON.stringify({ nodes, errors: invalid }, null, 2));
     return;
   }
-  const rows = [["NODE", "AGENT", "VERSION", "STARTED", "METADATA"]];
-  for (const n of nodes) rows.push([n.node, n.agent, n.version, n.startedAt, Object.entries(n.meta).filter(([, v]) => v !== "").map(([k, v]) => `${k}=${v}`).join(",")]);
+  const rows = [["NODE", "AGENT", "VERSION", "STARTED", "SPECS", "METADATA"]];
+  for (const n of nodes) {
+    const specs = n.trustedKeys === null ? "unsigned accepted" : `signed by ${n.trustedKeys.join(",") || "(no readable key)"}`;
+    rows.push([n.node, n.agent, n.version, n.startedAt, specs, Object.entries(n.meta).filter(([, v]) => v !== "").map(([k, v]) => `${k}=${v}`).join(",")]);
+  }
   out.print(nodes.length ? table(rows) : "no Houston agents registered");
   for (const e of invalid) out.error(e);
 }

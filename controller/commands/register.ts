@@ -12,6 +12,7 @@ import { stackOf } from "../plan/plan-deployment.js";
 import type { RolloutOptions } from "../rollout/rollout.js";
 import { breakLockIfAsked, deployCommand, removeCommand, rollbackCommand } from "./deploy.js";
 import { historyCommand, nodesCommand, statusCommand } from "./inspect.js";
+import { writeSigningKeys } from "./keygen.js";
 
 interface DeployFlags {
   group?: string;
@@ -118,6 +119,12 @@ export function registerCommands(program: Command, env: CommandEnv): void {
     .action(async (stack: string, _f: unknown, cmd: Command) => {
       const { ctx, json, out } = inspectCtx(cmd);
       await historyCommand(ctx, stack, json, out);
+    });
+  program.command("keygen").description("write an ed25519 key pair for signing specs (PREFIX.key, PREFIX.pub)")
+    .option("--out <prefix>", "path prefix of the two files", "houston-signing")
+    .action((flags: { out: string }, cmd: Command) => {
+      const { keyId, files } = writeSigningKeys(flags.out);
+      env.output(cmd).info(`Wrote ${files.join(" and ")} (key ${keyId}). Sign with --signing-key ${files[0]}; give agents --trust ${files[1]}.`);
     });
   program.command("nodes").description("hosts with agents: metadata and agent health")
     .action(async (_f: unknown, cmd: Command) => {

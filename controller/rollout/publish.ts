@@ -6,6 +6,7 @@ import type { Consul } from "../../shared/consul.js";
 import { HoustonError } from "../../shared/errors.js";
 import type { KvLayout } from "../../shared/kv-layout.js";
 import { ArchiveMetaSchema, SCHEMA_VERSION, StackSpecSchema, decodeJson, type ArchiveMeta, type StackSpec } from "../../shared/spec.js";
+import type { SpecSigner } from "../../shared/signing.js";
 import { chunk, type BuiltArchive } from "../plan/archive.js";
 
 export class ConcurrentChangeError extends HoustonError {}
@@ -39,19 +40,27 @@ export async function readSpecAt(consul: Consul, kv: KvLayout, stack: string): P
   return { spec: decodeJson(StackSpecSchema, key, entry.value), modifyIndex: entry.modifyIndex };
 }
 
-/** Writes the spec only if the key is still at `modifyIndex` (0: only if absent). */
-export async function writeSpec(consul: Consul, kv: KvLayout, spec: StackSpec, modifyIndex: number): Promise<number> {
+/**
+ * Writes the spec only if the key is still at `modifyIndex` (0: only if absent), with its signature
+ * (or without a stale one) in the same transaction; returns the new ModifyIndex from that write.
+ */
+export async function writeSpec(consul: Consul, kv: KvLayout, spec: StackSpec, modifyIndex: number, signer: SpecSigner | null): Promise<number> {
   StackSpecSchema.parse(spec);
   const key = kv.spec(spec.stack);
-  if (!(await consul.kvPut(key, JSON.stringify(spec), { cas: modifyIndex }))) {
-    throw new ConcurrentChangeError(`${key} changed while this deployment ran (expected ModifyIndex ${modifyIndex}); not overwriting it`);
-  }
-  const after = await consul.kvGet(key);
-  return after?.modifyIndex ?? modifyIndex;
+  const bytes = Buffer.from(JSON.stringify(spec));
+  const sigKey = kv.signature(spec.stack);
+  const res = await consul.txn([
+    { verb: "cas", key, value: bytes, index: modifyIndex },
+    signer ? { verb: "set", key: sigKey, value: JSON.stringify(signer.sign(spec.stack, spec.generation, bytes)) } : { verb: "delete", key: sigKey },
+  ]);
+  if (!res.ok) throw new ConcurrentChangeError(`${key} changed while this deployment ran (expected ModifyIndex ${modifyIndex}); not overwriting it`);
+  return res.indexes[0] ?? modifyIndex;
 }
 
 export async function deleteSpec(consul: Consul, kv: KvLayout, stack: string, modifyIndex: number): Promise<void> {
-  if (!(await consul.kvDelete(kv.spec(stack), { cas: modifyIndex }))) {
-    throw new ConcurrentChangeError(`${kv.spec(stack)} changed while removing it; not deleting`);
-  }
+  const res = await consul.txn([
+    { verb: "delete-cas", key: kv.spec(stack), index: modifyIndex },
+    { verb: "delete", key: kv.signature(stack) },
+  ]);
+  if (!res.ok) throw new ConcurrentChangeError(`${kv.spec(stack)} changed while removing it; not deleting`);
 }

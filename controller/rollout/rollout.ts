@@ -87,7 +87,7 @@ export async function rollout(ctx: Context, input: RolloutInput, opts: RolloutOp
     const write = async (units: UnitSpec[]): Promise<number> => {
       generation++;
       const spec: StackSpec = { schema: SCHEMA_VERSION, stack: input.stack, generation, environment: input.environment, deployment: input.deployment, createdAt: new Date().toISOString(), units };
-      index = await writeSpec(consul, kv, spec, index);
+      index = await writeSpec(consul, kv, spec, index, ctx.signer);
       live = generation;
       return generation;
     };

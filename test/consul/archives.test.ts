@@ -1,4 +1,5 @@
-import { randomBytes } from "node:crypto";
+import { createPrivateKey, createPublicKey, randomBytes } from "node:crypto";
+import { SpecSignatureSchema, SpecSigner, generateSigningKeys, signatureProblem } from "../../shared/signing.js";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { fetchArchive } from "../../agent/archive.js";
 import { buildArchive, CHUNK_SIZE } from "../../controller/plan/archive.js";
@@ -34,10 +35,26 @@ describe("archives and specs in a real Consul", () => {
 
   it("spec writes use CAS: a concurrent change is detected, not overwritten", async () => {
     const spec: StackSpec = { schema: 1, stack: "s", generation: 1, environment: "e", createdAt: "", deployment: { type: "standalone", name: "s", version: null, group: null }, units: [] };
-    const idx = await writeSpec(consul.client, kv, spec, 0);
-    await expect(writeSpec(consul.client, kv, { ...spec, generation: 2 }, 0)).rejects.toThrow(ConcurrentChangeError);
+    const idx = await writeSpec(consul.client, kv, spec, 0, null);
+    // the index comes from the write itself, not from a read that another writer could precede
+    expect(idx).toBe((await consul.client.kvGet(kv.spec("s")))?.modifyIndex);
+    await expect(writeSpec(consul.client, kv, { ...spec, generation: 2 }, 0, null)).rejects.toThrow(ConcurrentChangeError);
     await consul.client.kvPut(kv.spec("s"), JSON.stringify({ ...spec, generation: 7 })); // someone else
-    await expect(writeSpec(consul.client, kv, { ...spec, generation: 2 }, idx)).rejects.toThrow(/changed while this deployment ran/);
+    await expect(writeSpec(consul.client, kv, { ...spec, generation: 2 }, idx, null)).rejects.toThrow(/changed while this deployment ran/);
     expect((await readSpecAt(consul.client, kv, "s")).spec?.generation).toBe(7);
+  });
+
+  it("a signed spec and its signature are written in one transaction; an unsigned write drops a stale signature", async () => {
+    const keys = generateSigningKeys();
+    const signer = new SpecSigner(createPrivateKey(keys.privatePem));
+    const trusted = new Map([[keys.keyId, createPublicKey(keys.publicPem)]]);
+    const spec: StackSpec = { schema: 1, stack: "signed", generation: 1, environment: "e", createdAt: "", deployment: { type: "standalone", name: "signed", version: null, group: null }, units: [] };
+    const idx = await writeSpec(consul.client, kv, spec, 0, signer);
+    const sig = SpecSignatureSchema.parse(JSON.parse(String((await consul.client.kvGet(kv.signature("signed")))?.value)));
+    const bytes = (await consul.client.kvGet(kv.spec("signed")))!.value;
+    expect(signatureProblem("signed", 1, bytes, sig, trusted)).toBeNull();
+    expect(signatureProblem("signed", 1, Buffer.concat([bytes, Buffer.from(" ")]), sig, trusted)).toMatch(/does not match/);
+    await writeSpec(consul.client, kv, { ...spec, generation: 2 }, idx, null);
+    expect(await consul.client.kvGet(kv.signature("signed"))).toBeNull();
   });
 });

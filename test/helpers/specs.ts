@@ -4,6 +4,7 @@ import { planDeployment, type DeploymentRequest, type PlanInputUnit } from "../.
 import { readSpecAt, uploadArchive, writeSpec } from "../../controller/rollout/publish.js";
 import type { Consul } from "../../shared/consul.js";
 import type { KvLayout } from "../../shared/kv-layout.js";
+import type { SpecSigner } from "../../shared/signing.js";
 import { StatusReportSchema, decodeJson, type StackSpec, type StatusReport, type UnitSpec } from "../../shared/spec.js";
 
 export const unitText = (exec: string, extra = "") => `[Unit]\nDescription=test unit\n\n[Service]\n${exec}\n${extra}`;
@@ -19,10 +20,10 @@ export async function planUnits(consul: Consul, kv: KvLayout, stack: string, uni
 }
 
 /** Writes a spec of exactly these units as the stack's next generation; returns the generation. */
-export async function publish(consul: Consul, kv: KvLayout, stack: string, units: UnitSpec[]): Promise<number> {
+export async function publish(consul: Consul, kv: KvLayout, stack: string, units: UnitSpec[], signer: SpecSigner | null = null): Promise<number> {
   const { spec, modifyIndex } = await readSpecAt(consul, kv, stack);
   const next: StackSpec = { schema: 1, stack, generation: (spec?.generation ?? 0) + 1, environment: "test", createdAt: new Date().toISOString(), deployment: { type: "standalone", name: stack, version: null, group: null }, units };
-  await writeSpec(consul, kv, next, modifyIndex);
+  await writeSpec(consul, kv, next, modifyIndex, signer);
   return next.generation;
 }
 
