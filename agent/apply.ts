@@ -58,7 +58,7 @@ async function applyStep(step: Step, d: ApplyDeps): Promise<void> {
       throw new Error(step.reason);
     case "install-archive": {
       const bytes = await fetchArchive(d.consul, d.kv, step.sha);
-      installArchive(await parseArchive(bytes, step.sha), step.sha, step.stack, d.root, d.state);
+      installArchive(await parseArchive(bytes, step.sha), step.sha, step.stack, d.root, d.state, d.unitDir);
       d.log(`installed archive ${step.sha.slice(0, 12)} of ${step.stack}`);
       return;
     }

@@ -96,8 +96,13 @@ export async function parseArchive(bytes: Buffer, sha: string): Promise<ArchiveE
   return entries;
 }
 
+// control characters in names would make logs, reports and unit text lie
+const CONTROL = /[\u0000-\u001f\u007f]/;
+
 function toEntry(entry: ReadEntry, data: Buffer): ArchiveEntry | null {
   const raw = entry.path;
+  if (CONTROL.test(raw)) throw new Error(`${JSON.stringify(raw)}: control characters in a path are not accepted`);
+  if ((entry.mode ?? 0) & 0o6000) throw new Error(`${raw}: setuid/setgid bits are not accepted (mode ${((entry.mode ?? 0) & 0o7777).toString(8)})`);
   const rel = posix.normalize(raw.replace(/^\/+/, ""));
   if (raw.split("/").includes("..") || rel.startsWith("..") || rel === "." || rel === "") throw new Error(`${raw}: path escapes the root ('..')`);
   const base = { path: rel.replace(/\/$/, ""), mode: (entry.mode ?? 0o644) & 0o7777, uname: entry.uname ?? "", gname: entry.gname ?? "", uid: entry.uid ?? 0, gid: entry.gid ?? 0, data };
@@ -110,6 +115,7 @@ function toEntry(entry: ReadEntry, data: Buffer): ArchiveEntry | null {
       return null; // directories are made as needed (0755), never taken from the archive
     case "SymbolicLink": {
       const target = entry.linkpath ?? "";
+      if (target === "" || CONTROL.test(target)) throw new Error(`${raw}: symlink target ${JSON.stringify(target)} is not accepted`);
       const resolved = target.startsWith("/") ? posix.normalize(target.slice(1)) : posix.normalize(posix.join(posix.dirname(rel), target));
       if (resolved.startsWith("..") || resolved === "..") throw new Error(`${raw}: symlink to ${target} points outside the root`);
       return { ...base, type: "symlink", linkTarget: target };
@@ -148,8 +154,9 @@ export function idResolver(root: string): { uid(name: string, fallback: number):
  * inside, nothing foreign or another stack's in the way); then every path is claimed in the state
  * (keyed by its real root-relative path, so two spellings cannot share a file) and written.
  */
-export function installArchive(entries: ArchiveEntry[], sha: string, stack: string, root: string, state: AgentState): void {
+export function installArchive(entries: ArchiveEntry[], sha: string, stack: string, root: string, state: AgentState, unitDir?: string): void {
   const realRoot = realpathSync.native(root);
+  const forbidden = unitDirectories(realRoot, unitDir);
   const ids = idResolver(realRoot);
   const problems: string[] = [];
   const newDirs = new Set<string>();
@@ -161,6 +168,8 @@ export function installArchive(entries: ArchiveEntry[], sha: string, stack: stri
       for (const d of missing) newDirs.add(d);
       const name = posix.basename(e.path);
       const abs = join(real, name);
+      const inUnits = forbidden.find((d) => isInside(d, abs));
+      if (inUnits) throw new Error(`files in ${inUnits} are not accepted: units are Houston's to write, from the spec`);
       if (e.type === "symlink") pending.set(abs, e.linkTarget ?? "");
       placed.push({ e, dir: real, name, key: `/${relative(realRoot, abs)}` });
     } catch (err) {
@@ -198,6 +207,16 @@ export function installArchive(entries: ArchiveEntry[], sha: string, stack: stri
     else writeFileSafely(dir, name, { data: e.data, mode: e.mode, uid, gid });
   }
   state.markArchiveInstalled(sha, stack);
+}
+
+/**
+ * Where systemd reads units and drop-ins from: an archive file there would shadow or override a
+ * unit (a vendor's or another stack's) past every unit rule, so archives may not write there.
+ */
+function unitDirectories(realRoot: string, unitDir: string | undefined): string[] {
+  const dirs = ["etc/systemd", "run/systemd", "usr/lib/systemd", "lib/systemd", "usr/local/lib/systemd"].map((d) => join(realRoot, d));
+  if (unitDir) dirs.push(kernelResolve("/", unitDir));
+  return dirs;
 }
 
 function kernelResolveSafe(from: string, target: string, pending: Map<string, string>): string | null {

@@ -142,6 +142,25 @@ describe("archive writes cannot be redirected", () => {
     expect(readFileSync(join(root, "etc/shared.conf"), "utf8")).toBe("a v2");
   });
 
+  it("an archive cannot drop unit files or drop-ins where systemd reads them", async () => {
+    for (const path of ["/etc/systemd/system/getty@tty1.service", "/etc/systemd/system/sshd.service.d/override.conf", "/usr/lib/systemd/system/x.service", "/run/systemd/system/y.service"]) {
+      await expect(install(buildArchive([file(path, "[Service]\nExecStart=/bin/sh -c evil\n")]).bytes)).rejects.toThrow(/are not accepted: units are Houston's to write/);
+    }
+    const unitDir = join(scratch, "units");
+    mkdirSync(unitDir);
+    symlinkSync(unitDir, join(root, "units-link"));
+    const a = buildArchive([file("/units-link/evil.service", "x")]);
+    expect(() => installArchive([], a.sha256, "s", root, state, unitDir)).not.toThrow();
+    await expect(parseArchive(a.bytes, a.sha256).then((e) => installArchive(e, a.sha256, "s", root, state, unitDir))).rejects.toThrow(/units are Houston's to write|outside the root/);
+    expect(existsSync(join(unitDir, "evil.service"))).toBe(false);
+  });
+
+  it("setuid/setgid files, control characters and empty link targets are refused", async () => {
+    await expect(install(rawTar([{ path: "usr/bin/rootshell", data: "x", mode: 0o4755 }]))).rejects.toThrow(/setuid\/setgid bits are not accepted/);
+    await expect(install(rawTar([{ path: "etc/a\nb", data: "x" }]))).rejects.toThrow(/control characters/);
+    await expect(install(rawTar([{ path: "etc/l", type: "SymbolicLink", linkpath: "" }]))).rejects.toThrow(/symlink target "" is not accepted|linkpath required/);
+  });
+
   it("files are created with their owner and mode, never via a pre-existing temp file", async () => {
     mkdirSync(join(root, "etc/app"));
     await install(buildArchive([{ path: "/etc/app/key", content: Buffer.from("k"), mode: 0o640, owner: "nobody", group: "nogroup" }]).bytes);
