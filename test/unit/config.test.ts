@@ -88,6 +88,14 @@ describe("write_files", () => {
     ["duplicate path", "- {path: /a, content: x}\n- {path: /a, content: y}\n", /f\.yaml:2: 1\.path: path \/a is also written by entry 0/],
     ["unknown encoding", "- {path: /a, content: x, encoding: gzip}\n", /unsupported encoding "gzip"/],
     ["unknown field", "- {path: /a, contents: x}\n", /0\.contents: unknown field/],
+    ["a control character in a path", '- {path: "/etc/a\\nb", content: x}\n', /0\.path: path "\/etc\/a\\nb" contains a control character/],
+    ["a file where systemd reads units", "- {path: /etc/systemd/system/sshd.service.d/x.conf, content: x}\n", /is under \/etc\/systemd\/, where systemd reads units and drop-ins/],
+    ["setuid permissions", "- {path: /usr/bin/x, content: x, permissions: '4755'}\n", /0\.permissions: permissions 4755 set setuid\/setgid/],
+    ["base64 with padding in the middle", "- {path: /a, content: 'aGk=aGk=', encoding: b64}\n", /not base64 \(padding only at the end\)/],
+    ["base64 with stray bits", "- {path: /a, content: 'aGl=', encoding: b64}\n", /does not decode to what it says/],
+    ["an owner with extra ':' parts", "- {path: /a, content: x, owner: 'a:b:c'}\n", /0\.owner: owner "a:b:c" has more than one ':'/],
+    ["an owner that is no user name", "- {path: /a, content: x, owner: 'ro ot'}\n", /owner "ro ot" is not a valid user name/],
+    ["a group that is no group name", "- {path: /a, content: x, group: '../x'}\n", /0\.group: group "..\/x" is not a valid group name/],
   ];
   for (const [title, text, re] of bad) it(`rejects ${title}`, () => expect(() => load(text)).toThrow(re));
 });
