@@ -1,11 +1,12 @@
 /**
  * What every command needs: the config dir, environment, Consul client and KV layout,
  * resolved from flags, the manifest and Consul's own environment variables.
- * Consul address: --consul, else the manifest's environments.<env>.consul, else
- * $CONSUL_HTTP_ADDR, else http://127.0.0.1:8500.
+ * Consul address: --consul, else $CONSUL_HTTP_ADDR, else the manifest's environments.<env>.consul,
+ * else http://127.0.0.1:8500 (see consulAddress).
  */
 import { resolve } from "node:path";
 import { Consul } from "../shared/consul.js";
+import { isLoopback, parseConsulAddress, tlsFromEnv } from "../shared/consul-transport.js";
 import { ConfigError, errorText } from "../shared/errors.js";
 import { KvLayout } from "../shared/kv-layout.js";
 import { SpecSigner } from "../shared/signing.js";
@@ -21,6 +22,12 @@ export interface GlobalOptions {
   json: boolean;
   /** ed25519 private key (PEM) to sign specs with; default $HOUSTON_SIGNING_KEY */
   signingKey?: string;
+  /** allow sending the token over plain http to a non-loopback address */
+  insecureToken?: boolean;
+  caFile?: string;
+  clientCert?: string;
+  clientKey?: string;
+  tlsServerName?: string;
 }
 
 export interface Context {
@@ -32,9 +39,65 @@ export interface Context {
 }
 
 export function makeContext(opts: GlobalOptions, manifest?: Manifest): Context {
-  const fromManifest = opts.environment ? manifest?.environments[opts.environment]?.consul : undefined;
-  const addr = opts.consul ?? fromManifest ?? process.env.CONSUL_HTTP_ADDR ?? undefined;
-  return { dir: resolve(opts.config), consul: new Consul({ addr, token: opts.token }), kv: new KvLayout(opts.prefix), signer: signerFor(opts) };
+  const addr = consulAddress(opts, manifest, process.env);
+  const token = opts.token ?? (process.env.CONSUL_HTTP_TOKEN || undefined);
+  const tls = { ...tlsFromEnv(process.env), ...definedOnly({ caFile: opts.caFile, certFile: opts.clientCert, keyFile: opts.clientKey, serverName: opts.tlsServerName }) };
+  let consul: Consul;
+  try {
+    const url = parseConsulAddress(addr.value);
+    if (token && url.protocol === "http:" && !isLoopback(url) && !opts.insecureToken) {
+      throw new ConfigError(addr.source, `refusing to send the Consul token over plain http to ${url.host}: use an https:// address (with CONSUL_CACERT) or pass --insecure-token`);
+    }
+    consul = new Consul({ addr: addr.value, token, tls });
+  } catch (err) {
+    if (err instanceof ConfigError) throw err;
+    throw new ConfigError(addr.source, errorText(err));
+  }
+  return { dir: resolve(opts.config), consul, kv: new KvLayout(checkPrefix(opts.prefix)), signer: signerFor(opts) };
+}
+
+/**
+ * Where the token goes: --consul, else $CONSUL_HTTP_ADDR, else the manifest's
+ * environments.ENV.consul, else http://127.0.0.1:8500. A manifest (a pull request away) that
+ * names another address than the environment does is refused unless --consul settles it.
+ */
+export function consulAddress(opts: Pick<GlobalOptions, "consul" | "environment">, manifest: Manifest | undefined, env: NodeJS.ProcessEnv): { value: string; source: string } {
+  if (opts.consul !== undefined) return { value: opts.consul, source: "--consul" };
+  const fromEnv = env.CONSUL_HTTP_ADDR || undefined;
+  const envName = opts.environment;
+  const fromManifest = envName !== undefined && manifest && Object.hasOwn(manifest.environments, envName) ? manifest.environments[envName]?.consul ?? undefined : undefined;
+  if (fromEnv !== undefined && fromManifest !== undefined && sameAddress(fromEnv, fromManifest) === false) {
+    throw new ConfigError(
+      manifest?.file ?? "manifest.yaml",
+      `environments.${envName}.consul is ${fromManifest} but CONSUL_HTTP_ADDR is ${fromEnv}; pass --consul to say which one gets the token`,
+    );
+  }
+  if (fromEnv !== undefined) return { value: fromEnv, source: "$CONSUL_HTTP_ADDR" };
+  if (fromManifest !== undefined) return { value: fromManifest, source: `${manifest?.file ?? "manifest.yaml"} (environments.${envName}.consul)` };
+  return { value: "http://127.0.0.1:8500", source: "the default Consul address" };
+}
+
+function sameAddress(a: string, b: string): boolean {
+  try {
+    const x = parseConsulAddress(a);
+    const y = parseConsulAddress(b);
+    return x.protocol === y.protocol && x.host === y.host;
+  } catch {
+    return a === b;
+  }
+}
+
+/** The KV prefix: path segments of letters, digits, '.', '_', '-', ending in '/'. */
+function checkPrefix(prefix: string): string {
+  const p = prefix.endsWith("/") ? prefix : `${prefix}/`;
+  if (!/^([A-Za-z0-9_][A-Za-z0-9_.-]*\/)+$/.test(p) || p.split("/").some((s) => s === "." || s === "..")) {
+    throw new ConfigError("--prefix", `${JSON.stringify(prefix)} is not a KV prefix like houston/ (segments of letters, digits, '.', '_', '-')`);
+  }
+  return p;
+}
+
+function definedOnly<T extends object>(o: T): Partial<T> {
+  return Object.fromEntries(Object.entries(o).filter(([, v]) => v !== undefined)) as Partial<T>;
 }
 
 function signerFor(opts: GlobalOptions): SpecSigner | null {

@@ -1,20 +1,24 @@
 /**
- * The one Consul edge: a thin typed client over Consul's HTTP API (plain fetch).
+ * The one Consul edge: a typed client over Consul's HTTP API, on the npm `consul` package's
+ * transport (see consul-transport.ts: keep-alive, TLS, cancellation).
  * Every answer is validated before it is typed. Values are Buffers (binary-safe).
  * Facts it encodes: `?recurse`/`?keys` on an empty prefix answer 404 (→ []), prefix deletes are
  * string prefixes (so we insist on a trailing `/`), a failed CAS answers `false`, 413 = value too big.
  */
 import { z } from "zod";
 import { Backoff, sleep } from "./backoff.js";
-import { ConsulError, ConsulUnreachableError, ValueTooLargeError } from "./errors.js";
+import { ConsulTransport, parseConsulAddress, tlsFromEnv, type RawResponse, type TlsOptions } from "./consul-transport.js";
+import { ConsulError, ValueTooLargeError } from "./errors.js";
 
 export interface ConsulOptions {
-  /** http://host:port; default $CONSUL_HTTP_ADDR or http://127.0.0.1:8500 */
+  /** http(s)://host:port; default $CONSUL_HTTP_ADDR or http://127.0.0.1:8500 */
   addr?: string | undefined;
   /** ACL token; default $CONSUL_HTTP_TOKEN */
   token?: string | undefined;
   /** per-request timeout for non-blocking requests */
   timeoutMs?: number;
+  /** TLS files and server name; default from CONSUL_CACERT, CONSUL_CLIENT_CERT, CONSUL_CLIENT_KEY, CONSUL_TLS_SERVER_NAME */
+  tls?: TlsOptions;
 }
 
 export interface KvEntry {
@@ -73,12 +77,6 @@ export type SessionInfo = z.infer<typeof SessionInfo>;
 
 export const MAX_TXN_OPS = 64;
 
-interface RawResponse {
-  status: number;
-  index: number;
-  body: Buffer;
-}
-
 /** Keys Consul would 301 or misinterpret are refused before they are sent. */
 export function checkKey(key: string): void {
   if (key === "" || key.startsWith("/") || key.includes("//") || key.split("/").some((s) => s === "." || s === "..")) {
@@ -117,13 +115,19 @@ export class Consul {
   readonly addr: string;
   private readonly token: string | undefined;
   private readonly timeoutMs: number;
+  private readonly transport: ConsulTransport;
 
   constructor(opts: ConsulOptions = {}) {
-    let addr = opts.addr ?? process.env.CONSUL_HTTP_ADDR ?? "http://127.0.0.1:8500";
-    if (!/^https?:\/\//.test(addr)) addr = `http://${addr}`;
-    this.addr = addr.replace(/\/+$/, "");
+    const url = parseConsulAddress(opts.addr ?? (process.env.CONSUL_HTTP_ADDR || "http://127.0.0.1:8500"));
+    this.transport = new ConsulTransport(url, opts.tls ?? tlsFromEnv(process.env));
+    this.addr = this.transport.addr;
     this.token = opts.token ?? (process.env.CONSUL_HTTP_TOKEN || undefined);
-    this.timeoutMs = opts.timeoutMs ?? 10_000;
+    this.timeoutMs = opts.timeoutMs ?? 30_000;
+  }
+
+  /** Closes idle keep-alive connections (a CLI run ends sooner). */
+  close(): void {
+    this.transport.close();
   }
 
   async request(
@@ -131,26 +135,24 @@ export class Consul {
     path: string,
     opts: { query?: Record<string, string | number | boolean | undefined>; body?: Buffer | string; signal?: AbortSignal; timeoutMs?: number } = {},
   ): Promise<RawResponse> {
-    const url = new URL(this.addr + path);
+    const params = new URLSearchParams();
     for (const [k, v] of Object.entries(opts.query ?? {})) {
       if (v === undefined || v === false) continue;
-      url.searchParams.set(k, v === true ? "" : String(v));
+      params.set(k, v === true ? "" : String(v));
     }
+    const query = params.toString();
     const headers: Record<string, string> = {};
     if (this.token) headers["X-Consul-Token"] = this.token;
-    const timeout = AbortSignal.timeout(opts.timeoutMs ?? this.timeoutMs);
-    const signal = opts.signal ? AbortSignal.any([opts.signal, timeout]) : timeout;
-    let res: Response;
-    try {
-      const body = typeof opts.body === "string" ? opts.body : opts.body ? new Uint8Array(opts.body) : undefined;
-      res = await fetch(url, { method, headers, body, signal, redirect: "manual" });
-    } catch (err) {
-      if (opts.signal?.aborted) throw err;
-      throw new ConsulUnreachableError(`Consul at ${this.addr} is unreachable (${method} ${path}): ${describeFetchError(err)}`, undefined, { cause: err });
-    }
-    const body = Buffer.from(await res.arrayBuffer());
-    const index = Number(res.headers.get("x-consul-index") ?? "0");
-    return { status: res.status, index: Number.isFinite(index) ? index : 0, body };
+    const body = typeof opts.body === "string" ? Buffer.from(opts.body) : opts.body;
+    return this.transport.send({
+      method,
+      path: `${path.replace(/^\/v1/, "")}${query ? `?${query}` : ""}`,
+      headers,
+      body,
+      // large writes get time in proportion (a loaded machine is slow, not broken): +1 s per 64 KiB
+      timeoutMs: opts.timeoutMs ?? this.timeoutMs + Math.ceil((body?.length ?? 0) / 65_536) * 1000,
+      signal: opts.signal,
+    });
   }
 
   private fail(what: string, res: RawResponse): never {
@@ -364,13 +366,4 @@ function waitMs(wait: string): number {
   if (!m) return 60_000;
   const n = Number(m[1]);
   return m[2] === "ms" ? n : m[2] === "s" ? n * 1000 : n * 60_000;
-}
-
-function describeFetchError(err: unknown): string {
-  // duck-typed: undici's errors may come from another realm (instanceof Error fails there)
-  const cause = typeof err === "object" && err !== null && "cause" in err ? (err as { cause: unknown }).cause : undefined;
-  if (typeof cause === "object" && cause !== null && "code" in cause) return String((cause as { code: unknown }).code);
-  if (typeof cause === "object" && cause !== null && "message" in cause) return String((cause as { message: unknown }).message);
-  if (typeof err === "object" && err !== null && "name" in err && (err as { name: unknown }).name === "TimeoutError") return "timed out";
-  return err instanceof Error ? err.message : String(err);
 }

@@ -27,7 +27,7 @@ export function filesPath(dir: string, kind: FilesKind, name: string): string {
 }
 
 /** Entries for this environment, with variables substituted; [] when the file does not exist. */
-export function loadFiles(file: string, environment: string, vars: Record<string, string>): FileEntry[] {
+export function loadFiles(file: string, environment: string, vars: Record<string, string>, known?: ReadonlySet<string>): FileEntry[] {
   if (!existsSync(file)) return [];
   const y: YamlFile = readYamlFile(file);
   let list: unknown = y.data;
@@ -49,6 +49,7 @@ export function loadFiles(file: string, environment: string, vars: Record<string
     }
     if (raw.environment !== undefined && raw.environment !== null) {
       if (typeof raw.environment !== "string") y.fail(at("environment"), "must be an environment name");
+      if (known && !known.has(raw.environment)) y.fail(at("environment"), `environment ${JSON.stringify(raw.environment)} is not defined in the manifest (known: ${[...known].join(", ")})`);
       if (raw.environment !== environment) return;
     }
     const path = raw.path;

@@ -10,11 +10,12 @@ import { loadManifest, type Manifest, type UnitRef } from "./manifest.js";
 import { findUnitTemplate } from "./units.js";
 
 export function templateVariables(manifest: Manifest, req: DeploymentRequest): Record<string, string> {
-  return { ...(manifest.variables[req.environment] ?? {}), service: stackOf(req), environment: req.environment, group: req.group ?? "" };
+  const own = Object.hasOwn(manifest.variables, req.environment) ? manifest.variables[req.environment] : undefined;
+  return { ...(own ?? {}), service: stackOf(req), environment: req.environment, group: req.group ?? "" };
 }
 
 export function loadDeploymentInputs(dir: string, req: DeploymentRequest, manifest: Manifest = loadManifest(dir)): PlanInputs {
-  if (!(req.environment in manifest.environments)) {
+  if (!Object.hasOwn(manifest.environments, req.environment)) {
     throw new ConfigError(manifest.file, `environment ${JSON.stringify(req.environment)} is not defined (known: ${Object.keys(manifest.environments).join(", ")})`);
   }
   const stack = stackOf(req);
@@ -27,7 +28,7 @@ export function loadDeploymentInputs(dir: string, req: DeploymentRequest, manife
     }));
   } else {
     const map = req.type === "standalone" ? manifest.standalone : manifest.services;
-    const refs = map[req.name];
+    const refs = Object.hasOwn(map, req.name) ? map[req.name] : undefined;
     if (req.type === "standalone" && !refs) {
       throw new ConfigError(manifest.file, `standalone stack ${JSON.stringify(req.name)} is not defined under shared-stacks/standalone (known: ${Object.keys(map).join(", ") || "none"})`);
     }
@@ -41,5 +42,5 @@ export function loadDeploymentInputs(dir: string, req: DeploymentRequest, manife
   }
   const filesSource = filesPath(dir, req.type, req.name);
   const variables = templateVariables(manifest, req);
-  return { variables, units, files: loadFiles(filesSource, req.environment, variables), filesSource };
+  return { variables, units, files: loadFiles(filesSource, req.environment, variables, new Set(Object.keys(manifest.environments))), filesSource };
 }

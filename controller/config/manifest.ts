@@ -54,7 +54,8 @@ export function manifestFromYaml(y: YamlFile): Manifest {
   const known = new Set(["environments", "variables", "global-units", "global", "shared-stacks", "standalone", "shared-units", "service"]);
   for (const key of Object.keys(root)) if (!known.has(key)) y.fail([key], `unknown key (known: ${[...known].join(", ")})`);
 
-  const environments: Record<string, EnvironmentConfig> = {};
+  // records keyed by names from the file have no prototype: "constructor" or "__proto__" is just a name
+  const environments: Record<string, EnvironmentConfig> = Object.create(null) as Record<string, EnvironmentConfig>;
   const envs = root.environments;
   if (!isRecord(envs) || Object.keys(envs).length === 0) y.fail(["environments"], "at least one environment is required");
   for (const [name, value] of Object.entries(envs)) {
@@ -69,16 +70,17 @@ export function manifestFromYaml(y: YamlFile): Manifest {
     environments[name] = { consul: str("consul"), fleet: str("fleet") };
   }
 
-  const variables: Record<string, Record<string, string>> = {};
+  const variables: Record<string, Record<string, string>> = Object.create(null) as Record<string, Record<string, string>>;
   const vars = root.variables ?? {};
   if (!isRecord(vars)) y.fail(["variables"], "must be a mapping of environment → name → value");
   for (const [env, map] of Object.entries(vars)) {
     if (!isRecord(map)) y.fail(["variables", env], "must be a mapping of name → value");
-    if (!(env in environments)) y.fail(["variables", env], `environment ${env} is not defined under environments`);
-    variables[env] = {};
+    if (!Object.hasOwn(environments, env)) y.fail(["variables", env], `environment ${env} is not defined under environments`);
+    const values: Record<string, string> = Object.create(null) as Record<string, string>;
+    variables[env] = values;
     for (const [k, val] of Object.entries(map)) {
       if (!["string", "number", "boolean"].includes(typeof val)) y.fail(["variables", env, k], "must be a string, number or boolean");
-      variables[env][k] = String(val);
+      values[k] = String(val);
     }
   }
 
@@ -87,7 +89,11 @@ export function manifestFromYaml(y: YamlFile): Manifest {
     if (!Array.isArray(value)) y.fail(path, `${key} must be a list of unit references`);
     return value.map((item, i) => {
       if (typeof item !== "string") y.fail([...path, i], "a unit reference must be a string like name:version");
-      return parseUnitRef(item, { file: y.file, line: y.lineOf([...path, i]) });
+      const ref = parseUnitRef(item, { file: y.file, line: y.lineOf([...path, i]) });
+      if (ref.environment !== null && !Object.hasOwn(environments, ref.environment)) {
+        y.fail([...path, i], `[environment:${ref.environment}] names an environment that is not defined (known: ${Object.keys(environments).join(", ")})`);
+      }
+      return ref;
     });
   };
   const pick = (a: string, b: string): [string, unknown] => (root[a] !== undefined ? [a, root[a]] : [b, root[b]]);
@@ -95,7 +101,7 @@ export function manifestFromYaml(y: YamlFile): Manifest {
     const [key, value] = pick(a, b);
     if (value === undefined || value === null) return {};
     if (!isRecord(value)) y.fail([key], "must be a mapping of stack name → list of units");
-    const out: Record<string, UnitRef[]> = {};
+    const out: Record<string, UnitRef[]> = Object.create(null) as Record<string, UnitRef[]>;
     for (const [stack, list] of Object.entries(value)) {
       if (!NAME_RE.test(stack)) y.fail([key, stack], "stack names use letters, digits, '.', '_' and '-'");
       out[stack] = refList(key, [key, stack], list);

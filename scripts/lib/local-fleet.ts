@@ -127,7 +127,7 @@ export class LocalFleet {
     child.unref();
     this.consulPid = child.pid ?? 0;
     this.consulAddr = `http://127.0.0.1:${p}`;
-    this.consul = new Consul({ addr: this.consulAddr, timeoutMs: 5000 });
+    this.consul = new Consul({ addr: this.consulAddr });
     const deadline = Date.now() + 30_000;
     for (;;) {
       try {

@@ -33,7 +33,7 @@ export async function report(consul: Consul, kv: KvLayout, node: string, stack: 
   return e ? decodeJson(StatusReportSchema, key, e.value) : null;
 }
 
-export async function eventually<T>(what: string, fn: () => Promise<T | undefined | null | false>, timeoutMs = 30_000): Promise<T> {
+export async function eventually<T>(what: string, fn: () => Promise<T | undefined | null | false>, timeoutMs = 90_000): Promise<T> {
   const deadline = Date.now() + timeoutMs;
   let last: unknown;
   for (;;) {
