@@ -10,6 +10,7 @@ import { existsSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 import { promisify } from "node:util";
 import { Backoff, sleep } from "../shared/backoff.js";
+import { HOUSTON_VERSION } from "../shared/version.js";
 import type { Consul, KvEntry } from "../shared/consul.js";
 import { errorText } from "../shared/errors.js";
 import type { KvLayout } from "../shared/kv-layout.js";
@@ -26,7 +27,7 @@ import type { Systemd } from "./systemd.js";
 import { desiredForHost, type HostDesired } from "./targeting.js";
 
 const run = promisify(execFile);
-export const AGENT_VERSION = "0.1.0";
+export const AGENT_VERSION = HOUSTON_VERSION;
 
 export interface AgentDeps {
   consul: Consul;

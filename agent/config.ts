@@ -2,6 +2,7 @@
  * Agent configuration from flags and environment (flags win).
  */
 import { parseArgs } from "node:util";
+import { tlsFromEnv, type TlsOptions } from "../shared/consul-transport.js";
 import { DEFAULT_PREFIX } from "../shared/kv-layout.js";
 
 export interface AgentConfig {
@@ -23,12 +24,19 @@ export interface AgentConfig {
   startTimeoutMs: number;
   /** files or directories (every *.pub) of trusted ed25519 public keys; empty: unsigned specs are applied */
   trust: string[];
+  /** TLS to Consul (flags; the environment's CONSUL_CACERT etc. fill the rest) */
+  tls: TlsOptions;
+  insecureToken: boolean;
 }
 
 export const USAGE = `houston-agent [options]
   --node NAME          node name (HOUSTON_NODE; default: the local Consul agent's node name)
   --consul ADDR        Consul HTTP address (CONSUL_HTTP_ADDR; default http://127.0.0.1:8500)
-  --token TOKEN        Consul ACL token (CONSUL_HTTP_TOKEN)
+  --token TOKEN        Consul ACL token (CONSUL_HTTP_TOKEN); never sent over plain http to
+                       another host unless --insecure-token
+  --ca-file, --client-cert, --client-key, --tls-server-name
+                       TLS to Consul (CONSUL_CACERT, CONSUL_CLIENT_CERT, CONSUL_CLIENT_KEY,
+                       CONSUL_TLS_SERVER_NAME)
   --prefix PREFIX      KV prefix (HOUSTON_PREFIX; default houston/)
   --root DIR           root for archive files (HOUSTON_ROOT; default /)
   --unit-dir DIR       unit directory (HOUSTON_UNIT_DIR; default /etc/systemd/system)
@@ -49,10 +57,13 @@ export function parseAgentConfig(argv: string[], env: NodeJS.ProcessEnv): AgentC
       root: { type: "string" }, "unit-dir": { type: "string" }, "state-dir": { type: "string" }, dbus: { type: "string" },
       listen: { type: "string" }, meta: { type: "string", multiple: true }, "no-journal": { type: "boolean" },
       "start-timeout": { type: "string" }, help: { type: "boolean" }, trust: { type: "string", multiple: true },
+      "ca-file": { type: "string" }, "client-cert": { type: "string" }, "client-key": { type: "string" }, "tls-server-name": { type: "string" },
+      "insecure-token": { type: "boolean" }, version: { type: "boolean" },
     },
     strict: true,
   });
   if (values.help) throw new UsageRequested();
+  if (values.version) throw new VersionRequested();
   const meta: Record<string, string> = {};
   const metaPairs = [...(env.HOUSTON_META ? env.HOUSTON_META.split(",") : []), ...(values.meta ?? [])];
   for (const pair of metaPairs) {
@@ -79,8 +90,17 @@ export function parseAgentConfig(argv: string[], env: NodeJS.ProcessEnv): AgentC
     meta,
     journal: !values["no-journal"],
     startTimeoutMs: timeout * 1000,
+    tls: {
+      ...tlsFromEnv(env),
+      ...(values["ca-file"] ? { caFile: values["ca-file"] } : {}),
+      ...(values["client-cert"] ? { certFile: values["client-cert"] } : {}),
+      ...(values["client-key"] ? { keyFile: values["client-key"] } : {}),
+      ...(values["tls-server-name"] ? { serverName: values["tls-server-name"] } : {}),
+    },
+    insecureToken: values["insecure-token"] === true,
     trust: [...(env.HOUSTON_TRUST ? env.HOUSTON_TRUST.split(",").filter(Boolean) : []), ...(values.trust ?? [])],
   };
 }
 
 export class UsageRequested extends Error {}
+export class VersionRequested extends Error {}

@@ -7,8 +7,9 @@ import { Consul } from "../shared/consul.js";
 import { errorText } from "../shared/errors.js";
 import { KvLayout } from "../shared/kv-layout.js";
 import { TrustStore } from "../shared/signing.js";
-import { Agent } from "./agent.js";
-import { USAGE, UsageRequested, parseAgentConfig } from "./config.js";
+import { AGENT_VERSION, Agent } from "./agent.js";
+import { isLoopback, parseConsulAddress } from "../shared/consul-transport.js";
+import { USAGE, UsageRequested, VersionRequested, parseAgentConfig } from "./config.js";
 import { agentApp } from "./http.js";
 import { AgentState } from "./state.js";
 import { Systemd } from "./systemd.js";
@@ -18,8 +19,23 @@ async function main(): Promise<void> {
   try {
     cfg = parseAgentConfig(process.argv.slice(2), process.env);
   } catch (err) {
+    if (err instanceof VersionRequested) {
+      process.stdout.write(`${AGENT_VERSION}\n`);
+      process.exit(0);
+    }
     process.stderr.write(err instanceof UsageRequested ? `${USAGE}\n` : `houston-agent: ${errorText(err)}\n${USAGE}\n`);
     process.exit(err instanceof UsageRequested ? 0 : 2);
+  }
+  let consul: Consul;
+  try {
+    const url = parseConsulAddress(cfg.consulAddr ?? "http://127.0.0.1:8500");
+    if (cfg.consulToken && url.protocol === "http:" && !isLoopback(url) && !cfg.insecureToken) {
+      throw new Error(`refusing to send the Consul token over plain http to ${url.host}: use https:// (with --ca-file) or --insecure-token`);
+    }
+    consul = new Consul({ addr: url.href, token: cfg.consulToken, tls: cfg.tls });
+  } catch (err) {
+    process.stderr.write(`houston-agent: ${errorText(err)}\n`);
+    process.exit(2);
   }
   const trust = new TrustStore(cfg.trust);
   try {
@@ -35,7 +51,6 @@ async function main(): Promise<void> {
     process.stderr.write(`houston-agent: lost the system bus (${errorText(err)}); exiting so that systemd restarts the agent\n`);
     process.exit(1);
   });
-  const consul = new Consul({ addr: cfg.consulAddr, token: cfg.consulToken });
   const agent = new Agent(cfg, { consul, kv: new KvLayout(cfg.prefix), systemd, state, trust });
   const server = serve({ fetch: agentApp(agent).fetch, hostname: cfg.listen.host, port: cfg.listen.port });
   const shutdown = async (): Promise<void> => {

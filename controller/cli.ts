@@ -5,13 +5,14 @@ import { Command, CommanderError } from "commander";
 import { ConfigError, ConsulUnreachableError, HoustonError, LockHeldError, errorText } from "../shared/errors.js";
 import type { Manifest } from "./config/manifest.js";
 import { normalizeArgv } from "./argv.js";
+import { HOUSTON_VERSION } from "../shared/version.js";
 import { loadManifestFor, makeContext, type GlobalOptions } from "./context.js";
 import { EXIT, consoleOutput, type Output } from "./output.js";
 import { planCommand } from "./commands/plan.js";
 import type { DeploymentRequest, DeploymentType } from "./plan/plan-deployment.js";
 import { registerCommands } from "./commands/register.js";
 
-export const VERSION = "0.1.0";
+export const VERSION = HOUSTON_VERSION;
 
 export interface CommandEnv {
   globals(cmd: Command): GlobalOptions;

@@ -116,10 +116,14 @@ export class ConsulTransport {
         // every answer that arrived is the caller's to judge (404, 409, 413 mean things)
         (request, next) => (request.res ? next(false, request.res) : next(request.err ?? new Error("no response"))),
       )) as IncomingMessage & { body?: Buffer };
+      if (res.statusCode === 400 && res.body && /HTTP request to an HTTPS server/i.test(res.body.toString())) {
+        throw new ConsulUnreachableError(`Consul at ${this.addr} serves https, not http: use https://${this.addr.replace(/^http:\/\//, "")} (with CONSUL_CACERT)`);
+      }
       const index = Number(res.headers["x-consul-index"] ?? "0");
       return { status: res.statusCode ?? 0, index: Number.isFinite(index) ? index : 0, body: res.body ?? Buffer.alloc(0) };
     } catch (err) {
       if (req.signal?.aborted) throw req.signal.reason ?? err;
+      if (err instanceof ConsulUnreachableError) throw err;
       throw new ConsulUnreachableError(`Consul at ${this.addr} is unreachable (${req.method} ${req.path.split("?")[0]}): ${describeTransportError(err)}`, undefined, { cause: err });
     } finally {
       req.signal?.removeEventListener("abort", cancel);

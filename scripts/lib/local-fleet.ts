@@ -41,6 +41,8 @@ export interface FleetHost {
 export interface FleetOptions {
   hosts: HostSpec[];
   prefix?: string;
+  /** the server's HTTP API over TLS only, verifying client certificates (certs made by `consul tls`) */
+  tls?: boolean;
   log?: (message: string) => void;
 }
 
@@ -74,9 +76,12 @@ export class LocalFleet {
   readonly kv: KvLayout;
   consul!: Consul;
   consulAddr = "";
+  /** with `tls`: the files a client needs (CA, client certificate and key) */
+  tlsFiles: { ca: string; cert: string; key: string } | null = null;
   private consulPid = 0;
   private port = 0;
   private dataDir = "";
+  private tlsDir = "";
   private readonly log: (m: string) => void;
 
   private constructor(private readonly opts: FleetOptions) {
@@ -117,34 +122,55 @@ export class LocalFleet {
   /** Starts (or restarts, with the same data dir: KV survives) the Consul server. */
   async startConsulServer(): Promise<void> {
     const p = this.port;
+    const tlsArgs = this.opts.tls ? await this.tlsConfig() : [];
     const child = spawn(CONSUL_BIN, [
       "agent", "-server", "-bootstrap-expect", "1", "-node", "houston-server",
       "-bind", BRIDGE_IP, "-client", `127.0.0.1 ${BRIDGE_IP}`,
-      "-http-port", String(p), "-serf-lan-port", String(p + 1), "-server-port", String(p + 2),
+      ...(this.opts.tls ? [] : ["-http-port", String(p)]), "-serf-lan-port", String(p + 1), "-server-port", String(p + 2),
       "-dns-port", "-1", "-grpc-port", "-1", "-serf-wan-port", "-1",
       "-data-dir", this.dataDir, "-hcl", "disable_update_check = true", "-hcl", "performance { raft_multiplier = 1 }", "-hcl", GOSSIP,
+      "-ui",
+      ...tlsArgs,
     ], { detached: true, stdio: ["ignore", "ignore", "ignore"] });
     child.unref();
     this.consulPid = child.pid ?? 0;
-    this.consulAddr = `http://127.0.0.1:${p}`;
-    this.consul = new Consul({ addr: this.consulAddr });
-    const deadline = Date.now() + 30_000;
+    this.consulAddr = `${this.opts.tls ? "https" : "http"}://127.0.0.1:${p}`;
+    const t = this.tlsFiles;
+    this.consul = new Consul({ addr: this.consulAddr, tls: t ? { caFile: t.ca, certFile: t.cert, keyFile: t.key } : {} });
+    const deadline = Date.now() + 60_000;
     for (;;) {
       try {
-        const res = await fetch(`${this.consulAddr}/v1/status/leader`);
-        const leader = (await res.text()).trim();
-        if (leader.length > 2) break;
+        const res = await this.consul.request("GET", "/v1/status/leader");
+        if (res.body.toString().trim().length > 2) break;
       } catch {
         /* not up yet */
       }
-      if (Date.now() > deadline) throw new Error("Consul server did not elect itself leader within 30 s");
+      if (Date.now() > deadline) throw new Error("Consul server did not elect itself leader within 60 s");
       await new Promise((r) => setTimeout(r, 100));
     }
     // after a restart, join the hosts' clients at once (serf alone retries failed members every 30 s)
-    for (const h of this.hosts) {
-      await fetch(`${this.consulAddr}/v1/agent/join/${h.ip}:8301`, { method: "PUT" }).catch(() => undefined);
-    }
+    for (const h of this.hosts) await this.consul.request("PUT", `/v1/agent/join/${h.ip}:8301`).catch(() => undefined);
     this.log(`Consul server up at ${this.consulAddr} (UI ${this.consulAddr}/ui/)`);
+  }
+
+  /** CA, server and client certificates from `consul tls`; HTTPS only, client certificates verified (RPC stays plain). */
+  private async tlsConfig(): Promise<string[]> {
+    const dir = join(this.dataDir, "..", `${this.dataDir.split("/").at(-1) ?? "consul"}-tls`);
+    if (!existsSync(join(dir, "consul-agent-ca.pem"))) {
+      mkdirSync(dir, { recursive: true });
+      await run(CONSUL_BIN, ["tls", "ca", "create"], { cwd: dir });
+      await run(CONSUL_BIN, ["tls", "cert", "create", "-server", "-dc", "dc1"], { cwd: dir });
+      await run(CONSUL_BIN, ["tls", "cert", "create", "-client", "-dc", "dc1"], { cwd: dir });
+    }
+    this.tlsDir = dir;
+    this.tlsFiles = { ca: join(dir, "consul-agent-ca.pem"), cert: join(dir, "dc1-client-consul-0.pem"), key: join(dir, "dc1-client-consul-0-key.pem") };
+    return [
+      "-hcl", `ports { http = -1 https = ${this.port} }`,
+      "-hcl", `ca_file = "${join(dir, "consul-agent-ca.pem")}"`,
+      "-hcl", `cert_file = "${join(dir, "dc1-server-consul-0.pem")}"`,
+      "-hcl", `key_file = "${join(dir, "dc1-server-consul-0-key.pem")}"`,
+      "-hcl", "verify_incoming_https = true",
+    ];
   }
 
   async stopConsulServer(): Promise<void> {
@@ -217,5 +243,6 @@ export class LocalFleet {
     await this.stopConsulServer().catch(() => undefined);
     await Promise.all(this.opts.hosts.map((h) => testhost("stop", h.name).catch(() => undefined)));
     if (this.dataDir) rmSync(this.dataDir, { recursive: true, force: true });
+    if (this.tlsDir) rmSync(this.tlsDir, { recursive: true, force: true });
   }
 }

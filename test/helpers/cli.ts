@@ -11,8 +11,8 @@ export interface CliResult {
   stderr: string;
 }
 
-export function startCli(consul: string, configDir: string, args: string[]): { child: ChildProcess; done: Promise<CliResult> } {
-  const child = spawn(process.execPath, [join(ROOT, "dist", "houston.js"), "-c", configDir, "-e", "test", "--consul", consul, ...args], { stdio: ["ignore", "pipe", "pipe"] });
+export function startCli(consul: string, configDir: string, args: string[], env: NodeJS.ProcessEnv = process.env): { child: ChildProcess; done: Promise<CliResult> } {
+  const child = spawn(process.execPath, [join(ROOT, "dist", "houston.js"), "-c", configDir, "-e", "test", "--consul", consul, ...args], { stdio: ["ignore", "pipe", "pipe"], env });
   let stdout = "";
   let stderr = "";
   child.stdout?.on("data", (d: Buffer) => (stdout += d.toString()));
