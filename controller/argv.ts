@@ -4,7 +4,7 @@
  *    moved after it;
  *  - the seed's bare form `houston -c config -e ENV NAME VERSION` means `service NAME VERSION`.
  */
-const COMMANDS = new Set(["plan", "keygen", "service", "standalone", "global", "remove", "rollback", "status", "history", "nodes", "help"]);
+const COMMANDS = new Set(["plan", "keygen", "acl", "service", "standalone", "global", "remove", "rollback", "status", "history", "nodes", "help"]);
 /** program-level options that take a value (they stay where they are) */
 const GLOBAL_WITH_VALUE = new Set(["-c", "--config", "-e", "--environment", "--consul", "--token", "--prefix", "--signing-key", "--ca-file", "--client-cert", "--client-key", "--tls-server-name"]);
 const DEPLOY_WITH_VALUE = new Set(["-g", "--group", "-d", "--delay", "-m", "--max-tries", "--timeout", "--max-parallel", "--canary"]);

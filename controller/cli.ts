@@ -2,7 +2,7 @@
  * The `houston` command line (commander). Each command is a thin adapter onto controller/commands.
  */
 import { Command, CommanderError } from "commander";
-import { ConfigError, ConsulUnreachableError, HoustonError, LockHeldError, errorText } from "../shared/errors.js";
+import { ConfigError, ConsulPermissionError, ConsulUnreachableError, HoustonError, LockHeldError, errorText } from "../shared/errors.js";
 import type { Manifest } from "./config/manifest.js";
 import { normalizeArgv } from "./argv.js";
 import { HOUSTON_VERSION } from "../shared/version.js";
@@ -72,6 +72,7 @@ export function buildProgram(): Command {
 
 export function exitCodeFor(err: unknown): number {
   if (err instanceof LockHeldError) return EXIT.lockHeld;
+  if (err instanceof ConsulPermissionError) return EXIT.permissionDenied;
   if (err instanceof ConsulUnreachableError) return EXIT.consulUnreachable;
   if (err instanceof ConfigError) return EXIT.usage;
   if (err instanceof CommanderError) return err.exitCode === 0 ? EXIT.ok : EXIT.usage;

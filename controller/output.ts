@@ -36,4 +36,5 @@ export const EXIT = {
   usage: 2,
   consulUnreachable: 3,
   lockHeld: 4,
+  permissionDenied: 5,
 } as const;

@@ -8,7 +8,7 @@
 import { z } from "zod";
 import { Backoff, sleep } from "./backoff.js";
 import { ConsulTransport, parseConsulAddress, tlsFromEnv, type RawResponse, type TlsOptions } from "./consul-transport.js";
-import { ConsulError, ValueTooLargeError } from "./errors.js";
+import { ConsulError, ConsulPermissionError, ValueTooLargeError } from "./errors.js";
 
 export interface ConsulOptions {
   /** http(s)://host:port; default $CONSUL_HTTP_ADDR or http://127.0.0.1:8500 */
@@ -155,8 +155,11 @@ export class Consul {
     });
   }
 
-  private fail(what: string, res: RawResponse): never {
+  private fail(what: string, res: RawResponse, needs: string): never {
     const text = res.body.toString("utf8").trim().slice(0, 300);
+    if (res.status === 403 || /permission denied|ACL not found/i.test(text)) {
+      throw new ConsulPermissionError(`${what}: Consul's ACLs refused the token (${text || "permission denied"}); it needs ${needs}`, res.status);
+    }
     if (res.status === 413) throw new ValueTooLargeError(`${what}: value too large for Consul (413, limit 512 KiB)`, 413);
     throw new ConsulError(`${what}: Consul answered ${res.status}${text ? ` (${text})` : ""}`, res.status);
   }
@@ -167,7 +170,7 @@ export class Consul {
     checkKey(key);
     const res = await this.request("GET", `/v1/kv/${encodeKey(key)}`, opts);
     if (res.status === 404) return null;
-    if (res.status !== 200) this.fail(`GET ${key}`, res);
+    if (res.status !== 200) this.fail(`GET ${key}`, res, `key:read on ${key}`);
     const rows = parseJson(KvRows, res.body, `GET ${key}`);
     return rows[0] ? toEntry(rows[0]) : null;
   }
@@ -187,7 +190,7 @@ export class Consul {
       timeoutMs: blocking ? waitMs(opts.wait ?? "60s") + 15_000 : undefined,
     });
     if (res.status === 404) return { entries: [], index: res.index };
-    if (res.status !== 200) this.fail(`GET ${prefix}?recurse`, res);
+    if (res.status !== 200) this.fail(`GET ${prefix}?recurse`, res, `key:read on ${prefix}`);
     return { entries: parseJson(KvRows, res.body, `GET ${prefix}?recurse`).map(toEntry), index: res.index };
   }
 
@@ -196,7 +199,7 @@ export class Consul {
     checkPrefix(prefix);
     const res = await this.request("GET", `/v1/kv/${encodeKey(prefix)}`, { query: { keys: true, separator } });
     if (res.status === 404) return [];
-    if (res.status !== 200) this.fail(`GET ${prefix}?keys`, res);
+    if (res.status !== 200) this.fail(`GET ${prefix}?keys`, res, `key:read on ${prefix}`);
     return parseJson(z.array(z.string()), res.body, `GET ${prefix}?keys`);
   }
 
@@ -210,14 +213,14 @@ export class Consul {
       query: { cas: opts.cas, acquire: opts.acquire, release: opts.release },
       body: typeof value === "string" ? Buffer.from(value, "utf8") : value,
     });
-    if (res.status !== 200) this.fail(`PUT ${key}`, res);
+    if (res.status !== 200) this.fail(`PUT ${key}`, res, `key:write on ${key}${opts.acquire || opts.release ? " and session:write" : ""}`);
     return res.body.toString("utf8").trim() === "true";
   }
 
   async kvDelete(key: string, opts: { cas?: number } = {}): Promise<boolean> {
     checkKey(key);
     const res = await this.request("DELETE", `/v1/kv/${encodeKey(key)}`, { query: { cas: opts.cas } });
-    if (res.status !== 200) this.fail(`DELETE ${key}`, res);
+    if (res.status !== 200) this.fail(`DELETE ${key}`, res, `key:write on ${key}`);
     return res.body.toString("utf8").trim() === "true";
   }
 
@@ -225,7 +228,7 @@ export class Consul {
   async kvDeletePrefix(prefix: string): Promise<void> {
     checkPrefix(prefix);
     const res = await this.request("DELETE", `/v1/kv/${encodeKey(prefix)}`, { query: { recurse: true } });
-    if (res.status !== 200) this.fail(`DELETE ${prefix}?recurse`, res);
+    if (res.status !== 200) this.fail(`DELETE ${prefix}?recurse`, res, `key:write on ${prefix}`);
   }
 
   /** One atomic transaction of ≤ 64 KV operations. Returns false (nothing applied) if any op failed, e.g. a CAS. */
@@ -247,9 +250,11 @@ export class Consul {
     }
     if (res.status === 409) {
       const parsed = parseJson(z.object({ Errors: z.array(z.object({ OpIndex: z.number(), What: z.string() })).nullable() }), res.body, "txn");
+      const denied = (parsed.Errors ?? []).find((e) => /permission denied/i.test(e.What));
+      if (denied) throw new ConsulPermissionError(`txn: Consul's ACLs refused the token; it needs key:write on ${ops[denied.OpIndex]?.key ?? "the transaction's keys"}`, 403);
       return { ok: false, errors: (parsed.Errors ?? []).map((e) => `op ${e.OpIndex} (${ops[e.OpIndex]?.key ?? "?"}): ${e.What}`), indexes: [] };
     }
-    this.fail("txn", res);
+    this.fail("txn", res, `key:write on ${ops.map((o) => o.key).join(", ")}`);
   }
 
   /**
@@ -296,7 +301,7 @@ export class Consul {
     const res = await this.request("PUT", "/v1/session/create", {
       body: JSON.stringify({ Name: opts.name, TTL: `${opts.ttlSeconds}s`, LockDelay: opts.lockDelay ?? "0s", Behavior: opts.behavior ?? "release" }),
     });
-    if (res.status !== 200) this.fail("session create", res);
+    if (res.status !== 200) this.fail("session create", res, "session:write on the node of the Consul agent it talks to");
     return parseJson(z.object({ ID: z.string() }), res.body, "session create").ID;
   }
 
@@ -304,18 +309,18 @@ export class Consul {
   async sessionRenew(id: string): Promise<boolean> {
     const res = await this.request("PUT", `/v1/session/renew/${encodeURIComponent(id)}`);
     if (res.status === 404) return false;
-    if (res.status !== 200) this.fail(`session renew ${id}`, res);
+    if (res.status !== 200) this.fail(`session renew ${id}`, res, "session:write");
     return true;
   }
 
   async sessionDestroy(id: string): Promise<void> {
     const res = await this.request("PUT", `/v1/session/destroy/${encodeURIComponent(id)}`);
-    if (res.status !== 200) this.fail(`session destroy ${id}`, res);
+    if (res.status !== 200) this.fail(`session destroy ${id}`, res, "session:write");
   }
 
   async sessionInfo(id: string): Promise<SessionInfo | null> {
     const res = await this.request("GET", `/v1/session/info/${encodeURIComponent(id)}`);
-    if (res.status !== 200) this.fail(`session info ${id}`, res);
+    if (res.status !== 200) this.fail(`session info ${id}`, res, "session:read");
     return parseJson(z.array(SessionInfo).nullable(), res.body, "session info")?.[0] ?? null;
   }
 
@@ -323,14 +328,14 @@ export class Consul {
 
   async agentSelf(): Promise<{ nodeName: string; datacenter: string; meta: Record<string, string> }> {
     const res = await this.request("GET", "/v1/agent/self");
-    if (res.status !== 200) this.fail("agent self", res);
+    if (res.status !== 200) this.fail("agent self", res, "agent:read on the local Consul agent's node");
     const self = parseJson(AgentSelf, res.body, "agent self");
     return { nodeName: self.Config.NodeName, datacenter: self.Config.Datacenter, meta: self.Meta ?? {} };
   }
 
   async catalogNodes(): Promise<CatalogNode[]> {
     const res = await this.request("GET", "/v1/catalog/nodes");
-    if (res.status !== 200) this.fail("catalog nodes", res);
+    if (res.status !== 200) this.fail("catalog nodes", res, "node:read");
     return parseJson(z.array(CatalogNode), res.body, "catalog nodes");
   }
 
@@ -341,18 +346,18 @@ export class Consul {
       signal: opts.signal,
       timeoutMs: blocking ? waitMs(opts.wait ?? "60s") + 15_000 : undefined,
     });
-    if (res.status !== 200) this.fail(`health service ${service}`, res);
+    if (res.status !== 200) this.fail(`health service ${service}`, res, `service:read on ${service} and node:read`);
     return { entries: parseJson(z.array(HealthEntry), res.body, `health service ${service}`), index: res.index };
   }
 
   async agentServiceRegister(reg: ServiceRegistration): Promise<void> {
     const res = await this.request("PUT", "/v1/agent/service/register", { body: JSON.stringify(reg) });
-    if (res.status !== 200) this.fail(`register service ${reg.ID}`, res);
+    if (res.status !== 200) this.fail(`register service ${reg.ID}`, res, `service:write on ${reg.Name}`);
   }
 
   async agentServiceDeregister(id: string): Promise<void> {
     const res = await this.request("PUT", `/v1/agent/service/deregister/${encodeURIComponent(id)}`);
-    if (res.status !== 200 && res.status !== 404) this.fail(`deregister service ${id}`, res);
+    if (res.status !== 200 && res.status !== 404) this.fail(`deregister service ${id}`, res, "service:write on that service");
   }
 }
 

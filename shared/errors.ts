@@ -34,6 +34,9 @@ export class ConsulError extends HoustonError {
 /** Consul could not be reached at all (connection refused, DNS, timeout). */
 export class ConsulUnreachableError extends ConsulError {}
 
+/** Consul's ACLs refused the token; the message names the permission it lacks. */
+export class ConsulPermissionError extends ConsulError {}
+
 /** A KV value over Consul's 512 KiB limit (HTTP 413). */
 export class ValueTooLargeError extends ConsulError {}
 

@@ -13,6 +13,8 @@ import type { RolloutOptions } from "../rollout/rollout.js";
 import { breakLockIfAsked, deployCommand, removeCommand, rollbackCommand } from "./deploy.js";
 import { historyCommand, nodesCommand, statusCommand } from "./inspect.js";
 import { writeSigningKeys } from "./keygen.js";
+import { aclBootstrapCommand, aclPoliciesCommand } from "./acl.js";
+import { KvLayout } from "../../shared/kv-layout.js";
 
 interface DeployFlags {
   group?: string;
@@ -120,6 +122,20 @@ export function registerCommands(program: Command, env: CommandEnv): void {
       const { ctx, json, out } = inspectCtx(cmd);
       await historyCommand(ctx, stack, json, out);
     });
+  const acl = program.command("acl").description("least-privilege Consul ACL policies and tokens for Houston");
+  acl.command("policies").description("print the controller, operator and per-node agent policies (HCL and JSON)")
+    .option("--node <name>", "an agent's node (repeatable)", (v: string, prev: string[]) => [...prev, v], [] as string[])
+    .action((flags: { node: string[] }, cmd: Command) => {
+      const g = env.globals(cmd);
+      aclPoliciesCommand(new KvLayout(g.prefix), flags.node, g.json, env.output(cmd));
+    });
+  acl.command("bootstrap-tokens").description("create the policies in Consul and one token per role (needs a management token)")
+    .option("--node <name>", "an agent's node (repeatable)", (v: string, prev: string[]) => [...prev, v], [] as string[])
+    .action(async (flags: { node: string[] }, cmd: Command) => {
+      const { ctx, json, out } = inspectCtx(cmd);
+      await aclBootstrapCommand(ctx, flags.node, json, out);
+    });
+
   program.command("keygen").description("write an ed25519 key pair for signing specs (PREFIX.key, PREFIX.pub)")
     .option("--out <prefix>", "path prefix of the two files", "houston-signing")
     .action((flags: { out: string }, cmd: Command) => {

@@ -42,8 +42,9 @@ export async function freePorts(count: number): Promise<number> {
   throw new Error("no free port range found");
 }
 
-async function launch(port: number, args: string[]): Promise<{ pid: number; dir: string }> {
-  const { stdout } = await run("bash", [join(ROOT, "scripts", "consul-dev.sh"), String(port), ...args], { env: { ...process.env, CONSUL_BIN } });
+async function launch(port: number, args: string[], token?: string): Promise<{ pid: number; dir: string }> {
+  const env = { ...process.env, CONSUL_BIN, ...(token ? { CONSUL_HTTP_TOKEN: token } : {}) };
+  const { stdout } = await run("bash", [join(ROOT, "scripts", "consul-dev.sh"), String(port), ...args], { env });
   const get = (k: string): string => {
     const m = new RegExp(`^${k}=(.*)$`, "m").exec(stdout);
     if (!m?.[1]) throw new Error(`consul-dev.sh printed no ${k}: ${stdout}`);
@@ -52,23 +53,24 @@ async function launch(port: number, args: string[]): Promise<{ pid: number; dir:
   return { pid: Number(get("CONSUL_PID")), dir: get("CONSUL_DIR") };
 }
 
-export async function startConsul(args: string[] = []): Promise<TestConsul> {
+/** `token`: a management token the agent is configured with (ACLs on); the client uses it. */
+export async function startConsul(args: string[] = [], token?: string): Promise<TestConsul> {
   let lastErr: unknown;
   for (let attempt = 0; attempt < 3; attempt++) {
     const port = await freePorts(3);
     try {
-      let { pid, dir } = await launch(port, args);
+      let { pid, dir } = await launch(port, args, token);
       const addr = `http://127.0.0.1:${port}`;
       const self: TestConsul = {
         addr, port, pid, dir,
-        client: new Consul({ addr }),
+        client: new Consul({ addr, token }),
         async stop() {
           await killAndWait(self.pid);
           rmSync(self.dir, { recursive: true, force: true });
         },
         async restart() {
           await self.stop();
-          ({ pid, dir } = await launch(port, args));
+          ({ pid, dir } = await launch(port, args, token));
           self.pid = pid;
           self.dir = dir;
         },

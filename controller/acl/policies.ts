@@ -1,0 +1,77 @@
+/**
+ * Least-privilege Consul ACL policies for Houston (pure): who may write what under the KV prefix.
+ *  - controller: writes specs (and signatures), archives, locks and history; reads status and
+ *    agents; holds lock sessions; reads the catalog and health to follow rollouts.
+ *  - agent on node N: reads specs and archives; writes only status/N/ and agents/N; registers
+ *    services on its own Consul agent; reads its own agent's identity.
+ *  - operator (read-only): plan, status, history, nodes.
+ * Rendered as HCL (for `consul acl policy create -rules @file`) and as Consul's JSON rules.
+ */
+import { KvLayout } from "../../shared/kv-layout.js";
+
+type Access = "read" | "write";
+/** resource kind → name → access; "" as a *_prefix name means everything */
+export type Rules = Partial<Record<"key" | "key_prefix" | "session_prefix" | "node" | "node_prefix" | "service_prefix" | "agent", Record<string, Access>>>;
+
+export interface Policy {
+  name: string;
+  description: string;
+  rules: Rules;
+}
+
+export function controllerPolicy(kv: KvLayout): Policy {
+  return {
+    name: "houston-controller",
+    description: "Houston controller: deploy, remove, rollback (writes specs, archives, locks, history)",
+    rules: {
+      key_prefix: { [kv.prefix]: "read", [kv.stacks]: "write", [kv.archives]: "write", [`${kv.prefix}locks/`]: "write", [`${kv.prefix}history/`]: "write" },
+      session_prefix: { "": "write" },
+      node_prefix: { "": "read" },
+      service_prefix: { "": "read" },
+    },
+  };
+}
+
+export function agentPolicy(kv: KvLayout, node: string): Policy {
+  return {
+    name: `houston-agent-${node}`,
+    description: `Houston agent on node ${node}: reads specs and archives, reports for ${node} only`,
+    rules: {
+      key_prefix: { [kv.stacks]: "read", [kv.archives]: "read", [kv.nodeStatus(node)]: "write" },
+      key: { [kv.agent(node)]: "write" },
+      // services are registered through the node's own Consul agent (/v1/agent/service/register)
+      service_prefix: { "": "write" },
+      node: { [node]: "read" },
+      agent: { [node]: "read" },
+    },
+  };
+}
+
+export function operatorPolicy(kv: KvLayout): Policy {
+  return {
+    name: "houston-operator",
+    description: "Houston read-only operator: plan, status, history, nodes",
+    rules: { key_prefix: { [kv.prefix]: "read" }, node_prefix: { "": "read" }, service_prefix: { "": "read" } },
+  };
+}
+
+export function allPolicies(kv: KvLayout, nodes: string[]): Policy[] {
+  return [controllerPolicy(kv), operatorPolicy(kv), ...nodes.map((n) => agentPolicy(kv, n))];
+}
+
+export function rulesHcl(rules: Rules): string {
+  const lines: string[] = [];
+  for (const [kind, entries] of Object.entries(rules)) {
+    for (const [name, access] of Object.entries(entries ?? {})) lines.push(`${kind} ${JSON.stringify(name)} {\n  policy = ${JSON.stringify(access)}\n}`);
+  }
+  return `${lines.join("\n")}\n`;
+}
+
+/** Consul's JSON form of the same rules (accepted wherever HCL is). */
+export function rulesJson(rules: Rules): string {
+  const out: Record<string, Record<string, { policy: Access }>> = {};
+  for (const [kind, entries] of Object.entries(rules)) {
+    out[kind] = Object.fromEntries(Object.entries(entries ?? {}).map(([name, access]) => [name, { policy: access }]));
+  }
+  return JSON.stringify(out, null, 2);
+}

@@ -1,0 +1,94 @@
+/**
+ * Least-privilege ACLs on a real Consul with `default_policy = "deny"`: Houston's policies as
+ * `houston acl bootstrap-tokens` creates them. An agent's token cannot write another node's
+ * status, any spec or any archive; a read-only token reads but cannot deploy; every refusal names
+ * the permission that is missing.
+ */
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { Consul } from "../../shared/consul.js";
+import { ConsulPermissionError } from "../../shared/errors.js";
+import { KvLayout } from "../../shared/kv-layout.js";
+import { configDir, houston } from "../helpers/cli.js";
+import { startConsul, type TestConsul } from "../helpers/consul.js";
+
+const MASTER = "b1gs3cret-master-token";
+let consul: TestConsul;
+let tokens: Record<string, string> = {};
+const kv = new KvLayout("houston/");
+const dir = () =>
+  configDir({ "manifest.yaml": "environments:\n  test: {}\nshared-stacks:\n  web: [app:1]\n", "units/shared/app.service": "[Service]\nExecStart=/bin/sleep infinity\n" });
+
+beforeAll(async () => {
+  consul = await startConsul(["-hcl", `acl { enabled = true default_policy = "deny" tokens { master = "${MASTER}" agent = "${MASTER}" } }`], MASTER);
+  const r = await houston(consul.addr, dir(), "--token", MASTER, "--json", "acl", "bootstrap-tokens", "--node", "n1", "--node", "n2");
+  expect(r.code, r.stderr).toBe(0);
+  const out = JSON.parse(r.stdout) as { tokens: { role: string; secretId: string }[] };
+  tokens = Object.fromEntries(out.tokens.map((t) => [t.role, t.secretId]));
+});
+afterAll(async () => consul?.stop());
+
+const as = (role: string) => new Consul({ addr: consul.addr, token: tokens[role] });
+
+describe("ACL policies (default deny)", () => {
+  it("bootstrap-tokens made one token per role", () => {
+    expect(Object.keys(tokens).sort()).toEqual(["agent-n1", "agent-n2", "controller", "operator"]);
+  });
+
+  it("an agent writes only its own status and record, and reads specs and archives", async () => {
+    const agent = as("agent-n1");
+    await agent.kvPut(kv.stackStatus("n1", "web"), "{}");
+    await agent.kvPut(kv.agent("n1"), "{}");
+    await consul.client.kvPut(kv.spec("web"), "{}");
+    expect(await agent.kvGet(kv.spec("web"))).not.toBeNull();
+    const refusals: [string, RegExp][] = [
+      [kv.stackStatus("n2", "web"), /key:write on houston\/status\/n2\/web/],
+      [kv.agent("n2"), /key:write on houston\/agents\/n2/],
+      [kv.spec("web"), /key:write on houston\/stacks\/web\/spec/],
+      [kv.archiveMeta("a".repeat(64)), /key:write on houston\/archives\//],
+      [kv.historyEntry("web", 1), /key:write on houston\/history\/web/],
+    ];
+    for (const [key, re] of refusals) {
+      const err = await agent.kvPut(key, "x").catch((e: unknown) => e);
+      expect(err, key).toBeInstanceOf(ConsulPermissionError);
+      expect(String(err)).toMatch(re);
+    }
+  });
+
+  it("a read-only token runs status, history and plan, but cannot deploy; the refusal names the permission", async () => {
+    const d = dir();
+    const op = tokens.operator!;
+    for (const args of [["status"], ["history", "web"], ["plan", "standalone", "web"], ["nodes"]]) {
+      const r = await houston(consul.addr, d, "--token", op, ...args);
+      expect([0, 1], `${args.join(" ")}: ${r.stderr}`).toContain(r.code);
+      expect(r.stderr).not.toMatch(/permission|unreachable|\n\s+at /i);
+    }
+    const deploy = await houston(consul.addr, d, "--token", op, "standalone", "web");
+    expect(deploy.code).toBe(5);
+    expect(deploy.stderr).toMatch(/Consul's ACLs refused the token .*it needs (session:write|key:write on houston\/)/);
+    expect(deploy.stderr).not.toMatch(/unreachable|\n\s+at /);
+  });
+
+  it("a token Consul does not know is refused as such, not as unreachable", async () => {
+    const r = await houston(consul.addr, dir(), "--token", "00000000-0000-0000-0000-000000000000", "status");
+    expect(r.code).toBe(5);
+    expect(r.stderr).toMatch(/ACL not found/);
+  });
+
+  it("the controller's token can write specs, archives, locks and history but not another node's status", async () => {
+    const c = as("controller");
+    await c.kvPut(kv.spec("web"), "{}");
+    await c.kvPut(kv.archiveMeta("b".repeat(64)), "{}");
+    await c.kvPut(kv.historyEntry("web", 1), "{}");
+    const session = await c.sessionCreate({ name: "t", ttlSeconds: 15 });
+    expect(await c.kvPut(kv.lock("web"), "me", { acquire: session })).toBe(true);
+    await expect(c.kvPut(kv.stackStatus("n1", "web"), "{}")).rejects.toThrow(ConsulPermissionError);
+  });
+
+  it("acl policies prints HCL and JSON rules for each role", async () => {
+    const r = await houston(consul.addr, dir(), "acl", "policies", "--node", "web-1");
+    expect(r.code, r.stderr).toBe(0);
+    expect(r.stdout).toContain('key_prefix "houston/status/web-1/" {\n  policy = "write"\n}');
+    expect(r.stdout).toContain("houston-controller");
+    expect(r.stdout).toContain('"key_prefix": {');
+  });
+});
