@@ -14,6 +14,8 @@ import { join } from "node:path";
 import { promisify } from "node:util";
 import { Consul } from "../../shared/consul.js";
 import { KvLayout } from "../../shared/kv-layout.js";
+import { createToken, upsertPolicy } from "../../shared/consul-acl.js";
+import { agentPolicy, rulesHcl } from "../../controller/acl/policies.js";
 import { killAndWait } from "./process.js";
 
 const run = promisify(execFile);
@@ -43,6 +45,9 @@ export interface FleetOptions {
   prefix?: string;
   /** the server's HTTP API over TLS only, verifying client certificates (certs made by `consul tls`) */
   tls?: boolean;
+  /** ACLs on with default deny; `acl` is the management token; each host's agent gets its own
+   * least-privilege token (houston-agent-<node> policy) */
+  acl?: string;
   log?: (message: string) => void;
 }
 
@@ -113,7 +118,8 @@ export class LocalFleet {
     this.port = await freePortRange();
     this.dataDir = mkdtempSync(join(tmpdir(), "houston-consul-server-"));
     await this.startConsulServer();
-    for (const h of this.hosts) this.installHost(h);
+    const tokens = this.opts.acl ? await this.agentTokens() : new Map<string, string>();
+    for (const h of this.hosts) this.installHost(h, tokens.get(h.name));
     await Promise.all(this.hosts.map((h) => this.shell(h.name, "systemctl", "daemon-reload")));
     await Promise.all(this.hosts.map((h) => this.shell(h.name, "systemctl", "start", "houston-consul.service", "houston-agent.service")));
     await this.waitForAgents();
@@ -131,12 +137,13 @@ export class LocalFleet {
       "-data-dir", this.dataDir, "-hcl", "disable_update_check = true", "-hcl", "performance { raft_multiplier = 1 }", "-hcl", GOSSIP,
       "-ui",
       ...tlsArgs,
+      ...(this.opts.acl ? ["-hcl", `acl { enabled = true default_policy = "deny" enable_token_persistence = true tokens { master = "${this.opts.acl}" agent = "${this.opts.acl}" } }`] : []),
     ], { detached: true, stdio: ["ignore", "ignore", "ignore"] });
     child.unref();
     this.consulPid = child.pid ?? 0;
     this.consulAddr = `${this.opts.tls ? "https" : "http"}://127.0.0.1:${p}`;
     const t = this.tlsFiles;
-    this.consul = new Consul({ addr: this.consulAddr, tls: t ? { caFile: t.ca, certFile: t.cert, keyFile: t.key } : {} });
+    this.consul = new Consul({ addr: this.consulAddr, token: this.opts.acl, tls: t ? { caFile: t.ca, certFile: t.cert, keyFile: t.key } : {} });
     const deadline = Date.now() + 60_000;
     for (;;) {
       try {
@@ -179,7 +186,18 @@ export class LocalFleet {
     this.consulPid = 0;
   }
 
-  private installHost(h: FleetHost): void {
+  /** One token per host with that node's agent policy (what `houston acl bootstrap-tokens` makes). */
+  private async agentTokens(): Promise<Map<string, string>> {
+    const out = new Map<string, string>();
+    for (const h of this.hosts) {
+      const p = agentPolicy(this.kv, h.name);
+      await upsertPolicy(this.consul, { name: p.name, description: p.description, rules: rulesHcl(p.rules) });
+      out.set(h.name, (await createToken(this.consul, `test agent ${h.name}`, [p.name])).secretId);
+    }
+    return out;
+  }
+
+  private installHost(h: FleetHost, agentToken?: string): void {
     const opt = join(h.root, "opt", "houston");
     mkdirSync(join(opt, "node_modules"), { recursive: true });
     copyFileSync(join(REPO, "dist", "houston-agent.js"), join(opt, "houston-agent.js"));
@@ -192,12 +210,12 @@ export class LocalFleet {
     writeFileSync(join(units, "houston-consul.service"), [
       "[Unit]", `Description=Consul client agent of test host ${h.name}`, "",
       "[Service]",
-      `ExecStart=/opt/houston/consul agent -node ${h.name} ${meta} -bind ${h.ip} -client 127.0.0.1 -retry-join ${BRIDGE_IP}:${this.port + 1} -retry-interval 1s -data-dir /var/lib/consul -dns-port -1 -grpc-port -1 -hcl "disable_update_check = true" -hcl "leave_on_terminate = true" -hcl '${GOSSIP}'`,
+      `ExecStart=/opt/houston/consul agent -node ${h.name} ${meta} -bind ${h.ip} -client 127.0.0.1 -retry-join ${BRIDGE_IP}:${this.port + 1} -retry-interval 1s -data-dir /var/lib/consul -dns-port -1 -grpc-port -1 -hcl "disable_update_check = true" -hcl "leave_on_terminate = true" -hcl '${GOSSIP}'${this.opts.acl ? ` -hcl 'acl { enabled = true default_policy = "deny" tokens { agent = "${this.opts.acl}" } }'` : ""}`,
       "Restart=on-failure", "",
     ].join("\n"));
     copyFileSync(join(REPO, "systemd", "houston-agent.service"), join(units, "houston-agent.service"));
     mkdirSync(join(h.root, "etc", "houston"), { recursive: true });
-    writeFileSync(join(h.root, "etc", "houston", "agent.env"), `HOUSTON_LISTEN=0.0.0.0:9631\nHOUSTON_PREFIX=${this.kv.prefix}\n`);
+    writeFileSync(join(h.root, "etc", "houston", "agent.env"), `HOUSTON_LISTEN=0.0.0.0:9631\nHOUSTON_PREFIX=${this.kv.prefix}\n${agentToken ? `CONSUL_HTTP_TOKEN=${agentToken}\n` : ""}`, { mode: 0o600 });
   }
 
   /** Every agent has registered (agents/<node> in KV) and its houston-agent check passes. */

@@ -1,0 +1,37 @@
+/**
+ * A full deploy on a Consul with ACLs on and default deny: each host's agent runs with its own
+ * least-privilege token (houston-agent-<node>), the controller with the controller token from
+ * `houston acl bootstrap-tokens`, the operator token reads status.
+ */
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { LocalFleet } from "../../scripts/lib/local-fleet.js";
+import { configDir, houston } from "../helpers/cli.js";
+
+const MASTER = "houston-test-management-token";
+let fleet: LocalFleet;
+beforeAll(async () => {
+  fleet = await LocalFleet.start({ hosts: [{ name: "acl1", meta: { role: "web" } }, { name: "acl2", meta: { role: "web" } }], acl: MASTER });
+});
+afterAll(async () => fleet?.stop());
+
+describe("deploy with least-privilege tokens (default deny)", () => {
+  it("the controller token deploys a service confirmed in Consul; the operator token reads status; agents used their own tokens", async () => {
+    const dir = configDir({
+      "manifest.yaml": "environments:\n  test: {}\nshared-units:\n  web: [cache:1]\n",
+      "units/shared/cache.service": "[Service]\nExecStart=/bin/sleep infinity\n",
+      "units/service/web.service": "[Service]\nExecStart=/usr/bin/python3 -m http.server 8088 --bind 127.0.0.1\n\n[X-Houston]\nServicePort=8088\nServiceCheckInterval=1s\n",
+    });
+    const boot = await houston(fleet.consulAddr, dir, "--token", MASTER, "--json", "acl", "bootstrap-tokens", "--node", "acl1", "--node", "acl2");
+    expect(boot.code, boot.stderr).toBe(0);
+    const tokens = Object.fromEntries((JSON.parse(boot.stdout) as { tokens: { role: string; secretId: string }[] }).tokens.map((t) => [t.role, t.secretId]));
+    const d = await houston(fleet.consulAddr, dir, "--token", tokens.controller!, "service", "web", "1");
+    expect(d.code, d.stderr).toBe(0);
+    expect(d.stderr).toContain("Validated service is running with Consul");
+    for (const h of ["acl1", "acl2"]) expect(await fleet.unitState(h, "web@1.service")).toBe("active");
+    const s = await houston(fleet.consulAddr, dir, "--token", tokens.operator!, "status", "web");
+    expect(s.code, s.stderr).toBe(0);
+    const denied = await houston(fleet.consulAddr, dir, "--token", tokens.operator!, "remove", "web");
+    expect(denied.code).toBe(5);
+    expect(denied.stderr).toMatch(/it needs /);
+  });
+});
