@@ -209,7 +209,7 @@ export class Agent {
       const steps = reconcileHost(await this.observe(desired), desired);
       // reports sent while the steps run (unit state changes) say these stacks are converging
       this.converging = new Set(steps.flatMap((s) => ("stack" in s ? [s.stack] : [])));
-      this.passErrors = steps.length ? await applySteps(steps, { ...this.deps, root: this.cfg.root, unitDir: this.cfg.unitDir, startTimeoutMs: this.cfg.startTimeoutMs, log: (m) => this.log(m) }) : new Map();
+      this.passErrors = steps.length ? await applySteps(steps, { ...this.deps, root: this.cfg.root, unitDir: this.cfg.unitDir, startTimeoutMs: this.cfg.startTimeoutMs, maxArchiveBytes: this.cfg.maxArchiveBytes, log: (m) => this.log(m) }) : new Map();
       // every step ran: what is left to do is what failed (a spec change meanwhile triggers another pass)
       this.converging = new Set(this.passErrors.keys());
       for (const [stack, gen] of desired.generations) {

@@ -23,6 +23,7 @@ export interface ApplyDeps {
   root: string;
   unitDir: string;
   startTimeoutMs: number;
+  maxArchiveBytes: number;
   log(message: string): void;
 }
 
@@ -57,7 +58,7 @@ async function applyStep(step: Step, d: ApplyDeps): Promise<void> {
     case "blocked":
       throw new Error(step.reason);
     case "install-archive": {
-      const bytes = await fetchArchive(d.consul, d.kv, step.sha);
+      const bytes = await fetchArchive(d.consul, d.kv, step.sha, d.maxArchiveBytes);
       installArchive(await parseArchive(bytes, step.sha), step.sha, step.stack, d.root, d.state, d.unitDir);
       d.log(`installed archive ${step.sha.slice(0, 12)} of ${step.stack}`);
       return;

@@ -39,11 +39,13 @@ export interface ArchiveEntry {
 }
 
 /** Fetches all chunks and checks size and sha256 against the digest the spec names. */
-export async function fetchArchive(consul: Consul, kv: KvLayout, sha: string): Promise<Buffer> {
+export async function fetchArchive(consul: Consul, kv: KvLayout, sha: string, maxBytes: number): Promise<Buffer> {
   const metaKey = kv.archiveMeta(sha);
   const metaEntry = await consul.kvGet(metaKey);
   if (!metaEntry) throw new ArchiveRejectedError(`archive ${sha} is not in Consul (${metaKey} missing)`);
   const meta = decodeJson(ArchiveMetaSchema, metaKey, metaEntry.value);
+  if (meta.size > maxBytes) throw new ArchiveRejectedError(`archive ${sha} is ${meta.size} bytes, over this agent's limit of ${maxBytes} (--max-archive-size); not fetched`);
+  if (meta.chunks > Math.ceil(meta.size / 65536) + 1) throw new ArchiveRejectedError(`archive ${sha}: ${meta.chunks} chunks for ${meta.size} bytes; not fetched`);
   const chunks: Buffer[] = [];
   for (let n = 0; n < meta.chunks; n++) {
     const e = await consul.kvGet(kv.archiveChunk(sha, n));

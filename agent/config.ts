@@ -27,6 +27,7 @@ export interface AgentConfig {
   /** TLS to Consul (flags; the environment's CONSUL_CACERT etc. fill the rest) */
   tls: TlsOptions;
   insecureToken: boolean;
+  maxArchiveBytes: number;
 }
 
 export const USAGE = `houston-agent [options]
@@ -46,6 +47,7 @@ export const USAGE = `houston-agent [options]
   --meta K=V           node metadata, repeatable (HOUSTON_META="k=v,k2=v2")
   --trust PATH         trusted ed25519 public key (PEM) or a directory of *.pub keys, repeatable
                        (HOUSTON_TRUST="path,path"); with any, only specs signed by one are applied
+  --max-archive-size MIB  largest archive this agent fetches (default 64)
   --no-journal         do not read journal lines of failed units
   --start-timeout SEC  how long one unit start may take (default 90)`;
 
@@ -58,7 +60,7 @@ export function parseAgentConfig(argv: string[], env: NodeJS.ProcessEnv): AgentC
       listen: { type: "string" }, meta: { type: "string", multiple: true }, "no-journal": { type: "boolean" },
       "start-timeout": { type: "string" }, help: { type: "boolean" }, trust: { type: "string", multiple: true },
       "ca-file": { type: "string" }, "client-cert": { type: "string" }, "client-key": { type: "string" }, "tls-server-name": { type: "string" },
-      "insecure-token": { type: "boolean" }, version: { type: "boolean" },
+      "insecure-token": { type: "boolean" }, "max-archive-size": { type: "string" }, version: { type: "boolean" },
     },
     strict: true,
   });
@@ -77,7 +79,10 @@ export function parseAgentConfig(argv: string[], env: NodeJS.ProcessEnv): AgentC
   const host = m[1] ?? "127.0.0.1";
   const timeout = Number(values["start-timeout"] ?? "90");
   if (!Number.isFinite(timeout) || timeout <= 0) throw new Error("--start-timeout must be a positive number of seconds");
+  const maxMib = Number(values["max-archive-size"] ?? "64");
+  if (!Number.isSafeInteger(maxMib) || maxMib < 1) throw new Error("--max-archive-size must be a whole number of MiB");
   return {
+    maxArchiveBytes: maxMib * 1048576,
     node: values.node ?? env.HOUSTON_NODE ?? undefined,
     consulAddr: values.consul ?? env.CONSUL_HTTP_ADDR ?? undefined,
     consulToken: values.token ?? env.CONSUL_HTTP_TOKEN ?? undefined,

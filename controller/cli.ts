@@ -5,6 +5,7 @@ import { Command, CommanderError } from "commander";
 import { ConfigError, ConsulPermissionError, ConsulUnreachableError, HoustonError, LockHeldError, errorText } from "../shared/errors.js";
 import type { Manifest } from "./config/manifest.js";
 import { normalizeArgv } from "./argv.js";
+import { NAME_RE } from "../shared/unit-name.js";
 import { HOUSTON_VERSION } from "../shared/version.js";
 import { loadManifestFor, makeContext, type GlobalOptions } from "./context.js";
 import { EXIT, consoleOutput, type Output } from "./output.js";
@@ -34,6 +35,7 @@ export function buildProgram(): Command {
     .option("--client-cert <file>", "client certificate for Consul's TLS (default: $CONSUL_CLIENT_CERT)")
     .option("--client-key <file>", "client key for Consul's TLS (default: $CONSUL_CLIENT_KEY)")
     .option("--tls-server-name <name>", "name on Consul's certificate (default: $CONSUL_TLS_SERVER_NAME)")
+    .option("--max-archive-size <MiB>", "largest file archive a deployment may carry", "64")
     .option("--prefix <prefix>", "KV prefix", "houston/")
     .option("--signing-key <file>", "sign every spec written with this ed25519 key (default: $HOUSTON_SIGNING_KEY)")
     .option("-v, --verbose", "debug output", false)
@@ -48,6 +50,7 @@ export function buildProgram(): Command {
     request(cmd, type, name, version, opts) {
       const g = env.globals(cmd);
       if (!g.environment) throw new ConfigError("command line", "-e/--environment is required");
+      if (type !== "global" && !NAME_RE.test(name)) throw new ConfigError("command line", `${JSON.stringify(name)} is not a stack name (letters, digits, '.', '_', '-')`);
       return { environment: g.environment, type, name: type === "global" ? "global" : name, version, group: opts.group ?? null, dependencies: opts.dependencies !== false };
     },
   };

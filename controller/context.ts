@@ -28,6 +28,8 @@ export interface GlobalOptions {
   clientCert?: string;
   clientKey?: string;
   tlsServerName?: string;
+  /** MiB, as given on the command line */
+  maxArchiveSize?: string;
 }
 
 export interface Context {
@@ -36,6 +38,8 @@ export interface Context {
   kv: KvLayout;
   /** signs every spec written, when a signing key is configured */
   signer: SpecSigner | null;
+  /** the largest file archive a deployment may carry */
+  maxArchiveBytes: number;
 }
 
 export function makeContext(opts: GlobalOptions, manifest?: Manifest): Context {
@@ -53,7 +57,7 @@ export function makeContext(opts: GlobalOptions, manifest?: Manifest): Context {
     if (err instanceof ConfigError) throw err;
     throw new ConfigError(addr.source, errorText(err));
   }
-  return { dir: resolve(opts.config), consul, kv: new KvLayout(checkPrefix(opts.prefix)), signer: signerFor(opts) };
+  return { dir: resolve(opts.config), consul, kv: new KvLayout(checkPrefix(opts.prefix)), signer: signerFor(opts), maxArchiveBytes: archiveLimit(opts.maxArchiveSize) };
 }
 
 /**
@@ -94,6 +98,15 @@ function checkPrefix(prefix: string): string {
     throw new ConfigError("--prefix", `${JSON.stringify(prefix)} is not a KV prefix like houston/ (segments of letters, digits, '.', '_', '-')`);
   }
   return p;
+}
+
+export const DEFAULT_MAX_ARCHIVE_MIB = 64;
+
+function archiveLimit(value: string | undefined): number {
+  if (value === undefined) return DEFAULT_MAX_ARCHIVE_MIB * 1048576;
+  const n = /^\d+$/.test(value) ? Number(value) : Number.NaN;
+  if (!Number.isSafeInteger(n) || n < 1 || n > 4096) throw new ConfigError("--max-archive-size", `expected a whole number of MiB from 1 to 4096, got ${JSON.stringify(value)}`);
+  return n * 1048576;
 }
 
 function definedOnly<T extends object>(o: T): Partial<T> {

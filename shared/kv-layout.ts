@@ -9,6 +9,7 @@
  *   locks/<stack>                     deploy lock, held by a Consul session
  *   history/<stack>/<generation>      deployment record (HistoryRecord JSON), zero-padded
  */
+import { ConfigError } from "./errors.js";
 import { NAME_RE } from "./unit-name.js";
 
 export const DEFAULT_PREFIX = "houston/";
@@ -78,6 +79,6 @@ export class KvLayout {
 }
 
 function checkName(name: string): string {
-  if (!NAME_RE.test(name)) throw new Error(`invalid stack name ${JSON.stringify(name)}`);
+  if (!NAME_RE.test(name)) throw new ConfigError("stack name", `invalid stack name ${JSON.stringify(name)} (letters, digits, '.', '_', '-')`);
   return name;
 }

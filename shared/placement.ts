@@ -7,7 +7,8 @@
  * Houston has no single-machine scheduler: a non-global unit runs on every matching host.
  */
 import { z } from "zod";
-import { splitWords, values, type UnitFile } from "./unit-file.js";
+import { ConfigError } from "./errors.js";
+import { entries, splitWords, values, type UnitFile } from "./unit-file.js";
 
 export const PlacementSchema = z.object({
   global: z.boolean(),
@@ -15,20 +16,35 @@ export const PlacementSchema = z.object({
 });
 export type Placement = z.infer<typeof PlacementSchema>;
 
-export function placementOf(unit: UnitFile): Placement {
-  const metadata: Record<string, string[]> = {};
-  for (const line of values(unit, "X-Fleet", "MachineMetadata")) {
-    for (const word of splitWords(line)) {
+/**
+ * [X-Fleet] of a unit as a placement. Malformed MachineMetadata words (no '=', empty key or value,
+ * unbalanced quotes) are errors naming source:line: dropping them would send the unit to every
+ * host or to none.
+ */
+export function placementOf(unit: UnitFile, source: string): Placement {
+  const metadata: Record<string, string[]> = Object.create(null) as Record<string, string[]>;
+  for (const entry of entries(unit, "X-Fleet", "MachineMetadata")) {
+    const fail = (detail: string): never => {
+      throw new ConfigError(source, `[X-Fleet] MachineMetadata=${entry.value}: ${detail}`, entry.line);
+    };
+    if ((entry.value.match(/"/g) ?? []).length % 2 !== 0) fail("unbalanced quotes");
+    const words = splitWords(entry.value);
+    if (words.length === 0) fail("no key=value pair");
+    for (const word of words) {
       const eq = word.indexOf("=");
-      if (eq <= 0) continue;
+      if (eq < 0) fail(`${JSON.stringify(word)} is not key=value`);
+      if (eq === 0) fail(`${JSON.stringify(word)} has an empty key`);
       const key = word.slice(0, eq);
-      const list = (metadata[key] ??= []);
       const v = word.slice(eq + 1);
+      // `group={group}` renders empty outside a group deployment, and is then dropped (the seed's way)
+      if (v === "" && key !== "group") fail(`${JSON.stringify(word)} has an empty value`);
+      if (/[\u0000-\u001f\u007f]/.test(word)) fail("control characters are not accepted");
+      const list = (metadata[key] ??= []);
       if (!list.includes(v)) list.push(v);
     }
   }
   const global = values(unit, "X-Fleet", "Global").some((v) => v.toLowerCase() === "true");
-  return { global, metadata };
+  return { global, metadata: { ...metadata } };
 }
 
 export function placementMatches(placement: Placement, nodeMeta: Record<string, string>): boolean {

@@ -7,6 +7,8 @@ import { ConfigError } from "./errors.js";
 export interface UnitEntry {
   key: string;
   value: string;
+  /** line in the source text (entries added by Houston have none) */
+  line?: number;
 }
 export interface UnitSection {
   name: string;
@@ -36,7 +38,7 @@ export function parseUnitFile(text: string, source: string): UnitFile {
     const eq = line.indexOf("=");
     if (eq <= 0) throw new ConfigError(source, `expected 'Key=Value' or '[Section]', got ${JSON.stringify(line)}`, lineNo);
     if (!current) throw new ConfigError(source, "entry before the first [Section] header", lineNo);
-    current.entries.push({ key: line.slice(0, eq).trim(), value: line.slice(eq + 1).trim() });
+    current.entries.push({ key: line.slice(0, eq).trim(), value: line.slice(eq + 1).trim(), line: lineNo });
   }
   if (sections.length === 0) throw new ConfigError(source, "no [Section] found: not a unit file");
   return { sections };
@@ -48,6 +50,10 @@ export function renderUnitFile(unit: UnitFile): string {
 
 export function values(unit: UnitFile, section: string, key: string): string[] {
   return unit.sections.filter((s) => s.name === section).flatMap((s) => s.entries.filter((e) => e.key === key).map((e) => e.value));
+}
+
+export function entries(unit: UnitFile, section: string, key: string): UnitEntry[] {
+  return unit.sections.filter((s) => s.name === section).flatMap((s) => s.entries.filter((e) => e.key === key));
 }
 
 export function cloneUnit(unit: UnitFile): UnitFile {

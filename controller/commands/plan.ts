@@ -2,7 +2,7 @@
  * `houston plan …`: the rendered deployment, and what it would change against Consul now.
  * Needs no Consul to render; says so when Consul is unreachable.
  */
-import { ConsulUnreachableError, errorText } from "../../shared/errors.js";
+import { ConfigError, ConsulUnreachableError, errorText } from "../../shared/errors.js";
 import { loadDeploymentInputs } from "../config/load.js";
 import type { Manifest } from "../config/manifest.js";
 import type { Context } from "../context.js";
@@ -12,7 +12,19 @@ import { planDeployment, type DeploymentRequest, type Plan } from "../plan/plan-
 import { readSpecAt } from "../rollout/publish.js";
 
 export function makePlan(ctx: Context, manifest: Manifest, req: DeploymentRequest): Plan {
-  return planDeployment(loadDeploymentInputs(ctx.dir, req, manifest), req);
+  const inputs = loadDeploymentInputs(ctx.dir, req, manifest);
+  const plan = planDeployment(inputs, req);
+  for (const a of plan.archives) {
+    // KV and every agent hold each archive: refuse the oversized at plan time
+    if (a.bytes.length > ctx.maxArchiveBytes) {
+      throw new ConfigError(inputs.filesSource, `the file archive is ${mib(a.bytes.length)} MiB, over the limit of ${mib(ctx.maxArchiveBytes)} MiB (--max-archive-size)`);
+    }
+  }
+  return plan;
+}
+
+function mib(bytes: number): string {
+  return (bytes / 1048576).toFixed(1).replace(/\.0$/, "");
 }
 
 export async function planCommand(ctx: Context, manifest: Manifest, req: DeploymentRequest, out: Output, json: boolean): Promise<void> {

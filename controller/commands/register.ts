@@ -4,6 +4,7 @@
  */
 import { Option, type Command } from "commander";
 import { ConfigError } from "../../shared/errors.js";
+import { NAME_RE } from "../../shared/unit-name.js";
 import type { CommandEnv } from "../cli.js";
 import { makeContext } from "../context.js";
 import { EXIT } from "../output.js";
@@ -31,21 +32,38 @@ interface DeployFlags {
 }
 
 function positive(name: string, value: string, allowZero = false): number {
-  const n = Number(value);
-  if (!Number.isInteger(n) || n < (allowZero ? 0 : 1)) throw new ConfigError("command line", `${name} must be a ${allowZero ? "non-negative" : "positive"} whole number, got ${JSON.stringify(value)}`);
+  const n = /^\d+$/.test(value.trim()) ? Number(value) : Number.NaN;
+  if (!Number.isSafeInteger(n) || n < (allowZero ? 0 : 1)) throw new ConfigError("command line", `${name} must be a ${allowZero ? "non-negative" : "positive"} whole number, got ${JSON.stringify(value)}`);
+  return n;
+}
+
+/** The longest wait a timer holds (2^31-1 ms, about 24.8 days); longer ones would fire at once. */
+const MAX_TIMER_SECONDS = Math.floor((2 ** 31 - 1) / 1000);
+
+function seconds(name: string, value: string): number {
+  const n = positive(name, value);
+  if (n > MAX_TIMER_SECONDS) throw new ConfigError("command line", `${name} ${n} is longer than a timer holds (at most ${MAX_TIMER_SECONDS} s, about 24 days)`);
   return n;
 }
 
 function rolloutOptions(f: DeployFlags): RolloutOptions {
+  const delaySeconds = seconds("--delay", f.delay);
+  const maxTries = positive("--max-tries", f.maxTries);
+  if (delaySeconds * maxTries > MAX_TIMER_SECONDS) throw new ConfigError("command line", `--delay × --max-tries (${delaySeconds * maxTries} s) is longer than a timer holds (at most ${MAX_TIMER_SECONDS} s)`);
   return {
-    delaySeconds: positive("--delay", f.delay),
-    maxTries: positive("--max-tries", f.maxTries),
-    timeoutSeconds: positive("--timeout", f.timeout),
+    delaySeconds,
+    maxTries,
+    timeoutSeconds: seconds("--timeout", f.timeout),
     skipConsul: f.skipConsul === true,
     noRemoval: f.removal === false,
     maxParallel: f.maxParallel === undefined ? null : positive("--max-parallel", f.maxParallel),
     canary: positive("--canary", f.canary, true),
   };
+}
+
+function stackArg(stack: string): string {
+  if (!NAME_RE.test(stack)) throw new ConfigError("command line", `STACK ${JSON.stringify(stack)} is not a stack name (letters, digits, '.', '_', '-'; no '/')`);
+  return stack;
 }
 
 /** Flags every rollout takes (deploy and rollback). */
@@ -92,6 +110,7 @@ export function registerCommands(program: Command, env: CommandEnv): void {
     .option("-g, --group <group>", "remove only this group")
     .option("--force-unlock", "break the stack's deploy lock first")
     .action(async (stack: string, flags: { group?: string; forceUnlock?: boolean }, cmd: Command) => {
+      stackArg(stack);
       const g = env.globals(cmd);
       const ctx = makeContext(g, g.environment ? env.manifest(cmd) : undefined);
       const out = env.output(cmd);
@@ -101,6 +120,7 @@ export function registerCommands(program: Command, env: CommandEnv): void {
 
   rolloutFlags(program.command("rollback").argument("<stack>").argument("[generation]").description("redeploy an earlier successful generation (default: the one before the last success)"))
     .action(async (stack: string, generation: string | undefined, flags: DeployFlags, cmd: Command) => {
+      stackArg(stack);
       const g = env.globals(cmd);
       const ctx = makeContext(g, g.environment ? env.manifest(cmd) : undefined);
       const out = env.output(cmd);
@@ -114,11 +134,13 @@ export function registerCommands(program: Command, env: CommandEnv): void {
   };
   program.command("status").argument("[stack]").description("per host and unit: state, version, generation, age (exit 1 unless all active)")
     .action(async (stack: string | undefined, _f: unknown, cmd: Command) => {
+      if (stack !== undefined) stackArg(stack);
       const { ctx, json, out } = inspectCtx(cmd);
       setExit(await statusCommand(ctx, stack, json, out));
     });
   program.command("history").argument("<stack>").description("deployments of a stack with result and duration")
     .action(async (stack: string, _f: unknown, cmd: Command) => {
+      stackArg(stack);
       const { ctx, json, out } = inspectCtx(cmd);
       await historyCommand(ctx, stack, json, out);
     });

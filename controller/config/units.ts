@@ -5,6 +5,7 @@
 import { existsSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 import { ConfigError } from "../../shared/errors.js";
+import { NAME_RE } from "../../shared/unit-name.js";
 import { readYamlFile, type YamlFile } from "./yaml-file.js";
 
 export interface UnitTemplate {
@@ -17,6 +18,8 @@ export type UnitFolder = "shared" | "service" | "global";
 
 /** Finds NAME's template for `stack`, trying folders in order; errors list every place looked. */
 export function findUnitTemplate(dir: string, folders: UnitFolder[], name: string, stack: string, wantedBy: string): UnitTemplate {
+  // the name becomes a path: nothing is read before it is known to stay inside units/<folder>/
+  if (!NAME_RE.test(name)) throw new ConfigError(wantedBy, `invalid unit name ${JSON.stringify(name)} (letters, digits, '.', '_', '-')`);
   const tried: string[] = [];
   for (const folder of folders) {
     const yamlFile = join(dir, "units", folder, `${name}.yaml`);
@@ -24,7 +27,7 @@ export function findUnitTemplate(dir: string, folders: UnitFolder[], name: strin
       const y: YamlFile = readYamlFile(yamlFile);
       if (y.data === null || typeof y.data !== "object" || Array.isArray(y.data)) y.fail([], "expected a mapping of stack name (or global) → unit text");
       const map = y.data as Record<string, unknown>;
-      const text = map[stack];
+      const text = Object.hasOwn(map, stack) ? map[stack] : undefined;
       if (typeof text === "string") return { text, source: `${yamlFile} (${stack})` };
       if (text !== undefined) y.fail([stack], "must be the unit file text");
       tried.push(`${yamlFile} (no key ${stack})`);

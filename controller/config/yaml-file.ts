@@ -42,9 +42,16 @@ export function parseYamlText(text: string, file: string): YamlFile {
     const range = nodeAt(path)?.range;
     return range ? lineCounter.linePos(range[0]).line : undefined;
   };
+  let data: unknown;
+  try {
+    data = doc.toJS({ maxAliasCount: 100 }) as unknown;
+  } catch (err) {
+    // e.g. "Excessive alias count": an alias bomb; never a stack trace
+    throw new ConfigError(file, `cannot read this YAML: ${err instanceof Error ? err.message : String(err)}`);
+  }
   return {
     file,
-    data: doc.toJS({ maxAliasCount: 100 }) as unknown,
+    data,
     lineOf,
     sourceOf(path) {
       const n = nodeAt(path);

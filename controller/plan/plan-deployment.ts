@@ -76,12 +76,13 @@ export function planDeployment(inputs: PlanInputs, req: DeploymentRequest): Plan
     if (reserved) throw new ConfigError(input.template.source, reserved);
     if (rendered.some((r) => r.spec.name === name)) throw new ConfigError(input.template.source, `unit ${name} is listed twice in this deployment`);
     const unit = parseUnitFile(substitute(input.template.text, vars), input.template.source);
+    placementOf(unit, input.template.source); // malformed [X-Fleet] is an error before anything is dropped
     if (req.group === null) dropGroupMetadata(unit);
     refNames.set(`${input.name}.service`, name);
     rendered.push({
       spec: {
         name, stack, component, group: req.group, version, role: input.role,
-        placements: [placementOf(unit)],
+        placements: [placementOf(unit, input.template.source)],
         service: serviceDeclOf(unit, stack, component, input.template.source),
       },
       unit,

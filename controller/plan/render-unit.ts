@@ -36,7 +36,7 @@ export function dropGroupMetadata(unit: UnitFile): void {
     section.entries = section.entries.flatMap((e) => {
       if (e.key !== "MachineMetadata") return [e];
       const words = splitWords(e.value).filter((w) => !w.startsWith("group="));
-      return words.length ? [{ key: e.key, value: words.map((w) => (/\s/.test(w) ? `"${w}"` : w)).join(" ") }] : [];
+      return words.length ? [{ ...e, value: words.map((w) => (/\s/.test(w) ? `"${w}"` : w)).join(" ") }] : [];
     });
   }
 }

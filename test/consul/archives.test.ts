@@ -21,8 +21,9 @@ describe("archives and specs in a real Consul", () => {
     const first = await uploadArchive(consul.client, kv, archive);
     expect(first.uploaded).toBe(Math.ceil(archive.bytes.length / CHUNK_SIZE));
     for (const e of await consul.client.kvList(kv.archive(archive.sha256))) expect(e.value.length).toBeLessThanOrEqual(512 * 1024);
-    const back = await fetchArchive(consul.client, kv, archive.sha256);
+    const back = await fetchArchive(consul.client, kv, archive.sha256, 64 << 20);
     expect(back.equals(archive.bytes)).toBe(true);
+    await expect(fetchArchive(consul.client, kv, archive.sha256, 1 << 20)).rejects.toThrow(/over this agent's limit of 1048576/);
     expect(await uploadArchive(consul.client, kv, archive)).toEqual({ uploaded: 0, skipped: first.uploaded });
   });
 

@@ -1,0 +1,72 @@
+/**
+ * Bad input at the door, through the built CLI as a user runs it: each is a clear message naming
+ * the file:line, key or flag, exit status 2, no stack trace, and nothing sent to Consul (the
+ * address given is closed: anything that got that far would be exit 3).
+ */
+import { readFileSync } from "node:fs";
+import { join } from "node:path";
+import { describe, expect, it } from "vitest";
+import { configDir, houston, writeConfig } from "../helpers/cli.js";
+import { ROOT } from "../helpers/consul.js";
+
+const CLOSED = "http://127.0.0.1:1";
+const base = {
+  "manifest.yaml": "environments:\n  test: {}\nshared-stacks:\n  web: [app:1]\nshared-units:\n  svc: [app:1]\n",
+  "units/shared/app.service": "[Service]\nExecStart=/bin/true\n",
+  "units/service/svc.service": "[Service]\nExecStart=/bin/true\n",
+};
+const bomb = ["a: &a [lol, lol, lol, lol, lol, lol, lol, lol, lol]", ...Array.from({ length: 8 }, (_, i) => `${String.fromCharCode(98 + i)}: &${String.fromCharCode(98 + i)} [${Array(9).fill(`*${String.fromCharCode(97 + i)}`).join(", ")}]`)].join("\n");
+
+const cases: { title: string; files?: Record<string, string>; args: string[]; err: RegExp }[] = [
+  { title: "a stack name with '/' in history", args: ["history", "a/b"], err: /command line: STACK "a\/b" is not a stack name/ },
+  { title: "a stack name with '/' in remove", args: ["remove", "a/b"], err: /STACK "a\/b" is not a stack name/ },
+  { title: "a stack name with '/' in rollback", args: ["rollback", "a/b"], err: /STACK "a\/b" is not a stack name/ },
+  { title: "a path as a service name (no read outside the config dir)", args: ["service", "../../etc/x", "1"], err: /"..\/..\/etc\/x" is not a stack name/ },
+  { title: "a generation past a safe integer", args: ["rollback", "web", "99999999999999999999"], err: /GENERATION must be a positive whole number/ },
+  { title: "a timeout past what a timer holds", args: ["--timeout", "99999999999", "standalone", "web"], err: /--timeout 99999999999 is longer than a timer holds/ },
+  { title: "delay × tries past what a timer holds", args: ["-d", "100000", "-m", "100000", "standalone", "web"], err: /--delay × --max-tries .* is longer than a timer holds/ },
+  { title: "an empty --timeout", args: ["--timeout", "", "standalone", "web"], err: /--timeout must be a positive whole number, got ""/ },
+  { title: "an empty --consul", args: ["--consul", "", "status"], err: /--consul: the Consul address is empty/ },
+  { title: "an unsupported --consul scheme", args: ["--consul", "unix:///var/run/consul.sock", "status"], err: /--consul: .*unsupported scheme unix/ },
+  { title: "a --consul with a path", args: ["--consul", "http://127.0.0.1:1/v1/kv", "status"], err: /--consul: .*no path or query/ },
+  { title: "a --prefix outside the allowed shape", args: ["--prefix", "../x", "status"], err: /--prefix: "..\/x" is not a KV prefix/ },
+  { title: "a version with a control character", args: ["plan", "service", "svc", "v\u001b1"], err: /invalid version "v\\u001b1"/ },
+  { title: "an archive limit of 0", args: ["--max-archive-size", "0", "plan", "standalone", "web"], err: /--max-archive-size: expected a whole number of MiB/ },
+  { title: "a token over plain http to another host", args: ["--consul", "http://192.0.2.1:8500", "--token", "t", "status"], err: /refusing to send the Consul token over plain http to 192.0.2.1:8500/ },
+  { title: "MachineMetadata without '='", files: { "units/shared/app.service": "[Service]\nExecStart=/bin/true\n[X-Fleet]\nMachineMetadata=role web=1\n" }, args: ["plan", "standalone", "web"], err: /app.service:4: \[X-Fleet\] MachineMetadata=role web=1: "role" is not key=value/ },
+  { title: "MachineMetadata with an empty key", files: { "units/shared/app.service": "[Service]\nExecStart=/bin/true\n[X-Fleet]\nMachineMetadata==web\n" }, args: ["plan", "standalone", "web"], err: /app.service:4: .*has an empty key/ },
+  { title: "MachineMetadata with unbalanced quotes", files: { "units/shared/app.service": '[Service]\nExecStart=/bin/true\n[X-Fleet]\nMachineMetadata="role=web\n' }, args: ["plan", "standalone", "web"], err: /app.service:4: .*unbalanced quotes/ },
+  { title: "a YAML alias bomb", files: { "files/standalone/web.yaml": `${bomb}\n` }, args: ["plan", "standalone", "web"], err: /web.yaml: cannot read this YAML: Excessive alias count/ },
+  { title: "an [environment:X] that is not defined", files: { "manifest.yaml": "environments:\n  test: {}\nshared-stacks:\n  web:\n    - 'app:1[environment:prdo]'\n" }, args: ["plan", "standalone", "web"], err: /manifest.yaml:5: .*\[environment:prdo\] names an environment that is not defined/ },
+  { title: "a file entry for an undefined environment", files: { "files/standalone/web.yaml": "- {path: /a, content: x, environment: prdo}\n" }, args: ["plan", "standalone", "web"], err: /web.yaml:1: 0.environment: environment "prdo" is not defined/ },
+  { title: "a service check on another host", files: { "units/service/svc.service": "[Service]\nExecStart=/bin/true\n[X-Houston]\nServicePort=80\nServiceCheckHTTP=http://10.0.0.9/\n" }, args: ["plan", "service", "svc", "1"], err: /svc.service: \[X-Houston\] check URL http:\/\/10.0.0.9\/ must target this host/ },
+  { title: "a unit rendering to a system name", files: { "units/service/getty.service": "[Service]\nExecStart=/bin/true\n" }, args: ["plan", "service", "getty", "tty1"], err: /getty.service: getty@tty1.service would shadow the system's getty@ units/ },
+];
+
+describe("bad input is refused at the door (exit 2, no stack trace, nothing sent)", () => {
+  for (const c of cases) {
+    it(c.title, async () => {
+      const dir = configDir(base);
+      if (c.files) writeConfig(dir, c.files);
+      const r = await houston(CLOSED, dir, ...c.args);
+      expect(r.stderr).toMatch(c.err);
+      expect(r.code, r.stderr).toBe(2);
+      expect(r.stderr).not.toMatch(/\n\s+at |unreachable/);
+    });
+  }
+
+  it("an archive over the size limit is refused at plan time with its size and the limit", async () => {
+    const dir = configDir({ ...base, "files/standalone/web.yaml": `- {path: /big, encoding: b64, content: ${Buffer.alloc(2 * 1048576 + 10, 7).toString("base64")}}\n` });
+    const r = await houston(CLOSED, dir, "--max-archive-size", "1", "plan", "standalone", "web");
+    expect(r.code).toBe(2);
+    expect(r.stderr).toMatch(/web.yaml: the file archive is 2 MiB, over the limit of 1 MiB \(--max-archive-size\)/);
+  });
+
+  it("--version of both CLIs agrees with package.json", async () => {
+    const { version } = JSON.parse(readFileSync(join(ROOT, "package.json"), "utf8")) as { version: string };
+    const r = await houston(CLOSED, configDir(base), "--version");
+    expect(r.stdout.trim()).toBe(version);
+    const { execFileSync } = await import("node:child_process");
+    expect(execFileSync(process.execPath, [join(ROOT, "dist", "houston-agent.js"), "--version"]).toString().trim()).toBe(version);
+  });
+});
