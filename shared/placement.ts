@@ -8,7 +8,7 @@
  */
 import { z } from "zod";
 import { ConfigError } from "./errors.js";
-import { entries, splitWords, values, type UnitFile } from "./unit-file.js";
+import { entries, splitWords, type UnitFile } from "./unit-file.js";
 
 export const PlacementSchema = z.object({
   global: z.boolean(),
@@ -43,7 +43,9 @@ export function placementOf(unit: UnitFile, source: string): Placement {
       if (!list.includes(v)) list.push(v);
     }
   }
-  const global = values(unit, "X-Fleet", "Global").some((v) => v.toLowerCase() === "true");
+  const globals = entries(unit, "X-Fleet", "Global");
+  for (const g of globals) if (!/^(true|false)$/i.test(g.value)) throw new ConfigError(source, `[X-Fleet] Global=${g.value}: expected true or false`, g.line);
+  const global = globals.some((g) => g.value.toLowerCase() === "true");
   return { global, metadata: { ...metadata } };
 }
 

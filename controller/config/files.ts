@@ -60,6 +60,10 @@ export function loadFiles(file: string, environment: string, vars: Record<string
     if (unitDir) y.fail(at("path"), `path ${path} is under ${unitDir}, where systemd reads units and drop-ins; units belong in units/ (agents refuse such files)`);
     if (norm !== path || path.split("/").includes("..") || path.endsWith("/")) y.fail(at("path"), `path ${path} is not normalised (no '..', '//' or trailing '/')`);
     if (seen.has(path)) y.fail(at("path"), `path ${path} is also written by entry ${seen.get(path)}`);
+    for (const [other, j] of seen) {
+      if (path.startsWith(`${other}/`)) y.fail(at("path"), `path ${path} needs ${other} to be a directory, but entry ${j} writes it as a file`);
+      if (other.startsWith(`${path}/`)) y.fail(at("path"), `path ${path} is a directory of ${other} (entry ${j}), not a file`);
+    }
     seen.set(path, i);
 
     const contentRaw = raw.content ?? "";

@@ -3,7 +3,8 @@
  * stacks and service dependencies, in the seed Houston's format (both spellings of each key).
  */
 import { join } from "node:path";
-import { ConfigError } from "../../shared/errors.js";
+import { parseConsulAddress } from "../../shared/consul-transport.js";
+import { ConfigError, errorText } from "../../shared/errors.js";
 import { NAME_RE, VERSION_RE } from "../../shared/unit-name.js";
 import { isRecord, readYamlFile, type YamlFile } from "./yaml-file.js";
 
@@ -67,7 +68,17 @@ export function manifestFromYaml(y: YamlFile): Manifest {
       if (typeof x !== "string") y.fail(["environments", name, k], "must be a string (URL or host:port)");
       return x;
     };
-    environments[name] = { consul: str("consul"), fleet: str("fleet") };
+    const consul = str("consul");
+    if (consul !== null) {
+      try {
+        parseConsulAddress(consul);
+      } catch (err) {
+        y.fail(["environments", name, "consul"], errorText(err));
+      }
+    }
+    const fleet = str("fleet");
+    if (fleet !== null && !/^(https?:\/\/[^/\s]+\/?|unix:\/\/\/\S+)$/.test(fleet)) y.fail(["environments", name, "fleet"], `${JSON.stringify(fleet)} is not a fleet endpoint (http(s)://host:port or unix:///path)`);
+    environments[name] = { consul, fleet };
   }
 
   const variables: Record<string, Record<string, string>> = Object.create(null) as Record<string, Record<string, string>>;

@@ -41,6 +41,9 @@ const cases: { title: string; files?: Record<string, string>; args: string[]; er
   { title: "a file entry for an undefined environment", files: { "files/standalone/web.yaml": "- {path: /a, content: x, environment: prdo}\n" }, args: ["plan", "standalone", "web"], err: /web.yaml:1: 0.environment: environment "prdo" is not defined/ },
   { title: "a service check on another host", files: { "units/service/svc.service": "[Service]\nExecStart=/bin/true\n[X-Houston]\nServicePort=80\nServiceCheckHTTP=http://10.0.0.9/\n" }, args: ["plan", "service", "svc", "1"], err: /svc.service: \[X-Houston\] check URL http:\/\/10.0.0.9\/ must target this host/ },
   { title: "a unit rendering to a system name", files: { "units/service/getty.service": "[Service]\nExecStart=/bin/true\n" }, args: ["plan", "service", "getty", "tty1"], err: /getty.service: getty@tty1.service would shadow the system's getty@ units/ },
+  { title: "a manifest Consul address with another scheme", files: { "manifest.yaml": "environments:\n  test: {consul: 'ftp://x'}\nshared-stacks:\n  web: [app:1]\n" }, args: ["plan", "standalone", "web"], err: /manifest.yaml:2: environments.test.consul: .*unsupported scheme ftp/ },
+  { title: "Global= that is not a boolean", files: { "units/shared/app.service": "[Service]\nExecStart=/bin/true\n[X-Fleet]\nGlobal=maybe\n" }, args: ["plan", "standalone", "web"], err: /app.service:4: \[X-Fleet\] Global=maybe: expected true or false/ },
+  { title: "a file and a file below it", files: { "files/standalone/web.yaml": "- {path: /a, content: x}\n- {path: /a/b, content: y}\n" }, args: ["plan", "standalone", "web"], err: /web.yaml:2: 1.path: path \/a\/b needs \/a to be a directory/ },
 ];
 
 describe("bad input is refused at the door (exit 2, no stack trace, nothing sent)", () => {
