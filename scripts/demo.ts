@@ -1,13 +1,16 @@
 /**
  * The local demo: a real Consul server, three real systemd test hosts each running a Consul client
  * and the Houston agent, then real deployments of examples/local with the houston CLI.
- * Leaves nothing running unless --keep (then Ctrl-C tears down).
+ * Leaves nothing running unless --keep (then Ctrl-C or SIGTERM tears down; a second Ctrl-C
+ * during teardown is ignored so that nothing is left half-way). `--down` removes whatever a
+ * killed demo left behind.
  */
 import { spawn } from "node:child_process";
 import { join } from "node:path";
 import { LocalFleet, REPO } from "./lib/local-fleet.js";
 
 const keep = process.argv.includes("--keep");
+const down = process.argv.includes("--down");
 const say = (m: string) => process.stderr.write(`\n\x1b[1m== ${m}\x1b[0m\n`);
 
 function houston(consul: string, ...args: string[]): Promise<number> {
@@ -18,13 +21,37 @@ function houston(consul: string, ...args: string[]): Promise<number> {
   });
 }
 
+/** Resolves on SIGINT or SIGTERM; the timer keeps the event loop (and so the demo) alive until then. */
+function untilSignal(): Promise<void> {
+  return new Promise<void>((resolve) => {
+    const alive = setInterval(() => undefined, 1 << 30);
+    const done = (): void => {
+      clearInterval(alive);
+      process.off("SIGINT", done);
+      process.off("SIGTERM", done);
+      resolve();
+    };
+    process.on("SIGINT", done);
+    process.on("SIGTERM", done);
+  });
+}
+
 async function main(): Promise<number> {
   if (process.getuid?.() !== 0) {
     process.stderr.write("the demo boots real systemd test hosts (namespaces, overlay mounts): run it as root\n");
     return 2;
   }
+  if (down) {
+    const removed = await LocalFleet.down("demo");
+    say(removed.length ? `Removed what a demo left: ${removed.join(", ")}` : "No demo was left running");
+    return 0;
+  }
+  // a demo killed earlier would block the host names: clean it up first
+  const stale = await LocalFleet.down("demo");
+  if (stale.length) say(`Removed what an earlier demo left: ${stale.join(", ")}`);
   say("Booting 3 systemd test hosts with Consul clients and Houston agents");
   const fleet = await LocalFleet.start({
+    name: "demo",
     hosts: [
       { name: "demo1", meta: { role: "web", zone: "a" } },
       { name: "demo2", meta: { role: "web", zone: "b" } },
@@ -33,7 +60,15 @@ async function main(): Promise<number> {
     log: (m) => process.stderr.write(`   ${m}\n`),
   });
   let failed = 0;
+  // Ctrl-C while the steps run: skip the rest and tear down (the houston child gets it too)
+  let interrupted = false;
+  const onInterrupt = (): void => {
+    interrupted = true;
+  };
+  process.on("SIGINT", onInterrupt);
+  process.on("SIGTERM", onInterrupt);
   const step = async (title: string, ...args: string[]) => {
+    if (interrupted) return;
     say(title);
     const code = await houston(fleet.consulAddr, ...args);
     if (code !== 0) {
@@ -49,22 +84,30 @@ async function main(): Promise<number> {
     await step("Standalone stack tools (role=worker hosts)", "standalone", "tools");
     await step("What runs where", "status");
     const web = fleet.host("demo1");
-    say(`The service answering inside ${web.name}`);
-    process.stderr.write(await fleet.shell(web.name, "curl", "-s", "127.0.0.1:8080/"));
+    if (!interrupted) {
+      say(`The service answering inside ${web.name}`);
+      process.stderr.write(await fleet.shell(web.name, "curl", "-s", "127.0.0.1:8080/"));
+    }
     await step("Service example, version 2: the new version is confirmed, then version 1 is pruned", "service", "example", "2");
-    process.stderr.write(await fleet.shell(web.name, "curl", "-s", "127.0.0.1:8080/"));
+    if (!interrupted) process.stderr.write(await fleet.shell(web.name, "curl", "-s", "127.0.0.1:8080/"));
     await step("Status after the upgrade", "status", "example");
     await step("History of example", "history", "example");
-    if (keep) {
+    process.off("SIGINT", onInterrupt);
+    process.off("SIGTERM", onInterrupt);
+    if (keep && !interrupted) {
       say(`Keeping everything up (--keep). Consul UI: ${fleet.consulAddr}/ui/  Ctrl-C tears down.`);
-      await new Promise<void>((resolve) => process.once("SIGINT", () => resolve()));
+      await untilSignal();
     }
   } finally {
+    // a second Ctrl-C (or a SIGTERM) during teardown must not leave half of it behind
+    const holdOn = (): void => void process.stderr.write("   still tearing down; it finishes by itself\n");
+    process.on("SIGINT", holdOn);
+    process.on("SIGTERM", holdOn);
     say("Tearing down");
     await fleet.stop();
   }
-  say(failed ? `${failed} step(s) failed` : "Demo complete: nothing left running");
-  return failed ? 1 : 0;
+  say(failed ? `${failed} step(s) failed` : interrupted ? "Interrupted: nothing left running" : "Demo complete: nothing left running");
+  return failed ? 1 : interrupted ? 130 : 0;
 }
 
 main().then((code) => process.exit(code), (err: unknown) => {

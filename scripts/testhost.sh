@@ -18,14 +18,14 @@
 # Here the instance's / is an overlay (lower = host /, upper = tmpfs) and /tmp, /run, /dev are
 # private tmpfs, so nothing the instance writes reaches the host fs.
 #
-# Layout per instance (BASE defaults to ${TMPDIR:-/tmp}/th, override with TESTHOST_BASE):
+# Layout per instance (BASE defaults to /tmp/houston-th, override with TESTHOST_BASE):
 #   $BASE/NAME/layer     tmpfs holding the overlay upper/work dirs (all writes of the instance)
 #   $BASE/NAME/root      overlay: lower=/ (host root fs, never modified), upper=layer/upper
 #   $BASE/NAME/root/run  tmpfs = the instance's /run  (its sockets are reachable from the host here)
 #   $BASE/NAME/env       shell-sourceable connection info
 set -euo pipefail
 
-BASE=${TESTHOST_BASE:-${TMPDIR:-/tmp}/th}
+BASE=${TESTHOST_BASE:-/tmp/houston-th}   # the same default as the demo and the tests
 SELF=$(readlink -f "$0")
 BRIDGE=${TESTHOST_BRIDGE:-thbr0}
 SUBNET=${TESTHOST_SUBNET:-10.77.0}          # bridge gets .1, instance gets .$IPSUFFIX

@@ -42,6 +42,9 @@ export interface FleetHost {
 
 export interface FleetOptions {
   hosts: HostSpec[];
+  /** with a name, what is running is recorded in TESTHOST_BASE/<name>.fleet.json so that
+   * `LocalFleet.down(name)` can clean up after a process that was killed */
+  name?: string;
   prefix?: string;
   /** the server's HTTP API over TLS only, verifying client certificates (certs made by `consul tls`) */
   tls?: boolean;
@@ -74,6 +77,22 @@ async function freePortRange(): Promise<number> {
     if ((await free(base, "127.0.0.1")) && (await free(base + 1, BRIDGE_IP)) && (await free(base + 2, BRIDGE_IP))) return base;
   }
   throw new Error("no free port range for the Consul server");
+}
+
+interface FleetState {
+  consulPid: number;
+  dataDir: string;
+  tlsDir: string;
+  hosts: string[];
+}
+
+/** Only a Consul process is killed by pid from a state file (the pid may have been reused). */
+function isConsul(pid: number): boolean {
+  try {
+    return readFileSync(`/proc/${pid}/cmdline`, "utf8").split("\0")[0]?.endsWith("consul") === true;
+  } catch {
+    return false;
+  }
 }
 
 export class LocalFleet {
@@ -111,6 +130,7 @@ export class LocalFleet {
       // a host left over from a killed run would block the start; one fleet per name at a time
       if (existsSync(join(TESTHOST_BASE, h.name))) await testhost("stop", h.name);
       await testhost("start", h.name);
+      this.record([h.name]);
       const env = readEnv(h.name);
       this.hosts.push({ name: h.name, ip: env.TESTHOST_IP ?? "", root: env.TESTHOST_ROOT ?? "", dbus: env.DBUS_SYSTEM_BUS_ADDRESS ?? "", meta: h.meta });
       this.log(`booted test host ${h.name} (${env.TESTHOST_IP}) in ${env.TESTHOST_BOOT_MS} ms`);
@@ -141,6 +161,7 @@ export class LocalFleet {
     ], { detached: true, stdio: ["ignore", "ignore", "ignore"] });
     child.unref();
     this.consulPid = child.pid ?? 0;
+    this.record();
     this.consulAddr = `${this.opts.tls ? "https" : "http"}://127.0.0.1:${p}`;
     const t = this.tlsFiles;
     this.consul = new Consul({ addr: this.consulAddr, token: this.opts.acl, tls: t ? { caFile: t.ca, certFile: t.cert, keyFile: t.key } : {} });
@@ -257,10 +278,47 @@ export class LocalFleet {
     }
   }
 
+  private stateFile(): string | null {
+    return this.opts.name ? join(TESTHOST_BASE, `${this.opts.name}.fleet.json`) : null;
+  }
+
+  /** Written as soon as there is something to clean up (each host booted, the server started). */
+  private record(booting: string[] = []): void {
+    const file = this.stateFile();
+    if (!file) return;
+    mkdirSync(TESTHOST_BASE, { recursive: true });
+    const hosts = [...new Set([...this.hosts.map((h) => h.name), ...booting])];
+    const state: FleetState = { consulPid: this.consulPid, dataDir: this.dataDir, tlsDir: this.tlsDir, hosts };
+    writeFileSync(file, JSON.stringify(state));
+  }
+
+  /** Removes what a fleet started under `name` left behind (its process was killed): hosts, Consul server, data. */
+  static async down(name: string): Promise<string[]> {
+    const file = join(TESTHOST_BASE, `${name}.fleet.json`);
+    if (!existsSync(file)) return [];
+    const state = JSON.parse(readFileSync(file, "utf8")) as Partial<FleetState>;
+    const done: string[] = [];
+    if (typeof state.consulPid === "number" && state.consulPid > 0 && isConsul(state.consulPid)) {
+      await killAndWait(state.consulPid);
+      done.push(`Consul server (pid ${state.consulPid})`);
+    }
+    for (const h of Array.isArray(state.hosts) ? state.hosts.filter((x): x is string => typeof x === "string") : []) {
+      if (existsSync(join(TESTHOST_BASE, h))) {
+        await testhost("stop", h).catch(() => undefined);
+        done.push(`test host ${h}`);
+      }
+    }
+    for (const d of [state.dataDir, state.tlsDir]) if (typeof d === "string" && d.startsWith(tmpdir())) rmSync(d, { recursive: true, force: true });
+    rmSync(file, { force: true });
+    return done;
+  }
+
   async stop(): Promise<void> {
     await this.stopConsulServer().catch(() => undefined);
     await Promise.all(this.opts.hosts.map((h) => testhost("stop", h.name).catch(() => undefined)));
     if (this.dataDir) rmSync(this.dataDir, { recursive: true, force: true });
+    const file = this.stateFile();
+    if (file) rmSync(file, { force: true });
     if (this.tlsDir) rmSync(this.tlsDir, { recursive: true, force: true });
   }
 }

@@ -1,0 +1,68 @@
+/**
+ * The demo as a new user runs it: `npm run demo -- --keep` stays up (a few seconds later the
+ * fleet is still there and the Consul UI answers), Ctrl-C tears everything down; `--down`
+ * cleans up after a demo that was killed outright.
+ */
+import { spawn } from "node:child_process";
+import { existsSync, readFileSync } from "node:fs";
+import { join } from "node:path";
+import { describe, expect, it } from "vitest";
+import { TESTHOST_BASE } from "../../scripts/lib/local-fleet.js";
+import { ROOT } from "../helpers/consul.js";
+import { eventually } from "../helpers/specs.js";
+
+const HOSTS = ["demo1", "demo2", "demo3"];
+const nothingLeft = () => HOSTS.every((h) => !existsSync(join(TESTHOST_BASE, h))) && !existsSync(join(TESTHOST_BASE, "demo.fleet.json"));
+const alive = (pid: number) => {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch {
+    return false;
+  }
+};
+
+/** scripts/demo.sh without its install and build steps (the suite has built dist/ already; a
+ * rebuild here would rewrite the bundles under the feet of tests running beside this one) */
+function startDemo(...args: string[]) {
+  const child = spawn(process.execPath, ["--import", "tsx", join(ROOT, "scripts", "demo.ts"), ...args], { stdio: ["ignore", "pipe", "pipe"], cwd: ROOT });
+  let out = "";
+  child.stdout.on("data", (d: Buffer) => (out += d.toString()));
+  child.stderr.on("data", (d: Buffer) => (out += d.toString()));
+  const exit = new Promise<number>((resolve) => child.on("exit", (code, signal) => resolve(code ?? (signal ? 128 : 1))));
+  return { child, output: () => out, exit };
+}
+
+describe("npm run demo -- --keep", () => {
+  it("stays up until Ctrl-C, serves the Consul UI, then leaves nothing behind", async () => {
+    const demo = startDemo("--keep");
+    await eventually("the demo to reach --keep", async () => demo.output().includes("Keeping everything up"), 600_000);
+    const ui = /Consul UI: (http:\/\/\S+\/ui\/)/.exec(demo.output())?.[1];
+    expect(ui).toBeDefined();
+    await new Promise((r) => setTimeout(r, 3000));
+    expect(alive(demo.child.pid!)).toBe(true);
+    for (const h of HOSTS) expect(existsSync(join(TESTHOST_BASE, h))).toBe(true);
+    const page = await fetch(ui!);
+    expect(page.status).toBe(200);
+    const state = JSON.parse(readFileSync(join(TESTHOST_BASE, "demo.fleet.json"), "utf8")) as { consulPid: number };
+    demo.child.kill("SIGINT");
+    expect(await demo.exit).toBe(0);
+    expect(demo.output()).toContain("Demo complete: nothing left running");
+    expect(nothingLeft()).toBe(true);
+    expect(alive(state.consulPid)).toBe(false);
+  });
+
+  it("--down removes what a killed demo left", async () => {
+    const demo = startDemo("--keep");
+    await eventually("the demo's Consul server", async () => demo.output().includes("Consul server up"), 600_000);
+    const state = JSON.parse(readFileSync(join(TESTHOST_BASE, "demo.fleet.json"), "utf8")) as { consulPid: number };
+    demo.child.kill("SIGKILL");
+    await demo.exit;
+    expect(existsSync(join(TESTHOST_BASE, "demo1"))).toBe(true);
+    const down = startDemo("--down");
+    expect(await down.exit).toBe(0);
+    expect(down.output()).toMatch(/Removed what a demo left: Consul server \(pid \d+\), test host demo1, test host demo2, test host demo3/);
+    expect(nothingLeft()).toBe(true);
+    expect(alive(state.consulPid)).toBe(false);
+  });
+});
