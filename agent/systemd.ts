@@ -57,9 +57,24 @@ export class Systemd {
     const conn: unknown = (bus as unknown as { _connection?: unknown })._connection;
     if (conn instanceof EventEmitter) conn.on("end", () => sd.lost(new Error("the D-Bus connection was closed")));
     bus.on("message", (msg: dbus.Message) => sd.onMessage(msg));
-    await sd.call("/org/freedesktop/DBus", "org.freedesktop.DBus", "AddMatch", "s", [`type='signal',sender='${SD}',interface='${MANAGER}',member='JobRemoved'`], "org.freedesktop.DBus");
-    await sd.call("/org/freedesktop/DBus", "org.freedesktop.DBus", "AddMatch", "s", [`type='signal',sender='${SD}',interface='${PROPS}',member='PropertiesChanged'`], "org.freedesktop.DBus");
-    await sd.call(SD_PATH, MANAGER, "Subscribe", "", []);
+    // a bus that cannot be reached only emits an error: turn it into a failed connect, else the
+    // calls below would wait forever and the process would end silently with status 0
+    const where = address ?? process.env.DBUS_SYSTEM_BUS_ADDRESS ?? "unix:path=/var/run/dbus/system_bus_socket";
+    const unreachable = new Promise<never>((_, reject) => {
+      sd.lostListener = (err) => reject(new SystemdError(`cannot reach the system bus at ${where}: ${errorText(err)}`, { cause: err }));
+    });
+    const subscribe = async (): Promise<void> => {
+      await sd.call("/org/freedesktop/DBus", "org.freedesktop.DBus", "AddMatch", "s", [`type='signal',sender='${SD}',interface='${MANAGER}',member='JobRemoved'`], "org.freedesktop.DBus");
+      await sd.call("/org/freedesktop/DBus", "org.freedesktop.DBus", "AddMatch", "s", [`type='signal',sender='${SD}',interface='${PROPS}',member='PropertiesChanged'`], "org.freedesktop.DBus");
+      await sd.call(SD_PATH, MANAGER, "Subscribe", "", []);
+    };
+    try {
+      await Promise.race([subscribe(), unreachable]);
+    } catch (err) {
+      sd.close();
+      throw err;
+    }
+    sd.lostListener = null;
     return sd;
   }
 

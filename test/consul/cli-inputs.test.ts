@@ -65,6 +65,22 @@ describe("bad input is refused at the door (exit 2, no stack trace, nothing sent
     expect(r.stderr).toMatch(/web.yaml: the file archive is 2 MiB, over the limit of 1 MiB \(--max-archive-size\)/);
   });
 
+  it("the agent started where there is no system bus says so and exits non-zero (systemd restarts it)", async () => {
+    const { spawnSync } = await import("node:child_process");
+    const { mkdtempSync } = await import("node:fs");
+    const { tmpdir } = await import("node:os");
+    const r = spawnSync(process.execPath, [join(ROOT, "dist", "houston-agent.js"), "--dbus", "unix:path=/nonexistent/system_bus_socket", "--state-dir", mkdtempSync(join(tmpdir(), "houston-nobus-")), "--consul", CLOSED], { encoding: "utf8" });
+    expect(r.status).not.toBe(0);
+    expect(r.stderr).toMatch(/houston-agent: cannot reach the system bus at unix:path=\/nonexistent\/system_bus_socket: ENOENT/);
+  });
+
+  it("the agent refuses to send its token over plain http to another host", async () => {
+    const { spawnSync } = await import("node:child_process");
+    const r = spawnSync(process.execPath, [join(ROOT, "dist", "houston-agent.js"), "--consul", "http://192.0.2.1:8500", "--token", "t"], { encoding: "utf8" });
+    expect(r.status).toBe(2);
+    expect(r.stderr).toMatch(/refusing to send the Consul token over plain http to 192.0.2.1:8500/);
+  });
+
   it("--version of both CLIs agrees with package.json", async () => {
     const { version } = JSON.parse(readFileSync(join(ROOT, "package.json"), "utf8")) as { version: string };
     const r = await houston(CLOSED, configDir(base), "--version");
