@@ -63,7 +63,7 @@ export type CatalogNode = z.infer<typeof CatalogNode>;
 const HealthEntry = z.object({
   Node: z.object({ Node: z.string(), Address: z.string(), Meta: NodeMeta }),
   Service: z.object({ ID: z.string(), Service: z.string(), Tags: z.array(z.string()).nullable(), Port: z.number() }),
-  Checks: z.array(z.object({ CheckID: z.string(), Status: z.string(), Output: z.string() })),
+  Checks: z.array(z.object({ CheckID: z.string(), Status: z.string(), Output: z.string(), ServiceID: z.string().optional() })),
 });
 export type HealthEntry = z.infer<typeof HealthEntry>;
 

@@ -6,6 +6,7 @@ import type { Consul } from "../../shared/consul.js";
 import { errorText } from "../../shared/errors.js";
 import type { KvLayout } from "../../shared/kv-layout.js";
 import { AgentRecordSchema, StatusReportSchema, decodeJson, type AgentRecord, type StatusReport } from "../../shared/spec.js";
+import { decideHealth, describeHost, hostHealth, type HealthDecision, type HostHealth } from "./confirm.js";
 import type { HostView } from "./progress.js";
 
 export async function readAgents(consul: Consul, kv: KvLayout): Promise<{ records: AgentRecord[]; invalid: string[] }> {
@@ -65,9 +66,11 @@ export async function followReports<T>(
   deadline: number,
   check: (reports: ReadonlyMap<string, StatusReport>) => T | undefined,
   describe: () => string,
+  signal?: AbortSignal,
 ): Promise<T> {
   const ac = new AbortController();
   const timer = setTimeout(() => ac.abort(), Math.max(0, deadline - Date.now()));
+  signal?.addEventListener("abort", () => ac.abort(), { once: true });
   try {
     for await (const { entries } of consul.watchPrefix(kv.status, { signal: ac.signal, wait: "30s" })) {
       const result = check(parseReports(entries, kv).get(stack) ?? new Map());
@@ -79,19 +82,42 @@ export async function followReports<T>(
   }
 }
 
-/** Waits until Consul's health API shows the service passing with `tags` on every node in `nodes`. */
-export async function followHealth(consul: Consul, service: string, tags: string[], nodes: string[], deadline: number, onChange: (passing: string[]) => void): Promise<void> {
+/**
+ * Follows the service's health in Consul (blocking queries) until every target node passes with
+ * `tags`, a node stays critical for `limitMs`, the deadline passes (TimeoutError), or `signal`
+ * aborts. `onChange` hears each host's status and check output whenever they change.
+ */
+export async function followHealth(
+  consul: Consul,
+  service: string,
+  tags: string[],
+  nodes: string[],
+  opts: { deadline: number; limitMs: number; signal: AbortSignal; onChange: (hosts: HostHealth[]) => void },
+): Promise<HealthDecision & { kind: "passing" | "failed" }> {
   let index = 0;
   let last = "";
-  while (Date.now() < deadline) {
-    const left = Math.max(1, Math.floor((deadline - Date.now()) / 1000));
-    const { entries, index: next } = await consul.healthService(service, { passing: true, tag: tags[0], index, wait: `${Math.min(30, left)}s` });
-    const passing = entries.filter((e) => tags.every((t) => e.Service.Tags?.includes(t))).map((e) => e.Node.Node);
-    const text = [...new Set(passing)].sort().join(",");
-    if (text !== last) onChange([...new Set(passing)].sort());
+  let hosts: HostHealth[] = [];
+  const criticalSince = new Map<string, number>();
+  while (Date.now() < opts.deadline && !opts.signal.aborted) {
+    // wake up in time to fail a host that stays critical, even if nothing changes meanwhile
+    const nextLimit = Math.min(...[...criticalSince.values()].map((t) => t + opts.limitMs), opts.deadline);
+    const left = Math.max(1, Math.ceil((nextLimit - Date.now()) / 1000));
+    let answer;
+    try {
+      answer = await consul.healthService(service, { tag: tags[0], index, wait: `${Math.min(30, left)}s`, signal: opts.signal });
+    } catch (err) {
+      if (opts.signal.aborted) break;
+      throw err;
+    }
+    hosts = hostHealth(answer.entries, tags, nodes);
+    const text = JSON.stringify(hosts);
+    if (text !== last) opts.onChange(hosts);
     last = text;
-    if (nodes.every((n) => passing.includes(n))) return;
-    index = next < index ? 0 : next;
+    const d = decideHealth(hosts, criticalSince, Date.now(), opts.limitMs);
+    if (d.kind !== "waiting") return d;
+    index = answer.index < index ? 0 : answer.index;
   }
-  throw new TimeoutError(`${service} (${tags.join(", ")}) is not passing in Consul on ${nodes.filter((n) => !last.split(",").includes(n)).join(", ")}`);
+  const pending = hosts.filter((h) => h.status !== "passing");
+  const on = pending.length ? pending.map((h) => h.node) : nodes;
+  throw new TimeoutError(`${service} (${tags.join(", ")}) is not passing in Consul on ${on.join(", ")}${pending.length ? ` (${pending.map(describeHost).join("; ")})` : ""}`);
 }

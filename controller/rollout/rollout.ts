@@ -5,6 +5,7 @@
  * generation (unless --no-removal), so the old versions keep serving, and say what failed where.
  * Decisions are in progress.ts (pure); this file only sequences I/O.
  */
+import { describeHost } from "./confirm.js";
 import { HoustonError, errorText } from "../../shared/errors.js";
 import { SCHEMA_VERSION, StackSpecSchema, type Deployment, type HistoryRecord, type StackSpec, type UnitSpec } from "../../shared/spec.js";
 import type { Context } from "../context.js";
@@ -106,7 +107,7 @@ export async function rollout(ctx: Context, input: RolloutInput, opts: RolloutOp
       if (batches.length > 1) out.info(`${i === 0 && opts.canary > 0 ? "Canary" : "Batch"} ${i + 1}/${batches.length} (generation ${g}): ${batch.join(", ")}`);
       const scope = targets.map((t) => ({ name: t.name, hosts: t.hosts.filter((h) => cumulative.includes(h)) }));
       failure = await followUnits(ctx, input.stack, scope, g, deadline, opts, out, unwell);
-      if (!failure && input.deployment.type === "service" && !opts.skipConsul) failure = await confirmService(ctx, input, scope, deadline, out);
+      if (!failure && input.deployment.type === "service" && !opts.skipConsul) failure = await confirmService(ctx, input, scope, g, deadline, opts, out);
       if (!failure) failure = await recheck(ctx, input.stack, scope, g);
       if (failure) break;
       if (i === 0 && opts.canary > 0 && !last) out.info(`Canary confirmed on ${batch.join(", ")}`);
@@ -204,18 +205,47 @@ async function followUnits(ctx: Context, stack: string, units: UnitTarget[], gen
   }
 }
 
-/** The service must be passing in Consul with its version tag on every host it runs on. */
-async function confirmService(ctx: Context, input: RolloutInput, scope: UnitTarget[], deadline: number, out: Output): Promise<Failure | null> {
+/**
+ * The service must be passing in Consul with its version tag on every host it runs on. Meanwhile
+ * the agents' reports are still followed: a unit that fails now fails the rollout at once, with
+ * its Result and log lines, and a check that stays critical longer than one unit may take fails
+ * it then, quoting the check's output.
+ */
+async function confirmService(ctx: Context, input: RolloutInput, scope: UnitTarget[], generation: number, deadline: number, opts: RolloutOptions, out: Output): Promise<Failure | null> {
   const svc = input.units.find((u) => u.role === "service");
   if (!svc) return null;
   const name = svc.service?.name ?? input.stack;
   const tags = [`version:${svc.version}`, ...(svc.group ? [`deploy:${svc.group}`] : [])];
   const nodes = scope.find((t) => t.name === svc.name)?.hosts ?? [];
+  const ac = new AbortController();
+  const seen = new Map<string, string>();
+  const health = followHealth(ctx.consul, name, tags, nodes, {
+    deadline,
+    limitMs: opts.delaySeconds * opts.maxTries * 1000,
+    signal: ac.signal,
+    onChange: (hosts) => {
+      for (const h of hosts) {
+        const line = describeHost(h);
+        if (seen.get(h.node) !== line) out.info(`Consul check of ${name} on ${line}`);
+        seen.set(h.node, line);
+      }
+    },
+  }).then(
+    (d): Failure | null => (d.kind === "passing" ? null : { unit: svc.name, host: d.host.node, reason: `its Consul check stayed critical for ${Math.round(d.criticalForMs / 1000)}s: ${d.host.output || "(no output in Consul's catalog yet)"}` }),
+    (err: unknown): Failure | null => {
+      if (err instanceof TimeoutError) return { unit: svc.name, host: nodes.join(", "), reason: `${errorText(err)} (confirm with Consul timed out)` };
+      throw err;
+    },
+  );
+  const unitFailure = followReports(ctx.consul, ctx.kv, input.stack, deadline, (reports) => {
+    const d = decide(scope, generation, reports);
+    return d.kind === "failed" ? { unit: d.unit, host: d.host, reason: d.reason } : undefined;
+  }, () => "", ac.signal).catch(() => new Promise<Failure | null>(() => undefined)); // ends with the health watch
   try {
-    await followHealth(ctx.consul, name, tags, nodes, deadline, (passing) => out.debug(`${name} passing on: ${passing.join(", ") || "none"}`));
-  } catch (err) {
-    if (!(err instanceof TimeoutError)) throw err;
-    return { unit: svc.name, host: nodes.join(", "), reason: `${errorText(err)} (confirm with Consul timed out)` };
+    const failure = await Promise.race([health, unitFailure]);
+    if (failure) return failure;
+  } finally {
+    ac.abort();
   }
   out.info(`${svc.name} has started`);
   out.info("Validated service is running with Consul");

@@ -214,6 +214,28 @@ describe("rollout end to end", () => {
     await eventually("the service to be deregistered", async () => (await fleet.consul.healthService("sick")).entries.length === 0);
   });
 
+  it("a check that stays critical longer than one unit may take fails the rollout then, quoting its output", async () => {
+    const unhealthy = "[Unit]\nDescription=unhealthy\n\n[Service]\nExecStart=/bin/sleep infinity\n\n[X-Fleet]\nMachineMetadata=role=web\n\n[X-Houston]\nServicePort=9\nServiceCheckInterval=1s\n";
+    const dir = configDir({ "manifest.yaml": manifest({ crit: [] }), "units/service/crit.service": unhealthy });
+    const r = await run(dir, "-d", "1", "-m", "4", "--timeout", "600", "service", "crit", "1");
+    expect(r.code).toBe(1);
+    expect(r.stderr).toMatch(/INFO +Consul check of crit on e2e1: critical/);
+    // Consul syncs a check's output to the catalog only when its status changes (or every 5 min)
+    expect(r.stderr).toMatch(/ERROR +crit@1\.service failed on e2e\d: its Consul check stayed critical for \d+s: (.*connection refused|\(no output in Consul's catalog yet\))/);
+    expect(r.stderr).not.toMatch(/timed out/);
+  });
+
+  it("a service that crashes right after it started fails the rollout at once, with its Result and log", async () => {
+    // Type=simple: systemd says active first; the process dies a moment later
+    const crashy = "[Unit]\nDescription=crashy\n\n[Service]\nExecStart=/bin/sh -c 'sleep 0.3; echo crashed-on-purpose; exit 7'\n\n[X-Fleet]\nMachineMetadata=role=web\n\n[X-Houston]\nServicePort=9\nServiceCheckInterval=1s\n";
+    const dir = configDir({ "manifest.yaml": manifest({ crashy: [] }), "units/service/crashy.service": crashy });
+    const r = await run(dir, "--timeout", "600", "service", "crashy", "1");
+    expect(r.code).toBe(1);
+    expect(r.stderr).toMatch(/ERROR +crashy@1\.service failed on e2e\d: .*exit-code/);
+    expect(r.stderr).toContain("crashed-on-purpose");
+    expect(r.stderr).not.toMatch(/timed out/);
+  });
+
   it("rollback redeploys an earlier generation through the same flow; remove clears the stack", async () => {
     const dir = configDir({ "manifest.yaml": manifest({ rb: [] }), "units/service/rb.service": sleeper });
     expect((await run(dir, "-s", "service", "rb", "1")).code).toBe(0);
