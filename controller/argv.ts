@@ -7,7 +7,7 @@
 const COMMANDS = new Set(["plan", "keygen", "acl", "service", "standalone", "global", "remove", "rollback", "status", "history", "nodes", "help"]);
 /** program-level options that take a value (they stay where they are) */
 const GLOBAL_WITH_VALUE = new Set(["-c", "--config", "-e", "--environment", "--consul", "--token", "--prefix", "--signing-key", "--ca-file", "--client-cert", "--client-key", "--tls-server-name", "--max-archive-size"]);
-const DEPLOY_WITH_VALUE = new Set(["-g", "--group", "-d", "--delay", "-m", "--max-tries", "--timeout", "--max-parallel", "--canary"]);
+const DEPLOY_WITH_VALUE = new Set(["-g", "--group", "-d", "--delay", "-m", "--max-tries", "--timeout", "--max-parallel", "--canary", "--keep-generations"]);
 const DEPLOY_FLAGS = new Set(["--no-dependencies", "-n", "--no-removal", "--remove", "-s", "--skip-consul", "--force-unlock"]);
 
 export function normalizeArgv(argv: string[]): string[] {

@@ -28,7 +28,7 @@ export async function deployCommand(ctx: Context, manifest: Manifest, req: Deplo
 }
 
 /** Removes the stack's units (or one group's) and its archives; waits for the agents to do it. */
-export async function removeCommand(ctx: Context, stack: string, group: string | null, environment: string, out: Output): Promise<boolean> {
+export async function removeCommand(ctx: Context, stack: string, group: string | null, environment: string, out: Output, keepGenerations = DEFAULT_KEEP_GENERATIONS): Promise<boolean> {
   const t0 = Date.now();
   const lock = await DeployLock.acquire(ctx.consul, ctx.kv, stack, `remove ${stack}${group ? `:${group}` : ""}`);
   try {
@@ -57,7 +57,7 @@ export async function removeCommand(ctx: Context, stack: string, group: string |
       result: "removed", message: `Removed ${removed.length} units of ${stack}${group ? ` group ${group}` : ""}`, units: removed, finalGeneration: left.length ? generation : null,
     };
     await writeHistory(ctx.consul, ctx.kv, record);
-    await pruneArchives(ctx, new Set(removed.flatMap((u) => (u.archive ? [u.archive] : []))), out);
+    await pruneArchives(ctx, stack, new Set(removed.flatMap((u) => (u.archive ? [u.archive] : []))), keepGenerations, out);
     out.info(record.message);
     return pending.length === 0;
   } finally {
@@ -66,6 +66,8 @@ export async function removeCommand(ctx: Context, stack: string, group: string |
 }
 
 /** Redeploys an earlier successful deployment's units through the same rollout. */
+export const DEFAULT_KEEP_GENERATIONS = 5;
+
 export async function rollbackCommand(ctx: Context, stack: string, generation: number | null, opts: RolloutOptions, out: Output): Promise<boolean> {
   const history = await readHistory(ctx.consul, ctx.kv, stack);
   const ok = history.filter((h) => h.result === "success");
@@ -77,7 +79,7 @@ export async function rollbackCommand(ctx: Context, stack: string, generation: n
   for (const u of target.units) {
     if (u.archive && !(await ctx.consul.kvGet(ctx.kv.archiveMeta(u.archive)))) {
       const d = target.deployment;
-      throw new HoustonError(`archive ${u.archive} of generation ${target.generation} was pruned from Consul, so it cannot be rolled back to as recorded; redeploy that version from its config instead (houston ${d.type}${d.type === "global" ? "" : ` ${d.name}`}${d.version ? ` ${d.version}` : ""})`);
+      throw new HoustonError(`archive ${u.archive} of generation ${target.generation} was pruned from Consul (only the last --keep-generations successful deployments keep theirs), so it cannot be rolled back to as recorded; redeploy that version from its config instead (houston ${d.type}${d.type === "global" ? "" : ` ${d.name}`}${d.version ? ` ${d.version}` : ""})`);
     }
   }
   out.info(`Rolling back ${stack} to generation ${target.generation} (${target.deployment.type} ${target.deployment.name}${target.deployment.version ? ` ${target.deployment.version}` : ""})`);

@@ -75,18 +75,22 @@ export async function statusCommand(ctx: Context, stack: string | undefined, jso
 
 export async function historyCommand(ctx: Context, stack: string, json: boolean, out: Output): Promise<void> {
   const records = await readHistory(ctx.consul, ctx.kv, stack);
+  // a successful generation can be rolled back to while every archive it used is still in Consul
+  const present = new Set(await ctx.consul.kvKeys(ctx.kv.archives, "/"));
+  const canRollBack = (r: (typeof records)[number]): boolean => r.result === "success" && r.units.every((u) => !u.archive || present.has(ctx.kv.archive(u.archive)));
   if (json) {
-    out.print(JSON.stringify(records.map(({ units, ...r }) => ({ ...r, units: units.map((u) => u.name) })), null, 2));
+    out.print(JSON.stringify(records.map(({ units, ...r }) => ({ ...r, units: units.map((u) => u.name), rollback: canRollBack({ ...r, units }) })), null, 2));
     return;
   }
   if (records.length === 0) {
     out.print(`no deployments of ${stack} recorded`);
     return;
   }
-  const rows = [["GENERATION", "RESULT", "DURATION", "FINISHED", "BY", "DEPLOYMENT", "MESSAGE"]];
+  const rows = [["GENERATION", "RESULT", "ROLLBACK", "DURATION", "FINISHED", "BY", "DEPLOYMENT", "MESSAGE"]];
   for (const r of records) {
     const d = r.deployment;
-    rows.push([String(r.generation), r.result, `${(r.durationMs / 1000).toFixed(1)}s`, r.finishedAt, r.user, `${d.type} ${d.name}${d.version ? ` ${d.version}` : ""}${d.group ? `:${d.group}` : ""}`, r.message]);
+    const rb = r.result !== "success" ? "-" : canRollBack(r) ? "yes" : "no (archive pruned)";
+    rows.push([String(r.generation), r.result, rb, `${(r.durationMs / 1000).toFixed(1)}s`, r.finishedAt, r.user, `${d.type} ${d.name}${d.version ? ` ${d.version}` : ""}${d.group ? `:${d.group}` : ""}`, r.message]);
   }
   out.print(table(rows));
 }

@@ -11,7 +11,7 @@ import { EXIT } from "../output.js";
 import type { DeploymentType } from "../plan/plan-deployment.js";
 import { stackOf } from "../plan/plan-deployment.js";
 import type { RolloutOptions } from "../rollout/rollout.js";
-import { breakLockIfAsked, deployCommand, removeCommand, rollbackCommand } from "./deploy.js";
+import { DEFAULT_KEEP_GENERATIONS, breakLockIfAsked, deployCommand, removeCommand, rollbackCommand } from "./deploy.js";
 import { historyCommand, nodesCommand, statusCommand } from "./inspect.js";
 import { writeSigningKeys } from "./keygen.js";
 import { aclBootstrapCommand, aclPoliciesCommand } from "./acl.js";
@@ -29,6 +29,7 @@ interface DeployFlags {
   maxParallel?: string;
   canary: string;
   forceUnlock?: boolean;
+  keepGenerations: string;
 }
 
 function positive(name: string, value: string, allowZero = false): number {
@@ -58,6 +59,7 @@ function rolloutOptions(f: DeployFlags): RolloutOptions {
     noRemoval: f.removal === false,
     maxParallel: f.maxParallel === undefined ? null : positive("--max-parallel", f.maxParallel),
     canary: positive("--canary", f.canary, true),
+    keepGenerations: positive("--keep-generations", f.keepGenerations),
   };
 }
 
@@ -76,7 +78,8 @@ function rolloutFlags(c: Command): Command {
     .option("--timeout <seconds>", "upper bound for the whole rollout", "600")
     .addOption(new Option("--max-parallel <n>", "hosts updated at a time"))
     .option("--canary <n>", "deploy to n hosts and confirm them before the rest", "0")
-    .option("--force-unlock", "break the stack's deploy lock (says whose it was) first");
+    .option("--force-unlock", "break the stack's deploy lock (says whose it was) first")
+    .option("--keep-generations <n>", "keep the archives of this many recent successful deployments (rollback targets)", String(DEFAULT_KEEP_GENERATIONS));
 }
 
 function deployOptions(c: Command): Command {
@@ -99,7 +102,7 @@ export function registerCommands(program: Command, env: CommandEnv): void {
     const ctx = makeContext(env.globals(cmd), manifest);
     const out = env.output(cmd);
     await breakLockIfAsked(ctx, stackOf(req), flags.forceUnlock === true, out);
-    if (flags.remove) return setExit(await removeCommand(ctx, stackOf(req), req.group, req.environment, out));
+    if (flags.remove) return setExit(await removeCommand(ctx, stackOf(req), req.group, req.environment, out, positive("--keep-generations", flags.keepGenerations)));
     setExit(await deployCommand(ctx, manifest, req, rolloutOptions(flags), out));
   };
   deployOptions(program.command("service").argument("<name>").argument("<version>").description("deploy a service and its dependencies")).action(deploy("service"));
@@ -109,13 +112,14 @@ export function registerCommands(program: Command, env: CommandEnv): void {
   program.command("remove").argument("<stack>").description("remove a stack's units and archives (with -g: only that group)")
     .option("-g, --group <group>", "remove only this group")
     .option("--force-unlock", "break the stack's deploy lock first")
-    .action(async (stack: string, flags: { group?: string; forceUnlock?: boolean }, cmd: Command) => {
+    .option("--keep-generations <n>", "keep the archives of this many recent successful deployments", String(DEFAULT_KEEP_GENERATIONS))
+    .action(async (stack: string, flags: { group?: string; forceUnlock?: boolean; keepGenerations: string }, cmd: Command) => {
       stackArg(stack);
       const g = env.globals(cmd);
       const ctx = makeContext(g, g.environment ? env.manifest(cmd) : undefined);
       const out = env.output(cmd);
       await breakLockIfAsked(ctx, stack, flags.forceUnlock === true, out);
-      setExit(await removeCommand(ctx, stack, flags.group ?? null, g.environment ?? "", out));
+      setExit(await removeCommand(ctx, stack, flags.group ?? null, g.environment ?? "", out, positive("--keep-generations", flags.keepGenerations)));
     });
 
   rolloutFlags(program.command("rollback").argument("<stack>").argument("[generation]").description("redeploy an earlier successful generation (default: the one before the last success)"))

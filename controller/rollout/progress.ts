@@ -6,7 +6,7 @@
  *    (and where, and why), and whether removed units are gone.
  */
 import { unitTargetsNode } from "../../shared/placement.js";
-import type { StatusReport, UnitSpec } from "../../shared/spec.js";
+import type { HistoryRecord, StatusReport, UnitSpec } from "../../shared/spec.js";
 
 export interface HostView {
   node: string;
@@ -79,4 +79,10 @@ export function removalPending(names: string[], reports: ReadonlyMap<string, Sta
     if (stillThere) pending.push(host);
   }
   return pending.sort();
+}
+
+/** The archives of the last `keep` successful deployments in a history (oldest first). */
+export function archivesToKeep(history: Pick<HistoryRecord, "result" | "units">[], keep: number): Set<string> {
+  const recent = history.filter((h) => h.result === "success").slice(-keep);
+  return new Set(recent.flatMap((h) => h.units.flatMap((u) => (u.archive ? [u.archive] : []))));
 }

@@ -14,7 +14,7 @@ import type { BuiltArchive } from "../plan/archive.js";
 import { TimeoutError, followHealth, followReports, parseReports, readHosts } from "./fleet-view.js";
 import { readHistory, writeHistory } from "./history.js";
 import { DeployLock, whoAmI } from "./lock.js";
-import { decide, hostsForUnit, makeBatches, removalPending, type HostView, type UnitTarget } from "./progress.js";
+import { archivesToKeep, decide, hostsForUnit, makeBatches, removalPending, type HostView, type UnitTarget } from "./progress.js";
 import { deleteSpec, readSpecAt, uploadArchive, writeSpec } from "./publish.js";
 
 export interface RolloutOptions {
@@ -25,6 +25,8 @@ export interface RolloutOptions {
   noRemoval: boolean;
   maxParallel: number | null;
   canary: number;
+  /** archives of this many recent successful generations are kept for rollback */
+  keepGenerations: number;
 }
 
 export interface RolloutInput {
@@ -148,7 +150,7 @@ export async function rollout(ctx: Context, input: RolloutInput, opts: RolloutOp
     };
     await writeHistory(consul, kv, record);
     const candidates = new Set([...(before?.units ?? []), ...input.units].flatMap((u) => (u.archive ? [u.archive] : [])));
-    await pruneArchives(ctx, candidates, out);
+    await pruneArchives(ctx, input.stack, candidates, opts.keepGenerations, out);
     if (ok) {
       out.info(message);
       out.info("Eagle, looking great. You're Go.");
@@ -274,11 +276,13 @@ async function waitRemoved(ctx: Context, stack: string, names: string[], generat
 }
 
 /**
- * Deletes this stack's old archives that no spec references (as the seed did). Rollback can
- * reuse an archive only while it is still referenced or unchanged; see rollbackCommand.
+ * Deletes this stack's archives that no spec references and that none of its last
+ * `keepGenerations` successful deployments used (so `rollback` can return to any of those).
  */
-export async function pruneArchives(ctx: Context, candidates: Set<string>, out: Output): Promise<void> {
-  const referenced = new Set<string>();
+export async function pruneArchives(ctx: Context, stack: string, candidates: Set<string>, keepGenerations: number, out: Output): Promise<void> {
+  const history = await readHistory(ctx.consul, ctx.kv, stack);
+  const keep = archivesToKeep(history, keepGenerations);
+  const all = new Set([...candidates, ...history.flatMap((h) => h.units.flatMap((u) => (u.archive ? [u.archive] : [])))]);
   for (const e of await ctx.consul.kvList(ctx.kv.stacks)) {
     if (!ctx.kv.stackOfSpecKey(e.key)) continue;
     // an unreadable spec might reference anything: then keep every candidate
@@ -290,10 +294,11 @@ export async function pruneArchives(ctx: Context, candidates: Set<string>, out: 
     }
     const spec = StackSpecSchema.safeParse(raw);
     if (!spec.success) return;
-    for (const u of spec.data.units) if (u.archive) referenced.add(u.archive);
+    for (const u of spec.data.units) if (u.archive) keep.add(u.archive);
   }
-  for (const sha of candidates) {
-    if (referenced.has(sha)) continue;
+  const present = new Set(await ctx.consul.kvKeys(ctx.kv.archives, "/"));
+  for (const sha of all) {
+    if (keep.has(sha) || !present.has(ctx.kv.archive(sha))) continue;
     await ctx.consul.kvDeletePrefix(ctx.kv.archive(sha));
     out.info(`Removed archive ${sha.slice(0, 12)} from Consul`);
   }

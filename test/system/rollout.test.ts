@@ -2,7 +2,7 @@
  * End to end: the houston CLI against a real Consul server and three real systemd test hosts
  * (role=web: e2e1, e2e2; role=worker: e2e3), each running a Consul client and the agent.
  */
-import { existsSync } from "node:fs";
+import { existsSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { DeployLock } from "../../controller/rollout/lock.js";
@@ -71,7 +71,8 @@ describe("rollout end to end", () => {
     const archiveOf = async () => (await readSpecAt(fleet.consul, fleet.kv, "up")).spec!.units.find((u) => u.archive)!.archive!;
     const oldArchive = await archiveOf();
     writeConfig(dir, { "files/service/up.yaml": "- {path: /etc/up/conf, content: v2}\n" });
-    const r = await run(dir, "-s", "service", "up", "2");
+    // keeping one generation's archives (the live one), the old archive goes at once
+    const r = await run(dir, "-s", "--keep-generations", "1", "service", "up", "2");
     expect(r.code, r.stderr).toBe(0);
     expect(r.stderr).toContain("INFO     Destroying up@1.service");
     expect(r.stderr).toMatch(/Destroying up-file-deploy@[0-9a-f]{8}\.service/);
@@ -234,6 +235,28 @@ describe("rollout end to end", () => {
     expect(r.stderr).toMatch(/ERROR +crashy@1\.service failed on e2e\d: .*exit-code/);
     expect(r.stderr).toContain("crashed-on-purpose");
     expect(r.stderr).not.toMatch(/timed out/);
+  });
+
+  it("the archives of the last --keep-generations successes stay: rollback to any of them restores their files", async () => {
+    const dir = configDir({ "manifest.yaml": manifest({ keep: [] }), "units/service/keep.service": sleeper });
+    const conf = (h: string) => readFileSync(join(fleet.host(h).root, "etc/keep/conf"), "utf8");
+    for (const v of ["1", "2", "3"]) {
+      writeConfig(dir, { "files/service/keep.yaml": `- {path: /etc/keep/conf, content: files-of-v${v}}\n` });
+      const r = await run(dir, "-s", "--keep-generations", "2", "service", "keep", v);
+      expect(r.code, r.stderr).toBe(0);
+    }
+    const hist = JSON.parse((await run(dir, "--json", "history", "keep")).stdout) as { generation: number; deployment: { version: string }; rollback: boolean }[];
+    expect(hist.map((h) => `${h.deployment.version}:${h.rollback}`)).toEqual(["1:false", "2:true", "3:true"]);
+    const text = await run(dir, "history", "keep");
+    expect(text.stdout).toMatch(/no \(archive pruned\)/);
+    const v1 = hist[0]!.generation;
+    const refused = await houston(fleet.consulAddr, dir, "-s", "rollback", "keep", String(v1));
+    expect(refused.code).toBe(1);
+    expect(refused.stderr).toMatch(/was pruned from Consul \(only the last --keep-generations/);
+    const r = await houston(fleet.consulAddr, dir, "-s", "rollback", "keep", String(hist[1]!.generation));
+    expect(r.code, r.stderr).toBe(0);
+    expect(await state("e2e1", "keep@2.service")).toBe("active");
+    expect(conf("e2e1")).toBe("files-of-v2");
   });
 
   it("rollback redeploys an earlier generation through the same flow; remove clears the stack", async () => {

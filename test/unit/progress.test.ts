@@ -1,3 +1,4 @@
+import { archivesToKeep } from "../../controller/rollout/progress.js";
 import { describe, expect, it } from "vitest";
 import { decide, hostsForUnit, makeBatches, removalPending, type HostView } from "../../controller/rollout/progress.js";
 import type { StatusReport } from "../../shared/spec.js";
@@ -50,5 +51,18 @@ describe("hostsForUnit and removalPending", () => {
   it("a removal is pending while any host still lists a removed unit", () => {
     expect(removalPending(["a@1.service"], reports(rep("h1", 6, [["a@1.service", "active"]]), rep("h2", 6, [["b@1.service", "active"]])))).toEqual(["h1"]);
     expect(removalPending(["a@1.service"], reports(rep("h2", 6, [])))).toEqual([]);
+  });
+});
+
+describe("archivesToKeep", () => {
+  const rec = (result: "success" | "failed" | "rolled-back" | "removed", archive: string | null) => ({
+    result,
+    units: archive ? [{ archive } as unknown as import("../../shared/spec.js").UnitSpec] : [],
+  });
+  it("keeps the archives of the last N successful deployments only", () => {
+    const h = [rec("success", "a"), rec("success", "b"), rec("failed", "x"), rec("success", null), rec("success", "c")];
+    expect([...archivesToKeep(h, 2)]).toEqual(["c"]);
+    expect([...archivesToKeep(h, 3)].sort()).toEqual(["b", "c"]);
+    expect([...archivesToKeep(h, 10)].sort()).toEqual(["a", "b", "c"]);
   });
 });
