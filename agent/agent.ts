@@ -15,7 +15,8 @@ import type { Consul, KvEntry } from "../shared/consul.js";
 import { errorText } from "../shared/errors.js";
 import type { KvLayout } from "../shared/kv-layout.js";
 import type { TrustStore } from "../shared/signing.js";
-import { AgentRecordSchema, SCHEMA_VERSION, type StackSpec, type UnitStatus } from "../shared/spec.js";
+import { AgentRecordSchema, SCHEMA_VERSION, type StackSpec, type StatusReport, type UnitStatus } from "../shared/spec.js";
+import { serviceChanges, stackService, type StackService } from "./stack-service.js";
 import { acceptSpec } from "./accept.js";
 import { applySteps } from "./apply.js";
 import type { AgentConfig } from "./config.js";
@@ -54,6 +55,8 @@ export class Agent {
   private registrationsStale = false;
   private reporting: Promise<void> = Promise.resolve();
   private lastStates = new Map<string, Omit<UnitStatus, "name">>();
+  /** what the local Consul agent was last sent for each stack's service */
+  private readonly stackServices = new Map<string, StackService>();
   private running = false;
   private again = false;
   private retry: NodeJS.Timeout | null = null;
@@ -305,7 +308,8 @@ export class Agent {
         const key = this.deps.kv.stackStatus(this.node, r.stack);
         const body = JSON.stringify(r);
         if (this.deps.state.lastReport(key) === body) continue;
-        await this.deps.consul.kvPut(key, JSON.stringify({ ...r, updatedAt: new Date().toISOString() }));
+        // pretty-printed: operators read these in the Consul UI's key/value view
+        await this.deps.consul.kvPut(key, JSON.stringify({ ...r, updatedAt: new Date().toISOString() }, null, 2));
         this.deps.state.setLastReport(key, body);
       }
       for (const stack of this.reportedStacks()) {
@@ -318,7 +322,41 @@ export class Agent {
       pending = true;
       this.log(`could not publish status (${errorText(err)}); will retry`);
     }
+    if (!pending) pending = !(await this.syncStackServices(reports));
     if (pending && !this.abort.signal.aborted) setTimeout(() => this.scheduleReport(), this.backoff.next()).unref();
+  }
+
+  /** Mirrors each stack's report into its Consul service and unit checks (see stack-service.ts). */
+  private async syncStackServices(reports: Omit<StatusReport, "updatedAt">[]): Promise<boolean> {
+    if (this.registrationsStale) this.stackServices.clear();
+    const versions = new Map(this.deps.state.specs().map((s) => [s.stack, s.deployment.version]));
+    // a stack with nothing on this host (placed elsewhere) has no service here
+    const here = reports.filter((r) => r.units.length > 0 || r.errors.length > 0);
+    const wanted = new Map(here.map((r) => [r.stack, stackService(r, versions.get(r.stack) ?? null)]));
+    try {
+      for (const stack of new Set([...this.stackServices.keys(), ...wanted.keys()])) {
+        const before = this.stackServices.get(stack) ?? null;
+        const after = wanted.get(stack) ?? null;
+        const change = serviceChanges(before, after);
+        this.stackServices.delete(stack); // re-sent in full if anything below fails
+        if (change.deregister) await this.deps.consul.agentServiceDeregister(change.deregister);
+        if (change.register) {
+          const r = change.register;
+          await this.deps.consul.agentServiceRegister({
+            ID: r.id, Name: r.name, Tags: r.tags, Meta: { houston_stack: stack, houston_node: this.node },
+            // Consul copies a check's output to its catalog at once only when the status changes: register
+            // with another status, so that the update below carries the output into the UI now
+            Checks: r.checks.map((c) => ({ CheckID: c.id, Name: c.unit, TTL: "8760h", Status: c.status === "passing" ? "warning" : "passing", Notes: `systemd state of ${c.unit}, set by houston-agent` })),
+          });
+        }
+        for (const c of change.update) await this.deps.consul.agentCheckUpdate(c.id, c.status, c.output);
+        if (after) this.stackServices.set(stack, after);
+      }
+      return true;
+    } catch (err) {
+      this.log(`could not update the stacks' Consul services (${errorText(err)}); will retry`);
+      return false;
+    }
   }
 
   private reportedStacks(): string[] {

@@ -44,6 +44,8 @@ export interface ServiceRegistration {
   Port?: number;
   Meta?: Record<string, string>;
   Check?: { HTTP?: string; TCP?: string; Interval: string; Timeout?: string; DeregisterCriticalServiceAfter?: string; Status?: string };
+  /** TTL checks the registrant sets itself (agentCheckUpdate) */
+  Checks?: { CheckID: string; Name: string; TTL: string; Status?: string; Notes?: string }[];
 }
 
 const KvRow = z.object({
@@ -353,6 +355,12 @@ export class Consul {
   async agentServiceRegister(reg: ServiceRegistration): Promise<void> {
     const res = await this.request("PUT", "/v1/agent/service/register", { body: JSON.stringify(reg) });
     if (res.status !== 200) this.fail(`register service ${reg.ID}`, res, `service:write on ${reg.Name}`);
+  }
+
+  /** Sets a TTL check's status and output on the local agent. */
+  async agentCheckUpdate(id: string, status: "passing" | "warning" | "critical", output: string): Promise<void> {
+    const res = await this.request("PUT", `/v1/agent/check/update/${encodeURIComponent(id)}`, { body: JSON.stringify({ Status: status, Output: output }) });
+    if (res.status !== 200) this.fail(`update check ${id}`, res, "service:write on the check's service");
   }
 
   async agentServiceDeregister(id: string): Promise<void> {
