@@ -137,6 +137,9 @@ export class Agent {
     const watch = this.deps.consul.watchPrefix(this.deps.kv.stacks, {
       signal: this.abort.signal,
       wait: "5m",
+      // a restarted server answers default reads from its snapshot before it has replayed its log:
+      // a spec missing from such an answer would stop that stack's units. Consistent reads wait.
+      consistent: true,
       onError: (err) => {
         if (this.consulReachable) this.log(`lost Consul, keeping the current state: ${errorText(err)}`);
         this.consulReachable = false;

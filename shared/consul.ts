@@ -183,11 +183,11 @@ export class Consul {
   }
 
   /** kvList as a (possibly blocking) query: returns the entries and X-Consul-Index. */
-  async kvListAt(prefix: string, index: number, opts: { signal?: AbortSignal; wait?: string } = {}): Promise<{ entries: KvEntry[]; index: number }> {
+  async kvListAt(prefix: string, index: number, opts: { signal?: AbortSignal; wait?: string; consistent?: boolean } = {}): Promise<{ entries: KvEntry[]; index: number }> {
     checkPrefix(prefix);
     const blocking = index > 0;
     const res = await this.request("GET", `/v1/kv/${encodeKey(prefix)}`, {
-      query: { recurse: true, index: blocking ? index : undefined, wait: blocking ? (opts.wait ?? "60s") : undefined },
+      query: { recurse: true, index: blocking ? index : undefined, wait: blocking ? (opts.wait ?? "60s") : undefined, consistent: opts.consistent },
       signal: opts.signal,
       timeoutMs: blocking ? waitMs(opts.wait ?? "60s") + 15_000 : undefined,
     });
@@ -267,14 +267,14 @@ export class Consul {
    */
   async *watchPrefix(
     prefix: string,
-    opts: { signal?: AbortSignal; wait?: string; onError?: (err: unknown) => void; backoff?: Backoff } = {},
+    opts: { signal?: AbortSignal; wait?: string; onError?: (err: unknown) => void; backoff?: Backoff; consistent?: boolean } = {},
   ): AsyncGenerator<{ entries: KvEntry[]; index: number }> {
     const backoff = opts.backoff ?? new Backoff({ minMs: 250, maxMs: 10_000 });
     let index = 0;
     while (!opts.signal?.aborted) {
       let result: { entries: KvEntry[]; index: number };
       try {
-        result = await this.kvListAt(prefix, index, { signal: opts.signal, wait: opts.wait });
+        result = await this.kvListAt(prefix, index, { signal: opts.signal, wait: opts.wait, consistent: opts.consistent });
       } catch (err) {
         if (opts.signal?.aborted) return;
         opts.onError?.(err);
