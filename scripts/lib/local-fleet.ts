@@ -51,6 +51,8 @@ export interface FleetOptions {
   /** ACLs on with default deny; `acl` is the management token; each host's agent gets its own
    * least-privilege token (houston-agent-<node> policy) */
   acl?: string;
+  /** run the agent from this OCI archive (npm run image) with systemd/houston-agent-container.service */
+  agentImage?: string;
   log?: (message: string) => void;
 }
 
@@ -141,6 +143,10 @@ export class LocalFleet {
     const tokens = this.opts.acl ? await this.agentTokens() : new Map<string, string>();
     for (const h of this.hosts) this.installHost(h, tokens.get(h.name));
     await Promise.all(this.hosts.map((h) => this.shell(h.name, "systemctl", "daemon-reload")));
+    if (this.opts.agentImage) {
+      const podman = ["podman", "--root", "/tmp/ps", "--runroot", "/run/pr", "--runtime", "runc", "--cgroup-manager", "cgroupfs", "--events-backend", "file"];
+      for (const h of this.hosts) await this.shell(h.name, "env", "-u", "CONTAINERS_CONF", ...podman, "load", "--quiet", "-i", "/var/lib/houston/agent.oci.tar");
+    }
     await Promise.all(this.hosts.map((h) => this.shell(h.name, "systemctl", "start", "houston-consul.service", "houston-agent.service")));
     await this.waitForAgents();
   }
@@ -234,8 +240,17 @@ export class LocalFleet {
       `ExecStart=/opt/houston/consul agent -node ${h.name} ${meta} -bind ${h.ip} -client 127.0.0.1 -retry-join ${BRIDGE_IP}:${this.port + 1} -retry-interval 1s -data-dir /var/lib/consul -dns-port -1 -grpc-port -1 -hcl "disable_update_check = true" -hcl "leave_on_terminate = true" -hcl '${GOSSIP}'${this.opts.acl ? ` -hcl 'acl { enabled = true default_policy = "deny" tokens { agent = "${this.opts.acl}" } }'` : ""}`,
       "Restart=on-failure", "",
     ].join("\n"));
-    copyFileSync(join(REPO, "systemd", "houston-agent.service"), join(units, "houston-agent.service"));
     mkdirSync(join(h.root, "etc", "houston"), { recursive: true });
+    if (this.opts.agentImage) {
+      // the production container unit, under the agent's usual name; podman inside a test host keeps
+      // its store on the host's private tmpfs and uses runc without a pids controller (recipe notes)
+      copyFileSync(join(REPO, "systemd", "houston-agent-container.service"), join(units, "houston-agent.service"));
+      mkdirSync(join(h.root, "var", "lib", "houston"), { recursive: true });
+      copyFileSync(this.opts.agentImage, join(h.root, "var", "lib", "houston", "agent.oci.tar"));
+      const lim = "--ulimit nofile=20000:20000 --ulimit nproc=32768:32768";
+      const { version } = JSON.parse(readFileSync(join(REPO, "package.json"), "utf8")) as { version: string };
+      writeFileSync(join(h.root, "etc", "houston", "container.env"), `HOUSTON_IMAGE=localhost/houston-agent:${version}\nPODMAN_GLOBAL_ARGS=--root /tmp/ps --runroot /run/pr --runtime runc --cgroup-manager cgroupfs --events-backend file\nPODMAN_RUN_ARGS=--pids-limit=-1 ${lim}\n`);
+    } else copyFileSync(join(REPO, "systemd", "houston-agent.service"), join(units, "houston-agent.service"));
     writeFileSync(join(h.root, "etc", "houston", "agent.env"), `HOUSTON_LISTEN=0.0.0.0:9631\nHOUSTON_PREFIX=${this.kv.prefix}\n${agentToken ? `CONSUL_HTTP_TOKEN=${agentToken}\n` : ""}`, { mode: 0o600 });
   }
 
