@@ -18,6 +18,8 @@ export const VERSION = HOUSTON_VERSION;
 export interface CommandEnv {
   globals(cmd: Command): GlobalOptions;
   output(cmd: Command): Output;
+  /** deploy, remove, rollback: live progress on a terminal, NDJSON events with --json */
+  rolloutOutput(cmd: Command): Output;
   manifest(cmd: Command): Manifest;
   request(cmd: Command, type: DeploymentType, name: string, version: string | null, opts: { group?: string; dependencies?: boolean }): DeploymentRequest;
 }
@@ -46,6 +48,10 @@ export function buildProgram(): Command {
   const env: CommandEnv = {
     globals: (cmd) => cmd.optsWithGlobals<GlobalOptions>(),
     output: (cmd) => consoleOutput({ verbose: env.globals(cmd).verbose }),
+    rolloutOutput: (cmd) => {
+      const g = env.globals(cmd);
+      return consoleOutput({ verbose: g.verbose, events: g.json, live: !g.json && process.stderr.isTTY === true && !process.env.CI });
+    },
     manifest: (cmd) => loadManifestFor(env.globals(cmd)),
     request(cmd, type, name, version, opts) {
       const g = env.globals(cmd);

@@ -11,13 +11,41 @@ export interface Output {
   debug(message: string): void;
   /** the command's result on stdout (text or JSON) */
   print(text: string): void;
+  /** where a rollout stands now ("" when nothing is pending): a live line on a terminal, a plain
+   * line per change otherwise, an NDJSON event with --json */
+  progress(text: string): void;
 }
 
-export function consoleOutput(opts: { verbose: boolean; quiet?: boolean }): Output {
+export interface ConsoleOptions {
+  verbose: boolean;
+  quiet?: boolean;
+  /** rollouts with --json: every line and progress change also as an NDJSON event on stdout */
+  events?: boolean;
+  /** a terminal: progress is one line rewritten in place, with the elapsed time */
+  live?: boolean;
+}
+
+export function consoleOutput(opts: ConsoleOptions): Output {
+  const t0 = Date.now();
+  let shown = ""; // the live progress line on a terminal
+  let lastProgress = "";
+  let ticker: NodeJS.Timeout | null = null;
+  const event = (e: Record<string, unknown>): void => {
+    if (opts.events) process.stdout.write(`${JSON.stringify({ time: new Date().toISOString(), elapsedMs: Date.now() - t0, ...e })}\n`);
+  };
+  const draw = (): void => {
+    if (shown) process.stderr.write(`\r\x1b[K${shown} (${Math.round((Date.now() - t0) / 1000)}s)`);
+  };
+  const clear = (): void => {
+    if (shown) process.stderr.write("\r\x1b[K");
+  };
   const log = (level: Level, message: string): void => {
     if (level === "DEBUG" && !opts.verbose) return;
     if (opts.quiet && level !== "ERROR") return;
+    clear();
     process.stderr.write(`${level.padEnd(8)} ${message}\n`);
+    draw();
+    event({ event: "log", level, message });
   };
   return {
     log,
@@ -26,6 +54,21 @@ export function consoleOutput(opts: { verbose: boolean; quiet?: boolean }): Outp
     error: (m) => log("ERROR", m),
     debug: (m) => log("DEBUG", m),
     print: (text) => process.stdout.write(text.endsWith("\n") ? text : `${text}\n`),
+    progress(text) {
+      if (text === lastProgress) return;
+      lastProgress = text;
+      event({ event: "progress", text });
+      if (opts.live) {
+        clear();
+        shown = text;
+        draw();
+        if (text && !ticker) ticker = setInterval(draw, 1000).unref();
+        if (!text && ticker) {
+          clearInterval(ticker);
+          ticker = null;
+        }
+      } else if (text && !opts.events) log("INFO", text);
+    },
   };
 }
 

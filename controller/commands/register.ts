@@ -100,7 +100,7 @@ export function registerCommands(program: Command, env: CommandEnv): void {
     const req = env.request(cmd, type, name ?? "global", version ?? null, { group: flags.group, dependencies: flags.dependencies });
     const manifest = env.manifest(cmd);
     const ctx = makeContext(env.globals(cmd), manifest);
-    const out = env.output(cmd);
+    const out = env.rolloutOutput(cmd);
     await breakLockIfAsked(ctx, stackOf(req), flags.forceUnlock === true, out);
     if (flags.remove) return setExit(await removeCommand(ctx, stackOf(req), req.group, req.environment, out, positive("--keep-generations", flags.keepGenerations)));
     setExit(await deployCommand(ctx, manifest, req, rolloutOptions(flags), out));
@@ -117,7 +117,7 @@ export function registerCommands(program: Command, env: CommandEnv): void {
       stackArg(stack);
       const g = env.globals(cmd);
       const ctx = makeContext(g, g.environment ? env.manifest(cmd) : undefined);
-      const out = env.output(cmd);
+      const out = env.rolloutOutput(cmd);
       await breakLockIfAsked(ctx, stack, flags.forceUnlock === true, out);
       setExit(await removeCommand(ctx, stack, flags.group ?? null, g.environment ?? "", out, positive("--keep-generations", flags.keepGenerations)));
     });
@@ -127,7 +127,7 @@ export function registerCommands(program: Command, env: CommandEnv): void {
       stackArg(stack);
       const g = env.globals(cmd);
       const ctx = makeContext(g, g.environment ? env.manifest(cmd) : undefined);
-      const out = env.output(cmd);
+      const out = env.rolloutOutput(cmd);
       await breakLockIfAsked(ctx, stack, flags.forceUnlock === true, out);
       setExit(await rollbackCommand(ctx, stack, generation === undefined ? null : positive("GENERATION", generation), rolloutOptions({ ...flags, dependencies: true }), out));
     });

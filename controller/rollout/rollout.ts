@@ -188,6 +188,7 @@ async function followUnits(ctx: Context, stack: string, units: UnitTarget[], gen
         const d = decide(units, generation, reports);
         if (d.kind === "failed") return { failed: { unit: d.unit, host: d.host, reason: d.reason }, at: current };
         last = d.kind === "waiting" ? `${d.unit} not active yet on ${d.pending.join(", ")}` : "";
+        out.progress(d.kind === "waiting" ? `${d.unit}: ${d.done.length ? `active on ${d.done.join(", ")}; ` : ""}waiting on ${d.pending.join(", ")}` : "");
         const at = d.kind === "waiting" ? units.findIndex((u) => u.name === d.unit) : units.length;
         return at !== current ? { failed: null, at } : undefined;
       }, () => last);
@@ -197,13 +198,19 @@ async function followUnits(ctx: Context, stack: string, units: UnitTarget[], gen
       const sick = (unit?.hosts ?? []).filter((h) => unwell.has(h)).map((h) => `houston-agent on ${h} is ${unwell.get(h)}`);
       return { unit: unit?.name ?? "?", host: unit?.hosts.join(", ") ?? "?", reason: `timed out after ${Math.round((Date.now() - since) / 1000)}s: ${err.message || "no report"}${sick.length ? ` (${sick.join("; ")})` : ""}` };
     }
-    if (step.failed) return step.failed;
+    if (step.failed) {
+      out.progress("");
+      return step.failed;
+    }
     for (; current < step.at; current++) {
       out.info(`${units[current]?.name} is active on ${units[current]?.hosts.join(", ")}`);
       if (units[current + 1]) out.info(`Deploying ${units[current + 1]?.name}`);
     }
     since = Date.now();
-    if (current >= units.length) return null;
+    if (current >= units.length) {
+      out.progress("");
+      return null;
+    }
   }
 }
 
@@ -226,6 +233,8 @@ async function confirmService(ctx: Context, input: RolloutInput, scope: UnitTarg
     limitMs: opts.delaySeconds * opts.maxTries * 1000,
     signal: ac.signal,
     onChange: (hosts) => {
+      const waiting = hosts.filter((h) => h.status !== "passing").map((h) => `${h.node} ${h.status}`);
+      out.progress(waiting.length ? `${name} in Consul: waiting on ${waiting.join(", ")}` : "");
       for (const h of hosts) {
         const line = describeHost(h);
         if (seen.get(h.node) !== line) out.info(`Consul check of ${name} on ${line}`);
@@ -248,6 +257,7 @@ async function confirmService(ctx: Context, input: RolloutInput, scope: UnitTarg
     if (failure) return failure;
   } finally {
     ac.abort();
+    out.progress("");
   }
   out.info(`${svc.name} has started`);
   out.info("Validated service is running with Consul");

@@ -259,6 +259,23 @@ describe("rollout end to end", () => {
     expect(conf("e2e1")).toBe("files-of-v2");
   });
 
+  it("--json prints the rollout as NDJSON events; a terminal gets one live progress line", async () => {
+    const dir = configDir({ "manifest.yaml": manifest({ live: ["dep:1"] }), "units/shared/dep.service": sleeper, "units/service/live.service": sleeper });
+    const r = await run(dir, "--json", "-s", "service", "live", "1");
+    expect(r.code, r.stderr).toBe(0);
+    const events = r.stdout.trim().split("\n").map((l) => JSON.parse(l) as { event: string; text?: string; message?: string; elapsedMs: number });
+    expect(events.some((e) => e.event === "progress" && /waiting on e2e/.test(e.text ?? ""))).toBe(true);
+    expect(events.at(-1)).toMatchObject({ event: "log", message: "Eagle, looking great. You're Go." });
+    // a pseudo-terminal (script(1)), outside CI: the progress line is redrawn in place with the elapsed time
+    const { execFileSync } = await import("node:child_process");
+    const env = { ...process.env };
+    delete env.CI;
+    const cmd = [process.execPath, join(ROOT, "dist", "houston.js"), "-c", dir, "-e", "test", "--consul", fleet.consulAddr, "-s", "service", "live", "2"].map((a) => `'${a}'`).join(" ");
+    const tty = execFileSync("script", ["-qec", cmd, "/dev/null"], { env, encoding: "utf8" });
+    expect(tty).toMatch(/\r\x1b\[Klive(-dep)?@[12]\.service: .*waiting on e2e\d.* \(\d+s\)/);
+    expect(tty).toContain("You're Go");
+  });
+
   it("rollback redeploys an earlier generation through the same flow; remove clears the stack", async () => {
     const dir = configDir({ "manifest.yaml": manifest({ rb: [] }), "units/service/rb.service": sleeper });
     expect((await run(dir, "-s", "service", "rb", "1")).code).toBe(0);
