@@ -61,7 +61,7 @@ export const ServiceDeclSchema = z.object({
 });
 export type ServiceDecl = z.infer<typeof ServiceDeclSchema>;
 
-export const UnitRoleSchema = z.enum(["archive", "dependency", "service", "global"]);
+export const UnitRoleSchema = z.enum(["archive", "dependency", "service", "global", "socket", "socket-guard"]);
 export type UnitRole = z.infer<typeof UnitRoleSchema>;
 
 export const UnitSpecSchema = z.object({
@@ -107,7 +107,8 @@ export const StackSpecSchema = z
       seen.add(u.name);
       // a stack can only name its own units: the name is exactly what its parts render to
       if (u.stack !== spec.stack) ctx.addIssue({ code: "custom", message: `unit ${u.name} belongs to stack ${u.stack}, not ${spec.stack}` });
-      const rendered = unitName({ stack: spec.stack, component: u.component, group: u.group, version: u.version });
+      const kind = u.role === "socket" || u.role === "socket-guard" ? u.role : "versioned";
+      const rendered = unitName({ stack: spec.stack, component: u.component, group: u.group, version: u.version, kind });
       if (u.name !== rendered) ctx.addIssue({ code: "custom", message: `unit ${u.name} is not the name its parts render to in stack ${spec.stack} (${rendered})` });
       if (u.service) {
         const problem = serviceNameProblem(spec.stack, u.service.name) ?? (u.service.checkHttp ? checkTargetProblem(u.service.checkHttp, new Set([hostOf(u.service.checkHttp)])) : null);

@@ -5,18 +5,23 @@
  *   the service itself (no component)                          → example@7b7d061b.service
  *   with group `blue`                                           → example-nginx:blue@1.9.3.service
  *   global units: stack `global`                                → global-consul@1.8.7.service
+ *   a stack's shared listening socket ([X-Houston] Socket=)      → example.socket
+ *   and the unit that socket activates (never a version)        → example.service
  */
 import { z } from "zod";
 
 export const NAME_RE = /^[A-Za-z0-9][A-Za-z0-9_.-]*$/;
 export const VERSION_RE = /^[A-Za-z0-9][A-Za-z0-9_.-]*$/;
 export const GROUP_RE = /^[a-z0-9][a-z0-9-]*$/;
-/** What Houston ever writes: <name>[:<group>]@<version>.service (systemd's character set). */
-export const UNIT_NAME_RE = /^[A-Za-z0-9][A-Za-z0-9_.-]*(:[a-z0-9][a-z0-9-]*)?@[A-Za-z0-9][A-Za-z0-9_.-]*\.service$/;
+/**
+ * What Houston ever writes: <name>[:<group>]@<version>.service, and for a stack's shared socket
+ * <name>[:<group>].socket with its guard <name>[:<group>].service (systemd's character set).
+ */
+export const UNIT_NAME_RE = /^[A-Za-z0-9][A-Za-z0-9_.-]*(:[a-z0-9][a-z0-9-]*)?(@[A-Za-z0-9][A-Za-z0-9_.-]*\.service|\.socket|\.service)$/;
 
 export const UnitNameSchema = z
   .string()
-  .regex(UNIT_NAME_RE, "not a Houston unit name (<name>[:<group>]@<version>.service)")
+  .regex(UNIT_NAME_RE, "not a Houston unit name (<name>[:<group>]@<version>.service, or a stack's .socket and .service)")
   .superRefine((name, ctx) => {
     const reserved = reservedUnitName(name);
     if (reserved) ctx.addIssue({ code: "custom", message: reserved });
@@ -27,11 +32,15 @@ export interface UnitNameParts {
   component: string | null;
   group: string | null;
   version: string;
+  /** a versioned unit (default), or the stack's unversioned socket and its guard */
+  kind?: "versioned" | "socket" | "socket-guard";
 }
 
 export function unitName(p: UnitNameParts): string {
-  const base = p.component ? `${p.stack}-${p.component}` : p.stack;
-  return `${base}${p.group ? `:${p.group}` : ""}@${p.version}.service`;
+  const base = `${p.component ? `${p.stack}-${p.component}` : p.stack}${p.group ? `:${p.group}` : ""}`;
+  if (p.kind === "socket") return `${base}.socket`;
+  if (p.kind === "socket-guard") return `${base}.service`;
+  return `${base}@${p.version}.service`;
 }
 
 /**
@@ -49,7 +58,7 @@ const RESERVED_PREFIXES = ["systemd-", "dbus-", "initrd-", "user@", "sys-", "dev
 
 /** Why a rendered unit name is reserved for the OS, or null. */
 export function reservedUnitName(name: string): string | null {
-  const base = name.slice(0, name.indexOf("@")).replace(/:.*$/, "");
+  const base = /^(.*?)(?::[a-z0-9-]+)?(?:@.*)?\.(?:service|socket)$/.exec(name)?.[1] ?? name;
   if (RESERVED_BASES.has(base)) return `${name} would shadow the system's ${base}@ units (reserved name)`;
   const prefix = RESERVED_PREFIXES.find((p) => base.startsWith(p));
   if (prefix) return `${name} would shadow the system's ${prefix}* units (reserved name)`;

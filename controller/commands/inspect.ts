@@ -64,7 +64,9 @@ export async function statusCommand(ctx: Context, stack: string | undefined, jso
     for (const u of s.units) {
       const gen = u.applied === null ? "-" : `${u.applied}${u.converging ? ` (→${u.seen})` : ""}`;
       const stateText = u.agent !== "passing" ? `unknown (agent ${u.agent}; last reported ${u.reportedState ?? "nothing"})` : `${u.activeState}/${u.subState}${u.result ? ` (${u.result})` : ""}`;
-      rows.push([`  ${u.node}`, u.unit, u.version, stateText, gen, age(u.updatedAt ?? undefined, now), u.errors.join("; ")]);
+      // a shared socket: which versions of the service hold it on that host now
+      const version = u.role === "socket" ? `shared by ${s.units.filter((x) => x.node === u.node && x.role === "service").map((x) => x.version).join(", ") || "-"}` : u.version;
+      rows.push([`  ${u.node}`, u.unit, version, stateText, gen, age(u.updatedAt ?? undefined, now), u.errors.join("; ")]);
     }
     for (const l of s.leaving) rows.push([`  ${l.node}`, l.unit, "", l.activeState, "", "", l.note]);
     out.print(table(rows));

@@ -55,7 +55,8 @@ export async function planCommand(ctx: Context, manifest: Manifest, req: Deploym
   out.info(`Plan: ${d.type} ${d.name}${d.version ? ` ${d.version}` : ""}${d.group ? ` group ${d.group}` : ""} in ${plan.environment} (stack ${plan.stack})`);
   for (const u of plan.units) {
     const state = diff ? (diff.added.includes(u.name) ? "new" : diff.changed.includes(u.name) ? "changed" : "unchanged") : "rendered";
-    out.info(`Unit ${u.name} (${u.role}, ${state})`);
+    const shared = u.role === "socket" ? `; every version of ${plan.units.find((x) => x.role === "service")?.name.replace(/@.*$/, "@*") ?? "the service"} shares it, old and new alike during an upgrade` : "";
+    out.info(`Unit ${u.name} (${u.role}, ${state}${shared})`);
     out.print(u.text.replace(/^/gm, "    ").trimEnd() + "\n");
   }
   for (const a of plan.archives) {

@@ -16,6 +16,7 @@ import type { UnitTemplate } from "../config/units.js";
 import { substitute } from "../config/substitute.js";
 import { buildArchive, type BuiltArchive } from "./archive.js";
 import { addDependency, dropGroupMetadata, rewriteReferences, serviceDeclOf } from "./render-unit.js";
+import { attachSocket, socketGuardUnit, socketSpecs, socketUnit } from "./socket.js";
 
 export type DeploymentType = Deployment["type"];
 
@@ -77,6 +78,9 @@ export function planDeployment(inputs: PlanInputs, req: DeploymentRequest): Plan
     if (rendered.some((r) => r.spec.name === name)) throw new ConfigError(input.template.source, `unit ${name} is listed twice in this deployment`);
     const unit = parseUnitFile(substitute(input.template.text, vars), input.template.source);
     placementOf(unit, input.template.source); // malformed [X-Fleet] is an error before anything is dropped
+    if (input.role !== "service" && socketSpecs(unit, input.template.source).length) {
+      throw new ConfigError(input.template.source, "[X-Houston] Socket= belongs on the service unit of a service deployment (its versions share the socket)");
+    }
     if (req.group === null) dropGroupMetadata(unit);
     refNames.set(`${input.name}.service`, name);
     rendered.push({
@@ -114,7 +118,37 @@ export function planDeployment(inputs: PlanInputs, req: DeploymentRequest): Plan
     previous = r.spec.name;
     return { ...r.spec, text: renderUnitFile(unit) } as UnitSpec;
   });
+  units.unshift(...socketUnits(rendered.find((r) => r.spec.role === "service"), stack, req.group, units));
   return { stack, environment: req.environment, deployment: { type: req.type, name: stack, version: req.version, group: req.group }, units, archives };
+}
+
+/**
+ * With [X-Houston] Socket= on the service: the stack's socket and guard units (first in the spec,
+ * outside the Requires= chain), and the service wired to the socket. Stable names and texts, so a
+ * new version keeps the same socket open.
+ */
+function socketUnits(service: { spec: Omit<UnitSpec, "text">; unit: UnitFile; source: string } | undefined, stack: string, group: string | null, units: UnitSpec[]): UnitSpec[] {
+  if (!service) return [];
+  const listen = socketSpecs(service.unit, service.source);
+  if (listen.length === 0) return [];
+  const parts = { stack, component: null, group, version: "socket" };
+  const socketName = unitName({ ...parts, kind: "socket" });
+  const guardName = unitName({ ...parts, kind: "socket-guard" });
+  for (const n of [socketName, guardName]) {
+    const reserved = reservedUnitName(n);
+    if (reserved) throw new ConfigError(service.source, reserved);
+  }
+  const i = units.findIndex((u) => u.name === service.spec.name);
+  const svc = units[i];
+  if (!svc) return [];
+  const wired = parseUnitFile(svc.text, service.source);
+  attachSocket(wired, socketName);
+  units[i] = { ...svc, text: renderUnitFile(wired) };
+  const base = { stack, component: null, group, version: "socket", placements: svc.placements };
+  return [
+    { ...base, name: socketName, role: "socket", text: renderUnitFile(socketUnit(stack, svc.name, listen)) },
+    { ...base, name: guardName, role: "socket-guard", text: renderUnitFile(socketGuardUnit(stack)) },
+  ];
 }
 
 /** The archive goes wherever any unit of the deployment goes. */
