@@ -24,7 +24,11 @@ export type Acceptance = { ok: true; spec: StackSpec } | { ok: false; reason: st
  * or the error that loading them gave (then nothing is accepted: fail closed).
  * `highest`: the highest generation of this stack accepted before.
  */
-export function acceptSpec(c: SpecCandidate, trusted: Map<string, KeyObject> | Error | null, highest: number | undefined): Acceptance {
+export function acceptSpec(
+  c: SpecCandidate,
+  trusted: Map<string, KeyObject> | Error | null,
+  highest: number | undefined,
+): Acceptance {
   let spec: StackSpec;
   try {
     spec = decodeJson(StackSpecSchema, c.key, c.value);
@@ -33,7 +37,8 @@ export function acceptSpec(c: SpecCandidate, trusted: Map<string, KeyObject> | E
   }
   if (spec.stack !== c.stack) return { ok: false, reason: `spec at ${c.key} names stack ${spec.stack}` };
   if (trusted === null) return { ok: true, spec };
-  if (trusted instanceof Error) return { ok: false, reason: `not applying ${c.key}: the trusted keys cannot be read (${trusted.message})` };
+  if (trusted instanceof Error)
+    return { ok: false, reason: `not applying ${c.key}: the trusted keys cannot be read (${trusted.message})` };
   let problem: string | null;
   try {
     const sig = c.signature ? decodeJson(SpecSignatureSchema, c.signature.key, c.signature.value) : null;
@@ -43,7 +48,10 @@ export function acceptSpec(c: SpecCandidate, trusted: Map<string, KeyObject> | E
   }
   if (problem) return { ok: false, reason: `not applying ${c.key} generation ${spec.generation}: ${problem}` };
   if (highest !== undefined && spec.generation < highest) {
-    return { ok: false, reason: `not applying ${c.key}: generation ${spec.generation} is older than generation ${highest} already accepted (a replayed spec?)` };
+    return {
+      ok: false,
+      reason: `not applying ${c.key}: generation ${spec.generation} is older than generation ${highest} already accepted (a replayed spec?)`,
+    };
   }
   return { ok: true, spec };
 }

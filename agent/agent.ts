@@ -15,7 +15,13 @@ import type { Consul, KvEntry } from "../shared/consul.js";
 import { errorText } from "../shared/errors.js";
 import type { KvLayout } from "../shared/kv-layout.js";
 import type { TrustStore } from "../shared/signing.js";
-import { AgentRecordSchema, SCHEMA_VERSION, type StackSpec, type StatusReport, type UnitStatus } from "../shared/spec.js";
+import {
+  AgentRecordSchema,
+  SCHEMA_VERSION,
+  type StackSpec,
+  type StatusReport,
+  type UnitStatus,
+} from "../shared/spec.js";
 import { serviceChanges, stackService, type StackService } from "./stack-service.js";
 import { acceptSpec } from "./accept.js";
 import { applySteps } from "./apply.js";
@@ -64,7 +70,10 @@ export class Agent {
   private readonly backoff = new Backoff({ minMs: 500, maxMs: 15_000 });
   private readonly abort = new AbortController();
 
-  constructor(readonly cfg: AgentConfig, private readonly deps: AgentDeps) {}
+  constructor(
+    readonly cfg: AgentConfig,
+    private readonly deps: AgentDeps,
+  ) {}
 
   /** Learns who it is, reconciles from the cache, then follows Consul until stop(). */
   async start(): Promise<void> {
@@ -116,11 +125,20 @@ export class Agent {
       try {
         const { port, checkHost } = this.cfg.listen;
         await this.deps.consul.agentServiceRegister({
-          ID: "houston-agent", Name: "houston-agent", Port: port, Tags: [`version:${AGENT_VERSION}`], Meta: { houston_node: this.node },
+          ID: "houston-agent",
+          Name: "houston-agent",
+          Port: port,
+          Tags: [`version:${AGENT_VERSION}`],
+          Meta: { houston_node: this.node },
           Check: { HTTP: `http://${checkHost}:${port}/health`, Interval: "5s", Timeout: "2s" },
         });
         const record = AgentRecordSchema.parse({
-          schema: SCHEMA_VERSION, node: this.node, meta: this.meta, version: AGENT_VERSION, startedAt: new Date().toISOString(), httpAddr: `${checkHost}:${port}`,
+          schema: SCHEMA_VERSION,
+          node: this.node,
+          meta: this.meta,
+          version: AGENT_VERSION,
+          startedAt: new Date().toISOString(),
+          httpAddr: `${checkHost}:${port}`,
           trustedKeys: this.trustedKeyIds(),
         });
         await this.deps.consul.kvPut(this.deps.kv.agent(this.node), JSON.stringify(record));
@@ -172,7 +190,11 @@ export class Agent {
     for (const e of entries) {
       const stack = this.deps.kv.stackOfSpecKey(e.key);
       if (!stack) continue;
-      const result = acceptSpec({ stack, key: e.key, value: e.value, signature: signatures.get(stack) ?? null }, trusted, highest.get(stack));
+      const result = acceptSpec(
+        { stack, key: e.key, value: e.value, signature: signatures.get(stack) ?? null },
+        trusted,
+        highest.get(stack),
+      );
       if (result.ok) {
         next.push(result.spec);
         this.deps.state.noteAccepted(stack, result.spec.generation);
@@ -215,13 +237,23 @@ export class Agent {
       const steps = reconcileHost(await this.observe(desired), desired);
       // reports sent while the steps run (unit state changes) say these stacks are converging
       this.converging = new Set(steps.flatMap((s) => ("stack" in s ? [s.stack] : [])));
-      this.passErrors = steps.length ? await applySteps(steps, { ...this.deps, root: this.cfg.root, unitDir: this.cfg.unitDir, startTimeoutMs: this.cfg.startTimeoutMs, maxArchiveBytes: this.cfg.maxArchiveBytes, log: (m) => this.log(m) }) : new Map();
+      this.passErrors = steps.length
+        ? await applySteps(steps, {
+            ...this.deps,
+            root: this.cfg.root,
+            unitDir: this.cfg.unitDir,
+            startTimeoutMs: this.cfg.startTimeoutMs,
+            maxArchiveBytes: this.cfg.maxArchiveBytes,
+            log: (m) => this.log(m),
+          })
+        : new Map();
       // every step ran: what is left to do is what failed (a spec change meanwhile triggers another pass)
       this.converging = new Set(this.passErrors.keys());
       for (const [stack, gen] of desired.generations) {
         if (!this.passErrors.has(stack)) this.deps.state.setApplied(stack, gen);
       }
-      for (const stack of this.deps.state.applied().keys()) if (!desired.generations.has(stack)) this.deps.state.setApplied(stack, null);
+      for (const stack of this.deps.state.applied().keys())
+        if (!desired.generations.has(stack)) this.deps.state.setApplied(stack, null);
       failed = this.passErrors.size > 0;
       if (!failed) this.registrationsStale = false;
       await this.publish(desired);
@@ -248,7 +280,14 @@ export class Agent {
     const observed = [];
     for (const u of owned) {
       const state = await this.deps.systemd.unitState(u.name);
-      observed.push({ name: u.name, stack: u.stack, fileHash: this.fileHash(u.name), startedHash: u.startedHash, activeState: state.activeState, serviceId: u.serviceId });
+      observed.push({
+        name: u.name,
+        stack: u.stack,
+        fileHash: this.fileHash(u.name),
+        startedHash: u.startedHash,
+        activeState: state.activeState,
+        serviceId: u.serviceId,
+      });
     }
     const foreign = new Map<string, string>();
     for (const u of desired.units) {
@@ -260,15 +299,25 @@ export class Agent {
       // a vendor unit, a template instance, a generated or runtime unit of that name: never shadowed
       const known = await this.deps.systemd.unitSource(u.name);
       if (known.loadState !== "not-found") {
-        foreign.set(u.name, `systemd already has ${u.name} (${known.loadState}${known.fragmentPath ? ` from ${known.fragmentPath}` : ""}), not created by Houston; not shadowing it`);
+        foreign.set(
+          u.name,
+          `systemd already has ${u.name} (${known.loadState}${known.fragmentPath ? ` from ${known.fragmentPath}` : ""}), not created by Houston; not shadowing it`,
+        );
       }
     }
-    return { owned: observed, foreign, archives: this.deps.state.installedArchives(), registrationsStale: this.registrationsStale };
+    return {
+      owned: observed,
+      foreign,
+      archives: this.deps.state.installedArchives(),
+      registrationsStale: this.registrationsStale,
+    };
   }
 
   private fileHash(name: string): string | null {
     try {
-      return createHash("sha256").update(readFileSync(join(this.cfg.unitDir, name))).digest("hex");
+      return createHash("sha256")
+        .update(readFileSync(join(this.cfg.unitDir, name)))
+        .digest("hex");
     } catch {
       return null;
     }
@@ -285,7 +334,9 @@ export class Agent {
 
   /** Reports one at a time, so an older one never lands after a newer one. */
   private publish(desired: HostDesired): Promise<void> {
-    this.reporting = this.reporting.then(() => this.report(desired)).catch((err: unknown) => this.log(`report failed: ${errorText(err)}`));
+    this.reporting = this.reporting
+      .then(() => this.report(desired))
+      .catch((err: unknown) => this.log(`report failed: ${errorText(err)}`));
     return this.reporting;
   }
 
@@ -296,13 +347,26 @@ export class Agent {
     const states = new Map<string, Omit<UnitStatus, "name">>();
     for (const name of new Set([...owned.map((u) => u.name), ...desired.units.map((u) => u.name)])) {
       const s = await this.deps.systemd.unitState(name);
-      const st: Omit<UnitStatus, "name"> = { activeState: s.activeState, subState: s.subState, ...(s.result && s.result !== "success" ? { result: s.result } : {}) };
+      const st: Omit<UnitStatus, "name"> = {
+        activeState: s.activeState,
+        subState: s.subState,
+        ...(s.result && s.result !== "success" ? { result: s.result } : {}),
+      };
       if (s.activeState === "failed") st.log = this.lastStates.get(name)?.log ?? (await this.journal(name));
       states.set(name, st);
     }
     this.lastStates = states;
     const errors = new Map([...this.specErrors, ...this.passErrors]);
-    const reports = buildReports({ node: this.node, desired, owned, states, applied: this.deps.state.applied(), converging, errors, archives: this.deps.state.installedArchives() });
+    const reports = buildReports({
+      node: this.node,
+      desired,
+      owned,
+      states,
+      applied: this.deps.state.applied(),
+      converging,
+      errors,
+      archives: this.deps.state.installedArchives(),
+    });
     this.metrics.setUnitStates([...states.values()].map((s) => s.activeState));
     let pending = false;
     const present = new Set(reports.map((r) => r.stack));
@@ -346,10 +410,19 @@ export class Agent {
         if (change.register) {
           const r = change.register;
           await this.deps.consul.agentServiceRegister({
-            ID: r.id, Name: r.name, Tags: r.tags, Meta: { houston_stack: stack, houston_node: this.node },
+            ID: r.id,
+            Name: r.name,
+            Tags: r.tags,
+            Meta: { houston_stack: stack, houston_node: this.node },
             // Consul copies a check's output to its catalog at once only when the status changes: register
             // with another status, so that the update below carries the output into the UI now
-            Checks: r.checks.map((c) => ({ CheckID: c.id, Name: c.unit, TTL: "8760h", Status: c.status === "passing" ? "warning" : "passing", Notes: `systemd state of ${c.unit}, set by houston-agent` })),
+            Checks: r.checks.map((c) => ({
+              CheckID: c.id,
+              Name: c.unit,
+              TTL: "8760h",
+              Status: c.status === "passing" ? "warning" : "passing",
+              Notes: `systemd state of ${c.unit}, set by houston-agent`,
+            })),
           });
         }
         for (const c of change.update) await this.deps.consul.agentCheckUpdate(c.id, c.status, c.output);
@@ -364,13 +437,18 @@ export class Agent {
 
   private reportedStacks(): string[] {
     const prefix = this.deps.kv.nodeStatus(this.node);
-    return this.deps.state.reportKeys().filter((k) => k.startsWith(prefix)).map((k) => k.slice(prefix.length));
+    return this.deps.state
+      .reportKeys()
+      .filter((k) => k.startsWith(prefix))
+      .map((k) => k.slice(prefix.length));
   }
 
   private async journal(unit: string): Promise<string[] | undefined> {
     if (!this.cfg.journal) return undefined;
     try {
-      const { stdout } = await run("journalctl", ["-u", unit, "-n", "10", "--no-pager", "-o", "cat"], { timeout: 3000 });
+      const { stdout } = await run("journalctl", ["-u", unit, "-n", "10", "--no-pager", "-o", "cat"], {
+        timeout: 3000,
+      });
       return stdout.split("\n").filter(Boolean).slice(-10);
     } catch {
       return undefined;
@@ -387,8 +465,15 @@ export class Agent {
   snapshot(): Record<string, unknown> {
     const keys = this.trustedKeyIds();
     return {
-      signatures: keys === null ? "not checked: no trusted keys, unsigned specs are applied" : { required: true, trustedKeys: keys },
-      node: this.node, ready: this.ready, meta: this.meta, consulReachable: this.consulReachable, lastPassAt: this.lastPassAt,
+      signatures:
+        keys === null
+          ? "not checked: no trusted keys, unsigned specs are applied"
+          : { required: true, trustedKeys: keys },
+      node: this.node,
+      ready: this.ready,
+      meta: this.meta,
+      consulReachable: this.consulReachable,
+      lastPassAt: this.lastPassAt,
       applied: Object.fromEntries(this.deps.state.applied()),
       units: this.deps.state.units().map((u) => ({ ...u, ...(this.lastStates.get(u.name) ?? {}) })),
       archives: Object.fromEntries(this.deps.state.installedArchives()),

@@ -39,7 +39,9 @@ export async function applySteps(steps: Step[], deps: ApplyDeps): Promise<Map<st
       const text = `${describe(step)}: ${errorText(err)}`;
       deps.log(`error: ${text}`);
       if (stack) errors.set(stack, [...(errors.get(stack) ?? []), text]);
-      else for (const s of new Set(steps.flatMap((x) => ("stack" in x ? [x.stack] : [])))) errors.set(s, [...(errors.get(s) ?? []), text]);
+      else
+        for (const s of new Set(steps.flatMap((x) => ("stack" in x ? [x.stack] : []))))
+          errors.set(s, [...(errors.get(s) ?? []), text]);
     }
   }
   return errors;
@@ -47,9 +49,13 @@ export async function applySteps(steps: Step[], deps: ApplyDeps): Promise<Map<st
 
 export function describe(step: Step): string {
   switch (step.kind) {
-    case "reload": return "daemon reload";
-    case "install-archive": case "remove-archive": return `${step.kind} ${step.sha.slice(0, 12)}`;
-    default: return `${step.kind} ${step.name}`;
+    case "reload":
+      return "daemon reload";
+    case "install-archive":
+    case "remove-archive":
+      return `${step.kind} ${step.sha.slice(0, 12)}`;
+    default:
+      return `${step.kind} ${step.name}`;
   }
 }
 
@@ -66,7 +72,12 @@ async function applyStep(step: Step, d: ApplyDeps): Promise<void> {
     case "write-unit": {
       d.state.claimUnit(step.name, step.stack, step.hash);
       const uid = process.getuid?.() ?? 0;
-      writeFileSafely(realpathSync.native(d.unitDir), step.name, { data: step.text, mode: 0o644, uid, gid: process.getgid?.() ?? uid });
+      writeFileSafely(realpathSync.native(d.unitDir), step.name, {
+        data: step.text,
+        mode: 0o644,
+        uid,
+        gid: process.getgid?.() ?? uid,
+      });
       return;
     }
     case "deregister-service":
@@ -79,8 +90,7 @@ async function applyStep(step: Step, d: ApplyDeps): Promise<void> {
       d.log(`stopped ${step.name} (${result})`);
       return;
     }
-    case "remove-unit-file":
-    {
+    case "remove-unit-file": {
       const why = removeSafely(realpathSync.native(d.unitDir), step.name, "file");
       if (why) throw new Error(why);
       d.state.forgetUnit(step.name);
@@ -90,17 +100,22 @@ async function applyStep(step: Step, d: ApplyDeps): Promise<void> {
       await d.systemd.reload();
       return;
     case "start-unit": {
-      const result = step.restart ? await d.systemd.restartUnit(step.name, d.startTimeoutMs) : await d.systemd.startUnit(step.name, d.startTimeoutMs);
+      const result = step.restart
+        ? await d.systemd.restartUnit(step.name, d.startTimeoutMs)
+        : await d.systemd.startUnit(step.name, d.startTimeoutMs);
       // started once per content, whatever the outcome: a failure is reported, not retried in a loop
       d.state.markStarted(step.name, step.hash);
       d.log(`${step.restart ? "restarted" : "started"} ${step.name}: job ${result}`);
-      if (result === "timeout") throw new Error(`systemd did not finish starting ${step.name} within ${d.startTimeoutMs / 1000}s`);
+      if (result === "timeout")
+        throw new Error(`systemd did not finish starting ${step.name} within ${d.startTimeoutMs / 1000}s`);
       return;
     }
     case "register-service": {
       const s = step.service;
       // re-checked here, by the party that acts on it
-      const problem = serviceNameProblem(step.stack, s.name) ?? (s.checkHttp ? checkTargetProblem(s.checkHttp, ownAddresses()) : null);
+      const problem =
+        serviceNameProblem(step.stack, s.name) ??
+        (s.checkHttp ? checkTargetProblem(s.checkHttp, ownAddresses()) : null);
       if (problem) throw new Error(`not registering ${s.name}: ${problem}`);
       await d.consul.agentServiceRegister({
         ID: step.serviceId,

@@ -44,8 +44,12 @@ export async function fetchArchive(consul: Consul, kv: KvLayout, sha: string, ma
   const metaEntry = await consul.kvGet(metaKey);
   if (!metaEntry) throw new ArchiveRejectedError(`archive ${sha} is not in Consul (${metaKey} missing)`);
   const meta = decodeJson(ArchiveMetaSchema, metaKey, metaEntry.value);
-  if (meta.size > maxBytes) throw new ArchiveRejectedError(`archive ${sha} is ${meta.size} bytes, over this agent's limit of ${maxBytes} (--max-archive-size); not fetched`);
-  if (meta.chunks > Math.ceil(meta.size / 65536) + 1) throw new ArchiveRejectedError(`archive ${sha}: ${meta.chunks} chunks for ${meta.size} bytes; not fetched`);
+  if (meta.size > maxBytes)
+    throw new ArchiveRejectedError(
+      `archive ${sha} is ${meta.size} bytes, over this agent's limit of ${maxBytes} (--max-archive-size); not fetched`,
+    );
+  if (meta.chunks > Math.ceil(meta.size / 65536) + 1)
+    throw new ArchiveRejectedError(`archive ${sha}: ${meta.chunks} chunks for ${meta.size} bytes; not fetched`);
   const chunks: Buffer[] = [];
   for (let n = 0; n < meta.chunks; n++) {
     const e = await consul.kvGet(kv.archiveChunk(sha, n));
@@ -57,9 +61,11 @@ export async function fetchArchive(consul: Consul, kv: KvLayout, sha: string, ma
 }
 
 export function verifyArchive(bytes: Buffer, sha: string, size?: number): Buffer {
-  if (size !== undefined && bytes.length !== size) throw new ArchiveRejectedError(`archive ${sha}: size ${bytes.length} differs from the recorded ${size}`);
+  if (size !== undefined && bytes.length !== size)
+    throw new ArchiveRejectedError(`archive ${sha}: size ${bytes.length} differs from the recorded ${size}`);
   const got = createHash("sha256").update(bytes).digest("hex");
-  if (got !== sha) throw new ArchiveRejectedError(`archive ${sha}: digest mismatch (content hashes to ${got}); nothing written`);
+  if (got !== sha)
+    throw new ArchiveRejectedError(`archive ${sha}: digest mismatch (content hashes to ${got}); nothing written`);
   return bytes;
 }
 
@@ -81,20 +87,24 @@ export async function parseArchive(bytes: Buffer, sha: string): Promise<ArchiveE
         }
       });
     });
-    parser.on("error", (err: unknown) => reject(new ArchiveRejectedError(`archive ${sha} is not a valid tar: ${String(err)}`)));
+    parser.on("error", (err: unknown) =>
+      reject(new ArchiveRejectedError(`archive ${sha} is not a valid tar: ${String(err)}`)),
+    );
     parser.on("end", () => resolve());
     parser.end(bytes);
   });
   const symlinks = entries.filter((e) => e.type === "symlink").map((e) => e.path);
   for (const e of entries) {
-    if (symlinks.some((s) => e.path.startsWith(`${s}/`))) problems.push(`${e.path}: path goes through a symlink of the archive`);
+    if (symlinks.some((s) => e.path.startsWith(`${s}/`)))
+      problems.push(`${e.path}: path goes through a symlink of the archive`);
   }
   const seen = new Set<string>();
   for (const e of entries) {
     if (seen.has(e.path)) problems.push(`${e.path}: listed twice`);
     seen.add(e.path);
   }
-  if (problems.length) throw new ArchiveRejectedError(`archive ${sha} rejected, nothing written: ${problems.join("; ")}`);
+  if (problems.length)
+    throw new ArchiveRejectedError(`archive ${sha} rejected, nothing written: ${problems.join("; ")}`);
   return entries;
 }
 
@@ -104,10 +114,20 @@ const CONTROL = /[\u0000-\u001f\u007f]/;
 function toEntry(entry: ReadEntry, data: Buffer): ArchiveEntry | null {
   const raw = entry.path;
   if (CONTROL.test(raw)) throw new Error(`${JSON.stringify(raw)}: control characters in a path are not accepted`);
-  if ((entry.mode ?? 0) & 0o6000) throw new Error(`${raw}: setuid/setgid bits are not accepted (mode ${((entry.mode ?? 0) & 0o7777).toString(8)})`);
+  if ((entry.mode ?? 0) & 0o6000)
+    throw new Error(`${raw}: setuid/setgid bits are not accepted (mode ${((entry.mode ?? 0) & 0o7777).toString(8)})`);
   const rel = posix.normalize(raw.replace(/^\/+/, ""));
-  if (raw.split("/").includes("..") || rel.startsWith("..") || rel === "." || rel === "") throw new Error(`${raw}: path escapes the root ('..')`);
-  const base = { path: rel.replace(/\/$/, ""), mode: (entry.mode ?? 0o644) & 0o7777, uname: entry.uname ?? "", gname: entry.gname ?? "", uid: entry.uid ?? 0, gid: entry.gid ?? 0, data };
+  if (raw.split("/").includes("..") || rel.startsWith("..") || rel === "." || rel === "")
+    throw new Error(`${raw}: path escapes the root ('..')`);
+  const base = {
+    path: rel.replace(/\/$/, ""),
+    mode: (entry.mode ?? 0o644) & 0o7777,
+    uname: entry.uname ?? "",
+    gname: entry.gname ?? "",
+    uid: entry.uid ?? 0,
+    gid: entry.gid ?? 0,
+    data,
+  };
   switch (entry.type) {
     case "File":
     case "OldFile":
@@ -117,9 +137,13 @@ function toEntry(entry: ReadEntry, data: Buffer): ArchiveEntry | null {
       return null; // directories are made as needed (0755), never taken from the archive
     case "SymbolicLink": {
       const target = entry.linkpath ?? "";
-      if (target === "" || CONTROL.test(target)) throw new Error(`${raw}: symlink target ${JSON.stringify(target)} is not accepted`);
-      const resolved = target.startsWith("/") ? posix.normalize(target.slice(1)) : posix.normalize(posix.join(posix.dirname(rel), target));
-      if (resolved.startsWith("..") || resolved === "..") throw new Error(`${raw}: symlink to ${target} points outside the root`);
+      if (target === "" || CONTROL.test(target))
+        throw new Error(`${raw}: symlink target ${JSON.stringify(target)} is not accepted`);
+      const resolved = target.startsWith("/")
+        ? posix.normalize(target.slice(1))
+        : posix.normalize(posix.join(posix.dirname(rel), target));
+      if (resolved.startsWith("..") || resolved === "..")
+        throw new Error(`${raw}: symlink to ${target} points outside the root`);
       return { ...base, type: "symlink", linkTarget: target };
     }
     case "Link":
@@ -130,23 +154,35 @@ function toEntry(entry: ReadEntry, data: Buffer): ArchiveEntry | null {
 }
 
 /** user/group names → ids from the root's own /etc/passwd and /etc/group */
-export function idResolver(root: string): { uid(name: string, fallback: number): number; gid(name: string, fallback: number): number } {
+export function idResolver(root: string): {
+  uid(name: string, fallback: number): number;
+  gid(name: string, fallback: number): number;
+} {
   const table = (file: string): Map<string, number> => {
     try {
-      return new Map(readFileSync(join(root, file), "utf8").split("\n").filter(Boolean).map((l) => l.split(":")).map((f) => [f[0] ?? "", Number(f[2])]));
+      return new Map(
+        readFileSync(join(root, file), "utf8")
+          .split("\n")
+          .filter(Boolean)
+          .map((l) => l.split(":"))
+          .map((f) => [f[0] ?? "", Number(f[2])]),
+      );
     } catch {
       return new Map();
     }
   };
   const users = table("etc/passwd");
   const groups = table("etc/group");
-  const look = (map: Map<string, number>, kind: string) => (name: string, fallback: number): number => {
-    if (name === "") return fallback;
-    if (/^\d+$/.test(name)) return Number(name);
-    const id = map.get(name);
-    if (id === undefined || Number.isNaN(id)) throw new ArchiveRejectedError(`${kind} ${name} does not exist on this host`);
-    return id;
-  };
+  const look =
+    (map: Map<string, number>, kind: string) =>
+    (name: string, fallback: number): number => {
+      if (name === "") return fallback;
+      if (/^\d+$/.test(name)) return Number(name);
+      const id = map.get(name);
+      if (id === undefined || Number.isNaN(id))
+        throw new ArchiveRejectedError(`${kind} ${name} does not exist on this host`);
+      return id;
+    };
   return { uid: look(users, "user"), gid: look(groups, "group") };
 }
 
@@ -156,7 +192,14 @@ export function idResolver(root: string): { uid(name: string, fallback: number):
  * inside, nothing foreign or another stack's in the way); then every path is claimed in the state
  * (keyed by its real root-relative path, so two spellings cannot share a file) and written.
  */
-export function installArchive(entries: ArchiveEntry[], sha: string, stack: string, root: string, state: AgentState, unitDir?: string): void {
+export function installArchive(
+  entries: ArchiveEntry[],
+  sha: string,
+  stack: string,
+  root: string,
+  state: AgentState,
+  unitDir?: string,
+): void {
   const realRoot = realpathSync.native(root);
   const forbidden = unitDirectories(realRoot, unitDir);
   const ids = idResolver(realRoot);
@@ -190,19 +233,26 @@ export function installArchive(entries: ArchiveEntry[], sha: string, stack: stri
     const abs = join(dir, name);
     const owner = state.fileOwner(key);
     const existing = lstatOrNull(abs);
-    if (owner && owner.stack !== stack) problems.push(`${key} is owned by stack ${owner.stack}; refusing to take it over`);
-    else if (existing && !owner) problems.push(`${key} exists and was not created by Houston; refusing to overwrite it`);
+    if (owner && owner.stack !== stack)
+      problems.push(`${key} is owned by stack ${owner.stack}; refusing to take it over`);
+    else if (existing && !owner)
+      problems.push(`${key} exists and was not created by Houston; refusing to overwrite it`);
     if (existing?.isDirectory()) problems.push(`${key} is a directory`);
     if (e.type === "symlink") {
       const to = kernelResolveSafe(dir, e.linkTarget ?? "", pending);
-      if (to === null || !isInside(realRoot, to)) problems.push(`/${e.path}: symlink to ${e.linkTarget} resolves outside the root${to ? ` (${to})` : ""}`);
+      if (to === null || !isInside(realRoot, to))
+        problems.push(`/${e.path}: symlink to ${e.linkTarget} resolves outside the root${to ? ` (${to})` : ""}`);
     }
     return { e, dir, name, key, uid, gid };
   });
-  if (problems.length) throw new ArchiveRejectedError(`archive ${sha} rejected, nothing written: ${problems.join("; ")}`);
+  if (problems.length)
+    throw new ArchiveRejectedError(`archive ${sha} rejected, nothing written: ${problems.join("; ")}`);
 
   const dirs = [...newDirs].sort((a, b) => a.length - b.length);
-  state.claimFiles(sha, stack, [...dirs.map((d) => ({ path: `/${d}`, kind: "dir" as const })), ...files.map((f) => ({ path: f.key, kind: "file" as const }))]);
+  state.claimFiles(sha, stack, [
+    ...dirs.map((d) => ({ path: `/${d}`, kind: "dir" as const })),
+    ...files.map((f) => ({ path: f.key, kind: "file" as const })),
+  ]);
   makeDirectories(realRoot, dirs);
   for (const { e, dir, name, uid, gid } of files) {
     if (e.type === "symlink") writeSymlinkSafely(dir, name, e.linkTarget ?? "");
@@ -216,7 +266,9 @@ export function installArchive(entries: ArchiveEntry[], sha: string, stack: stri
  * unit (a vendor's or another stack's) past every unit rule, so archives may not write there.
  */
 function unitDirectories(realRoot: string, unitDir: string | undefined): string[] {
-  const dirs = ["etc/systemd", "run/systemd", "usr/lib/systemd", "lib/systemd", "usr/local/lib/systemd"].map((d) => join(realRoot, d));
+  const dirs = ["etc/systemd", "run/systemd", "usr/lib/systemd", "lib/systemd", "usr/local/lib/systemd"].map((d) =>
+    join(realRoot, d),
+  );
   if (unitDir) dirs.push(kernelResolve("/", unitDir));
   return dirs;
 }

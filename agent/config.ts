@@ -55,12 +55,27 @@ export function parseAgentConfig(argv: string[], env: NodeJS.ProcessEnv): AgentC
   const { values } = parseArgs({
     args: argv,
     options: {
-      node: { type: "string" }, consul: { type: "string" }, token: { type: "string" }, prefix: { type: "string" },
-      root: { type: "string" }, "unit-dir": { type: "string" }, "state-dir": { type: "string" }, dbus: { type: "string" },
-      listen: { type: "string" }, meta: { type: "string", multiple: true }, "no-journal": { type: "boolean" },
-      "start-timeout": { type: "string" }, help: { type: "boolean" }, trust: { type: "string", multiple: true },
-      "ca-file": { type: "string" }, "client-cert": { type: "string" }, "client-key": { type: "string" }, "tls-server-name": { type: "string" },
-      "insecure-token": { type: "boolean" }, "max-archive-size": { type: "string" }, version: { type: "boolean" },
+      node: { type: "string" },
+      consul: { type: "string" },
+      token: { type: "string" },
+      prefix: { type: "string" },
+      root: { type: "string" },
+      "unit-dir": { type: "string" },
+      "state-dir": { type: "string" },
+      dbus: { type: "string" },
+      listen: { type: "string" },
+      meta: { type: "string", multiple: true },
+      "no-journal": { type: "boolean" },
+      "start-timeout": { type: "string" },
+      help: { type: "boolean" },
+      trust: { type: "string", multiple: true },
+      "ca-file": { type: "string" },
+      "client-cert": { type: "string" },
+      "client-key": { type: "string" },
+      "tls-server-name": { type: "string" },
+      "insecure-token": { type: "boolean" },
+      "max-archive-size": { type: "string" },
+      version: { type: "boolean" },
     },
     strict: true,
   });
@@ -78,7 +93,8 @@ export function parseAgentConfig(argv: string[], env: NodeJS.ProcessEnv): AgentC
   if (!m) throw new Error(`--listen ${JSON.stringify(listen)}: expected HOST:PORT`);
   const host = m[1] ?? "127.0.0.1";
   const timeout = Number(values["start-timeout"] ?? "90");
-  if (!Number.isFinite(timeout) || timeout <= 0) throw new Error("--start-timeout must be a positive number of seconds");
+  if (!Number.isFinite(timeout) || timeout <= 0)
+    throw new Error("--start-timeout must be a positive number of seconds");
   const maxMib = Number(values["max-archive-size"] ?? "64");
   if (!Number.isSafeInteger(maxMib) || maxMib < 1) throw new Error("--max-archive-size must be a whole number of MiB");
   return {

@@ -30,7 +30,9 @@ async function main(): Promise<void> {
   try {
     const url = parseConsulAddress(cfg.consulAddr ?? "http://127.0.0.1:8500");
     if (cfg.consulToken && url.protocol === "http:" && !isLoopback(url) && !cfg.insecureToken) {
-      throw new Error(`refusing to send the Consul token over plain http to ${url.host}: use https:// (with --ca-file) or --insecure-token`);
+      throw new Error(
+        `refusing to send the Consul token over plain http to ${url.host}: use https:// (with --ca-file) or --insecure-token`,
+      );
     }
     consul = new Consul({ addr: url.href, token: cfg.consulToken, tls: cfg.tls });
   } catch (err) {
@@ -48,7 +50,9 @@ async function main(): Promise<void> {
   const state = new AgentState(join(cfg.stateDir, "agent.sqlite"));
   const systemd = await Systemd.connect(cfg.dbusAddress);
   systemd.onConnectionLost((err) => {
-    process.stderr.write(`houston-agent: lost the system bus (${errorText(err)}); exiting so that systemd restarts the agent\n`);
+    process.stderr.write(
+      `houston-agent: lost the system bus (${errorText(err)}); exiting so that systemd restarts the agent\n`,
+    );
     process.exit(1);
   });
   const agent = new Agent(cfg, { consul, kv: new KvLayout(cfg.prefix), systemd, state, trust });
@@ -63,8 +67,13 @@ async function main(): Promise<void> {
   process.on("SIGTERM", () => void shutdown());
   process.on("SIGINT", () => void shutdown());
   await agent.start();
-  agent.log(`running: node ${agent.node}, meta ${JSON.stringify(agent.meta)}, Consul ${consul.addr}, listening on ${cfg.listen.host}:${cfg.listen.port}`);
-  if (!trust.configured) agent.log("no trusted keys (--trust): unsigned specs are applied; anyone who can write the KV prefix controls this host");
+  agent.log(
+    `running: node ${agent.node}, meta ${JSON.stringify(agent.meta)}, Consul ${consul.addr}, listening on ${cfg.listen.host}:${cfg.listen.port}`,
+  );
+  if (!trust.configured)
+    agent.log(
+      "no trusted keys (--trust): unsigned specs are applied; anyone who can write the KV prefix controls this host",
+    );
 }
 
 main().catch((err: unknown) => {

@@ -44,7 +44,15 @@ export type Step =
   | { kind: "remove-unit-file"; stack: string; name: string }
   | { kind: "reload" }
   | { kind: "start-unit"; stack: string; name: string; hash: string; restart: boolean }
-  | { kind: "register-service"; stack: string; name: string; serviceId: string; service: ServiceDecl; version: string; group: string | null }
+  | {
+      kind: "register-service";
+      stack: string;
+      name: string;
+      serviceId: string;
+      service: ServiceDecl;
+      version: string;
+      group: string | null;
+    }
   | { kind: "remove-archive"; stack: string; sha: string };
 
 export function serviceIdFor(unit: string): string {
@@ -66,8 +74,10 @@ export function reconcileHost(current: HostObservation, desired: HostDesired): S
     const o = owned.get(u.name);
     const first = claimedBy.get(u.name);
     if (first === undefined) claimedBy.set(u.name, u.stack);
-    if (o && o.stack !== u.stack) block(u.stack, u.name, `unit ${u.name} is owned by stack ${o.stack}; not taking it over`);
-    else if (first !== undefined && first !== u.stack) block(u.stack, u.name, `unit ${u.name} is wanted by stack ${first} too; not taking it`);
+    if (o && o.stack !== u.stack)
+      block(u.stack, u.name, `unit ${u.name} is owned by stack ${o.stack}; not taking it over`);
+    else if (first !== undefined && first !== u.stack)
+      block(u.stack, u.name, `unit ${u.name} is wanted by stack ${first} too; not taking it`);
     else if (!o) {
       const found = current.foreign.get(u.name);
       if (found !== undefined) block(u.stack, u.name, found);
@@ -83,7 +93,8 @@ export function reconcileHost(current: HostObservation, desired: HostDesired): S
   for (const u of writes) steps.push({ kind: "write-unit", stack: u.stack, name: u.name, text: u.text, hash: u.hash });
 
   const unwanted = current.owned.filter((u) => !wanted.has(`${u.stack}/${u.name}`)).reverse();
-  for (const u of unwanted) if (u.serviceId) steps.push({ kind: "deregister-service", stack: u.stack, name: u.name, serviceId: u.serviceId });
+  for (const u of unwanted)
+    if (u.serviceId) steps.push({ kind: "deregister-service", stack: u.stack, name: u.name, serviceId: u.serviceId });
   for (const u of unwanted) steps.push({ kind: "stop-unit", stack: u.stack, name: u.name });
   for (const u of unwanted) steps.push({ kind: "remove-unit-file", stack: u.stack, name: u.name });
 
@@ -97,14 +108,26 @@ export function reconcileHost(current: HostObservation, desired: HostDesired): S
   }
   for (const u of live) steps.push(...registration(u, owned.get(u.name), current.registrationsStale));
 
-  for (const [sha, stack] of current.archives) if (!desired.archives.has(sha)) steps.push({ kind: "remove-archive", stack, sha });
+  for (const [sha, stack] of current.archives)
+    if (!desired.archives.has(sha)) steps.push({ kind: "remove-archive", stack, sha });
   return steps;
 }
 
 function registration(u: DesiredUnit, o: ObservedUnit | undefined, stale: boolean): Step[] {
-  if (!u.service) return o?.serviceId ? [{ kind: "deregister-service", stack: u.stack, name: u.name, serviceId: o.serviceId }] : [];
+  if (!u.service)
+    return o?.serviceId ? [{ kind: "deregister-service", stack: u.stack, name: u.name, serviceId: o.serviceId }] : [];
   const id = serviceIdFor(u.name);
   // re-register when the unit (re)starts too: its content, and so its declaration, may have changed
   if (o?.serviceId === id && o.startedHash === u.hash && !stale) return [];
-  return [{ kind: "register-service", stack: u.stack, name: u.name, serviceId: id, service: u.service, version: u.version, group: u.group }];
+  return [
+    {
+      kind: "register-service",
+      stack: u.stack,
+      name: u.name,
+      serviceId: id,
+      service: u.service,
+      version: u.version,
+      group: u.group,
+    },
+  ];
 }

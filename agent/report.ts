@@ -21,14 +21,21 @@ export interface ReportInput {
 
 /** Reports without updatedAt (stamped when written), stacks sorted; a stack with nothing left gets none. */
 export function buildReports(input: ReportInput): Omit<StatusReport, "updatedAt">[] {
-  const stacks = new Set<string>([...input.desired.generations.keys(), ...input.owned.map((u) => u.stack), ...input.errors.keys()]);
+  const stacks = new Set<string>([
+    ...input.desired.generations.keys(),
+    ...input.owned.map((u) => u.stack),
+    ...input.errors.keys(),
+  ]);
   const out: Omit<StatusReport, "updatedAt">[] = [];
   for (const stack of [...stacks].sort()) {
     const names = [
       ...input.desired.units.filter((u) => u.stack === stack).map((u) => u.name),
       ...input.owned.filter((u) => u.stack === stack).map((u) => u.name),
     ];
-    const units: UnitStatus[] = [...new Set(names)].map((name) => ({ name, ...(input.states.get(name) ?? { activeState: "unknown", subState: "unknown" }) }));
+    const units: UnitStatus[] = [...new Set(names)].map((name) => ({
+      name,
+      ...(input.states.get(name) ?? { activeState: "unknown", subState: "unknown" }),
+    }));
     const desiredHere = input.desired.generations.has(stack);
     const errors = input.errors.get(stack) ?? [];
     if (!desiredHere && units.length === 0 && errors.length === 0) continue;
@@ -40,7 +47,10 @@ export function buildReports(input: ReportInput): Omit<StatusReport, "updatedAt"
       desiredGeneration: input.desired.generations.get(stack) ?? null,
       converging: input.converging.has(stack),
       units,
-      archives: [...input.archives].filter(([, s]) => s === stack).map(([sha]) => sha).sort(),
+      archives: [...input.archives]
+        .filter(([, s]) => s === stack)
+        .map(([sha]) => sha)
+        .sort(),
       errors,
     });
   }

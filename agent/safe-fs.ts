@@ -54,7 +54,8 @@ export function unsafeDirectory(path: string, st: Stats): string | null {
   if (st.uid !== 0) return `directory ${path} is owned by uid ${st.uid}, not root`;
   const writable = (st.mode & 0o022) !== 0;
   const sticky = (st.mode & 0o1000) !== 0;
-  if (writable && !sticky) return `directory ${path} is writable by ${st.mode & 0o020 ? "its group" : "others"} (mode ${(st.mode & 0o7777).toString(8)})`;
+  if (writable && !sticky)
+    return `directory ${path} is writable by ${st.mode & 0o020 ? "its group" : "others"} (mode ${(st.mode & 0o7777).toString(8)})`;
   return null;
 }
 
@@ -78,7 +79,12 @@ export function assertSafeChain(realDir: string): void {
  * do not exist yet are taken as they are. `pending` holds symlinks about to be created
  * (absolute path → target), so links within one archive resolve like links already on disk.
  */
-export function kernelResolve(from: string, target: string, pending: Map<string, string> = new Map(), depth = 0): string {
+export function kernelResolve(
+  from: string,
+  target: string,
+  pending: Map<string, string> = new Map(),
+  depth = 0,
+): string {
   if (depth > MAX_LINKS) throw new UnsafePathError(`too many levels of symbolic links resolving ${target}`);
   let cur = isAbsolute(target) ? "/" : from;
   for (const comp of target.split("/")) {
@@ -105,7 +111,11 @@ export function kernelResolve(from: string, target: string, pending: Map<string,
  * existing directory safe. Directories that do not exist yet are listed (root-relative, top
  * first) for the caller to create with `makeDirectories`.
  */
-export function resolveDirectory(realRoot: string, relDir: string, pending?: Map<string, string>): { real: string; missing: string[] } {
+export function resolveDirectory(
+  realRoot: string,
+  relDir: string,
+  pending?: Map<string, string>,
+): { real: string; missing: string[] } {
   const real = kernelResolve(realRoot, relDir === "." ? "" : relDir, pending);
   if (!isInside(realRoot, real)) throw new UnsafePathError(`/${relDir} leads outside the root (to ${real})`);
   const missing: string[] = [];
@@ -158,7 +168,7 @@ export function writeFileSafely(dir: string, name: string, content: FileContent)
   const fd = openSync(tmp, constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL | constants.O_NOFOLLOW, 0o600);
   try {
     const buf = typeof content.data === "string" ? Buffer.from(content.data) : content.data;
-    for (let off = 0; off < buf.length; ) off += writeSync(fd, buf, off, buf.length - off);
+    for (let off = 0; off < buf.length;) off += writeSync(fd, buf, off, buf.length - off);
     fchownSync(fd, content.uid, content.gid);
     fchmodSync(fd, content.mode);
     fsyncSync(fd);
@@ -193,7 +203,8 @@ export function removeSafely(realRoot: string, rel: string, kind: "file" | "dir"
   } catch {
     return null; // the parent is gone, and with it the path
   }
-  if (realParent !== parent || !isInside(realRoot, realParent)) return `${posix.join("/", rel)}: ${parent} now resolves to ${realParent}; not deleting through it`;
+  if (realParent !== parent || !isInside(realRoot, realParent))
+    return `${posix.join("/", rel)}: ${parent} now resolves to ${realParent}; not deleting through it`;
   try {
     assertSafeChain(realParent);
   } catch (err) {

@@ -27,29 +27,56 @@ export function stackServiceName(stack: string): string {
 }
 
 export function unitCheck(stack: string, u: UnitStatus): UnitCheck {
-  const status = u.activeState === "active" ? "passing" : u.activeState === "failed" || u.activeState === "unknown" ? "critical" : "warning";
+  const status =
+    u.activeState === "active"
+      ? "passing"
+      : u.activeState === "failed" || u.activeState === "unknown"
+        ? "critical"
+        : "warning";
   const head = `${u.name}: ActiveState=${u.activeState} SubState=${u.subState}${u.result ? ` Result=${u.result}` : ""}${u.error ? ` (${u.error})` : ""}`;
   return { id: `houston-unit:${stack}:${u.name}`, unit: u.name, status, output: [head, ...(u.log ?? [])].join("\n") };
 }
 
-export function stackService(report: Pick<StatusReport, "stack" | "generation" | "desiredGeneration" | "units" | "errors">, version: string | null): StackService {
+export function stackService(
+  report: Pick<StatusReport, "stack" | "generation" | "desiredGeneration" | "units" | "errors">,
+  version: string | null,
+): StackService {
   const checks = report.units.map((u) => unitCheck(report.stack, u));
   if (report.errors.length) {
-    checks.push({ id: `houston-stack:${report.stack}:errors`, unit: "(agent)", status: "critical", output: report.errors.join("\n") });
+    checks.push({
+      id: `houston-stack:${report.stack}:errors`,
+      unit: "(agent)",
+      status: "critical",
+      output: report.errors.join("\n"),
+    });
   }
   return {
     id: `houston-stack:${report.stack}`,
     name: stackServiceName(report.stack),
-    tags: [`version:${version ?? "none"}`, `generation:${report.generation ?? "none"}`, ...(report.desiredGeneration !== report.generation ? [`converging-to:${report.desiredGeneration ?? "none"}`] : [])],
+    tags: [
+      `version:${version ?? "none"}`,
+      `generation:${report.generation ?? "none"}`,
+      ...(report.desiredGeneration !== report.generation
+        ? [`converging-to:${report.desiredGeneration ?? "none"}`]
+        : []),
+    ],
     checks,
   };
 }
 
 /** What to send to the local Consul agent to go from `before` to `after` (null: no service). */
-export function serviceChanges(before: StackService | null, after: StackService | null): { register: StackService | null; update: UnitCheck[]; deregister: string | null } {
+export function serviceChanges(
+  before: StackService | null,
+  after: StackService | null,
+): { register: StackService | null; update: UnitCheck[]; deregister: string | null } {
   if (!after) return { register: null, update: [], deregister: before ? before.id : null };
-  const shape = (s: StackService | null): string => (s ? JSON.stringify([s.name, s.tags, s.checks.map((c) => c.id)]) : "");
+  const shape = (s: StackService | null): string =>
+    s ? JSON.stringify([s.name, s.tags, s.checks.map((c) => c.id)]) : "";
   if (shape(before) !== shape(after)) return { register: after, update: after.checks, deregister: null };
   const old = new Map((before?.checks ?? []).map((c) => [c.id, c]));
-  return { register: null, update: after.checks.filter((c) => old.get(c.id)?.status !== c.status || old.get(c.id)?.output !== c.output), deregister: null };
+  return {
+    register: null,
+    update: after.checks.filter((c) => old.get(c.id)?.status !== c.status || old.get(c.id)?.output !== c.output),
+    deregister: null,
+  };
 }

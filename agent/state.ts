@@ -54,7 +54,9 @@ export class AgentState {
     const cols = this.db.prepare("SELECT name FROM pragma_table_info('files')").all() as { name: string }[];
     if (!cols.some((c) => c.name === "stack")) {
       this.db.exec("ALTER TABLE files ADD COLUMN stack TEXT NOT NULL DEFAULT ''");
-      this.db.exec("UPDATE files SET stack = COALESCE((SELECT stack FROM archives WHERE archives.sha = files.archive), '')");
+      this.db.exec(
+        "UPDATE files SET stack = COALESCE((SELECT stack FROM archives WHERE archives.sha = files.archive), '')",
+      );
     }
   }
 
@@ -64,7 +66,10 @@ export class AgentState {
 
   // ---- cached desired specs -------------------------------------------------------------
   specs(): StackSpec[] {
-    const rows = this.db.prepare("SELECT stack, body FROM specs ORDER BY stack").all() as { stack: string; body: string }[];
+    const rows = this.db.prepare("SELECT stack, body FROM specs ORDER BY stack").all() as {
+      stack: string;
+      body: string;
+    }[];
     return rows.map((r) => decodeJson(StackSpecSchema, `agent state specs/${r.stack}`, r.body));
   }
   /** Replace the cached set of specs (one transaction). */
@@ -78,18 +83,35 @@ export class AgentState {
 
   // ---- units ------------------------------------------------------------------------------
   units(): OwnedUnit[] {
-    const rows = this.db.prepare("SELECT name, stack, hash, started_hash, service_id FROM units ORDER BY rowid").all() as {
-      name: string; stack: string; hash: string; started_hash: string | null; service_id: string | null;
+    const rows = this.db
+      .prepare("SELECT name, stack, hash, started_hash, service_id FROM units ORDER BY rowid")
+      .all() as {
+      name: string;
+      stack: string;
+      hash: string;
+      started_hash: string | null;
+      service_id: string | null;
     }[];
-    return rows.map((r) => ({ name: r.name, stack: r.stack, hash: r.hash, startedHash: r.started_hash, serviceId: r.service_id }));
+    return rows.map((r) => ({
+      name: r.name,
+      stack: r.stack,
+      hash: r.hash,
+      startedHash: r.started_hash,
+      serviceId: r.service_id,
+    }));
   }
   /**
    * Record ownership before the file is written: a crash in between leaves a unit we know is ours.
    * A unit another stack owns is never handed over.
    */
   claimUnit(name: string, stack: string, hash: string): void {
-    const res = this.db.prepare("INSERT INTO units (name, stack, hash) VALUES (?, ?, ?) ON CONFLICT(name) DO UPDATE SET hash = excluded.hash WHERE units.stack = excluded.stack").run(name, stack, hash);
-    if (res.changes === 0) throw new Error(`unit ${name} is owned by stack ${this.unitOwner(name) ?? "?"}; refusing to take it over`);
+    const res = this.db
+      .prepare(
+        "INSERT INTO units (name, stack, hash) VALUES (?, ?, ?) ON CONFLICT(name) DO UPDATE SET hash = excluded.hash WHERE units.stack = excluded.stack",
+      )
+      .run(name, stack, hash);
+    if (res.changes === 0)
+      throw new Error(`unit ${name} is owned by stack ${this.unitOwner(name) ?? "?"}; refusing to take it over`);
   }
   unitOwner(name: string): string | null {
     const row = this.db.prepare("SELECT stack FROM units WHERE name = ?").get(name) as { stack: string } | undefined;
@@ -111,7 +133,8 @@ export class AgentState {
     return new Map(rows.map((r) => [r.sha, r.stack]));
   }
   fileOwner(path: string): { archive: string; stack: string } | null {
-    const row = this.db.prepare("SELECT archive, stack FROM files WHERE path = ?").get(path) as { archive: string; stack: string } | undefined;
+    const row = this.db.prepare("SELECT archive, stack FROM files WHERE path = ?").get(path) as
+      { archive: string; stack: string } | undefined;
     return row ?? null;
   }
   /**
@@ -122,19 +145,25 @@ export class AgentState {
     const up = this.db.prepare(
       "INSERT INTO files (path, archive, kind, stack) VALUES (?, ?, 'file', ?) ON CONFLICT(path) DO UPDATE SET archive = excluded.archive WHERE files.kind = 'file' AND files.stack = excluded.stack",
     );
-    const keepDir = this.db.prepare("INSERT INTO files (path, archive, kind, stack) VALUES (?, ?, 'dir', ?) ON CONFLICT(path) DO NOTHING");
+    const keepDir = this.db.prepare(
+      "INSERT INTO files (path, archive, kind, stack) VALUES (?, ?, 'dir', ?) ON CONFLICT(path) DO NOTHING",
+    );
     this.db.transaction(() => {
       for (const f of files) (f.kind === "dir" ? keepDir : up).run(f.path, archive, stack);
     })();
   }
   filesOf(archive: string): OwnedFile[] {
-    return this.db.prepare("SELECT path, archive, kind FROM files WHERE archive = ? ORDER BY length(path) DESC, path").all(archive) as OwnedFile[];
+    return this.db
+      .prepare("SELECT path, archive, kind FROM files WHERE archive = ? ORDER BY length(path) DESC, path")
+      .all(archive) as OwnedFile[];
   }
   forgetFile(path: string): void {
     this.db.prepare("DELETE FROM files WHERE path = ?").run(path);
   }
   markArchiveInstalled(sha: string, stack: string): void {
-    this.db.prepare("INSERT OR REPLACE INTO archives (sha, stack, installed_at) VALUES (?, ?, ?)").run(sha, stack, new Date().toISOString());
+    this.db
+      .prepare("INSERT OR REPLACE INTO archives (sha, stack, installed_at) VALUES (?, ?, ?)")
+      .run(sha, stack, new Date().toISOString());
   }
   forgetArchive(sha: string): void {
     this.db.prepare("DELETE FROM archives WHERE sha = ?").run(sha);
@@ -142,7 +171,10 @@ export class AgentState {
 
   // ---- applied generations and reports ---------------------------------------------------------
   applied(): Map<string, number> {
-    const rows = this.db.prepare("SELECT stack, generation FROM applied").all() as { stack: string; generation: number }[];
+    const rows = this.db.prepare("SELECT stack, generation FROM applied").all() as {
+      stack: string;
+      generation: number;
+    }[];
     return new Map(rows.map((r) => [r.stack, r.generation]));
   }
   setApplied(stack: string, generation: number | null): void {
@@ -151,24 +183,33 @@ export class AgentState {
   }
   /** highest spec generation accepted per stack (kept after a stack is removed: no replays) */
   acceptedGenerations(): Map<string, number> {
-    const rows = this.db.prepare("SELECT stack, generation FROM accepted").all() as { stack: string; generation: number }[];
+    const rows = this.db.prepare("SELECT stack, generation FROM accepted").all() as {
+      stack: string;
+      generation: number;
+    }[];
     return new Map(rows.map((r) => [r.stack, r.generation]));
   }
   noteAccepted(stack: string, generation: number): void {
     this.db
-      .prepare("INSERT INTO accepted (stack, generation) VALUES (?, ?) ON CONFLICT(stack) DO UPDATE SET generation = max(generation, excluded.generation)")
+      .prepare(
+        "INSERT INTO accepted (stack, generation) VALUES (?, ?) ON CONFLICT(stack) DO UPDATE SET generation = max(generation, excluded.generation)",
+      )
       .run(stack, generation);
   }
   /** node name and metadata last learnt from Consul, for starts while Consul is away */
   identity(): { node: string; meta: Record<string, string> } | null {
-    const row = this.db.prepare("SELECT node, meta FROM identity WHERE id = 1").get() as { node: string; meta: string } | undefined;
+    const row = this.db.prepare("SELECT node, meta FROM identity WHERE id = 1").get() as
+      { node: string; meta: string } | undefined;
     if (!row) return null;
     const meta = JSON.parse(row.meta) as unknown;
-    if (typeof meta !== "object" || meta === null || Object.values(meta).some((v) => typeof v !== "string")) return { node: row.node, meta: {} };
+    if (typeof meta !== "object" || meta === null || Object.values(meta).some((v) => typeof v !== "string"))
+      return { node: row.node, meta: {} };
     return { node: row.node, meta: meta as Record<string, string> };
   }
   setIdentity(node: string, meta: Record<string, string>): void {
-    this.db.prepare("INSERT OR REPLACE INTO identity (id, node, meta) VALUES (1, ?, ?)").run(node, JSON.stringify(meta));
+    this.db
+      .prepare("INSERT OR REPLACE INTO identity (id, node, meta) VALUES (1, ?, ?)")
+      .run(node, JSON.stringify(meta));
   }
 
   reportKeys(): string[] {

@@ -61,11 +61,26 @@ export class Systemd {
     // calls below would wait forever and the process would end silently with status 0
     const where = address ?? process.env.DBUS_SYSTEM_BUS_ADDRESS ?? "unix:path=/var/run/dbus/system_bus_socket";
     const unreachable = new Promise<never>((_, reject) => {
-      sd.lostListener = (err) => reject(new SystemdError(`cannot reach the system bus at ${where}: ${errorText(err)}`, { cause: err }));
+      sd.lostListener = (err) =>
+        reject(new SystemdError(`cannot reach the system bus at ${where}: ${errorText(err)}`, { cause: err }));
     });
     const subscribe = async (): Promise<void> => {
-      await sd.call("/org/freedesktop/DBus", "org.freedesktop.DBus", "AddMatch", "s", [`type='signal',sender='${SD}',interface='${MANAGER}',member='JobRemoved'`], "org.freedesktop.DBus");
-      await sd.call("/org/freedesktop/DBus", "org.freedesktop.DBus", "AddMatch", "s", [`type='signal',sender='${SD}',interface='${PROPS}',member='PropertiesChanged'`], "org.freedesktop.DBus");
+      await sd.call(
+        "/org/freedesktop/DBus",
+        "org.freedesktop.DBus",
+        "AddMatch",
+        "s",
+        [`type='signal',sender='${SD}',interface='${MANAGER}',member='JobRemoved'`],
+        "org.freedesktop.DBus",
+      );
+      await sd.call(
+        "/org/freedesktop/DBus",
+        "org.freedesktop.DBus",
+        "AddMatch",
+        "s",
+        [`type='signal',sender='${SD}',interface='${PROPS}',member='PropertiesChanged'`],
+        "org.freedesktop.DBus",
+      );
       await sd.call(SD_PATH, MANAGER, "Subscribe", "", []);
     };
     try {
@@ -152,7 +167,10 @@ export class Systemd {
   async unitSource(name: string): Promise<{ loadState: string; fragmentPath: string }> {
     const path = await this.unitPath(name);
     const props = await this.getAll(path, UNIT);
-    return { loadState: str(props.LoadState, "LoadState"), fragmentPath: str(props.FragmentPath ?? "", "FragmentPath") };
+    return {
+      loadState: str(props.LoadState, "LoadState"),
+      fragmentPath: str(props.FragmentPath ?? "", "FragmentPath"),
+    };
   }
 
   private async unitPath(name: string): Promise<string> {
@@ -226,20 +244,33 @@ export class Systemd {
   private async getAll(path: string, iface: string): Promise<Record<string, unknown>> {
     const reply = await this.call(path, PROPS, "GetAll", "s", [iface]);
     const map = reply[0];
-    if (typeof map !== "object" || map === null) throw new SystemdError(`systemd answered GetAll(${iface}) without a map`);
+    if (typeof map !== "object" || map === null)
+      throw new SystemdError(`systemd answered GetAll(${iface}) without a map`);
     const out: Record<string, unknown> = {};
-    for (const [k, v] of Object.entries(map as Record<string, unknown>)) out[k] = v instanceof dbus.Variant ? (v.value as unknown) : v;
+    for (const [k, v] of Object.entries(map as Record<string, unknown>))
+      out[k] = v instanceof dbus.Variant ? (v.value as unknown) : v;
     return out;
   }
 
-  private async call(path: string, iface: string, member: string, signature: string, body: unknown[], destination = SD): Promise<unknown[]> {
+  private async call(
+    path: string,
+    iface: string,
+    member: string,
+    signature: string,
+    body: unknown[],
+    destination = SD,
+  ): Promise<unknown[]> {
     const msg = new dbus.Message({ destination, path, interface: iface, member, signature, body });
     let reply: dbus.Message | null;
     try {
       reply = await this.bus.call(msg);
     } catch (err) {
-      const name = typeof err === "object" && err !== null && "type" in err ? String((err as { type: unknown }).type) : "";
-      throw new SystemdError(`systemd ${member}(${body.map((b) => JSON.stringify(b)).join(", ")}) failed: ${name ? `${name}: ` : ""}${errorText(err)}`, { cause: err });
+      const name =
+        typeof err === "object" && err !== null && "type" in err ? String((err as { type: unknown }).type) : "";
+      throw new SystemdError(
+        `systemd ${member}(${body.map((b) => JSON.stringify(b)).join(", ")}) failed: ${name ? `${name}: ` : ""}${errorText(err)}`,
+        { cause: err },
+      );
     }
     return reply?.body ?? [];
   }

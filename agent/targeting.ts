@@ -46,7 +46,17 @@ export function desiredForHost(specs: StackSpec[], node: string, nodeMeta: Recor
     const elsewhere = new Set(spec.units.filter((u) => !here.includes(u)).map((u) => u.name));
     for (const u of here) {
       const text = elsewhere.size ? dropDependencies(u.text, elsewhere, `${spec.stack}/${u.name}`) : u.text;
-      units.push({ name: u.name, stack: spec.stack, role: u.role, version: u.version, group: u.group, text, hash: hashText(text), archive: u.archive, service: u.service });
+      units.push({
+        name: u.name,
+        stack: spec.stack,
+        role: u.role,
+        version: u.version,
+        group: u.group,
+        text,
+        hash: hashText(text),
+        archive: u.archive,
+        service: u.service,
+      });
       if (u.archive) archives.set(u.archive, spec.stack);
     }
   }

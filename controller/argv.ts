@@ -4,11 +4,57 @@
  *    moved after it;
  *  - the seed's bare form `houston -c config -e ENV NAME VERSION` means `service NAME VERSION`.
  */
-const COMMANDS = new Set(["plan", "keygen", "acl", "service", "standalone", "global", "remove", "rollback", "status", "history", "nodes", "help"]);
+const COMMANDS = new Set([
+  "plan",
+  "keygen",
+  "acl",
+  "service",
+  "standalone",
+  "global",
+  "remove",
+  "rollback",
+  "status",
+  "history",
+  "nodes",
+  "help",
+]);
 /** program-level options that take a value (they stay where they are) */
-const GLOBAL_WITH_VALUE = new Set(["-c", "--config", "-e", "--environment", "--consul", "--token", "--prefix", "--signing-key", "--ca-file", "--client-cert", "--client-key", "--tls-server-name", "--max-archive-size"]);
-const DEPLOY_WITH_VALUE = new Set(["-g", "--group", "-d", "--delay", "-m", "--max-tries", "--timeout", "--max-parallel", "--canary", "--keep-generations"]);
-const DEPLOY_FLAGS = new Set(["--no-dependencies", "-n", "--no-removal", "--remove", "-s", "--skip-consul", "--force-unlock"]);
+const GLOBAL_WITH_VALUE = new Set([
+  "-c",
+  "--config",
+  "-e",
+  "--environment",
+  "--consul",
+  "--token",
+  "--prefix",
+  "--signing-key",
+  "--ca-file",
+  "--client-cert",
+  "--client-key",
+  "--tls-server-name",
+  "--max-archive-size",
+]);
+const DEPLOY_WITH_VALUE = new Set([
+  "-g",
+  "--group",
+  "-d",
+  "--delay",
+  "-m",
+  "--max-tries",
+  "--timeout",
+  "--max-parallel",
+  "--canary",
+  "--keep-generations",
+]);
+const DEPLOY_FLAGS = new Set([
+  "--no-dependencies",
+  "-n",
+  "--no-removal",
+  "--remove",
+  "-s",
+  "--skip-consul",
+  "--force-unlock",
+]);
 
 export function normalizeArgv(argv: string[]): string[] {
   const before: string[] = [];
@@ -38,6 +84,7 @@ export function normalizeArgv(argv: string[]): string[] {
     return [...before, ...rest, ...moved];
   }
   // `plan` takes the deploy flags on its subcommand (plan -g blue service web 2)
-  if (first === "plan" && rest[1] !== undefined && !rest[1].startsWith("-")) return [...before, first, rest[1], ...moved, ...rest.slice(2)];
+  if (first === "plan" && rest[1] !== undefined && !rest[1].startsWith("-"))
+    return [...before, first, rest[1], ...moved, ...rest.slice(2)];
   return [...before, first, ...moved, ...rest.slice(1)];
 }

@@ -2,7 +2,14 @@
  * The `houston` command line (commander). Each command is a thin adapter onto controller/commands.
  */
 import { Command, CommanderError } from "commander";
-import { ConfigError, ConsulPermissionError, ConsulUnreachableError, HoustonError, LockHeldError, errorText } from "../shared/errors.js";
+import {
+  ConfigError,
+  ConsulPermissionError,
+  ConsulUnreachableError,
+  HoustonError,
+  LockHeldError,
+  errorText,
+} from "../shared/errors.js";
 import type { Manifest } from "./config/manifest.js";
 import { normalizeArgv } from "./argv.js";
 import { NAME_RE } from "../shared/unit-name.js";
@@ -21,7 +28,13 @@ export interface CommandEnv {
   /** deploy, remove, rollback: live progress on a terminal, NDJSON events with --json */
   rolloutOutput(cmd: Command): Output;
   manifest(cmd: Command): Manifest;
-  request(cmd: Command, type: DeploymentType, name: string, version: string | null, opts: { group?: string; dependencies?: boolean }): DeploymentRequest;
+  request(
+    cmd: Command,
+    type: DeploymentType,
+    name: string,
+    version: string | null,
+    opts: { group?: string; dependencies?: boolean },
+  ): DeploymentRequest;
 }
 
 export function buildProgram(): Command {
@@ -30,7 +43,10 @@ export function buildProgram(): Command {
     .version(VERSION)
     .option("-c, --config <dir>", "Houston config directory", ".")
     .option("-e, --environment <env>", "environment from manifest.yaml")
-    .option("--consul <addr>", "Consul HTTP address (default: $CONSUL_HTTP_ADDR, then the manifest, then http://127.0.0.1:8500)")
+    .option(
+      "--consul <addr>",
+      "Consul HTTP address (default: $CONSUL_HTTP_ADDR, then the manifest, then http://127.0.0.1:8500)",
+    )
     .option("--token <token>", "Consul ACL token (default: $CONSUL_HTTP_TOKEN)")
     .option("--insecure-token", "allow sending the token over plain http to a non-loopback address")
     .option("--ca-file <file>", "CA certificate for Consul's TLS (default: $CONSUL_CACERT)")
@@ -50,29 +66,55 @@ export function buildProgram(): Command {
     output: (cmd) => consoleOutput({ verbose: env.globals(cmd).verbose }),
     rolloutOutput: (cmd) => {
       const g = env.globals(cmd);
-      return consoleOutput({ verbose: g.verbose, events: g.json, live: !g.json && process.stderr.isTTY === true && !process.env.CI });
+      return consoleOutput({
+        verbose: g.verbose,
+        events: g.json,
+        live: !g.json && process.stderr.isTTY === true && !process.env.CI,
+      });
     },
     manifest: (cmd) => loadManifestFor(env.globals(cmd)),
     request(cmd, type, name, version, opts) {
       const g = env.globals(cmd);
       if (!g.environment) throw new ConfigError("command line", "-e/--environment is required");
-      if (type !== "global" && !NAME_RE.test(name)) throw new ConfigError("command line", `${JSON.stringify(name)} is not a stack name (letters, digits, '.', '_', '-')`);
-      return { environment: g.environment, type, name: type === "global" ? "global" : name, version, group: opts.group ?? null, dependencies: opts.dependencies !== false };
+      if (type !== "global" && !NAME_RE.test(name))
+        throw new ConfigError(
+          "command line",
+          `${JSON.stringify(name)} is not a stack name (letters, digits, '.', '_', '-')`,
+        );
+      return {
+        environment: g.environment,
+        type,
+        name: type === "global" ? "global" : name,
+        version,
+        group: opts.group ?? null,
+        dependencies: opts.dependencies !== false,
+      };
     },
   };
 
-  const plan = program.command("plan").description("render a deployment and show what it would change (no changes made)");
-  const planAction = (type: DeploymentType) => async (...args: unknown[]) => {
-    const cmd = args.at(-1) as Command;
-    const opts = cmd.opts<{ group?: string; dependencies?: boolean }>();
-    const [name, version] = args.filter((a): a is string => typeof a === "string");
-    const req = env.request(cmd, type, name ?? "global", version ?? null, opts);
-    const manifest = env.manifest(cmd);
-    await planCommand(makeContext(env.globals(cmd), manifest), manifest, req, env.output(cmd), env.globals(cmd).json);
-  };
-  const planOpts = (c: Command): Command => c.option("-g, --group <group>", "deployment group (blue/green)").option("--no-dependencies", "do not chain units with Requires=/After=");
-  planOpts(plan.command("service").argument("<name>").argument("<version>").description("plan a service deployment")).action(planAction("service"));
-  planOpts(plan.command("standalone").argument("<name>").description("plan a standalone stack deployment")).action(planAction("standalone"));
+  const plan = program
+    .command("plan")
+    .description("render a deployment and show what it would change (no changes made)");
+  const planAction =
+    (type: DeploymentType) =>
+    async (...args: unknown[]) => {
+      const cmd = args.at(-1) as Command;
+      const opts = cmd.opts<{ group?: string; dependencies?: boolean }>();
+      const [name, version] = args.filter((a): a is string => typeof a === "string");
+      const req = env.request(cmd, type, name ?? "global", version ?? null, opts);
+      const manifest = env.manifest(cmd);
+      await planCommand(makeContext(env.globals(cmd), manifest), manifest, req, env.output(cmd), env.globals(cmd).json);
+    };
+  const planOpts = (c: Command): Command =>
+    c
+      .option("-g, --group <group>", "deployment group (blue/green)")
+      .option("--no-dependencies", "do not chain units with Requires=/After=");
+  planOpts(
+    plan.command("service").argument("<name>").argument("<version>").description("plan a service deployment"),
+  ).action(planAction("service"));
+  planOpts(plan.command("standalone").argument("<name>").description("plan a standalone stack deployment")).action(
+    planAction("standalone"),
+  );
   planOpts(plan.command("global").description("plan the global units")).action(planAction("global"));
 
   registerCommands(program, env);

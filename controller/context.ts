@@ -45,19 +45,36 @@ export interface Context {
 export function makeContext(opts: GlobalOptions, manifest?: Manifest): Context {
   const addr = consulAddress(opts, manifest, process.env);
   const token = opts.token ?? (process.env.CONSUL_HTTP_TOKEN || undefined);
-  const tls = { ...tlsFromEnv(process.env), ...definedOnly({ caFile: opts.caFile, certFile: opts.clientCert, keyFile: opts.clientKey, serverName: opts.tlsServerName }) };
+  const tls = {
+    ...tlsFromEnv(process.env),
+    ...definedOnly({
+      caFile: opts.caFile,
+      certFile: opts.clientCert,
+      keyFile: opts.clientKey,
+      serverName: opts.tlsServerName,
+    }),
+  };
   let consul: Consul;
   try {
     const url = parseConsulAddress(addr.value);
     if (token && url.protocol === "http:" && !isLoopback(url) && !opts.insecureToken) {
-      throw new ConfigError(addr.source, `refusing to send the Consul token over plain http to ${url.host}: use an https:// address (with CONSUL_CACERT) or pass --insecure-token`);
+      throw new ConfigError(
+        addr.source,
+        `refusing to send the Consul token over plain http to ${url.host}: use an https:// address (with CONSUL_CACERT) or pass --insecure-token`,
+      );
     }
     consul = new Consul({ addr: addr.value, token, tls });
   } catch (err) {
     if (err instanceof ConfigError) throw err;
     throw new ConfigError(addr.source, errorText(err));
   }
-  return { dir: resolve(opts.config), consul, kv: new KvLayout(checkPrefix(opts.prefix)), signer: signerFor(opts), maxArchiveBytes: archiveLimit(opts.maxArchiveSize) };
+  return {
+    dir: resolve(opts.config),
+    consul,
+    kv: new KvLayout(checkPrefix(opts.prefix)),
+    signer: signerFor(opts),
+    maxArchiveBytes: archiveLimit(opts.maxArchiveSize),
+  };
 }
 
 /**
@@ -65,11 +82,18 @@ export function makeContext(opts: GlobalOptions, manifest?: Manifest): Context {
  * environments.ENV.consul, else http://127.0.0.1:8500. A manifest (a pull request away) that
  * names another address than the environment does is refused unless --consul settles it.
  */
-export function consulAddress(opts: Pick<GlobalOptions, "consul" | "environment">, manifest: Manifest | undefined, env: NodeJS.ProcessEnv): { value: string; source: string } {
+export function consulAddress(
+  opts: Pick<GlobalOptions, "consul" | "environment">,
+  manifest: Manifest | undefined,
+  env: NodeJS.ProcessEnv,
+): { value: string; source: string } {
   if (opts.consul !== undefined) return { value: opts.consul, source: "--consul" };
   const fromEnv = env.CONSUL_HTTP_ADDR || undefined;
   const envName = opts.environment;
-  const fromManifest = envName !== undefined && manifest && Object.hasOwn(manifest.environments, envName) ? manifest.environments[envName]?.consul ?? undefined : undefined;
+  const fromManifest =
+    envName !== undefined && manifest && Object.hasOwn(manifest.environments, envName)
+      ? (manifest.environments[envName]?.consul ?? undefined)
+      : undefined;
   if (fromEnv !== undefined && fromManifest !== undefined && sameAddress(fromEnv, fromManifest) === false) {
     throw new ConfigError(
       manifest?.file ?? "manifest.yaml",
@@ -77,7 +101,8 @@ export function consulAddress(opts: Pick<GlobalOptions, "consul" | "environment"
     );
   }
   if (fromEnv !== undefined) return { value: fromEnv, source: "$CONSUL_HTTP_ADDR" };
-  if (fromManifest !== undefined) return { value: fromManifest, source: `${manifest?.file ?? "manifest.yaml"} (environments.${envName}.consul)` };
+  if (fromManifest !== undefined)
+    return { value: fromManifest, source: `${manifest?.file ?? "manifest.yaml"} (environments.${envName}.consul)` };
   return { value: "http://127.0.0.1:8500", source: "the default Consul address" };
 }
 
@@ -95,7 +120,10 @@ function sameAddress(a: string, b: string): boolean {
 function checkPrefix(prefix: string): string {
   const p = prefix.endsWith("/") ? prefix : `${prefix}/`;
   if (!/^([A-Za-z0-9_][A-Za-z0-9_.-]*\/)+$/.test(p) || p.split("/").some((s) => s === "." || s === "..")) {
-    throw new ConfigError("--prefix", `${JSON.stringify(prefix)} is not a KV prefix like houston/ (segments of letters, digits, '.', '_', '-')`);
+    throw new ConfigError(
+      "--prefix",
+      `${JSON.stringify(prefix)} is not a KV prefix like houston/ (segments of letters, digits, '.', '_', '-')`,
+    );
   }
   return p;
 }
@@ -105,7 +133,11 @@ export const DEFAULT_MAX_ARCHIVE_MIB = 64;
 function archiveLimit(value: string | undefined): number {
   if (value === undefined) return DEFAULT_MAX_ARCHIVE_MIB * 1048576;
   const n = /^\d+$/.test(value) ? Number(value) : Number.NaN;
-  if (!Number.isSafeInteger(n) || n < 1 || n > 4096) throw new ConfigError("--max-archive-size", `expected a whole number of MiB from 1 to 4096, got ${JSON.stringify(value)}`);
+  if (!Number.isSafeInteger(n) || n < 1 || n > 4096)
+    throw new ConfigError(
+      "--max-archive-size",
+      `expected a whole number of MiB from 1 to 4096, got ${JSON.stringify(value)}`,
+    );
   return n * 1048576;
 }
 

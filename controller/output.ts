@@ -31,7 +31,8 @@ export function consoleOutput(opts: ConsoleOptions): Output {
   let lastProgress = "";
   let ticker: NodeJS.Timeout | null = null;
   const event = (e: Record<string, unknown>): void => {
-    if (opts.events) process.stdout.write(`${JSON.stringify({ time: new Date().toISOString(), elapsedMs: Date.now() - t0, ...e })}\n`);
+    if (opts.events)
+      process.stdout.write(`${JSON.stringify({ time: new Date().toISOString(), elapsedMs: Date.now() - t0, ...e })}\n`);
   };
   const draw = (): void => {
     if (shown) process.stderr.write(`\r\x1b[K${shown} (${Math.round((Date.now() - t0) / 1000)}s)`);

@@ -16,7 +16,20 @@ const say = (m: string) => process.stderr.write(`\n\x1b[1m== ${m}\x1b[0m\n`);
 function houston(consul: string, ...args: string[]): Promise<number> {
   process.stderr.write(`$ houston -c examples/local -e local ${args.join(" ")}\n`);
   return new Promise((resolve) => {
-    const child = spawn(process.execPath, [join(REPO, "dist", "houston.js"), "-c", join(REPO, "examples", "local"), "-e", "local", "--consul", consul, ...args], { stdio: "inherit" });
+    const child = spawn(
+      process.execPath,
+      [
+        join(REPO, "dist", "houston.js"),
+        "-c",
+        join(REPO, "examples", "local"),
+        "-e",
+        "local",
+        "--consul",
+        consul,
+        ...args,
+      ],
+      { stdio: "inherit" },
+    );
     child.on("exit", (code) => resolve(code ?? 1));
   });
 }
@@ -80,7 +93,12 @@ async function main(): Promise<number> {
     process.stderr.write(`   Consul UI while the demo runs: ${fleet.consulAddr}/ui/\n`);
     await step("Hosts and their metadata", "nodes");
     await step("Global units (every host)", "global");
-    await step("Service example, version 1: file archive, dependencies, service with an HTTP check", "service", "example", "1");
+    await step(
+      "Service example, version 1: file archive, dependencies, service with an HTTP check",
+      "service",
+      "example",
+      "1",
+    );
     await step("Standalone stack tools (role=worker hosts)", "standalone", "tools");
     await step("What runs where", "status");
     const web = fleet.host("demo1");
@@ -88,7 +106,12 @@ async function main(): Promise<number> {
       say(`The service answering inside ${web.name}`);
       process.stderr.write(await fleet.shell(web.name, "curl", "-s", "127.0.0.1:8080/"));
     }
-    await step("Service example, version 2: the new version is confirmed, then version 1 is pruned", "service", "example", "2");
+    await step(
+      "Service example, version 2: the new version is confirmed, then version 1 is pruned",
+      "service",
+      "example",
+      "2",
+    );
     if (!interrupted) process.stderr.write(await fleet.shell(web.name, "curl", "-s", "127.0.0.1:8080/"));
     await step("Status after the upgrade", "status", "example");
     await step("History of example", "history", "example");
@@ -106,11 +129,20 @@ async function main(): Promise<number> {
     say("Tearing down");
     await fleet.stop();
   }
-  say(failed ? `${failed} step(s) failed` : interrupted ? "Interrupted: nothing left running" : "Demo complete: nothing left running");
+  say(
+    failed
+      ? `${failed} step(s) failed`
+      : interrupted
+        ? "Interrupted: nothing left running"
+        : "Demo complete: nothing left running",
+  );
   return failed ? 1 : interrupted ? 130 : 0;
 }
 
-main().then((code) => process.exit(code), (err: unknown) => {
-  process.stderr.write(`demo failed: ${err instanceof Error ? err.stack : String(err)}\n`);
-  process.exit(1);
-});
+main().then(
+  (code) => process.exit(code),
+  (err: unknown) => {
+    process.stderr.write(`demo failed: ${err instanceof Error ? err.stack : String(err)}\n`);
+    process.exit(1);
+  },
+);

@@ -17,14 +17,16 @@ function parse<T>(schema: z.ZodType<T, z.ZodTypeDef, unknown>, body: Buffer, wha
     throw new ConsulError(`Consul answered ${what} with invalid JSON`);
   }
   const r = schema.safeParse(raw);
-  if (!r.success) throw new ConsulError(`Consul answered ${what} unexpectedly: ${r.error.issues[0]?.message ?? "schema mismatch"}`);
+  if (!r.success)
+    throw new ConsulError(`Consul answered ${what} unexpectedly: ${r.error.issues[0]?.message ?? "schema mismatch"}`);
   return r.data;
 }
 
 function check(what: string, status: number, body: Buffer, needs: string): void {
   if (status === 200) return;
   const text = body.toString("utf8").trim().slice(0, 300);
-  if (status === 403) throw new ConsulPermissionError(`${what}: Consul's ACLs refused the token (${text}); it needs ${needs}`, 403);
+  if (status === 403)
+    throw new ConsulPermissionError(`${what}: Consul's ACLs refused the token (${text}); it needs ${needs}`, 403);
   throw new ConsulError(`${what}: Consul answered ${status}${text ? ` (${text})` : ""}`, status);
 }
 
@@ -32,7 +34,10 @@ function check(what: string, status: number, body: Buffer, needs: string): void 
  * Creates the policy, or updates the one of that name; returns its ID. (Consul 1.8 answers a read
  * of a missing policy by name with 403 "ACL not found", so the list is searched instead.)
  */
-export async function upsertPolicy(consul: Consul, p: { name: string; description: string; rules: string }): Promise<string> {
+export async function upsertPolicy(
+  consul: Consul,
+  p: { name: string; description: string; rules: string },
+): Promise<string> {
   const list = await consul.request("GET", "/v1/acl/policies");
   check("list ACL policies", list.status, list.body, "acl:read (a management token)");
   const found = parse(z.array(PolicyRow), list.body, "policy list").find((x) => x.Name === p.name);
@@ -47,8 +52,14 @@ export async function upsertPolicy(consul: Consul, p: { name: string; descriptio
   return parse(PolicyRow, res.body, "policy create").ID;
 }
 
-export async function createToken(consul: Consul, description: string, policies: string[]): Promise<{ accessorId: string; secretId: string }> {
-  const res = await consul.request("PUT", "/v1/acl/token", { body: JSON.stringify({ Description: description, Policies: policies.map((Name) => ({ Name })) }) });
+export async function createToken(
+  consul: Consul,
+  description: string,
+  policies: string[],
+): Promise<{ accessorId: string; secretId: string }> {
+  const res = await consul.request("PUT", "/v1/acl/token", {
+    body: JSON.stringify({ Description: description, Policies: policies.map((Name) => ({ Name })) }),
+  });
   check(`create ACL token (${description})`, res.status, res.body, "acl:write (a management token)");
   const t = parse(TokenRow, res.body, "token create");
   return { accessorId: t.AccessorID, secretId: t.SecretID };

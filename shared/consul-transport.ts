@@ -25,7 +25,12 @@ export interface TlsOptions {
 
 export function tlsFromEnv(env: NodeJS.ProcessEnv): TlsOptions {
   const v = (k: string): string | undefined => (env[k] ? env[k] : undefined);
-  return { caFile: v("CONSUL_CACERT"), certFile: v("CONSUL_CLIENT_CERT"), keyFile: v("CONSUL_CLIENT_KEY"), serverName: v("CONSUL_TLS_SERVER_NAME") };
+  return {
+    caFile: v("CONSUL_CACERT"),
+    certFile: v("CONSUL_CLIENT_CERT"),
+    keyFile: v("CONSUL_CLIENT_KEY"),
+    serverName: v("CONSUL_TLS_SERVER_NAME"),
+  };
 }
 
 export interface RawResponse {
@@ -46,7 +51,10 @@ export interface TransportRequest {
 
 /** The part of the package's client we use (its typings do not declare it). */
 interface PapiClient {
-  _request(opts: Record<string, unknown>, ...middleware: ((request: PapiRequest, next: (err?: unknown, value?: unknown) => void) => void)[]): Promise<unknown>;
+  _request(
+    opts: Record<string, unknown>,
+    ...middleware: ((request: PapiRequest, next: (err?: unknown, value?: unknown) => void) => void)[]
+  ): Promise<unknown>;
 }
 interface PapiRequest {
   err?: unknown;
@@ -64,10 +72,13 @@ export function parseConsulAddress(addr: string): URL {
   } catch {
     throw new ConsulError(`${JSON.stringify(addr)} is not a Consul address (http(s)://host:port)`);
   }
-  if (url.protocol !== "http:" && url.protocol !== "https:") throw new ConsulError(`${addr}: unsupported scheme ${url.protocol.slice(0, -1)} (http or https)`);
-  if (url.username || url.password) throw new ConsulError(`${addr}: credentials do not belong in the address (use a token)`);
+  if (url.protocol !== "http:" && url.protocol !== "https:")
+    throw new ConsulError(`${addr}: unsupported scheme ${url.protocol.slice(0, -1)} (http or https)`);
+  if (url.username || url.password)
+    throw new ConsulError(`${addr}: credentials do not belong in the address (use a token)`);
   if (url.hostname === "") throw new ConsulError(`${addr}: no host`);
-  if ((url.pathname !== "/" && url.pathname !== "") || url.search || url.hash) throw new ConsulError(`${addr}: a Consul address has no path or query`);
+  if ((url.pathname !== "/" && url.pathname !== "") || url.search || url.hash)
+    throw new ConsulError(`${addr}: a Consul address has no path or query`);
   return url;
 }
 
@@ -92,7 +103,8 @@ export class ConsulTransport {
       }
     };
     if (url.protocol === "https:") {
-      if (Boolean(tls.certFile) !== Boolean(tls.keyFile)) throw new ConsulError("a client certificate needs its key (CONSUL_CLIENT_CERT with CONSUL_CLIENT_KEY)");
+      if (Boolean(tls.certFile) !== Boolean(tls.keyFile))
+        throw new ConsulError("a client certificate needs its key (CONSUL_CLIENT_CERT with CONSUL_CLIENT_KEY)");
       this.agent = new HttpsAgent({
         keepAlive: true,
         ca: read(tls.caFile, "CA certificate"),
@@ -103,7 +115,12 @@ export class ConsulTransport {
     } else {
       this.agent = new HttpAgent({ keepAlive: true });
     }
-    this.client = new ConsulClient({ host: url.hostname.replace(/^\[(.*)\]$/, "$1"), port: Number(url.port || (url.protocol === "https:" ? 443 : 80)), secure: url.protocol === "https:", agent: this.agent }) as unknown as PapiClient;
+    this.client = new ConsulClient({
+      host: url.hostname.replace(/^\[(.*)\]$/, "$1"),
+      port: Number(url.port || (url.protocol === "https:" ? 443 : 80)),
+      secure: url.protocol === "https:",
+      agent: this.agent,
+    }) as unknown as PapiClient;
   }
 
   async send(req: TransportRequest): Promise<RawResponse> {
@@ -112,19 +129,37 @@ export class ConsulTransport {
     req.signal?.addEventListener("abort", cancel, { once: true });
     try {
       const res = (await this.client._request(
-        { method: req.method, path: req.path, headers: req.headers, body: req.body, timeout: req.timeoutMs, buffer: true, ctx },
+        {
+          method: req.method,
+          path: req.path,
+          headers: req.headers,
+          body: req.body,
+          timeout: req.timeoutMs,
+          buffer: true,
+          ctx,
+        },
         // every answer that arrived is the caller's to judge (404, 409, 413 mean things)
         (request, next) => (request.res ? next(false, request.res) : next(request.err ?? new Error("no response"))),
       )) as IncomingMessage & { body?: Buffer };
       if (res.statusCode === 400 && res.body && /HTTP request to an HTTPS server/i.test(res.body.toString())) {
-        throw new ConsulUnreachableError(`Consul at ${this.addr} serves https, not http: use https://${this.addr.replace(/^http:\/\//, "")} (with CONSUL_CACERT)`);
+        throw new ConsulUnreachableError(
+          `Consul at ${this.addr} serves https, not http: use https://${this.addr.replace(/^http:\/\//, "")} (with CONSUL_CACERT)`,
+        );
       }
       const index = Number(res.headers["x-consul-index"] ?? "0");
-      return { status: res.statusCode ?? 0, index: Number.isFinite(index) ? index : 0, body: res.body ?? Buffer.alloc(0) };
+      return {
+        status: res.statusCode ?? 0,
+        index: Number.isFinite(index) ? index : 0,
+        body: res.body ?? Buffer.alloc(0),
+      };
     } catch (err) {
       if (req.signal?.aborted) throw req.signal.reason ?? err;
       if (err instanceof ConsulUnreachableError) throw err;
-      throw new ConsulUnreachableError(`Consul at ${this.addr} is unreachable (${req.method} ${req.path.split("?")[0]}): ${describeTransportError(err)}`, undefined, { cause: err });
+      throw new ConsulUnreachableError(
+        `Consul at ${this.addr} is unreachable (${req.method} ${req.path.split("?")[0]}): ${describeTransportError(err)}`,
+        undefined,
+        { cause: err },
+      );
     } finally {
       req.signal?.removeEventListener("abort", cancel);
     }
@@ -136,16 +171,32 @@ export class ConsulTransport {
 }
 
 const TLS_HINTS: [RegExp, string][] = [
-  [/UNABLE_TO_VERIFY|SELF_SIGNED|CERT_UNTRUSTED|unable to get (local )?issuer/i, "its TLS certificate is not signed by a trusted CA (set CONSUL_CACERT or --ca-file to Consul's CA)"],
-  [/ERR_TLS_CERT_ALTNAME_INVALID|altnames|Hostname\/IP does not match/i, "its TLS certificate does not name this address (set CONSUL_TLS_SERVER_NAME or --tls-server-name)"],
-  [/certificate required|alert number 116|bad certificate|alert 4[0-9]|handshake failure/i, "it refused the TLS handshake: it requires a client certificate (CONSUL_CLIENT_CERT/--client-cert and CONSUL_CLIENT_KEY/--client-key)"],
-  [/EPROTO|wrong version number|packet length too long/i, "TLS failed: the address may be plain http (or https where http is served)"],
+  [
+    /UNABLE_TO_VERIFY|SELF_SIGNED|CERT_UNTRUSTED|unable to get (local )?issuer/i,
+    "its TLS certificate is not signed by a trusted CA (set CONSUL_CACERT or --ca-file to Consul's CA)",
+  ],
+  [
+    /ERR_TLS_CERT_ALTNAME_INVALID|altnames|Hostname\/IP does not match/i,
+    "its TLS certificate does not name this address (set CONSUL_TLS_SERVER_NAME or --tls-server-name)",
+  ],
+  [
+    /certificate required|alert number 116|bad certificate|alert 4[0-9]|handshake failure/i,
+    "it refused the TLS handshake: it requires a client certificate (CONSUL_CLIENT_CERT/--client-cert and CONSUL_CLIENT_KEY/--client-key)",
+  ],
+  [
+    /EPROTO|wrong version number|packet length too long/i,
+    "TLS failed: the address may be plain http (or https where http is served)",
+  ],
   [/ECONNRESET|socket hang up/i, "the connection was reset (an https-only Consul answers plain http this way)"],
 ];
 
 function describeTransportError(err: unknown): string {
   const parts: string[] = [];
-  for (let e: unknown = err; e && parts.length < 4; e = typeof e === "object" && "cause" in e ? (e as { cause: unknown }).cause : undefined) {
+  for (
+    let e: unknown = err;
+    e && parts.length < 4;
+    e = typeof e === "object" && "cause" in e ? (e as { cause: unknown }).cause : undefined
+  ) {
     if (typeof e === "object" && e !== null) {
       const code = "code" in e ? String((e as { code: unknown }).code) : "";
       const msg = "message" in e ? String((e as { message: unknown }).message) : "";

@@ -7,7 +7,13 @@
  */
 import { z } from "zod";
 import { Backoff, sleep } from "./backoff.js";
-import { ConsulTransport, parseConsulAddress, tlsFromEnv, type RawResponse, type TlsOptions } from "./consul-transport.js";
+import {
+  ConsulTransport,
+  parseConsulAddress,
+  tlsFromEnv,
+  type RawResponse,
+  type TlsOptions,
+} from "./consul-transport.js";
 import { ConsulError, ConsulPermissionError, ValueTooLargeError } from "./errors.js";
 
 export interface ConsulOptions {
@@ -43,7 +49,14 @@ export interface ServiceRegistration {
   Tags?: string[];
   Port?: number;
   Meta?: Record<string, string>;
-  Check?: { HTTP?: string; TCP?: string; Interval: string; Timeout?: string; DeregisterCriticalServiceAfter?: string; Status?: string };
+  Check?: {
+    HTTP?: string;
+    TCP?: string;
+    Interval: string;
+    Timeout?: string;
+    DeregisterCriticalServiceAfter?: string;
+    Status?: string;
+  };
   /** TTL checks the registrant sets itself (agentCheckUpdate) */
   Checks?: { CheckID: string; Name: string; TTL: string; Status?: string; Notes?: string }[];
 }
@@ -58,14 +71,19 @@ const KvRow = z.object({
 });
 const KvRows = z.array(KvRow);
 
-const NodeMeta = z.record(z.string()).nullable().transform((m) => m ?? {});
+const NodeMeta = z
+  .record(z.string())
+  .nullable()
+  .transform((m) => m ?? {});
 const CatalogNode = z.object({ Node: z.string(), Address: z.string(), Meta: NodeMeta });
 export type CatalogNode = z.infer<typeof CatalogNode>;
 
 const HealthEntry = z.object({
   Node: z.object({ Node: z.string(), Address: z.string(), Meta: NodeMeta }),
   Service: z.object({ ID: z.string(), Service: z.string(), Tags: z.array(z.string()).nullable(), Port: z.number() }),
-  Checks: z.array(z.object({ CheckID: z.string(), Status: z.string(), Output: z.string(), ServiceID: z.string().optional() })),
+  Checks: z.array(
+    z.object({ CheckID: z.string(), Status: z.string(), Output: z.string(), ServiceID: z.string().optional() }),
+  ),
 });
 export type HealthEntry = z.infer<typeof HealthEntry>;
 
@@ -109,7 +127,10 @@ function parseJson<T>(schema: z.ZodType<T, z.ZodTypeDef, unknown>, body: Buffer,
     throw new ConsulError(`Consul answered ${what} with invalid JSON`);
   }
   const parsed = schema.safeParse(raw);
-  if (!parsed.success) throw new ConsulError(`Consul answered ${what} unexpectedly: ${parsed.error.issues[0]?.message ?? "schema mismatch"}`);
+  if (!parsed.success)
+    throw new ConsulError(
+      `Consul answered ${what} unexpectedly: ${parsed.error.issues[0]?.message ?? "schema mismatch"}`,
+    );
   return parsed.data;
 }
 
@@ -135,7 +156,12 @@ export class Consul {
   async request(
     method: string,
     path: string,
-    opts: { query?: Record<string, string | number | boolean | undefined>; body?: Buffer | string; signal?: AbortSignal; timeoutMs?: number } = {},
+    opts: {
+      query?: Record<string, string | number | boolean | undefined>;
+      body?: Buffer | string;
+      signal?: AbortSignal;
+      timeoutMs?: number;
+    } = {},
   ): Promise<RawResponse> {
     const params = new URLSearchParams();
     for (const [k, v] of Object.entries(opts.query ?? {})) {
@@ -160,9 +186,13 @@ export class Consul {
   private fail(what: string, res: RawResponse, needs: string): never {
     const text = res.body.toString("utf8").trim().slice(0, 300);
     if (res.status === 403 || /permission denied|ACL not found/i.test(text)) {
-      throw new ConsulPermissionError(`${what}: Consul's ACLs refused the token (${text || "permission denied"}); it needs ${needs}`, res.status);
+      throw new ConsulPermissionError(
+        `${what}: Consul's ACLs refused the token (${text || "permission denied"}); it needs ${needs}`,
+        res.status,
+      );
     }
-    if (res.status === 413) throw new ValueTooLargeError(`${what}: value too large for Consul (413, limit 512 KiB)`, 413);
+    if (res.status === 413)
+      throw new ValueTooLargeError(`${what}: value too large for Consul (413, limit 512 KiB)`, 413);
     throw new ConsulError(`${what}: Consul answered ${res.status}${text ? ` (${text})` : ""}`, res.status);
   }
 
@@ -183,11 +213,20 @@ export class Consul {
   }
 
   /** kvList as a (possibly blocking) query: returns the entries and X-Consul-Index. */
-  async kvListAt(prefix: string, index: number, opts: { signal?: AbortSignal; wait?: string; consistent?: boolean } = {}): Promise<{ entries: KvEntry[]; index: number }> {
+  async kvListAt(
+    prefix: string,
+    index: number,
+    opts: { signal?: AbortSignal; wait?: string; consistent?: boolean } = {},
+  ): Promise<{ entries: KvEntry[]; index: number }> {
     checkPrefix(prefix);
     const blocking = index > 0;
     const res = await this.request("GET", `/v1/kv/${encodeKey(prefix)}`, {
-      query: { recurse: true, index: blocking ? index : undefined, wait: blocking ? (opts.wait ?? "60s") : undefined, consistent: opts.consistent },
+      query: {
+        recurse: true,
+        index: blocking ? index : undefined,
+        wait: blocking ? (opts.wait ?? "60s") : undefined,
+        consistent: opts.consistent,
+      },
       signal: opts.signal,
       timeoutMs: blocking ? waitMs(opts.wait ?? "60s") + 15_000 : undefined,
     });
@@ -209,13 +248,18 @@ export class Consul {
    * PUT a value. With `cas`, it is written only if the key's ModifyIndex is still `cas`
    * (0 = only if absent). Returns whether it was written.
    */
-  async kvPut(key: string, value: Buffer | string, opts: { cas?: number; acquire?: string; release?: string } = {}): Promise<boolean> {
+  async kvPut(
+    key: string,
+    value: Buffer | string,
+    opts: { cas?: number; acquire?: string; release?: string } = {},
+  ): Promise<boolean> {
     checkKey(key);
     const res = await this.request("PUT", `/v1/kv/${encodeKey(key)}`, {
       query: { cas: opts.cas, acquire: opts.acquire, release: opts.release },
       body: typeof value === "string" ? Buffer.from(value, "utf8") : value,
     });
-    if (res.status !== 200) this.fail(`PUT ${key}`, res, `key:write on ${key}${opts.acquire || opts.release ? " and session:write" : ""}`);
+    if (res.status !== 200)
+      this.fail(`PUT ${key}`, res, `key:write on ${key}${opts.acquire || opts.release ? " and session:write" : ""}`);
     return res.body.toString("utf8").trim() === "true";
   }
 
@@ -237,24 +281,42 @@ export class Consul {
   /** On success, `indexes` holds the ModifyIndex of each op's key (0 for deletes). */
   async txn(ops: TxnOp[]): Promise<{ ok: boolean; errors: string[]; indexes: number[] }> {
     if (ops.length === 0) return { ok: true, errors: [], indexes: [] };
-    if (ops.length > MAX_TXN_OPS) throw new ConsulError(`transaction of ${ops.length} operations exceeds Consul's limit of ${MAX_TXN_OPS}`);
+    if (ops.length > MAX_TXN_OPS)
+      throw new ConsulError(`transaction of ${ops.length} operations exceeds Consul's limit of ${MAX_TXN_OPS}`);
     const body = ops.map((op) => {
       checkKey(op.key);
       const base = { Verb: op.verb, Key: op.key } as Record<string, unknown>;
-      if ("value" in op) base.Value = (typeof op.value === "string" ? Buffer.from(op.value) : op.value).toString("base64");
+      if ("value" in op)
+        base.Value = (typeof op.value === "string" ? Buffer.from(op.value) : op.value).toString("base64");
       if ("index" in op) base.Index = op.index;
       return { KV: base };
     });
     const res = await this.request("PUT", "/v1/txn", { body: JSON.stringify(body) });
     if (res.status === 200) {
-      const parsed = parseJson(z.object({ Results: z.array(z.object({ KV: z.object({ ModifyIndex: z.number() }).nullish() })).nullable() }), res.body, "txn");
+      const parsed = parseJson(
+        z.object({ Results: z.array(z.object({ KV: z.object({ ModifyIndex: z.number() }).nullish() })).nullable() }),
+        res.body,
+        "txn",
+      );
       return { ok: true, errors: [], indexes: (parsed.Results ?? []).map((r) => r.KV?.ModifyIndex ?? 0) };
     }
     if (res.status === 409) {
-      const parsed = parseJson(z.object({ Errors: z.array(z.object({ OpIndex: z.number(), What: z.string() })).nullable() }), res.body, "txn");
+      const parsed = parseJson(
+        z.object({ Errors: z.array(z.object({ OpIndex: z.number(), What: z.string() })).nullable() }),
+        res.body,
+        "txn",
+      );
       const denied = (parsed.Errors ?? []).find((e) => /permission denied/i.test(e.What));
-      if (denied) throw new ConsulPermissionError(`txn: Consul's ACLs refused the token; it needs key:write on ${ops[denied.OpIndex]?.key ?? "the transaction's keys"}`, 403);
-      return { ok: false, errors: (parsed.Errors ?? []).map((e) => `op ${e.OpIndex} (${ops[e.OpIndex]?.key ?? "?"}): ${e.What}`), indexes: [] };
+      if (denied)
+        throw new ConsulPermissionError(
+          `txn: Consul's ACLs refused the token; it needs key:write on ${ops[denied.OpIndex]?.key ?? "the transaction's keys"}`,
+          403,
+        );
+      return {
+        ok: false,
+        errors: (parsed.Errors ?? []).map((e) => `op ${e.OpIndex} (${ops[e.OpIndex]?.key ?? "?"}): ${e.What}`),
+        indexes: [],
+      };
     }
     this.fail("txn", res, `key:write on ${ops.map((o) => o.key).join(", ")}`);
   }
@@ -267,14 +329,24 @@ export class Consul {
    */
   async *watchPrefix(
     prefix: string,
-    opts: { signal?: AbortSignal; wait?: string; onError?: (err: unknown) => void; backoff?: Backoff; consistent?: boolean } = {},
+    opts: {
+      signal?: AbortSignal;
+      wait?: string;
+      onError?: (err: unknown) => void;
+      backoff?: Backoff;
+      consistent?: boolean;
+    } = {},
   ): AsyncGenerator<{ entries: KvEntry[]; index: number }> {
     const backoff = opts.backoff ?? new Backoff({ minMs: 250, maxMs: 10_000 });
     let index = 0;
     while (!opts.signal?.aborted) {
       let result: { entries: KvEntry[]; index: number };
       try {
-        result = await this.kvListAt(prefix, index, { signal: opts.signal, wait: opts.wait, consistent: opts.consistent });
+        result = await this.kvListAt(prefix, index, {
+          signal: opts.signal,
+          wait: opts.wait,
+          consistent: opts.consistent,
+        });
       } catch (err) {
         if (opts.signal?.aborted) return;
         opts.onError?.(err);
@@ -298,12 +370,24 @@ export class Consul {
 
   // ---- sessions ---------------------------------------------------------------------------
 
-  async sessionCreate(opts: { name: string; ttlSeconds: number; lockDelay?: string; behavior?: "release" | "delete" }): Promise<string> {
-    if (opts.ttlSeconds < 10 || opts.ttlSeconds > 86_400) throw new ConsulError(`session TTL must be 10s..24h, got ${opts.ttlSeconds}s`);
+  async sessionCreate(opts: {
+    name: string;
+    ttlSeconds: number;
+    lockDelay?: string;
+    behavior?: "release" | "delete";
+  }): Promise<string> {
+    if (opts.ttlSeconds < 10 || opts.ttlSeconds > 86_400)
+      throw new ConsulError(`session TTL must be 10s..24h, got ${opts.ttlSeconds}s`);
     const res = await this.request("PUT", "/v1/session/create", {
-      body: JSON.stringify({ Name: opts.name, TTL: `${opts.ttlSeconds}s`, LockDelay: opts.lockDelay ?? "0s", Behavior: opts.behavior ?? "release" }),
+      body: JSON.stringify({
+        Name: opts.name,
+        TTL: `${opts.ttlSeconds}s`,
+        LockDelay: opts.lockDelay ?? "0s",
+        Behavior: opts.behavior ?? "release",
+      }),
     });
-    if (res.status !== 200) this.fail("session create", res, "session:write on the node of the Consul agent it talks to");
+    if (res.status !== 200)
+      this.fail("session create", res, "session:write on the node of the Consul agent it talks to");
     return parseJson(z.object({ ID: z.string() }), res.body, "session create").ID;
   }
 
@@ -341,10 +425,18 @@ export class Consul {
     return parseJson(z.array(CatalogNode), res.body, "catalog nodes");
   }
 
-  async healthService(service: string, opts: { passing?: boolean; tag?: string; index?: number; wait?: string; signal?: AbortSignal } = {}): Promise<{ entries: HealthEntry[]; index: number }> {
+  async healthService(
+    service: string,
+    opts: { passing?: boolean; tag?: string; index?: number; wait?: string; signal?: AbortSignal } = {},
+  ): Promise<{ entries: HealthEntry[]; index: number }> {
     const blocking = (opts.index ?? 0) > 0;
     const res = await this.request("GET", `/v1/health/service/${encodeURIComponent(service)}`, {
-      query: { passing: opts.passing, tag: opts.tag, index: blocking ? opts.index : undefined, wait: blocking ? (opts.wait ?? "60s") : undefined },
+      query: {
+        passing: opts.passing,
+        tag: opts.tag,
+        index: blocking ? opts.index : undefined,
+        wait: blocking ? (opts.wait ?? "60s") : undefined,
+      },
       signal: opts.signal,
       timeoutMs: blocking ? waitMs(opts.wait ?? "60s") + 15_000 : undefined,
     });
@@ -359,18 +451,24 @@ export class Consul {
 
   /** Sets a TTL check's status and output on the local agent. */
   async agentCheckUpdate(id: string, status: "passing" | "warning" | "critical", output: string): Promise<void> {
-    const res = await this.request("PUT", `/v1/agent/check/update/${encodeURIComponent(id)}`, { body: JSON.stringify({ Status: status, Output: output }) });
+    const res = await this.request("PUT", `/v1/agent/check/update/${encodeURIComponent(id)}`, {
+      body: JSON.stringify({ Status: status, Output: output }),
+    });
     if (res.status !== 200) this.fail(`update check ${id}`, res, "service:write on the check's service");
   }
 
   async agentServiceDeregister(id: string): Promise<void> {
     const res = await this.request("PUT", `/v1/agent/service/deregister/${encodeURIComponent(id)}`);
-    if (res.status !== 200 && res.status !== 404) this.fail(`deregister service ${id}`, res, "service:write on that service");
+    if (res.status !== 200 && res.status !== 404)
+      this.fail(`deregister service ${id}`, res, "service:write on that service");
   }
 }
 
 function checkPrefix(prefix: string): void {
-  if (!prefix.endsWith("/")) throw new ConsulError(`KV prefix ${JSON.stringify(prefix)} must end in '/' (Consul prefix operations are string prefixes)`);
+  if (!prefix.endsWith("/"))
+    throw new ConsulError(
+      `KV prefix ${JSON.stringify(prefix)} must end in '/' (Consul prefix operations are string prefixes)`,
+    );
   checkKey(prefix.slice(0, -1) || "x");
 }
 

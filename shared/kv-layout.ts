@@ -79,6 +79,7 @@ export class KvLayout {
 }
 
 function checkName(name: string): string {
-  if (!NAME_RE.test(name)) throw new ConfigError("stack name", `invalid stack name ${JSON.stringify(name)} (letters, digits, '.', '_', '-')`);
+  if (!NAME_RE.test(name))
+    throw new ConfigError("stack name", `invalid stack name ${JSON.stringify(name)} (letters, digits, '.', '_', '-')`);
   return name;
 }

@@ -44,7 +44,9 @@ export function placementOf(unit: UnitFile, source: string): Placement {
     }
   }
   const globals = entries(unit, "X-Fleet", "Global");
-  for (const g of globals) if (!/^(true|false)$/i.test(g.value)) throw new ConfigError(source, `[X-Fleet] Global=${g.value}: expected true or false`, g.line);
+  for (const g of globals)
+    if (!/^(true|false)$/i.test(g.value))
+      throw new ConfigError(source, `[X-Fleet] Global=${g.value}: expected true or false`, g.line);
   const global = globals.some((g) => g.value.toLowerCase() === "true");
   return { global, metadata: { ...metadata } };
 }
@@ -60,6 +62,10 @@ export function placementMatches(placement: Placement, nodeMeta: Record<string, 
  * The one targeting rule, used by agents (what to run) and the controller (which hosts to wait
  * for): placements any-of, narrowed by a rollout's host allowlist when the spec sets one.
  */
-export function unitTargetsNode(u: { placements: Placement[]; hosts?: string[] | undefined }, node: string, nodeMeta: Record<string, string>): boolean {
+export function unitTargetsNode(
+  u: { placements: Placement[]; hosts?: string[] | undefined },
+  node: string,
+  nodeMeta: Record<string, string>,
+): boolean {
   return (u.hosts === undefined || u.hosts.includes(node)) && u.placements.some((p) => placementMatches(p, nodeMeta));
 }

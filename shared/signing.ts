@@ -6,7 +6,15 @@
  * generation as well as the bytes, and agents never go back to a lower generation, so an older
  * signed spec cannot be replayed.
  */
-import { createHash, createPrivateKey, createPublicKey, generateKeyPairSync, sign, verify, type KeyObject } from "node:crypto";
+import {
+  createHash,
+  createPrivateKey,
+  createPublicKey,
+  generateKeyPairSync,
+  sign,
+  verify,
+  type KeyObject,
+} from "node:crypto";
 import { readFileSync, readdirSync, statSync } from "node:fs";
 import { join } from "node:path";
 import { z } from "zod";
@@ -27,7 +35,10 @@ export type SpecSignature = z.infer<typeof SpecSignatureSchema>;
 /** First 16 hex of the sha256 of the public key (SPKI DER): names a key in messages and KV. */
 export function keyIdOf(key: KeyObject): string {
   const pub = key.type === "private" ? createPublicKey(key) : key;
-  return createHash("sha256").update(pub.export({ type: "spki", format: "der" })).digest("hex").slice(0, 16);
+  return createHash("sha256")
+    .update(pub.export({ type: "spki", format: "der" }))
+    .digest("hex")
+    .slice(0, 16);
 }
 
 function message(stack: string, generation: number, specBytes: Buffer): Buffer {
@@ -46,7 +57,8 @@ export function generateSigningKeys(): { privatePem: string; publicPem: string; 
 export class SpecSigner {
   readonly keyId: string;
   constructor(private readonly key: KeyObject) {
-    if (key.asymmetricKeyType !== "ed25519") throw new SigningKeyError(`signing key is ${key.asymmetricKeyType ?? "not asymmetric"}, expected ed25519`);
+    if (key.asymmetricKeyType !== "ed25519")
+      throw new SigningKeyError(`signing key is ${key.asymmetricKeyType ?? "not asymmetric"}, expected ed25519`);
     this.keyId = keyIdOf(key);
   }
 
@@ -81,7 +93,12 @@ export class TrustStore {
   keys(): Map<string, KeyObject> {
     const out = new Map<string, KeyObject>();
     for (const p of this.paths) {
-      const files = statSync(p).isDirectory() ? readdirSync(p).filter((f) => f.endsWith(".pub")).sort().map((f) => join(p, f)) : [p];
+      const files = statSync(p).isDirectory()
+        ? readdirSync(p)
+            .filter((f) => f.endsWith(".pub"))
+            .sort()
+            .map((f) => join(p, f))
+        : [p];
       for (const f of files) {
         let key: KeyObject;
         try {
@@ -89,7 +106,8 @@ export class TrustStore {
         } catch (err) {
           throw new SigningKeyError(`trusted key ${f}: ${errorText(err)}`);
         }
-        if (key.asymmetricKeyType !== "ed25519") throw new SigningKeyError(`trusted key ${f} is ${key.asymmetricKeyType ?? "?"}, expected ed25519`);
+        if (key.asymmetricKeyType !== "ed25519")
+          throw new SigningKeyError(`trusted key ${f} is ${key.asymmetricKeyType ?? "?"}, expected ed25519`);
         out.set(keyIdOf(key), key);
       }
     }
@@ -98,7 +116,13 @@ export class TrustStore {
 }
 
 /** Why a spec must not be applied, or null when its signature verifies against a trusted key. */
-export function signatureProblem(stack: string, generation: number, specBytes: Buffer, signature: SpecSignature | null, trusted: Map<string, KeyObject>): string | null {
+export function signatureProblem(
+  stack: string,
+  generation: number,
+  specBytes: Buffer,
+  signature: SpecSignature | null,
+  trusted: Map<string, KeyObject>,
+): string | null {
   if (!signature) return "the spec is not signed and this agent trusts only signed specs";
   if (signature.stack !== stack || signature.generation !== generation) {
     return `the signature is for ${signature.stack} generation ${signature.generation}, not ${stack} generation ${generation}`;

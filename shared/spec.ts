@@ -55,9 +55,15 @@ export const ServiceDeclSchema = z.object({
   /** URL Consul polls; default http://127.0.0.1:<port>/; the host itself only (see checkTargetProblem) */
   checkHttp: z
     .string()
-    .refine((u) => isIP(hostOf(u)) !== 0 || hostOf(u) === "localhost", "check URL must name this host by address (loopback or its own)")
+    .refine(
+      (u) => isIP(hostOf(u)) !== 0 || hostOf(u) === "localhost",
+      "check URL must name this host by address (loopback or its own)",
+    )
     .optional(),
-  interval: z.string().regex(/^\d+(ms|s|m)$/).default("2s"),
+  interval: z
+    .string()
+    .regex(/^\d+(ms|s|m)$/)
+    .default("2s"),
 });
 export type ServiceDecl = z.infer<typeof ServiceDeclSchema>;
 
@@ -92,7 +98,9 @@ export type Deployment = z.infer<typeof DeploymentSchema>;
 
 export const StackSpecSchema = z
   .object({
-    schema: z.literal(SCHEMA_VERSION, { errorMap: () => ({ message: `unknown schema version (this Houston reads ${SCHEMA_VERSION})` }) }),
+    schema: z.literal(SCHEMA_VERSION, {
+      errorMap: () => ({ message: `unknown schema version (this Houston reads ${SCHEMA_VERSION})` }),
+    }),
     stack: Name,
     generation: z.number().int().min(1),
     environment: z.string(),
@@ -106,15 +114,31 @@ export const StackSpecSchema = z
       if (seen.has(u.name)) ctx.addIssue({ code: "custom", message: `unit ${u.name} listed twice` });
       seen.add(u.name);
       // a stack can only name its own units: the name is exactly what its parts render to
-      if (u.stack !== spec.stack) ctx.addIssue({ code: "custom", message: `unit ${u.name} belongs to stack ${u.stack}, not ${spec.stack}` });
+      if (u.stack !== spec.stack)
+        ctx.addIssue({ code: "custom", message: `unit ${u.name} belongs to stack ${u.stack}, not ${spec.stack}` });
       const kind = u.role === "socket" || u.role === "socket-guard" ? u.role : "versioned";
-      const rendered = unitName({ stack: spec.stack, component: u.component, group: u.group, version: u.version, kind });
-      if (u.name !== rendered) ctx.addIssue({ code: "custom", message: `unit ${u.name} is not the name its parts render to in stack ${spec.stack} (${rendered})` });
+      const rendered = unitName({
+        stack: spec.stack,
+        component: u.component,
+        group: u.group,
+        version: u.version,
+        kind,
+      });
+      if (u.name !== rendered)
+        ctx.addIssue({
+          code: "custom",
+          message: `unit ${u.name} is not the name its parts render to in stack ${spec.stack} (${rendered})`,
+        });
       if (u.service) {
-        const problem = serviceNameProblem(spec.stack, u.service.name) ?? (u.service.checkHttp ? checkTargetProblem(u.service.checkHttp, new Set([hostOf(u.service.checkHttp)])) : null);
+        const problem =
+          serviceNameProblem(spec.stack, u.service.name) ??
+          (u.service.checkHttp
+            ? checkTargetProblem(u.service.checkHttp, new Set([hostOf(u.service.checkHttp)]))
+            : null);
         if (problem) ctx.addIssue({ code: "custom", message: `unit ${u.name}: ${problem}` });
       }
-      if (u.role === "archive" && !u.archive) ctx.addIssue({ code: "custom", message: `archive unit ${u.name} has no archive digest` });
+      if (u.role === "archive" && !u.archive)
+        ctx.addIssue({ code: "custom", message: `archive unit ${u.name} has no archive digest` });
     }
   });
 export type StackSpec = z.infer<typeof StackSpecSchema>;

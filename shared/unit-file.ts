@@ -36,7 +36,8 @@ export function parseUnitFile(text: string, source: string): UnitFile {
       continue;
     }
     const eq = line.indexOf("=");
-    if (eq <= 0) throw new ConfigError(source, `expected 'Key=Value' or '[Section]', got ${JSON.stringify(line)}`, lineNo);
+    if (eq <= 0)
+      throw new ConfigError(source, `expected 'Key=Value' or '[Section]', got ${JSON.stringify(line)}`, lineNo);
     if (!current) throw new ConfigError(source, "entry before the first [Section] header", lineNo);
     current.entries.push({ key: line.slice(0, eq).trim(), value: line.slice(eq + 1).trim(), line: lineNo });
   }
@@ -45,11 +46,16 @@ export function parseUnitFile(text: string, source: string): UnitFile {
 }
 
 export function renderUnitFile(unit: UnitFile): string {
-  return unit.sections.map((s) => [`[${s.name}]`, ...s.entries.map((e) => `${e.key}=${e.value}`)].join("\n")).join("\n\n") + "\n";
+  return (
+    unit.sections.map((s) => [`[${s.name}]`, ...s.entries.map((e) => `${e.key}=${e.value}`)].join("\n")).join("\n\n") +
+    "\n"
+  );
 }
 
 export function values(unit: UnitFile, section: string, key: string): string[] {
-  return unit.sections.filter((s) => s.name === section).flatMap((s) => s.entries.filter((e) => e.key === key).map((e) => e.value));
+  return unit.sections
+    .filter((s) => s.name === section)
+    .flatMap((s) => s.entries.filter((e) => e.key === key).map((e) => e.value));
 }
 
 export function entries(unit: UnitFile, section: string, key: string): UnitEntry[] {

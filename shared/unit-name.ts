@@ -17,11 +17,15 @@ export const GROUP_RE = /^[a-z0-9][a-z0-9-]*$/;
  * What Houston ever writes: <name>[:<group>]@<version>.service, and for a stack's shared socket
  * <name>[:<group>].socket with its guard <name>[:<group>].service (systemd's character set).
  */
-export const UNIT_NAME_RE = /^[A-Za-z0-9][A-Za-z0-9_.-]*(:[a-z0-9][a-z0-9-]*)?(@[A-Za-z0-9][A-Za-z0-9_.-]*\.service|\.socket|\.service)$/;
+export const UNIT_NAME_RE =
+  /^[A-Za-z0-9][A-Za-z0-9_.-]*(:[a-z0-9][a-z0-9-]*)?(@[A-Za-z0-9][A-Za-z0-9_.-]*\.service|\.socket|\.service)$/;
 
 export const UnitNameSchema = z
   .string()
-  .regex(UNIT_NAME_RE, "not a Houston unit name (<name>[:<group>]@<version>.service, or a stack's .socket and .service)")
+  .regex(
+    UNIT_NAME_RE,
+    "not a Houston unit name (<name>[:<group>]@<version>.service, or a stack's .socket and .service)",
+  )
   .superRefine((name, ctx) => {
     const reserved = reservedUnitName(name);
     if (reserved) ctx.addIssue({ code: "custom", message: reserved });
@@ -50,9 +54,32 @@ export function unitName(p: UnitNameParts): string {
  * systemd about every new name before writing it; this list refuses the well-known ones at plan time.
  */
 const RESERVED_BASES = new Set([
-  "autovt", "capsule", "console-getty", "container-getty", "dbus", "dbus-broker", "emergency", "getty", "getty-pre",
-  "houston-agent", "ifup", "initrd", "kmod-static-nodes", "ldconfig", "lvm2-pvscan", "mdmon", "modprobe", "polkit",
-  "rescue", "serial-getty", "ssh", "sshd", "sshd-keygen", "sulogin", "user", "user-runtime-dir",
+  "autovt",
+  "capsule",
+  "console-getty",
+  "container-getty",
+  "dbus",
+  "dbus-broker",
+  "emergency",
+  "getty",
+  "getty-pre",
+  "houston-agent",
+  "ifup",
+  "initrd",
+  "kmod-static-nodes",
+  "ldconfig",
+  "lvm2-pvscan",
+  "mdmon",
+  "modprobe",
+  "polkit",
+  "rescue",
+  "serial-getty",
+  "ssh",
+  "sshd",
+  "sshd-keygen",
+  "sulogin",
+  "user",
+  "user-runtime-dir",
 ]);
 const RESERVED_PREFIXES = ["systemd-", "dbus-", "initrd-", "user@", "sys-", "dev-", "-"];
 

@@ -11,7 +11,12 @@ import { KvLayout } from "../../shared/kv-layout.js";
 
 type Access = "read" | "write";
 /** resource kind → name → access; "" as a *_prefix name means everything */
-export type Rules = Partial<Record<"key" | "key_prefix" | "session_prefix" | "node" | "node_prefix" | "service_prefix" | "agent", Record<string, Access>>>;
+export type Rules = Partial<
+  Record<
+    "key" | "key_prefix" | "session_prefix" | "node" | "node_prefix" | "service_prefix" | "agent",
+    Record<string, Access>
+  >
+>;
 
 export interface Policy {
   name: string;
@@ -24,7 +29,13 @@ export function controllerPolicy(kv: KvLayout): Policy {
     name: "houston-controller",
     description: "Houston controller: deploy, remove, rollback (writes specs, archives, locks, history)",
     rules: {
-      key_prefix: { [kv.prefix]: "read", [kv.stacks]: "write", [kv.archives]: "write", [`${kv.prefix}locks/`]: "write", [`${kv.prefix}history/`]: "write" },
+      key_prefix: {
+        [kv.prefix]: "read",
+        [kv.stacks]: "write",
+        [kv.archives]: "write",
+        [`${kv.prefix}locks/`]: "write",
+        [`${kv.prefix}history/`]: "write",
+      },
       session_prefix: { "": "write" },
       node_prefix: { "": "read" },
       service_prefix: { "": "read" },
@@ -62,7 +73,8 @@ export function allPolicies(kv: KvLayout, nodes: string[]): Policy[] {
 export function rulesHcl(rules: Rules): string {
   const lines: string[] = [];
   for (const [kind, entries] of Object.entries(rules)) {
-    for (const [name, access] of Object.entries(entries ?? {})) lines.push(`${kind} ${JSON.stringify(name)} {\n  policy = ${JSON.stringify(access)}\n}`);
+    for (const [name, access] of Object.entries(entries ?? {}))
+      lines.push(`${kind} ${JSON.stringify(name)} {\n  policy = ${JSON.stringify(access)}\n}`);
   }
   return `${lines.join("\n")}\n`;
 }

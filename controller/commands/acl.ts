@@ -12,18 +12,27 @@ import type { Context } from "../context.js";
 import type { Output } from "../output.js";
 
 function checkNodes(nodes: string[]): string[] {
-  for (const n of nodes) if (!NAME_RE.test(n)) throw new ConfigError("--node", `${JSON.stringify(n)} is not a node name`);
+  for (const n of nodes)
+    if (!NAME_RE.test(n)) throw new ConfigError("--node", `${JSON.stringify(n)} is not a node name`);
   return nodes;
 }
 
 export function aclPoliciesCommand(kv: KvLayout, nodes: string[], json: boolean, out: Output): void {
   const policies = allPolicies(kv, checkNodes(nodes.length ? nodes : ["NODE"]));
   if (json) {
-    out.print(JSON.stringify(policies.map((p) => ({ Name: p.name, Description: p.description, Rules: rulesJson(p.rules) })), null, 2));
+    out.print(
+      JSON.stringify(
+        policies.map((p) => ({ Name: p.name, Description: p.description, Rules: rulesJson(p.rules) })),
+        null,
+        2,
+      ),
+    );
     return;
   }
   for (const p of policies) {
-    out.print(`# ${p.name}: ${p.description}\n# consul acl policy create -name ${p.name} -rules @${p.name}.hcl\n${rulesHcl(p.rules)}`);
+    out.print(
+      `# ${p.name}: ${p.description}\n# consul acl policy create -name ${p.name} -rules @${p.name}.hcl\n${rulesHcl(p.rules)}`,
+    );
     out.print(`# the same as JSON rules\n${rulesJson(p.rules)}\n`);
   }
 }

@@ -21,14 +21,45 @@ export async function breakLockIfAsked(ctx: Context, stack: string, force: boole
   out.warn(who ? `Broke the deploy lock of ${stack} held by ${who}` : `No deploy lock was held on ${stack}`);
 }
 
-export async function deployCommand(ctx: Context, manifest: Manifest, req: DeploymentRequest, opts: RolloutOptions, out: Output): Promise<boolean> {
+export async function deployCommand(
+  ctx: Context,
+  manifest: Manifest,
+  req: DeploymentRequest,
+  opts: RolloutOptions,
+  out: Output,
+): Promise<boolean> {
   const plan = makePlan(ctx, manifest, req);
-  const label = [req.type === "service" ? plan.stack : req.type === "global" ? "global units" : `standalone stack ${plan.stack}`, req.version, req.group ? `(group ${req.group})` : null].filter(Boolean).join(" ");
-  return rollout(ctx, { stack: plan.stack, environment: req.environment, deployment: plan.deployment, units: plan.units, archives: plan.archives, label }, opts, out);
+  const label = [
+    req.type === "service" ? plan.stack : req.type === "global" ? "global units" : `standalone stack ${plan.stack}`,
+    req.version,
+    req.group ? `(group ${req.group})` : null,
+  ]
+    .filter(Boolean)
+    .join(" ");
+  return rollout(
+    ctx,
+    {
+      stack: plan.stack,
+      environment: req.environment,
+      deployment: plan.deployment,
+      units: plan.units,
+      archives: plan.archives,
+      label,
+    },
+    opts,
+    out,
+  );
 }
 
 /** Removes the stack's units (or one group's) and its archives; waits for the agents to do it. */
-export async function removeCommand(ctx: Context, stack: string, group: string | null, environment: string, out: Output, keepGenerations = DEFAULT_KEEP_GENERATIONS): Promise<boolean> {
+export async function removeCommand(
+  ctx: Context,
+  stack: string,
+  group: string | null,
+  environment: string,
+  out: Output,
+  keepGenerations = DEFAULT_KEEP_GENERATIONS,
+): Promise<boolean> {
   const t0 = Date.now();
   const lock = await DeployLock.acquire(ctx.consul, ctx.kv, stack, `remove ${stack}${group ? `:${group}` : ""}`);
   try {
@@ -39,25 +70,58 @@ export async function removeCommand(ctx: Context, stack: string, group: string |
     for (const u of removed) out.info(`Destroying ${u.name}`);
     const left = spec.units.filter((u) => !removed.includes(u));
     const generation = spec.generation + 1;
-    if (left.length) await writeSpec(ctx.consul, ctx.kv, { ...spec, generation, createdAt: new Date().toISOString(), units: left }, modifyIndex, ctx.signer);
+    if (left.length)
+      await writeSpec(
+        ctx.consul,
+        ctx.kv,
+        { ...spec, generation, createdAt: new Date().toISOString(), units: left },
+        modifyIndex,
+        ctx.signer,
+      );
     else await deleteSpec(ctx.consul, ctx.kv, stack, modifyIndex);
     let pending: string[] = [];
     try {
-      await followReports(ctx.consul, ctx.kv, stack, Date.now() + 120_000, (reports) => {
-        pending = removalPending(removed.map((u) => u.name), reports);
-        return pending.length === 0 ? true : undefined;
-      }, () => `still present on ${pending.join(", ")}`);
+      await followReports(
+        ctx.consul,
+        ctx.kv,
+        stack,
+        Date.now() + 120_000,
+        (reports) => {
+          pending = removalPending(
+            removed.map((u) => u.name),
+            reports,
+          );
+          return pending.length === 0 ? true : undefined;
+        },
+        () => `still present on ${pending.join(", ")}`,
+      );
     } catch (err) {
       if (!(err instanceof TimeoutError)) throw err;
       out.warn(`units still reported on ${pending.join(", ")}; the agents will keep converging`);
     }
     const record: HistoryRecord = {
-      schema: SCHEMA_VERSION, stack, generation, environment, deployment: { ...spec.deployment, group },
-      user: whoAmI(), startedAt: new Date(t0).toISOString(), finishedAt: new Date().toISOString(), durationMs: Date.now() - t0,
-      result: "removed", message: `Removed ${removed.length} units of ${stack}${group ? ` group ${group}` : ""}`, units: removed, finalGeneration: left.length ? generation : null,
+      schema: SCHEMA_VERSION,
+      stack,
+      generation,
+      environment,
+      deployment: { ...spec.deployment, group },
+      user: whoAmI(),
+      startedAt: new Date(t0).toISOString(),
+      finishedAt: new Date().toISOString(),
+      durationMs: Date.now() - t0,
+      result: "removed",
+      message: `Removed ${removed.length} units of ${stack}${group ? ` group ${group}` : ""}`,
+      units: removed,
+      finalGeneration: left.length ? generation : null,
     };
     await writeHistory(ctx.consul, ctx.kv, record);
-    await pruneArchives(ctx, stack, new Set(removed.flatMap((u) => (u.archive ? [u.archive] : []))), keepGenerations, out);
+    await pruneArchives(
+      ctx,
+      stack,
+      new Set(removed.flatMap((u) => (u.archive ? [u.archive] : []))),
+      keepGenerations,
+      out,
+    );
     out.info(record.message);
     return pending.length === 0;
   } finally {
@@ -68,21 +132,53 @@ export async function removeCommand(ctx: Context, stack: string, group: string |
 /** Redeploys an earlier successful deployment's units through the same rollout. */
 export const DEFAULT_KEEP_GENERATIONS = 5;
 
-export async function rollbackCommand(ctx: Context, stack: string, generation: number | null, opts: RolloutOptions, out: Output): Promise<boolean> {
+export async function rollbackCommand(
+  ctx: Context,
+  stack: string,
+  generation: number | null,
+  opts: RolloutOptions,
+  out: Output,
+): Promise<boolean> {
   const history = await readHistory(ctx.consul, ctx.kv, stack);
   const ok = history.filter((h) => h.result === "success");
   const target = generation === null ? ok.at(-2) : history.find((h) => h.generation === generation);
   if (!target) {
-    throw new HoustonError(generation === null ? `stack ${stack} has no earlier successful deployment to roll back to (see houston history ${stack})` : `stack ${stack} has no deployment at generation ${generation} (see houston history ${stack})`);
+    throw new HoustonError(
+      generation === null
+        ? `stack ${stack} has no earlier successful deployment to roll back to (see houston history ${stack})`
+        : `stack ${stack} has no deployment at generation ${generation} (see houston history ${stack})`,
+    );
   }
-  if (target.result !== "success") throw new HoustonError(`generation ${target.generation} of ${stack} did not succeed (${target.result}); pick a successful one`);
+  if (target.result !== "success")
+    throw new HoustonError(
+      `generation ${target.generation} of ${stack} did not succeed (${target.result}); pick a successful one`,
+    );
   for (const u of target.units) {
     if (u.archive && !(await ctx.consul.kvGet(ctx.kv.archiveMeta(u.archive)))) {
       const d = target.deployment;
-      throw new HoustonError(`archive ${u.archive} of generation ${target.generation} was pruned from Consul (only the last --keep-generations successful deployments keep theirs), so it cannot be rolled back to as recorded; redeploy that version from its config instead (houston ${d.type}${d.type === "global" ? "" : ` ${d.name}`}${d.version ? ` ${d.version}` : ""})`);
+      throw new HoustonError(
+        `archive ${u.archive} of generation ${target.generation} was pruned from Consul (only the last --keep-generations successful deployments keep theirs), so it cannot be rolled back to as recorded; redeploy that version from its config instead (houston ${d.type}${d.type === "global" ? "" : ` ${d.name}`}${d.version ? ` ${d.version}` : ""})`,
+      );
     }
   }
-  out.info(`Rolling back ${stack} to generation ${target.generation} (${target.deployment.type} ${target.deployment.name}${target.deployment.version ? ` ${target.deployment.version}` : ""})`);
-  const label = `${stack} ${target.deployment.version ?? ""} (rollback to generation ${target.generation})`.replace(/\s+/g, " ");
-  return rollout(ctx, { stack, environment: target.environment, deployment: target.deployment, units: target.units.map(({ hosts: _h, ...u }) => u), archives: [], label }, opts, out);
+  out.info(
+    `Rolling back ${stack} to generation ${target.generation} (${target.deployment.type} ${target.deployment.name}${target.deployment.version ? ` ${target.deployment.version}` : ""})`,
+  );
+  const label = `${stack} ${target.deployment.version ?? ""} (rollback to generation ${target.generation})`.replace(
+    /\s+/g,
+    " ",
+  );
+  return rollout(
+    ctx,
+    {
+      stack,
+      environment: target.environment,
+      deployment: target.deployment,
+      units: target.units.map(({ hosts: _h, ...u }) => u),
+      archives: [],
+      label,
+    },
+    opts,
+    out,
+  );
 }

@@ -12,7 +12,14 @@ import { hostsForUnit } from "../rollout/progress.js";
 
 export function table(rows: string[][]): string {
   const widths = rows[0]?.map((_, i) => Math.max(...rows.map((r) => (r[i] ?? "").length))) ?? [];
-  return rows.map((r) => r.map((c, i) => (i === r.length - 1 ? c : c.padEnd(widths[i] ?? 0))).join("  ").trimEnd()).join("\n");
+  return rows
+    .map((r) =>
+      r
+        .map((c, i) => (i === r.length - 1 ? c : c.padEnd(widths[i] ?? 0)))
+        .join("  ")
+        .trimEnd(),
+    )
+    .join("\n");
 }
 
 function age(iso: string | undefined, now: number): string {
@@ -21,7 +28,12 @@ function age(iso: string | undefined, now: number): string {
   return s < 120 ? `${s}s` : s < 7200 ? `${Math.round(s / 60)}m` : `${Math.round(s / 3600)}h`;
 }
 
-export async function statusCommand(ctx: Context, stack: string | undefined, json: boolean, out: Output): Promise<boolean> {
+export async function statusCommand(
+  ctx: Context,
+  stack: string | undefined,
+  json: boolean,
+  out: Output,
+): Promise<boolean> {
   const now = Date.now();
   const specs: StackSpec[] = [];
   const specErrors: string[] = [];
@@ -45,28 +57,84 @@ export async function statusCommand(ctx: Context, stack: string | undefined, jso
         const s = r?.units.find((x) => x.name === u.name);
         // a report from a host whose agent is not passing may be stale: say so rather than trust it
         const agent = agentOf.get(node) ?? "missing";
-        return { node, agent, unit: u.name, version: u.version, group: u.group, role: u.role, activeState: agent !== "passing" ? "unknown" : (s?.activeState ?? "missing"), reportedState: s?.activeState ?? null, subState: s?.subState ?? "-", result: s?.result ?? null, applied: r?.generation ?? null, seen: r?.desiredGeneration ?? null, converging: r?.converging ?? null, updatedAt: r?.updatedAt ?? null, errors: r?.errors ?? [] };
+        return {
+          node,
+          agent,
+          unit: u.name,
+          version: u.version,
+          group: u.group,
+          role: u.role,
+          activeState: agent !== "passing" ? "unknown" : (s?.activeState ?? "missing"),
+          reportedState: s?.activeState ?? null,
+          subState: s?.subState ?? "-",
+          result: s?.result ?? null,
+          applied: r?.generation ?? null,
+          seen: r?.desiredGeneration ?? null,
+          converging: r?.converging ?? null,
+          updatedAt: r?.updatedAt ?? null,
+          errors: r?.errors ?? [],
+        };
       }),
     );
-    const stale = [...byHost.values()].flatMap((r) => r.units.filter((x) => !spec.units.some((u) => u.name === x.name)).map((x) => ({ node: r.node, unit: x.name, activeState: x.activeState, note: "not in the spec: being removed" })));
-    return { stack: spec.stack, generation: spec.generation, deployment: spec.deployment, createdAt: spec.createdAt, units: rows, leaving: stale };
+    const stale = [...byHost.values()].flatMap((r) =>
+      r.units
+        .filter((x) => !spec.units.some((u) => u.name === x.name))
+        .map((x) => ({
+          node: r.node,
+          unit: x.name,
+          activeState: x.activeState,
+          note: "not in the spec: being removed",
+        })),
+    );
+    return {
+      stack: spec.stack,
+      generation: spec.generation,
+      deployment: spec.deployment,
+      createdAt: spec.createdAt,
+      units: rows,
+      leaving: stale,
+    };
   });
-  const healthy = stacks.every((s) => s.units.every((u) => u.activeState === "active" && u.errors.length === 0)) && specErrors.length === 0;
+  const healthy =
+    stacks.every((s) => s.units.every((u) => u.activeState === "active" && u.errors.length === 0)) &&
+    specErrors.length === 0;
   if (json) {
     out.print(JSON.stringify({ stacks, errors: specErrors, hosts, healthy }, null, 2));
     return healthy;
   }
-  if (stacks.length === 0 && specErrors.length === 0) out.print(stack ? `stack ${stack} is not deployed` : "no stacks deployed");
+  if (stacks.length === 0 && specErrors.length === 0)
+    out.print(stack ? `stack ${stack} is not deployed` : "no stacks deployed");
   for (const s of stacks) {
     const d = s.deployment;
-    out.print(`${s.stack}: generation ${s.generation}, ${d.type} ${d.name}${d.version ? ` ${d.version}` : ""}${d.group ? ` group ${d.group}` : ""}, written ${age(s.createdAt, now)} ago`);
+    out.print(
+      `${s.stack}: generation ${s.generation}, ${d.type} ${d.name}${d.version ? ` ${d.version}` : ""}${d.group ? ` group ${d.group}` : ""}, written ${age(s.createdAt, now)} ago`,
+    );
     const rows = [["  HOST", "UNIT", "VERSION", "STATE", "GENERATION", "AGE", "ERRORS"]];
     for (const u of s.units) {
       const gen = u.applied === null ? "-" : `${u.applied}${u.converging ? ` (→${u.seen})` : ""}`;
-      const stateText = u.agent !== "passing" ? `unknown (agent ${u.agent}; last reported ${u.reportedState ?? "nothing"})` : `${u.activeState}/${u.subState}${u.result ? ` (${u.result})` : ""}`;
+      const stateText =
+        u.agent !== "passing"
+          ? `unknown (agent ${u.agent}; last reported ${u.reportedState ?? "nothing"})`
+          : `${u.activeState}/${u.subState}${u.result ? ` (${u.result})` : ""}`;
       // a shared socket: which versions of the service hold it on that host now
-      const version = u.role === "socket" ? `shared by ${s.units.filter((x) => x.node === u.node && x.role === "service").map((x) => x.version).join(", ") || "-"}` : u.version;
-      rows.push([`  ${u.node}`, u.unit, version, stateText, gen, age(u.updatedAt ?? undefined, now), u.errors.join("; ")]);
+      const version =
+        u.role === "socket"
+          ? `shared by ${
+              s.units
+                .filter((x) => x.node === u.node && x.role === "service")
+                .map((x) => x.version)
+                .join(", ") || "-"
+            }`
+          : u.version;
+      rows.push([
+        `  ${u.node}`,
+        u.unit,
+        version,
+        stateText,
+        gen,
+        age(u.updatedAt ?? undefined, now),
+        u.errors.join("; "),
+      ]);
     }
     for (const l of s.leaving) rows.push([`  ${l.node}`, l.unit, "", l.activeState, "", "", l.note]);
     out.print(table(rows));
@@ -79,9 +147,20 @@ export async function historyCommand(ctx: Context, stack: string, json: boolean,
   const records = await readHistory(ctx.consul, ctx.kv, stack);
   // a successful generation can be rolled back to while every archive it used is still in Consul
   const present = new Set(await ctx.consul.kvKeys(ctx.kv.archives, "/"));
-  const canRollBack = (r: (typeof records)[number]): boolean => r.result === "success" && r.units.every((u) => !u.archive || present.has(ctx.kv.archive(u.archive)));
+  const canRollBack = (r: (typeof records)[number]): boolean =>
+    r.result === "success" && r.units.every((u) => !u.archive || present.has(ctx.kv.archive(u.archive)));
   if (json) {
-    out.print(JSON.stringify(records.map(({ units, ...r }) => ({ ...r, units: units.map((u) => u.name), rollback: canRollBack({ ...r, units }) })), null, 2));
+    out.print(
+      JSON.stringify(
+        records.map(({ units, ...r }) => ({
+          ...r,
+          units: units.map((u) => u.name),
+          rollback: canRollBack({ ...r, units }),
+        })),
+        null,
+        2,
+      ),
+    );
     return;
   }
   if (records.length === 0) {
@@ -92,7 +171,16 @@ export async function historyCommand(ctx: Context, stack: string, json: boolean,
   for (const r of records) {
     const d = r.deployment;
     const rb = r.result !== "success" ? "-" : canRollBack(r) ? "yes" : "no (archive pruned)";
-    rows.push([String(r.generation), r.result, rb, `${(r.durationMs / 1000).toFixed(1)}s`, r.finishedAt, r.user, `${d.type} ${d.name}${d.version ? ` ${d.version}` : ""}${d.group ? `:${d.group}` : ""}`, r.message]);
+    rows.push([
+      String(r.generation),
+      r.result,
+      rb,
+      `${(r.durationMs / 1000).toFixed(1)}s`,
+      r.finishedAt,
+      r.user,
+      `${d.type} ${d.name}${d.version ? ` ${d.version}` : ""}${d.group ? `:${d.group}` : ""}`,
+      r.message,
+    ]);
   }
   out.print(table(rows));
 }
@@ -102,7 +190,12 @@ export async function nodesCommand(ctx: Context, json: boolean, out: Output): Pr
   const hosts = await readHosts(ctx.consul, ctx.kv);
   const health = new Map(hosts.map((h) => [h.node, h.agent]));
   const nodes = records.map((r) => ({
-    node: r.node, agent: health.get(r.node) ?? "not registered", meta: r.meta, version: r.version, startedAt: r.startedAt, httpAddr: r.httpAddr ?? null,
+    node: r.node,
+    agent: health.get(r.node) ?? "not registered",
+    meta: r.meta,
+    version: r.version,
+    startedAt: r.startedAt,
+    httpAddr: r.httpAddr ?? null,
     // null: the agent applies unsigned specs (anyone who can write the KV prefix controls it)
     trustedKeys: r.trustedKeys ?? null,
   }));
@@ -112,8 +205,19 @@ export async function nodesCommand(ctx: Context, json: boolean, out: Output): Pr
   }
   const rows = [["NODE", "AGENT", "VERSION", "STARTED", "SPECS", "METADATA"]];
   for (const n of nodes) {
-    const specs = n.trustedKeys === null ? "unsigned accepted" : `signed by ${n.trustedKeys.join(",") || "(no readable key)"}`;
-    rows.push([n.node, n.agent, n.version, n.startedAt, specs, Object.entries(n.meta).filter(([, v]) => v !== "").map(([k, v]) => `${k}=${v}`).join(",")]);
+    const specs =
+      n.trustedKeys === null ? "unsigned accepted" : `signed by ${n.trustedKeys.join(",") || "(no readable key)"}`;
+    rows.push([
+      n.node,
+      n.agent,
+      n.version,
+      n.startedAt,
+      specs,
+      Object.entries(n.meta)
+        .filter(([, v]) => v !== "")
+        .map(([k, v]) => `${k}=${v}`)
+        .join(","),
+    ]);
   }
   out.print(nodes.length ? table(rows) : "no Houston agents registered");
   for (const e of invalid) out.error(e);

@@ -11,12 +11,19 @@ export function writeSigningKeys(prefix: string): { keyId: string; files: [strin
   const keys = generateSigningKeys();
   const files: [string, string] = [`${prefix}.key`, `${prefix}.pub`];
   const present = files.filter((f) => existsSync(f));
-  if (present.length) throw new ConfigError("--out", `${present.join(" and ")} already exist${present.length === 1 ? "s" : ""}; existing keys are never overwritten`);
+  if (present.length)
+    throw new ConfigError(
+      "--out",
+      `${present.join(" and ")} already exist${present.length === 1 ? "s" : ""}; existing keys are never overwritten`,
+    );
   try {
     writeFileSync(files[0], keys.privatePem, { mode: 0o600, flag: "wx" });
     writeFileSync(files[1], keys.publicPem, { mode: 0o644, flag: "wx" });
   } catch (err) {
-    throw new ConfigError("--out", `cannot write the key pair: ${errorText(err)} (existing keys are never overwritten)`);
+    throw new ConfigError(
+      "--out",
+      `cannot write the key pair: ${errorText(err)} (existing keys are never overwritten)`,
+    );
   }
   return { keyId: keys.keyId, files };
 }

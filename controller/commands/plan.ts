@@ -17,7 +17,10 @@ export function makePlan(ctx: Context, manifest: Manifest, req: DeploymentReques
   for (const a of plan.archives) {
     // KV and every agent hold each archive: refuse the oversized at plan time
     if (a.bytes.length > ctx.maxArchiveBytes) {
-      throw new ConfigError(inputs.filesSource, `the file archive is ${mib(a.bytes.length)} MiB, over the limit of ${mib(ctx.maxArchiveBytes)} MiB (--max-archive-size)`);
+      throw new ConfigError(
+        inputs.filesSource,
+        `the file archive is ${mib(a.bytes.length)} MiB, over the limit of ${mib(ctx.maxArchiveBytes)} MiB (--max-archive-size)`,
+      );
     }
   }
   return plan;
@@ -27,7 +30,13 @@ function mib(bytes: number): string {
   return (bytes / 1048576).toFixed(1).replace(/\.0$/, "");
 }
 
-export async function planCommand(ctx: Context, manifest: Manifest, req: DeploymentRequest, out: Output, json: boolean): Promise<void> {
+export async function planCommand(
+  ctx: Context,
+  manifest: Manifest,
+  req: DeploymentRequest,
+  out: Output,
+  json: boolean,
+): Promise<void> {
   const plan = makePlan(ctx, manifest, req);
   let diff: PlanDiff | null = null;
   let consul: { reachable: boolean; address: string; error?: string; generation?: number | null };
@@ -40,31 +49,71 @@ export async function planCommand(ctx: Context, manifest: Manifest, req: Deploym
     consul = { reachable: false, address: ctx.consul.addr, error: errorText(err) };
   }
   if (json) {
-    out.print(JSON.stringify({
-      stack: plan.stack,
-      environment: plan.environment,
-      deployment: plan.deployment,
-      units: plan.units.map((u) => ({ name: u.name, role: u.role, version: u.version, group: u.group, placements: u.placements, service: u.service ?? null, archive: u.archive ?? null, text: u.text })),
-      archives: plan.archives.map((a) => ({ sha256: a.sha256, size: a.bytes.length, files: a.files.map((f) => f.path), modes: a.files.map((f) => ({ path: f.path, mode: `0${f.mode.toString(8)}`, owner: f.owner, group: f.group })) })),
-      diff,
-      consul,
-    }, null, 2));
+    out.print(
+      JSON.stringify(
+        {
+          stack: plan.stack,
+          environment: plan.environment,
+          deployment: plan.deployment,
+          units: plan.units.map((u) => ({
+            name: u.name,
+            role: u.role,
+            version: u.version,
+            group: u.group,
+            placements: u.placements,
+            service: u.service ?? null,
+            archive: u.archive ?? null,
+            text: u.text,
+          })),
+          archives: plan.archives.map((a) => ({
+            sha256: a.sha256,
+            size: a.bytes.length,
+            files: a.files.map((f) => f.path),
+            modes: a.files.map((f) => ({
+              path: f.path,
+              mode: `0${f.mode.toString(8)}`,
+              owner: f.owner,
+              group: f.group,
+            })),
+          })),
+          diff,
+          consul,
+        },
+        null,
+        2,
+      ),
+    );
     return;
   }
   const d = plan.deployment;
-  out.info(`Plan: ${d.type} ${d.name}${d.version ? ` ${d.version}` : ""}${d.group ? ` group ${d.group}` : ""} in ${plan.environment} (stack ${plan.stack})`);
+  out.info(
+    `Plan: ${d.type} ${d.name}${d.version ? ` ${d.version}` : ""}${d.group ? ` group ${d.group}` : ""} in ${plan.environment} (stack ${plan.stack})`,
+  );
   for (const u of plan.units) {
-    const state = diff ? (diff.added.includes(u.name) ? "new" : diff.changed.includes(u.name) ? "changed" : "unchanged") : "rendered";
-    const shared = u.role === "socket" ? `; every version of ${plan.units.find((x) => x.role === "service")?.name.replace(/@.*$/, "@*") ?? "the service"} shares it, old and new alike during an upgrade` : "";
+    const state = diff
+      ? diff.added.includes(u.name)
+        ? "new"
+        : diff.changed.includes(u.name)
+          ? "changed"
+          : "unchanged"
+      : "rendered";
+    const shared =
+      u.role === "socket"
+        ? `; every version of ${plan.units.find((x) => x.role === "service")?.name.replace(/@.*$/, "@*") ?? "the service"} shares it, old and new alike during an upgrade`
+        : "";
     out.info(`Unit ${u.name} (${u.role}, ${state}${shared})`);
     out.print(u.text.replace(/^/gm, "    ").trimEnd() + "\n");
   }
   for (const a of plan.archives) {
-    out.info(`Archive ${a.sha256} (${a.bytes.length} bytes): ${a.files.map((f) => `${f.path} 0${f.mode.toString(8)} ${f.owner}:${f.group}`).join(", ")}`);
+    out.info(
+      `Archive ${a.sha256} (${a.bytes.length} bytes): ${a.files.map((f) => `${f.path} 0${f.mode.toString(8)} ${f.owner}:${f.group}`).join(", ")}`,
+    );
   }
   if (!consul.reachable) out.warn(`Consul unreachable, showing the rendering only: ${consul.error ?? ""}`);
   else if (diff) {
-    out.info(`Against Consul (generation ${consul.generation ?? "none"}): ${diff.added.length} new, ${diff.changed.length} changed, ${diff.unchanged.length} unchanged`);
+    out.info(
+      `Against Consul (generation ${consul.generation ?? "none"}): ${diff.added.length} new, ${diff.changed.length} changed, ${diff.unchanged.length} unchanged`,
+    );
     for (const r of diff.replaced) out.info(`Would remove after confirmation: ${r}`);
     for (const r of diff.untouched) out.info(`Left alone: ${r}`);
   }

@@ -34,7 +34,11 @@ interface DeployFlags {
 
 function positive(name: string, value: string, allowZero = false): number {
   const n = /^\d+$/.test(value.trim()) ? Number(value) : Number.NaN;
-  if (!Number.isSafeInteger(n) || n < (allowZero ? 0 : 1)) throw new ConfigError("command line", `${name} must be a ${allowZero ? "non-negative" : "positive"} whole number, got ${JSON.stringify(value)}`);
+  if (!Number.isSafeInteger(n) || n < (allowZero ? 0 : 1))
+    throw new ConfigError(
+      "command line",
+      `${name} must be a ${allowZero ? "non-negative" : "positive"} whole number, got ${JSON.stringify(value)}`,
+    );
   return n;
 }
 
@@ -43,14 +47,22 @@ const MAX_TIMER_SECONDS = Math.floor((2 ** 31 - 1) / 1000);
 
 function seconds(name: string, value: string): number {
   const n = positive(name, value);
-  if (n > MAX_TIMER_SECONDS) throw new ConfigError("command line", `${name} ${n} is longer than a timer holds (at most ${MAX_TIMER_SECONDS} s, about 24 days)`);
+  if (n > MAX_TIMER_SECONDS)
+    throw new ConfigError(
+      "command line",
+      `${name} ${n} is longer than a timer holds (at most ${MAX_TIMER_SECONDS} s, about 24 days)`,
+    );
   return n;
 }
 
 function rolloutOptions(f: DeployFlags): RolloutOptions {
   const delaySeconds = seconds("--delay", f.delay);
   const maxTries = positive("--max-tries", f.maxTries);
-  if (delaySeconds * maxTries > MAX_TIMER_SECONDS) throw new ConfigError("command line", `--delay × --max-tries (${delaySeconds * maxTries} s) is longer than a timer holds (at most ${MAX_TIMER_SECONDS} s)`);
+  if (delaySeconds * maxTries > MAX_TIMER_SECONDS)
+    throw new ConfigError(
+      "command line",
+      `--delay × --max-tries (${delaySeconds * maxTries} s) is longer than a timer holds (at most ${MAX_TIMER_SECONDS} s)`,
+    );
   return {
     delaySeconds,
     maxTries,
@@ -64,7 +76,11 @@ function rolloutOptions(f: DeployFlags): RolloutOptions {
 }
 
 function stackArg(stack: string): string {
-  if (!NAME_RE.test(stack)) throw new ConfigError("command line", `STACK ${JSON.stringify(stack)} is not a stack name (letters, digits, '.', '_', '-'; no '/')`);
+  if (!NAME_RE.test(stack))
+    throw new ConfigError(
+      "command line",
+      `STACK ${JSON.stringify(stack)} is not a stack name (letters, digits, '.', '_', '-'; no '/')`,
+    );
   return stack;
 }
 
@@ -79,7 +95,11 @@ function rolloutFlags(c: Command): Command {
     .addOption(new Option("--max-parallel <n>", "hosts updated at a time"))
     .option("--canary <n>", "deploy to n hosts and confirm them before the rest", "0")
     .option("--force-unlock", "break the stack's deploy lock (says whose it was) first")
-    .option("--keep-generations <n>", "keep the archives of this many recent successful deployments (rollback targets)", String(DEFAULT_KEEP_GENERATIONS));
+    .option(
+      "--keep-generations <n>",
+      "keep the archives of this many recent successful deployments (rollback targets)",
+      String(DEFAULT_KEEP_GENERATIONS),
+    );
 }
 
 function deployOptions(c: Command): Command {
@@ -93,82 +113,168 @@ export function registerCommands(program: Command, env: CommandEnv): void {
   const setExit = (ok: boolean): void => {
     process.exitCode = ok ? EXIT.ok : EXIT.failed;
   };
-  const deploy = (type: DeploymentType) => async (...args: unknown[]) => {
-    const cmd = args.at(-1) as Command;
-    const flags = cmd.opts<DeployFlags>();
-    const [name, version] = args.filter((a): a is string => typeof a === "string");
-    const req = env.request(cmd, type, name ?? "global", version ?? null, { group: flags.group, dependencies: flags.dependencies });
-    const manifest = env.manifest(cmd);
-    const ctx = makeContext(env.globals(cmd), manifest);
-    const out = env.rolloutOutput(cmd);
-    await breakLockIfAsked(ctx, stackOf(req), flags.forceUnlock === true, out);
-    if (flags.remove) return setExit(await removeCommand(ctx, stackOf(req), req.group, req.environment, out, positive("--keep-generations", flags.keepGenerations)));
-    setExit(await deployCommand(ctx, manifest, req, rolloutOptions(flags), out));
-  };
-  deployOptions(program.command("service").argument("<name>").argument("<version>").description("deploy a service and its dependencies")).action(deploy("service"));
-  deployOptions(program.command("standalone").argument("<name>").description("deploy a standalone stack")).action(deploy("standalone"));
+  const deploy =
+    (type: DeploymentType) =>
+    async (...args: unknown[]) => {
+      const cmd = args.at(-1) as Command;
+      const flags = cmd.opts<DeployFlags>();
+      const [name, version] = args.filter((a): a is string => typeof a === "string");
+      const req = env.request(cmd, type, name ?? "global", version ?? null, {
+        group: flags.group,
+        dependencies: flags.dependencies,
+      });
+      const manifest = env.manifest(cmd);
+      const ctx = makeContext(env.globals(cmd), manifest);
+      const out = env.rolloutOutput(cmd);
+      await breakLockIfAsked(ctx, stackOf(req), flags.forceUnlock === true, out);
+      if (flags.remove)
+        return setExit(
+          await removeCommand(
+            ctx,
+            stackOf(req),
+            req.group,
+            req.environment,
+            out,
+            positive("--keep-generations", flags.keepGenerations),
+          ),
+        );
+      setExit(await deployCommand(ctx, manifest, req, rolloutOptions(flags), out));
+    };
+  deployOptions(
+    program
+      .command("service")
+      .argument("<name>")
+      .argument("<version>")
+      .description("deploy a service and its dependencies"),
+  ).action(deploy("service"));
+  deployOptions(program.command("standalone").argument("<name>").description("deploy a standalone stack")).action(
+    deploy("standalone"),
+  );
   deployOptions(program.command("global").description("deploy the global units")).action(deploy("global"));
 
-  program.command("remove").argument("<stack>").description("remove a stack's units and archives (with -g: only that group)")
+  program
+    .command("remove")
+    .argument("<stack>")
+    .description("remove a stack's units and archives (with -g: only that group)")
     .option("-g, --group <group>", "remove only this group")
     .option("--force-unlock", "break the stack's deploy lock first")
-    .option("--keep-generations <n>", "keep the archives of this many recent successful deployments", String(DEFAULT_KEEP_GENERATIONS))
-    .action(async (stack: string, flags: { group?: string; forceUnlock?: boolean; keepGenerations: string }, cmd: Command) => {
-      stackArg(stack);
-      const g = env.globals(cmd);
-      const ctx = makeContext(g, g.environment ? env.manifest(cmd) : undefined);
-      const out = env.rolloutOutput(cmd);
-      await breakLockIfAsked(ctx, stack, flags.forceUnlock === true, out);
-      setExit(await removeCommand(ctx, stack, flags.group ?? null, g.environment ?? "", out, positive("--keep-generations", flags.keepGenerations)));
-    });
+    .option(
+      "--keep-generations <n>",
+      "keep the archives of this many recent successful deployments",
+      String(DEFAULT_KEEP_GENERATIONS),
+    )
+    .action(
+      async (
+        stack: string,
+        flags: { group?: string; forceUnlock?: boolean; keepGenerations: string },
+        cmd: Command,
+      ) => {
+        stackArg(stack);
+        const g = env.globals(cmd);
+        const ctx = makeContext(g, g.environment ? env.manifest(cmd) : undefined);
+        const out = env.rolloutOutput(cmd);
+        await breakLockIfAsked(ctx, stack, flags.forceUnlock === true, out);
+        setExit(
+          await removeCommand(
+            ctx,
+            stack,
+            flags.group ?? null,
+            g.environment ?? "",
+            out,
+            positive("--keep-generations", flags.keepGenerations),
+          ),
+        );
+      },
+    );
 
-  rolloutFlags(program.command("rollback").argument("<stack>").argument("[generation]").description("redeploy an earlier successful generation (default: the one before the last success)"))
-    .action(async (stack: string, generation: string | undefined, flags: DeployFlags, cmd: Command) => {
-      stackArg(stack);
-      const g = env.globals(cmd);
-      const ctx = makeContext(g, g.environment ? env.manifest(cmd) : undefined);
-      const out = env.rolloutOutput(cmd);
-      await breakLockIfAsked(ctx, stack, flags.forceUnlock === true, out);
-      setExit(await rollbackCommand(ctx, stack, generation === undefined ? null : positive("GENERATION", generation), rolloutOptions({ ...flags, dependencies: true }), out));
-    });
+  rolloutFlags(
+    program
+      .command("rollback")
+      .argument("<stack>")
+      .argument("[generation]")
+      .description("redeploy an earlier successful generation (default: the one before the last success)"),
+  ).action(async (stack: string, generation: string | undefined, flags: DeployFlags, cmd: Command) => {
+    stackArg(stack);
+    const g = env.globals(cmd);
+    const ctx = makeContext(g, g.environment ? env.manifest(cmd) : undefined);
+    const out = env.rolloutOutput(cmd);
+    await breakLockIfAsked(ctx, stack, flags.forceUnlock === true, out);
+    setExit(
+      await rollbackCommand(
+        ctx,
+        stack,
+        generation === undefined ? null : positive("GENERATION", generation),
+        rolloutOptions({ ...flags, dependencies: true }),
+        out,
+      ),
+    );
+  });
 
   const inspectCtx = (cmd: Command) => {
     const g = env.globals(cmd);
     return { ctx: makeContext(g, g.environment ? env.manifest(cmd) : undefined), json: g.json, out: env.output(cmd) };
   };
-  program.command("status").argument("[stack]").description("per host and unit: state, version, generation, age (exit 1 unless all active)")
+  program
+    .command("status")
+    .argument("[stack]")
+    .description("per host and unit: state, version, generation, age (exit 1 unless all active)")
     .action(async (stack: string | undefined, _f: unknown, cmd: Command) => {
       if (stack !== undefined) stackArg(stack);
       const { ctx, json, out } = inspectCtx(cmd);
       setExit(await statusCommand(ctx, stack, json, out));
     });
-  program.command("history").argument("<stack>").description("deployments of a stack with result and duration")
+  program
+    .command("history")
+    .argument("<stack>")
+    .description("deployments of a stack with result and duration")
     .action(async (stack: string, _f: unknown, cmd: Command) => {
       stackArg(stack);
       const { ctx, json, out } = inspectCtx(cmd);
       await historyCommand(ctx, stack, json, out);
     });
   const acl = program.command("acl").description("least-privilege Consul ACL policies and tokens for Houston");
-  acl.command("policies").description("print the controller, operator and per-node agent policies (HCL and JSON)")
-    .option("--node <name>", "an agent's node (repeatable)", (v: string, prev: string[]) => [...prev, v], [] as string[])
+  acl
+    .command("policies")
+    .description("print the controller, operator and per-node agent policies (HCL and JSON)")
+    .option(
+      "--node <name>",
+      "an agent's node (repeatable)",
+      (v: string, prev: string[]) => [...prev, v],
+      [] as string[],
+    )
     .action((flags: { node: string[] }, cmd: Command) => {
       const g = env.globals(cmd);
       aclPoliciesCommand(new KvLayout(g.prefix), flags.node, g.json, env.output(cmd));
     });
-  acl.command("bootstrap-tokens").description("create the policies in Consul and one token per role (needs a management token)")
-    .option("--node <name>", "an agent's node (repeatable)", (v: string, prev: string[]) => [...prev, v], [] as string[])
+  acl
+    .command("bootstrap-tokens")
+    .description("create the policies in Consul and one token per role (needs a management token)")
+    .option(
+      "--node <name>",
+      "an agent's node (repeatable)",
+      (v: string, prev: string[]) => [...prev, v],
+      [] as string[],
+    )
     .action(async (flags: { node: string[] }, cmd: Command) => {
       const { ctx, json, out } = inspectCtx(cmd);
       await aclBootstrapCommand(ctx, flags.node, json, out);
     });
 
-  program.command("keygen").description("write an ed25519 key pair for signing specs (PREFIX.key, PREFIX.pub)")
+  program
+    .command("keygen")
+    .description("write an ed25519 key pair for signing specs (PREFIX.key, PREFIX.pub)")
     .option("--out <prefix>", "path prefix of the two files", "houston-signing")
     .action((flags: { out: string }, cmd: Command) => {
       const { keyId, files } = writeSigningKeys(flags.out);
-      env.output(cmd).info(`Wrote ${files.join(" and ")} (key ${keyId}). Sign with --signing-key ${files[0]}; give agents --trust ${files[1]}.`);
+      env
+        .output(cmd)
+        .info(
+          `Wrote ${files.join(" and ")} (key ${keyId}). Sign with --signing-key ${files[0]}; give agents --trust ${files[1]}.`,
+        );
     });
-  program.command("nodes").description("hosts with agents: metadata and agent health")
+  program
+    .command("nodes")
+    .description("hosts with agents: metadata and agent health")
     .action(async (_f: unknown, cmd: Command) => {
       const { ctx, json, out } = inspectCtx(cmd);
       await nodesCommand(ctx, json, out);

@@ -10,7 +10,13 @@ import { substitute } from "./substitute.js";
 /** user/group names as useradd accepts them, or a number */
 const ACCOUNT_RE = /^(?:[A-Za-z_][A-Za-z0-9_.-]{0,31}\$?|\d{1,10})$/;
 /** where systemd reads units and drop-ins (agents refuse archive files there too) */
-const SYSTEMD_DIRS = ["/etc/systemd/", "/run/systemd/", "/usr/lib/systemd/", "/lib/systemd/", "/usr/local/lib/systemd/"];
+const SYSTEMD_DIRS = [
+  "/etc/systemd/",
+  "/run/systemd/",
+  "/usr/lib/systemd/",
+  "/lib/systemd/",
+  "/usr/local/lib/systemd/",
+];
 
 export interface FileEntry {
   path: string;
@@ -27,7 +33,12 @@ export function filesPath(dir: string, kind: FilesKind, name: string): string {
 }
 
 /** Entries for this environment, with variables substituted; [] when the file does not exist. */
-export function loadFiles(file: string, environment: string, vars: Record<string, string>, known?: ReadonlySet<string>): FileEntry[] {
+export function loadFiles(
+  file: string,
+  environment: string,
+  vars: Record<string, string>,
+  known?: ReadonlySet<string>,
+): FileEntry[] {
   if (!existsSync(file)) return [];
   const y: YamlFile = readYamlFile(file);
   let list: unknown = y.data;
@@ -45,24 +56,37 @@ export function loadFiles(file: string, environment: string, vars: Record<string
     const at = (k?: string): (string | number)[] => (k ? [...base, i, k] : [...base, i]);
     if (!isRecord(raw)) y.fail(at(), "each entry must be a mapping with at least path and content");
     for (const k of Object.keys(raw)) {
-      if (!["path", "content", "permissions", "owner", "group", "encoding", "environment"].includes(k)) y.fail(at(k), "unknown field");
+      if (!["path", "content", "permissions", "owner", "group", "encoding", "environment"].includes(k))
+        y.fail(at(k), "unknown field");
     }
     if (raw.environment !== undefined && raw.environment !== null) {
       if (typeof raw.environment !== "string") y.fail(at("environment"), "must be an environment name");
-      if (known && !known.has(raw.environment)) y.fail(at("environment"), `environment ${JSON.stringify(raw.environment)} is not defined in the manifest (known: ${[...known].join(", ")})`);
+      if (known && !known.has(raw.environment))
+        y.fail(
+          at("environment"),
+          `environment ${JSON.stringify(raw.environment)} is not defined in the manifest (known: ${[...known].join(", ")})`,
+        );
       if (raw.environment !== environment) return;
     }
     const path = raw.path;
     if (typeof path !== "string" || !path.startsWith("/")) y.fail(at("path"), "path must be an absolute path");
-    if (/[\u0000-\u001f\u007f]/.test(path)) y.fail(at("path"), `path ${JSON.stringify(path)} contains a control character`);
+    if (/[\u0000-\u001f\u007f]/.test(path))
+      y.fail(at("path"), `path ${JSON.stringify(path)} contains a control character`);
     const norm = posix.normalize(path);
     const unitDir = SYSTEMD_DIRS.find((d) => path.startsWith(d));
-    if (unitDir) y.fail(at("path"), `path ${path} is under ${unitDir}, where systemd reads units and drop-ins; units belong in units/ (agents refuse such files)`);
-    if (norm !== path || path.split("/").includes("..") || path.endsWith("/")) y.fail(at("path"), `path ${path} is not normalised (no '..', '//' or trailing '/')`);
+    if (unitDir)
+      y.fail(
+        at("path"),
+        `path ${path} is under ${unitDir}, where systemd reads units and drop-ins; units belong in units/ (agents refuse such files)`,
+      );
+    if (norm !== path || path.split("/").includes("..") || path.endsWith("/"))
+      y.fail(at("path"), `path ${path} is not normalised (no '..', '//' or trailing '/')`);
     if (seen.has(path)) y.fail(at("path"), `path ${path} is also written by entry ${seen.get(path)}`);
     for (const [other, j] of seen) {
-      if (path.startsWith(`${other}/`)) y.fail(at("path"), `path ${path} needs ${other} to be a directory, but entry ${j} writes it as a file`);
-      if (other.startsWith(`${path}/`)) y.fail(at("path"), `path ${path} is a directory of ${other} (entry ${j}), not a file`);
+      if (path.startsWith(`${other}/`))
+        y.fail(at("path"), `path ${path} needs ${other} to be a directory, but entry ${j} writes it as a file`);
+      if (other.startsWith(`${path}/`))
+        y.fail(at("path"), `path ${path} is a directory of ${other} (entry ${j}), not a file`);
     }
     seen.set(path, i);
 
@@ -73,9 +97,11 @@ export function loadFiles(file: string, environment: string, vars: Record<string
     if (enc === undefined || enc === null) content = Buffer.from(substitute(contentRaw, vars), "utf8");
     else if (enc === "b64" || enc === "base64") {
       const compact = contentRaw.replace(/\s+/g, "");
-      if (!/^[A-Za-z0-9+/]*={0,2}$/.test(compact) || compact.length % 4 === 1) y.fail(at("content"), "encoding b64 but content is not base64 (padding only at the end)");
+      if (!/^[A-Za-z0-9+/]*={0,2}$/.test(compact) || compact.length % 4 === 1)
+        y.fail(at("content"), "encoding b64 but content is not base64 (padding only at the end)");
       content = Buffer.from(compact, "base64");
-      if (content.toString("base64").replace(/=+$/, "") !== compact.replace(/=+$/, "")) y.fail(at("content"), "encoding b64 but content does not decode to what it says (stray bits or padding)");
+      if (content.toString("base64").replace(/=+$/, "") !== compact.replace(/=+$/, ""))
+        y.fail(at("content"), "encoding b64 but content does not decode to what it says (stray bits or padding)");
     } else y.fail(at("encoding"), `unsupported encoding ${JSON.stringify(enc)} (b64 or base64)`);
 
     let owner = "root";
@@ -83,18 +109,23 @@ export function loadFiles(file: string, environment: string, vars: Record<string
     if (raw.owner !== undefined && raw.owner !== null) {
       if (typeof raw.owner !== "string") y.fail(at("owner"), "owner must be a user name (or user:group)");
       const parts = raw.owner.split(":");
-      if (parts.length > 2) y.fail(at("owner"), `owner ${JSON.stringify(raw.owner)} has more than one ':' (user or user:group)`);
+      if (parts.length > 2)
+        y.fail(at("owner"), `owner ${JSON.stringify(raw.owner)} has more than one ':' (user or user:group)`);
       owner = parts[0] ?? "";
       group = parts[1] ?? (owner === "root" ? "root" : owner);
-      if (!ACCOUNT_RE.test(owner)) y.fail(at("owner"), `owner ${JSON.stringify(owner)} is not a valid user name or number`);
-      if (!ACCOUNT_RE.test(group)) y.fail(at("owner"), `group ${JSON.stringify(group)} is not a valid group name or number`);
+      if (!ACCOUNT_RE.test(owner))
+        y.fail(at("owner"), `owner ${JSON.stringify(owner)} is not a valid user name or number`);
+      if (!ACCOUNT_RE.test(group))
+        y.fail(at("owner"), `group ${JSON.stringify(group)} is not a valid group name or number`);
     }
     if (raw.group !== undefined && raw.group !== null) {
-      if (typeof raw.group !== "string" || !ACCOUNT_RE.test(raw.group)) y.fail(at("group"), `group ${JSON.stringify(raw.group)} is not a valid group name or number`);
+      if (typeof raw.group !== "string" || !ACCOUNT_RE.test(raw.group))
+        y.fail(at("group"), `group ${JSON.stringify(raw.group)} is not a valid group name or number`);
       group = raw.group;
     }
     const mode = parseMode(raw.permissions, y.sourceOf(at("permissions")), (d) => y.fail(at("permissions"), d));
-    if (mode & 0o6000) y.fail(at("permissions"), `permissions ${mode.toString(8)} set setuid/setgid, which agents refuse`);
+    if (mode & 0o6000)
+      y.fail(at("permissions"), `permissions ${mode.toString(8)} set setuid/setgid, which agents refuse`);
     out.push({ path, content, mode, owner, group });
   });
   return out;

@@ -35,12 +35,22 @@ const REF_RE = /^([A-Za-z0-9][A-Za-z0-9_.-]*?)(?::([A-Za-z0-9][A-Za-z0-9_.-]*))?
 /** `name`, `name:version`, `name:version[environment:ENV]` (or `name[environment:ENV]`). */
 export function parseUnitRef(text: string, where: { file: string; line?: number | undefined }): UnitRef {
   const m = REF_RE.exec(text.trim());
-  if (!m || !m[1]) throw new ConfigError(where.file, `unit reference ${JSON.stringify(text)} is not name[:version][environment:ENV]`, where.line);
+  if (!m || !m[1])
+    throw new ConfigError(
+      where.file,
+      `unit reference ${JSON.stringify(text)} is not name[:version][environment:ENV]`,
+      where.line,
+    );
   if (m[3] !== undefined && m[3] !== "environment") {
-    throw new ConfigError(where.file, `unit reference ${JSON.stringify(text)}: unknown condition [${m[3]}:…] (only [environment:ENV])`, where.line);
+    throw new ConfigError(
+      where.file,
+      `unit reference ${JSON.stringify(text)}: unknown condition [${m[3]}:…] (only [environment:ENV])`,
+      where.line,
+    );
   }
   const version = m[2] ?? null;
-  if (version !== null && !VERSION_RE.test(version)) throw new ConfigError(where.file, `unit reference ${JSON.stringify(text)}: bad version`, where.line);
+  if (version !== null && !VERSION_RE.test(version))
+    throw new ConfigError(where.file, `unit reference ${JSON.stringify(text)}: bad version`, where.line);
   return { name: m[1], version, environment: m[4] ?? null, line: where.line };
 }
 
@@ -52,13 +62,24 @@ export function loadManifest(dir: string): Manifest {
 export function manifestFromYaml(y: YamlFile): Manifest {
   if (!isRecord(y.data)) y.fail([], "the manifest must be a mapping (environments, variables, units…)");
   const root = y.data;
-  const known = new Set(["environments", "variables", "global-units", "global", "shared-stacks", "standalone", "shared-units", "service"]);
-  for (const key of Object.keys(root)) if (!known.has(key)) y.fail([key], `unknown key (known: ${[...known].join(", ")})`);
+  const known = new Set([
+    "environments",
+    "variables",
+    "global-units",
+    "global",
+    "shared-stacks",
+    "standalone",
+    "shared-units",
+    "service",
+  ]);
+  for (const key of Object.keys(root))
+    if (!known.has(key)) y.fail([key], `unknown key (known: ${[...known].join(", ")})`);
 
   // records keyed by names from the file have no prototype: "constructor" or "__proto__" is just a name
   const environments: Record<string, EnvironmentConfig> = Object.create(null) as Record<string, EnvironmentConfig>;
   const envs = root.environments;
-  if (!isRecord(envs) || Object.keys(envs).length === 0) y.fail(["environments"], "at least one environment is required");
+  if (!isRecord(envs) || Object.keys(envs).length === 0)
+    y.fail(["environments"], "at least one environment is required");
   for (const [name, value] of Object.entries(envs)) {
     const v = value ?? {};
     if (!isRecord(v)) y.fail(["environments", name], "must be a mapping with consul/fleet");
@@ -77,20 +98,29 @@ export function manifestFromYaml(y: YamlFile): Manifest {
       }
     }
     const fleet = str("fleet");
-    if (fleet !== null && !/^(https?:\/\/[^/\s]+\/?|unix:\/\/\/\S+)$/.test(fleet)) y.fail(["environments", name, "fleet"], `${JSON.stringify(fleet)} is not a fleet endpoint (http(s)://host:port or unix:///path)`);
+    if (fleet !== null && !/^(https?:\/\/[^/\s]+\/?|unix:\/\/\/\S+)$/.test(fleet))
+      y.fail(
+        ["environments", name, "fleet"],
+        `${JSON.stringify(fleet)} is not a fleet endpoint (http(s)://host:port or unix:///path)`,
+      );
     environments[name] = { consul, fleet };
   }
 
-  const variables: Record<string, Record<string, string>> = Object.create(null) as Record<string, Record<string, string>>;
+  const variables: Record<string, Record<string, string>> = Object.create(null) as Record<
+    string,
+    Record<string, string>
+  >;
   const vars = root.variables ?? {};
   if (!isRecord(vars)) y.fail(["variables"], "must be a mapping of environment → name → value");
   for (const [env, map] of Object.entries(vars)) {
     if (!isRecord(map)) y.fail(["variables", env], "must be a mapping of name → value");
-    if (!Object.hasOwn(environments, env)) y.fail(["variables", env], `environment ${env} is not defined under environments`);
+    if (!Object.hasOwn(environments, env))
+      y.fail(["variables", env], `environment ${env} is not defined under environments`);
     const values: Record<string, string> = Object.create(null) as Record<string, string>;
     variables[env] = values;
     for (const [k, val] of Object.entries(map)) {
-      if (!["string", "number", "boolean"].includes(typeof val)) y.fail(["variables", env, k], "must be a string, number or boolean");
+      if (!["string", "number", "boolean"].includes(typeof val))
+        y.fail(["variables", env, k], "must be a string, number or boolean");
       values[k] = String(val);
     }
   }
@@ -102,7 +132,10 @@ export function manifestFromYaml(y: YamlFile): Manifest {
       if (typeof item !== "string") y.fail([...path, i], "a unit reference must be a string like name:version");
       const ref = parseUnitRef(item, { file: y.file, line: y.lineOf([...path, i]) });
       if (ref.environment !== null && !Object.hasOwn(environments, ref.environment)) {
-        y.fail([...path, i], `[environment:${ref.environment}] names an environment that is not defined (known: ${Object.keys(environments).join(", ")})`);
+        y.fail(
+          [...path, i],
+          `[environment:${ref.environment}] names an environment that is not defined (known: ${Object.keys(environments).join(", ")})`,
+        );
       }
       return ref;
     });

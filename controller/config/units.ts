@@ -17,15 +17,23 @@ export interface UnitTemplate {
 export type UnitFolder = "shared" | "service" | "global";
 
 /** Finds NAME's template for `stack`, trying folders in order; errors list every place looked. */
-export function findUnitTemplate(dir: string, folders: UnitFolder[], name: string, stack: string, wantedBy: string): UnitTemplate {
+export function findUnitTemplate(
+  dir: string,
+  folders: UnitFolder[],
+  name: string,
+  stack: string,
+  wantedBy: string,
+): UnitTemplate {
   // the name becomes a path: nothing is read before it is known to stay inside units/<folder>/
-  if (!NAME_RE.test(name)) throw new ConfigError(wantedBy, `invalid unit name ${JSON.stringify(name)} (letters, digits, '.', '_', '-')`);
+  if (!NAME_RE.test(name))
+    throw new ConfigError(wantedBy, `invalid unit name ${JSON.stringify(name)} (letters, digits, '.', '_', '-')`);
   const tried: string[] = [];
   for (const folder of folders) {
     const yamlFile = join(dir, "units", folder, `${name}.yaml`);
     if (existsSync(yamlFile)) {
       const y: YamlFile = readYamlFile(yamlFile);
-      if (y.data === null || typeof y.data !== "object" || Array.isArray(y.data)) y.fail([], "expected a mapping of stack name (or global) → unit text");
+      if (y.data === null || typeof y.data !== "object" || Array.isArray(y.data))
+        y.fail([], "expected a mapping of stack name (or global) → unit text");
       const map = y.data as Record<string, unknown>;
       const text = Object.hasOwn(map, stack) ? map[stack] : undefined;
       if (typeof text === "string") return { text, source: `${yamlFile} (${stack})` };

@@ -23,7 +23,17 @@ export function buildArchive(entries: FileEntry[]): BuiltArchive {
   const parts: Buffer[] = [];
   for (const f of sorted) {
     const rel = f.path.replace(/^\/+/, "");
-    const data = { path: rel, mode: f.mode, uid: 0, gid: 0, size: f.content.length, mtime: MTIME, type: "File" as const, uname: f.owner, gname: f.group };
+    const data = {
+      path: rel,
+      mode: f.mode,
+      uid: 0,
+      gid: 0,
+      size: f.content.length,
+      mtime: MTIME,
+      type: "File" as const,
+      uname: f.owner,
+      gname: f.group,
+    };
     const header = new Header(data);
     const block = Buffer.alloc(BLOCK);
     if (header.encode(block, 0)) {

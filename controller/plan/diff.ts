@@ -24,7 +24,8 @@ export function diffPlan(planUnits: UnitSpec[], group: string | null, current: S
   for (const u of planUnits) {
     const old = now.get(u.name);
     if (!old) diff.added.push(u.name);
-    else if (old.text === u.text && JSON.stringify(old.placements) === JSON.stringify(u.placements)) diff.unchanged.push(u.name);
+    else if (old.text === u.text && JSON.stringify(old.placements) === JSON.stringify(u.placements))
+      diff.unchanged.push(u.name);
     else diff.changed.push(u.name);
   }
   for (const u of current?.units ?? []) {

@@ -61,12 +61,22 @@ export function stackOf(req: Pick<DeploymentRequest, "type" | "name">): string {
 export function planDeployment(inputs: PlanInputs, req: DeploymentRequest): Plan {
   const stack = stackOf(req);
   if (!NAME_RE.test(stack)) throw new ConfigError("command line", `invalid stack name ${JSON.stringify(stack)}`);
-  if (req.group !== null && !GROUP_RE.test(req.group)) throw new ConfigError("command line", `invalid group ${JSON.stringify(req.group)} (lowercase letters, digits, '-')`);
-  if (req.version !== null && !VERSION_RE.test(req.version)) throw new ConfigError("command line", `invalid version ${JSON.stringify(req.version)}`);
-  if (req.type === "service" && req.version === null) throw new ConfigError("command line", "a service deployment needs a VERSION");
+  if (req.group !== null && !GROUP_RE.test(req.group))
+    throw new ConfigError(
+      "command line",
+      `invalid group ${JSON.stringify(req.group)} (lowercase letters, digits, '-')`,
+    );
+  if (req.version !== null && !VERSION_RE.test(req.version))
+    throw new ConfigError("command line", `invalid version ${JSON.stringify(req.version)}`);
+  if (req.type === "service" && req.version === null)
+    throw new ConfigError("command line", "a service deployment needs a VERSION");
   const vars = { ...inputs.variables, service: stack, environment: req.environment, group: req.group ?? "" };
 
-  interface Rendered { spec: Omit<UnitSpec, "text">; unit: UnitFile; source: string }
+  interface Rendered {
+    spec: Omit<UnitSpec, "text">;
+    unit: UnitFile;
+    source: string;
+  }
   const rendered: Rendered[] = [];
   const refNames = new Map<string, string>();
   for (const input of inputs.units) {
@@ -75,17 +85,26 @@ export function planDeployment(inputs: PlanInputs, req: DeploymentRequest): Plan
     const name = unitName({ stack, component, group: req.group, version });
     const reserved = reservedUnitName(name);
     if (reserved) throw new ConfigError(input.template.source, reserved);
-    if (rendered.some((r) => r.spec.name === name)) throw new ConfigError(input.template.source, `unit ${name} is listed twice in this deployment`);
+    if (rendered.some((r) => r.spec.name === name))
+      throw new ConfigError(input.template.source, `unit ${name} is listed twice in this deployment`);
     const unit = parseUnitFile(substitute(input.template.text, vars), input.template.source);
     placementOf(unit, input.template.source); // malformed [X-Fleet] is an error before anything is dropped
     if (input.role !== "service" && socketSpecs(unit, input.template.source).length) {
-      throw new ConfigError(input.template.source, "[X-Houston] Socket= belongs on the service unit of a service deployment (its versions share the socket)");
+      throw new ConfigError(
+        input.template.source,
+        "[X-Houston] Socket= belongs on the service unit of a service deployment (its versions share the socket)",
+      );
     }
     if (req.group === null) dropGroupMetadata(unit);
     refNames.set(`${input.name}.service`, name);
     rendered.push({
       spec: {
-        name, stack, component, group: req.group, version, role: input.role,
+        name,
+        stack,
+        component,
+        group: req.group,
+        version,
+        role: input.role,
         placements: [placementOf(unit, input.template.source)],
         service: serviceDeclOf(unit, stack, component, input.template.source),
       },
@@ -102,7 +121,16 @@ export function planDeployment(inputs: PlanInputs, req: DeploymentRequest): Plan
     const name = unitName({ stack, component: ARCHIVE_COMPONENT, group: req.group, version });
     refNames.set(`${ARCHIVE_COMPONENT}.service`, name);
     const entry: Rendered = {
-      spec: { name, stack, component: ARCHIVE_COMPONENT, group: req.group, version, role: "archive", placements: archivePlacements(rendered), archive: archive.sha256 },
+      spec: {
+        name,
+        stack,
+        component: ARCHIVE_COMPONENT,
+        group: req.group,
+        version,
+        role: "archive",
+        placements: archivePlacements(rendered),
+        archive: archive.sha256,
+      },
       unit: archiveUnit(stack, archive),
       source: inputs.filesSource,
     };
@@ -118,8 +146,21 @@ export function planDeployment(inputs: PlanInputs, req: DeploymentRequest): Plan
     previous = r.spec.name;
     return { ...r.spec, text: renderUnitFile(unit) } as UnitSpec;
   });
-  units.unshift(...socketUnits(rendered.find((r) => r.spec.role === "service"), stack, req.group, units));
-  return { stack, environment: req.environment, deployment: { type: req.type, name: stack, version: req.version, group: req.group }, units, archives };
+  units.unshift(
+    ...socketUnits(
+      rendered.find((r) => r.spec.role === "service"),
+      stack,
+      req.group,
+      units,
+    ),
+  );
+  return {
+    stack,
+    environment: req.environment,
+    deployment: { type: req.type, name: stack, version: req.version, group: req.group },
+    units,
+    archives,
+  };
 }
 
 /**
@@ -127,7 +168,12 @@ export function planDeployment(inputs: PlanInputs, req: DeploymentRequest): Plan
  * outside the Requires= chain), and the service wired to the socket. Stable names and texts, so a
  * new version keeps the same socket open.
  */
-function socketUnits(service: { spec: Omit<UnitSpec, "text">; unit: UnitFile; source: string } | undefined, stack: string, group: string | null, units: UnitSpec[]): UnitSpec[] {
+function socketUnits(
+  service: { spec: Omit<UnitSpec, "text">; unit: UnitFile; source: string } | undefined,
+  stack: string,
+  group: string | null,
+  units: UnitSpec[],
+): UnitSpec[] {
   if (!service) return [];
   const listen = socketSpecs(service.unit, service.source);
   if (listen.length === 0) return [];
@@ -154,7 +200,8 @@ function socketUnits(service: { spec: Omit<UnitSpec, "text">; unit: UnitFile; so
 /** The archive goes wherever any unit of the deployment goes. */
 function archivePlacements(rendered: { spec: { placements: Placement[] } }[]): Placement[] {
   const all = rendered.flatMap((r) => r.spec.placements);
-  if (all.length === 0 || all.some((p) => Object.keys(p.metadata).length === 0)) return [{ global: true, metadata: {} }];
+  if (all.length === 0 || all.some((p) => Object.keys(p.metadata).length === 0))
+    return [{ global: true, metadata: {} }];
   const seen = new Map(all.map((p) => [JSON.stringify(p), p]));
   return [...seen.values()];
 }
@@ -162,7 +209,15 @@ function archivePlacements(rendered: { spec: { placements: Placement[] } }[]): P
 function archiveUnit(stack: string, archive: BuiltArchive): UnitFile {
   return {
     sections: [
-      { name: "Unit", entries: [{ key: "Description", value: `Houston file archive ${archive.sha256.slice(0, 12)} of ${stack} (${archive.files.length} files)` }] },
+      {
+        name: "Unit",
+        entries: [
+          {
+            key: "Description",
+            value: `Houston file archive ${archive.sha256.slice(0, 12)} of ${stack} (${archive.files.length} files)`,
+          },
+        ],
+      },
       {
         name: "Service",
         entries: [

@@ -13,7 +13,8 @@ export function addDependency(unit: UnitFile, previous: string): void {
     section = { name: "Unit", entries: [] };
     unit.sections.unshift(section);
   }
-  const has = (key: string): boolean => section.entries.some((e) => e.key === key && splitWords(e.value).includes(previous));
+  const has = (key: string): boolean =>
+    section.entries.some((e) => e.key === key && splitWords(e.value).includes(previous));
   const add = ["Requires", "After"].filter((k) => !has(k)).map((key) => ({ key, value: previous }));
   if (add.length === 0) return;
   const at = section.entries.findIndex((e) => e.key === "Description");
@@ -23,7 +24,9 @@ export function addDependency(unit: UnitFile, previous: string): void {
 /** Rewrites `memcached.service` → `example-memcached@1.4.24.service` for units of this run. */
 export function rewriteReferences(unit: UnitFile, names: ReadonlyMap<string, string>): void {
   if (names.size === 0) return;
-  const alternatives = [...names.keys()].sort((a, b) => b.length - a.length).map((k) => k.replace(/[.*+?^${}()|[\]\\]/g, "\\$&"));
+  const alternatives = [...names.keys()]
+    .sort((a, b) => b.length - a.length)
+    .map((k) => k.replace(/[.*+?^${}()|[\]\\]/g, "\\$&"));
   const re = new RegExp(`(?<![A-Za-z0-9_.@:-])(${alternatives.join("|")})(?![A-Za-z0-9_.@-])`, "g");
   for (const section of unit.sections) {
     for (const e of section.entries) e.value = e.value.replace(re, (m) => names.get(m) ?? m);
@@ -45,12 +48,18 @@ export function dropGroupMetadata(unit: UnitFile): void {
  * [X-Houston] ServicePort= (required for a service), ServiceName=, ServiceCheckHTTP=,
  * ServiceCheckInterval=: the agent registers the unit as a Consul service with these.
  */
-export function serviceDeclOf(unit: UnitFile, stack: string, component: string | null, source: string): ServiceDecl | undefined {
+export function serviceDeclOf(
+  unit: UnitFile,
+  stack: string,
+  component: string | null,
+  source: string,
+): ServiceDecl | undefined {
   const defaultName = component ? `${stack}-${component}` : stack;
   const one = (key: string): string | undefined => values(unit, "X-Houston", key).at(-1);
   const port = one("ServicePort");
   if (port === undefined) {
-    if (one("ServiceName") ?? one("ServiceCheckHTTP")) throw new ConfigError(source, "[X-Houston] declares a service without ServicePort=");
+    if (one("ServiceName") ?? one("ServiceCheckHTTP"))
+      throw new ConfigError(source, "[X-Houston] declares a service without ServicePort=");
     return undefined;
   }
   const parsed = ServiceDeclSchema.safeParse({
@@ -63,7 +72,9 @@ export function serviceDeclOf(unit: UnitFile, stack: string, component: string |
     const issue = parsed.error.issues[0];
     throw new ConfigError(source, `[X-Houston] ${issue?.path.join(".") ?? ""}: ${issue?.message ?? "invalid"}`);
   }
-  const problem = serviceNameProblem(stack, parsed.data.name) ?? (parsed.data.checkHttp ? checkTargetProblem(parsed.data.checkHttp) : null);
+  const problem =
+    serviceNameProblem(stack, parsed.data.name) ??
+    (parsed.data.checkHttp ? checkTargetProblem(parsed.data.checkHttp) : null);
   if (problem) throw new ConfigError(source, `[X-Houston] ${problem}`);
   return parsed.data;
 }

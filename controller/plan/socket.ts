@@ -18,7 +18,11 @@ export function socketSpecs(unit: UnitFile, source: string): string[] {
   return entries(unit, "X-Houston", "Socket").map((e) => {
     const v = e.value.trim();
     const fail = (why: string): never => {
-      throw new ConfigError(source, `[X-Houston] Socket=${e.value}: ${why} (a port, or host:port such as 127.0.0.1:8080 or [::1]:8080)`, e.line);
+      throw new ConfigError(
+        source,
+        `[X-Houston] Socket=${e.value}: ${why} (a port, or host:port such as 127.0.0.1:8080 or [::1]:8080)`,
+        e.line,
+      );
     };
     const m = /^(?:(\[[0-9a-fA-F:.]+\]|[0-9.]+):)?(\d{1,5})$/.exec(v);
     if (!m) return fail("not a port or address:port");
@@ -33,8 +37,19 @@ export function socketSpecs(unit: UnitFile, source: string): string[] {
 export function socketUnit(stack: string, service: string, listen: string[]): UnitFile {
   return {
     sections: [
-      { name: "Unit", entries: [{ key: "Description", value: `Listening socket of ${stack}, shared by every version of its service (${service.replace(/@.*$/, "@*")})` }] },
-      { name: "Socket", entries: [...listen.map((value) => ({ key: "ListenStream", value })), { key: "Accept", value: "no" }] },
+      {
+        name: "Unit",
+        entries: [
+          {
+            key: "Description",
+            value: `Listening socket of ${stack}, shared by every version of its service (${service.replace(/@.*$/, "@*")})`,
+          },
+        ],
+      },
+      {
+        name: "Socket",
+        entries: [...listen.map((value) => ({ key: "ListenStream", value })), { key: "Accept", value: "no" }],
+      },
     ],
   };
 }
@@ -43,8 +58,20 @@ export function socketUnit(stack: string, service: string, listen: string[]): Un
 export function socketGuardUnit(stack: string): UnitFile {
   return {
     sections: [
-      { name: "Unit", entries: [{ key: "Description", value: `Holds the socket of ${stack}: activation starts this, never a version` }] },
-      { name: "Service", entries: [{ key: "Type", value: "oneshot" }, { key: "RemainAfterExit", value: "yes" }, { key: "ExecStart", value: "/bin/true" }] },
+      {
+        name: "Unit",
+        entries: [
+          { key: "Description", value: `Holds the socket of ${stack}: activation starts this, never a version` },
+        ],
+      },
+      {
+        name: "Service",
+        entries: [
+          { key: "Type", value: "oneshot" },
+          { key: "RemainAfterExit", value: "yes" },
+          { key: "ExecStart", value: "/bin/true" },
+        ],
+      },
     ],
   };
 }

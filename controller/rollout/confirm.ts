@@ -25,8 +25,13 @@ export function hostHealth(entries: HealthEntry[], tags: string[], nodes: string
   return nodes.map((node) => {
     const mine = entries.filter((e) => e.Node.Node === node && tags.every((t) => e.Service.Tags?.includes(t)));
     if (mine.length === 0) return { node, status: "missing", output: "not registered with these tags yet" };
-    const checks = mine.flatMap((e) => e.Checks.filter((c) => c.ServiceID === undefined || c.ServiceID === "" || c.ServiceID === e.Service.ID));
-    const worst = checks.reduce<{ Status: string; Output: string } | null>((w, c) => (w === null || (RANK[c.Status] ?? 2) > (RANK[w.Status] ?? 2) ? c : w), null);
+    const checks = mine.flatMap((e) =>
+      e.Checks.filter((c) => c.ServiceID === undefined || c.ServiceID === "" || c.ServiceID === e.Service.ID),
+    );
+    const worst = checks.reduce<{ Status: string; Output: string } | null>(
+      (w, c) => (w === null || (RANK[c.Status] ?? 2) > (RANK[w.Status] ?? 2) ? c : w),
+      null,
+    );
     return { node, status: worst?.Status ?? "passing", output: (worst?.Output ?? "").trim() };
   });
 }
@@ -35,7 +40,12 @@ export function hostHealth(entries: HealthEntry[], tags: string[], nodes: string
  * `criticalSince`: when each node was first seen critical in a row (kept by the caller across
  * answers; updated here). `limitMs`: -d × -m, the longest one unit may take.
  */
-export function decideHealth(hosts: HostHealth[], criticalSince: Map<string, number>, now: number, limitMs: number): HealthDecision {
+export function decideHealth(
+  hosts: HostHealth[],
+  criticalSince: Map<string, number>,
+  now: number,
+  limitMs: number,
+): HealthDecision {
   for (const h of hosts) {
     if (h.status === "critical") {
       if (!criticalSince.has(h.node)) criticalSince.set(h.node, now);

@@ -5,7 +5,13 @@
 import type { Consul } from "../../shared/consul.js";
 import { errorText } from "../../shared/errors.js";
 import type { KvLayout } from "../../shared/kv-layout.js";
-import { AgentRecordSchema, StatusReportSchema, decodeJson, type AgentRecord, type StatusReport } from "../../shared/spec.js";
+import {
+  AgentRecordSchema,
+  StatusReportSchema,
+  decodeJson,
+  type AgentRecord,
+  type StatusReport,
+} from "../../shared/spec.js";
 import { decideHealth, describeHost, hostHealth, type HealthDecision, type HostHealth } from "./confirm.js";
 import type { HostView } from "./progress.js";
 
@@ -27,7 +33,10 @@ export async function readHosts(consul: Consul, kv: KvLayout): Promise<HostView[
   const { records } = await readAgents(consul, kv);
   const { entries } = await consul.healthService("houston-agent");
   const health = new Map(entries.map((e) => [e.Node.Node, worst(e.Checks.map((c) => c.Status))]));
-  return records.filter((r) => health.has(r.node)).map((r) => ({ node: r.node, meta: r.meta, agent: health.get(r.node) ?? "missing" })).sort((a, b) => a.node.localeCompare(b.node));
+  return records
+    .filter((r) => health.has(r.node))
+    .map((r) => ({ node: r.node, meta: r.meta, agent: health.get(r.node) ?? "missing" }))
+    .sort((a, b) => a.node.localeCompare(b.node));
 }
 
 function worst(states: string[]): string {
@@ -36,7 +45,10 @@ function worst(states: string[]): string {
 }
 
 /** All valid reports under status/, by stack then node. */
-export function parseReports(entries: { key: string; value: Buffer }[], kv: KvLayout): Map<string, Map<string, StatusReport>> {
+export function parseReports(
+  entries: { key: string; value: Buffer }[],
+  kv: KvLayout,
+): Map<string, Map<string, StatusReport>> {
   const out = new Map<string, Map<string, StatusReport>>();
   for (const e of entries) {
     if (!e.key.startsWith(kv.status)) continue;
@@ -104,7 +116,12 @@ export async function followHealth(
     const left = Math.max(1, Math.ceil((nextLimit - Date.now()) / 1000));
     let answer;
     try {
-      answer = await consul.healthService(service, { tag: tags[0], index, wait: `${Math.min(30, left)}s`, signal: opts.signal });
+      answer = await consul.healthService(service, {
+        tag: tags[0],
+        index,
+        wait: `${Math.min(30, left)}s`,
+        signal: opts.signal,
+      });
     } catch (err) {
       if (opts.signal.aborted) break;
       throw err;
@@ -119,5 +136,7 @@ export async function followHealth(
   }
   const pending = hosts.filter((h) => h.status !== "passing");
   const on = pending.length ? pending.map((h) => h.node) : nodes;
-  throw new TimeoutError(`${service} (${tags.join(", ")}) is not passing in Consul on ${on.join(", ")}${pending.length ? ` (${pending.map(describeHost).join("; ")})` : ""}`);
+  throw new TimeoutError(
+    `${service} (${tags.join(", ")}) is not passing in Consul on ${on.join(", ")}${pending.length ? ` (${pending.map(describeHost).join("; ")})` : ""}`,
+  );
 }

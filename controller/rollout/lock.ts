@@ -9,7 +9,13 @@ import type { Consul } from "../../shared/consul.js";
 import { LockHeldError, errorText } from "../../shared/errors.js";
 import type { KvLayout } from "../../shared/kv-layout.js";
 
-const HolderSchema = z.object({ user: z.string(), host: z.string(), pid: z.number(), startedAt: z.string(), what: z.string() });
+const HolderSchema = z.object({
+  user: z.string(),
+  host: z.string(),
+  pid: z.number(),
+  startedAt: z.string(),
+  what: z.string(),
+});
 export type LockHolder = z.infer<typeof HolderSchema>;
 
 export const LOCK_TTL_SECONDS = 15;
@@ -35,17 +41,33 @@ export class DeployLock {
   /** Acquires the stack's lock or throws LockHeldError naming the holder. */
   static async acquire(consul: Consul, kv: KvLayout, stack: string, what: string): Promise<DeployLock> {
     const key = kv.lock(stack);
-    const session = await consul.sessionCreate({ name: `houston deploy ${stack}`, ttlSeconds: LOCK_TTL_SECONDS, lockDelay: "0s", behavior: "release" });
-    const holder: LockHolder = { user: whoAmI().split("@")[0] ?? "unknown", host: hostname(), pid: process.pid, startedAt: new Date().toISOString(), what };
+    const session = await consul.sessionCreate({
+      name: `houston deploy ${stack}`,
+      ttlSeconds: LOCK_TTL_SECONDS,
+      lockDelay: "0s",
+      behavior: "release",
+    });
+    const holder: LockHolder = {
+      user: whoAmI().split("@")[0] ?? "unknown",
+      host: hostname(),
+      pid: process.pid,
+      startedAt: new Date().toISOString(),
+      what,
+    };
     if (!(await consul.kvPut(key, JSON.stringify(holder), { acquire: session }))) {
       await consul.sessionDestroy(session).catch(() => undefined);
       const current = await describeHolder(consul, key);
-      throw new LockHeldError(`stack ${stack} is locked by ${current}; wait for it to finish, or break it with --force-unlock`);
+      throw new LockHeldError(
+        `stack ${stack} is locked by ${current}; wait for it to finish, or break it with --force-unlock`,
+      );
     }
     const lock = new DeployLock(consul, key, session);
-    lock.timer = setInterval(() => {
-      void consul.sessionRenew(session).catch(() => undefined);
-    }, (LOCK_TTL_SECONDS * 1000) / 3);
+    lock.timer = setInterval(
+      () => {
+        void consul.sessionRenew(session).catch(() => undefined);
+      },
+      (LOCK_TTL_SECONDS * 1000) / 3,
+    );
     lock.timer.unref();
     return lock;
   }

@@ -16,7 +16,10 @@ export interface HostView {
 }
 
 export function hostsForUnit(unit: Pick<UnitSpec, "placements" | "hosts">, hosts: HostView[]): string[] {
-  return hosts.filter((h) => unitTargetsNode(unit, h.node, h.meta)).map((h) => h.node).sort();
+  return hosts
+    .filter((h) => unitTargetsNode(unit, h.node, h.meta))
+    .map((h) => h.node)
+    .sort();
 }
 
 /** Canary first (if any), then groups of maxParallel (null: all the rest at once). */
@@ -59,7 +62,10 @@ export function decide(units: UnitTarget[], generation: number, reports: Readonl
       if (r.errors.length > 0) return { kind: "failed", unit: u.name, host, reason: r.errors.join("; ") };
       const s = r.units.find((x) => x.name === u.name);
       if (s?.activeState === "failed") {
-        const why = [`${u.name} failed${s.result ? ` (Result=${s.result})` : ""}`, ...(s.log?.length ? [`last log lines:\n      ${s.log.join("\n      ")}`] : [])];
+        const why = [
+          `${u.name} failed${s.result ? ` (Result=${s.result})` : ""}`,
+          ...(s.log?.length ? [`last log lines:\n      ${s.log.join("\n      ")}`] : []),
+        ];
         return { kind: "failed", unit: u.name, host, reason: why.join("; ") };
       }
       if (s?.activeState === "active") done.push(host);

@@ -5,14 +5,25 @@
 import type { Consul } from "../../shared/consul.js";
 import { HoustonError } from "../../shared/errors.js";
 import type { KvLayout } from "../../shared/kv-layout.js";
-import { ArchiveMetaSchema, SCHEMA_VERSION, StackSpecSchema, decodeJson, type ArchiveMeta, type StackSpec } from "../../shared/spec.js";
+import {
+  ArchiveMetaSchema,
+  SCHEMA_VERSION,
+  StackSpecSchema,
+  decodeJson,
+  type ArchiveMeta,
+  type StackSpec,
+} from "../../shared/spec.js";
 import type { SpecSigner } from "../../shared/signing.js";
 import { chunk, type BuiltArchive } from "../plan/archive.js";
 
 export class ConcurrentChangeError extends HoustonError {}
 
 /** Uploads an archive unless it is complete in KV already; meta is written last (it marks completeness). */
-export async function uploadArchive(consul: Consul, kv: KvLayout, archive: BuiltArchive): Promise<{ uploaded: number; skipped: number }> {
+export async function uploadArchive(
+  consul: Consul,
+  kv: KvLayout,
+  archive: BuiltArchive,
+): Promise<{ uploaded: number; skipped: number }> {
   const metaKey = kv.archiveMeta(archive.sha256);
   const existing = await consul.kvGet(metaKey);
   const parts = chunk(archive.bytes);
@@ -28,12 +39,22 @@ export async function uploadArchive(consul: Consul, kv: KvLayout, archive: Built
     await consul.kvPut(key, part);
     uploaded++;
   }
-  const meta: ArchiveMeta = { schema: SCHEMA_VERSION, sha256: archive.sha256, size: archive.bytes.length, chunks: parts.length, files: archive.files };
+  const meta: ArchiveMeta = {
+    schema: SCHEMA_VERSION,
+    sha256: archive.sha256,
+    size: archive.bytes.length,
+    chunks: parts.length,
+    files: archive.files,
+  };
   await consul.kvPut(metaKey, JSON.stringify(meta));
   return { uploaded, skipped: parts.length - uploaded };
 }
 
-export async function readSpecAt(consul: Consul, kv: KvLayout, stack: string): Promise<{ spec: StackSpec | null; modifyIndex: number }> {
+export async function readSpecAt(
+  consul: Consul,
+  kv: KvLayout,
+  stack: string,
+): Promise<{ spec: StackSpec | null; modifyIndex: number }> {
   const key = kv.spec(stack);
   const entry = await consul.kvGet(key);
   if (!entry) return { spec: null, modifyIndex: 0 };
@@ -44,16 +65,27 @@ export async function readSpecAt(consul: Consul, kv: KvLayout, stack: string): P
  * Writes the spec only if the key is still at `modifyIndex` (0: only if absent), with its signature
  * (or without a stale one) in the same transaction; returns the new ModifyIndex from that write.
  */
-export async function writeSpec(consul: Consul, kv: KvLayout, spec: StackSpec, modifyIndex: number, signer: SpecSigner | null): Promise<number> {
+export async function writeSpec(
+  consul: Consul,
+  kv: KvLayout,
+  spec: StackSpec,
+  modifyIndex: number,
+  signer: SpecSigner | null,
+): Promise<number> {
   StackSpecSchema.parse(spec);
   const key = kv.spec(spec.stack);
   const bytes = Buffer.from(JSON.stringify(spec));
   const sigKey = kv.signature(spec.stack);
   const res = await consul.txn([
     { verb: "cas", key, value: bytes, index: modifyIndex },
-    signer ? { verb: "set", key: sigKey, value: JSON.stringify(signer.sign(spec.stack, spec.generation, bytes)) } : { verb: "delete", key: sigKey },
+    signer
+      ? { verb: "set", key: sigKey, value: JSON.stringify(signer.sign(spec.stack, spec.generation, bytes)) }
+      : { verb: "delete", key: sigKey },
   ]);
-  if (!res.ok) throw new ConcurrentChangeError(`${key} changed while this deployment ran (expected ModifyIndex ${modifyIndex}); not overwriting it`);
+  if (!res.ok)
+    throw new ConcurrentChangeError(
+      `${key} changed while this deployment ran (expected ModifyIndex ${modifyIndex}); not overwriting it`,
+    );
   return res.indexes[0] ?? modifyIndex;
 }
 

@@ -7,14 +7,29 @@
  */
 import { describeHost } from "./confirm.js";
 import { HoustonError, errorText } from "../../shared/errors.js";
-import { SCHEMA_VERSION, StackSpecSchema, type Deployment, type HistoryRecord, type StackSpec, type UnitSpec } from "../../shared/spec.js";
+import {
+  SCHEMA_VERSION,
+  StackSpecSchema,
+  type Deployment,
+  type HistoryRecord,
+  type StackSpec,
+  type UnitSpec,
+} from "../../shared/spec.js";
 import type { Context } from "../context.js";
 import type { Output } from "../output.js";
 import type { BuiltArchive } from "../plan/archive.js";
 import { TimeoutError, followHealth, followReports, parseReports, readHosts } from "./fleet-view.js";
 import { readHistory, writeHistory } from "./history.js";
 import { DeployLock, whoAmI } from "./lock.js";
-import { archivesToKeep, decide, hostsForUnit, makeBatches, removalPending, type HostView, type UnitTarget } from "./progress.js";
+import {
+  archivesToKeep,
+  decide,
+  hostsForUnit,
+  makeBatches,
+  removalPending,
+  type HostView,
+  type UnitTarget,
+} from "./progress.js";
 import { deleteSpec, readSpecAt, uploadArchive, writeSpec } from "./publish.js";
 
 export interface RolloutOptions {
@@ -72,12 +87,23 @@ export async function rollout(ctx: Context, input: RolloutInput, opts: RolloutOp
     let index = modifyIndex;
     /** the generation live in KV now (null once the spec is deleted) */
     let live: number | null = before?.generation ?? null;
-    let generation = Math.max(before?.generation ?? 0, history.at(-1)?.finalGeneration ?? 0, history.at(-1)?.generation ?? 0);
+    let generation = Math.max(
+      before?.generation ?? 0,
+      history.at(-1)?.finalGeneration ?? 0,
+      history.at(-1)?.generation ?? 0,
+    );
     // Ctrl-C: give the lock back at once (rather than after its TTL) and say where things stand
     const interrupted = (): void => {
       void lock.release().finally(() => {
-        const what = live === null || live === before?.generation ? "" : before ? " with the new units beside the old ones" : " with the new units";
-        out.error(`Interrupted during the deployment of ${input.label}; released the deploy lock of ${input.stack}. Generation ${live ?? "none"} is live${what}: run the same command again to finish it.`);
+        const what =
+          live === null || live === before?.generation
+            ? ""
+            : before
+              ? " with the new units beside the old ones"
+              : " with the new units";
+        out.error(
+          `Interrupted during the deployment of ${input.label}; released the deploy lock of ${input.stack}. Generation ${live ?? "none"} is live${what}: run the same command again to finish it.`,
+        );
         process.exit(130);
       });
     };
@@ -89,7 +115,15 @@ export async function rollout(ctx: Context, input: RolloutInput, opts: RolloutOp
     };
     const write = async (units: UnitSpec[]): Promise<number> => {
       generation++;
-      const spec: StackSpec = { schema: SCHEMA_VERSION, stack: input.stack, generation, environment: input.environment, deployment: input.deployment, createdAt: new Date().toISOString(), units };
+      const spec: StackSpec = {
+        schema: SCHEMA_VERSION,
+        stack: input.stack,
+        generation,
+        environment: input.environment,
+        deployment: input.deployment,
+        createdAt: new Date().toISOString(),
+        units,
+      };
       index = await writeSpec(consul, kv, spec, index, ctx.signer);
       live = generation;
       return generation;
@@ -106,10 +140,14 @@ export async function rollout(ctx: Context, input: RolloutInput, opts: RolloutOp
       cumulative.push(...batch);
       const last = i === batches.length - 1;
       const g = await write([...kept, ...input.units.map((u) => (last ? u : { ...u, hosts: [...cumulative] }))]);
-      if (batches.length > 1) out.info(`${i === 0 && opts.canary > 0 ? "Canary" : "Batch"} ${i + 1}/${batches.length} (generation ${g}): ${batch.join(", ")}`);
+      if (batches.length > 1)
+        out.info(
+          `${i === 0 && opts.canary > 0 ? "Canary" : "Batch"} ${i + 1}/${batches.length} (generation ${g}): ${batch.join(", ")}`,
+        );
       const scope = targets.map((t) => ({ name: t.name, hosts: t.hosts.filter((h) => cumulative.includes(h)) }));
       failure = await followUnits(ctx, input.stack, scope, g, deadline, opts, out, unwell);
-      if (!failure && input.deployment.type === "service" && !opts.skipConsul) failure = await confirmService(ctx, input, scope, g, deadline, opts, out);
+      if (!failure && input.deployment.type === "service" && !opts.skipConsul)
+        failure = await confirmService(ctx, input, scope, g, deadline, opts, out);
       if (!failure) failure = await recheck(ctx, input.stack, scope, g);
       if (failure) break;
       if (i === 0 && opts.canary > 0 && !last) out.info(`Canary confirmed on ${batch.join(", ")}`);
@@ -138,18 +176,34 @@ export async function rollout(ctx: Context, input: RolloutInput, opts: RolloutOp
           live = null;
         }
         await waitRemoved(ctx, input.stack, added, generation, out);
-        out.info(before ? `Restored generation ${before.generation}'s units as generation ${generation}: the previous versions keep serving` : "Removed the stack's units: nothing was deployed before");
+        out.info(
+          before
+            ? `Restored generation ${before.generation}'s units as generation ${generation}: the previous versions keep serving`
+            : "Removed the stack's units: nothing was deployed before",
+        );
       }
       message = `Deployment of ${input.label} failed: ${failure.unit} failed on ${failure.host}: ${failure.reason.split("\n")[0]}`;
     }
 
     const record: HistoryRecord = {
-      schema: SCHEMA_VERSION, stack: input.stack, generation: firstGeneration, environment: input.environment, deployment: input.deployment,
-      user: whoAmI(), startedAt: new Date(t0).toISOString(), finishedAt: new Date().toISOString(), durationMs: Date.now() - t0,
-      result: ok ? "success" : opts.noRemoval ? "failed" : "rolled-back", message, units: input.units, finalGeneration: live,
+      schema: SCHEMA_VERSION,
+      stack: input.stack,
+      generation: firstGeneration,
+      environment: input.environment,
+      deployment: input.deployment,
+      user: whoAmI(),
+      startedAt: new Date(t0).toISOString(),
+      finishedAt: new Date().toISOString(),
+      durationMs: Date.now() - t0,
+      result: ok ? "success" : opts.noRemoval ? "failed" : "rolled-back",
+      message,
+      units: input.units,
+      finalGeneration: live,
     };
     await writeHistory(consul, kv, record);
-    const candidates = new Set([...(before?.units ?? []), ...input.units].flatMap((u) => (u.archive ? [u.archive] : [])));
+    const candidates = new Set(
+      [...(before?.units ?? []), ...input.units].flatMap((u) => (u.archive ? [u.archive] : [])),
+    );
     await pruneArchives(ctx, input.stack, candidates, opts.keepGenerations, out);
     if (ok) {
       out.info(message);
@@ -166,15 +220,43 @@ export function targetsOf(units: UnitSpec[], hosts: HostView[]): UnitTarget[] {
   return units.map((u) => {
     const on = hostsForUnit(u, hosts);
     if (on.length === 0) {
-      const where = u.placements.map((p) => (Object.keys(p.metadata).length ? Object.entries(p.metadata).map(([k, v]) => `${k}=${v.join("|")}`).join(",") : "any host")).join(" or ");
-      throw new HoustonError(`${u.name} targets no host: it wants ${where}; hosts: ${hosts.map((h) => `${h.node} (${Object.entries(h.meta).map(([k, v]) => `${k}=${v}`).join(",") || "no metadata"})`).join(", ")}`);
+      const where = u.placements
+        .map((p) =>
+          Object.keys(p.metadata).length
+            ? Object.entries(p.metadata)
+                .map(([k, v]) => `${k}=${v.join("|")}`)
+                .join(",")
+            : "any host",
+        )
+        .join(" or ");
+      throw new HoustonError(
+        `${u.name} targets no host: it wants ${where}; hosts: ${hosts
+          .map(
+            (h) =>
+              `${h.node} (${
+                Object.entries(h.meta)
+                  .map(([k, v]) => `${k}=${v}`)
+                  .join(",") || "no metadata"
+              })`,
+          )
+          .join(", ")}`,
+      );
     }
     return { name: u.name, hosts: on };
   });
 }
 
 /** Follows the units in order, logging each as it starts and completes. Returns the failure, if any. */
-async function followUnits(ctx: Context, stack: string, units: UnitTarget[], generation: number, deadline: number, opts: RolloutOptions, out: Output, unwell: ReadonlyMap<string, string>): Promise<Failure | null> {
+async function followUnits(
+  ctx: Context,
+  stack: string,
+  units: UnitTarget[],
+  generation: number,
+  deadline: number,
+  opts: RolloutOptions,
+  out: Output,
+  unwell: ReadonlyMap<string, string>,
+): Promise<Failure | null> {
   const perUnitMs = opts.delaySeconds * opts.maxTries * 1000;
   let current = 0;
   let since = Date.now();
@@ -184,19 +266,36 @@ async function followUnits(ctx: Context, stack: string, units: UnitTarget[], gen
     const until = Math.min(deadline, since + perUnitMs);
     let step: { failed: Failure | null; at: number };
     try {
-      step = await followReports(ctx.consul, ctx.kv, stack, until, (reports) => {
-        const d = decide(units, generation, reports);
-        if (d.kind === "failed") return { failed: { unit: d.unit, host: d.host, reason: d.reason }, at: current };
-        last = d.kind === "waiting" ? `${d.unit} not active yet on ${d.pending.join(", ")}` : "";
-        out.progress(d.kind === "waiting" ? `${d.unit}: ${d.done.length ? `active on ${d.done.join(", ")}; ` : ""}waiting on ${d.pending.join(", ")}` : "");
-        const at = d.kind === "waiting" ? units.findIndex((u) => u.name === d.unit) : units.length;
-        return at !== current ? { failed: null, at } : undefined;
-      }, () => last);
+      step = await followReports(
+        ctx.consul,
+        ctx.kv,
+        stack,
+        until,
+        (reports) => {
+          const d = decide(units, generation, reports);
+          if (d.kind === "failed") return { failed: { unit: d.unit, host: d.host, reason: d.reason }, at: current };
+          last = d.kind === "waiting" ? `${d.unit} not active yet on ${d.pending.join(", ")}` : "";
+          out.progress(
+            d.kind === "waiting"
+              ? `${d.unit}: ${d.done.length ? `active on ${d.done.join(", ")}; ` : ""}waiting on ${d.pending.join(", ")}`
+              : "",
+          );
+          const at = d.kind === "waiting" ? units.findIndex((u) => u.name === d.unit) : units.length;
+          return at !== current ? { failed: null, at } : undefined;
+        },
+        () => last,
+      );
     } catch (err) {
       if (!(err instanceof TimeoutError)) throw err;
       const unit = units[current];
-      const sick = (unit?.hosts ?? []).filter((h) => unwell.has(h)).map((h) => `houston-agent on ${h} is ${unwell.get(h)}`);
-      return { unit: unit?.name ?? "?", host: unit?.hosts.join(", ") ?? "?", reason: `timed out after ${Math.round((Date.now() - since) / 1000)}s: ${err.message || "no report"}${sick.length ? ` (${sick.join("; ")})` : ""}` };
+      const sick = (unit?.hosts ?? [])
+        .filter((h) => unwell.has(h))
+        .map((h) => `houston-agent on ${h} is ${unwell.get(h)}`);
+      return {
+        unit: unit?.name ?? "?",
+        host: unit?.hosts.join(", ") ?? "?",
+        reason: `timed out after ${Math.round((Date.now() - since) / 1000)}s: ${err.message || "no report"}${sick.length ? ` (${sick.join("; ")})` : ""}`,
+      };
     }
     if (step.failed) {
       out.progress("");
@@ -220,7 +319,15 @@ async function followUnits(ctx: Context, stack: string, units: UnitTarget[], gen
  * its Result and log lines, and a check that stays critical longer than one unit may take fails
  * it then, quoting the check's output.
  */
-async function confirmService(ctx: Context, input: RolloutInput, scope: UnitTarget[], generation: number, deadline: number, opts: RolloutOptions, out: Output): Promise<Failure | null> {
+async function confirmService(
+  ctx: Context,
+  input: RolloutInput,
+  scope: UnitTarget[],
+  generation: number,
+  deadline: number,
+  opts: RolloutOptions,
+  out: Output,
+): Promise<Failure | null> {
   const svc = input.units.find((u) => u.role === "service");
   if (!svc) return null;
   const name = svc.service?.name ?? input.stack;
@@ -242,16 +349,32 @@ async function confirmService(ctx: Context, input: RolloutInput, scope: UnitTarg
       }
     },
   }).then(
-    (d): Failure | null => (d.kind === "passing" ? null : { unit: svc.name, host: d.host.node, reason: `its Consul check stayed critical for ${Math.round(d.criticalForMs / 1000)}s: ${d.host.output || "(no output in Consul's catalog yet)"}` }),
+    (d): Failure | null =>
+      d.kind === "passing"
+        ? null
+        : {
+            unit: svc.name,
+            host: d.host.node,
+            reason: `its Consul check stayed critical for ${Math.round(d.criticalForMs / 1000)}s: ${d.host.output || "(no output in Consul's catalog yet)"}`,
+          },
     (err: unknown): Failure | null => {
-      if (err instanceof TimeoutError) return { unit: svc.name, host: nodes.join(", "), reason: `${errorText(err)} (confirm with Consul timed out)` };
+      if (err instanceof TimeoutError)
+        return { unit: svc.name, host: nodes.join(", "), reason: `${errorText(err)} (confirm with Consul timed out)` };
       throw err;
     },
   );
-  const unitFailure = followReports(ctx.consul, ctx.kv, input.stack, deadline, (reports) => {
-    const d = decide(scope, generation, reports);
-    return d.kind === "failed" ? { unit: d.unit, host: d.host, reason: d.reason } : undefined;
-  }, () => "", ac.signal).catch(() => new Promise<Failure | null>(() => undefined)); // ends with the health watch
+  const unitFailure = followReports(
+    ctx.consul,
+    ctx.kv,
+    input.stack,
+    deadline,
+    (reports) => {
+      const d = decide(scope, generation, reports);
+      return d.kind === "failed" ? { unit: d.unit, host: d.host, reason: d.reason } : undefined;
+    },
+    () => "",
+    ac.signal,
+  ).catch(() => new Promise<Failure | null>(() => undefined)); // ends with the health watch
   try {
     const failure = await Promise.race([health, unitFailure]);
     if (failure) return failure;
@@ -271,17 +394,32 @@ async function recheck(ctx: Context, stack: string, scope: UnitTarget[], generat
   return d.kind === "failed" ? { unit: d.unit, host: d.host, reason: d.reason } : null;
 }
 
-async function waitRemoved(ctx: Context, stack: string, names: string[], generation: number, out: Output): Promise<void> {
+async function waitRemoved(
+  ctx: Context,
+  stack: string,
+  names: string[],
+  generation: number,
+  out: Output,
+): Promise<void> {
   if (names.length === 0) return;
   let pending: string[] = [];
   try {
-    await followReports(ctx.consul, ctx.kv, stack, Date.now() + REMOVAL_WAIT_MS, (reports) => {
-      pending = removalPending(names, reports);
-      return pending.length === 0 ? true : undefined;
-    }, () => `still present on ${pending.join(", ")}`);
+    await followReports(
+      ctx.consul,
+      ctx.kv,
+      stack,
+      Date.now() + REMOVAL_WAIT_MS,
+      (reports) => {
+        pending = removalPending(names, reports);
+        return pending.length === 0 ? true : undefined;
+      },
+      () => `still present on ${pending.join(", ")}`,
+    );
   } catch (err) {
     if (!(err instanceof TimeoutError)) throw err;
-    out.warn(`generation ${generation}: ${names.join(", ")} still reported on ${pending.join(", ")} after ${REMOVAL_WAIT_MS / 1000}s; the agents will keep converging`);
+    out.warn(
+      `generation ${generation}: ${names.join(", ")} still reported on ${pending.join(", ")} after ${REMOVAL_WAIT_MS / 1000}s; the agents will keep converging`,
+    );
   }
 }
 
@@ -289,10 +427,19 @@ async function waitRemoved(ctx: Context, stack: string, names: string[], generat
  * Deletes this stack's archives that no spec references and that none of its last
  * `keepGenerations` successful deployments used (so `rollback` can return to any of those).
  */
-export async function pruneArchives(ctx: Context, stack: string, candidates: Set<string>, keepGenerations: number, out: Output): Promise<void> {
+export async function pruneArchives(
+  ctx: Context,
+  stack: string,
+  candidates: Set<string>,
+  keepGenerations: number,
+  out: Output,
+): Promise<void> {
   const history = await readHistory(ctx.consul, ctx.kv, stack);
   const keep = archivesToKeep(history, keepGenerations);
-  const all = new Set([...candidates, ...history.flatMap((h) => h.units.flatMap((u) => (u.archive ? [u.archive] : [])))]);
+  const all = new Set([
+    ...candidates,
+    ...history.flatMap((h) => h.units.flatMap((u) => (u.archive ? [u.archive] : []))),
+  ]);
   for (const e of await ctx.consul.kvList(ctx.kv.stacks)) {
     if (!ctx.kv.stackOfSpecKey(e.key)) continue;
     // an unreadable spec might reference anything: then keep every candidate

@@ -57,13 +57,21 @@ export interface FleetOptions {
 }
 
 async function testhost(...args: string[]): Promise<string> {
-  const { stdout } = await run("bash", [TESTHOST, ...args], { env: { ...process.env, TESTHOST_BASE }, maxBuffer: 1 << 20 });
+  const { stdout } = await run("bash", [TESTHOST, ...args], {
+    env: { ...process.env, TESTHOST_BASE },
+    maxBuffer: 1 << 20,
+  });
   return stdout;
 }
 
 function readEnv(name: string): Record<string, string> {
   const text = readFileSync(join(TESTHOST_BASE, name, "env"), "utf8");
-  return Object.fromEntries(text.split("\n").filter((l) => l.includes("=")).map((l) => [l.slice(0, l.indexOf("=")), l.slice(l.indexOf("=") + 1)]));
+  return Object.fromEntries(
+    text
+      .split("\n")
+      .filter((l) => l.includes("="))
+      .map((l) => [l.slice(0, l.indexOf("=")), l.slice(l.indexOf("=") + 1)]),
+  );
 }
 
 async function freePortRange(): Promise<number> {
@@ -76,7 +84,8 @@ async function freePortRange(): Promise<number> {
     });
   for (let i = 0; i < 50; i++) {
     const base = 21000 + Math.floor(Math.random() * 15000);
-    if ((await free(base, "127.0.0.1")) && (await free(base + 1, BRIDGE_IP)) && (await free(base + 2, BRIDGE_IP))) return base;
+    if ((await free(base, "127.0.0.1")) && (await free(base + 1, BRIDGE_IP)) && (await free(base + 2, BRIDGE_IP)))
+      return base;
   }
   throw new Error("no free port range for the Consul server");
 }
@@ -134,7 +143,13 @@ export class LocalFleet {
       await testhost("start", h.name);
       this.record([h.name]);
       const env = readEnv(h.name);
-      this.hosts.push({ name: h.name, ip: env.TESTHOST_IP ?? "", root: env.TESTHOST_ROOT ?? "", dbus: env.DBUS_SYSTEM_BUS_ADDRESS ?? "", meta: h.meta });
+      this.hosts.push({
+        name: h.name,
+        ip: env.TESTHOST_IP ?? "",
+        root: env.TESTHOST_ROOT ?? "",
+        dbus: env.DBUS_SYSTEM_BUS_ADDRESS ?? "",
+        meta: h.meta,
+      });
       this.log(`booted test host ${h.name} (${env.TESTHOST_IP}) in ${env.TESTHOST_BOOT_MS} ms`);
     }
     this.port = await freePortRange();
@@ -144,10 +159,37 @@ export class LocalFleet {
     for (const h of this.hosts) this.installHost(h, tokens.get(h.name));
     await Promise.all(this.hosts.map((h) => this.shell(h.name, "systemctl", "daemon-reload")));
     if (this.opts.agentImage) {
-      const podman = ["podman", "--root", "/tmp/ps", "--runroot", "/run/pr", "--runtime", "runc", "--cgroup-manager", "cgroupfs", "--events-backend", "file"];
-      for (const h of this.hosts) await this.shell(h.name, "env", "-u", "CONTAINERS_CONF", ...podman, "load", "--quiet", "-i", "/var/lib/houston/agent.oci.tar");
+      const podman = [
+        "podman",
+        "--root",
+        "/tmp/ps",
+        "--runroot",
+        "/run/pr",
+        "--runtime",
+        "runc",
+        "--cgroup-manager",
+        "cgroupfs",
+        "--events-backend",
+        "file",
+      ];
+      for (const h of this.hosts)
+        await this.shell(
+          h.name,
+          "env",
+          "-u",
+          "CONTAINERS_CONF",
+          ...podman,
+          "load",
+          "--quiet",
+          "-i",
+          "/var/lib/houston/agent.oci.tar",
+        );
     }
-    await Promise.all(this.hosts.map((h) => this.shell(h.name, "systemctl", "start", "houston-consul.service", "houston-agent.service")));
+    await Promise.all(
+      this.hosts.map((h) =>
+        this.shell(h.name, "systemctl", "start", "houston-consul.service", "houston-agent.service"),
+      ),
+    );
     await this.waitForAgents();
   }
 
@@ -155,22 +197,59 @@ export class LocalFleet {
   async startConsulServer(): Promise<void> {
     const p = this.port;
     const tlsArgs = this.opts.tls ? await this.tlsConfig() : [];
-    const child = spawn(CONSUL_BIN, [
-      "agent", "-server", "-bootstrap-expect", "1", "-node", "houston-server",
-      "-bind", BRIDGE_IP, "-client", `127.0.0.1 ${BRIDGE_IP}`,
-      ...(this.opts.tls ? [] : ["-http-port", String(p)]), "-serf-lan-port", String(p + 1), "-server-port", String(p + 2),
-      "-dns-port", "-1", "-grpc-port", "-1", "-serf-wan-port", "-1",
-      "-data-dir", this.dataDir, "-hcl", "disable_update_check = true", "-hcl", "performance { raft_multiplier = 1 }", "-hcl", GOSSIP,
-      "-ui",
-      ...tlsArgs,
-      ...(this.opts.acl ? ["-hcl", `acl { enabled = true default_policy = "deny" enable_token_persistence = true tokens { master = "${this.opts.acl}" agent = "${this.opts.acl}" } }`] : []),
-    ], { detached: true, stdio: ["ignore", "ignore", "ignore"] });
+    const child = spawn(
+      CONSUL_BIN,
+      [
+        "agent",
+        "-server",
+        "-bootstrap-expect",
+        "1",
+        "-node",
+        "houston-server",
+        "-bind",
+        BRIDGE_IP,
+        "-client",
+        `127.0.0.1 ${BRIDGE_IP}`,
+        ...(this.opts.tls ? [] : ["-http-port", String(p)]),
+        "-serf-lan-port",
+        String(p + 1),
+        "-server-port",
+        String(p + 2),
+        "-dns-port",
+        "-1",
+        "-grpc-port",
+        "-1",
+        "-serf-wan-port",
+        "-1",
+        "-data-dir",
+        this.dataDir,
+        "-hcl",
+        "disable_update_check = true",
+        "-hcl",
+        "performance { raft_multiplier = 1 }",
+        "-hcl",
+        GOSSIP,
+        "-ui",
+        ...tlsArgs,
+        ...(this.opts.acl
+          ? [
+              "-hcl",
+              `acl { enabled = true default_policy = "deny" enable_token_persistence = true tokens { master = "${this.opts.acl}" agent = "${this.opts.acl}" } }`,
+            ]
+          : []),
+      ],
+      { detached: true, stdio: ["ignore", "ignore", "ignore"] },
+    );
     child.unref();
     this.consulPid = child.pid ?? 0;
     this.record();
     this.consulAddr = `${this.opts.tls ? "https" : "http"}://127.0.0.1:${p}`;
     const t = this.tlsFiles;
-    this.consul = new Consul({ addr: this.consulAddr, token: this.opts.acl, tls: t ? { caFile: t.ca, certFile: t.cert, keyFile: t.key } : {} });
+    this.consul = new Consul({
+      addr: this.consulAddr,
+      token: this.opts.acl,
+      tls: t ? { caFile: t.ca, certFile: t.cert, keyFile: t.key } : {},
+    });
     const deadline = Date.now() + 60_000;
     for (;;) {
       try {
@@ -197,13 +276,22 @@ export class LocalFleet {
       await run(CONSUL_BIN, ["tls", "cert", "create", "-client", "-dc", "dc1"], { cwd: dir });
     }
     this.tlsDir = dir;
-    this.tlsFiles = { ca: join(dir, "consul-agent-ca.pem"), cert: join(dir, "dc1-client-consul-0.pem"), key: join(dir, "dc1-client-consul-0-key.pem") };
+    this.tlsFiles = {
+      ca: join(dir, "consul-agent-ca.pem"),
+      cert: join(dir, "dc1-client-consul-0.pem"),
+      key: join(dir, "dc1-client-consul-0-key.pem"),
+    };
     return [
-      "-hcl", `ports { http = -1 https = ${this.port} }`,
-      "-hcl", `ca_file = "${join(dir, "consul-agent-ca.pem")}"`,
-      "-hcl", `cert_file = "${join(dir, "dc1-server-consul-0.pem")}"`,
-      "-hcl", `key_file = "${join(dir, "dc1-server-consul-0-key.pem")}"`,
-      "-hcl", "verify_incoming_https = true",
+      "-hcl",
+      `ports { http = -1 https = ${this.port} }`,
+      "-hcl",
+      `ca_file = "${join(dir, "consul-agent-ca.pem")}"`,
+      "-hcl",
+      `cert_file = "${join(dir, "dc1-server-consul-0.pem")}"`,
+      "-hcl",
+      `key_file = "${join(dir, "dc1-server-consul-0-key.pem")}"`,
+      "-hcl",
+      "verify_incoming_https = true",
     ];
   }
 
@@ -229,17 +317,28 @@ export class LocalFleet {
     mkdirSync(join(opt, "node_modules"), { recursive: true });
     copyFileSync(join(REPO, "dist", "houston-agent.js"), join(opt, "houston-agent.js"));
     for (const mod of ["better-sqlite3", "bindings", "file-uri-to-path"]) {
-      cpSync(join(REPO, "node_modules", mod), join(opt, "node_modules", mod), { recursive: true, filter: (src) => !src.includes(`${mod}/deps`) && !src.includes("/src/") && !src.endsWith(".o") });
+      cpSync(join(REPO, "node_modules", mod), join(opt, "node_modules", mod), {
+        recursive: true,
+        filter: (src) => !src.includes(`${mod}/deps`) && !src.includes("/src/") && !src.endsWith(".o"),
+      });
     }
     copyFileSync(CONSUL_BIN, join(opt, "consul"));
     const units = join(h.root, "etc", "systemd", "system");
-    const meta = Object.entries(h.meta).map(([k, v]) => `-node-meta ${k}:${v}`).join(" ");
-    writeFileSync(join(units, "houston-consul.service"), [
-      "[Unit]", `Description=Consul client agent of test host ${h.name}`, "",
-      "[Service]",
-      `ExecStart=/opt/houston/consul agent -node ${h.name} ${meta} -bind ${h.ip} -client 127.0.0.1 -retry-join ${BRIDGE_IP}:${this.port + 1} -retry-interval 1s -data-dir /var/lib/consul -dns-port -1 -grpc-port -1 -hcl "disable_update_check = true" -hcl "leave_on_terminate = true" -hcl '${GOSSIP}'${this.opts.acl ? ` -hcl 'acl { enabled = true default_policy = "deny" tokens { agent = "${this.opts.acl}" } }'` : ""}`,
-      "Restart=on-failure", "",
-    ].join("\n"));
+    const meta = Object.entries(h.meta)
+      .map(([k, v]) => `-node-meta ${k}:${v}`)
+      .join(" ");
+    writeFileSync(
+      join(units, "houston-consul.service"),
+      [
+        "[Unit]",
+        `Description=Consul client agent of test host ${h.name}`,
+        "",
+        "[Service]",
+        `ExecStart=/opt/houston/consul agent -node ${h.name} ${meta} -bind ${h.ip} -client 127.0.0.1 -retry-join ${BRIDGE_IP}:${this.port + 1} -retry-interval 1s -data-dir /var/lib/consul -dns-port -1 -grpc-port -1 -hcl "disable_update_check = true" -hcl "leave_on_terminate = true" -hcl '${GOSSIP}'${this.opts.acl ? ` -hcl 'acl { enabled = true default_policy = "deny" tokens { agent = "${this.opts.acl}" } }'` : ""}`,
+        "Restart=on-failure",
+        "",
+      ].join("\n"),
+    );
     mkdirSync(join(h.root, "etc", "houston"), { recursive: true });
     if (this.opts.agentImage) {
       // the production container unit, under the agent's usual name; podman inside a test host keeps
@@ -249,9 +348,16 @@ export class LocalFleet {
       copyFileSync(this.opts.agentImage, join(h.root, "var", "lib", "houston", "agent.oci.tar"));
       const lim = "--ulimit nofile=20000:20000 --ulimit nproc=32768:32768";
       const { version } = JSON.parse(readFileSync(join(REPO, "package.json"), "utf8")) as { version: string };
-      writeFileSync(join(h.root, "etc", "houston", "container.env"), `HOUSTON_IMAGE=localhost/houston-agent:${version}\nPODMAN_GLOBAL_ARGS=--root /tmp/ps --runroot /run/pr --runtime runc --cgroup-manager cgroupfs --events-backend file\nPODMAN_RUN_ARGS=--pids-limit=-1 ${lim}\n`);
+      writeFileSync(
+        join(h.root, "etc", "houston", "container.env"),
+        `HOUSTON_IMAGE=localhost/houston-agent:${version}\nPODMAN_GLOBAL_ARGS=--root /tmp/ps --runroot /run/pr --runtime runc --cgroup-manager cgroupfs --events-backend file\nPODMAN_RUN_ARGS=--pids-limit=-1 ${lim}\n`,
+      );
     } else copyFileSync(join(REPO, "systemd", "houston-agent.service"), join(units, "houston-agent.service"));
-    writeFileSync(join(h.root, "etc", "houston", "agent.env"), `HOUSTON_LISTEN=0.0.0.0:9631\nHOUSTON_PREFIX=${this.kv.prefix}\n${agentToken ? `CONSUL_HTTP_TOKEN=${agentToken}\n` : ""}`, { mode: 0o600 });
+    writeFileSync(
+      join(h.root, "etc", "houston", "agent.env"),
+      `HOUSTON_LISTEN=0.0.0.0:9631\nHOUSTON_PREFIX=${this.kv.prefix}\n${agentToken ? `CONSUL_HTTP_TOKEN=${agentToken}\n` : ""}`,
+      { mode: 0o600 },
+    );
   }
 
   /** Every agent has registered (agents/<node> in KV) and its houston-agent check passes. */
@@ -280,7 +386,10 @@ export class LocalFleet {
 
   /** Runs a command inside a host (all its namespaces). */
   async shell(name: string, ...cmd: string[]): Promise<string> {
-    const { stdout } = await run("bash", [TESTHOST, "shell", name, ...cmd], { env: { ...process.env, TESTHOST_BASE }, maxBuffer: 4 << 20 });
+    const { stdout } = await run("bash", [TESTHOST, "shell", name, ...cmd], {
+      env: { ...process.env, TESTHOST_BASE },
+      maxBuffer: 4 << 20,
+    });
     return stdout;
   }
 
@@ -323,7 +432,8 @@ export class LocalFleet {
         done.push(`test host ${h}`);
       }
     }
-    for (const d of [state.dataDir, state.tlsDir]) if (typeof d === "string" && d.startsWith(tmpdir())) rmSync(d, { recursive: true, force: true });
+    for (const d of [state.dataDir, state.tlsDir])
+      if (typeof d === "string" && d.startsWith(tmpdir())) rmSync(d, { recursive: true, force: true });
     rmSync(file, { force: true });
     return done;
   }

@@ -13,28 +13,63 @@ import { buildArchive } from "../../controller/plan/archive.js";
 import { planDeployment, type PlanInputUnit } from "../../controller/plan/plan-deployment.js";
 import type { StackSpec } from "../../shared/spec.js";
 
-const text = "[Unit]\nDescription=x\nAfter=dep0.service\n\n[Service]\nExecStart=/bin/sleep infinity\n\n[X-Fleet]\nMachineMetadata=role=web\n";
-const units: PlanInputUnit[] = Array.from({ length: 49 }, (_, i) => ({ name: `dep${i}`, version: "1", role: "dependency", template: { text, source: "b" } }));
+const text =
+  "[Unit]\nDescription=x\nAfter=dep0.service\n\n[Service]\nExecStart=/bin/sleep infinity\n\n[X-Fleet]\nMachineMetadata=role=web\n";
+const units: PlanInputUnit[] = Array.from({ length: 49 }, (_, i) => ({
+  name: `dep${i}`,
+  version: "1",
+  role: "dependency",
+  template: { text, source: "b" },
+}));
 units.push({ name: "svc", version: "1", role: "service", template: { text, source: "b" } });
 const blob = randomBytes(20 * 1024 * 1024);
 
 describe("controller", () => {
   bench("plan a 50-unit service deployment", () => {
-    planDeployment({ variables: {}, units, files: [], filesSource: "b" }, { environment: "e", type: "service", name: "s", version: "1", group: null, dependencies: true });
+    planDeployment(
+      { variables: {}, units, files: [], filesSource: "b" },
+      { environment: "e", type: "service", name: "s", version: "1", group: null, dependencies: true },
+    );
   });
-  bench("build a 20 MB archive (tar + sha256)", () => {
-    buildArchive([{ path: "/srv/blob", content: blob, mode: 0o644, owner: "root", group: "root" }]);
-  }, { iterations: 5 });
+  bench(
+    "build a 20 MB archive (tar + sha256)",
+    () => {
+      buildArchive([{ path: "/srv/blob", content: blob, mode: 0o644, owner: "root", group: "root" }]);
+    },
+    { iterations: 5 },
+  );
 });
 
 describe("agent", () => {
-  const plan = planDeployment({ variables: {}, units: [...units, ...units.map((u) => ({ ...u, version: "2" }))].slice(0, 99), files: [], filesSource: "b" }, { environment: "e", type: "standalone", name: "s", version: null, group: null, dependencies: true });
-  const specs: StackSpec[] = Array.from({ length: 5 }, (_, i) => ({ schema: 1, stack: `s${i}`, generation: 1, environment: "e", createdAt: "", deployment: plan.deployment, units: plan.units }));
+  const plan = planDeployment(
+    {
+      variables: {},
+      units: [...units, ...units.map((u) => ({ ...u, version: "2" }))].slice(0, 99),
+      files: [],
+      filesSource: "b",
+    },
+    { environment: "e", type: "standalone", name: "s", version: null, group: null, dependencies: true },
+  );
+  const specs: StackSpec[] = Array.from({ length: 5 }, (_, i) => ({
+    schema: 1,
+    stack: `s${i}`,
+    generation: 1,
+    environment: "e",
+    createdAt: "",
+    deployment: plan.deployment,
+    units: plan.units,
+  }));
   bench("target + reconcile 500 units against an empty host", () => {
     const desired = desiredForHost(specs, "h1", { role: "web" });
     reconcileHost({ owned: [], foreign: new Map(), archives: new Map(), registrationsStale: false }, desired);
   });
-  bench("agent bundle cold start (node + bundle load, --help)", () => {
-    execFileSync(process.execPath, [join(import.meta.dirname, "..", "..", "dist", "houston-agent.js"), "--help"], { stdio: "ignore" });
-  }, { iterations: 5 });
+  bench(
+    "agent bundle cold start (node + bundle load, --help)",
+    () => {
+      execFileSync(process.execPath, [join(import.meta.dirname, "..", "..", "dist", "houston-agent.js"), "--help"], {
+        stdio: "ignore",
+      });
+    },
+    { iterations: 5 },
+  );
 });

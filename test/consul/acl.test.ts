@@ -16,11 +16,29 @@ let consul: TestConsul;
 let tokens: Record<string, string> = {};
 const kv = new KvLayout("houston/");
 const dir = () =>
-  configDir({ "manifest.yaml": "environments:\n  test: {}\nshared-stacks:\n  web: [app:1]\n", "units/shared/app.service": "[Service]\nExecStart=/bin/sleep infinity\n" });
+  configDir({
+    "manifest.yaml": "environments:\n  test: {}\nshared-stacks:\n  web: [app:1]\n",
+    "units/shared/app.service": "[Service]\nExecStart=/bin/sleep infinity\n",
+  });
 
 beforeAll(async () => {
-  consul = await startConsul(["-hcl", `acl { enabled = true default_policy = "deny" tokens { master = "${MASTER}" agent = "${MASTER}" } }`], MASTER);
-  const r = await houston(consul.addr, dir(), "--token", MASTER, "--json", "acl", "bootstrap-tokens", "--node", "n1", "--node", "n2");
+  consul = await startConsul(
+    ["-hcl", `acl { enabled = true default_policy = "deny" tokens { master = "${MASTER}" agent = "${MASTER}" } }`],
+    MASTER,
+  );
+  const r = await houston(
+    consul.addr,
+    dir(),
+    "--token",
+    MASTER,
+    "--json",
+    "acl",
+    "bootstrap-tokens",
+    "--node",
+    "n1",
+    "--node",
+    "n2",
+  );
   expect(r.code, r.stderr).toBe(0);
   const out = JSON.parse(r.stdout) as { tokens: { role: string; secretId: string }[] };
   tokens = Object.fromEntries(out.tokens.map((t) => [t.role, t.secretId]));

@@ -17,31 +17,50 @@ afterAll(async () => consul?.stop());
 
 describe("archives and specs in a real Consul", () => {
   it("a 20 MB archive goes up in chunks of at most 512 KiB and comes back verified; a second upload sends nothing", async () => {
-    const archive = buildArchive([{ path: "/srv/blob", content: randomBytes(20 * 1024 * 1024), mode: 0o644, owner: "root", group: "root" }]);
+    const archive = buildArchive([
+      { path: "/srv/blob", content: randomBytes(20 * 1024 * 1024), mode: 0o644, owner: "root", group: "root" },
+    ]);
     const first = await uploadArchive(consul.client, kv, archive);
     expect(first.uploaded).toBe(Math.ceil(archive.bytes.length / CHUNK_SIZE));
-    for (const e of await consul.client.kvList(kv.archive(archive.sha256))) expect(e.value.length).toBeLessThanOrEqual(512 * 1024);
+    for (const e of await consul.client.kvList(kv.archive(archive.sha256)))
+      expect(e.value.length).toBeLessThanOrEqual(512 * 1024);
     const back = await fetchArchive(consul.client, kv, archive.sha256, 64 << 20);
     expect(back.equals(archive.bytes)).toBe(true);
-    await expect(fetchArchive(consul.client, kv, archive.sha256, 1 << 20)).rejects.toThrow(/over this agent's limit of 1048576/);
+    await expect(fetchArchive(consul.client, kv, archive.sha256, 1 << 20)).rejects.toThrow(
+      /over this agent's limit of 1048576/,
+    );
     expect(await uploadArchive(consul.client, kv, archive)).toEqual({ uploaded: 0, skipped: first.uploaded });
   });
 
   it("an interrupted upload resumes: chunks already present are skipped", async () => {
-    const archive = buildArchive([{ path: "/srv/b", content: randomBytes(3 * CHUNK_SIZE), mode: 0o644, owner: "root", group: "root" }]);
+    const archive = buildArchive([
+      { path: "/srv/b", content: randomBytes(3 * CHUNK_SIZE), mode: 0o644, owner: "root", group: "root" },
+    ]);
     await consul.client.kvPut(kv.archiveChunk(archive.sha256, 0), archive.bytes.subarray(0, CHUNK_SIZE));
     const r = await uploadArchive(consul.client, kv, archive);
     expect(r).toEqual({ uploaded: 3, skipped: 1 });
   });
 
   it("spec writes use CAS: a concurrent change is detected, not overwritten", async () => {
-    const spec: StackSpec = { schema: 1, stack: "s", generation: 1, environment: "e", createdAt: "", deployment: { type: "standalone", name: "s", version: null, group: null }, units: [] };
+    const spec: StackSpec = {
+      schema: 1,
+      stack: "s",
+      generation: 1,
+      environment: "e",
+      createdAt: "",
+      deployment: { type: "standalone", name: "s", version: null, group: null },
+      units: [],
+    };
     const idx = await writeSpec(consul.client, kv, spec, 0, null);
     // the index comes from the write itself, not from a read that another writer could precede
     expect(idx).toBe((await consul.client.kvGet(kv.spec("s")))?.modifyIndex);
-    await expect(writeSpec(consul.client, kv, { ...spec, generation: 2 }, 0, null)).rejects.toThrow(ConcurrentChangeError);
+    await expect(writeSpec(consul.client, kv, { ...spec, generation: 2 }, 0, null)).rejects.toThrow(
+      ConcurrentChangeError,
+    );
     await consul.client.kvPut(kv.spec("s"), JSON.stringify({ ...spec, generation: 7 })); // someone else
-    await expect(writeSpec(consul.client, kv, { ...spec, generation: 2 }, idx, null)).rejects.toThrow(/changed while this deployment ran/);
+    await expect(writeSpec(consul.client, kv, { ...spec, generation: 2 }, idx, null)).rejects.toThrow(
+      /changed while this deployment ran/,
+    );
     expect((await readSpecAt(consul.client, kv, "s")).spec?.generation).toBe(7);
   });
 
@@ -49,12 +68,24 @@ describe("archives and specs in a real Consul", () => {
     const keys = generateSigningKeys();
     const signer = new SpecSigner(createPrivateKey(keys.privatePem));
     const trusted = new Map([[keys.keyId, createPublicKey(keys.publicPem)]]);
-    const spec: StackSpec = { schema: 1, stack: "signed", generation: 1, environment: "e", createdAt: "", deployment: { type: "standalone", name: "signed", version: null, group: null }, units: [] };
+    const spec: StackSpec = {
+      schema: 1,
+      stack: "signed",
+      generation: 1,
+      environment: "e",
+      createdAt: "",
+      deployment: { type: "standalone", name: "signed", version: null, group: null },
+      units: [],
+    };
     const idx = await writeSpec(consul.client, kv, spec, 0, signer);
-    const sig = SpecSignatureSchema.parse(JSON.parse(String((await consul.client.kvGet(kv.signature("signed")))?.value)));
+    const sig = SpecSignatureSchema.parse(
+      JSON.parse(String((await consul.client.kvGet(kv.signature("signed")))?.value)),
+    );
     const bytes = (await consul.client.kvGet(kv.spec("signed")))!.value;
     expect(signatureProblem("signed", 1, bytes, sig, trusted)).toBeNull();
-    expect(signatureProblem("signed", 1, Buffer.concat([bytes, Buffer.from(" ")]), sig, trusted)).toMatch(/does not match/);
+    expect(signatureProblem("signed", 1, Buffer.concat([bytes, Buffer.from(" ")]), sig, trusted)).toMatch(
+      /does not match/,
+    );
     await writeSpec(consul.client, kv, { ...spec, generation: 2 }, idx, null);
     expect(await consul.client.kvGet(kv.signature("signed"))).toBeNull();
   });

@@ -15,35 +15,150 @@ const base = {
   "units/shared/app.service": "[Service]\nExecStart=/bin/true\n",
   "units/service/svc.service": "[Service]\nExecStart=/bin/true\n",
 };
-const bomb = ["a: &a [lol, lol, lol, lol, lol, lol, lol, lol, lol]", ...Array.from({ length: 8 }, (_, i) => `${String.fromCharCode(98 + i)}: &${String.fromCharCode(98 + i)} [${Array(9).fill(`*${String.fromCharCode(97 + i)}`).join(", ")}]`)].join("\n");
+const bomb = [
+  "a: &a [lol, lol, lol, lol, lol, lol, lol, lol, lol]",
+  ...Array.from(
+    { length: 8 },
+    (_, i) =>
+      `${String.fromCharCode(98 + i)}: &${String.fromCharCode(98 + i)} [${Array(9)
+        .fill(`*${String.fromCharCode(97 + i)}`)
+        .join(", ")}]`,
+  ),
+].join("\n");
 
 const cases: { title: string; files?: Record<string, string>; args: string[]; err: RegExp }[] = [
-  { title: "a stack name with '/' in history", args: ["history", "a/b"], err: /command line: STACK "a\/b" is not a stack name/ },
+  {
+    title: "a stack name with '/' in history",
+    args: ["history", "a/b"],
+    err: /command line: STACK "a\/b" is not a stack name/,
+  },
   { title: "a stack name with '/' in remove", args: ["remove", "a/b"], err: /STACK "a\/b" is not a stack name/ },
   { title: "a stack name with '/' in rollback", args: ["rollback", "a/b"], err: /STACK "a\/b" is not a stack name/ },
-  { title: "a path as a service name (no read outside the config dir)", args: ["service", "../../etc/x", "1"], err: /"..\/..\/etc\/x" is not a stack name/ },
-  { title: "a generation past a safe integer", args: ["rollback", "web", "99999999999999999999"], err: /GENERATION must be a positive whole number/ },
-  { title: "a timeout past what a timer holds", args: ["--timeout", "99999999999", "standalone", "web"], err: /--timeout 99999999999 is longer than a timer holds/ },
-  { title: "delay × tries past what a timer holds", args: ["-d", "100000", "-m", "100000", "standalone", "web"], err: /--delay × --max-tries .* is longer than a timer holds/ },
-  { title: "an empty --timeout", args: ["--timeout", "", "standalone", "web"], err: /--timeout must be a positive whole number, got ""/ },
+  {
+    title: "a path as a service name (no read outside the config dir)",
+    args: ["service", "../../etc/x", "1"],
+    err: /"..\/..\/etc\/x" is not a stack name/,
+  },
+  {
+    title: "a generation past a safe integer",
+    args: ["rollback", "web", "99999999999999999999"],
+    err: /GENERATION must be a positive whole number/,
+  },
+  {
+    title: "a timeout past what a timer holds",
+    args: ["--timeout", "99999999999", "standalone", "web"],
+    err: /--timeout 99999999999 is longer than a timer holds/,
+  },
+  {
+    title: "delay × tries past what a timer holds",
+    args: ["-d", "100000", "-m", "100000", "standalone", "web"],
+    err: /--delay × --max-tries .* is longer than a timer holds/,
+  },
+  {
+    title: "an empty --timeout",
+    args: ["--timeout", "", "standalone", "web"],
+    err: /--timeout must be a positive whole number, got ""/,
+  },
   { title: "an empty --consul", args: ["--consul", "", "status"], err: /--consul: the Consul address is empty/ },
-  { title: "an unsupported --consul scheme", args: ["--consul", "unix:///var/run/consul.sock", "status"], err: /--consul: .*unsupported scheme unix/ },
-  { title: "a --consul with a path", args: ["--consul", "http://127.0.0.1:1/v1/kv", "status"], err: /--consul: .*no path or query/ },
-  { title: "a --prefix outside the allowed shape", args: ["--prefix", "../x", "status"], err: /--prefix: "..\/x" is not a KV prefix/ },
-  { title: "a version with a control character", args: ["plan", "service", "svc", "v\u001b1"], err: /invalid version "v\\u001b1"/ },
-  { title: "an archive limit of 0", args: ["--max-archive-size", "0", "plan", "standalone", "web"], err: /--max-archive-size: expected a whole number of MiB/ },
-  { title: "a token over plain http to another host", args: ["--consul", "http://192.0.2.1:8500", "--token", "t", "status"], err: /refusing to send the Consul token over plain http to 192.0.2.1:8500/ },
-  { title: "MachineMetadata without '='", files: { "units/shared/app.service": "[Service]\nExecStart=/bin/true\n[X-Fleet]\nMachineMetadata=role web=1\n" }, args: ["plan", "standalone", "web"], err: /app.service:4: \[X-Fleet\] MachineMetadata=role web=1: "role" is not key=value/ },
-  { title: "MachineMetadata with an empty key", files: { "units/shared/app.service": "[Service]\nExecStart=/bin/true\n[X-Fleet]\nMachineMetadata==web\n" }, args: ["plan", "standalone", "web"], err: /app.service:4: .*has an empty key/ },
-  { title: "MachineMetadata with unbalanced quotes", files: { "units/shared/app.service": '[Service]\nExecStart=/bin/true\n[X-Fleet]\nMachineMetadata="role=web\n' }, args: ["plan", "standalone", "web"], err: /app.service:4: .*unbalanced quotes/ },
-  { title: "a YAML alias bomb", files: { "files/standalone/web.yaml": `${bomb}\n` }, args: ["plan", "standalone", "web"], err: /web.yaml: cannot read this YAML: Excessive alias count/ },
-  { title: "an [environment:X] that is not defined", files: { "manifest.yaml": "environments:\n  test: {}\nshared-stacks:\n  web:\n    - 'app:1[environment:prdo]'\n" }, args: ["plan", "standalone", "web"], err: /manifest.yaml:5: .*\[environment:prdo\] names an environment that is not defined/ },
-  { title: "a file entry for an undefined environment", files: { "files/standalone/web.yaml": "- {path: /a, content: x, environment: prdo}\n" }, args: ["plan", "standalone", "web"], err: /web.yaml:1: 0.environment: environment "prdo" is not defined/ },
-  { title: "a service check on another host", files: { "units/service/svc.service": "[Service]\nExecStart=/bin/true\n[X-Houston]\nServicePort=80\nServiceCheckHTTP=http://10.0.0.9/\n" }, args: ["plan", "service", "svc", "1"], err: /svc.service: \[X-Houston\] check URL http:\/\/10.0.0.9\/ must target this host/ },
-  { title: "a unit rendering to a system name", files: { "units/service/getty.service": "[Service]\nExecStart=/bin/true\n" }, args: ["plan", "service", "getty", "tty1"], err: /getty.service: getty@tty1.service would shadow the system's getty@ units/ },
-  { title: "a manifest Consul address with another scheme", files: { "manifest.yaml": "environments:\n  test: {consul: 'ftp://x'}\nshared-stacks:\n  web: [app:1]\n" }, args: ["plan", "standalone", "web"], err: /manifest.yaml:2: environments.test.consul: .*unsupported scheme ftp/ },
-  { title: "Global= that is not a boolean", files: { "units/shared/app.service": "[Service]\nExecStart=/bin/true\n[X-Fleet]\nGlobal=maybe\n" }, args: ["plan", "standalone", "web"], err: /app.service:4: \[X-Fleet\] Global=maybe: expected true or false/ },
-  { title: "a file and a file below it", files: { "files/standalone/web.yaml": "- {path: /a, content: x}\n- {path: /a/b, content: y}\n" }, args: ["plan", "standalone", "web"], err: /web.yaml:2: 1.path: path \/a\/b needs \/a to be a directory/ },
+  {
+    title: "an unsupported --consul scheme",
+    args: ["--consul", "unix:///var/run/consul.sock", "status"],
+    err: /--consul: .*unsupported scheme unix/,
+  },
+  {
+    title: "a --consul with a path",
+    args: ["--consul", "http://127.0.0.1:1/v1/kv", "status"],
+    err: /--consul: .*no path or query/,
+  },
+  {
+    title: "a --prefix outside the allowed shape",
+    args: ["--prefix", "../x", "status"],
+    err: /--prefix: "..\/x" is not a KV prefix/,
+  },
+  {
+    title: "a version with a control character",
+    args: ["plan", "service", "svc", "v\u001b1"],
+    err: /invalid version "v\\u001b1"/,
+  },
+  {
+    title: "an archive limit of 0",
+    args: ["--max-archive-size", "0", "plan", "standalone", "web"],
+    err: /--max-archive-size: expected a whole number of MiB/,
+  },
+  {
+    title: "a token over plain http to another host",
+    args: ["--consul", "http://192.0.2.1:8500", "--token", "t", "status"],
+    err: /refusing to send the Consul token over plain http to 192.0.2.1:8500/,
+  },
+  {
+    title: "MachineMetadata without '='",
+    files: { "units/shared/app.service": "[Service]\nExecStart=/bin/true\n[X-Fleet]\nMachineMetadata=role web=1\n" },
+    args: ["plan", "standalone", "web"],
+    err: /app.service:4: \[X-Fleet\] MachineMetadata=role web=1: "role" is not key=value/,
+  },
+  {
+    title: "MachineMetadata with an empty key",
+    files: { "units/shared/app.service": "[Service]\nExecStart=/bin/true\n[X-Fleet]\nMachineMetadata==web\n" },
+    args: ["plan", "standalone", "web"],
+    err: /app.service:4: .*has an empty key/,
+  },
+  {
+    title: "MachineMetadata with unbalanced quotes",
+    files: { "units/shared/app.service": '[Service]\nExecStart=/bin/true\n[X-Fleet]\nMachineMetadata="role=web\n' },
+    args: ["plan", "standalone", "web"],
+    err: /app.service:4: .*unbalanced quotes/,
+  },
+  {
+    title: "a YAML alias bomb",
+    files: { "files/standalone/web.yaml": `${bomb}\n` },
+    args: ["plan", "standalone", "web"],
+    err: /web.yaml: cannot read this YAML: Excessive alias count/,
+  },
+  {
+    title: "an [environment:X] that is not defined",
+    files: { "manifest.yaml": "environments:\n  test: {}\nshared-stacks:\n  web:\n    - 'app:1[environment:prdo]'\n" },
+    args: ["plan", "standalone", "web"],
+    err: /manifest.yaml:5: .*\[environment:prdo\] names an environment that is not defined/,
+  },
+  {
+    title: "a file entry for an undefined environment",
+    files: { "files/standalone/web.yaml": "- {path: /a, content: x, environment: prdo}\n" },
+    args: ["plan", "standalone", "web"],
+    err: /web.yaml:1: 0.environment: environment "prdo" is not defined/,
+  },
+  {
+    title: "a service check on another host",
+    files: {
+      "units/service/svc.service":
+        "[Service]\nExecStart=/bin/true\n[X-Houston]\nServicePort=80\nServiceCheckHTTP=http://10.0.0.9/\n",
+    },
+    args: ["plan", "service", "svc", "1"],
+    err: /svc.service: \[X-Houston\] check URL http:\/\/10.0.0.9\/ must target this host/,
+  },
+  {
+    title: "a unit rendering to a system name",
+    files: { "units/service/getty.service": "[Service]\nExecStart=/bin/true\n" },
+    args: ["plan", "service", "getty", "tty1"],
+    err: /getty.service: getty@tty1.service would shadow the system's getty@ units/,
+  },
+  {
+    title: "a manifest Consul address with another scheme",
+    files: { "manifest.yaml": "environments:\n  test: {consul: 'ftp://x'}\nshared-stacks:\n  web: [app:1]\n" },
+    args: ["plan", "standalone", "web"],
+    err: /manifest.yaml:2: environments.test.consul: .*unsupported scheme ftp/,
+  },
+  {
+    title: "Global= that is not a boolean",
+    files: { "units/shared/app.service": "[Service]\nExecStart=/bin/true\n[X-Fleet]\nGlobal=maybe\n" },
+    args: ["plan", "standalone", "web"],
+    err: /app.service:4: \[X-Fleet\] Global=maybe: expected true or false/,
+  },
+  {
+    title: "a file and a file below it",
+    files: { "files/standalone/web.yaml": "- {path: /a, content: x}\n- {path: /a/b, content: y}\n" },
+    args: ["plan", "standalone", "web"],
+    err: /web.yaml:2: 1.path: path \/a\/b needs \/a to be a directory/,
+  },
 ];
 
 describe("bad input is refused at the door (exit 2, no stack trace, nothing sent)", () => {
@@ -59,7 +174,10 @@ describe("bad input is refused at the door (exit 2, no stack trace, nothing sent
   }
 
   it("an archive over the size limit is refused at plan time with its size and the limit", async () => {
-    const dir = configDir({ ...base, "files/standalone/web.yaml": `- {path: /big, encoding: b64, content: ${Buffer.alloc(2 * 1048576 + 10, 7).toString("base64")}}\n` });
+    const dir = configDir({
+      ...base,
+      "files/standalone/web.yaml": `- {path: /big, encoding: b64, content: ${Buffer.alloc(2 * 1048576 + 10, 7).toString("base64")}}\n`,
+    });
     const r = await houston(CLOSED, dir, "--max-archive-size", "1", "plan", "standalone", "web");
     expect(r.code).toBe(2);
     expect(r.stderr).toMatch(/web.yaml: the file archive is 2 MiB, over the limit of 1 MiB \(--max-archive-size\)/);
@@ -69,14 +187,32 @@ describe("bad input is refused at the door (exit 2, no stack trace, nothing sent
     const { spawnSync } = await import("node:child_process");
     const { mkdtempSync } = await import("node:fs");
     const { tmpdir } = await import("node:os");
-    const r = spawnSync(process.execPath, [join(ROOT, "dist", "houston-agent.js"), "--dbus", "unix:path=/nonexistent/system_bus_socket", "--state-dir", mkdtempSync(join(tmpdir(), "houston-nobus-")), "--consul", CLOSED], { encoding: "utf8" });
+    const r = spawnSync(
+      process.execPath,
+      [
+        join(ROOT, "dist", "houston-agent.js"),
+        "--dbus",
+        "unix:path=/nonexistent/system_bus_socket",
+        "--state-dir",
+        mkdtempSync(join(tmpdir(), "houston-nobus-")),
+        "--consul",
+        CLOSED,
+      ],
+      { encoding: "utf8" },
+    );
     expect(r.status).not.toBe(0);
-    expect(r.stderr).toMatch(/houston-agent: cannot reach the system bus at unix:path=\/nonexistent\/system_bus_socket: ENOENT/);
+    expect(r.stderr).toMatch(
+      /houston-agent: cannot reach the system bus at unix:path=\/nonexistent\/system_bus_socket: ENOENT/,
+    );
   });
 
   it("the agent refuses to send its token over plain http to another host", async () => {
     const { spawnSync } = await import("node:child_process");
-    const r = spawnSync(process.execPath, [join(ROOT, "dist", "houston-agent.js"), "--consul", "http://192.0.2.1:8500", "--token", "t"], { encoding: "utf8" });
+    const r = spawnSync(
+      process.execPath,
+      [join(ROOT, "dist", "houston-agent.js"), "--consul", "http://192.0.2.1:8500", "--token", "t"],
+      { encoding: "utf8" },
+    );
     expect(r.status).toBe(2);
     expect(r.stderr).toMatch(/refusing to send the Consul token over plain http to 192.0.2.1:8500/);
   });
@@ -86,6 +222,10 @@ describe("bad input is refused at the door (exit 2, no stack trace, nothing sent
     const r = await houston(CLOSED, configDir(base), "--version");
     expect(r.stdout.trim()).toBe(version);
     const { execFileSync } = await import("node:child_process");
-    expect(execFileSync(process.execPath, [join(ROOT, "dist", "houston-agent.js"), "--version"]).toString().trim()).toBe(version);
+    expect(
+      execFileSync(process.execPath, [join(ROOT, "dist", "houston-agent.js"), "--version"])
+        .toString()
+        .trim(),
+    ).toBe(version);
   });
 });

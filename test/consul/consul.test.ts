@@ -57,13 +57,21 @@ describe("KV", () => {
   it("transactions apply all or nothing and report which op failed", async () => {
     await c.kvPut("tx/a", "1");
     const a = await c.kvGet("tx/a");
-    const ok = await c.txn([{ verb: "cas", key: "tx/a", value: "2", index: a!.modifyIndex }, { verb: "set", key: "tx/b", value: "b" }]);
+    const ok = await c.txn([
+      { verb: "cas", key: "tx/a", value: "2", index: a!.modifyIndex },
+      { verb: "set", key: "tx/b", value: "b" },
+    ]);
     expect(ok.ok).toBe(true);
-    const bad = await c.txn([{ verb: "set", key: "tx/c", value: "c" }, { verb: "cas", key: "tx/a", value: "3", index: a!.modifyIndex }]);
+    const bad = await c.txn([
+      { verb: "set", key: "tx/c", value: "c" },
+      { verb: "cas", key: "tx/a", value: "3", index: a!.modifyIndex },
+    ]);
     expect(bad.ok).toBe(false);
     expect(bad.errors[0]).toContain("tx/a");
     expect(await c.kvGet("tx/c")).toBeNull();
-    await expect(c.txn(Array.from({ length: 65 }, (_, i) => ({ verb: "set" as const, key: `tx/n${i}`, value: "x" })))).rejects.toThrow(/64/);
+    await expect(
+      c.txn(Array.from({ length: 65 }, (_, i) => ({ verb: "set" as const, key: `tx/n${i}`, value: "x" }))),
+    ).rejects.toThrow(/64/);
   });
 });
 
@@ -90,7 +98,13 @@ describe("catalog, health, agent", () => {
     expect(self.nodeName).toMatch(/^consul-dev-/);
     const nodes = await c.catalogNodes();
     expect(nodes.map((n) => n.Node)).toContain(self.nodeName);
-    await c.agentServiceRegister({ ID: "web-1", Name: "web", Tags: ["version:1"], Port: 1, Check: { TCP: "127.0.0.1:1", Interval: "10s", Status: "passing" } });
+    await c.agentServiceRegister({
+      ID: "web-1",
+      Name: "web",
+      Tags: ["version:1"],
+      Port: 1,
+      Check: { TCP: "127.0.0.1:1", Interval: "10s", Status: "passing" },
+    });
     const { entries } = await c.healthService("web", { tag: "version:1" });
     expect(entries.map((e) => e.Service.ID)).toEqual(["web-1"]);
     await c.agentServiceDeregister("web-1");
@@ -146,7 +160,11 @@ describe("blocking watch", () => {
       const seen: string[] = [];
       const errors: unknown[] = [];
       const done = (async () => {
-        for await (const { entries } of oc.watchPrefix("r/", { signal: ac.signal, wait: "2s", onError: (e) => errors.push(e) })) {
+        for await (const { entries } of oc.watchPrefix("r/", {
+          signal: ac.signal,
+          wait: "2s",
+          onError: (e) => errors.push(e),
+        })) {
           seen.push(entries.map((e) => e.value.toString()).join(","));
           if (seen.at(-1) === "after") ac.abort();
         }

@@ -11,13 +11,24 @@ export interface CliResult {
   stderr: string;
 }
 
-export function startCli(consul: string, configDir: string, args: string[], env: NodeJS.ProcessEnv = process.env): { child: ChildProcess; done: Promise<CliResult> } {
-  const child = spawn(process.execPath, [join(ROOT, "dist", "houston.js"), "-c", configDir, "-e", "test", "--consul", consul, ...args], { stdio: ["ignore", "pipe", "pipe"], env });
+export function startCli(
+  consul: string,
+  configDir: string,
+  args: string[],
+  env: NodeJS.ProcessEnv = process.env,
+): { child: ChildProcess; done: Promise<CliResult> } {
+  const child = spawn(
+    process.execPath,
+    [join(ROOT, "dist", "houston.js"), "-c", configDir, "-e", "test", "--consul", consul, ...args],
+    { stdio: ["ignore", "pipe", "pipe"], env },
+  );
   let stdout = "";
   let stderr = "";
   child.stdout?.on("data", (d: Buffer) => (stdout += d.toString()));
   child.stderr?.on("data", (d: Buffer) => (stderr += d.toString()));
-  const done = new Promise<CliResult>((resolve) => child.on("close", (code, signal) => resolve({ code: code ?? (signal ? 128 : 1), stdout, stderr })));
+  const done = new Promise<CliResult>((resolve) =>
+    child.on("close", (code, signal) => resolve({ code: code ?? (signal ? 128 : 1), stdout, stderr })),
+  );
   return { child, done };
 }
 

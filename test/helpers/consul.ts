@@ -62,7 +62,10 @@ export async function startConsul(args: string[] = [], token?: string): Promise<
       let { pid, dir } = await launch(port, args, token);
       const addr = `http://127.0.0.1:${port}`;
       const self: TestConsul = {
-        addr, port, pid, dir,
+        addr,
+        port,
+        pid,
+        dir,
         client: new Consul({ addr, token }),
         async stop() {
           await killAndWait(self.pid);

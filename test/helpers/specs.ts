@@ -8,21 +8,59 @@ import type { SpecSigner } from "../../shared/signing.js";
 import { StatusReportSchema, decodeJson, type StackSpec, type StatusReport, type UnitSpec } from "../../shared/spec.js";
 
 export const unitText = (exec: string, extra = "") => `[Unit]\nDescription=test unit\n\n[Service]\n${exec}\n${extra}`;
-export const dep = (name: string, version: string, text: string): PlanInputUnit => ({ name, version, role: "dependency", template: { text, source: `test:${name}` } });
-export const file = (path: string, content: string, mode = 0o644): FileEntry => ({ path, content: Buffer.from(content), mode, owner: "root", group: "root" });
+export const dep = (name: string, version: string, text: string): PlanInputUnit => ({
+  name,
+  version,
+  role: "dependency",
+  template: { text, source: `test:${name}` },
+});
+export const file = (path: string, content: string, mode = 0o644): FileEntry => ({
+  path,
+  content: Buffer.from(content),
+  mode,
+  owner: "root",
+  group: "root",
+});
 
 /** Plans a standalone stack from inline units/files and returns its units (archives uploaded). */
-export async function planUnits(consul: Consul, kv: KvLayout, stack: string, units: PlanInputUnit[], files: FileEntry[] = []): Promise<UnitSpec[]> {
-  const req: DeploymentRequest = { environment: "test", type: "standalone", name: stack, version: null, group: null, dependencies: true };
+export async function planUnits(
+  consul: Consul,
+  kv: KvLayout,
+  stack: string,
+  units: PlanInputUnit[],
+  files: FileEntry[] = [],
+): Promise<UnitSpec[]> {
+  const req: DeploymentRequest = {
+    environment: "test",
+    type: "standalone",
+    name: stack,
+    version: null,
+    group: null,
+    dependencies: true,
+  };
   const plan = planDeployment({ variables: {}, units, files, filesSource: "test" }, req);
   for (const a of plan.archives) await uploadArchive(consul, kv, a);
   return plan.units;
 }
 
 /** Writes a spec of exactly these units as the stack's next generation; returns the generation. */
-export async function publish(consul: Consul, kv: KvLayout, stack: string, units: UnitSpec[], signer: SpecSigner | null = null): Promise<number> {
+export async function publish(
+  consul: Consul,
+  kv: KvLayout,
+  stack: string,
+  units: UnitSpec[],
+  signer: SpecSigner | null = null,
+): Promise<number> {
   const { spec, modifyIndex } = await readSpecAt(consul, kv, stack);
-  const next: StackSpec = { schema: 1, stack, generation: (spec?.generation ?? 0) + 1, environment: "test", createdAt: new Date().toISOString(), deployment: { type: "standalone", name: stack, version: null, group: null }, units };
+  const next: StackSpec = {
+    schema: 1,
+    stack,
+    generation: (spec?.generation ?? 0) + 1,
+    environment: "test",
+    createdAt: new Date().toISOString(),
+    deployment: { type: "standalone", name: stack, version: null, group: null },
+    units,
+  };
   await writeSpec(consul, kv, next, modifyIndex, signer);
   return next.generation;
 }
@@ -33,7 +71,11 @@ export async function report(consul: Consul, kv: KvLayout, node: string, stack: 
   return e ? decodeJson(StatusReportSchema, key, e.value) : null;
 }
 
-export async function eventually<T>(what: string, fn: () => Promise<T | undefined | null | false>, timeoutMs = 90_000): Promise<T> {
+export async function eventually<T>(
+  what: string,
+  fn: () => Promise<T | undefined | null | false>,
+  timeoutMs = 90_000,
+): Promise<T> {
   const deadline = Date.now() + timeoutMs;
   let last: unknown;
   for (;;) {
@@ -49,11 +91,19 @@ export async function eventually<T>(what: string, fn: () => Promise<T | undefine
 }
 
 /** The report once it shows `generation` applied (and every listed unit in the wanted state). */
-export function reportAt(consul: Consul, kv: KvLayout, node: string, stack: string, generation: number, states: Record<string, string> = {}): Promise<StatusReport> {
+export function reportAt(
+  consul: Consul,
+  kv: KvLayout,
+  node: string,
+  stack: string,
+  generation: number,
+  states: Record<string, string> = {},
+): Promise<StatusReport> {
   return eventually(`${node} to report ${stack} generation ${generation} ${JSON.stringify(states)}`, async () => {
     const r = await report(consul, kv, node, stack);
     if (!r || r.generation !== generation || r.converging) return null;
-    for (const [unit, state] of Object.entries(states)) if (r.units.find((u) => u.name === unit)?.activeState !== state) return null;
+    for (const [unit, state] of Object.entries(states))
+      if (r.units.find((u) => u.name === unit)?.activeState !== state) return null;
     return r;
   });
 }

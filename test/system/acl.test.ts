@@ -10,7 +10,13 @@ import { configDir, houston } from "../helpers/cli.js";
 const MASTER = "houston-test-management-token";
 let fleet: LocalFleet;
 beforeAll(async () => {
-  fleet = await LocalFleet.start({ hosts: [{ name: "acl1", meta: { role: "web" } }, { name: "acl2", meta: { role: "web" } }], acl: MASTER });
+  fleet = await LocalFleet.start({
+    hosts: [
+      { name: "acl1", meta: { role: "web" } },
+      { name: "acl2", meta: { role: "web" } },
+    ],
+    acl: MASTER,
+  });
 });
 afterAll(async () => fleet?.stop());
 
@@ -19,11 +25,29 @@ describe("deploy with least-privilege tokens (default deny)", () => {
     const dir = configDir({
       "manifest.yaml": "environments:\n  test: {}\nshared-units:\n  web: [cache:1]\n",
       "units/shared/cache.service": "[Service]\nExecStart=/bin/sleep infinity\n",
-      "units/service/web.service": "[Service]\nExecStart=/usr/bin/python3 -m http.server 8088 --bind 127.0.0.1\n\n[X-Houston]\nServicePort=8088\nServiceCheckInterval=1s\n",
+      "units/service/web.service":
+        "[Service]\nExecStart=/usr/bin/python3 -m http.server 8088 --bind 127.0.0.1\n\n[X-Houston]\nServicePort=8088\nServiceCheckInterval=1s\n",
     });
-    const boot = await houston(fleet.consulAddr, dir, "--token", MASTER, "--json", "acl", "bootstrap-tokens", "--node", "acl1", "--node", "acl2");
+    const boot = await houston(
+      fleet.consulAddr,
+      dir,
+      "--token",
+      MASTER,
+      "--json",
+      "acl",
+      "bootstrap-tokens",
+      "--node",
+      "acl1",
+      "--node",
+      "acl2",
+    );
     expect(boot.code, boot.stderr).toBe(0);
-    const tokens = Object.fromEntries((JSON.parse(boot.stdout) as { tokens: { role: string; secretId: string }[] }).tokens.map((t) => [t.role, t.secretId]));
+    const tokens = Object.fromEntries(
+      (JSON.parse(boot.stdout) as { tokens: { role: string; secretId: string }[] }).tokens.map((t) => [
+        t.role,
+        t.secretId,
+      ]),
+    );
     const d = await houston(fleet.consulAddr, dir, "--token", tokens.controller!, "service", "web", "1");
     expect(d.code, d.stderr).toBe(0);
     expect(d.stderr).toContain("Validated service is running with Consul");

@@ -12,7 +12,8 @@ import { ROOT } from "../helpers/consul.js";
 import { eventually } from "../helpers/specs.js";
 
 const HOSTS = ["demo1", "demo2", "demo3"];
-const nothingLeft = () => HOSTS.every((h) => !existsSync(join(TESTHOST_BASE, h))) && !existsSync(join(TESTHOST_BASE, "demo.fleet.json"));
+const nothingLeft = () =>
+  HOSTS.every((h) => !existsSync(join(TESTHOST_BASE, h))) && !existsSync(join(TESTHOST_BASE, "demo.fleet.json"));
 const alive = (pid: number) => {
   try {
     process.kill(pid, 0);
@@ -25,11 +26,16 @@ const alive = (pid: number) => {
 /** scripts/demo.sh without its install and build steps (the suite has built dist/ already; a
  * rebuild here would rewrite the bundles under the feet of tests running beside this one) */
 function startDemo(...args: string[]) {
-  const child = spawn(process.execPath, ["--import", "tsx", join(ROOT, "scripts", "demo.ts"), ...args], { stdio: ["ignore", "pipe", "pipe"], cwd: ROOT });
+  const child = spawn(process.execPath, ["--import", "tsx", join(ROOT, "scripts", "demo.ts"), ...args], {
+    stdio: ["ignore", "pipe", "pipe"],
+    cwd: ROOT,
+  });
   let out = "";
   child.stdout.on("data", (d: Buffer) => (out += d.toString()));
   child.stderr.on("data", (d: Buffer) => (out += d.toString()));
-  const exit = new Promise<number>((resolve) => child.on("exit", (code, signal) => resolve(code ?? (signal ? 128 : 1))));
+  const exit = new Promise<number>((resolve) =>
+    child.on("exit", (code, signal) => resolve(code ?? (signal ? 128 : 1))),
+  );
   return { child, output: () => out, exit };
 }
 
@@ -61,7 +67,9 @@ describe("npm run demo -- --keep", () => {
     expect(existsSync(join(TESTHOST_BASE, "demo1"))).toBe(true);
     const down = startDemo("--down");
     expect(await down.exit).toBe(0);
-    expect(down.output()).toMatch(/Removed what a demo left: Consul server \(pid \d+\), test host demo1, test host demo2, test host demo3/);
+    expect(down.output()).toMatch(
+      /Removed what a demo left: Consul server \(pid \d+\), test host demo1, test host demo2, test host demo3/,
+    );
     expect(nothingLeft()).toBe(true);
     expect(alive(state.consulPid)).toBe(false);
   });

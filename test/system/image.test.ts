@@ -17,18 +17,43 @@ let fleet: LocalFleet;
 let archive = "";
 beforeAll(async () => {
   // builds the image (Node 24 and the rebuilt native module are cached under .state/image)
-  archive = execFileSync("bash", [join(ROOT, "scripts", "build-image.sh")], { cwd: ROOT, encoding: "utf8", stdio: ["ignore", "pipe", "inherit"] }).trim().split("\n").at(-1) ?? "";
+  archive =
+    execFileSync("bash", [join(ROOT, "scripts", "build-image.sh")], {
+      cwd: ROOT,
+      encoding: "utf8",
+      stdio: ["ignore", "pipe", "inherit"],
+    })
+      .trim()
+      .split("\n")
+      .at(-1) ?? "";
   fleet = await LocalFleet.start({ hosts: [{ name: "img1", meta: { role: "web" } }], agentImage: join(ROOT, archive) });
 }, 900_000);
 afterAll(async () => fleet?.stop());
 
-const podman = ["env", "-u", "CONTAINERS_CONF", "podman", "--root", "/tmp/ps", "--runroot", "/run/pr", "--runtime", "runc", "--cgroup-manager", "cgroupfs", "--events-backend", "file"];
+const podman = [
+  "env",
+  "-u",
+  "CONTAINERS_CONF",
+  "podman",
+  "--root",
+  "/tmp/ps",
+  "--runroot",
+  "/run/pr",
+  "--runtime",
+  "runc",
+  "--cgroup-manager",
+  "cgroupfs",
+  "--events-backend",
+  "file",
+];
 
 describe("the agent from its image", () => {
   it("is an OCI archive of this version, and the unit's default image matches it", () => {
     expect(archive).toBe(`dist/houston-agent-${version}.oci.tar`);
     expect(existsSync(join(ROOT, archive))).toBe(true);
-    expect(readFileSync(join(ROOT, "systemd", "houston-agent-container.service"), "utf8")).toContain(`HOUSTON_IMAGE=localhost/houston-agent:${version}`);
+    expect(readFileSync(join(ROOT, "systemd", "houston-agent-container.service"), "utf8")).toContain(
+      `HOUSTON_IMAGE=localhost/houston-agent:${version}`,
+    );
   });
 
   it("runs under systemd in the host, on Node 24, and reports its version", async () => {

@@ -14,7 +14,13 @@ import { eventually, report } from "../helpers/specs.js";
 
 let fleet: LocalFleet;
 beforeAll(async () => {
-  fleet = await LocalFleet.start({ hosts: [{ name: "e2e1", meta: { role: "web" } }, { name: "e2e2", meta: { role: "web" } }, { name: "e2e3", meta: { role: "worker" } }] });
+  fleet = await LocalFleet.start({
+    hosts: [
+      { name: "e2e1", meta: { role: "web" } },
+      { name: "e2e2", meta: { role: "web" } },
+      { name: "e2e3", meta: { role: "worker" } },
+    ],
+  });
 });
 afterAll(async () => fleet?.stop());
 
@@ -23,11 +29,15 @@ const run = (dir: string, ...args: string[]) => houston(fleet.consulAddr, dir, .
 const localRun = (...args: string[]) => houston(fleet.consulAddr, local, "-e", "local", ...args);
 const state = (host: string, unit: string) => fleet.unitState(host, unit);
 const unitFile = (host: string, unit: string) => existsSync(join(fleet.host(host).root, "etc/systemd/system", unit));
-const pid = async (host: string, unit: string) => (await fleet.shell(host, "systemctl", "show", "-p", "MainPID", "--value", unit)).trim();
+const pid = async (host: string, unit: string) =>
+  (await fleet.shell(host, "systemctl", "show", "-p", "MainPID", "--value", unit)).trim();
 
 const manifest = (services: Record<string, string[]>) =>
-  `environments:\n  test: {}\nshared-units:\n${Object.entries(services).map(([k, v]) => `  ${k}: [${v.join(", ")}]`).join("\n")}\n`;
-const sleeper = "[Unit]\nDescription=sleeper %i\n\n[Service]\nExecStart=/bin/sleep infinity\n\n[X-Fleet]\nMachineMetadata=role=web\n";
+  `environments:\n  test: {}\nshared-units:\n${Object.entries(services)
+    .map(([k, v]) => `  ${k}: [${v.join(", ")}]`)
+    .join("\n")}\n`;
+const sleeper =
+  "[Unit]\nDescription=sleeper %i\n\n[Service]\nExecStart=/bin/sleep infinity\n\n[X-Fleet]\nMachineMetadata=role=web\n";
 
 describe("rollout end to end", () => {
   it("deploys all three types; the service is confirmed in Consul; status tells the truth", async () => {
@@ -54,11 +64,19 @@ describe("rollout end to end", () => {
     expect(await pid("e2e1", "example-cache@1.4.24.service")).toBe(cachePid);
     const st = await localRun("--json", "status", "example");
     expect(st.code).toBe(0);
-    const json = JSON.parse(st.stdout) as { healthy: boolean; stacks: { units: { node: string; unit: string; activeState: string }[] }[] };
+    const json = JSON.parse(st.stdout) as {
+      healthy: boolean;
+      stacks: { units: { node: string; unit: string; activeState: string }[] }[];
+    };
     expect(json.healthy).toBe(true);
-    expect(json.stacks[0]!.units.filter((u) => u.unit === "example@2.service").map((u) => `${u.node}:${u.activeState}`)).toEqual(["e2e1:active", "e2e2:active"]);
+    expect(
+      json.stacks[0]!.units.filter((u) => u.unit === "example@2.service").map((u) => `${u.node}:${u.activeState}`),
+    ).toEqual(["e2e1:active", "e2e2:active"]);
     expect(json.stacks[0]!.units.some((u) => u.unit === "example@1.service")).toBe(false);
-    const plan = JSON.parse((await localRun("--json", "plan", "service", "example", "3")).stdout) as { consul: { reachable: boolean; generation: number }; diff: { added: string[]; replaced: string[]; unchanged: string[] } };
+    const plan = JSON.parse((await localRun("--json", "plan", "service", "example", "3")).stdout) as {
+      consul: { reachable: boolean; generation: number };
+      diff: { added: string[]; replaced: string[]; unchanged: string[] };
+    };
     expect(plan.consul).toMatchObject({ reachable: true, generation: 3 });
     expect(plan.diff.added).toEqual(["example@3.service"]);
     expect(plan.diff.replaced).toEqual(["example@2.service"]);
@@ -66,9 +84,15 @@ describe("rollout end to end", () => {
   });
 
   it("an upgrade prunes the old version and its archive once the new one is confirmed", async () => {
-    const dir = configDir({ "manifest.yaml": manifest({ up: ["helper:1"] }), "units/shared/helper.service": sleeper, "units/service/up.service": sleeper, "files/service/up.yaml": "- {path: /etc/up/conf, content: v1}\n" });
+    const dir = configDir({
+      "manifest.yaml": manifest({ up: ["helper:1"] }),
+      "units/shared/helper.service": sleeper,
+      "units/service/up.service": sleeper,
+      "files/service/up.yaml": "- {path: /etc/up/conf, content: v1}\n",
+    });
     expect((await run(dir, "-s", "service", "up", "1")).code).toBe(0);
-    const archiveOf = async () => (await readSpecAt(fleet.consul, fleet.kv, "up")).spec!.units.find((u) => u.archive)!.archive!;
+    const archiveOf = async () =>
+      (await readSpecAt(fleet.consul, fleet.kv, "up")).spec!.units.find((u) => u.archive)!.archive!;
     const oldArchive = await archiveOf();
     writeConfig(dir, { "files/service/up.yaml": "- {path: /etc/up/conf, content: v2}\n" });
     // keeping one generation's archives (the live one), the old archive goes at once
@@ -92,14 +116,21 @@ describe("rollout end to end", () => {
   });
 
   it("a failing dependency fails the rollout, removes the new units, keeps the old version serving", async () => {
-    const flaky = "[Unit]\nDescription=flaky %i\n\n[Service]\nExecStart=/bin/sh -c 'echo starting flaky %i; test %i != 2 || exit 3; exec sleep infinity'\n\n[X-Fleet]\nMachineMetadata=role=web\n";
-    const dir = configDir({ "manifest.yaml": manifest({ shaky: ["flaky:1"] }), "units/shared/flaky.service": flaky, "units/service/shaky.service": sleeper });
+    const flaky =
+      "[Unit]\nDescription=flaky %i\n\n[Service]\nExecStart=/bin/sh -c 'echo starting flaky %i; test %i != 2 || exit 3; exec sleep infinity'\n\n[X-Fleet]\nMachineMetadata=role=web\n";
+    const dir = configDir({
+      "manifest.yaml": manifest({ shaky: ["flaky:1"] }),
+      "units/shared/flaky.service": flaky,
+      "units/service/shaky.service": sleeper,
+    });
     expect((await run(dir, "-s", "service", "shaky", "1")).code).toBe(0);
     const servicePid = await pid("e2e1", "shaky@1.service");
     writeConfig(dir, { "manifest.yaml": manifest({ shaky: ["flaky:2"] }) });
     const r = await run(dir, "-s", "service", "shaky", "2");
     expect(r.code).toBe(1);
-    expect(r.stderr).toMatch(/ERROR +shaky-flaky@2\.service failed on e2e[12]: shaky-flaky@2\.service failed \(Result=exit-code\)/);
+    expect(r.stderr).toMatch(
+      /ERROR +shaky-flaky@2\.service failed on e2e[12]: shaky-flaky@2\.service failed \(Result=exit-code\)/,
+    );
     expect(r.stderr).toContain("starting flaky 2");
     expect(r.stderr).toContain("INFO     Removing shaky-flaky@2.service");
     for (const h of ["e2e1", "e2e2"]) {
@@ -109,7 +140,10 @@ describe("rollout end to end", () => {
       expect(unitFile(h, "shaky@2.service")).toBe(false);
     }
     expect(await pid("e2e1", "shaky@1.service")).toBe(servicePid);
-    const hist = JSON.parse((await run(dir, "--json", "history", "shaky")).stdout) as { result: string; message: string }[];
+    const hist = JSON.parse((await run(dir, "--json", "history", "shaky")).stdout) as {
+      result: string;
+      message: string;
+    }[];
     expect(hist.at(-1)).toMatchObject({ result: "rolled-back" });
     expect(hist.at(-1)!.message).toContain("shaky-flaky@2.service failed");
   });
@@ -138,10 +172,14 @@ describe("rollout end to end", () => {
     try {
       const r = await run(dir, "-s", "service", "locked", "1");
       expect(r.code).toBe(4);
-      expect(r.stderr).toMatch(/ERROR +stack locked is locked by \w+@\S+ \(pid \d+, deploy by a colleague, since .*\); wait for it to finish, or break it with --force-unlock/);
+      expect(r.stderr).toMatch(
+        /ERROR +stack locked is locked by \w+@\S+ \(pid \d+, deploy by a colleague, since .*\); wait for it to finish, or break it with --force-unlock/,
+      );
       const f = await run(dir, "-s", "--force-unlock", "service", "locked", "1");
       expect(f.code, f.stderr).toBe(0);
-      expect(f.stderr).toMatch(/WARNING +Broke the deploy lock of locked held by \w+@\S+ \(pid \d+, deploy by a colleague/);
+      expect(f.stderr).toMatch(
+        /WARNING +Broke the deploy lock of locked held by \w+@\S+ \(pid \d+, deploy by a colleague/,
+      );
     } finally {
       await lock.release();
     }
@@ -149,10 +187,18 @@ describe("rollout end to end", () => {
 
   /** Starts deploying `stack` (a 4 s dependency, then the service) and resolves once the rollout is under way. */
   async function slowRollout(stack: string) {
-    const slow = "[Unit]\nDescription=slow %i\n\n[Service]\nType=oneshot\nRemainAfterExit=yes\nExecStart=/bin/sleep 4\n\n[X-Fleet]\nMachineMetadata=role=web\n";
-    const dir = configDir({ "manifest.yaml": manifest({ [stack]: ["slow:1"] }), "units/shared/slow.service": slow, [`units/service/${stack}.service`]: sleeper });
+    const slow =
+      "[Unit]\nDescription=slow %i\n\n[Service]\nType=oneshot\nRemainAfterExit=yes\nExecStart=/bin/sleep 4\n\n[X-Fleet]\nMachineMetadata=role=web\n";
+    const dir = configDir({
+      "manifest.yaml": manifest({ [stack]: ["slow:1"] }),
+      "units/shared/slow.service": slow,
+      [`units/service/${stack}.service`]: sleeper,
+    });
     const cli = startCli(fleet.consulAddr, dir, ["-s", "service", stack, "1"]);
-    await eventually("the slow unit to be starting", async () => (await state("e2e1", `${stack}-slow@1.service`)) === "activating");
+    await eventually(
+      "the slow unit to be starting",
+      async () => (await state("e2e1", `${stack}-slow@1.service`)) === "activating",
+    );
     return { dir, ...cli };
   }
 
@@ -162,10 +208,14 @@ describe("rollout end to end", () => {
     await first.done;
     const refused = await run(dir, "-s", "service", "killed", "1");
     expect(refused.code).toBe(4); // the dead controller's session still holds the lock for up to its TTL
-    const rerun = await eventually("the lock to expire", async () => {
-      const r = await run(dir, "-s", "service", "killed", "1");
-      return r.code === 4 ? null : r;
-    }, 60_000);
+    const rerun = await eventually(
+      "the lock to expire",
+      async () => {
+        const r = await run(dir, "-s", "service", "killed", "1");
+        return r.code === 4 ? null : r;
+      },
+      60_000,
+    );
     expect(rerun.code, rerun.stderr).toBe(0);
     for (const h of ["e2e1", "e2e2"]) expect(await state(h, "killed@1.service")).toBe("active");
   }, 120_000);
@@ -175,14 +225,21 @@ describe("rollout end to end", () => {
     first.child.kill("SIGINT");
     const r = await first.done;
     expect(r.code).toBe(130);
-    expect(r.stderr).toMatch(/ERROR +Interrupted during the deployment of intr 1; released the deploy lock of intr\. Generation \d+ is live with the new units: run the same command again to finish it\./);
+    expect(r.stderr).toMatch(
+      /ERROR +Interrupted during the deployment of intr 1; released the deploy lock of intr\. Generation \d+ is live with the new units: run the same command again to finish it\./,
+    );
     const rerun = await run(dir, "-s", "service", "intr", "1");
     expect(rerun.code, rerun.stderr).toBe(0);
   });
 
   it("a canary that fails stops the rollout before the other hosts get anything", async () => {
-    const picky = "[Unit]\nDescription=picky %i\n\n[Service]\nExecStart=/bin/sh -c 'test \"$(hostname)\" != e2e1 || exit 7; exec sleep infinity'\n\n[X-Fleet]\nMachineMetadata=role=web\n";
-    const dir = configDir({ "manifest.yaml": manifest({ canary: ["picky:1"] }), "units/shared/picky.service": picky, "units/service/canary.service": sleeper });
+    const picky =
+      "[Unit]\nDescription=picky %i\n\n[Service]\nExecStart=/bin/sh -c 'test \"$(hostname)\" != e2e1 || exit 7; exec sleep infinity'\n\n[X-Fleet]\nMachineMetadata=role=web\n";
+    const dir = configDir({
+      "manifest.yaml": manifest({ canary: ["picky:1"] }),
+      "units/shared/picky.service": picky,
+      "units/service/canary.service": sleeper,
+    });
     const r = await run(dir, "-s", "--canary", "1", "service", "canary", "1");
     expect(r.code).toBe(1);
     expect(r.stderr).toMatch(/INFO +Canary 1\/2 \(generation \d+\): e2e1/);
@@ -198,37 +255,49 @@ describe("rollout end to end", () => {
     const dir = configDir({ "manifest.yaml": manifest({ batched: [] }), "units/service/batched.service": sleeper });
     const r = await run(dir, "-s", "--max-parallel", "1", "service", "batched", "1");
     expect(r.code, r.stderr).toBe(0);
-    expect(r.stderr).toMatch(/Batch 1\/2 \(generation \d+\): e2e1[\s\S]*batched@1\.service is active on e2e1\n[\s\S]*Batch 2\/2 \(generation \d+\): e2e2[\s\S]*batched@1\.service is active on e2e1, e2e2/);
+    expect(r.stderr).toMatch(
+      /Batch 1\/2 \(generation \d+\): e2e1[\s\S]*batched@1\.service is active on e2e1\n[\s\S]*Batch 2\/2 \(generation \d+\): e2e2[\s\S]*batched@1\.service is active on e2e1, e2e2/,
+    );
     // the last batch lifts the host allowlist: the spec is the plain deployment again
     const spec = (await readSpecAt(fleet.consul, fleet.kv, "batched")).spec!;
     expect(spec.units.every((u) => u.hosts === undefined)).toBe(true);
   });
 
   it("a service that never passes its Consul check fails the rollout and is removed", async () => {
-    const unhealthy = "[Unit]\nDescription=unhealthy\n\n[Service]\nExecStart=/bin/sleep infinity\n\n[X-Fleet]\nMachineMetadata=role=web\n\n[X-Houston]\nServicePort=9\nServiceCheckInterval=1s\n";
+    const unhealthy =
+      "[Unit]\nDescription=unhealthy\n\n[Service]\nExecStart=/bin/sleep infinity\n\n[X-Fleet]\nMachineMetadata=role=web\n\n[X-Houston]\nServicePort=9\nServiceCheckInterval=1s\n";
     const dir = configDir({ "manifest.yaml": manifest({ sick: [] }), "units/service/sick.service": unhealthy });
     const r = await run(dir, "--timeout", "12", "service", "sick", "1");
     expect(r.code).toBe(1);
     expect(r.stderr).toContain("sick@1.service is active on e2e1, e2e2");
-    expect(r.stderr).toMatch(/ERROR +sick@1\.service failed on e2e1, e2e2: sick \(version:1\) is not passing in Consul on e2e1, e2e2/);
+    expect(r.stderr).toMatch(
+      /ERROR +sick@1\.service failed on e2e1, e2e2: sick \(version:1\) is not passing in Consul on e2e1, e2e2/,
+    );
     expect(unitFile("e2e1", "sick@1.service")).toBe(false);
-    await eventually("the service to be deregistered", async () => (await fleet.consul.healthService("sick")).entries.length === 0);
+    await eventually(
+      "the service to be deregistered",
+      async () => (await fleet.consul.healthService("sick")).entries.length === 0,
+    );
   });
 
   it("a check that stays critical longer than one unit may take fails the rollout then, quoting its output", async () => {
-    const unhealthy = "[Unit]\nDescription=unhealthy\n\n[Service]\nExecStart=/bin/sleep infinity\n\n[X-Fleet]\nMachineMetadata=role=web\n\n[X-Houston]\nServicePort=9\nServiceCheckInterval=1s\n";
+    const unhealthy =
+      "[Unit]\nDescription=unhealthy\n\n[Service]\nExecStart=/bin/sleep infinity\n\n[X-Fleet]\nMachineMetadata=role=web\n\n[X-Houston]\nServicePort=9\nServiceCheckInterval=1s\n";
     const dir = configDir({ "manifest.yaml": manifest({ crit: [] }), "units/service/crit.service": unhealthy });
     const r = await run(dir, "-d", "1", "-m", "4", "--timeout", "600", "service", "crit", "1");
     expect(r.code).toBe(1);
     expect(r.stderr).toMatch(/INFO +Consul check of crit on e2e1: critical/);
     // Consul syncs a check's output to the catalog only when its status changes (or every 5 min)
-    expect(r.stderr).toMatch(/ERROR +crit@1\.service failed on e2e\d: its Consul check stayed critical for \d+s: (.*connection refused|\(no output in Consul's catalog yet\))/);
+    expect(r.stderr).toMatch(
+      /ERROR +crit@1\.service failed on e2e\d: its Consul check stayed critical for \d+s: (.*connection refused|\(no output in Consul's catalog yet\))/,
+    );
     expect(r.stderr).not.toMatch(/timed out/);
   });
 
   it("a service that crashes right after it started fails the rollout at once, with its Result and log", async () => {
     // Type=simple: systemd says active first; the process dies a moment later
-    const crashy = "[Unit]\nDescription=crashy\n\n[Service]\nExecStart=/bin/sh -c 'sleep 0.3; echo crashed-on-purpose; exit 7'\n\n[X-Fleet]\nMachineMetadata=role=web\n\n[X-Houston]\nServicePort=9\nServiceCheckInterval=1s\n";
+    const crashy =
+      "[Unit]\nDescription=crashy\n\n[Service]\nExecStart=/bin/sh -c 'sleep 0.3; echo crashed-on-purpose; exit 7'\n\n[X-Fleet]\nMachineMetadata=role=web\n\n[X-Houston]\nServicePort=9\nServiceCheckInterval=1s\n";
     const dir = configDir({ "manifest.yaml": manifest({ crashy: [] }), "units/service/crashy.service": crashy });
     const r = await run(dir, "--timeout", "600", "service", "crashy", "1");
     expect(r.code).toBe(1);
@@ -245,7 +314,11 @@ describe("rollout end to end", () => {
       const r = await run(dir, "-s", "--keep-generations", "2", "service", "keep", v);
       expect(r.code, r.stderr).toBe(0);
     }
-    const hist = JSON.parse((await run(dir, "--json", "history", "keep")).stdout) as { generation: number; deployment: { version: string }; rollback: boolean }[];
+    const hist = JSON.parse((await run(dir, "--json", "history", "keep")).stdout) as {
+      generation: number;
+      deployment: { version: string };
+      rollback: boolean;
+    }[];
     expect(hist.map((h) => `${h.deployment.version}:${h.rollback}`)).toEqual(["1:false", "2:true", "3:true"]);
     const text = await run(dir, "history", "keep");
     expect(text.stdout).toMatch(/no \(archive pruned\)/);
@@ -260,17 +333,39 @@ describe("rollout end to end", () => {
   });
 
   it("--json prints the rollout as NDJSON events; a terminal gets one live progress line", async () => {
-    const dir = configDir({ "manifest.yaml": manifest({ live: ["dep:1"] }), "units/shared/dep.service": sleeper, "units/service/live.service": sleeper });
+    const dir = configDir({
+      "manifest.yaml": manifest({ live: ["dep:1"] }),
+      "units/shared/dep.service": sleeper,
+      "units/service/live.service": sleeper,
+    });
     const r = await run(dir, "--json", "-s", "service", "live", "1");
     expect(r.code, r.stderr).toBe(0);
-    const events = r.stdout.trim().split("\n").map((l) => JSON.parse(l) as { event: string; text?: string; message?: string; elapsedMs: number });
+    const events = r.stdout
+      .trim()
+      .split("\n")
+      .map((l) => JSON.parse(l) as { event: string; text?: string; message?: string; elapsedMs: number });
     expect(events.some((e) => e.event === "progress" && /waiting on e2e/.test(e.text ?? ""))).toBe(true);
     expect(events.at(-1)).toMatchObject({ event: "log", message: "Eagle, looking great. You're Go." });
     // a pseudo-terminal (script(1)), outside CI: the progress line is redrawn in place with the elapsed time
     const { execFileSync } = await import("node:child_process");
     const env = { ...process.env };
     delete env.CI;
-    const cmd = [process.execPath, join(ROOT, "dist", "houston.js"), "-c", dir, "-e", "test", "--consul", fleet.consulAddr, "-s", "service", "live", "2"].map((a) => `'${a}'`).join(" ");
+    const cmd = [
+      process.execPath,
+      join(ROOT, "dist", "houston.js"),
+      "-c",
+      dir,
+      "-e",
+      "test",
+      "--consul",
+      fleet.consulAddr,
+      "-s",
+      "service",
+      "live",
+      "2",
+    ]
+      .map((a) => `'${a}'`)
+      .join(" ");
     const tty = execFileSync("script", ["-qec", cmd, "/dev/null"], { env, encoding: "utf8" });
     expect(tty).toMatch(/\r\x1b\[Klive(-dep)?@[12]\.service: .*waiting on e2e\d.* \(\d+s\)/);
     expect(tty).toContain("You're Go");
@@ -298,7 +393,10 @@ describe("rollout end to end", () => {
     await fleet.shell("e2e3", "systemctl", "stop", "houston-agent.service");
     const st = await eventually("e2e3's agent check to go critical", async () => {
       const r = await localRun("--json", "status", "global");
-      const j = JSON.parse(r.stdout) as { healthy: boolean; stacks: { units: { node: string; agent: string; activeState: string; reportedState: string | null }[] }[] };
+      const j = JSON.parse(r.stdout) as {
+        healthy: boolean;
+        stacks: { units: { node: string; agent: string; activeState: string; reportedState: string | null }[] }[];
+      };
       const row = j.stacks[0]?.units.find((u) => u.node === "e2e3");
       return row && row.agent === "critical" ? { r, j, row } : null;
     });
@@ -306,13 +404,22 @@ describe("rollout end to end", () => {
     expect(st.j.healthy).toBe(false);
     expect(st.row).toMatchObject({ activeState: "unknown", reportedState: "active" });
     const text = await localRun("status", "global");
-    expect(text.stdout).toMatch(/e2e3 +global-heartbeat@1\.service +1 +unknown \(agent critical; last reported active\)/);
+    expect(text.stdout).toMatch(
+      /e2e3 +global-heartbeat@1\.service +1 +unknown \(agent critical; last reported active\)/,
+    );
     // a rollout to that host warns at once and, when it times out, says why
-    const dir = configDir({ "manifest.yaml": "environments:\n  test: {}\nglobal-units: [beat:2]\n", "units/global/beat.service": "[Service]\nExecStart=/bin/sleep infinity\n\n[X-Fleet]\nGlobal=true\n" });
+    const dir = configDir({
+      "manifest.yaml": "environments:\n  test: {}\nglobal-units: [beat:2]\n",
+      "units/global/beat.service": "[Service]\nExecStart=/bin/sleep infinity\n\n[X-Fleet]\nGlobal=true\n",
+    });
     const r = await run(dir, "-s", "--timeout", "12", "global");
     expect(r.code).toBe(1);
-    expect(r.stderr).toContain("WARNING  houston-agent on e2e3 is critical: its units cannot be confirmed until it reports again");
-    expect(r.stderr).toMatch(/ERROR +global-beat@2\.service failed on e2e1, e2e2, e2e3: timed out after \d+s: global-beat@2\.service not active yet on e2e3 \(houston-agent on e2e3 is critical\)/);
+    expect(r.stderr).toContain(
+      "WARNING  houston-agent on e2e3 is critical: its units cannot be confirmed until it reports again",
+    );
+    expect(r.stderr).toMatch(
+      /ERROR +global-beat@2\.service failed on e2e1, e2e2, e2e3: timed out after \d+s: global-beat@2\.service not active yet on e2e3 \(houston-agent on e2e3 is critical\)/,
+    );
     expect(await state("e2e1", "global-beat@2.service")).not.toBe("active"); // restored: removed again
   });
 });

@@ -105,7 +105,14 @@ describe("zero-downtime upgrades through a shared socket", () => {
     const line = `zero-downtime: with Socket= ${withSocket[0]} failed of ${withSocket[1]}; binding the port itself ${binding[0]} failed of ${binding[1]}`;
     process.stderr.write(`${line}\n`);
     mkdirSync(join(ROOT, "test-artifacts"), { recursive: true });
-    writeFileSync(join(ROOT, "test-artifacts", "zero-downtime.json"), JSON.stringify({ socket: { failed: withSocket[0], sent: withSocket[1] }, binding: { failed: binding[0], sent: binding[1] } }, null, 2));
+    writeFileSync(
+      join(ROOT, "test-artifacts", "zero-downtime.json"),
+      JSON.stringify(
+        { socket: { failed: withSocket[0], sent: withSocket[1] }, binding: { failed: binding[0], sent: binding[1] } },
+        null,
+        2,
+      ),
+    );
   }, 600_000);
 
   it("with no version running, a connection waits in the socket's queue and starts no version", async () => {

@@ -20,8 +20,18 @@ beforeAll(async () => {
 afterAll(async () => fleet?.stop());
 
 const config = () =>
-  configDir({ "manifest.yaml": "environments:\n  test: {}\nshared-stacks:\n  secure: [app:1]\n", "units/shared/app.service": "[Service]\nExecStart=/bin/sleep infinity\n" });
-const tlsFlags = () => ["--ca-file", fleet.tlsFiles!.ca, "--client-cert", fleet.tlsFiles!.cert, "--client-key", fleet.tlsFiles!.key];
+  configDir({
+    "manifest.yaml": "environments:\n  test: {}\nshared-stacks:\n  secure: [app:1]\n",
+    "units/shared/app.service": "[Service]\nExecStart=/bin/sleep infinity\n",
+  });
+const tlsFlags = () => [
+  "--ca-file",
+  fleet.tlsFiles!.ca,
+  "--client-cert",
+  fleet.tlsFiles!.cert,
+  "--client-key",
+  fleet.tlsFiles!.key,
+];
 
 describe("Consul over TLS with client certificates", () => {
   it("serves HTTPS only", () => {
@@ -39,7 +49,12 @@ describe("Consul over TLS with client certificates", () => {
   });
 
   it("the same from the Consul CLI's environment variables", async () => {
-    const env = { ...process.env, CONSUL_CACERT: fleet.tlsFiles!.ca, CONSUL_CLIENT_CERT: fleet.tlsFiles!.cert, CONSUL_CLIENT_KEY: fleet.tlsFiles!.key };
+    const env = {
+      ...process.env,
+      CONSUL_CACERT: fleet.tlsFiles!.ca,
+      CONSUL_CLIENT_CERT: fleet.tlsFiles!.cert,
+      CONSUL_CLIENT_KEY: fleet.tlsFiles!.key,
+    };
     const r = await startCli(fleet.consulAddr, config(), ["nodes"], env).done;
     expect(r.code, r.stderr).toBe(0);
     expect(r.stdout).toContain("tls1");
@@ -55,7 +70,17 @@ describe("Consul over TLS with client certificates", () => {
   it("a CA that did not sign Consul's certificate: exit 3, naming the CA setting", async () => {
     const other = mkdtempSync(join(tmpdir(), "houston-other-ca-"));
     execFileSync(CONSUL_BIN, ["tls", "ca", "create"], { cwd: other });
-    const r = await houston(fleet.consulAddr, config(), "--ca-file", join(other, "consul-agent-ca.pem"), "--client-cert", fleet.tlsFiles!.cert, "--client-key", fleet.tlsFiles!.key, "status");
+    const r = await houston(
+      fleet.consulAddr,
+      config(),
+      "--ca-file",
+      join(other, "consul-agent-ca.pem"),
+      "--client-cert",
+      fleet.tlsFiles!.cert,
+      "--client-key",
+      fleet.tlsFiles!.key,
+      "status",
+    );
     expect(r.code).toBe(3);
     expect(r.stderr).toMatch(/not signed by a trusted CA \(set CONSUL_CACERT or --ca-file/);
   });

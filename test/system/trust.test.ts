@@ -28,7 +28,8 @@ const errorsOf = (stack: string, re: RegExp) =>
     if (r?.errors.some((e) => re.test(e))) return r;
     throw new Error(`last report: ${JSON.stringify(r)}`);
   });
-const mainPid = async (unit: string) => (await fleet.shell(H, "systemctl", "show", "-p", "MainPID", "--value", unit)).trim();
+const mainPid = async (unit: string) =>
+  (await fleet.shell(H, "systemctl", "show", "-p", "MainPID", "--value", unit)).trim();
 
 describe("a stack touches only its own units (real systemd)", () => {
   it("a name systemd instantiates from a vendor template is refused, not shadowed", async () => {
@@ -37,13 +38,21 @@ describe("a stack touches only its own units (real systemd)", () => {
     writeFileSync(join(vendorDir, "vendor-x@.service"), "[Service]\nExecStart=/bin/sleep infinity\n");
     await fleet.shell(H, "systemctl", "daemon-reload");
     await publish(c(), kv(), "vendor", await planUnits(c(), kv(), "vendor", [dep("x", "1", sleeper)]));
-    await errorsOf("vendor", /systemd already has vendor-x@1.service \(loaded from (\/usr)?\/lib\/systemd\/system\/vendor-x@.service\)/);
+    await errorsOf(
+      "vendor",
+      /systemd already has vendor-x@1.service \(loaded from (\/usr)?\/lib\/systemd\/system\/vendor-x@.service\)/,
+    );
     expect(existsSync(unitFile("vendor-x@1.service"))).toBe(false);
     expect(await fleet.unitState(H, "vendor-x@1.service")).toBe("inactive");
   });
 
   it("a runtime unit of that name is refused too", async () => {
-    await fleet.shell(H, "sh", "-c", "mkdir -p /run/systemd/system && printf '[Service]\\nExecStart=/bin/sleep infinity\\n' > /run/systemd/system/rt-x@1.service && systemctl daemon-reload");
+    await fleet.shell(
+      H,
+      "sh",
+      "-c",
+      "mkdir -p /run/systemd/system && printf '[Service]\\nExecStart=/bin/sleep infinity\\n' > /run/systemd/system/rt-x@1.service && systemctl daemon-reload",
+    );
     await publish(c(), kv(), "rt", await planUnits(c(), kv(), "rt", [dep("x", "1", sleeper)]));
     await errorsOf("rt", /systemd already has rt-x@1.service \(loaded from \/run\/systemd\/system\/rt-x@1.service\)/);
     expect(existsSync(unitFile("rt-x@1.service"))).toBe(false);
@@ -51,11 +60,19 @@ describe("a stack touches only its own units (real systemd)", () => {
 
   it("another stack's unit is not taken over; the owner's unit keeps running untouched", async () => {
     const owned = await planUnits(c(), kv(), "owner", [dep("beat", "1", sleeper)]);
-    await reportAt(c(), kv(), H, "owner", await publish(c(), kv(), "owner", owned), { "owner-beat@1.service": "active" });
+    await reportAt(c(), kv(), H, "owner", await publish(c(), kv(), "owner", owned), {
+      "owner-beat@1.service": "active",
+    });
     const before = readFileSync(unitFile("owner-beat@1.service"), "utf8");
     const pid = await mainPid("owner-beat@1.service");
     // stack "owner-beat" renders its service to the same name
-    const forged = { ...owned[0]!, stack: "owner-beat", component: null, role: "service" as const, text: unitText("ExecStart=/bin/sh -c 'echo pwned; sleep infinity'") };
+    const forged = {
+      ...owned[0]!,
+      stack: "owner-beat",
+      component: null,
+      role: "service" as const,
+      text: unitText("ExecStart=/bin/sh -c 'echo pwned; sleep infinity'"),
+    };
     await publish(c(), kv(), "owner-beat", [forged]);
     await errorsOf("owner-beat", /unit owner-beat@1.service is owned by stack owner; not taking it over/);
     expect(readFileSync(unitFile("owner-beat@1.service"), "utf8")).toBe(before);
@@ -64,8 +81,24 @@ describe("a stack touches only its own units (real systemd)", () => {
 
   it("a spec written by hand naming a system unit is refused by the agent", async () => {
     const spec = {
-      schema: 1, stack: "user", generation: 1, environment: "test", createdAt: "", deployment: { type: "standalone", name: "user", version: null, group: null },
-      units: [{ name: "user@0.service", stack: "user", component: null, group: null, version: "0", role: "service", text: sleeper, placements: [{ global: true, metadata: {} }] }],
+      schema: 1,
+      stack: "user",
+      generation: 1,
+      environment: "test",
+      createdAt: "",
+      deployment: { type: "standalone", name: "user", version: null, group: null },
+      units: [
+        {
+          name: "user@0.service",
+          stack: "user",
+          component: null,
+          group: null,
+          version: "0",
+          role: "service",
+          text: sleeper,
+          placements: [{ global: true, metadata: {} }],
+        },
+      ],
     };
     await c().kvPut(kv().spec("user"), JSON.stringify(spec));
     await errorsOf("user", /user@0.service would shadow the system's user@ units/);
@@ -105,7 +138,10 @@ describe("signed specs (real agent with --trust)", () => {
     await publish(c(), kv(), "sig", units);
     await errorsOf("sig", /not signed and this agent trusts only signed specs/);
     expect(existsSync(unitFile("sig-app@1.service"))).toBe(false);
-    const dir = configDir({ "manifest.yaml": "environments:\n  test: {}\nshared-stacks:\n  sig: [app:1]\n", "units/shared/app.service": sleeper });
+    const dir = configDir({
+      "manifest.yaml": "environments:\n  test: {}\nshared-stacks:\n  sig: [app:1]\n",
+      "units/shared/app.service": sleeper,
+    });
     const d = await houston(fleet.consulAddr, dir, "--signing-key", keyFile, "standalone", "sig");
     expect(d.code, d.stderr).toBe(0);
     expect(await fleet.unitState(H, "sig-app@1.service")).toBe("active");
@@ -115,15 +151,23 @@ describe("signed specs (real agent with --trust)", () => {
     const good = (await c().kvGet(kv().spec("sig")))!;
     const goodSig = (await c().kvGet(kv().signature("sig")))!;
     const pid = await mainPid("sig-app@1.service");
-    const tampered = good.value.toString().replace("ExecStart=/bin/sleep infinity", "ExecStart=/bin/sh -c 'touch /pwned; sleep infinity'");
+    const tampered = good.value
+      .toString()
+      .replace("ExecStart=/bin/sleep infinity", "ExecStart=/bin/sh -c 'touch /pwned; sleep infinity'");
     await c().kvPut(kv().spec("sig"), tampered);
     await errorsOf("sig", /does not match the spec \(tampered\?\)/);
     expect(existsSync(join(fleet.host(H).root, "pwned"))).toBe(false);
     // a newer signed generation, then the old signed one written back (spec and signature)
-    const dir = configDir({ "manifest.yaml": "environments:\n  test: {}\nshared-stacks:\n  sig: [app:2]\n", "units/shared/app.service": sleeper });
+    const dir = configDir({
+      "manifest.yaml": "environments:\n  test: {}\nshared-stacks:\n  sig: [app:2]\n",
+      "units/shared/app.service": sleeper,
+    });
     const d = await houston(fleet.consulAddr, dir, "--signing-key", keyFile, "standalone", "sig");
     expect(d.code, d.stderr).toBe(0);
-    await c().txn([{ verb: "set", key: kv().spec("sig"), value: good.value }, { verb: "set", key: kv().signature("sig"), value: goodSig.value }]);
+    await c().txn([
+      { verb: "set", key: kv().spec("sig"), value: good.value },
+      { verb: "set", key: kv().signature("sig"), value: goodSig.value },
+    ]);
     await errorsOf("sig", /is older than generation \d+ already accepted \(a replayed spec\?\)/);
     expect(await fleet.unitState(H, "sig-app@2.service")).toBe("active");
     expect(existsSync(unitFile("sig-app@1.service"))).toBe(false);

@@ -23,10 +23,26 @@ beforeAll(async () => {
   // never skipped: `npm test` installs chromium (scripts/install-browser.sh)
   if (!existsSync(CHROMIUM)) throw new Error(`${CHROMIUM} is missing: run scripts/install-browser.sh`);
   mkdirSync(ARTIFACTS, { recursive: true });
-  fleet = await LocalFleet.start({ hosts: [{ name: "ui1", meta: { role: "web" } }, { name: "ui2", meta: { role: "web" } }, { name: "ui3", meta: { role: "worker" } }] });
+  fleet = await LocalFleet.start({
+    hosts: [
+      { name: "ui1", meta: { role: "web" } },
+      { name: "ui2", meta: { role: "web" } },
+      { name: "ui3", meta: { role: "worker" } },
+    ],
+  });
   browser = await chromium.launch({
     executablePath: CHROMIUM,
-    args: ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking", "--disable-component-update", "--disable-sync", "--host-resolver-rules=MAP * ~NOTFOUND , EXCLUDE 127.0.0.1 , EXCLUDE localhost"],
+    args: [
+      "--headless",
+      "--no-sandbox",
+      "--disable-gpu",
+      "--disable-quic",
+      "--no-first-run",
+      "--disable-background-networking",
+      "--disable-component-update",
+      "--disable-sync",
+      "--host-resolver-rules=MAP * ~NOTFOUND , EXCLUDE 127.0.0.1 , EXCLUDE localhost",
+    ],
   });
   page = await browser.newPage({ viewport: { width: 1280, height: 900 } });
 });
@@ -42,7 +58,8 @@ describe("the Consul UI shows Houston's state", () => {
     const dir = configDir({
       "manifest.yaml": "environments:\n  test: {}\nshared-stacks:\n  broken: [crash:1]\n",
       "units/service/shop.service": sleeper,
-      "units/shared/crash.service": "[Service]\nExecStart=/bin/sh -c 'echo out-of-cheese-error; exit 3'\n\n[X-Fleet]\nMachineMetadata=role=worker\n",
+      "units/shared/crash.service":
+        "[Service]\nExecStart=/bin/sh -c 'echo out-of-cheese-error; exit 3'\n\n[X-Fleet]\nMachineMetadata=role=worker\n",
     });
     expect((await houston(fleet.consulAddr, dir, "-s", "service", "shop", "1")).code).toBe(0);
     // -n: the failed unit stays, as an operator would keep it to look at

@@ -5,7 +5,20 @@
  * A sentinel file outside the root is checked byte for byte, with its owner and mode, after each.
  */
 import { createHash } from "node:crypto";
-import { chmodSync, chownSync, existsSync, lstatSync, mkdirSync, mkdtempSync, readFileSync, renameSync, rmSync, statSync, symlinkSync, writeFileSync } from "node:fs";
+import {
+  chmodSync,
+  chownSync,
+  existsSync,
+  lstatSync,
+  mkdirSync,
+  mkdtempSync,
+  readFileSync,
+  renameSync,
+  rmSync,
+  statSync,
+  symlinkSync,
+  writeFileSync,
+} from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
@@ -64,7 +77,8 @@ describe("archive writes cannot be redirected", () => {
     mkdirSync(join(root, "srv/app"), { recursive: true });
     chownSync(join(root, "srv/app"), NOBODY, NOBODY);
     // the name the agent's temp file used to have, and a few guesses
-    for (const name of [`.conf.houston-tmp-${process.pid}`, ".conf.houston-tmp", ".conf"]) symlinkSync(sentinel, join(root, "srv/app", name));
+    for (const name of [`.conf.houston-tmp-${process.pid}`, ".conf.houston-tmp", ".conf"])
+      symlinkSync(sentinel, join(root, "srv/app", name));
     const a = buildArchive([file("/srv/app/conf", "pwned\n")]);
     await expect(install(a.bytes)).rejects.toThrow(/directory .*\/srv\/app is owned by uid 65534, not root/);
     expectSentinelIntact();
@@ -74,7 +88,9 @@ describe("archive writes cannot be redirected", () => {
   it("a group- or world-writable directory on the way is refused; a root-owned sticky one is not", async () => {
     mkdirSync(join(root, "shared"), { mode: 0o777 });
     chmodSync(join(root, "shared"), 0o777);
-    await expect(install(buildArchive([file("/shared/x", "x")]).bytes)).rejects.toThrow(/\/shared is writable by its group/);
+    await expect(install(buildArchive([file("/shared/x", "x")]).bytes)).rejects.toThrow(
+      /\/shared is writable by its group/,
+    );
     chmodSync(join(root, "shared"), 0o1777);
     await install(buildArchive([file("/shared/y", "y")]).bytes);
     expect(readFileSync(join(root, "shared/y"), "utf8")).toBe("y");
@@ -101,7 +117,9 @@ describe("archive writes cannot be redirected", () => {
   it("chained '..' links across two archives cannot reach outside the root", async () => {
     // s1 -> ..  resolves to the root itself (allowed); s2 -> s1/..  is root/.. as the kernel sees it
     await install(rawTar([{ path: "a/s1", type: "SymbolicLink", linkpath: ".." }]));
-    await expect(install(rawTar([{ path: "a/s2", type: "SymbolicLink", linkpath: "s1/.." }]))).rejects.toThrow(/symlink to s1\/\.\. resolves outside the root/);
+    await expect(install(rawTar([{ path: "a/s2", type: "SymbolicLink", linkpath: "s1/.." }]))).rejects.toThrow(
+      /symlink to s1\/\.\. resolves outside the root/,
+    );
     // with s2 refused, a write "through" it makes a plain directory inside the root
     await install(rawTar([{ path: "a/s2/outside/sentinel", data: "pwned" }]));
     expectSentinelIntact();
@@ -118,7 +136,9 @@ describe("archive writes cannot be redirected", () => {
   });
 
   it("an absolute link target is resolved as the kernel will: outside the root is refused", async () => {
-    await expect(install(rawTar([{ path: "etc/link", type: "SymbolicLink", linkpath: outside }]))).rejects.toThrow(/resolves outside the root/);
+    await expect(install(rawTar([{ path: "etc/link", type: "SymbolicLink", linkpath: outside }]))).rejects.toThrow(
+      /resolves outside the root/,
+    );
     expect(existsSync(join(root, "etc/link"))).toBe(false);
     // an absolute target that does land inside the root is fine
     await install(rawTar([{ path: "etc/inside", type: "SymbolicLink", linkpath: join(root, "etc/passwd") }]));
@@ -131,39 +151,60 @@ describe("archive writes cannot be redirected", () => {
     // through the link, still inside the root: allowed, and owned by its real path
     await install(buildArchive([file("/opt/data/app.conf", "ok")]).bytes);
     expect(readFileSync(join(root, "etc/app.conf"), "utf8")).toBe("ok");
-    await expect(install(buildArchive([file("/etc/app.conf", "again")]).bytes, "other")).rejects.toThrow(/\/etc\/app.conf is owned by stack s/);
+    await expect(install(buildArchive([file("/etc/app.conf", "again")]).bytes, "other")).rejects.toThrow(
+      /\/etc\/app.conf is owned by stack s/,
+    );
   });
 
   it("another stack's file is not taken over; the same stack hands over between versions", async () => {
     await install(buildArchive([file("/etc/shared.conf", "from a")]).bytes, "a");
-    await expect(install(buildArchive([file("/etc/shared.conf", "from b")]).bytes, "b")).rejects.toThrow(/\/etc\/shared.conf is owned by stack a; refusing to take it over/);
+    await expect(install(buildArchive([file("/etc/shared.conf", "from b")]).bytes, "b")).rejects.toThrow(
+      /\/etc\/shared.conf is owned by stack a; refusing to take it over/,
+    );
     expect(readFileSync(join(root, "etc/shared.conf"), "utf8")).toBe("from a");
     await install(buildArchive([file("/etc/shared.conf", "a v2")]).bytes, "a");
     expect(readFileSync(join(root, "etc/shared.conf"), "utf8")).toBe("a v2");
   });
 
   it("an archive cannot drop unit files or drop-ins where systemd reads them", async () => {
-    for (const path of ["/etc/systemd/system/getty@tty1.service", "/etc/systemd/system/sshd.service.d/override.conf", "/usr/lib/systemd/system/x.service", "/run/systemd/system/y.service"]) {
-      await expect(install(buildArchive([file(path, "[Service]\nExecStart=/bin/sh -c evil\n")]).bytes)).rejects.toThrow(/are not accepted: units are Houston's to write/);
+    for (const path of [
+      "/etc/systemd/system/getty@tty1.service",
+      "/etc/systemd/system/sshd.service.d/override.conf",
+      "/usr/lib/systemd/system/x.service",
+      "/run/systemd/system/y.service",
+    ]) {
+      await expect(install(buildArchive([file(path, "[Service]\nExecStart=/bin/sh -c evil\n")]).bytes)).rejects.toThrow(
+        /are not accepted: units are Houston's to write/,
+      );
     }
     const unitDir = join(scratch, "units");
     mkdirSync(unitDir);
     symlinkSync(unitDir, join(root, "units-link"));
     const a = buildArchive([file("/units-link/evil.service", "x")]);
     expect(() => installArchive([], a.sha256, "s", root, state, unitDir)).not.toThrow();
-    await expect(parseArchive(a.bytes, a.sha256).then((e) => installArchive(e, a.sha256, "s", root, state, unitDir))).rejects.toThrow(/units are Houston's to write|outside the root/);
+    await expect(
+      parseArchive(a.bytes, a.sha256).then((e) => installArchive(e, a.sha256, "s", root, state, unitDir)),
+    ).rejects.toThrow(/units are Houston's to write|outside the root/);
     expect(existsSync(join(unitDir, "evil.service"))).toBe(false);
   });
 
   it("setuid/setgid files, control characters and empty link targets are refused", async () => {
-    await expect(install(rawTar([{ path: "usr/bin/rootshell", data: "x", mode: 0o4755 }]))).rejects.toThrow(/setuid\/setgid bits are not accepted/);
+    await expect(install(rawTar([{ path: "usr/bin/rootshell", data: "x", mode: 0o4755 }]))).rejects.toThrow(
+      /setuid\/setgid bits are not accepted/,
+    );
     await expect(install(rawTar([{ path: "etc/a\nb", data: "x" }]))).rejects.toThrow(/control characters/);
-    await expect(install(rawTar([{ path: "etc/l", type: "SymbolicLink", linkpath: "" }]))).rejects.toThrow(/symlink target "" is not accepted|linkpath required/);
+    await expect(install(rawTar([{ path: "etc/l", type: "SymbolicLink", linkpath: "" }]))).rejects.toThrow(
+      /symlink target "" is not accepted|linkpath required/,
+    );
   });
 
   it("files are created with their owner and mode, never via a pre-existing temp file", async () => {
     mkdirSync(join(root, "etc/app"));
-    await install(buildArchive([{ path: "/etc/app/key", content: Buffer.from("k"), mode: 0o640, owner: "nobody", group: "nogroup" }]).bytes);
+    await install(
+      buildArchive([
+        { path: "/etc/app/key", content: Buffer.from("k"), mode: 0o640, owner: "nobody", group: "nogroup" },
+      ]).bytes,
+    );
     const st = statSync(join(root, "etc/app/key"));
     expect([st.uid, st.gid, st.mode & 0o7777]).toEqual([NOBODY, NOBODY, 0o640]);
     expect(readFileSync(join(root, "etc/app/key"), "utf8")).toBe("k");

@@ -44,12 +44,34 @@ describe("archives on a host", () => {
   });
 
   const malicious: [string, Buffer, RegExp][] = [
-    ["a '..' path", rawTar([{ path: "etc/ok", data: "ok" }, { path: "../escape", data: "x" }]), /\.\.\/escape: path escapes the root/],
+    [
+      "a '..' path",
+      rawTar([
+        { path: "etc/ok", data: "ok" },
+        { path: "../escape", data: "x" },
+      ]),
+      /\.\.\/escape: path escapes the root/,
+    ],
     ["a nested '..' path", rawTar([{ path: "etc/../../escape", data: "x" }]), /path escapes the root/],
-    ["a symlink pointing outside", rawTar([{ path: "etc/link", type: "SymbolicLink", linkpath: "../../../outside" }]), /symlink to \.\.\/\.\.\/\.\.\/outside points outside the root/],
-    ["a hard link", rawTar([{ path: "etc/hard", type: "Link", linkpath: "etc/passwd" }]), /hard links are not accepted/],
+    [
+      "a symlink pointing outside",
+      rawTar([{ path: "etc/link", type: "SymbolicLink", linkpath: "../../../outside" }]),
+      /symlink to \.\.\/\.\.\/\.\.\/outside points outside the root/,
+    ],
+    [
+      "a hard link",
+      rawTar([{ path: "etc/hard", type: "Link", linkpath: "etc/passwd" }]),
+      /hard links are not accepted/,
+    ],
     ["a device", rawTar([{ path: "dev/evil", type: "CharacterDevice" }]), /CharacterDevice is not accepted/],
-    ["a file through an archive symlink", rawTar([{ path: "lnk", type: "SymbolicLink", linkpath: "etc" }, { path: "lnk/passwd", data: "x" }]), /lnk\/passwd: path goes through a symlink/],
+    [
+      "a file through an archive symlink",
+      rawTar([
+        { path: "lnk", type: "SymbolicLink", linkpath: "etc" },
+        { path: "lnk/passwd", data: "x" },
+      ]),
+      /lnk\/passwd: path goes through a symlink/,
+    ],
   ];
   for (const [title, bytes, re] of malicious) {
     it(`rejects ${title}, writing nothing`, async () => {
@@ -69,7 +91,9 @@ describe("archives on a host", () => {
       { path: "/etc/hosts", content: Buffer.from("theirs"), mode: 0o644, owner: "root", group: "root" },
     ]);
     const entries = await parseArchive(a.bytes, a.sha256);
-    expect(() => installArchive(entries, a.sha256, "s", r, state)).toThrow(/\/etc\/hosts exists and was not created by Houston/);
+    expect(() => installArchive(entries, a.sha256, "s", r, state)).toThrow(
+      /\/etc\/hosts exists and was not created by Houston/,
+    );
     expect(readFileSync(join(r, "etc/hosts"), "utf8")).toBe("mine\n");
     expect(existsSync(join(r, "etc/aaa"))).toBe(false);
   });
@@ -83,16 +107,24 @@ describe("archives on a host", () => {
     const entries = await parseArchive(a.bytes, a.sha256);
     expect(() => installArchive(entries, a.sha256, "s", r, state)).toThrow(/\/var leads outside the root/);
     expect(existsSync(join(outside, "x"))).toBe(false);
-    const b = buildArchive([{ path: "/etc/y", content: Buffer.from("y"), mode: 0o644, owner: "nobody-here", group: "root" }]);
+    const b = buildArchive([
+      { path: "/etc/y", content: Buffer.from("y"), mode: 0o644, owner: "nobody-here", group: "root" },
+    ]);
     const bEntries = await parseArchive(b.bytes, b.sha256);
-    expect(() => installArchive(bEntries, b.sha256, "s", r, state)).toThrow(/user nobody-here does not exist on this host/);
+    expect(() => installArchive(bEntries, b.sha256, "s", r, state)).toThrow(
+      /user nobody-here does not exist on this host/,
+    );
   });
 
   it("hands a file over to a newer archive; removing the older one leaves it", async () => {
     const r = root();
     const state = new AgentState(":memory:");
-    const v1 = buildArchive([{ path: "/etc/app", content: Buffer.from("1"), mode: 0o644, owner: "core", group: "core" }]);
-    const v2 = buildArchive([{ path: "/etc/app", content: Buffer.from("2"), mode: 0o644, owner: "core", group: "core" }]);
+    const v1 = buildArchive([
+      { path: "/etc/app", content: Buffer.from("1"), mode: 0o644, owner: "core", group: "core" },
+    ]);
+    const v2 = buildArchive([
+      { path: "/etc/app", content: Buffer.from("2"), mode: 0o644, owner: "core", group: "core" },
+    ]);
     installArchive(await parseArchive(v1.bytes, v1.sha256), v1.sha256, "s", r, state);
     installArchive(await parseArchive(v2.bytes, v2.sha256), v2.sha256, "s", r, state);
     expect(statSync(join(r, "etc/app")).uid).toBe(500);

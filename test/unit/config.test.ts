@@ -26,13 +26,21 @@ describe("manifest.yaml", () => {
     const w = { file: "m" };
     expect(parseUnitRef("nginx", w)).toMatchObject({ name: "nginx", version: null, environment: null });
     expect(parseUnitRef("pgbouncer:f20fb494", w)).toMatchObject({ name: "pgbouncer", version: "f20fb494" });
-    expect(parseUnitRef("newrelic-sysmond:2.1.0.124[environment:prod-us-east-1]", w)).toMatchObject({ name: "newrelic-sysmond", version: "2.1.0.124", environment: "prod-us-east-1" });
+    expect(parseUnitRef("newrelic-sysmond:2.1.0.124[environment:prod-us-east-1]", w)).toMatchObject({
+      name: "newrelic-sysmond",
+      version: "2.1.0.124",
+      environment: "prod-us-east-1",
+    });
     expect(() => parseUnitRef("x:1[region:eu]", w)).toThrow(/only \[environment:ENV\]/);
   });
 
   it("accepts both spellings of each section", () => {
-    const a = loadManifest(configDir({ "manifest.yaml": `${manifest}global-units: [a]\nshared-stacks: {s: [b]}\nshared-units: {x: [c]}\n` }));
-    const b = loadManifest(configDir({ "manifest.yaml": `${manifest}global: [a]\nstandalone: {s: [b]}\nservice: {x: [c]}\n` }));
+    const a = loadManifest(
+      configDir({ "manifest.yaml": `${manifest}global-units: [a]\nshared-stacks: {s: [b]}\nshared-units: {x: [c]}\n` }),
+    );
+    const b = loadManifest(
+      configDir({ "manifest.yaml": `${manifest}global: [a]\nstandalone: {s: [b]}\nservice: {x: [c]}\n` }),
+    );
     for (const m of [a, b]) {
       expect(m.globalUnits.map((r) => r.name)).toEqual(["a"]);
       expect(m.standalone.s?.map((r) => r.name)).toEqual(["b"]);
@@ -45,9 +53,17 @@ describe("manifest.yaml", () => {
     ["invalid YAML", "environments:\n  test: [\n", /manifest\.yaml:\d+: invalid YAML/],
     ["no environments", "variables: {}\n", /manifest\.yaml: environments: at least one environment/],
     ["unknown key", `${manifest}servces: {}\n`, /manifest\.yaml:3: servces: unknown key/],
-    ["non-string unit ref", `${manifest}shared-units:\n  x:\n    - a\n    - {b: 1}\n`, /manifest\.yaml:6: shared-units\.x\.1: a unit reference must be a string/],
+    [
+      "non-string unit ref",
+      `${manifest}shared-units:\n  x:\n    - a\n    - {b: 1}\n`,
+      /manifest\.yaml:6: shared-units\.x\.1: a unit reference must be a string/,
+    ],
     ["bad unit ref", `${manifest}shared-units:\n  x:\n    - "a:b:c"\n`, /manifest\.yaml:5: unit reference "a:b:c"/],
-    ["variables for an unknown environment", `${manifest}variables:\n  prod: {a: 1}\n`, /manifest\.yaml:4: variables\.prod: environment prod is not defined/],
+    [
+      "variables for an unknown environment",
+      `${manifest}variables:\n  prod: {a: 1}\n`,
+      /manifest\.yaml:4: variables\.prod: environment prod is not defined/,
+    ],
   ];
   for (const [title, text, re] of bad) {
     it(`error names file and line: ${title}`, () => {
@@ -64,13 +80,15 @@ describe("write_files", () => {
     return loadFiles(join(dir, "f.yaml"), env, { service: "example", environment: env, v: "V" });
   };
   it("reads permissions however they are written, owner:group, b64, environment filter", () => {
-    const files = load([
-      "- {path: /a, content: 'x {service} {v}', permissions: 0644}",
-      "- {path: /b, content: x, permissions: '0600', owner: core:staff}",
-      "- {path: /c, content: x, permissions: 0o755, owner: core}",
-      "- {path: /d, content: aGk=, encoding: b64}",
-      "- {path: /e, content: x, environment: prod}",
-    ].join("\n"));
+    const files = load(
+      [
+        "- {path: /a, content: 'x {service} {v}', permissions: 0644}",
+        "- {path: /b, content: x, permissions: '0600', owner: core:staff}",
+        "- {path: /c, content: x, permissions: 0o755, owner: core}",
+        "- {path: /d, content: aGk=, encoding: b64}",
+        "- {path: /e, content: x, environment: prod}",
+      ].join("\n"),
+    );
     expect(files.map((f) => [f.path, f.mode.toString(8), f.owner, f.group, f.content.toString()])).toEqual([
       ["/a", "644", "root", "root", "x example V"],
       ["/b", "600", "core", "staff", "x"],
@@ -84,35 +102,104 @@ describe("write_files", () => {
   const bad: [string, string, RegExp][] = [
     ["relative path", "- {path: etc/a, content: x}\n", /f\.yaml:1: 0\.path: path must be an absolute path/],
     ["'..' in path", "- {path: /etc/../a, content: x}\n", /0\.path: path \/etc\/\.\.\/a is not normalised/],
-    ["bad mode", "- {path: /a, content: x, permissions: 0999}\n", /0\.permissions: permissions "0999" is not an octal mode/],
-    ["duplicate path", "- {path: /a, content: x}\n- {path: /a, content: y}\n", /f\.yaml:2: 1\.path: path \/a is also written by entry 0/],
+    [
+      "bad mode",
+      "- {path: /a, content: x, permissions: 0999}\n",
+      /0\.permissions: permissions "0999" is not an octal mode/,
+    ],
+    [
+      "duplicate path",
+      "- {path: /a, content: x}\n- {path: /a, content: y}\n",
+      /f\.yaml:2: 1\.path: path \/a is also written by entry 0/,
+    ],
     ["unknown encoding", "- {path: /a, content: x, encoding: gzip}\n", /unsupported encoding "gzip"/],
     ["unknown field", "- {path: /a, contents: x}\n", /0\.contents: unknown field/],
-    ["a control character in a path", '- {path: "/etc/a\\nb", content: x}\n', /0\.path: path "\/etc\/a\\nb" contains a control character/],
-    ["a file where systemd reads units", "- {path: /etc/systemd/system/sshd.service.d/x.conf, content: x}\n", /is under \/etc\/systemd\/, where systemd reads units and drop-ins/],
-    ["setuid permissions", "- {path: /usr/bin/x, content: x, permissions: '4755'}\n", /0\.permissions: permissions 4755 set setuid\/setgid/],
-    ["base64 with padding in the middle", "- {path: /a, content: 'aGk=aGk=', encoding: b64}\n", /not base64 \(padding only at the end\)/],
+    [
+      "a control character in a path",
+      '- {path: "/etc/a\\nb", content: x}\n',
+      /0\.path: path "\/etc\/a\\nb" contains a control character/,
+    ],
+    [
+      "a file where systemd reads units",
+      "- {path: /etc/systemd/system/sshd.service.d/x.conf, content: x}\n",
+      /is under \/etc\/systemd\/, where systemd reads units and drop-ins/,
+    ],
+    [
+      "setuid permissions",
+      "- {path: /usr/bin/x, content: x, permissions: '4755'}\n",
+      /0\.permissions: permissions 4755 set setuid\/setgid/,
+    ],
+    [
+      "base64 with padding in the middle",
+      "- {path: /a, content: 'aGk=aGk=', encoding: b64}\n",
+      /not base64 \(padding only at the end\)/,
+    ],
     ["base64 with stray bits", "- {path: /a, content: 'aGl=', encoding: b64}\n", /does not decode to what it says/],
-    ["an owner with extra ':' parts", "- {path: /a, content: x, owner: 'a:b:c'}\n", /0\.owner: owner "a:b:c" has more than one ':'/],
-    ["an owner that is no user name", "- {path: /a, content: x, owner: 'ro ot'}\n", /owner "ro ot" is not a valid user name/],
-    ["a group that is no group name", "- {path: /a, content: x, group: '../x'}\n", /0\.group: group "..\/x" is not a valid group name/],
+    [
+      "an owner with extra ':' parts",
+      "- {path: /a, content: x, owner: 'a:b:c'}\n",
+      /0\.owner: owner "a:b:c" has more than one ':'/,
+    ],
+    [
+      "an owner that is no user name",
+      "- {path: /a, content: x, owner: 'ro ot'}\n",
+      /owner "ro ot" is not a valid user name/,
+    ],
+    [
+      "a group that is no group name",
+      "- {path: /a, content: x, group: '../x'}\n",
+      /0\.group: group "..\/x" is not a valid group name/,
+    ],
   ];
   for (const [title, text, re] of bad) it(`rejects ${title}`, () => expect(() => load(text)).toThrow(re));
 });
 
 describe("loading a deployment", () => {
   it("names the manifest line when a unit template is missing", () => {
-    const dir = configDir({ "manifest.yaml": `${manifest}shared-units:\n  x:\n    - nope:1\n`, "units/service/x.service": "[Service]\nExecStart=/bin/true\n" });
-    expect(() => loadDeploymentInputs(dir, { environment: "test", type: "service", name: "x", version: "1", group: null, dependencies: true }))
-      .toThrow(/manifest\.yaml:5: unit nope not found for stack x; looked in: .*units\/shared\/nope\.yaml, .*units\/shared\/nope\.service/);
+    const dir = configDir({
+      "manifest.yaml": `${manifest}shared-units:\n  x:\n    - nope:1\n`,
+      "units/service/x.service": "[Service]\nExecStart=/bin/true\n",
+    });
+    expect(() =>
+      loadDeploymentInputs(dir, {
+        environment: "test",
+        type: "service",
+        name: "x",
+        version: "1",
+        group: null,
+        dependencies: true,
+      }),
+    ).toThrow(
+      /manifest\.yaml:5: unit nope not found for stack x; looked in: .*units\/shared\/nope\.yaml, .*units\/shared\/nope\.service/,
+    );
   });
   it("an unknown environment lists the known ones", () => {
     const dir = configDir({ "manifest.yaml": manifest });
-    expect(() => loadDeploymentInputs(dir, { environment: "prod", type: "global", name: "global", version: null, group: null, dependencies: true })).toThrow(/environment "prod" is not defined \(known: test\)/);
+    expect(() =>
+      loadDeploymentInputs(dir, {
+        environment: "prod",
+        type: "global",
+        name: "global",
+        version: null,
+        group: null,
+        dependencies: true,
+      }),
+    ).toThrow(/environment "prod" is not defined \(known: test\)/);
   });
   it("uses NAME.yaml templates keyed by stack", () => {
-    const dir = configDir({ "manifest.yaml": `${manifest}shared-units:\n  x: [t]\n`, "units/shared/t.yaml": "x: |\n  [Service]\n  ExecStart=/bin/x\ny: |\n  [Service]\n  ExecStart=/bin/y\n", "units/service/x.service": "[Service]\nExecStart=/bin/true\n" });
-    const inputs = loadDeploymentInputs(dir, { environment: "test", type: "service", name: "x", version: "1", group: null, dependencies: true });
+    const dir = configDir({
+      "manifest.yaml": `${manifest}shared-units:\n  x: [t]\n`,
+      "units/shared/t.yaml": "x: |\n  [Service]\n  ExecStart=/bin/x\ny: |\n  [Service]\n  ExecStart=/bin/y\n",
+      "units/service/x.service": "[Service]\nExecStart=/bin/true\n",
+    });
+    const inputs = loadDeploymentInputs(dir, {
+      environment: "test",
+      type: "service",
+      name: "x",
+      version: "1",
+      group: null,
+      dependencies: true,
+    });
     expect(inputs.units[0]?.template.text).toContain("/bin/x");
   });
 });
@@ -120,8 +207,16 @@ describe("loading a deployment", () => {
 describe("houston plan --json on the example dirs (built CLI)", () => {
   const cli = join(ROOT, "dist", "houston.js");
   const plan = (dir: string, env: string, ...args: string[]) => {
-    const out = execFileSync("node", [cli, "-c", join(ROOT, "examples", dir), "-e", env, "--consul", "http://127.0.0.1:9", "--json", "plan", ...args], { encoding: "utf8", stdio: ["ignore", "pipe", "pipe"] });
-    return JSON.parse(out) as { units: { name: string; text: string }[]; archives: { sha256: string; files: string[] }[]; consul: { reachable: boolean } };
+    const out = execFileSync(
+      "node",
+      [cli, "-c", join(ROOT, "examples", dir), "-e", env, "--consul", "http://127.0.0.1:9", "--json", "plan", ...args],
+      { encoding: "utf8", stdio: ["ignore", "pipe", "pipe"] },
+    );
+    return JSON.parse(out) as {
+      units: { name: string; text: string }[];
+      archives: { sha256: string; files: string[] }[];
+      consul: { reachable: boolean };
+    };
   };
 
   it("houston-classic: the seed's example stack in test and prod", () => {
@@ -135,25 +230,42 @@ describe("houston plan --json on the example dirs (built CLI)", () => {
       "example-datadog@ff444e66.service",
       "example@7b7d061b.service",
     ]);
-    expect(test.archives[0]!.files).toEqual(["/etc/dd-agent/conf.d/mcache.yaml", "/etc/nginx/conf.d/example.conf", "/etc/profile.d/memcached.env"]);
+    expect(test.archives[0]!.files).toEqual([
+      "/etc/dd-agent/conf.d/mcache.yaml",
+      "/etc/nginx/conf.d/example.conf",
+      "/etc/profile.d/memcached.env",
+    ]);
     expect(test.units[3]!.text).toContain("BindsTo=example-nginx@35f9e1f3.service");
     expect(test.consul.reachable).toBe(false);
     const prod = plan("houston-classic", "prod", "service", "example", "7b7d061b");
     expect(prod.units.map((u) => u.name)).toContain("example-newrelic-sysmond@2.1.0.124.service");
     expect(prod.archives[0]!.files).toContain("/etc/example/prod-only.env");
     const global = plan("houston-classic", "test", "global");
-    expect(global.units.map((u) => u.name).slice(0, 2)).toEqual(["global-consul@1.8.7.service", "global-registrator@v7.service"]);
+    expect(global.units.map((u) => u.name).slice(0, 2)).toEqual([
+      "global-consul@1.8.7.service",
+      "global-registrator@v7.service",
+    ]);
     expect(global.units[1]!.text).toContain("Requires=global-consul@1.8.7.service");
   });
 
   it("local: the runnable example", () => {
     const p = plan("local", "local", "service", "example", "1");
-    expect(p.units.map((u) => u.name).slice(1)).toEqual(["example-cache@1.4.24.service", "example-worker@2.service", "example@1.service"]);
-    expect(p.archives[0]!.files).toEqual(["/etc/houston-example/cache.env", "/etc/houston-example/greeting", "/opt/houston-example/server.py"]);
+    expect(p.units.map((u) => u.name).slice(1)).toEqual([
+      "example-cache@1.4.24.service",
+      "example-worker@2.service",
+      "example@1.service",
+    ]);
+    expect(p.archives[0]!.files).toEqual([
+      "/etc/houston-example/cache.env",
+      "/etc/houston-example/greeting",
+      "/opt/houston-example/server.py",
+    ]);
   });
 
   it("exits 2 with the file named on bad config", () => {
-    const r = spawnSync("node", [cli, "-c", join(ROOT, "examples", "local"), "-e", "nope", "plan", "global"], { encoding: "utf8" });
+    const r = spawnSync("node", [cli, "-c", join(ROOT, "examples", "local"), "-e", "nope", "plan", "global"], {
+      encoding: "utf8",
+    });
     expect(r.status).toBe(2);
     expect(r.stderr).toMatch(/ERROR +.*manifest\.yaml: environment "nope" is not defined/);
   });

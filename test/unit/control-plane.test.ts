@@ -10,17 +10,49 @@ import { loadManifest, type Manifest } from "../../controller/config/manifest.js
 import { consulAddress, makeContext, type GlobalOptions } from "../../controller/context.js";
 import { ConfigError } from "../../shared/errors.js";
 
-const manifest = (consul: string | null): Manifest => ({ file: "/cfg/manifest.yaml", environments: { prod: { consul, fleet: null } }, variables: {}, globalUnits: [], standalone: {}, services: {} });
-const opts = (o: Partial<GlobalOptions> = {}): GlobalOptions => ({ config: ".", environment: "prod", prefix: "houston/", verbose: false, json: false, ...o });
+const manifest = (consul: string | null): Manifest => ({
+  file: "/cfg/manifest.yaml",
+  environments: { prod: { consul, fleet: null } },
+  variables: {},
+  globalUnits: [],
+  standalone: {},
+  services: {},
+});
+const opts = (o: Partial<GlobalOptions> = {}): GlobalOptions => ({
+  config: ".",
+  environment: "prod",
+  prefix: "houston/",
+  verbose: false,
+  json: false,
+  ...o,
+});
 
 describe("Consul address precedence: --consul > CONSUL_HTTP_ADDR > manifest > default", () => {
   const cases: [string, Partial<GlobalOptions>, string | null, Record<string, string>, string | RegExp][] = [
-    ["--consul wins over everything", { consul: "https://a:8501" }, "http://m:8500", { CONSUL_HTTP_ADDR: "https://e:8501" }, "https://a:8501"],
-    ["the environment wins over the manifest when they agree", {}, "https://e:8501", { CONSUL_HTTP_ADDR: "https://e:8501" }, "https://e:8501"],
+    [
+      "--consul wins over everything",
+      { consul: "https://a:8501" },
+      "http://m:8500",
+      { CONSUL_HTTP_ADDR: "https://e:8501" },
+      "https://a:8501",
+    ],
+    [
+      "the environment wins over the manifest when they agree",
+      {},
+      "https://e:8501",
+      { CONSUL_HTTP_ADDR: "https://e:8501" },
+      "https://e:8501",
+    ],
     ["the environment alone", {}, null, { CONSUL_HTTP_ADDR: "https://e:8501" }, "https://e:8501"],
     ["the manifest alone", {}, "http://m:8500", {}, "http://m:8500"],
     ["the default", {}, null, {}, "http://127.0.0.1:8500"],
-    ["manifest and environment disagree: refused, naming both", {}, "http://m:8500", { CONSUL_HTTP_ADDR: "https://e:8501" }, /environments.prod.consul is http:\/\/m:8500 but CONSUL_HTTP_ADDR is https:\/\/e:8501; pass --consul/],
+    [
+      "manifest and environment disagree: refused, naming both",
+      {},
+      "http://m:8500",
+      { CONSUL_HTTP_ADDR: "https://e:8501" },
+      /environments.prod.consul is http:\/\/m:8500 but CONSUL_HTTP_ADDR is https:\/\/e:8501; pass --consul/,
+    ],
   ];
   for (const [title, o, m, env, want] of cases) {
     it(title, () => {
@@ -38,8 +70,12 @@ describe("the token is never sent over plain http to another host", () => {
   });
   it("refuses with a clear message, unless --insecure-token", () => {
     delete process.env.CONSUL_HTTP_ADDR;
-    expect(() => makeContext(opts({ consul: "http://consul.prod:8500", token: "secret" }))).toThrow(/refusing to send the Consul token over plain http to consul.prod:8500: use an https:\/\/ address .* or pass --insecure-token/);
-    expect(() => makeContext(opts({ consul: "http://consul.prod:8500", token: "secret", insecureToken: true }))).not.toThrow();
+    expect(() => makeContext(opts({ consul: "http://consul.prod:8500", token: "secret" }))).toThrow(
+      /refusing to send the Consul token over plain http to consul.prod:8500: use an https:\/\/ address .* or pass --insecure-token/,
+    );
+    expect(() =>
+      makeContext(opts({ consul: "http://consul.prod:8500", token: "secret", insecureToken: true })),
+    ).not.toThrow();
     expect(() => makeContext(opts({ consul: "http://127.0.0.1:8500", token: "secret" }))).not.toThrow();
     expect(() => makeContext(opts({ consul: "https://consul.prod:8501", token: "secret" }))).not.toThrow();
     process.env.CONSUL_HTTP_TOKEN = "from-env";
@@ -69,8 +105,13 @@ describe("the token is never sent over plain http to another host", () => {
     });
   }
   it("refuses a --prefix outside the allowed shape", () => {
-    for (const p of ["/abs/", "a//b/", "../x/", "a b/", ""]) expect(() => makeContext(opts({ consul: "http://127.0.0.1:8500", prefix: p }))).toThrow(/--prefix: .* is not a KV prefix/);
-    expect(makeContext(opts({ consul: "http://127.0.0.1:8500", prefix: "team-a/houston" })).kv.prefix).toBe("team-a/houston/");
+    for (const p of ["/abs/", "a//b/", "../x/", "a b/", ""])
+      expect(() => makeContext(opts({ consul: "http://127.0.0.1:8500", prefix: p }))).toThrow(
+        /--prefix: .* is not a KV prefix/,
+      );
+    expect(makeContext(opts({ consul: "http://127.0.0.1:8500", prefix: "team-a/houston" })).kv.prefix).toBe(
+      "team-a/houston/",
+    );
   });
 });
 
@@ -84,25 +125,74 @@ describe("names that are properties of JavaScript objects are ordinary names", (
     return d;
   }
   it("an environment or stack named toString, constructor or __proto__ is looked up, not inherited", () => {
-    const d = dir({ "manifest.yaml": "environments:\n  prod: {}\nshared-stacks:\n  web: [app:1]\n", "units/shared/app.service": "[Service]\nExecStart=/bin/true\n" });
+    const d = dir({
+      "manifest.yaml": "environments:\n  prod: {}\nshared-stacks:\n  web: [app:1]\n",
+      "units/shared/app.service": "[Service]\nExecStart=/bin/true\n",
+    });
     for (const env of ["toString", "constructor", "__proto__", "hasOwnProperty"]) {
-      expect(() => loadDeploymentInputs(d, { environment: env, type: "standalone", name: "web", version: null, group: null, dependencies: true })).toThrow(/environment ".*" is not defined \(known: prod\)/);
+      expect(() =>
+        loadDeploymentInputs(d, {
+          environment: env,
+          type: "standalone",
+          name: "web",
+          version: null,
+          group: null,
+          dependencies: true,
+        }),
+      ).toThrow(/environment ".*" is not defined \(known: prod\)/);
     }
     for (const stack of ["constructor", "toString", "valueOf"]) {
-      expect(() => loadDeploymentInputs(d, { environment: "prod", type: "standalone", name: stack, version: null, group: null, dependencies: true })).toThrow(/standalone stack ".*" is not defined/);
+      expect(() =>
+        loadDeploymentInputs(d, {
+          environment: "prod",
+          type: "standalone",
+          name: stack,
+          version: null,
+          group: null,
+          dependencies: true,
+        }),
+      ).toThrow(/standalone stack ".*" is not defined/);
     }
   });
   it("an environment really named constructor works like any other", () => {
-    const d = dir({ "manifest.yaml": "environments:\n  constructor: {}\nvariables:\n  constructor: {x: 1}\nshared-stacks:\n  toString: [app:1]\n", "units/shared/app.service": "[Service]\nExecStart=/bin/echo {x} {valueOf}\n" });
-    const inputs = loadDeploymentInputs(d, { environment: "constructor", type: "standalone", name: "toString", version: null, group: null, dependencies: true });
+    const d = dir({
+      "manifest.yaml":
+        "environments:\n  constructor: {}\nvariables:\n  constructor: {x: 1}\nshared-stacks:\n  toString: [app:1]\n",
+      "units/shared/app.service": "[Service]\nExecStart=/bin/echo {x} {valueOf}\n",
+    });
+    const inputs = loadDeploymentInputs(d, {
+      environment: "constructor",
+      type: "standalone",
+      name: "toString",
+      version: null,
+      group: null,
+      dependencies: true,
+    });
     expect(inputs.units[0]?.template.text).toContain("{x}");
     expect(inputs.variables.x).toBe("1");
     expect(Object.hasOwn(loadManifest(d).environments, "constructor")).toBe(true);
   });
   it("an [environment:X] or files environment naming an undefined environment is an error", () => {
-    const d = dir({ "manifest.yaml": "environments:\n  prod: {}\nshared-stacks:\n  web:\n    - 'app:1[environment:staging]'\n" });
-    expect(() => loadManifest(d)).toThrow(/manifest.yaml:5: .*\[environment:staging\] names an environment that is not defined \(known: prod\)/);
-    const e = dir({ "manifest.yaml": "environments:\n  prod: {}\nshared-stacks:\n  web: [app:1]\n", "units/shared/app.service": "[Service]\nExecStart=/bin/true\n", "files/standalone/web.yaml": "- {path: /a, content: x, environment: prdo}\n" });
-    expect(() => loadDeploymentInputs(e, { environment: "prod", type: "standalone", name: "web", version: null, group: null, dependencies: true })).toThrow(/web.yaml:1: 0.environment: environment "prdo" is not defined in the manifest/);
+    const d = dir({
+      "manifest.yaml": "environments:\n  prod: {}\nshared-stacks:\n  web:\n    - 'app:1[environment:staging]'\n",
+    });
+    expect(() => loadManifest(d)).toThrow(
+      /manifest.yaml:5: .*\[environment:staging\] names an environment that is not defined \(known: prod\)/,
+    );
+    const e = dir({
+      "manifest.yaml": "environments:\n  prod: {}\nshared-stacks:\n  web: [app:1]\n",
+      "units/shared/app.service": "[Service]\nExecStart=/bin/true\n",
+      "files/standalone/web.yaml": "- {path: /a, content: x, environment: prdo}\n",
+    });
+    expect(() =>
+      loadDeploymentInputs(e, {
+        environment: "prod",
+        type: "standalone",
+        name: "web",
+        version: null,
+        group: null,
+        dependencies: true,
+      }),
+    ).toThrow(/web.yaml:1: 0.environment: environment "prdo" is not defined in the manifest/);
   });
 });

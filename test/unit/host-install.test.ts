@@ -13,11 +13,16 @@ const read = (f: string) => readFileSync(join(ROOT, "systemd", f), "utf8");
 
 describe("host install files", () => {
   it("name this version's image", () => {
-    for (const f of ["houston-agent-container.service", "houston-agent.container"]) expect(read(f)).toContain(`localhost/houston-agent:${version}`);
+    for (const f of ["houston-agent-container.service", "houston-agent.container"])
+      expect(read(f)).toContain(`localhost/houston-agent:${version}`);
     expect(read("houston-agent.bu")).toContain(`houston-agent-${version}.oci.tar`);
   });
   it("the Butane config is an fcos config whose local files are in systemd/ (or made by keygen)", () => {
-    const bu = parse(read("houston-agent.bu")) as { variant: string; version: string; storage: { files: { path: string; contents: { local?: string } }[] } };
+    const bu = parse(read("houston-agent.bu")) as {
+      variant: string;
+      version: string;
+      storage: { files: { path: string; contents: { local?: string } }[] };
+    };
     expect(bu.variant).toBe("fcos");
     const locals = bu.storage.files.flatMap((f) => (f.contents.local ? [f.contents.local] : []));
     expect(locals).toEqual(["ci.pub", "houston-agent.container"]);
@@ -26,7 +31,13 @@ describe("host install files", () => {
   it("the container units mount what the agent needs and run it without the journal", () => {
     for (const f of ["houston-agent-container.service", "houston-agent.container"]) {
       const t = read(f);
-      for (const m of ["/run/dbus/system_bus_socket:/run/dbus/system_bus_socket", "/etc/systemd/system:/etc/systemd/system", "/var/lib/houston:/var/lib/houston", "/:/host"]) expect(t).toContain(m);
+      for (const m of [
+        "/run/dbus/system_bus_socket:/run/dbus/system_bus_socket",
+        "/etc/systemd/system:/etc/systemd/system",
+        "/var/lib/houston:/var/lib/houston",
+        "/:/host",
+      ])
+        expect(t).toContain(m);
       expect(t).toContain("--no-journal");
     }
   });

@@ -5,21 +5,65 @@ import { diffPlan } from "../../controller/plan/diff.js";
 import type { StackSpec } from "../../shared/spec.js";
 
 const tpl = (text: string, source = "units/x.service") => ({ text, source });
-const dep = (name: string, version: string | null, text: string): PlanInputUnit => ({ name, version, role: "dependency", template: tpl(text, `units/shared/${name}.service`) });
-const svc = (name: string, version: string, text: string): PlanInputUnit => ({ name, version, role: "service", template: tpl(text, `units/service/${name}.service`) });
-const glob = (name: string, version: string | null, text: string): PlanInputUnit => ({ name, version, role: "global", template: tpl(text) });
-const file = (path: string, content: string, mode = 0o644): FileEntry => ({ path, content: Buffer.from(content), mode, owner: "root", group: "root" });
-const req = (over: Partial<DeploymentRequest>): DeploymentRequest => ({ environment: "test", type: "service", name: "example", version: "7b7d061b", group: null, dependencies: true, ...over });
+const dep = (name: string, version: string | null, text: string): PlanInputUnit => ({
+  name,
+  version,
+  role: "dependency",
+  template: tpl(text, `units/shared/${name}.service`),
+});
+const svc = (name: string, version: string, text: string): PlanInputUnit => ({
+  name,
+  version,
+  role: "service",
+  template: tpl(text, `units/service/${name}.service`),
+});
+const glob = (name: string, version: string | null, text: string): PlanInputUnit => ({
+  name,
+  version,
+  role: "global",
+  template: tpl(text),
+});
+const file = (path: string, content: string, mode = 0o644): FileEntry => ({
+  path,
+  content: Buffer.from(content),
+  mode,
+  owner: "root",
+  group: "root",
+});
+const req = (over: Partial<DeploymentRequest>): DeploymentRequest => ({
+  environment: "test",
+  type: "service",
+  name: "example",
+  version: "7b7d061b",
+  group: null,
+  dependencies: true,
+  ...over,
+});
 const simple = "[Unit]\nDescription=x\n\n[Service]\nExecStart=/bin/true\n";
 
 describe("planDeployment: names and order", () => {
-  const cases: { title: string; units: PlanInputUnit[]; files: FileEntry[]; req: Partial<DeploymentRequest>; names: (string | RegExp)[] }[] = [
+  const cases: {
+    title: string;
+    units: PlanInputUnit[];
+    files: FileEntry[];
+    req: Partial<DeploymentRequest>;
+    names: (string | RegExp)[];
+  }[] = [
     {
       title: "service with dependencies and files: archive, deps in manifest order, service",
-      units: [dep("memcached", "1.4.24", simple), dep("pgbouncer", "f20fb494", simple), svc("example", "7b7d061b", simple)],
+      units: [
+        dep("memcached", "1.4.24", simple),
+        dep("pgbouncer", "f20fb494", simple),
+        svc("example", "7b7d061b", simple),
+      ],
       files: [file("/etc/a", "a")],
       req: {},
-      names: [/^example-file-deploy@[0-9a-f]{8}\.service$/, "example-memcached@1.4.24.service", "example-pgbouncer@f20fb494.service", "example@7b7d061b.service"],
+      names: [
+        /^example-file-deploy@[0-9a-f]{8}\.service$/,
+        "example-memcached@1.4.24.service",
+        "example-pgbouncer@f20fb494.service",
+        "example@7b7d061b.service",
+      ],
     },
     {
       title: "no version → latest; no files → no archive unit",
@@ -40,7 +84,11 @@ describe("planDeployment: names and order", () => {
       units: [glob("consul", "1.8.7", simple), glob("registrator", null, simple)],
       files: [file("/etc/g", "g")],
       req: { type: "global", name: "global", version: null },
-      names: ["global-consul@1.8.7.service", "global-registrator@latest.service", /^global-file-deploy@[0-9a-f]{8}\.service$/],
+      names: [
+        "global-consul@1.8.7.service",
+        "global-registrator@latest.service",
+        /^global-file-deploy@[0-9a-f]{8}\.service$/,
+      ],
     },
     {
       title: "standalone: archive then the stack's units, no service unit",
@@ -52,14 +100,20 @@ describe("planDeployment: names and order", () => {
   ];
   for (const c of cases) {
     it(c.title, () => {
-      const plan = planDeployment({ variables: {}, units: c.units, files: c.files, filesSource: "files/x.yaml" }, req(c.req));
+      const plan = planDeployment(
+        { variables: {}, units: c.units, files: c.files, filesSource: "files/x.yaml" },
+        req(c.req),
+      );
       expect(plan.units.map((u) => u.name)).toHaveLength(c.names.length);
       plan.units.forEach((u, i) => expect(u.name).toMatch(c.names[i] as string | RegExp));
     });
   }
 
   it("archive unit version is the first 8 hex of the archive digest", () => {
-    const plan = planDeployment({ variables: {}, units: [svc("example", "1", simple)], files: [file("/etc/a", "a")], filesSource: "f" }, req({ version: "1" }));
+    const plan = planDeployment(
+      { variables: {}, units: [svc("example", "1", simple)], files: [file("/etc/a", "a")], filesSource: "f" },
+      req({ version: "1" }),
+    );
     const archive = plan.units[0]!;
     expect(archive.role).toBe("archive");
     expect(archive.archive).toBe(plan.archives[0]!.sha256);
@@ -67,8 +121,18 @@ describe("planDeployment: names and order", () => {
   });
 
   it("stores the name's parts next to the name", () => {
-    const plan = planDeployment({ variables: {}, units: [dep("nginx", "1.9.3", simple), svc("example", "2", simple)], files: [], filesSource: "f" }, req({ group: "blue", version: "2" }));
-    expect(plan.units.map(({ stack, component, group, version, role }) => ({ stack, component, group, version, role }))).toEqual([
+    const plan = planDeployment(
+      {
+        variables: {},
+        units: [dep("nginx", "1.9.3", simple), svc("example", "2", simple)],
+        files: [],
+        filesSource: "f",
+      },
+      req({ group: "blue", version: "2" }),
+    );
+    expect(
+      plan.units.map(({ stack, component, group, version, role }) => ({ stack, component, group, version, role })),
+    ).toEqual([
       { stack: "example", component: "nginx", group: "blue", version: "1.9.3", role: "dependency" },
       { stack: "example", component: null, group: "blue", version: "2", role: "service" },
     ]);
@@ -76,20 +140,39 @@ describe("planDeployment: names and order", () => {
 });
 
 describe("planDeployment: unit rendering", () => {
-  const plan1 = (units: PlanInputUnit[], over: Partial<DeploymentRequest> = {}, variables: Record<string, string> = {}) =>
-    planDeployment({ variables, units, files: [], filesSource: "f" }, req(over)).units;
+  const plan1 = (
+    units: PlanInputUnit[],
+    over: Partial<DeploymentRequest> = {},
+    variables: Record<string, string> = {},
+  ) => planDeployment({ variables, units, files: [], filesSource: "f" }, req(over)).units;
 
-  const cases: { title: string; units: PlanInputUnit[]; over?: Partial<DeploymentRequest>; vars?: Record<string, string>; unit: number; contains: string[]; excludes?: string[] }[] = [
+  const cases: {
+    title: string;
+    units: PlanInputUnit[];
+    over?: Partial<DeploymentRequest>;
+    vars?: Record<string, string>;
+    unit: number;
+    contains: string[];
+    excludes?: string[];
+  }[] = [
     {
       title: "chains Requires=/After= on the previous unit right after Description",
-      units: [dep("memcached", "1", simple), svc("example", "2", "[Unit]\nDescription=app\nWants=network.target\n\n[Service]\nExecStart=/bin/true\n")],
+      units: [
+        dep("memcached", "1", simple),
+        svc("example", "2", "[Unit]\nDescription=app\nWants=network.target\n\n[Service]\nExecStart=/bin/true\n"),
+      ],
       over: { version: "2" },
       unit: 1,
-      contains: ["[Unit]\nDescription=app\nRequires=example-memcached@1.service\nAfter=example-memcached@1.service\nWants=network.target\n"],
+      contains: [
+        "[Unit]\nDescription=app\nRequires=example-memcached@1.service\nAfter=example-memcached@1.service\nWants=network.target\n",
+      ],
     },
     {
       title: "does not duplicate a dependency already present",
-      units: [dep("memcached", "1", simple), svc("example", "2", "[Unit]\nDescription=app\nAfter=memcached.service\n\n[Service]\nExecStart=/bin/true\n")],
+      units: [
+        dep("memcached", "1", simple),
+        svc("example", "2", "[Unit]\nDescription=app\nAfter=memcached.service\n\n[Service]\nExecStart=/bin/true\n"),
+      ],
       over: { version: "2" },
       unit: 1,
       contains: ["Requires=example-memcached@1.service"],
@@ -97,7 +180,14 @@ describe("planDeployment: unit rendering", () => {
     },
     {
       title: "--no-dependencies adds nothing but still rewrites references",
-      units: [dep("memcached", "1", simple), svc("example", "2", "[Unit]\nDescription=app\nAfter=memcached.service other.service\n\n[Service]\nExecStart=/bin/true\n")],
+      units: [
+        dep("memcached", "1", simple),
+        svc(
+          "example",
+          "2",
+          "[Unit]\nDescription=app\nAfter=memcached.service other.service\n\n[Service]\nExecStart=/bin/true\n",
+        ),
+      ],
       over: { version: "2", dependencies: false },
       unit: 1,
       contains: ["After=example-memcached@1.service other.service"],
@@ -112,7 +202,13 @@ describe("planDeployment: unit rendering", () => {
     },
     {
       title: "substitutes {service}, {environment}, {group} and variables, but not ${SHELL_VARS}",
-      units: [svc("example", "2", "[Unit]\nDescription={service} in {environment} {greeting} {unknown}\n\n[Service]\nExecStart=/bin/sh -c 'echo ${greeting} $HOME'\n")],
+      units: [
+        svc(
+          "example",
+          "2",
+          "[Unit]\nDescription={service} in {environment} {greeting} {unknown}\n\n[Service]\nExecStart=/bin/sh -c 'echo ${greeting} $HOME'\n",
+        ),
+      ],
       over: { version: "2" },
       vars: { greeting: "hi" },
       unit: 0,
@@ -120,7 +216,13 @@ describe("planDeployment: unit rendering", () => {
     },
     {
       title: "without a group, MachineMetadata group= pairs are dropped, others kept",
-      units: [svc("example", "2", "[Service]\nExecStart=/bin/true\n\n[X-Fleet]\nMachineMetadata=group=blue\nMachineMetadata=role=web group=green\n")],
+      units: [
+        svc(
+          "example",
+          "2",
+          "[Service]\nExecStart=/bin/true\n\n[X-Fleet]\nMachineMetadata=group=blue\nMachineMetadata=role=web group=green\n",
+        ),
+      ],
       over: { version: "2" },
       unit: 0,
       contains: ["[X-Fleet]\nMachineMetadata=role=web\n"],
@@ -143,7 +245,16 @@ describe("planDeployment: unit rendering", () => {
   }
 
   it("reads placement and the [X-Houston] service declaration", () => {
-    const [u] = plan1([svc("example", "2", "[Service]\nExecStart=/bin/true\n\n[X-Fleet]\nGlobal=true\nMachineMetadata=\"role=web\" role=api disk=ssd\n\n[X-Houston]\nServicePort=8080\n")], { version: "2" });
+    const [u] = plan1(
+      [
+        svc(
+          "example",
+          "2",
+          '[Service]\nExecStart=/bin/true\n\n[X-Fleet]\nGlobal=true\nMachineMetadata="role=web" role=api disk=ssd\n\n[X-Houston]\nServicePort=8080\n',
+        ),
+      ],
+      { version: "2" },
+    );
     expect(u!.placements).toEqual([{ global: true, metadata: { role: ["web", "api"], disk: ["ssd"] } }]);
     expect(u!.service).toEqual({ name: "example", port: 8080, interval: "2s" });
   });
@@ -153,22 +264,38 @@ describe("planDeployment: unit rendering", () => {
       dep("a", "1", "[Service]\nExecStart=/bin/true\n[X-Fleet]\nMachineMetadata=role=web\n"),
       svc("example", "2", "[Service]\nExecStart=/bin/true\n[X-Fleet]\nMachineMetadata=role=db\n"),
     ];
-    const plan = planDeployment({ variables: {}, units, files: [file("/x", "x")], filesSource: "f" }, req({ version: "2" }));
-    expect(plan.units[0]!.placements).toEqual([{ global: false, metadata: { role: ["web"] } }, { global: false, metadata: { role: ["db"] } }]);
+    const plan = planDeployment(
+      { variables: {}, units, files: [file("/x", "x")], filesSource: "f" },
+      req({ version: "2" }),
+    );
+    expect(plan.units[0]!.placements).toEqual([
+      { global: false, metadata: { role: ["web"] } },
+      { global: false, metadata: { role: ["db"] } },
+    ]);
   });
 
   it("rejects bad requests and bad units with the source named", () => {
     expect(() => plan1([svc("example", "2", simple)], { version: null })).toThrow(/needs a VERSION/);
     expect(() => plan1([svc("example", "2", simple)], { group: "Blue!" })).toThrow(/invalid group/);
-    expect(() => plan1([svc("example", "2", "Description=x\n")], { version: "2" })).toThrow(/units\/service\/example.service:1: entry before the first \[Section\]/);
-    expect(() => plan1([svc("example", "2", "[Service]\nExecStart=/bin/true\n[X-Houston]\nServicePort=http\n")], { version: "2" })).toThrow(/units\/service\/example.service: \[X-Houston\] port/);
+    expect(() => plan1([svc("example", "2", "Description=x\n")], { version: "2" })).toThrow(
+      /units\/service\/example.service:1: entry before the first \[Section\]/,
+    );
+    expect(() =>
+      plan1([svc("example", "2", "[Service]\nExecStart=/bin/true\n[X-Houston]\nServicePort=http\n")], { version: "2" }),
+    ).toThrow(/units\/service\/example.service: \[X-Houston\] port/);
     expect(() => plan1([dep("a", "1", simple), dep("a", "1", simple)])).toThrow(/listed twice/);
   });
 
   it("same input → same archive bytes and digest", () => {
     const files = [file("/b", "2", 0o600), file("/a", "1")];
-    const p1 = planDeployment({ variables: {}, units: [], files, filesSource: "f" }, req({ type: "standalone", name: "s", version: null }));
-    const p2 = planDeployment({ variables: {}, units: [], files: [...files].reverse(), filesSource: "f" }, req({ type: "standalone", name: "s", version: null }));
+    const p1 = planDeployment(
+      { variables: {}, units: [], files, filesSource: "f" },
+      req({ type: "standalone", name: "s", version: null }),
+    );
+    const p2 = planDeployment(
+      { variables: {}, units: [], files: [...files].reverse(), filesSource: "f" },
+      req({ type: "standalone", name: "s", version: null }),
+    );
     expect(p1.archives[0]!.bytes.equals(p2.archives[0]!.bytes)).toBe(true);
     expect(p1.archives[0]!.files.map((f) => f.path)).toEqual(["/a", "/b"]);
   });
@@ -176,16 +303,55 @@ describe("planDeployment: unit rendering", () => {
 
 describe("diffPlan", () => {
   const spec = (units: { name: string; group?: string | null; text?: string }[]): StackSpec => ({
-    schema: 1, stack: "example", generation: 3, environment: "test", createdAt: "", deployment: { type: "service", name: "example", version: "1", group: null },
-    units: units.map((u) => ({ name: u.name, stack: "example", component: null, group: u.group ?? null, version: "1", role: "service", text: u.text ?? "t", placements: [{ global: false, metadata: {} }] })),
+    schema: 1,
+    stack: "example",
+    generation: 3,
+    environment: "test",
+    createdAt: "",
+    deployment: { type: "service", name: "example", version: "1", group: null },
+    units: units.map((u) => ({
+      name: u.name,
+      stack: "example",
+      component: null,
+      group: u.group ?? null,
+      version: "1",
+      role: "service",
+      text: u.text ?? "t",
+      placements: [{ global: false, metadata: {} }],
+    })),
   });
   const planned = (names: string[], text = "t") => spec(names.map((name) => ({ name, text }))).units;
   const cases = [
-    { title: "nothing in Consul: all new", plan: ["a@2.service"], current: null, want: { added: ["a@2.service"], unchanged: [], changed: [], replaced: [], untouched: [] } },
-    { title: "new version replaces the old", plan: ["a@2.service"], current: spec([{ name: "a@1.service" }]), want: { added: ["a@2.service"], unchanged: [], changed: [], replaced: ["a@1.service"], untouched: [] } },
-    { title: "same unit, same text: unchanged", plan: ["a@1.service"], current: spec([{ name: "a@1.service" }]), want: { added: [], unchanged: ["a@1.service"], changed: [], replaced: [], untouched: [] } },
-    { title: "same unit, new text: changed", plan: ["a@1.service"], current: spec([{ name: "a@1.service", text: "old" }]), want: { added: [], unchanged: [], changed: ["a@1.service"], replaced: [], untouched: [] } },
-    { title: "another group is left alone", plan: ["a@2.service"], current: spec([{ name: "a:blue@1.service", group: "blue" }]), want: { added: ["a@2.service"], unchanged: [], changed: [], replaced: [], untouched: ["a:blue@1.service"] } },
+    {
+      title: "nothing in Consul: all new",
+      plan: ["a@2.service"],
+      current: null,
+      want: { added: ["a@2.service"], unchanged: [], changed: [], replaced: [], untouched: [] },
+    },
+    {
+      title: "new version replaces the old",
+      plan: ["a@2.service"],
+      current: spec([{ name: "a@1.service" }]),
+      want: { added: ["a@2.service"], unchanged: [], changed: [], replaced: ["a@1.service"], untouched: [] },
+    },
+    {
+      title: "same unit, same text: unchanged",
+      plan: ["a@1.service"],
+      current: spec([{ name: "a@1.service" }]),
+      want: { added: [], unchanged: ["a@1.service"], changed: [], replaced: [], untouched: [] },
+    },
+    {
+      title: "same unit, new text: changed",
+      plan: ["a@1.service"],
+      current: spec([{ name: "a@1.service", text: "old" }]),
+      want: { added: [], unchanged: [], changed: ["a@1.service"], replaced: [], untouched: [] },
+    },
+    {
+      title: "another group is left alone",
+      plan: ["a@2.service"],
+      current: spec([{ name: "a:blue@1.service", group: "blue" }]),
+      want: { added: ["a@2.service"], unchanged: [], changed: [], replaced: [], untouched: ["a:blue@1.service"] },
+    },
   ];
   for (const c of cases) it(c.title, () => expect(diffPlan(planned(c.plan), null, c.current)).toEqual(c.want));
 });

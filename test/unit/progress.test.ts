@@ -3,22 +3,94 @@ import { describe, expect, it } from "vitest";
 import { decide, hostsForUnit, makeBatches, removalPending, type HostView } from "../../controller/rollout/progress.js";
 import type { StatusReport } from "../../shared/spec.js";
 
-const rep = (node: string, desired: number | null, units: [string, string, string?][], errors: string[] = []): StatusReport => ({
-  schema: 1, node, stack: "s", generation: desired, desiredGeneration: desired, converging: false, archives: [], errors, updatedAt: "",
-  units: units.map(([name, activeState, result]) => ({ name, activeState, subState: "x", ...(result ? { result } : {}) })),
+const rep = (
+  node: string,
+  desired: number | null,
+  units: [string, string, string?][],
+  errors: string[] = [],
+): StatusReport => ({
+  schema: 1,
+  node,
+  stack: "s",
+  generation: desired,
+  desiredGeneration: desired,
+  converging: false,
+  archives: [],
+  errors,
+  updatedAt: "",
+  units: units.map(([name, activeState, result]) => ({
+    name,
+    activeState,
+    subState: "x",
+    ...(result ? { result } : {}),
+  })),
 });
 const reports = (...rs: StatusReport[]) => new Map(rs.map((r) => [r.node, r]));
-const units = [{ name: "a@1.service", hosts: ["h1", "h2"] }, { name: "b@1.service", hosts: ["h1"] }];
+const units = [
+  { name: "a@1.service", hosts: ["h1", "h2"] },
+  { name: "b@1.service", hosts: ["h1"] },
+];
 
 describe("decide", () => {
   const cases: { title: string; reports: Map<string, StatusReport>; want: unknown }[] = [
-    { title: "no reports yet: waiting on the first unit everywhere", reports: reports(), want: { kind: "waiting", unit: "a@1.service", pending: ["h1", "h2"], done: [] } },
-    { title: "a report of an older generation does not count", reports: reports(rep("h1", 4, [["a@1.service", "active"], ["b@1.service", "active"]]), rep("h2", 5, [["a@1.service", "active"]])), want: { kind: "waiting", unit: "a@1.service", pending: ["h1"], done: ["h2"] } },
-    { title: "first unit done, second pending", reports: reports(rep("h1", 5, [["a@1.service", "active"], ["b@1.service", "activating"]]), rep("h2", 5, [["a@1.service", "active"]])), want: { kind: "waiting", unit: "b@1.service", pending: ["h1"], done: [] } },
-    { title: "all active everywhere: done", reports: reports(rep("h1", 5, [["a@1.service", "active"], ["b@1.service", "active"]]), rep("h2", 6, [["a@1.service", "active"]])), want: { kind: "done" } },
-    { title: "a later unit failing fails at once, with systemd's Result", reports: reports(rep("h1", 5, [["a@1.service", "activating"], ["b@1.service", "failed", "exit-code"]])), want: { kind: "failed", unit: "b@1.service", host: "h1", reason: "b@1.service failed (Result=exit-code)" } },
-    { title: "an agent error for this generation fails", reports: reports(rep("h2", 5, [], ["install-archive abc: digest mismatch"])), want: { kind: "failed", unit: "a@1.service", host: "h2", reason: "install-archive abc: digest mismatch" } },
-    { title: "an error from an older generation is ignored", reports: reports(rep("h2", 4, [], ["old trouble"])), want: { kind: "waiting", unit: "a@1.service", pending: ["h1", "h2"], done: [] } },
+    {
+      title: "no reports yet: waiting on the first unit everywhere",
+      reports: reports(),
+      want: { kind: "waiting", unit: "a@1.service", pending: ["h1", "h2"], done: [] },
+    },
+    {
+      title: "a report of an older generation does not count",
+      reports: reports(
+        rep("h1", 4, [
+          ["a@1.service", "active"],
+          ["b@1.service", "active"],
+        ]),
+        rep("h2", 5, [["a@1.service", "active"]]),
+      ),
+      want: { kind: "waiting", unit: "a@1.service", pending: ["h1"], done: ["h2"] },
+    },
+    {
+      title: "first unit done, second pending",
+      reports: reports(
+        rep("h1", 5, [
+          ["a@1.service", "active"],
+          ["b@1.service", "activating"],
+        ]),
+        rep("h2", 5, [["a@1.service", "active"]]),
+      ),
+      want: { kind: "waiting", unit: "b@1.service", pending: ["h1"], done: [] },
+    },
+    {
+      title: "all active everywhere: done",
+      reports: reports(
+        rep("h1", 5, [
+          ["a@1.service", "active"],
+          ["b@1.service", "active"],
+        ]),
+        rep("h2", 6, [["a@1.service", "active"]]),
+      ),
+      want: { kind: "done" },
+    },
+    {
+      title: "a later unit failing fails at once, with systemd's Result",
+      reports: reports(
+        rep("h1", 5, [
+          ["a@1.service", "activating"],
+          ["b@1.service", "failed", "exit-code"],
+        ]),
+      ),
+      want: { kind: "failed", unit: "b@1.service", host: "h1", reason: "b@1.service failed (Result=exit-code)" },
+    },
+    {
+      title: "an agent error for this generation fails",
+      reports: reports(rep("h2", 5, [], ["install-archive abc: digest mismatch"])),
+      want: { kind: "failed", unit: "a@1.service", host: "h2", reason: "install-archive abc: digest mismatch" },
+    },
+    {
+      title: "an error from an older generation is ignored",
+      reports: reports(rep("h2", 4, [], ["old trouble"])),
+      want: { kind: "waiting", unit: "a@1.service", pending: ["h1", "h2"], done: [] },
+    },
   ];
   for (const c of cases) it(c.title, () => expect(decide(units, 5, c.reports)).toEqual(c.want));
 
@@ -39,17 +111,27 @@ describe("makeBatches", () => {
     ["canary larger than the fleet", ["h1"], 3, null, [["h1"]]],
     ["no hosts", [], 1, 1, []],
   ];
-  for (const [title, hosts, canary, max, want] of cases) it(title, () => expect(makeBatches(hosts, canary, max)).toEqual(want));
+  for (const [title, hosts, canary, max, want] of cases)
+    it(title, () => expect(makeBatches(hosts, canary, max)).toEqual(want));
 });
 
 describe("hostsForUnit and removalPending", () => {
-  const hosts: HostView[] = [{ node: "h2", meta: { role: "web" }, agent: "passing" }, { node: "h1", meta: { role: "web" }, agent: "critical" }, { node: "h3", meta: { role: "db" }, agent: "passing" }];
+  const hosts: HostView[] = [
+    { node: "h2", meta: { role: "web" }, agent: "passing" },
+    { node: "h1", meta: { role: "web" }, agent: "critical" },
+    { node: "h3", meta: { role: "db" }, agent: "passing" },
+  ];
   it("predicts hosts with the agents' rule, including critical agents (they must report too)", () => {
     expect(hostsForUnit({ placements: [{ global: false, metadata: { role: ["web"] } }] }, hosts)).toEqual(["h1", "h2"]);
     expect(hostsForUnit({ placements: [{ global: true, metadata: {} }], hosts: ["h3"] }, hosts)).toEqual(["h3"]);
   });
   it("a removal is pending while any host still lists a removed unit", () => {
-    expect(removalPending(["a@1.service"], reports(rep("h1", 6, [["a@1.service", "active"]]), rep("h2", 6, [["b@1.service", "active"]])))).toEqual(["h1"]);
+    expect(
+      removalPending(
+        ["a@1.service"],
+        reports(rep("h1", 6, [["a@1.service", "active"]]), rep("h2", 6, [["b@1.service", "active"]])),
+      ),
+    ).toEqual(["h1"]);
     expect(removalPending(["a@1.service"], reports(rep("h2", 6, [])))).toEqual([]);
   });
 });

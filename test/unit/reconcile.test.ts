@@ -3,23 +3,64 @@ import { reconcileHost, type HostObservation, type ObservedUnit, type Step } fro
 import { desiredForHost, hashText, type DesiredUnit, type HostDesired } from "../../agent/targeting.js";
 import type { StackSpec, UnitSpec } from "../../shared/spec.js";
 
-const want = (name: string, text = `text of ${name}`, extra: Partial<DesiredUnit> = {}): DesiredUnit => ({ name, stack: "s", role: "dependency", version: "1", group: null, text, hash: hashText(text), ...extra });
+const want = (name: string, text = `text of ${name}`, extra: Partial<DesiredUnit> = {}): DesiredUnit => ({
+  name,
+  stack: "s",
+  role: "dependency",
+  version: "1",
+  group: null,
+  text,
+  hash: hashText(text),
+  ...extra,
+});
 const has = (name: string, o: Partial<ObservedUnit> = {}): ObservedUnit => {
   const hash = hashText(`text of ${name}`);
   return { name, stack: "s", fileHash: hash, startedHash: hash, activeState: "active", serviceId: null, ...o };
 };
-const desired = (units: DesiredUnit[], archives: [string, string][] = []): HostDesired => ({ units, archives: new Map(archives), generations: new Map([["s", 1]]) });
-const host = (owned: ObservedUnit[], o: Partial<HostObservation> = {}): HostObservation => ({ owned, foreign: new Map(), archives: new Map(), registrationsStale: false, ...o });
-const kinds = (steps: Step[]) => steps.map((s) => ("name" in s ? `${s.kind} ${s.name}` : "sha" in s ? `${s.kind} ${s.sha}` : s.kind));
+const desired = (units: DesiredUnit[], archives: [string, string][] = []): HostDesired => ({
+  units,
+  archives: new Map(archives),
+  generations: new Map([["s", 1]]),
+});
+const host = (owned: ObservedUnit[], o: Partial<HostObservation> = {}): HostObservation => ({
+  owned,
+  foreign: new Map(),
+  archives: new Map(),
+  registrationsStale: false,
+  ...o,
+});
+const kinds = (steps: Step[]) =>
+  steps.map((s) => ("name" in s ? `${s.kind} ${s.name}` : "sha" in s ? `${s.kind} ${s.sha}` : s.kind));
 
 describe("reconcileHost", () => {
   const cases: { title: string; current: HostObservation; desired: HostDesired; steps: string[] }[] = [
-    { title: "nothing to do when the host matches", current: host([has("a@1.service")]), desired: desired([want("a@1.service")]), steps: [] },
+    {
+      title: "nothing to do when the host matches",
+      current: host([has("a@1.service")]),
+      desired: desired([want("a@1.service")]),
+      steps: [],
+    },
     {
       title: "fresh host: archive, unit files, one reload, starts in spec order",
       current: host([]),
-      desired: desired([want("s-file-deploy@abc.service", "t", { role: "archive", archive: "abc" }), want("a@1.service"), want("s@2.service")], [["abc", "s"]]),
-      steps: ["install-archive abc", "write-unit s-file-deploy@abc.service", "write-unit a@1.service", "write-unit s@2.service", "reload", "start-unit s-file-deploy@abc.service", "start-unit a@1.service", "start-unit s@2.service"],
+      desired: desired(
+        [
+          want("s-file-deploy@abc.service", "t", { role: "archive", archive: "abc" }),
+          want("a@1.service"),
+          want("s@2.service"),
+        ],
+        [["abc", "s"]],
+      ),
+      steps: [
+        "install-archive abc",
+        "write-unit s-file-deploy@abc.service",
+        "write-unit a@1.service",
+        "write-unit s@2.service",
+        "reload",
+        "start-unit s-file-deploy@abc.service",
+        "start-unit a@1.service",
+        "start-unit s@2.service",
+      ],
     },
     {
       title: "new version added: old one stays untouched",
@@ -29,9 +70,19 @@ describe("reconcileHost", () => {
     },
     {
       title: "spec drops units: deregister, stop in reverse order, remove files, reload, remove archive",
-      current: host([has("a@1.service"), has("s@1.service", { serviceId: "houston:s@1.service" })], { archives: new Map([["abc", "s"]]) }),
+      current: host([has("a@1.service"), has("s@1.service", { serviceId: "houston:s@1.service" })], {
+        archives: new Map([["abc", "s"]]),
+      }),
       desired: { units: [], archives: new Map(), generations: new Map() },
-      steps: ["deregister-service s@1.service", "stop-unit s@1.service", "stop-unit a@1.service", "remove-unit-file s@1.service", "remove-unit-file a@1.service", "reload", "remove-archive abc"],
+      steps: [
+        "deregister-service s@1.service",
+        "stop-unit s@1.service",
+        "stop-unit a@1.service",
+        "remove-unit-file s@1.service",
+        "remove-unit-file a@1.service",
+        "reload",
+        "remove-archive abc",
+      ],
     },
     {
       title: "a failed unit with unchanged content is not restarted",
@@ -59,14 +110,21 @@ describe("reconcileHost", () => {
     },
     {
       title: "a foreign unit file with a wanted name blocks that stack and is not touched",
-      current: host([], { foreign: new Map([["a@1.service", "unit file a@1.service exists and was not created by Houston; not touching it"]]) }),
+      current: host([], {
+        foreign: new Map([
+          ["a@1.service", "unit file a@1.service exists and was not created by Houston; not touching it"],
+        ]),
+      }),
       desired: desired([want("a@1.service"), want("b@1.service")]),
       steps: ["blocked a@1.service"],
     },
     {
       title: "the owner keeps its unit while another stack asks for the same name",
       current: host([has("global-beat@1.service", { stack: "global" })]),
-      desired: desired([want("global-beat@1.service", "text of global-beat@1.service", { stack: "global" }), want("global-beat@1.service", "evil", { stack: "global-beat" })]),
+      desired: desired([
+        want("global-beat@1.service", "text of global-beat@1.service", { stack: "global" }),
+        want("global-beat@1.service", "evil", { stack: "global-beat" }),
+      ]),
       steps: ["blocked global-beat@1.service"],
     },
     {
@@ -77,33 +135,57 @@ describe("reconcileHost", () => {
     },
     {
       title: "a name systemd already loads from elsewhere (vendor template instance) blocks the stack",
-      current: host([], { foreign: new Map([["getty@tty1.service", "systemd already has getty@tty1.service (loaded from /lib/systemd/system/getty@.service)"]]) }),
+      current: host([], {
+        foreign: new Map([
+          [
+            "getty@tty1.service",
+            "systemd already has getty@tty1.service (loaded from /lib/systemd/system/getty@.service)",
+          ],
+        ]),
+      }),
       desired: desired([want("getty@tty1.service")]),
       steps: ["blocked getty@tty1.service"],
     },
     {
       title: "a service declaration is registered after the start",
       current: host([]),
-      desired: desired([want("s@2.service", "t", { role: "service", version: "2", service: { name: "s", port: 80, interval: "2s" } })]),
+      desired: desired([
+        want("s@2.service", "t", { role: "service", version: "2", service: { name: "s", port: 80, interval: "2s" } }),
+      ]),
       steps: ["write-unit s@2.service", "reload", "start-unit s@2.service", "register-service s@2.service"],
     },
     {
       title: "a registered, started service is left alone",
       current: host([has("s@2.service", { serviceId: "houston:s@2.service" })]),
-      desired: desired([want("s@2.service", "text of s@2.service", { role: "service", version: "2", service: { name: "s", port: 80, interval: "2s" } })]),
+      desired: desired([
+        want("s@2.service", "text of s@2.service", {
+          role: "service",
+          version: "2",
+          service: { name: "s", port: 80, interval: "2s" },
+        }),
+      ]),
       steps: [],
     },
     {
       title: "after a Consul outage services are registered again (the local agent may have lost them)",
       current: host([has("s@2.service", { serviceId: "houston:s@2.service" })], { registrationsStale: true }),
-      desired: desired([want("s@2.service", "text of s@2.service", { role: "service", version: "2", service: { name: "s", port: 80, interval: "2s" } })]),
+      desired: desired([
+        want("s@2.service", "text of s@2.service", {
+          role: "service",
+          version: "2",
+          service: { name: "s", port: 80, interval: "2s" },
+        }),
+      ]),
       steps: ["register-service s@2.service"],
     },
   ];
   for (const c of cases) it(c.title, () => expect(kinds(reconcileHost(c.current, c.desired))).toEqual(c.steps));
 
   it("marks restarts only for units that were running with other content", () => {
-    const steps = reconcileHost(host([has("a@1.service", { fileHash: "old", startedHash: "old" })]), desired([want("a@1.service")]));
+    const steps = reconcileHost(
+      host([has("a@1.service", { fileHash: "old", startedHash: "old" })]),
+      desired([want("a@1.service")]),
+    );
     expect(steps.find((s) => s.kind === "start-unit")).toMatchObject({ restart: true });
     const fresh = reconcileHost(host([]), desired([want("a@1.service")]));
     expect(fresh.find((s) => s.kind === "start-unit")).toMatchObject({ restart: false });
@@ -111,23 +193,91 @@ describe("reconcileHost", () => {
 });
 
 describe("desiredForHost (targeting)", () => {
-  const unit = (name: string, placements: UnitSpec["placements"], text = `[Unit]\nDescription=${name}\n\n[Service]\nExecStart=/bin/true\n`): UnitSpec => ({ name, stack: "s", component: name.split("@")[0] ?? null, group: null, version: "1", role: "dependency", text, placements });
-  const spec = (units: UnitSpec[], stack = "s"): StackSpec => ({ schema: 1, stack, generation: 4, environment: "e", createdAt: "", deployment: { type: "standalone", name: stack, version: null, group: null }, units: units.map((u) => ({ ...u, stack })) });
+  const unit = (
+    name: string,
+    placements: UnitSpec["placements"],
+    text = `[Unit]\nDescription=${name}\n\n[Service]\nExecStart=/bin/true\n`,
+  ): UnitSpec => ({
+    name,
+    stack: "s",
+    component: name.split("@")[0] ?? null,
+    group: null,
+    version: "1",
+    role: "dependency",
+    text,
+    placements,
+  });
+  const spec = (units: UnitSpec[], stack = "s"): StackSpec => ({
+    schema: 1,
+    stack,
+    generation: 4,
+    environment: "e",
+    createdAt: "",
+    deployment: { type: "standalone", name: stack, version: null, group: null },
+    units: units.map((u) => ({ ...u, stack })),
+  });
   const everywhere = [{ global: false, metadata: {} }];
-  const names = (specs: StackSpec[], meta: Record<string, string>) => desiredForHost(specs, "h1", meta).units.map((u) => u.name);
+  const names = (specs: StackSpec[], meta: Record<string, string>) =>
+    desiredForHost(specs, "h1", meta).units.map((u) => u.name);
 
   const cases: { title: string; placements: UnitSpec["placements"]; meta: Record<string, string>; here: boolean }[] = [
     { title: "no placement: every host", placements: everywhere, meta: {}, here: true },
-    { title: "Global=true: every host", placements: [{ global: true, metadata: {} }], meta: { role: "db" }, here: true },
-    { title: "one key matches", placements: [{ global: false, metadata: { role: ["web"] } }], meta: { role: "web" }, here: true },
-    { title: "one key, any of several values", placements: [{ global: false, metadata: { role: ["web", "api"] } }], meta: { role: "api" }, here: true },
-    { title: "value differs", placements: [{ global: false, metadata: { role: ["web"] } }], meta: { role: "db" }, here: false },
-    { title: "key missing on the host", placements: [{ global: false, metadata: { role: ["web"] } }], meta: {}, here: false },
-    { title: "all keys must match", placements: [{ global: false, metadata: { role: ["web"], disk: ["ssd"] } }], meta: { role: "web", disk: "hdd" }, here: false },
-    { title: "Global with metadata: every matching host", placements: [{ global: true, metadata: { role: ["web"] } }], meta: { role: "db" }, here: false },
-    { title: "archive placements are any-of", placements: [{ global: false, metadata: { role: ["web"] } }, { global: false, metadata: { role: ["db"] } }], meta: { role: "db" }, here: true },
+    {
+      title: "Global=true: every host",
+      placements: [{ global: true, metadata: {} }],
+      meta: { role: "db" },
+      here: true,
+    },
+    {
+      title: "one key matches",
+      placements: [{ global: false, metadata: { role: ["web"] } }],
+      meta: { role: "web" },
+      here: true,
+    },
+    {
+      title: "one key, any of several values",
+      placements: [{ global: false, metadata: { role: ["web", "api"] } }],
+      meta: { role: "api" },
+      here: true,
+    },
+    {
+      title: "value differs",
+      placements: [{ global: false, metadata: { role: ["web"] } }],
+      meta: { role: "db" },
+      here: false,
+    },
+    {
+      title: "key missing on the host",
+      placements: [{ global: false, metadata: { role: ["web"] } }],
+      meta: {},
+      here: false,
+    },
+    {
+      title: "all keys must match",
+      placements: [{ global: false, metadata: { role: ["web"], disk: ["ssd"] } }],
+      meta: { role: "web", disk: "hdd" },
+      here: false,
+    },
+    {
+      title: "Global with metadata: every matching host",
+      placements: [{ global: true, metadata: { role: ["web"] } }],
+      meta: { role: "db" },
+      here: false,
+    },
+    {
+      title: "archive placements are any-of",
+      placements: [
+        { global: false, metadata: { role: ["web"] } },
+        { global: false, metadata: { role: ["db"] } },
+      ],
+      meta: { role: "db" },
+      here: true,
+    },
   ];
-  for (const c of cases) it(c.title, () => expect(names([spec([unit("a@1.service", c.placements)])], c.meta)).toEqual(c.here ? ["a@1.service"] : []));
+  for (const c of cases)
+    it(c.title, () =>
+      expect(names([spec([unit("a@1.service", c.placements)])], c.meta)).toEqual(c.here ? ["a@1.service"] : []),
+    );
 
   it("a host allowlist (canary, batches) narrows placement", () => {
     const pinned = { ...unit("a@1.service", everywhere), hosts: ["h2"] };
@@ -138,7 +288,11 @@ describe("desiredForHost (targeting)", () => {
   it("drops dependencies on units of the stack placed elsewhere", () => {
     const web = [{ global: false, metadata: { role: ["web"] } }];
     const db = [{ global: false, metadata: { role: ["db"] } }];
-    const app = unit("app@1.service", web, "[Unit]\nDescription=app\nRequires=db@1.service\nAfter=db@1.service network.target\n\n[Service]\nExecStart=/bin/true\n");
+    const app = unit(
+      "app@1.service",
+      web,
+      "[Unit]\nDescription=app\nRequires=db@1.service\nAfter=db@1.service network.target\n\n[Service]\nExecStart=/bin/true\n",
+    );
     const [u] = desiredForHost([spec([unit("db@1.service", db), app])], "h1", { role: "web" }).units;
     expect(u?.text).toContain("After=network.target");
     expect(u?.text).not.toContain("db@1.service");
@@ -146,9 +300,19 @@ describe("desiredForHost (targeting)", () => {
   });
 
   it("keeps stacks apart and in order, with their generations and archives", () => {
-    const d = desiredForHost([spec([unit("b@1.service", everywhere)], "zeta"), spec([{ ...unit("f@abc.service", everywhere), role: "archive", archive: "a".repeat(64) }], "alpha")], "h1", {});
+    const d = desiredForHost(
+      [
+        spec([unit("b@1.service", everywhere)], "zeta"),
+        spec([{ ...unit("f@abc.service", everywhere), role: "archive", archive: "a".repeat(64) }], "alpha"),
+      ],
+      "h1",
+      {},
+    );
     expect(d.units.map((u) => u.stack)).toEqual(["alpha", "zeta"]);
     expect([...d.archives]).toEqual([["a".repeat(64), "alpha"]]);
-    expect([...d.generations]).toEqual([["alpha", 4], ["zeta", 4]]);
+    expect([...d.generations]).toEqual([
+      ["alpha", 4],
+      ["zeta", 4],
+    ]);
   });
 });

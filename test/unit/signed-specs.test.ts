@@ -15,37 +15,124 @@ const k1 = generateSigningKeys();
 const k2 = generateSigningKeys();
 const stranger = generateSigningKeys();
 const signer = (k: { privatePem: string }) => new SpecSigner(createPrivateKey(k.privatePem));
-const trust = (...ks: { publicPem: string; keyId: string }[]): Map<string, KeyObject> => new Map(ks.map((k) => [k.keyId, createPublicKey(k.publicPem)]));
+const trust = (...ks: { publicPem: string; keyId: string }[]): Map<string, KeyObject> =>
+  new Map(ks.map((k) => [k.keyId, createPublicKey(k.publicPem)]));
 
 const archive = "a".repeat(64);
 function spec(generation: number, text = "[Service]\nExecStart=/bin/sleep infinity\n", digest = archive): StackSpec {
   return {
-    schema: 1, stack: "web", generation, environment: "test", createdAt: "", deployment: { type: "standalone", name: "web", version: null, group: null },
+    schema: 1,
+    stack: "web",
+    generation,
+    environment: "test",
+    createdAt: "",
+    deployment: { type: "standalone", name: "web", version: null, group: null },
     units: [
-      { name: `web-file-deploy@${digest.slice(0, 8)}.service`, stack: "web", component: "file-deploy", group: null, version: digest.slice(0, 8), role: "archive", text: "[Service]\nExecStart=/bin/true\n", placements: [{ global: true, metadata: {} }], archive: digest },
-      { name: "web-app@1.service", stack: "web", component: "app", group: null, version: "1", role: "dependency", text, placements: [{ global: true, metadata: {} }] },
+      {
+        name: `web-file-deploy@${digest.slice(0, 8)}.service`,
+        stack: "web",
+        component: "file-deploy",
+        group: null,
+        version: digest.slice(0, 8),
+        role: "archive",
+        text: "[Service]\nExecStart=/bin/true\n",
+        placements: [{ global: true, metadata: {} }],
+        archive: digest,
+      },
+      {
+        name: "web-app@1.service",
+        stack: "web",
+        component: "app",
+        group: null,
+        version: "1",
+        role: "dependency",
+        text,
+        placements: [{ global: true, metadata: {} }],
+      },
     ],
   };
 }
 function candidate(s: StackSpec, by: SpecSigner | null, edit?: (bytes: Buffer) => Buffer): SpecCandidate {
   const bytes = Buffer.from(JSON.stringify(s));
-  const signature = by ? { key: "houston/stacks/web/signature", value: Buffer.from(JSON.stringify(by.sign(s.stack, s.generation, bytes))) } : null;
+  const signature = by
+    ? { key: "houston/stacks/web/signature", value: Buffer.from(JSON.stringify(by.sign(s.stack, s.generation, bytes))) }
+    : null;
   return { stack: "web", key: "houston/stacks/web/spec", value: edit ? edit(bytes) : bytes, signature };
 }
 const swap = (from: string, to: string) => (b: Buffer) => Buffer.from(b.toString().replace(from, to));
 
 describe("acceptSpec", () => {
-  const cases: { title: string; c: SpecCandidate; trusted: Map<string, KeyObject> | null; highest?: number; refused: RegExp | null }[] = [
-    { title: "no trusted keys: an unsigned spec is applied", c: candidate(spec(1), null), trusted: null, refused: null },
-    { title: "a spec signed by a trusted key is applied", c: candidate(spec(1), signer(k1)), trusted: trust(k1), refused: null },
-    { title: "unsigned, with trusted keys: refused", c: candidate(spec(1), null), trusted: trust(k1), refused: /not signed and this agent trusts only signed specs/ },
-    { title: "tampered unit text: refused", c: candidate(spec(1), signer(k1), swap("/bin/sleep infinity", "/bin/sh -c evil")), trusted: trust(k1), refused: /does not match the spec \(tampered\?\)/ },
-    { title: "tampered archive digest: refused", c: candidate(spec(1), signer(k1), swap(`"archive":"${archive}"`, `"archive":"${"b".repeat(64)}"`)), trusted: trust(k1), refused: /does not match the spec/ },
-    { title: "signed by a key the agent does not trust: refused", c: candidate(spec(1), signer(stranger)), trusted: trust(k1), refused: new RegExp(`signed by key ${stranger.keyId}, which this agent does not trust`) },
-    { title: "a replayed older signed spec: refused", c: candidate(spec(3), signer(k1)), trusted: trust(k1), highest: 5, refused: /generation 3 is older than generation 5 already accepted/ },
-    { title: "the same generation again (a re-read): applied", c: candidate(spec(5), signer(k1)), trusted: trust(k1), highest: 5, refused: null },
-    { title: "rotation: either of two trusted keys is accepted (old)", c: candidate(spec(6), signer(k1)), trusted: trust(k1, k2), highest: 5, refused: null },
-    { title: "rotation: either of two trusted keys is accepted (new)", c: candidate(spec(6), signer(k2)), trusted: trust(k1, k2), highest: 5, refused: null },
+  const cases: {
+    title: string;
+    c: SpecCandidate;
+    trusted: Map<string, KeyObject> | null;
+    highest?: number;
+    refused: RegExp | null;
+  }[] = [
+    {
+      title: "no trusted keys: an unsigned spec is applied",
+      c: candidate(spec(1), null),
+      trusted: null,
+      refused: null,
+    },
+    {
+      title: "a spec signed by a trusted key is applied",
+      c: candidate(spec(1), signer(k1)),
+      trusted: trust(k1),
+      refused: null,
+    },
+    {
+      title: "unsigned, with trusted keys: refused",
+      c: candidate(spec(1), null),
+      trusted: trust(k1),
+      refused: /not signed and this agent trusts only signed specs/,
+    },
+    {
+      title: "tampered unit text: refused",
+      c: candidate(spec(1), signer(k1), swap("/bin/sleep infinity", "/bin/sh -c evil")),
+      trusted: trust(k1),
+      refused: /does not match the spec \(tampered\?\)/,
+    },
+    {
+      title: "tampered archive digest: refused",
+      c: candidate(spec(1), signer(k1), swap(`"archive":"${archive}"`, `"archive":"${"b".repeat(64)}"`)),
+      trusted: trust(k1),
+      refused: /does not match the spec/,
+    },
+    {
+      title: "signed by a key the agent does not trust: refused",
+      c: candidate(spec(1), signer(stranger)),
+      trusted: trust(k1),
+      refused: new RegExp(`signed by key ${stranger.keyId}, which this agent does not trust`),
+    },
+    {
+      title: "a replayed older signed spec: refused",
+      c: candidate(spec(3), signer(k1)),
+      trusted: trust(k1),
+      highest: 5,
+      refused: /generation 3 is older than generation 5 already accepted/,
+    },
+    {
+      title: "the same generation again (a re-read): applied",
+      c: candidate(spec(5), signer(k1)),
+      trusted: trust(k1),
+      highest: 5,
+      refused: null,
+    },
+    {
+      title: "rotation: either of two trusted keys is accepted (old)",
+      c: candidate(spec(6), signer(k1)),
+      trusted: trust(k1, k2),
+      highest: 5,
+      refused: null,
+    },
+    {
+      title: "rotation: either of two trusted keys is accepted (new)",
+      c: candidate(spec(6), signer(k2)),
+      trusted: trust(k1, k2),
+      highest: 5,
+      refused: null,
+    },
   ];
   for (const { title, c, trusted, highest, refused } of cases) {
     it(title, () => {
@@ -58,11 +145,16 @@ describe("acceptSpec", () => {
   it("a signature copied from another generation or stack does not verify", () => {
     const s1 = candidate(spec(1), signer(k1));
     const s2 = candidate(spec(2), null);
-    expect(acceptSpec({ ...s2, signature: s1.signature }, trust(k1), undefined)).toMatchObject({ ok: false, reason: expect.stringMatching(/signature is for web generation 1, not web generation 2/) });
+    expect(acceptSpec({ ...s2, signature: s1.signature }, trust(k1), undefined)).toMatchObject({
+      ok: false,
+      reason: expect.stringMatching(/signature is for web generation 1, not web generation 2/),
+    });
   });
 
   it("unreadable trusted keys fail closed", () => {
-    expect(acceptSpec(candidate(spec(1), signer(k1)), new Error("trusted key /etc/houston/trust/x.pub: bad PEM"), undefined)).toMatchObject({ ok: false, reason: expect.stringMatching(/trusted keys cannot be read/) });
+    expect(
+      acceptSpec(candidate(spec(1), signer(k1)), new Error("trusted key /etc/houston/trust/x.pub: bad PEM"), undefined),
+    ).toMatchObject({ ok: false, reason: expect.stringMatching(/trusted keys cannot be read/) });
   });
 
   it("a trust directory is read again on each use: a key added later is trusted (rotation without restart)", () => {
