@@ -4,6 +4,7 @@
  * Passes never overlap; a change during a pass triggers another. Without Consul it keeps what it
  * has, retries with backoff, and resumes without restarting anything.
  */
+import { AGENT_SERVICE } from "../shared/spec.js";
 import { createHash, type KeyObject } from "node:crypto";
 import { execFile } from "node:child_process";
 import { existsSync, readFileSync } from "node:fs";
@@ -125,8 +126,8 @@ export class Agent {
       try {
         const { port, checkHost } = this.cfg.listen;
         await this.deps.consul.agentServiceRegister({
-          ID: "houston-agent",
-          Name: "houston-agent",
+          ID: AGENT_SERVICE,
+          Name: AGENT_SERVICE,
           Port: port,
           Tags: [`version:${AGENT_VERSION}`],
           Meta: { houston_node: this.node },

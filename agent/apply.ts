@@ -8,7 +8,7 @@ import { networkInterfaces } from "node:os";
 import type { Consul } from "../shared/consul.js";
 import { errorText } from "../shared/errors.js";
 import type { KvLayout } from "../shared/kv-layout.js";
-import { checkTargetProblem, serviceNameProblem } from "../shared/spec.js";
+import { checkTargetProblem, serviceNameProblem, serviceTags } from "../shared/spec.js";
 import { fetchArchive, installArchive, parseArchive, removeArchive } from "./archive.js";
 import type { Step } from "./reconcile.js";
 import { removeSafely, writeFileSafely } from "./safe-fs.js";
@@ -121,7 +121,7 @@ async function applyStep(step: Step, d: ApplyDeps): Promise<void> {
         ID: step.serviceId,
         Name: s.name,
         Port: s.port,
-        Tags: [`version:${step.version}`, ...(step.group ? [`deploy:${step.group}`] : [])],
+        Tags: serviceTags(step.version, step.group),
         Meta: { houston_unit: step.name, houston_stack: step.stack },
         Check: { HTTP: s.checkHttp ?? `http://127.0.0.1:${s.port}/`, Interval: s.interval, Timeout: "2s" },
       });
@@ -132,6 +132,11 @@ async function applyStep(step: Step, d: ApplyDeps): Promise<void> {
       removeArchive(step.sha, d.root, d.state);
       d.log(`removed archive ${step.sha.slice(0, 12)} of ${step.stack}`);
       return;
+    default: {
+      // a new step kind must be carried out here: this stops it compiling until it is
+      const unhandled: never = step;
+      throw new Error(`no handler for step ${JSON.stringify(unhandled)}`);
+    }
   }
 }
 

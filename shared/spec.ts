@@ -42,9 +42,17 @@ export function checkTargetProblem(url: string, ownAddresses: ReadonlySet<string
   return `check URL ${url} must target this host (loopback${ownAddresses.size ? " or one of its own addresses" : ""}), not ${host}`;
 }
 
+/** The Consul service every agent registers itself as (its check is the agent's /health). */
+export const AGENT_SERVICE = "houston-agent";
+
+/** The tags a declared service carries, and that a rollout waits for: one rule for both sides. */
+export function serviceTags(version: string, group: string | null): string[] {
+  return [`version:${version}`, ...(group ? [`deploy:${group}`] : [])];
+}
+
 /** The Consul service names a stack may register: its own name or `<stack>-…`, never Houston's or Consul's. */
 export function serviceNameProblem(stack: string, name: string): string | null {
-  if (name === "houston-agent" || name === "consul") return `service name ${name} is reserved`;
+  if (name === AGENT_SERVICE || name === "consul") return `service name ${name} is reserved`;
   if (name === stack || name.startsWith(`${stack}-`)) return null;
   return `service name ${name} is not stack ${stack}'s to register (use ${stack} or ${stack}-<name>)`;
 }

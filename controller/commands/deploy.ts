@@ -7,12 +7,10 @@ import type { Manifest } from "../config/manifest.js";
 import type { Context } from "../context.js";
 import type { Output } from "../output.js";
 import type { DeploymentRequest } from "../plan/plan-deployment.js";
-import { followReports, TimeoutError } from "../rollout/fleet-view.js";
-import { readHistory, writeHistory } from "../rollout/history.js";
+import { nextGeneration, readHistory, writeHistory } from "../rollout/history.js";
 import { DeployLock, forceUnlock, whoAmI } from "../rollout/lock.js";
-import { removalPending } from "../rollout/progress.js";
 import { deleteSpec, readSpecAt, writeSpec } from "../rollout/publish.js";
-import { pruneArchives, rollout, type RolloutOptions } from "../rollout/rollout.js";
+import { pruneArchives, rollout, waitRemoved, type RolloutOptions } from "../rollout/rollout.js";
 import { makePlan } from "./plan.js";
 
 export async function breakLockIfAsked(ctx: Context, stack: string, force: boolean, out: Output): Promise<void> {
@@ -69,7 +67,7 @@ export async function removeCommand(
     if (removed.length === 0) throw new HoustonError(`stack ${stack} has no units in group ${group}`);
     for (const u of removed) out.info(`Destroying ${u.name}`);
     const left = spec.units.filter((u) => !removed.includes(u));
-    const generation = spec.generation + 1;
+    const generation = nextGeneration(spec, await readHistory(ctx.consul, ctx.kv, stack));
     if (left.length)
       await writeSpec(
         ctx.consul,
@@ -79,26 +77,13 @@ export async function removeCommand(
         ctx.signer,
       );
     else await deleteSpec(ctx.consul, ctx.kv, stack, modifyIndex);
-    let pending: string[] = [];
-    try {
-      await followReports(
-        ctx.consul,
-        ctx.kv,
-        stack,
-        Date.now() + 120_000,
-        (reports) => {
-          pending = removalPending(
-            removed.map((u) => u.name),
-            reports,
-          );
-          return pending.length === 0 ? true : undefined;
-        },
-        () => `still present on ${pending.join(", ")}`,
-      );
-    } catch (err) {
-      if (!(err instanceof TimeoutError)) throw err;
-      out.warn(`units still reported on ${pending.join(", ")}; the agents will keep converging`);
-    }
+    const gone = await waitRemoved(
+      ctx,
+      stack,
+      removed.map((u) => u.name),
+      generation,
+      out,
+    );
     const record: HistoryRecord = {
       schema: SCHEMA_VERSION,
       stack,
@@ -123,7 +108,7 @@ export async function removeCommand(
       out,
     );
     out.info(record.message);
-    return pending.length === 0;
+    return gone;
   } finally {
     await lock.release();
   }

@@ -4,14 +4,13 @@
  */
 import { ConfigError } from "../../shared/errors.js";
 import type { DeploymentRequest, PlanInputs, PlanInputUnit } from "../plan/plan-deployment.js";
-import { stackOf } from "../plan/plan-deployment.js";
+import { stackOf, templateVariables } from "../plan/plan-deployment.js";
 import { filesPath, loadFiles } from "./files.js";
 import { loadManifest, type Manifest, type UnitRef } from "./manifest.js";
 import { findUnitTemplate } from "./units.js";
 
-export function templateVariables(manifest: Manifest, req: DeploymentRequest): Record<string, string> {
-  const own = Object.hasOwn(manifest.variables, req.environment) ? manifest.variables[req.environment] : undefined;
-  return { ...(own ?? {}), service: stackOf(req), environment: req.environment, group: req.group ?? "" };
+function environmentVariables(manifest: Manifest, environment: string): Record<string, string> {
+  return (Object.hasOwn(manifest.variables, environment) ? manifest.variables[environment] : undefined) ?? {};
 }
 
 export function loadDeploymentInputs(
@@ -66,11 +65,16 @@ export function loadDeploymentInputs(
     }
   }
   const filesSource = filesPath(dir, req.type, req.name);
-  const variables = templateVariables(manifest, req);
+  const variables = environmentVariables(manifest, req.environment);
   return {
     variables,
     units,
-    files: loadFiles(filesSource, req.environment, variables, new Set(Object.keys(manifest.environments))),
+    files: loadFiles(
+      filesSource,
+      req.environment,
+      templateVariables(variables, req),
+      new Set(Object.keys(manifest.environments)),
+    ),
     filesSource,
   };
 }

@@ -28,10 +28,17 @@ export function diffPlan(planUnits: UnitSpec[], group: string | null, current: S
       diff.unchanged.push(u.name);
     else diff.changed.push(u.name);
   }
-  for (const u of current?.units ?? []) {
-    if (planNames.has(u.name)) continue;
-    if (u.group === group) diff.replaced.push(u.name);
-    else diff.untouched.push(u.name);
-  }
+  const others = (current?.units ?? []).filter((u) => !planNames.has(u.name));
+  diff.replaced = replacedUnits(others, group);
+  diff.untouched = others.filter((u) => !diff.replaced.includes(u.name)).map((u) => u.name);
   return diff;
+}
+
+/**
+ * The one rule for what a deployment replaces: of the stack's units it does not carry (`others`),
+ * those of its own group (other versions, units dropped from the manifest). Pruned once it is
+ * confirmed; other groups' units are left alone.
+ */
+export function replacedUnits(others: Pick<UnitSpec, "name" | "group">[], group: string | null): string[] {
+  return others.filter((u) => u.group === group).map((u) => u.name);
 }

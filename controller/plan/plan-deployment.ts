@@ -54,6 +54,14 @@ export interface Plan {
 
 export const ARCHIVE_COMPONENT = "file-deploy";
 
+/** The one set of substitutions for units and files: the environment's variables, then {service}, {environment}, {group}. */
+export function templateVariables(
+  variables: Record<string, string>,
+  req: Pick<DeploymentRequest, "type" | "name" | "environment" | "group">,
+): Record<string, string> {
+  return { ...variables, service: stackOf(req), environment: req.environment, group: req.group ?? "" };
+}
+
 export function stackOf(req: Pick<DeploymentRequest, "type" | "name">): string {
   return req.type === "global" ? "global" : req.name;
 }
@@ -70,7 +78,7 @@ export function planDeployment(inputs: PlanInputs, req: DeploymentRequest): Plan
     throw new ConfigError("command line", `invalid version ${JSON.stringify(req.version)}`);
   if (req.type === "service" && req.version === null)
     throw new ConfigError("command line", "a service deployment needs a VERSION");
-  const vars = { ...inputs.variables, service: stack, environment: req.environment, group: req.group ?? "" };
+  const vars = templateVariables(inputs.variables, req);
 
   interface Rendered {
     spec: Omit<UnitSpec, "text">;

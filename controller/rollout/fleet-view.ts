@@ -2,6 +2,7 @@
  * What the controller knows of the fleet: hosts (agents' records + their Consul health) and the
  * agents' status reports, followed with blocking queries (never sleeps).
  */
+import { AGENT_SERVICE } from "../../shared/spec.js";
 import type { Consul } from "../../shared/consul.js";
 import { errorText } from "../../shared/errors.js";
 import type { KvLayout } from "../../shared/kv-layout.js";
@@ -31,7 +32,7 @@ export async function readAgents(consul: Consul, kv: KvLayout): Promise<{ record
 /** Hosts with an agent: its record's metadata and the state of its houston-agent check. */
 export async function readHosts(consul: Consul, kv: KvLayout): Promise<HostView[]> {
   const { records } = await readAgents(consul, kv);
-  const { entries } = await consul.healthService("houston-agent");
+  const { entries } = await consul.healthService(AGENT_SERVICE);
   const health = new Map(entries.map((e) => [e.Node.Node, worst(e.Checks.map((c) => c.Status))]));
   return records
     .filter((r) => health.has(r.node))

@@ -3,7 +3,18 @@
  */
 import type { Consul } from "../../shared/consul.js";
 import type { KvLayout } from "../../shared/kv-layout.js";
-import { HistoryRecordSchema, decodeJson, type HistoryRecord } from "../../shared/spec.js";
+import { HistoryRecordSchema, decodeJson, type HistoryRecord, type StackSpec } from "../../shared/spec.js";
+
+/**
+ * The one rule for the next spec generation: above the live spec and everything history saw, so
+ * generations only go forward (agents that trust signed specs refuse to go back).
+ */
+export function nextGeneration(
+  live: Pick<StackSpec, "generation"> | null,
+  history: Pick<HistoryRecord, "generation" | "finalGeneration">[],
+): number {
+  return Math.max(live?.generation ?? 0, ...history.map((h) => Math.max(h.generation, h.finalGeneration ?? 0))) + 1;
+}
 
 export async function readHistory(consul: Consul, kv: KvLayout, stack: string): Promise<HistoryRecord[]> {
   const entries = await consul.kvList(kv.history(stack));

@@ -5,6 +5,7 @@
  * generation (unless --no-removal), so the old versions keep serving, and say what failed where.
  * Decisions are in progress.ts (pure); this file only sequences I/O.
  */
+import { serviceTags } from "../../shared/spec.js";
 import { describeHost } from "./confirm.js";
 import { HoustonError, errorText } from "../../shared/errors.js";
 import {
@@ -18,8 +19,9 @@ import {
 import type { Context } from "../context.js";
 import type { Output } from "../output.js";
 import type { BuiltArchive } from "../plan/archive.js";
+import { replacedUnits } from "../plan/diff.js";
 import { TimeoutError, followHealth, followReports, parseReports, readHosts } from "./fleet-view.js";
-import { readHistory, writeHistory } from "./history.js";
+import { nextGeneration, readHistory, writeHistory } from "./history.js";
 import { DeployLock, whoAmI } from "./lock.js";
 import {
   archivesToKeep,
@@ -87,11 +89,7 @@ export async function rollout(ctx: Context, input: RolloutInput, opts: RolloutOp
     let index = modifyIndex;
     /** the generation live in KV now (null once the spec is deleted) */
     let live: number | null = before?.generation ?? null;
-    let generation = Math.max(
-      before?.generation ?? 0,
-      history.at(-1)?.finalGeneration ?? 0,
-      history.at(-1)?.generation ?? 0,
-    );
+    let generation = nextGeneration(before, history) - 1;
     // Ctrl-C: give the lock back at once (rather than after its TTL) and say where things stand
     const interrupted = (): void => {
       void lock.release().finally(() => {
@@ -156,7 +154,7 @@ export async function rollout(ctx: Context, input: RolloutInput, opts: RolloutOp
     const ok = failure === null;
     let message: string;
     if (!failure) {
-      const removedUnits = kept.filter((u) => u.group === input.deployment.group).map((u) => u.name);
+      const removedUnits = replacedUnits(kept, input.deployment.group);
       if (removedUnits.length) {
         for (const name of removedUnits) out.info(`Destroying ${name}`);
         const g = await write([...kept.filter((u) => !removedUnits.includes(u.name)), ...input.units]);
@@ -331,7 +329,7 @@ async function confirmService(
   const svc = input.units.find((u) => u.role === "service");
   if (!svc) return null;
   const name = svc.service?.name ?? input.stack;
-  const tags = [`version:${svc.version}`, ...(svc.group ? [`deploy:${svc.group}`] : [])];
+  const tags = serviceTags(svc.version, svc.group);
   const nodes = scope.find((t) => t.name === svc.name)?.hosts ?? [];
   const ac = new AbortController();
   const seen = new Map<string, string>();
@@ -394,14 +392,14 @@ async function recheck(ctx: Context, stack: string, scope: UnitTarget[], generat
   return d.kind === "failed" ? { unit: d.unit, host: d.host, reason: d.reason } : null;
 }
 
-async function waitRemoved(
+export async function waitRemoved(
   ctx: Context,
   stack: string,
   names: string[],
   generation: number,
   out: Output,
-): Promise<void> {
-  if (names.length === 0) return;
+): Promise<boolean> {
+  if (names.length === 0) return true;
   let pending: string[] = [];
   try {
     await followReports(
@@ -415,11 +413,13 @@ async function waitRemoved(
       },
       () => `still present on ${pending.join(", ")}`,
     );
+    return true;
   } catch (err) {
     if (!(err instanceof TimeoutError)) throw err;
     out.warn(
       `generation ${generation}: ${names.join(", ")} still reported on ${pending.join(", ")} after ${REMOVAL_WAIT_MS / 1000}s; the agents will keep converging`,
     );
+    return false;
   }
 }
 
