@@ -5,14 +5,12 @@ export class Metrics {
   passes = 0;
   failures = 0;
   durationSum = 0;
-  lastDuration = 0;
   unitsByState = new Map<string, number>();
 
   recordPass(seconds: number, failed: boolean): void {
     this.passes++;
     if (failed) this.failures++;
     this.durationSum += seconds;
-    this.lastDuration = seconds;
   }
 
   setUnitStates(states: string[]): void {

@@ -119,10 +119,6 @@ export class Systemd {
     return () => this.listeners.delete(listener);
   }
 
-  async version(): Promise<string> {
-    return str(await this.getProperty(SD_PATH, MANAGER, "Version"), "Version");
-  }
-
   async reload(): Promise<void> {
     await this.call(SD_PATH, MANAGER, "Reload", "", []);
   }

@@ -18,24 +18,12 @@ import { loadManifestFor, makeContext, type GlobalOptions } from "./context.js";
 import { EXIT, consoleOutput, type Output } from "./output.js";
 import { planCommand } from "./commands/plan.js";
 import type { DeploymentRequest, DeploymentType } from "./plan/plan-deployment.js";
+import type { CommandEnv } from "./commands/env.js";
 import { registerCommands } from "./commands/register.js";
 
 export const VERSION = HOUSTON_VERSION;
 
-export interface CommandEnv {
-  globals(cmd: Command): GlobalOptions;
-  output(cmd: Command): Output;
-  /** deploy, remove, rollback: live progress on a terminal, NDJSON events with --json */
-  rolloutOutput(cmd: Command): Output;
-  manifest(cmd: Command): Manifest;
-  request(
-    cmd: Command,
-    type: DeploymentType,
-    name: string,
-    version: string | null,
-    opts: { group?: string; dependencies?: boolean },
-  ): DeploymentRequest;
-}
+export type { CommandEnv } from "./commands/env.js";
 
 export function buildProgram(): Command {
   const program = new Command("houston")

@@ -18,7 +18,6 @@ export interface Output {
 
 export interface ConsoleOptions {
   verbose: boolean;
-  quiet?: boolean;
   /** rollouts with --json: every line and progress change also as an NDJSON event on stdout */
   events?: boolean;
   /** a terminal: progress is one line rewritten in place, with the elapsed time */
@@ -42,7 +41,6 @@ export function consoleOutput(opts: ConsoleOptions): Output {
   };
   const log = (level: Level, message: string): void => {
     if (level === "DEBUG" && !opts.verbose) return;
-    if (opts.quiet && level !== "ERROR") return;
     clear();
     process.stderr.write(`${level.padEnd(8)} ${message}\n`);
     draw();

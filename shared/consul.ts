@@ -75,8 +75,6 @@ const NodeMeta = z
   .record(z.string())
   .nullable()
   .transform((m) => m ?? {});
-const CatalogNode = z.object({ Node: z.string(), Address: z.string(), Meta: NodeMeta });
-export type CatalogNode = z.infer<typeof CatalogNode>;
 
 const HealthEntry = z.object({
   Node: z.object({ Node: z.string(), Address: z.string(), Meta: NodeMeta }),
@@ -91,9 +89,6 @@ const AgentSelf = z.object({
   Config: z.object({ NodeName: z.string(), Datacenter: z.string() }),
   Meta: NodeMeta.optional(),
 });
-
-const SessionInfo = z.object({ ID: z.string(), Name: z.string(), Node: z.string(), TTL: z.string() });
-export type SessionInfo = z.infer<typeof SessionInfo>;
 
 export const MAX_TXN_OPS = 64;
 
@@ -404,12 +399,6 @@ export class Consul {
     if (res.status !== 200) this.fail(`session destroy ${id}`, res, "session:write");
   }
 
-  async sessionInfo(id: string): Promise<SessionInfo | null> {
-    const res = await this.request("GET", `/v1/session/info/${encodeURIComponent(id)}`);
-    if (res.status !== 200) this.fail(`session info ${id}`, res, "session:read");
-    return parseJson(z.array(SessionInfo).nullable(), res.body, "session info")?.[0] ?? null;
-  }
-
   // ---- agent, catalog, health -------------------------------------------------------------
 
   async agentSelf(): Promise<{ nodeName: string; datacenter: string; meta: Record<string, string> }> {
@@ -417,12 +406,6 @@ export class Consul {
     if (res.status !== 200) this.fail("agent self", res, "agent:read on the local Consul agent's node");
     const self = parseJson(AgentSelf, res.body, "agent self");
     return { nodeName: self.Config.NodeName, datacenter: self.Config.Datacenter, meta: self.Meta ?? {} };
-  }
-
-  async catalogNodes(): Promise<CatalogNode[]> {
-    const res = await this.request("GET", "/v1/catalog/nodes");
-    if (res.status !== 200) this.fail("catalog nodes", res, "node:read");
-    return parseJson(z.array(CatalogNode), res.body, "catalog nodes");
   }
 
   async healthService(

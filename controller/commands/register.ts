@@ -5,7 +5,7 @@
 import { Option, type Command } from "commander";
 import { ConfigError } from "../../shared/errors.js";
 import { NAME_RE } from "../../shared/unit-name.js";
-import type { CommandEnv } from "../cli.js";
+import type { CommandEnv } from "./env.js";
 import { makeContext } from "../context.js";
 import { EXIT } from "../output.js";
 import type { DeploymentType } from "../plan/plan-deployment.js";

@@ -5,7 +5,8 @@
 import { existsSync } from "node:fs";
 import { join, posix } from "node:path";
 import { isRecord, readYamlFile, type YamlFile } from "./yaml-file.js";
-import { substitute } from "./substitute.js";
+import type { FileEntry } from "../plan/inputs.js";
+import { substitute } from "../plan/substitute.js";
 
 /** user/group names as useradd accepts them, or a number */
 const ACCOUNT_RE = /^(?:[A-Za-z_][A-Za-z0-9_.-]{0,31}\$?|\d{1,10})$/;
@@ -18,13 +19,7 @@ const SYSTEMD_DIRS = [
   "/usr/local/lib/systemd/",
 ];
 
-export interface FileEntry {
-  path: string;
-  content: Buffer;
-  mode: number;
-  owner: string;
-  group: string;
-}
+export type { FileEntry } from "../plan/inputs.js";
 
 export type FilesKind = "global" | "standalone" | "service";
 

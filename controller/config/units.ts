@@ -6,13 +6,10 @@ import { existsSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 import { ConfigError } from "../../shared/errors.js";
 import { NAME_RE } from "../../shared/unit-name.js";
+import type { UnitTemplate } from "../plan/inputs.js";
 import { readYamlFile, type YamlFile } from "./yaml-file.js";
 
-export interface UnitTemplate {
-  text: string;
-  /** where it came from, for error messages */
-  source: string;
-}
+export type { UnitTemplate } from "../plan/inputs.js";
 
 export type UnitFolder = "shared" | "service" | "global";
 

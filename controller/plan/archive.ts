@@ -6,7 +6,7 @@
 import { createHash } from "node:crypto";
 import { Header, Pax } from "tar";
 import type { ArchiveMeta } from "../../shared/spec.js";
-import type { FileEntry } from "../config/files.js";
+import type { FileEntry } from "./inputs.js";
 
 export const CHUNK_SIZE = 512 * 1024;
 const BLOCK = 512;

@@ -84,7 +84,6 @@ describe("sessions and locks", () => {
     expect(await c.kvPut("locks/x", "two", { acquire: s2 })).toBe(false);
     expect((await c.kvGet("locks/x"))?.session).toBe(s1);
     expect(await c.sessionRenew(s1)).toBe(true);
-    expect((await c.sessionInfo(s1))?.Name).toBe("one");
     await c.sessionDestroy(s1);
     expect(await c.sessionRenew(s1)).toBe(false);
     expect((await c.kvGet("locks/x"))?.session).toBeUndefined();
@@ -96,8 +95,6 @@ describe("catalog, health, agent", () => {
   it("reads its own node and registers a service with a check", async () => {
     const self = await c.agentSelf();
     expect(self.nodeName).toMatch(/^consul-dev-/);
-    const nodes = await c.catalogNodes();
-    expect(nodes.map((n) => n.Node)).toContain(self.nodeName);
     await c.agentServiceRegister({
       ID: "web-1",
       Name: "web",

@@ -1,5 +1,5 @@
 /** Publishing hand-made deployments into a fleet's KV, and waiting on what agents report. */
-import type { FileEntry } from "../../controller/config/files.js";
+import type { FileEntry } from "../../controller/plan/inputs.js";
 import { planDeployment, type DeploymentRequest, type PlanInputUnit } from "../../controller/plan/plan-deployment.js";
 import { readSpecAt, uploadArchive, writeSpec } from "../../controller/rollout/publish.js";
 import type { Consul } from "../../shared/consul.js";

@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import type { FileEntry } from "../../controller/config/files.js";
+import type { FileEntry } from "../../controller/plan/inputs.js";
 import { planDeployment, type DeploymentRequest, type PlanInputUnit } from "../../controller/plan/plan-deployment.js";
 import { diffPlan } from "../../controller/plan/diff.js";
 import type { StackSpec } from "../../shared/spec.js";
