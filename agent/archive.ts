@@ -5,14 +5,10 @@
  * directories only, exclusive temp file, owner and mode on the descriptor, rename). A file that
  * exists and Houston did not create, or that another stack's archive owns, is never overwritten.
  */
-import { createHash } from "node:crypto";
 import { readFileSync, realpathSync } from "node:fs";
 import { join, posix, relative } from "node:path";
 import { Parser, type ReadEntry } from "tar";
-import type { Consul } from "../shared/consul.js";
 import { ArchiveRejectedError, errorText } from "../shared/errors.js";
-import type { KvLayout } from "../shared/kv-layout.js";
-import { ArchiveMetaSchema, decodeJson } from "../shared/spec.js";
 import {
   isInside,
   kernelResolve,
@@ -36,37 +32,6 @@ export interface ArchiveEntry {
   gid: number;
   data: Buffer;
   linkTarget?: string;
-}
-
-/** Fetches all chunks and checks size and sha256 against the digest the spec names. */
-export async function fetchArchive(consul: Consul, kv: KvLayout, sha: string, maxBytes: number): Promise<Buffer> {
-  const metaKey = kv.archiveMeta(sha);
-  const metaEntry = await consul.kvGet(metaKey);
-  if (!metaEntry) throw new ArchiveRejectedError(`archive ${sha} is not in Consul (${metaKey} missing)`);
-  const meta = decodeJson(ArchiveMetaSchema, metaKey, metaEntry.value);
-  if (meta.size > maxBytes)
-    throw new ArchiveRejectedError(
-      `archive ${sha} is ${meta.size} bytes, over this agent's limit of ${maxBytes} (--max-archive-size); not fetched`,
-    );
-  if (meta.chunks > Math.ceil(meta.size / 65536) + 1)
-    throw new ArchiveRejectedError(`archive ${sha}: ${meta.chunks} chunks for ${meta.size} bytes; not fetched`);
-  const chunks: Buffer[] = [];
-  for (let n = 0; n < meta.chunks; n++) {
-    const e = await consul.kvGet(kv.archiveChunk(sha, n));
-    if (!e) throw new ArchiveRejectedError(`archive ${sha}: chunk ${kv.archiveChunk(sha, n)} missing`);
-    chunks.push(e.value);
-  }
-  const bytes = Buffer.concat(chunks);
-  return verifyArchive(bytes, sha, meta.size);
-}
-
-export function verifyArchive(bytes: Buffer, sha: string, size?: number): Buffer {
-  if (size !== undefined && bytes.length !== size)
-    throw new ArchiveRejectedError(`archive ${sha}: size ${bytes.length} differs from the recorded ${size}`);
-  const got = createHash("sha256").update(bytes).digest("hex");
-  if (got !== sha)
-    throw new ArchiveRejectedError(`archive ${sha}: digest mismatch (content hashes to ${got}); nothing written`);
-  return bytes;
 }
 
 /** Parses a tar archive fully in memory and validates every entry; throws before anything is written. */

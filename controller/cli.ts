@@ -10,14 +10,13 @@ import {
   LockHeldError,
   errorText,
 } from "../shared/errors.js";
-import type { Manifest } from "./config/manifest.js";
 import { normalizeArgv } from "./argv.js";
 import { NAME_RE } from "../shared/unit-name.js";
 import { HOUSTON_VERSION } from "../shared/version.js";
 import { loadManifestFor, makeContext, type GlobalOptions } from "./context.js";
-import { EXIT, consoleOutput, type Output } from "./output.js";
+import { EXIT, consoleOutput } from "./output.js";
 import { planCommand } from "./commands/plan.js";
-import type { DeploymentRequest, DeploymentType } from "./plan/plan-deployment.js";
+import type { DeploymentType } from "./plan/plan-deployment.js";
 import type { CommandEnv } from "./commands/env.js";
 import { registerCommands } from "./commands/register.js";
 

@@ -1,22 +1,18 @@
 /**
  * Deterministic file archives: the same files give the same bytes and so the same sha256
  * (sorted paths, fixed mtime, uid/gid 0 with owner/group by name, no directories).
- * Stored in KV split into chunks of at most CHUNK_SIZE.
+ * Stored in KV by shared/archive-store.ts.
  */
 import { createHash } from "node:crypto";
 import { Header, Pax } from "tar";
-import type { ArchiveMeta } from "../../shared/spec.js";
+import type { StoredArchive } from "../../shared/archive-store.js";
 import type { FileEntry } from "./inputs.js";
 
-export const CHUNK_SIZE = 512 * 1024;
 const BLOCK = 512;
 const MTIME = new Date(0);
 
-export interface BuiltArchive {
-  sha256: string;
-  bytes: Buffer;
-  files: ArchiveMeta["files"];
-}
+/** What the archive store keeps (shared/archive-store.ts) */
+export type BuiltArchive = StoredArchive;
 
 export function buildArchive(entries: FileEntry[]): BuiltArchive {
   const sorted = [...entries].sort((a, b) => (a.path < b.path ? -1 : a.path > b.path ? 1 : 0));
@@ -51,10 +47,4 @@ export function buildArchive(entries: FileEntry[]): BuiltArchive {
     bytes,
     files: sorted.map((f) => ({ path: f.path, mode: f.mode, owner: f.owner, group: f.group })),
   };
-}
-
-export function chunk(bytes: Buffer, size = CHUNK_SIZE): Buffer[] {
-  const out: Buffer[] = [];
-  for (let off = 0; off < bytes.length; off += size) out.push(bytes.subarray(off, off + size));
-  return out.length ? out : [Buffer.alloc(0)];
 }

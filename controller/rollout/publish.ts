@@ -1,54 +1,14 @@
 /**
- * Writing desired state into KV: content-addressed archives (chunks already present are skipped)
- * and stack specs with CAS on their ModifyIndex (a concurrent change is detected, not overwritten).
+ * Writing stack specs into KV: with CAS on their ModifyIndex (a concurrent change is detected, not
+ * overwritten) and, when a signing key is configured, with their signature in the same transaction.
  */
 import type { Consul } from "../../shared/consul.js";
 import { HoustonError } from "../../shared/errors.js";
 import type { KvLayout } from "../../shared/kv-layout.js";
-import {
-  ArchiveMetaSchema,
-  SCHEMA_VERSION,
-  StackSpecSchema,
-  decodeJson,
-  type ArchiveMeta,
-  type StackSpec,
-} from "../../shared/spec.js";
+import { StackSpecSchema, decodeJson, type StackSpec } from "../../shared/spec.js";
 import type { SpecSigner } from "../../shared/signing.js";
-import { chunk, type BuiltArchive } from "../plan/archive.js";
 
 export class ConcurrentChangeError extends HoustonError {}
-
-/** Uploads an archive unless it is complete in KV already; meta is written last (it marks completeness). */
-export async function uploadArchive(
-  consul: Consul,
-  kv: KvLayout,
-  archive: BuiltArchive,
-): Promise<{ uploaded: number; skipped: number }> {
-  const metaKey = kv.archiveMeta(archive.sha256);
-  const existing = await consul.kvGet(metaKey);
-  const parts = chunk(archive.bytes);
-  if (existing) {
-    decodeJson(ArchiveMetaSchema, metaKey, existing.value);
-    return { uploaded: 0, skipped: parts.length };
-  }
-  const present = new Set(await consul.kvKeys(kv.archive(archive.sha256)));
-  let uploaded = 0;
-  for (const [n, part] of parts.entries()) {
-    const key = kv.archiveChunk(archive.sha256, n);
-    if (present.has(key)) continue; // same digest, same chunking: a present chunk has the right bytes
-    await consul.kvPut(key, part);
-    uploaded++;
-  }
-  const meta: ArchiveMeta = {
-    schema: SCHEMA_VERSION,
-    sha256: archive.sha256,
-    size: archive.bytes.length,
-    chunks: parts.length,
-    files: archive.files,
-  };
-  await consul.kvPut(metaKey, JSON.stringify(meta));
-  return { uploaded, skipped: parts.length - uploaded };
-}
 
 export async function readSpecAt(
   consul: Consul,

@@ -32,7 +32,8 @@ import {
   type HostView,
   type UnitTarget,
 } from "./progress.js";
-import { deleteSpec, readSpecAt, uploadArchive, writeSpec } from "./publish.js";
+import { uploadArchive } from "../../shared/archive-store.js";
+import { deleteSpec, readSpecAt, writeSpec } from "./publish.js";
 
 export interface RolloutOptions {
   delaySeconds: number;

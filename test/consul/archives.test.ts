@@ -1,9 +1,9 @@
 import { createPrivateKey, createPublicKey, randomBytes } from "node:crypto";
 import { SpecSignatureSchema, SpecSigner, generateSigningKeys, signatureProblem } from "../../shared/signing.js";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { fetchArchive } from "../../agent/archive.js";
-import { buildArchive, CHUNK_SIZE } from "../../controller/plan/archive.js";
-import { uploadArchive, writeSpec, readSpecAt, ConcurrentChangeError } from "../../controller/rollout/publish.js";
+import { CHUNK_SIZE, fetchArchive, uploadArchive } from "../../shared/archive-store.js";
+import { buildArchive } from "../../controller/plan/archive.js";
+import { writeSpec, readSpecAt, ConcurrentChangeError } from "../../controller/rollout/publish.js";
 import { KvLayout } from "../../shared/kv-layout.js";
 import type { StackSpec } from "../../shared/spec.js";
 import { startConsul, type TestConsul } from "../helpers/consul.js";

@@ -1,7 +1,8 @@
 /** Publishing hand-made deployments into a fleet's KV, and waiting on what agents report. */
 import type { FileEntry } from "../../controller/plan/inputs.js";
 import { planDeployment, type DeploymentRequest, type PlanInputUnit } from "../../controller/plan/plan-deployment.js";
-import { readSpecAt, uploadArchive, writeSpec } from "../../controller/rollout/publish.js";
+import { readSpecAt, writeSpec } from "../../controller/rollout/publish.js";
+import { uploadArchive } from "../../shared/archive-store.js";
 import type { Consul } from "../../shared/consul.js";
 import type { KvLayout } from "../../shared/kv-layout.js";
 import type { SpecSigner } from "../../shared/signing.js";

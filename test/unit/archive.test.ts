@@ -3,7 +3,8 @@ import { existsSync, mkdirSync, mkdtempSync, readFileSync, statSync, symlinkSync
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
-import { installArchive, parseArchive, removeArchive, verifyArchive } from "../../agent/archive.js";
+import { installArchive, parseArchive, removeArchive } from "../../agent/archive.js";
+import { verifyArchive } from "../../shared/archive-store.js";
 import { AgentState } from "../../agent/state.js";
 import { buildArchive } from "../../controller/plan/archive.js";
 import { ArchiveRejectedError } from "../../shared/errors.js";
