@@ -421,5 +421,6 @@ describe("rollout end to end", () => {
       /ERROR +global-beat@2\.service failed on e2e1, e2e2, e2e3: timed out after \d+s: global-beat@2\.service not active yet on e2e3 \(houston-agent on e2e3 is critical\)/,
     );
     expect(await state("e2e1", "global-beat@2.service")).not.toBe("active"); // restored: removed again
+    expect(unitFile("e2e1", "global-beat@2.service")).toBe(false); // gone, not merely never started
   });
 });

@@ -1,0 +1,78 @@
+/**
+ * The example config dirs through the built CLI, as a user runs `houston plan --json` (no Consul
+ * reachable: it renders and says so).
+ */
+import { execFileSync, spawnSync } from "node:child_process";
+import { join } from "node:path";
+import { describe, expect, it } from "vitest";
+
+const ROOT = join(import.meta.dirname, "..", "..");
+
+describe("houston plan --json on the example dirs (built CLI)", () => {
+  const cli = join(ROOT, "dist", "houston.js");
+  const plan = (dir: string, env: string, ...args: string[]) => {
+    const out = execFileSync(
+      "node",
+      [cli, "-c", join(ROOT, "examples", dir), "-e", env, "--consul", "http://127.0.0.1:9", "--json", "plan", ...args],
+      { encoding: "utf8", stdio: ["ignore", "pipe", "pipe"] },
+    );
+    return JSON.parse(out) as {
+      units: { name: string; text: string }[];
+      archives: { sha256: string; files: string[] }[];
+      consul: { reachable: boolean };
+    };
+  };
+
+  it("houston-classic: the seed's example stack in test and prod", () => {
+    const test = plan("houston-classic", "test", "service", "example", "7b7d061b");
+    expect(test.units.map((u) => u.name)).toEqual([
+      `example-file-deploy@${test.archives[0]!.sha256.slice(0, 8)}.service`,
+      "example-memcached@1.4.24.service",
+      "example-nginx@35f9e1f3.service",
+      "example-consul-template-nginx@d3bac01d.service",
+      "example-mysql@5.5.service",
+      "example-datadog@ff444e66.service",
+      "example@7b7d061b.service",
+    ]);
+    expect(test.archives[0]!.files).toEqual([
+      "/etc/dd-agent/conf.d/mcache.yaml",
+      "/etc/nginx/conf.d/example.conf",
+      "/etc/profile.d/memcached.env",
+    ]);
+    expect(test.units[3]!.text).toContain("BindsTo=example-nginx@35f9e1f3.service");
+    expect(test.consul.reachable).toBe(false);
+    const prod = plan("houston-classic", "prod", "service", "example", "7b7d061b");
+    expect(prod.units.map((u) => u.name)).toContain("example-newrelic-sysmond@2.1.0.124.service");
+    expect(prod.archives[0]!.files).toContain("/etc/example/prod-only.env");
+    const global = plan("houston-classic", "test", "global");
+    expect(global.units.map((u) => u.name).slice(0, 2)).toEqual([
+      "global-consul@1.8.7.service",
+      "global-registrator@v7.service",
+    ]);
+    expect(global.units[1]!.text).toContain("Requires=global-consul@1.8.7.service");
+  });
+
+  it("local: the runnable example", () => {
+    const p = plan("local", "local", "service", "example", "1");
+    // the example's service shares a socket across versions ([X-Houston] Socket=8080)
+    expect(p.units.map((u) => u.name).slice(0, 2)).toEqual(["example.socket", "example.service"]);
+    expect(p.units.map((u) => u.name).slice(3)).toEqual([
+      "example-cache@1.4.24.service",
+      "example-worker@2.service",
+      "example@1.service",
+    ]);
+    expect(p.archives[0]!.files).toEqual([
+      "/etc/houston-example/cache.env",
+      "/etc/houston-example/greeting",
+      "/opt/houston-example/server.py",
+    ]);
+  });
+
+  it("exits 2 with the file named on bad config", () => {
+    const r = spawnSync("node", [cli, "-c", join(ROOT, "examples", "local"), "-e", "nope", "plan", "global"], {
+      encoding: "utf8",
+    });
+    expect(r.status).toBe(2);
+    expect(r.stderr).toMatch(/ERROR +.*manifest\.yaml: environment "nope" is not defined/);
+  });
+});
