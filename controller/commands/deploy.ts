@@ -2,15 +2,15 @@
  * Deploy-side commands: service / standalone / global deployments, remove, rollback, force-unlock.
  */
 import { HoustonError } from "../../shared/errors.js";
-import { SCHEMA_VERSION, type HistoryRecord } from "../../shared/spec.js";
 import type { Manifest } from "../config/manifest.js";
 import type { Context } from "../context.js";
 import type { Output } from "../output.js";
 import type { DeploymentRequest } from "../plan/plan-deployment.js";
-import { nextGeneration, readHistory, writeHistory } from "../rollout/history.js";
-import { DeployLock, forceUnlock, whoAmI } from "../rollout/lock.js";
-import { deleteSpec, readSpecAt, writeSpec } from "../rollout/publish.js";
-import { pruneArchives, rollout, waitRemoved, type RolloutOptions } from "../rollout/rollout.js";
+import { readHistory } from "../rollout/history.js";
+import { forceUnlock } from "../rollout/lock.js";
+import { readSpecAt } from "../rollout/publish.js";
+import { rollout, type RolloutOptions } from "../rollout/rollout.js";
+import { NotDeployedError } from "../rollout/rollout-plan.js";
 import { makePlan } from "./plan.js";
 
 export async function breakLockIfAsked(ctx: Context, stack: string, force: boolean, out: Output): Promise<void> {
@@ -49,7 +49,7 @@ export async function deployCommand(
   );
 }
 
-/** Removes the stack's units (or one group's) and its archives; waits for the agents to do it. */
+/** Removes the stack's units (or one group's) and its archives: a request to the same planner. */
 export async function removeCommand(
   ctx: Context,
   stack: string,
@@ -58,63 +58,32 @@ export async function removeCommand(
   out: Output,
   keepGenerations = DEFAULT_KEEP_GENERATIONS,
 ): Promise<boolean> {
-  const t0 = Date.now();
-  const lock = await DeployLock.acquire(ctx.consul, ctx.kv, stack, `remove ${stack}${group ? `:${group}` : ""}`);
-  try {
-    const { spec, modifyIndex } = await readSpecAt(ctx.consul, ctx.kv, stack);
-    if (!spec) throw new HoustonError(`stack ${stack} is not deployed (no ${ctx.kv.spec(stack)})`);
-    const removed = spec.units.filter((u) => group === null || u.group === group);
-    if (removed.length === 0) throw new HoustonError(`stack ${stack} has no units in group ${group}`);
-    for (const u of removed) out.info(`Destroying ${u.name}`);
-    const left = spec.units.filter((u) => !removed.includes(u));
-    const generation = nextGeneration(spec, await readHistory(ctx.consul, ctx.kv, stack));
-    if (left.length)
-      await writeSpec(
-        ctx.consul,
-        ctx.kv,
-        { ...spec, generation, createdAt: new Date().toISOString(), units: left },
-        modifyIndex,
-        ctx.signer,
-      );
-    else await deleteSpec(ctx.consul, ctx.kv, stack, modifyIndex);
-    const gone = await waitRemoved(
-      ctx,
-      stack,
-      removed.map((u) => u.name),
-      generation,
-      out,
-    );
-    const record: HistoryRecord = {
-      schema: SCHEMA_VERSION,
-      stack,
-      generation,
-      environment,
-      deployment: { ...spec.deployment, group },
-      user: whoAmI(),
-      startedAt: new Date(t0).toISOString(),
-      finishedAt: new Date().toISOString(),
-      durationMs: Date.now() - t0,
-      result: "removed",
-      message: `Removed ${removed.length} units of ${stack}${group ? ` group ${group}` : ""}`,
-      units: removed,
-      finalGeneration: left.length ? generation : null,
-    };
-    await writeHistory(ctx.consul, ctx.kv, record);
-    await pruneArchives(
-      ctx,
-      stack,
-      new Set(removed.flatMap((u) => (u.archive ? [u.archive] : []))),
-      keepGenerations,
-      out,
-    );
-    out.info(record.message);
-    return gone;
-  } finally {
-    await lock.release();
-  }
+  const { spec } = await readSpecAt(ctx.consul, ctx.kv, stack);
+  if (!spec) throw new NotDeployedError(`stack ${stack} is not deployed (no ${ctx.kv.spec(stack)})`);
+  const input = {
+    kind: "remove" as const,
+    stack,
+    environment,
+    deployment: { ...spec.deployment, group },
+    units: [],
+    archives: [],
+  };
+  const opts: RolloutOptions = {
+    delaySeconds: 5,
+    maxTries: 15,
+    timeoutSeconds: 600,
+    skipConsul: true,
+    noRemoval: false,
+    maxParallel: null,
+    canary: 0,
+    keepGenerations,
+  };
+  return rollout(ctx, { ...input, label: `${stack}${group ? ` group ${group}` : ""}` }, opts, out);
 }
 
-/** Redeploys an earlier successful deployment's units through the same rollout. */
+/** The generation asked for cannot be rolled back to (none, not a success, archive pruned). */
+export class RollbackUnavailableError extends HoustonError {}
+
 export const DEFAULT_KEEP_GENERATIONS = 5;
 
 export async function rollbackCommand(
@@ -128,20 +97,20 @@ export async function rollbackCommand(
   const ok = history.filter((h) => h.result === "success");
   const target = generation === null ? ok.at(-2) : history.find((h) => h.generation === generation);
   if (!target) {
-    throw new HoustonError(
+    throw new RollbackUnavailableError(
       generation === null
         ? `stack ${stack} has no earlier successful deployment to roll back to (see houston history ${stack})`
         : `stack ${stack} has no deployment at generation ${generation} (see houston history ${stack})`,
     );
   }
   if (target.result !== "success")
-    throw new HoustonError(
+    throw new RollbackUnavailableError(
       `generation ${target.generation} of ${stack} did not succeed (${target.result}); pick a successful one`,
     );
   for (const u of target.units) {
     if (u.archive && !(await ctx.consul.kvGet(ctx.kv.archiveMeta(u.archive)))) {
       const d = target.deployment;
-      throw new HoustonError(
+      throw new RollbackUnavailableError(
         `archive ${u.archive} of generation ${target.generation} was pruned from Consul (only the last --keep-generations successful deployments keep theirs), so it cannot be rolled back to as recorded; redeploy that version from its config instead (houston ${d.type}${d.type === "global" ? "" : ` ${d.name}`}${d.version ? ` ${d.version}` : ""})`,
       );
     }

@@ -7,7 +7,7 @@
  */
 import { serviceTags } from "../../shared/spec.js";
 import { describeHost } from "./confirm.js";
-import { HoustonError, errorText } from "../../shared/errors.js";
+import { errorText } from "../../shared/errors.js";
 import {
   SCHEMA_VERSION,
   StackSpecSchema,
@@ -19,21 +19,22 @@ import {
 import type { Context } from "../context.js";
 import type { Output } from "../output.js";
 import type { BuiltArchive } from "../plan/archive.js";
-import { replacedUnits } from "../plan/diff.js";
 import { TimeoutError, followHealth, followReports, parseReports, readHosts } from "./fleet-view.js";
-import { nextGeneration, readHistory, writeHistory } from "./history.js";
+import { readHistory, writeHistory } from "./history.js";
 import { DeployLock, whoAmI } from "./lock.js";
-import {
-  archivesToKeep,
-  decide,
-  hostsForUnit,
-  makeBatches,
-  removalPending,
-  type HostView,
-  type UnitTarget,
-} from "./progress.js";
+import { archivesToKeep, decide, removalPending, type UnitTarget } from "./progress.js";
 import { uploadArchive } from "../../shared/archive-store.js";
 import { deleteSpec, readSpecAt, writeSpec } from "./publish.js";
+import {
+  START,
+  nextStep,
+  planRollout,
+  type Failure,
+  type RolloutPlan,
+  type RolloutProgress,
+  type RolloutRequest,
+  type RolloutStep,
+} from "./rollout-plan.js";
 
 export interface RolloutOptions {
   delaySeconds: number;
@@ -48,6 +49,8 @@ export interface RolloutOptions {
 }
 
 export interface RolloutInput {
+  /** deploy (default; rollback is a deploy of recorded units) or remove */
+  kind?: "deploy" | "remove";
   stack: string;
   environment: string;
   deployment: Deployment;
@@ -57,40 +60,43 @@ export interface RolloutInput {
   label: string;
 }
 
-interface Failure {
-  unit: string;
-  host: string;
-  reason: string;
-}
-
 /** How long agents get to carry out a prune or a restore before we say so and move on. */
 const REMOVAL_WAIT_MS = 120_000;
 
+/**
+ * Carries out a rollout: takes the lock, uploads the archives, reads what is live, then asks
+ * rollout-plan.ts for one step after another and does it (write a generation, follow the agents
+ * and Consul, prune, restore), until the planner says done; then history and archive pruning.
+ */
 export async function rollout(ctx: Context, input: RolloutInput, opts: RolloutOptions, out: Output): Promise<boolean> {
   const t0 = Date.now();
   const deadline = t0 + opts.timeoutSeconds * 1000;
   const { consul, kv } = ctx;
-  const lock = await DeployLock.acquire(consul, kv, input.stack, `deploy ${input.label}`);
+  const req: RolloutRequest = {
+    kind: input.kind ?? "deploy",
+    stack: input.stack,
+    label: input.label,
+    deployment: input.deployment,
+    units: input.units,
+    group: input.deployment.group,
+  };
+  const lock = await DeployLock.acquire(consul, kv, input.stack, `${req.kind} ${input.label}`);
   let onExit = (): void => undefined;
   try {
     const hosts = await readHosts(consul, kv);
-    if (hosts.length === 0) throw new HoustonError("no Houston agents are registered in Consul (see `houston nodes`)");
-    const targets = targetsOf(input.units, hosts);
+    const history = await readHistory(consul, kv, input.stack);
+    const { spec: before, modifyIndex } = await readSpecAt(consul, kv, input.stack);
+    const plan = planRollout(req, { live: before, history, hosts }, opts);
+    for (const w of plan.warnings) out.warn(w);
     const unwell = new Map(hosts.filter((h) => h.agent !== "passing").map((h) => [h.node, h.agent]));
-    for (const node of new Set(targets.flatMap((t) => t.hosts))) {
-      const agent = unwell.get(node);
-      if (agent) out.warn(`houston-agent on ${node} is ${agent}: its units cannot be confirmed until it reports again`);
-    }
     for (const a of input.archives) {
       const r = await uploadArchive(consul, kv, a);
       out.debug(`archive ${a.sha256}: ${r.uploaded} chunks uploaded, ${r.skipped} already present`);
     }
-    const history = await readHistory(consul, kv, input.stack);
-    const { spec: before, modifyIndex } = await readSpecAt(consul, kv, input.stack);
     let index = modifyIndex;
     /** the generation live in KV now (null once the spec is deleted) */
-    let live: number | null = before?.generation ?? null;
-    let generation = nextGeneration(before, history) - 1;
+    let live: number | null = plan.liveGeneration;
+    let generation = plan.firstGeneration - 1;
     // Ctrl-C: give the lock back at once (rather than after its TTL) and say where things stand
     const interrupted = (): void => {
       void lock.release().finally(() => {
@@ -112,14 +118,21 @@ export async function rollout(ctx: Context, input: RolloutInput, opts: RolloutOp
       process.off("SIGINT", interrupted);
       process.off("SIGTERM", interrupted);
     };
-    const write = async (units: UnitSpec[]): Promise<number> => {
+    /** writes the next generation with these units, or deletes the spec (null) */
+    const write = async (units: UnitSpec[] | null): Promise<number> => {
       generation++;
+      if (units === null) {
+        await deleteSpec(consul, kv, input.stack, index);
+        live = null;
+        return generation;
+      }
+      const deployment = before && req.kind === "remove" ? before.deployment : input.deployment;
       const spec: StackSpec = {
         schema: SCHEMA_VERSION,
         stack: input.stack,
         generation,
         environment: input.environment,
-        deployment: input.deployment,
+        deployment,
         createdAt: new Date().toISOString(),
         units,
       };
@@ -127,122 +140,106 @@ export async function rollout(ctx: Context, input: RolloutInput, opts: RolloutOp
       live = generation;
       return generation;
     };
-    const names = new Set(input.units.map((u) => u.name));
-    const kept = (before?.units ?? []).filter((u) => !names.has(u.name));
-    const firstGeneration = generation + 1;
 
-    let failure: Failure | null = null;
-    const allHosts = [...new Set(targets.flatMap((t) => t.hosts))].sort();
-    const batches = makeBatches(allHosts, opts.canary, opts.maxParallel);
-    const cumulative: string[] = [];
-    for (const [i, batch] of batches.entries()) {
-      cumulative.push(...batch);
-      const last = i === batches.length - 1;
-      const g = await write([...kept, ...input.units.map((u) => (last ? u : { ...u, hosts: [...cumulative] }))]);
-      if (batches.length > 1)
-        out.info(
-          `${i === 0 && opts.canary > 0 ? "Canary" : "Batch"} ${i + 1}/${batches.length} (generation ${g}): ${batch.join(", ")}`,
-        );
-      const scope = targets.map((t) => ({ name: t.name, hosts: t.hosts.filter((h) => cumulative.includes(h)) }));
-      failure = await followUnits(ctx, input.stack, scope, g, deadline, opts, out, unwell);
-      if (!failure && input.deployment.type === "service" && !opts.skipConsul)
-        failure = await confirmService(ctx, input, scope, g, deadline, opts, out);
-      if (!failure) failure = await recheck(ctx, input.stack, scope, g);
-      if (failure) break;
-      if (i === 0 && opts.canary > 0 && !last) out.info(`Canary confirmed on ${batch.join(", ")}`);
-    }
-
-    const ok = failure === null;
-    let message: string;
-    if (!failure) {
-      const removedUnits = replacedUnits(kept, input.deployment.group);
-      if (removedUnits.length) {
-        for (const name of removedUnits) out.info(`Destroying ${name}`);
-        const g = await write([...kept.filter((u) => !removedUnits.includes(u.name)), ...input.units]);
-        await waitRemoved(ctx, input.stack, removedUnits, g, out);
+    let progress: RolloutProgress = START;
+    let removalComplete = true;
+    for (;;) {
+      const step = nextStep(plan, progress, opts.noRemoval);
+      if (step.kind === "done") {
+        const ok = step.ok && (req.kind !== "remove" || removalComplete);
+        await finish(ctx, input, plan, step, ok, t0, live, out, opts.keepGenerations);
+        return ok;
       }
-      message = `Deployment of ${input.label}${input.deployment.type === "service" ? " and its dependencies" : ""} successful.`;
-    } else {
-      out.error(`${failure.unit} failed on ${failure.host}: ${failure.reason}`);
-      const added = input.units.filter((u) => !(before?.units ?? []).some((b) => b.name === u.name)).map((u) => u.name);
-      if (opts.noRemoval) {
-        out.warn(`Leaving the new units in place (--no-removal): ${added.join(", ") || "none"}`);
-      } else {
-        for (const name of added) out.info(`Removing ${name}`);
-        if (before) await write(before.units);
-        else {
-          await deleteSpec(consul, kv, input.stack, index);
-          live = null;
+      switch (step.kind) {
+        case "write-batch": {
+          const g = await write(step.batch.units);
+          if (step.batch.title) out.info(`${step.batch.title} (generation ${g}): ${step.batch.hosts.join(", ")}`);
+          progress = { ...progress, written: progress.written + 1 };
+          break;
         }
-        await waitRemoved(ctx, input.stack, added, generation, out);
-        out.info(
-          before
-            ? `Restored generation ${before.generation}'s units as generation ${generation}: the previous versions keep serving`
-            : "Removed the stack's units: nothing was deployed before",
-        );
+        case "follow-batch": {
+          let failure = await followUnits(ctx, input.stack, step.batch.scope, generation, deadline, opts, out, unwell);
+          if (!failure && step.confirm)
+            failure = await confirmService(ctx, input, step.batch.scope, generation, deadline, opts, out);
+          if (!failure) failure = await recheck(ctx, input.stack, step.batch.scope, generation);
+          if (!failure && step.batch.canary) out.info(`Canary confirmed on ${step.batch.hosts.join(", ")}`);
+          progress = failure ? { ...progress, failure } : { ...progress, confirmed: progress.confirmed + 1 };
+          break;
+        }
+        case "prune": {
+          for (const name of step.replaced) out.info(`Destroying ${name}`);
+          const g = await write(step.units);
+          removalComplete = await waitRemoved(ctx, input.stack, step.replaced, g, out);
+          progress = { ...progress, settled: true };
+          break;
+        }
+        case "restore": {
+          out.error(`${step.failure.unit} failed on ${step.failure.host}: ${step.failure.reason}`);
+          for (const name of step.added) out.info(`Removing ${name}`);
+          await write(step.units);
+          await waitRemoved(ctx, input.stack, step.added, generation, out);
+          out.info(
+            before
+              ? `Restored generation ${before.generation}'s units as generation ${generation}: the previous versions keep serving`
+              : "Removed the stack's units: nothing was deployed before",
+          );
+          progress = { ...progress, settled: true };
+          break;
+        }
+        case "keep-failed":
+          out.error(`${step.failure.unit} failed on ${step.failure.host}: ${step.failure.reason}`);
+          out.warn(`Leaving the new units in place (--no-removal): ${step.added.join(", ") || "none"}`);
+          progress = { ...progress, settled: true };
+          break;
+        default: {
+          const unhandled: never = step;
+          throw new Error(`no handler for rollout step ${JSON.stringify(unhandled)}`);
+        }
       }
-      message = `Deployment of ${input.label} failed: ${failure.unit} failed on ${failure.host}: ${failure.reason.split("\n")[0]}`;
     }
-
-    const record: HistoryRecord = {
-      schema: SCHEMA_VERSION,
-      stack: input.stack,
-      generation: firstGeneration,
-      environment: input.environment,
-      deployment: input.deployment,
-      user: whoAmI(),
-      startedAt: new Date(t0).toISOString(),
-      finishedAt: new Date().toISOString(),
-      durationMs: Date.now() - t0,
-      result: ok ? "success" : opts.noRemoval ? "failed" : "rolled-back",
-      message,
-      units: input.units,
-      finalGeneration: live,
-    };
-    await writeHistory(consul, kv, record);
-    const candidates = new Set(
-      [...(before?.units ?? []), ...input.units].flatMap((u) => (u.archive ? [u.archive] : [])),
-    );
-    await pruneArchives(ctx, input.stack, candidates, opts.keepGenerations, out);
-    if (ok) {
-      out.info(message);
-      out.info("Eagle, looking great. You're Go.");
-    } else out.error(message);
-    return ok;
   } finally {
     onExit();
     await lock.release();
   }
 }
 
-export function targetsOf(units: UnitSpec[], hosts: HostView[]): UnitTarget[] {
-  return units.map((u) => {
-    const on = hostsForUnit(u, hosts);
-    if (on.length === 0) {
-      const where = u.placements
-        .map((p) =>
-          Object.keys(p.metadata).length
-            ? Object.entries(p.metadata)
-                .map(([k, v]) => `${k}=${v.join("|")}`)
-                .join(",")
-            : "any host",
-        )
-        .join(" or ");
-      throw new HoustonError(
-        `${u.name} targets no host: it wants ${where}; hosts: ${hosts
-          .map(
-            (h) =>
-              `${h.node} (${
-                Object.entries(h.meta)
-                  .map(([k, v]) => `${k}=${v}`)
-                  .join(",") || "no metadata"
-              })`,
-          )
-          .join(", ")}`,
-      );
-    }
-    return { name: u.name, hosts: on };
-  });
+/** History record, archive pruning and the last words. */
+async function finish(
+  ctx: Context,
+  input: RolloutInput,
+  plan: RolloutPlan,
+  step: Extract<RolloutStep, { kind: "done" }>,
+  ok: boolean,
+  t0: number,
+  live: number | null,
+  out: Output,
+  keepGenerations: number,
+): Promise<void> {
+  const removal = plan.request.kind === "remove";
+  const removedUnits = (plan.restore ?? []).filter((u) => plan.replaced.includes(u.name));
+  const record: HistoryRecord = {
+    schema: SCHEMA_VERSION,
+    stack: input.stack,
+    generation: plan.firstGeneration,
+    environment: input.environment,
+    deployment: input.deployment,
+    user: whoAmI(),
+    startedAt: new Date(t0).toISOString(),
+    finishedAt: new Date().toISOString(),
+    durationMs: Date.now() - t0,
+    result: step.result,
+    message: step.message,
+    units: removal ? removedUnits : input.units,
+    finalGeneration: live,
+  };
+  await writeHistory(ctx.consul, ctx.kv, record);
+  const candidates = new Set([...(plan.restore ?? []), ...input.units].flatMap((u) => (u.archive ? [u.archive] : [])));
+  await pruneArchives(ctx, input.stack, candidates, keepGenerations, out);
+  if (removal) out.info(step.message);
+  else if (ok) {
+    out.info(step.message);
+    out.info("Eagle, looking great. You're Go.");
+  } else out.error(step.message);
 }
 
 /** Follows the units in order, logging each as it starts and completes. Returns the failure, if any. */

@@ -1,0 +1,282 @@
+/**
+ * The rollout planner as a table, like reconcileHost's: what is asked and what is live → the plan;
+ * the plan and how far it got → the next step. Each case runs a whole rollout against scripted
+ * outcomes of the follow steps and lists the steps taken.
+ */
+import { describe, expect, it } from "vitest";
+import {
+  NoAgentsError,
+  START,
+  UnplaceableUnitError,
+  nextStep,
+  planRollout,
+  type Failure,
+  type RolloutPlan,
+  type RolloutRequest,
+} from "../../controller/rollout/rollout-plan.js";
+import type { HostView } from "../../controller/rollout/progress.js";
+import type { HistoryRecord, StackSpec, UnitSpec } from "../../shared/spec.js";
+
+const unit = (name: string, version: string, extra: Partial<UnitSpec> = {}): UnitSpec => ({
+  name: `web@${version}.service`.replace("web@", `${name}@`),
+  stack: "web",
+  component: name === "web" ? null : name.replace(/^web-/, ""),
+  group: null,
+  version,
+  role: name === "web" ? "service" : "dependency",
+  text: `${name} ${version}`,
+  placements: [{ global: false, metadata: { role: ["web"] } }],
+  ...extra,
+});
+const host = (node: string, agent = "passing", role = "web"): HostView => ({ node, meta: { role }, agent });
+const spec = (generation: number, units: UnitSpec[]): StackSpec => ({
+  schema: 1,
+  stack: "web",
+  generation,
+  environment: "t",
+  createdAt: "",
+  deployment: { type: "service", name: "web", version: "1", group: null },
+  units,
+});
+const deploy = (units: UnitSpec[], o: Partial<RolloutRequest> = {}): RolloutRequest => ({
+  kind: "deploy",
+  stack: "web",
+  label: "web 2",
+  deployment: { type: "service", name: "web", version: "2", group: null },
+  units,
+  group: null,
+  ...o,
+});
+const hist = (generation: number, finalGeneration: number): HistoryRecord => ({
+  schema: 1,
+  stack: "web",
+  generation,
+  environment: "t",
+  deployment: { type: "service", name: "web", version: "1", group: null },
+  user: "u",
+  startedAt: "",
+  finishedAt: "",
+  durationMs: 0,
+  result: "success",
+  message: "",
+  units: [],
+  finalGeneration,
+});
+const OPTS = { canary: 0, maxParallel: null, skipConsul: false };
+
+/** Runs the plan to the end; follow outcomes come from `fails` (batch index → failure). */
+function run(plan: RolloutPlan, fails: Record<number, Failure> = {}, noRemoval = false): string[] {
+  const steps: string[] = [];
+  let p = START;
+  for (let i = 0; i < 20; i++) {
+    const s = nextStep(plan, p, noRemoval);
+    switch (s.kind) {
+      case "write-batch":
+        steps.push(
+          `write ${s.batch.units.map((u) => `${u.name}${u.hosts ? `[${u.hosts.join(",")}]` : ""}`).join(" ")}`,
+        );
+        p = { ...p, written: p.written + 1 };
+        break;
+      case "follow-batch": {
+        const f = fails[s.index];
+        steps.push(
+          `follow ${s.batch.scope.map((t) => `${t.name}@${t.hosts.join(",")}`).join(" ")}${s.confirm ? " +consul" : ""}`,
+        );
+        p = f ? { ...p, failure: f } : { ...p, confirmed: p.confirmed + 1 };
+        break;
+      }
+      case "prune":
+        steps.push(
+          `prune ${s.replaced.join(",")} → ${s.units === null ? "delete" : s.units.map((u) => u.name).join(" ")}`,
+        );
+        p = { ...p, settled: true };
+        break;
+      case "restore":
+        steps.push(`restore → ${s.units === null ? "delete" : s.units.map((u) => u.name).join(" ")}`);
+        p = { ...p, settled: true };
+        break;
+      case "keep-failed":
+        steps.push(`keep ${s.added.join(",")}`);
+        p = { ...p, settled: true };
+        break;
+      case "done":
+        steps.push(`done ${s.result}: ${s.message}`);
+        return steps;
+    }
+  }
+  throw new Error("the rollout did not end");
+}
+
+const v1 = [unit("web-db", "1"), unit("web", "1")];
+const v2 = [unit("web-db", "1"), unit("web", "2")];
+const crash: Failure = { unit: "web@2.service", host: "a", reason: "exit-code\nTraceback" };
+
+describe("planRollout + nextStep", () => {
+  const cases: {
+    title: string;
+    plan: () => RolloutPlan;
+    fails?: Record<number, Failure>;
+    noRemoval?: boolean;
+    steps: string[];
+  }[] = [
+    {
+      title: "first deploy: one write, follow with the Consul confirmation, done",
+      plan: () =>
+        planRollout(deploy(v1, { label: "web 1" }), { live: null, history: [], hosts: [host("a"), host("b")] }, OPTS),
+      steps: [
+        "write web-db@1.service web@1.service",
+        "follow web-db@1.service@a,b web@1.service@a,b +consul",
+        "done success: Deployment of web 1 and its dependencies successful.",
+      ],
+    },
+    {
+      title: "upgrade: old units kept beside the new, then pruned after confirmation",
+      plan: () => planRollout(deploy(v2), { live: spec(4, v1), history: [], hosts: [host("a")] }, OPTS),
+      steps: [
+        "write web@1.service web-db@1.service web@2.service",
+        "follow web-db@1.service@a web@2.service@a +consul",
+        "prune web@1.service → web-db@1.service web@2.service",
+        "done success: Deployment of web 2 and its dependencies successful.",
+      ],
+    },
+    {
+      title: "canary then batches of --max-parallel, each confirmed before the next",
+      plan: () =>
+        planRollout(
+          deploy(v1),
+          { live: null, history: [], hosts: [host("a"), host("b"), host("c")] },
+          { ...OPTS, canary: 1, maxParallel: 1 },
+        ),
+      steps: [
+        "write web-db@1.service[a] web@1.service[a]",
+        "follow web-db@1.service@a web@1.service@a +consul",
+        "write web-db@1.service[a,b] web@1.service[a,b]",
+        "follow web-db@1.service@a,b web@1.service@a,b +consul",
+        "write web-db@1.service web@1.service",
+        "follow web-db@1.service@a,b,c web@1.service@a,b,c +consul",
+        "done success: Deployment of web 2 and its dependencies successful.",
+      ],
+    },
+    {
+      title: "a failing canary: the other hosts get nothing; the previous generation is restored",
+      plan: () =>
+        planRollout(
+          deploy(v2),
+          { live: spec(4, v1), history: [], hosts: [host("a"), host("b")] },
+          { ...OPTS, canary: 1 },
+        ),
+      fails: { 0: crash },
+      steps: [
+        "write web@1.service web-db@1.service web@2.service[a]",
+        "follow web-db@1.service@a web@2.service@a +consul",
+        "restore → web-db@1.service web@1.service",
+        "done rolled-back: Deployment of web 2 failed: web@2.service failed on a: exit-code",
+      ],
+    },
+    {
+      title: "a unit failing after it was active (during confirmation): restored, the first log line in the message",
+      plan: () => planRollout(deploy(v2), { live: spec(4, v1), history: [], hosts: [host("a")] }, OPTS),
+      fails: { 0: { unit: "web@2.service", host: "a", reason: "failed (exit-code) after it was active" } },
+      steps: [
+        "write web@1.service web-db@1.service web@2.service",
+        "follow web-db@1.service@a web@2.service@a +consul",
+        "restore → web-db@1.service web@1.service",
+        "done rolled-back: Deployment of web 2 failed: web@2.service failed on a: failed (exit-code) after it was active",
+      ],
+    },
+    {
+      title: "--no-removal: the failed units stay, recorded as failed",
+      plan: () => planRollout(deploy(v2), { live: spec(4, v1), history: [], hosts: [host("a")] }, OPTS),
+      fails: { 0: crash },
+      noRemoval: true,
+      steps: [
+        "write web@1.service web-db@1.service web@2.service",
+        "follow web-db@1.service@a web@2.service@a +consul",
+        "keep web@2.service",
+        "done failed: Deployment of web 2 failed: web@2.service failed on a: exit-code",
+      ],
+    },
+    {
+      title: "a failed first deploy deletes the spec (nothing was there before)",
+      plan: () =>
+        planRollout(deploy(v1), { live: null, history: [], hosts: [host("a")] }, { ...OPTS, skipConsul: true }),
+      fails: {
+        0: { unit: "web@1.service", host: "a", reason: "timed out after 75s: web@1.service not active yet on a" },
+      },
+      steps: [
+        "write web-db@1.service web@1.service",
+        "follow web-db@1.service@a web@1.service@a",
+        "restore → delete",
+        "done rolled-back: Deployment of web 2 failed: web@1.service failed on a: timed out after 75s: web@1.service not active yet on a",
+      ],
+    },
+    {
+      title: "rollback is a deploy of the recorded units: the newer version is pruned",
+      plan: () =>
+        planRollout(
+          deploy(v1, { label: "web 1 (rollback to generation 3)" }),
+          { live: spec(6, v2), history: [hist(3, 4), hist(5, 6)], hosts: [host("a")] },
+          OPTS,
+        ),
+      steps: [
+        "write web@2.service web-db@1.service web@1.service",
+        "follow web-db@1.service@a web@1.service@a +consul",
+        "prune web@2.service → web-db@1.service web@1.service",
+        "done success: Deployment of web 1 (rollback to generation 3) and its dependencies successful.",
+      ],
+    },
+    {
+      title: "remove: everything goes, the spec is deleted",
+      plan: () =>
+        planRollout(
+          { ...deploy([]), kind: "remove", label: "web" },
+          { live: spec(4, v1), history: [], hosts: [] },
+          OPTS,
+        ),
+      steps: ["prune web-db@1.service,web@1.service → delete", "done removed: Removed 2 units of web"],
+    },
+    {
+      title: "remove of one group leaves the other",
+      plan: () =>
+        planRollout(
+          { ...deploy([]), kind: "remove", label: "web group blue", group: "blue" },
+          {
+            live: spec(4, [
+              unit("web", "1", { group: "blue", name: "web:blue@1.service" }),
+              unit("web", "1", { group: "green", name: "web:green@1.service" }),
+            ]),
+            history: [],
+            hosts: [],
+          },
+          OPTS,
+        ),
+      steps: ["prune web:blue@1.service → web:green@1.service", "done removed: Removed 1 units of web group blue"],
+    },
+  ];
+  for (const c of cases) it(c.title, () => expect(run(c.plan(), c.fails, c.noRemoval)).toEqual(c.steps));
+
+  it("generations go forward past the live spec and the history", () => {
+    expect(
+      planRollout(deploy(v2), { live: spec(4, v1), history: [hist(5, 7)], hosts: [host("a")] }, OPTS).firstGeneration,
+    ).toBe(8);
+  });
+  it("warns about target hosts whose agent is not passing (and only those)", () => {
+    const p = planRollout(
+      deploy(v1),
+      { live: null, history: [], hosts: [host("a"), host("b", "critical"), host("w", "critical", "worker")] },
+      OPTS,
+    );
+    expect(p.warnings).toEqual([
+      "houston-agent on b is critical: its units cannot be confirmed until it reports again",
+    ]);
+  });
+  it("refuses what cannot be placed, or a fleet with no agents", () => {
+    expect(() => planRollout(deploy(v1), { live: null, history: [], hosts: [] }, OPTS)).toThrow(NoAgentsError);
+    expect(() =>
+      planRollout(deploy(v1), { live: null, history: [], hosts: [host("w", "passing", "worker")] }, OPTS),
+    ).toThrow(UnplaceableUnitError);
+    expect(() =>
+      planRollout(deploy(v1), { live: null, history: [], hosts: [host("w", "passing", "worker")] }, OPTS),
+    ).toThrow(/web-db@1.service targets no host: it wants role=web; hosts: w \(role=worker\)/);
+  });
+});
