@@ -10,6 +10,8 @@ import { isLoopback, parseConsulAddress, tlsFromEnv } from "../shared/consul-tra
 import { ConfigError, errorText } from "../shared/errors.js";
 import { KvLayout } from "../shared/kv-layout.js";
 import { SpecSigner } from "../shared/signing.js";
+import { agentsScheduler } from "./scheduler/agents.js";
+import type { Scheduler } from "./scheduler/scheduler.js";
 import { loadManifest, type Manifest } from "./config/manifest.js";
 
 export interface GlobalOptions {
@@ -40,6 +42,8 @@ export interface Context {
   signer: SpecSigner | null;
   /** the largest file archive a deployment may carry */
   maxArchiveBytes: number;
+  /** where units go and what hosts report (controller/scheduler/) */
+  scheduler: Scheduler;
 }
 
 export function makeContext(opts: GlobalOptions, manifest?: Manifest): Context {
@@ -68,10 +72,12 @@ export function makeContext(opts: GlobalOptions, manifest?: Manifest): Context {
     if (err instanceof ConfigError) throw err;
     throw new ConfigError(addr.source, errorText(err));
   }
+  const kv = new KvLayout(checkPrefix(opts.prefix));
   return {
     dir: resolve(opts.config),
     consul,
-    kv: new KvLayout(checkPrefix(opts.prefix)),
+    kv,
+    scheduler: agentsScheduler(consul, kv),
     signer: signerFor(opts),
     maxArchiveBytes: archiveLimit(opts.maxArchiveSize),
   };

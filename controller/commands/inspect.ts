@@ -6,7 +6,7 @@ import { errorText } from "../../shared/errors.js";
 import { StackSpecSchema, decodeJson, type StackSpec, type StatusReport } from "../../shared/spec.js";
 import type { Context } from "../context.js";
 import type { Output } from "../output.js";
-import { parseReports, readAgents, readHosts } from "../rollout/fleet-view.js";
+import { readAgents } from "../rollout/fleet-view.js";
 import { readHistory } from "../rollout/history.js";
 import { hostsForUnit } from "../rollout/progress.js";
 
@@ -46,8 +46,8 @@ export async function statusCommand(
       specErrors.push(errorText(err));
     }
   }
-  const reports = parseReports(await ctx.consul.kvList(ctx.kv.status), ctx.kv);
-  const hosts = await readHosts(ctx.consul, ctx.kv);
+  const reports = await ctx.scheduler.reports();
+  const hosts = await ctx.scheduler.hosts();
   const agentOf = new Map(hosts.map((h) => [h.node, h.agent]));
   const stacks = specs.map((spec) => {
     const byHost: ReadonlyMap<string, StatusReport> = reports.get(spec.stack) ?? new Map<string, StatusReport>();
@@ -187,7 +187,7 @@ export async function historyCommand(ctx: Context, stack: string, json: boolean,
 
 export async function nodesCommand(ctx: Context, json: boolean, out: Output): Promise<void> {
   const { records, invalid } = await readAgents(ctx.consul, ctx.kv);
-  const hosts = await readHosts(ctx.consul, ctx.kv);
+  const hosts = await ctx.scheduler.hosts();
   const health = new Map(hosts.map((h) => [h.node, h.agent]));
   const nodes = records.map((r) => ({
     node: r.node,

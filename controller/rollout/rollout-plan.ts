@@ -36,6 +36,8 @@ export interface Observed {
   live: StackSpec | null;
   history: HistoryRecord[];
   hosts: HostView[];
+  /** the scheduler's placement (pure): which hosts each unit goes to */
+  place: (units: UnitSpec[], hosts: HostView[]) => UnitTarget[];
 }
 
 export interface Batch {
@@ -91,7 +93,7 @@ export function planRollout(req: RolloutRequest, seen: Observed, opts: PlanOptio
   }
   if (seen.hosts.length === 0)
     throw new NoAgentsError("no Houston agents are registered in Consul (see `houston nodes`)");
-  const targets = targetsOf(req.units, seen.hosts);
+  const targets = seen.place(req.units, seen.hosts);
   const targetHosts = [...new Set(targets.flatMap((t) => t.hosts))].sort();
   const warnings = seen.hosts
     .filter((h) => h.agent !== "passing" && targetHosts.includes(h.node))

@@ -10,6 +10,7 @@ import {
   UnplaceableUnitError,
   nextStep,
   planRollout,
+  targetsOf,
   type Failure,
   type RolloutPlan,
   type RolloutRequest,
@@ -122,7 +123,11 @@ describe("planRollout + nextStep", () => {
     {
       title: "first deploy: one write, follow with the Consul confirmation, done",
       plan: () =>
-        planRollout(deploy(v1, { label: "web 1" }), { live: null, history: [], hosts: [host("a"), host("b")] }, OPTS),
+        planRollout(
+          deploy(v1, { label: "web 1" }),
+          { place: targetsOf, live: null, history: [], hosts: [host("a"), host("b")] },
+          OPTS,
+        ),
       steps: [
         "write web-db@1.service web@1.service",
         "follow web-db@1.service@a,b web@1.service@a,b +consul",
@@ -131,7 +136,8 @@ describe("planRollout + nextStep", () => {
     },
     {
       title: "upgrade: old units kept beside the new, then pruned after confirmation",
-      plan: () => planRollout(deploy(v2), { live: spec(4, v1), history: [], hosts: [host("a")] }, OPTS),
+      plan: () =>
+        planRollout(deploy(v2), { place: targetsOf, live: spec(4, v1), history: [], hosts: [host("a")] }, OPTS),
       steps: [
         "write web@1.service web-db@1.service web@2.service",
         "follow web-db@1.service@a web@2.service@a +consul",
@@ -144,7 +150,7 @@ describe("planRollout + nextStep", () => {
       plan: () =>
         planRollout(
           deploy(v1),
-          { live: null, history: [], hosts: [host("a"), host("b"), host("c")] },
+          { place: targetsOf, live: null, history: [], hosts: [host("a"), host("b"), host("c")] },
           { ...OPTS, canary: 1, maxParallel: 1 },
         ),
       steps: [
@@ -162,7 +168,7 @@ describe("planRollout + nextStep", () => {
       plan: () =>
         planRollout(
           deploy(v2),
-          { live: spec(4, v1), history: [], hosts: [host("a"), host("b")] },
+          { place: targetsOf, live: spec(4, v1), history: [], hosts: [host("a"), host("b")] },
           { ...OPTS, canary: 1 },
         ),
       fails: { 0: crash },
@@ -175,7 +181,8 @@ describe("planRollout + nextStep", () => {
     },
     {
       title: "a unit failing after it was active (during confirmation): restored, the first log line in the message",
-      plan: () => planRollout(deploy(v2), { live: spec(4, v1), history: [], hosts: [host("a")] }, OPTS),
+      plan: () =>
+        planRollout(deploy(v2), { place: targetsOf, live: spec(4, v1), history: [], hosts: [host("a")] }, OPTS),
       fails: { 0: { unit: "web@2.service", host: "a", reason: "failed (exit-code) after it was active" } },
       steps: [
         "write web@1.service web-db@1.service web@2.service",
@@ -186,7 +193,8 @@ describe("planRollout + nextStep", () => {
     },
     {
       title: "--no-removal: the failed units stay, recorded as failed",
-      plan: () => planRollout(deploy(v2), { live: spec(4, v1), history: [], hosts: [host("a")] }, OPTS),
+      plan: () =>
+        planRollout(deploy(v2), { place: targetsOf, live: spec(4, v1), history: [], hosts: [host("a")] }, OPTS),
       fails: { 0: crash },
       noRemoval: true,
       steps: [
@@ -199,7 +207,11 @@ describe("planRollout + nextStep", () => {
     {
       title: "a failed first deploy deletes the spec (nothing was there before)",
       plan: () =>
-        planRollout(deploy(v1), { live: null, history: [], hosts: [host("a")] }, { ...OPTS, skipConsul: true }),
+        planRollout(
+          deploy(v1),
+          { place: targetsOf, live: null, history: [], hosts: [host("a")] },
+          { ...OPTS, skipConsul: true },
+        ),
       fails: {
         0: { unit: "web@1.service", host: "a", reason: "timed out after 75s: web@1.service not active yet on a" },
       },
@@ -215,7 +227,7 @@ describe("planRollout + nextStep", () => {
       plan: () =>
         planRollout(
           deploy(v1, { label: "web 1 (rollback to generation 3)" }),
-          { live: spec(6, v2), history: [hist(3, 4), hist(5, 6)], hosts: [host("a")] },
+          { place: targetsOf, live: spec(6, v2), history: [hist(3, 4), hist(5, 6)], hosts: [host("a")] },
           OPTS,
         ),
       steps: [
@@ -230,7 +242,7 @@ describe("planRollout + nextStep", () => {
       plan: () =>
         planRollout(
           { ...deploy([]), kind: "remove", label: "web" },
-          { live: spec(4, v1), history: [], hosts: [] },
+          { place: targetsOf, live: spec(4, v1), history: [], hosts: [] },
           OPTS,
         ),
       steps: ["prune web-db@1.service,web@1.service → delete", "done removed: Removed 2 units of web"],
@@ -241,6 +253,7 @@ describe("planRollout + nextStep", () => {
         planRollout(
           { ...deploy([]), kind: "remove", label: "web group blue", group: "blue" },
           {
+            place: targetsOf,
             live: spec(4, [
               unit("web", "1", { group: "blue", name: "web:blue@1.service" }),
               unit("web", "1", { group: "green", name: "web:green@1.service" }),
@@ -257,13 +270,19 @@ describe("planRollout + nextStep", () => {
 
   it("generations go forward past the live spec and the history", () => {
     expect(
-      planRollout(deploy(v2), { live: spec(4, v1), history: [hist(5, 7)], hosts: [host("a")] }, OPTS).firstGeneration,
+      planRollout(deploy(v2), { place: targetsOf, live: spec(4, v1), history: [hist(5, 7)], hosts: [host("a")] }, OPTS)
+        .firstGeneration,
     ).toBe(8);
   });
   it("warns about target hosts whose agent is not passing (and only those)", () => {
     const p = planRollout(
       deploy(v1),
-      { live: null, history: [], hosts: [host("a"), host("b", "critical"), host("w", "critical", "worker")] },
+      {
+        place: targetsOf,
+        live: null,
+        history: [],
+        hosts: [host("a"), host("b", "critical"), host("w", "critical", "worker")],
+      },
       OPTS,
     );
     expect(p.warnings).toEqual([
@@ -271,12 +290,22 @@ describe("planRollout + nextStep", () => {
     ]);
   });
   it("refuses what cannot be placed, or a fleet with no agents", () => {
-    expect(() => planRollout(deploy(v1), { live: null, history: [], hosts: [] }, OPTS)).toThrow(NoAgentsError);
+    expect(() => planRollout(deploy(v1), { place: targetsOf, live: null, history: [], hosts: [] }, OPTS)).toThrow(
+      NoAgentsError,
+    );
     expect(() =>
-      planRollout(deploy(v1), { live: null, history: [], hosts: [host("w", "passing", "worker")] }, OPTS),
+      planRollout(
+        deploy(v1),
+        { place: targetsOf, live: null, history: [], hosts: [host("w", "passing", "worker")] },
+        OPTS,
+      ),
     ).toThrow(UnplaceableUnitError);
     expect(() =>
-      planRollout(deploy(v1), { live: null, history: [], hosts: [host("w", "passing", "worker")] }, OPTS),
+      planRollout(
+        deploy(v1),
+        { place: targetsOf, live: null, history: [], hosts: [host("w", "passing", "worker")] },
+        OPTS,
+      ),
     ).toThrow(/web-db@1.service targets no host: it wants role=web; hosts: w \(role=worker\)/);
   });
 });

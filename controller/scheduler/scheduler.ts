@@ -1,0 +1,29 @@
+/**
+ * The scheduler seam: where units go and what the hosts say about them. The controller writes
+ * specs and asks a Scheduler; a backend answers. Today's backend is Houston's own agents
+ * (agents.ts); another (fleet, a native singleton scheduler) goes beside it in this folder and
+ * must pass the same contract (test/unit/scheduler-contract.test.ts).
+ */
+import type { StatusReport, UnitSpec } from "../../shared/spec.js";
+import type { HostView, UnitTarget } from "../rollout/progress.js";
+
+export interface Scheduler {
+  readonly name: string;
+  /** the hosts that can run units now, with their metadata and agent health */
+  hosts(): Promise<HostView[]>;
+  /** which hosts each unit goes to (pure; a unit no host can take is an error) */
+  place(units: UnitSpec[], hosts: HostView[]): UnitTarget[];
+  /**
+   * What the hosts report about a stack, followed (blocking, no polling) until `check` returns a
+   * value; a TimeoutError carrying `describe()` at the deadline; ends early on `signal`.
+   */
+  follow<T>(
+    stack: string,
+    deadline: number,
+    check: (reports: ReadonlyMap<string, StatusReport>) => T | undefined,
+    describe: () => string,
+    signal?: AbortSignal,
+  ): Promise<T>;
+  /** every stack's reports now, by stack then host */
+  reports(): Promise<Map<string, Map<string, StatusReport>>>;
+}

@@ -1,0 +1,59 @@
+/**
+ * The cases every scheduler backend's placement must pass (as hono runs one suite over all its
+ * routers). A new backend (controller/scheduler/<name>.ts) is added to BACKENDS.
+ */
+import { describe, expect, it } from "vitest";
+import { agentsScheduler } from "../../controller/scheduler/agents.js";
+import type { Scheduler } from "../../controller/scheduler/scheduler.js";
+import { UnplaceableUnitError } from "../../controller/rollout/rollout-plan.js";
+import type { HostView } from "../../controller/rollout/progress.js";
+import { Consul } from "../../shared/consul.js";
+import { KvLayout } from "../../shared/kv-layout.js";
+import type { UnitSpec } from "../../shared/spec.js";
+
+// placement is pure: the Consul client is never called here
+const BACKENDS: Scheduler[] = [agentsScheduler(new Consul({ addr: "http://127.0.0.1:1" }), new KvLayout())];
+
+const host = (node: string, meta: Record<string, string>): HostView => ({ node, meta, agent: "passing" });
+const unit = (name: string, metadata: Record<string, string[]>, global = false): UnitSpec => ({
+  name: `${name}@1.service`,
+  stack: name,
+  component: null,
+  group: null,
+  version: "1",
+  role: "service",
+  text: "[Service]\nExecStart=/bin/true\n",
+  placements: [{ global, metadata }],
+});
+const HOSTS = [
+  host("a", { role: "web", zone: "1" }),
+  host("b", { role: "web", zone: "2" }),
+  host("c", { role: "db", zone: "1" }),
+];
+
+for (const s of BACKENDS) {
+  describe(`scheduler contract: ${s.name}`, () => {
+    it("places every unit on hosts whose metadata matches, and only there", () => {
+      const t = s.place([unit("web", { role: ["web"] }), unit("db", { role: ["db"] })], HOSTS);
+      expect(t.map((x) => x.name)).toEqual(["web@1.service", "db@1.service"]);
+      for (const h of t[0]!.hosts) expect(["a", "b"]).toContain(h);
+      expect(t[1]!.hosts).toEqual(["c"]);
+    });
+    it("global units go to every matching host", () => {
+      expect(s.place([unit("g", {}, true)], HOSTS)[0]!.hosts).toEqual(["a", "b", "c"]);
+    });
+    it("several keys must all match", () => {
+      expect(s.place([unit("w1", { role: ["web"], zone: ["1"] })], HOSTS)[0]!.hosts).toEqual(["a"]);
+    });
+    it("a unit no host can take is an error naming what it wants", () => {
+      expect(() => s.place([unit("x", { role: ["cache"] })], HOSTS)).toThrow(UnplaceableUnitError);
+      expect(() => s.place([unit("x", { role: ["cache"] })], HOSTS)).toThrow(
+        /x@1.service targets no host: it wants role=cache/,
+      );
+    });
+    it("is deterministic", () => {
+      const units = [unit("web", { role: ["web"] }), unit("g", {}, true)];
+      expect(s.place(units, [...HOSTS].reverse())).toEqual(s.place(units, HOSTS));
+    });
+  });
+}
