@@ -4,11 +4,8 @@
  * Passes never overlap; a change during a pass triggers another. Without Consul it keeps what it
  * has, retries with backoff, and resumes without restarting anything.
  */
-import { AGENT_SERVICE } from "../shared/spec.js";
-import { createHash, type KeyObject } from "node:crypto";
+import type { KeyObject } from "node:crypto";
 import { execFile } from "node:child_process";
-import { existsSync, readFileSync } from "node:fs";
-import { join } from "node:path";
 import { promisify } from "node:util";
 import { Backoff, sleep } from "../shared/backoff.js";
 import { HOUSTON_VERSION } from "../shared/version.js";
@@ -19,11 +16,12 @@ import type { TrustStore } from "../shared/signing.js";
 import {
   AgentRecordSchema,
   SCHEMA_VERSION,
+  type AgentRecord,
   type StackSpec,
-  type StatusReport,
   type UnitStatus,
 } from "../shared/spec.js";
-import { serviceChanges, stackService, type StackService } from "./stack-service.js";
+import { observeHost } from "./observe.js";
+import { Registrar } from "./registrar.js";
 import { acceptSpec } from "./accept.js";
 import { applySteps } from "./apply.js";
 import type { AgentConfig } from "./config.js";
@@ -62,8 +60,7 @@ export class Agent {
   private registrationsStale = false;
   private reporting: Promise<void> = Promise.resolve();
   private lastStates = new Map<string, Omit<UnitStatus, "name">>();
-  /** what the local Consul agent was last sent for each stack's service */
-  private readonly stackServices = new Map<string, StackService>();
+  private readonly registrar: Registrar;
   private running = false;
   private again = false;
   private retry: NodeJS.Timeout | null = null;
@@ -74,7 +71,9 @@ export class Agent {
   constructor(
     readonly cfg: AgentConfig,
     private readonly deps: AgentDeps,
-  ) {}
+  ) {
+    this.registrar = new Registrar(deps.consul, deps.kv, (m) => this.log(m));
+  }
 
   /** Learns who it is, reconciles from the cache, then follows Consul until stop(). */
   async start(): Promise<void> {
@@ -120,35 +119,19 @@ export class Agent {
   }
 
   /** The houston-agent service (HTTP check on /health) and the agents/<node> record; retried until done. */
-  private async register(): Promise<void> {
-    const backoff = new Backoff({ minMs: 500, maxMs: 15_000 });
-    while (!this.abort.signal.aborted) {
-      try {
-        const { port, checkHost } = this.cfg.listen;
-        await this.deps.consul.agentServiceRegister({
-          ID: AGENT_SERVICE,
-          Name: AGENT_SERVICE,
-          Port: port,
-          Tags: [`version:${AGENT_VERSION}`],
-          Meta: { houston_node: this.node },
-          Check: { HTTP: `http://${checkHost}:${port}/health`, Interval: "5s", Timeout: "2s" },
-        });
-        const record = AgentRecordSchema.parse({
-          schema: SCHEMA_VERSION,
-          node: this.node,
-          meta: this.meta,
-          version: AGENT_VERSION,
-          startedAt: new Date().toISOString(),
-          httpAddr: `${checkHost}:${port}`,
-          trustedKeys: this.trustedKeyIds(),
-        });
-        await this.deps.consul.kvPut(this.deps.kv.agent(this.node), JSON.stringify(record));
-        return;
-      } catch (err) {
-        this.log(`registration in Consul failed, retrying: ${errorText(err)}`);
-        await sleep(backoff.next(), this.abort.signal);
-      }
-    }
+  private register(): Promise<void> {
+    const { port, checkHost } = this.cfg.listen;
+    const record = (): AgentRecord =>
+      AgentRecordSchema.parse({
+        schema: SCHEMA_VERSION,
+        node: this.node,
+        meta: this.meta,
+        version: AGENT_VERSION,
+        startedAt: new Date().toISOString(),
+        httpAddr: `${checkHost}:${port}`,
+        trustedKeys: this.trustedKeyIds(),
+      });
+    return this.registrar.registerAgent(record, { host: checkHost, port }, this.abort.signal);
   }
 
   /** Blocking-query watch of stacks/: every change replaces the cached specs and triggers a pass. */
@@ -275,53 +258,8 @@ export class Agent {
     } else this.backoff.reset();
   }
 
-  private async observe(desired: HostDesired): Promise<HostObservation> {
-    const owned = this.deps.state.units();
-    const ownedNames = new Set(owned.map((u) => u.name));
-    const observed = [];
-    for (const u of owned) {
-      const state = await this.deps.systemd.unitState(u.name);
-      observed.push({
-        name: u.name,
-        stack: u.stack,
-        fileHash: this.fileHash(u.name),
-        startedHash: u.startedHash,
-        activeState: state.activeState,
-        serviceId: u.serviceId,
-      });
-    }
-    const foreign = new Map<string, string>();
-    for (const u of desired.units) {
-      if (ownedNames.has(u.name) || foreign.has(u.name)) continue;
-      if (existsSync(join(this.cfg.unitDir, u.name))) {
-        foreign.set(u.name, `unit file ${u.name} exists and was not created by Houston; not touching it`);
-        continue;
-      }
-      // a vendor unit, a template instance, a generated or runtime unit of that name: never shadowed
-      const known = await this.deps.systemd.unitSource(u.name);
-      if (known.loadState !== "not-found") {
-        foreign.set(
-          u.name,
-          `systemd already has ${u.name} (${known.loadState}${known.fragmentPath ? ` from ${known.fragmentPath}` : ""}), not created by Houston; not shadowing it`,
-        );
-      }
-    }
-    return {
-      owned: observed,
-      foreign,
-      archives: this.deps.state.installedArchives(),
-      registrationsStale: this.registrationsStale,
-    };
-  }
-
-  private fileHash(name: string): string | null {
-    try {
-      return createHash("sha256")
-        .update(readFileSync(join(this.cfg.unitDir, name)))
-        .digest("hex");
-    } catch {
-      return null;
-    }
+  private observe(desired: HostDesired): Promise<HostObservation> {
+    return observeHost(this.deps, this.cfg.unitDir, desired, this.registrationsStale);
   }
 
   /** A report soon (unit state changes come in bursts); passes report at their end anyway. */
@@ -390,50 +328,12 @@ export class Agent {
       pending = true;
       this.log(`could not publish status (${errorText(err)}); will retry`);
     }
-    if (!pending) pending = !(await this.syncStackServices(reports));
-    if (pending && !this.abort.signal.aborted) setTimeout(() => this.scheduleReport(), this.backoff.next()).unref();
-  }
-
-  /** Mirrors each stack's report into its Consul service and unit checks (see stack-service.ts). */
-  private async syncStackServices(reports: Omit<StatusReport, "updatedAt">[]): Promise<boolean> {
-    if (this.registrationsStale) this.stackServices.clear();
-    const versions = new Map(this.deps.state.specs().map((s) => [s.stack, s.deployment.version]));
-    // a stack with nothing on this host (placed elsewhere) has no service here
-    const here = reports.filter((r) => r.units.length > 0 || r.errors.length > 0);
-    const wanted = new Map(here.map((r) => [r.stack, stackService(r, versions.get(r.stack) ?? null)]));
-    try {
-      for (const stack of new Set([...this.stackServices.keys(), ...wanted.keys()])) {
-        const before = this.stackServices.get(stack) ?? null;
-        const after = wanted.get(stack) ?? null;
-        const change = serviceChanges(before, after);
-        this.stackServices.delete(stack); // re-sent in full if anything below fails
-        if (change.deregister) await this.deps.consul.agentServiceDeregister(change.deregister);
-        if (change.register) {
-          const r = change.register;
-          await this.deps.consul.agentServiceRegister({
-            ID: r.id,
-            Name: r.name,
-            Tags: r.tags,
-            Meta: { houston_stack: stack, houston_node: this.node },
-            // Consul copies a check's output to its catalog at once only when the status changes: register
-            // with another status, so that the update below carries the output into the UI now
-            Checks: r.checks.map((c) => ({
-              CheckID: c.id,
-              Name: c.unit,
-              TTL: "8760h",
-              Status: c.status === "passing" ? "warning" : "passing",
-              Notes: `systemd state of ${c.unit}, set by houston-agent`,
-            })),
-          });
-        }
-        for (const c of change.update) await this.deps.consul.agentCheckUpdate(c.id, c.status, c.output);
-        if (after) this.stackServices.set(stack, after);
-      }
-      return true;
-    } catch (err) {
-      this.log(`could not update the stacks' Consul services (${errorText(err)}); will retry`);
-      return false;
+    if (!pending) {
+      if (this.registrationsStale) this.registrar.forget();
+      const versions = new Map(this.deps.state.specs().map((s) => [s.stack, s.deployment.version]));
+      pending = !(await this.registrar.syncStacks(this.node, reports, versions));
     }
+    if (pending && !this.abort.signal.aborted) setTimeout(() => this.scheduleReport(), this.backoff.next()).unref();
   }
 
   private reportedStacks(): string[] {

@@ -6,7 +6,7 @@
 import { realpathSync } from "node:fs";
 import { networkInterfaces } from "node:os";
 import type { Consul } from "../shared/consul.js";
-import { errorText } from "../shared/errors.js";
+import { StepFailedError, UnitRefusedError, errorText } from "../shared/errors.js";
 import type { KvLayout } from "../shared/kv-layout.js";
 import { checkTargetProblem, serviceNameProblem, serviceTags } from "../shared/spec.js";
 import { fetchArchive } from "../shared/archive-store.js";
@@ -63,7 +63,7 @@ export function describe(step: Step): string {
 async function applyStep(step: Step, d: ApplyDeps): Promise<void> {
   switch (step.kind) {
     case "blocked":
-      throw new Error(step.reason);
+      throw new UnitRefusedError(step.reason);
     case "install-archive": {
       const bytes = await fetchArchive(d.consul, d.kv, step.sha, d.maxArchiveBytes);
       installArchive(await parseArchive(bytes, step.sha), step.sha, step.stack, d.root, d.state, d.unitDir);
@@ -93,7 +93,7 @@ async function applyStep(step: Step, d: ApplyDeps): Promise<void> {
     }
     case "remove-unit-file": {
       const why = removeSafely(realpathSync.native(d.unitDir), step.name, "file");
-      if (why) throw new Error(why);
+      if (why) throw new UnitRefusedError(why);
       d.state.forgetUnit(step.name);
       return;
     }
@@ -108,7 +108,7 @@ async function applyStep(step: Step, d: ApplyDeps): Promise<void> {
       d.state.markStarted(step.name, step.hash);
       d.log(`${step.restart ? "restarted" : "started"} ${step.name}: job ${result}`);
       if (result === "timeout")
-        throw new Error(`systemd did not finish starting ${step.name} within ${d.startTimeoutMs / 1000}s`);
+        throw new StepFailedError(`systemd did not finish starting ${step.name} within ${d.startTimeoutMs / 1000}s`);
       return;
     }
     case "register-service": {
@@ -117,7 +117,7 @@ async function applyStep(step: Step, d: ApplyDeps): Promise<void> {
       const problem =
         serviceNameProblem(step.stack, s.name) ??
         (s.checkHttp ? checkTargetProblem(s.checkHttp, ownAddresses()) : null);
-      if (problem) throw new Error(`not registering ${s.name}: ${problem}`);
+      if (problem) throw new StepFailedError(`not registering ${s.name}: ${problem}`);
       await d.consul.agentServiceRegister({
         ID: step.serviceId,
         Name: s.name,

@@ -3,6 +3,7 @@
  */
 import { parseArgs } from "node:util";
 import { tlsFromEnv, type TlsOptions } from "../shared/consul-transport.js";
+import { AgentConfigError } from "../shared/errors.js";
 import { DEFAULT_PREFIX } from "../shared/kv-layout.js";
 
 export interface AgentConfig {
@@ -85,18 +86,19 @@ export function parseAgentConfig(argv: string[], env: NodeJS.ProcessEnv): AgentC
   const metaPairs = [...(env.HOUSTON_META ? env.HOUSTON_META.split(",") : []), ...(values.meta ?? [])];
   for (const pair of metaPairs) {
     const eq = pair.indexOf("=");
-    if (eq <= 0) throw new Error(`--meta ${JSON.stringify(pair)}: expected KEY=VALUE`);
+    if (eq <= 0) throw new AgentConfigError(`--meta ${JSON.stringify(pair)}: expected KEY=VALUE`);
     meta[pair.slice(0, eq).trim()] = pair.slice(eq + 1).trim();
   }
   const listen = values.listen ?? env.HOUSTON_LISTEN ?? "127.0.0.1:9631";
   const m = /^(.*):(\d+)$/.exec(listen);
-  if (!m) throw new Error(`--listen ${JSON.stringify(listen)}: expected HOST:PORT`);
+  if (!m) throw new AgentConfigError(`--listen ${JSON.stringify(listen)}: expected HOST:PORT`);
   const host = m[1] ?? "127.0.0.1";
   const timeout = Number(values["start-timeout"] ?? "90");
   if (!Number.isFinite(timeout) || timeout <= 0)
-    throw new Error("--start-timeout must be a positive number of seconds");
+    throw new AgentConfigError("--start-timeout must be a positive number of seconds");
   const maxMib = Number(values["max-archive-size"] ?? "64");
-  if (!Number.isSafeInteger(maxMib) || maxMib < 1) throw new Error("--max-archive-size must be a whole number of MiB");
+  if (!Number.isSafeInteger(maxMib) || maxMib < 1)
+    throw new AgentConfigError("--max-archive-size must be a whole number of MiB");
   return {
     maxArchiveBytes: maxMib * 1048576,
     node: values.node ?? env.HOUSTON_NODE ?? undefined,

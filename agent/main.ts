@@ -4,7 +4,7 @@
 import { serve } from "@hono/node-server";
 import { join } from "node:path";
 import { Consul } from "../shared/consul.js";
-import { errorText } from "../shared/errors.js";
+import { AgentConfigError, errorText } from "../shared/errors.js";
 import { KvLayout } from "../shared/kv-layout.js";
 import { TrustStore } from "../shared/signing.js";
 import { AGENT_VERSION, Agent } from "./agent.js";
@@ -30,7 +30,7 @@ async function main(): Promise<void> {
   try {
     const url = parseConsulAddress(cfg.consulAddr ?? "http://127.0.0.1:8500");
     if (cfg.consulToken && url.protocol === "http:" && !isLoopback(url) && !cfg.insecureToken) {
-      throw new Error(
+      throw new AgentConfigError(
         `refusing to send the Consul token over plain http to ${url.host}: use https:// (with --ca-file) or --insecure-token`,
       );
     }
@@ -42,7 +42,8 @@ async function main(): Promise<void> {
   const trust = new TrustStore(cfg.trust);
   try {
     const keys = trust.keys();
-    if (trust.configured && keys.size === 0) throw new Error(`--trust ${cfg.trust.join(", ")}: no *.pub keys found`);
+    if (trust.configured && keys.size === 0)
+      throw new AgentConfigError(`--trust ${cfg.trust.join(", ")}: no *.pub keys found`);
   } catch (err) {
     process.stderr.write(`houston-agent: ${errorText(err)}\n`);
     process.exit(2);

@@ -7,6 +7,7 @@
 import Database from "better-sqlite3";
 import { mkdirSync } from "node:fs";
 import { dirname } from "node:path";
+import { UnitRefusedError } from "../shared/errors.js";
 import { StackSpecSchema, decodeJson, type StackSpec } from "../shared/spec.js";
 
 export interface OwnedUnit {
@@ -111,7 +112,9 @@ export class AgentState {
       )
       .run(name, stack, hash);
     if (res.changes === 0)
-      throw new Error(`unit ${name} is owned by stack ${this.unitOwner(name) ?? "?"}; refusing to take it over`);
+      throw new UnitRefusedError(
+        `unit ${name} is owned by stack ${this.unitOwner(name) ?? "?"}; refusing to take it over`,
+      );
   }
   unitOwner(name: string): string | null {
     const row = this.db.prepare("SELECT stack FROM units WHERE name = ?").get(name) as { stack: string } | undefined;

@@ -53,6 +53,15 @@ export class InvalidKvDataError extends HoustonError {
 /** An archive failed verification or would write outside the root. Nothing is written. */
 export class ArchiveRejectedError extends HoustonError {}
 
+/** A bad flag or setting of the agent (exit 2). */
+export class AgentConfigError extends HoustonError {}
+
+/** A unit Houston will not write or take over (another stack's, the system's, a foreign file). */
+export class UnitRefusedError extends HoustonError {}
+
+/** A step on a host that did not complete (a start that timed out, a service not registered). */
+export class StepFailedError extends HoustonError {}
+
 /** Another session holds a stack's deploy lock. */
 export class LockHeldError extends HoustonError {}
 

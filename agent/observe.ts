@@ -1,0 +1,65 @@
+/**
+ * What this host has now, for reconcileHost: the units Houston owns with their file hash, last
+ * started content and systemd state; and wanted names that exist already without Houston (a file
+ * in the unit dir, or a unit systemd loads from elsewhere: vendor, template, generator, runtime).
+ */
+import { createHash } from "node:crypto";
+import { existsSync, readFileSync } from "node:fs";
+import { join } from "node:path";
+import type { AgentDeps } from "./agent.js";
+import type { HostObservation } from "./reconcile.js";
+import type { HostDesired } from "./targeting.js";
+
+export async function observeHost(
+  deps: Pick<AgentDeps, "state" | "systemd">,
+  unitDir: string,
+  desired: HostDesired,
+  registrationsStale: boolean,
+): Promise<HostObservation> {
+  const owned = deps.state.units();
+  const ownedNames = new Set(owned.map((u) => u.name));
+  const observed = [];
+  for (const u of owned) {
+    const state = await deps.systemd.unitState(u.name);
+    observed.push({
+      name: u.name,
+      stack: u.stack,
+      fileHash: fileHash(unitDir, u.name),
+      startedHash: u.startedHash,
+      activeState: state.activeState,
+      serviceId: u.serviceId,
+    });
+  }
+  const foreign = new Map<string, string>();
+  for (const u of desired.units) {
+    if (ownedNames.has(u.name) || foreign.has(u.name)) continue;
+    if (existsSync(join(unitDir, u.name))) {
+      foreign.set(u.name, `unit file ${u.name} exists and was not created by Houston; not touching it`);
+      continue;
+    }
+    // a vendor unit, a template instance, a generated or runtime unit of that name: never shadowed
+    const known = await deps.systemd.unitSource(u.name);
+    if (known.loadState !== "not-found") {
+      foreign.set(
+        u.name,
+        `systemd already has ${u.name} (${known.loadState}${known.fragmentPath ? ` from ${known.fragmentPath}` : ""}), not created by Houston; not shadowing it`,
+      );
+    }
+  }
+  return {
+    owned: observed,
+    foreign,
+    archives: deps.state.installedArchives(),
+    registrationsStale: registrationsStale,
+  };
+}
+
+function fileHash(unitDir: string, name: string): string | null {
+  try {
+    return createHash("sha256")
+      .update(readFileSync(join(unitDir, name)))
+      .digest("hex");
+  } catch {
+    return null;
+  }
+}
