@@ -78,6 +78,9 @@ export class Agent {
   /** Learns who it is, reconciles from the cache, then follows Consul until stop(). */
   async start(): Promise<void> {
     await this.identify();
+    if (this.deps.state.noteBoot(await this.deps.systemd.bootMark())) {
+      this.log("the host was rebooted: its units are started again, once each");
+    }
     this.deps.systemd.onStateChange(() => this.scheduleReport());
     void this.register();
     await this.pass();

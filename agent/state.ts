@@ -34,6 +34,7 @@ CREATE TABLE IF NOT EXISTS archives (sha TEXT PRIMARY KEY, stack TEXT NOT NULL, 
 CREATE TABLE IF NOT EXISTS files (path TEXT PRIMARY KEY, archive TEXT NOT NULL, kind TEXT NOT NULL, stack TEXT NOT NULL DEFAULT '');
 CREATE TABLE IF NOT EXISTS applied (stack TEXT PRIMARY KEY, generation INTEGER NOT NULL);
 CREATE TABLE IF NOT EXISTS accepted (stack TEXT PRIMARY KEY, generation INTEGER NOT NULL);
+CREATE TABLE IF NOT EXISTS boot (id INTEGER PRIMARY KEY CHECK (id = 1), mark TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS reports (key TEXT PRIMARY KEY, body TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS identity (id INTEGER PRIMARY KEY CHECK (id = 1), node TEXT NOT NULL, meta TEXT NOT NULL);
 `;
@@ -184,6 +185,20 @@ export class AgentState {
     if (generation === null) this.db.prepare("DELETE FROM applied WHERE stack = ?").run(stack);
     else this.db.prepare("INSERT OR REPLACE INTO applied (stack, generation) VALUES (?, ?)").run(stack, generation);
   }
+  /**
+   * The host's boot this state last saw; after a reboot every owned unit counts as not started
+   * (systemd forgot them), so each is started again exactly once.
+   */
+  noteBoot(mark: string): boolean {
+    const row = this.db.prepare("SELECT mark FROM boot WHERE id = 1").get() as { mark: string } | undefined;
+    if (row?.mark === mark) return false;
+    this.db.transaction(() => {
+      if (row) this.db.prepare("UPDATE units SET started_hash = NULL").run();
+      this.db.prepare("INSERT OR REPLACE INTO boot (id, mark) VALUES (1, ?)").run(mark);
+    })();
+    return row !== undefined;
+  }
+
   /** highest spec generation accepted per stack (kept after a stack is removed: no replays) */
   acceptedGenerations(): Map<string, number> {
     const rows = this.db.prepare("SELECT stack, generation FROM accepted").all() as {

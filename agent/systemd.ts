@@ -119,6 +119,16 @@ export class Systemd {
     return () => this.listeners.delete(listener);
   }
 
+  /**
+   * When this systemd started (UserspaceTimestamp): changes with every boot of the host, so the
+   * agent can tell a reboot (its units are then started again, once) from a restart of its own.
+   */
+  async bootMark(): Promise<string> {
+    const v = await this.getProperty(SD_PATH, MANAGER, "UserspaceTimestamp");
+    if (typeof v !== "bigint" && typeof v !== "number") throw new SystemdError("systemd answered UserspaceTimestamp without a number");
+    return String(v);
+  }
+
   async reload(): Promise<void> {
     await this.call(SD_PATH, MANAGER, "Reload", "", []);
   }

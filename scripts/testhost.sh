@@ -167,6 +167,14 @@ EOF
   mkdir -p "$CG"
   echo "$CG" > "$D/cgroup"
 
+  boot_instance "$NAME" "$CG" "$T0" "${NETENTER[@]}"
+}
+
+# Steps 4-5 of start, and all of a reboot: launch the namespace's systemd on the existing root and
+# wait for it. boot_instance NAME CGROUP T0 [nsenter --net=...]
+boot_instance() {
+  local NAME=$1 CG=$2 T0=$3; shift 3
+  local NETENTER=("$@") D=$BASE/$NAME ROOT=$BASE/$NAME/root NS=th-$NAME
   # 4. launch under script(1) (a pty => systemd gets a real /dev/console, logged to console.log);
   #    __launch -> unshare (new pid/mount/uts/ipc ns) -> __cgroup (PID 1 joins the instance cgroup,
   #    new cgroup ns) -> __inner (API filesystems, pivot_root) -> exec systemd
@@ -221,12 +229,12 @@ EOF
   echo "  env file         : $D/env   (set -a; . $D/env; set +a)"
 }
 
+
 # ---------------------------------------------------------------------------------------------
-stop() {
-  local NAME=$1 D=$BASE/$1 ROOT=$BASE/$1/root LAYER=$BASE/$1/layer
-  [ -d "$D" ] || { echo "no instance $NAME"; return 0; }
-  local SPID UPID; SPID=$(cat "$D/pid" 2>/dev/null || true); UPID=$(cat "$D/unshare.pid" 2>/dev/null || true)
-  local T0; T0=$(now_ms)
+# Shuts the instance's systemd down (poweroff) and waits for the namespace to end.
+poweroff_instance() {
+  local D=$BASE/$1 SPID UPID
+  SPID=$(cat "$D/pid" 2>/dev/null || true); UPID=$(cat "$D/unshare.pid" 2>/dev/null || true)
   # only signal SPID if it is still the child of our unshare (guards against PID reuse)
   if [ -n "$SPID" ] && [ -n "$UPID" ] && [ "$(awk '{print $4}' "/proc/$SPID/stat" 2>/dev/null)" = "$UPID" ]; then
     # clean shutdown: SIGRTMIN+4 == "systemctl poweroff" for a system manager; in a PID namespace
@@ -238,7 +246,6 @@ stop() {
       kill -KILL "$SPID" || true     # kills every process of the pid namespace
     fi
   fi
-  local T1; T1=$(now_ms)
   # unshare exits right after its child; it may linger as a zombie until the host's PID 1 reaps it
   if [ -n "$UPID" ]; then
     for _ in $(seq 50); do
@@ -246,6 +253,35 @@ stop() {
       sleep 0.1
     done
   fi
+}
+
+# A reboot: poweroff, then boot the same root again (its overlay layer is the host's disk and
+# survives; /run is volatile and starts empty), same address and network namespace.
+reboot_instance() {
+  local NAME=$1 D=$BASE/$1 ROOT=$BASE/$1/root
+  [ -f "$D/env" ] || die "no instance $NAME"
+  local T0; T0=$(now_ms)
+  poweroff_instance "$NAME"
+  if mountpoint -q "$ROOT/run"; then umount -l "$ROOT/run"; fi
+  mount -t tmpfs -o mode=755,nosuid,nodev "th-$NAME-run" "$ROOT/run"
+  local CG; CG=$(cat "$D/cgroup")
+  for _ in $(seq 50); do
+    find "$CG" -mindepth 1 -depth -type d -exec rmdir {} + 2>/dev/null || true
+    [ -z "$(find "$CG" -mindepth 1 -type d 2>/dev/null)" ] && break; sleep 0.1
+  done
+  rm -f "$D/pid" "$D/unshare.pid"
+  local NETENTER=()
+  [ -e "/run/netns/th-$NAME" ] && NETENTER=(nsenter "--net=/run/netns/th-$NAME")
+  boot_instance "$NAME" "$CG" "$T0" "${NETENTER[@]}"
+}
+
+# ---------------------------------------------------------------------------------------------
+stop() {
+  local NAME=$1 D=$BASE/$1 ROOT=$BASE/$1/root LAYER=$BASE/$1/layer
+  [ -d "$D" ] || { echo "no instance $NAME"; return 0; }
+  local T0; T0=$(now_ms)
+  poweroff_instance "$NAME"
+  local T1; T1=$(now_ms)
   if mountpoint -q "$ROOT/run"; then umount -l "$ROOT/run"; fi
   if mountpoint -q "$ROOT"; then umount -l "$ROOT"; fi
   if mountpoint -q "$LAYER"; then umount -l "$LAYER"; fi
@@ -301,10 +337,11 @@ enter_cgroup() {   # __cgroup NAME CGROUP: runs as PID 1 of the new pid ns
 case "${1:-}" in
   start)   shift; start "$@";;
   stop)    shift; stop "$@";;
+  reboot)  shift; reboot_instance "$@";;
   status)  shift; status "$@";;
   shell)   shift; shell "$@";;
   __launch) shift; launch "$@";;
   __cgroup) shift; enter_cgroup "$@";;
   __inner) shift; inner "$@";;
-  *) echo "usage: $0 start NAME [IPSUFFIX] | stop NAME | status NAME | shell NAME [cmd...]" >&2; exit 2;;
+  *) echo "usage: $0 start NAME [IPSUFFIX] | stop NAME | reboot NAME | status NAME | shell NAME [cmd...]" >&2; exit 2;;
 esac

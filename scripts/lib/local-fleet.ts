@@ -8,7 +8,7 @@
  * checkout under /tmp would be invisible inside (the hosts' /tmp is private).
  */
 import { execFile, spawn } from "node:child_process";
-import { copyFileSync, cpSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { copyFileSync, cpSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, symlinkSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { promisify } from "node:util";
@@ -340,6 +340,9 @@ export class LocalFleet {
       ].join("\n"),
     );
     mkdirSync(join(h.root, "etc", "houston"), { recursive: true });
+    // enabled, so that a reboot of the host starts them again (the hosts boot testhost.target)
+    mkdirSync(join(units, "testhost.target.wants"), { recursive: true });
+    for (const u of ["houston-consul.service", "houston-agent.service"]) symlinkSync(`../${u}`, join(units, "testhost.target.wants", u));
     if (this.opts.agentImage) {
       // the production container unit, under the agent's usual name; podman inside a test host keeps
       // its store on the host's private tmpfs and uses runc without a pids controller (recipe notes)
@@ -382,6 +385,11 @@ export class LocalFleet {
     const h = this.hosts.find((x) => x.name === name);
     if (!h) throw new Error(`no host ${name}`);
     return h;
+  }
+
+  /** Reboots a host: poweroff, then the same root boots again (its files survive, /run does not). */
+  async reboot(name: string): Promise<void> {
+    await testhost("reboot", name);
   }
 
   /** Runs a command inside a host (all its namespaces). */

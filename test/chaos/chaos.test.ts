@@ -191,6 +191,42 @@ describe("chaos", () => {
     });
   }, 400_000);
 
+  it("host reboot: the agent comes back, finds its units, starts each once, reports", async () => {
+    const dir = configDir({ "manifest.yaml": manifest({ boot: [] }), "units/service/boot.service": sleeper });
+    expect((await houston(fleet.consulAddr, dir, "-s", "service", "boot", "1")).code).toBe(0);
+    const mtime = async () =>
+      (await fleet.shell("ch2", "stat", "-c", "%Y", "/etc/systemd/system/boot@1.service")).trim();
+    const fileBefore = await mtime();
+    const t0 = Date.now();
+    await fleet.reboot("ch2");
+    await eventually(
+      "the rebooted host's agent to be back with its unit active",
+      async () =>
+        (await health("ch2")).consulReachable && (await fleet.unitState("ch2", "boot@1.service")) === "active",
+      120_000,
+    );
+    const report = JSON.parse((await fleet.consul.kvGet(fleet.kv.stackStatus("ch2", "boot")))!.value.toString()) as {
+      units: { name: string; activeState: string }[];
+    };
+    expect(report.units.find((u) => u.name === "boot@1.service")?.activeState).toBe("active");
+    const recovery = (Date.now() - t0) / 1000;
+    expect(await fleet.unitState("ch2", "boot@1.service")).toBe("active");
+    // applied once: one start since the boot, the unit file not rewritten
+    const starts = (
+      await fleet.shell("ch2", "sh", "-c", "journalctl -b -u boot@1.service -o cat | grep -c '^Started' || true")
+    ).trim();
+    expect(starts).toBe("1");
+    expect(await mtime()).toBe(fileBefore);
+    rows.push({
+      case: "host reboot",
+      broken: "poweroff + boot of the same host root",
+      recoverySeconds: Math.round(recovery * 10) / 10,
+      unitsKeptRunning: "1/1 again",
+      filesLostOrHalfWritten: 0,
+      staleLocks: await staleLocks(),
+    });
+  }, 400_000);
+
   it("controller SIGKILL mid-rollout: the lock frees by its TTL, old and new serve meanwhile, a rerun finishes with the right history", async () => {
     const dir = configDir({ "manifest.yaml": manifest({ kill: [] }), "units/service/kill.service": sleeper });
     expect((await houston(fleet.consulAddr, dir, "-s", "service", "kill", "1")).code).toBe(0);
