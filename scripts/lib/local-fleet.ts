@@ -51,6 +51,8 @@ export interface FleetOptions {
   /** ACLs on with default deny; `acl` is the management token; each host's agent gets its own
    * least-privilege token (houston-agent-<node> policy) */
   acl?: string;
+  /** Consul servers on the machine (default 1); with 3, a real Raft cluster whose leader can be lost */
+  servers?: number;
   /** run the agent from this OCI archive (npm run image) with systemd/houston-agent-container.service */
   agentImage?: string;
   log?: (message: string) => void;
@@ -74,7 +76,7 @@ function readEnv(name: string): Record<string, string> {
   );
 }
 
-async function freePortRange(): Promise<number> {
+async function freePortRange(servers = 1): Promise<number> {
   const { createServer } = await import("node:net");
   const free = (port: number, host: string) =>
     new Promise<boolean>((resolve) => {
@@ -91,7 +93,7 @@ async function freePortRange(): Promise<number> {
 }
 
 interface FleetState {
-  consulPid: number;
+  consulPids: number[];
   dataDir: string;
   tlsDir: string;
   hosts: string[];
@@ -113,7 +115,8 @@ export class LocalFleet {
   consulAddr = "";
   /** with `tls`: the files a client needs (CA, client certificate and key) */
   tlsFiles: { ca: string; cert: string; key: string } | null = null;
-  private consulPid = 0;
+  /** one per server (0: not running) */
+  private consulPids: number[] = [];
   private port = 0;
   private dataDir = "";
   private tlsDir = "";
@@ -152,7 +155,7 @@ export class LocalFleet {
       });
       this.log(`booted test host ${h.name} (${env.TESTHOST_IP}) in ${env.TESTHOST_BOOT_MS} ms`);
     }
-    this.port = await freePortRange();
+    this.port = await freePortRange(this.servers);
     this.dataDir = mkdtempSync(join(tmpdir(), "houston-consul-server-"));
     await this.startConsulServer();
     const tokens = this.opts.acl ? await this.agentTokens() : new Map<string, string>();
@@ -193,55 +196,75 @@ export class LocalFleet {
     await this.waitForAgents();
   }
 
-  /** Starts (or restarts, with the same data dir: KV survives) the Consul server. */
+  private get servers(): number {
+    return this.opts.servers ?? 1;
+  }
+
+  /** The HTTP address of each server (the controller may talk to any of them). */
+  get serverAddrs(): string[] {
+    return Array.from({ length: this.servers }, (_, i) => `${this.opts.tls ? "https" : "http"}://127.0.0.1:${this.port + 3 * i}`);
+  }
+
+  /** Starts (or restarts, with the same data dirs: KV survives) the Consul server(s) not running. */
   async startConsulServer(): Promise<void> {
     const p = this.port;
     const tlsArgs = this.opts.tls ? await this.tlsConfig() : [];
-    const child = spawn(
-      CONSUL_BIN,
-      [
-        "agent",
-        "-server",
-        "-bootstrap-expect",
-        "1",
-        "-node",
-        "houston-server",
-        "-bind",
-        BRIDGE_IP,
-        "-client",
-        `127.0.0.1 ${BRIDGE_IP}`,
-        ...(this.opts.tls ? [] : ["-http-port", String(p)]),
-        "-serf-lan-port",
-        String(p + 1),
-        "-server-port",
-        String(p + 2),
-        "-dns-port",
-        "-1",
-        "-grpc-port",
-        "-1",
-        "-serf-wan-port",
-        "-1",
-        "-data-dir",
-        this.dataDir,
-        "-hcl",
-        "disable_update_check = true",
-        "-hcl",
-        "performance { raft_multiplier = 1 }",
-        "-hcl",
-        GOSSIP,
-        "-ui",
-        ...tlsArgs,
-        ...(this.opts.acl
-          ? [
-              "-hcl",
-              `acl { enabled = true default_policy = "deny" enable_token_persistence = true tokens { master = "${this.opts.acl}" agent = "${this.opts.acl}" } }`,
-            ]
-          : []),
-      ],
-      { detached: true, stdio: ["ignore", "ignore", "ignore"] },
-    );
-    child.unref();
-    this.consulPid = child.pid ?? 0;
+    for (let i = 0; i < this.servers; i++) {
+      if (this.consulPids[i]) continue;
+      const b = p + 3 * i;
+      const many = this.servers > 1;
+      const joins = many ? Array.from({ length: this.servers }, (_, j) => j).filter((j) => j !== i).flatMap((j) => ["-retry-join", `${BRIDGE_IP}:${p + 3 * j + 1}`]) : [];
+      const dataDir = many ? join(this.dataDir, `server-${i + 1}`) : this.dataDir;
+      mkdirSync(dataDir, { recursive: true });
+      const child = spawn(
+        CONSUL_BIN,
+        [
+          "agent",
+          "-server",
+          "-bootstrap-expect",
+          String(this.servers),
+          "-node",
+          many ? `houston-server-${i + 1}` : "houston-server",
+          "-bind",
+          BRIDGE_IP,
+          "-client",
+          `127.0.0.1 ${BRIDGE_IP}`,
+          ...(this.opts.tls ? [] : ["-http-port", String(b)]),
+          "-serf-lan-port",
+          String(b + 1),
+          "-server-port",
+          String(b + 2),
+          ...joins,
+          "-retry-interval",
+          "1s",
+          "-dns-port",
+          "-1",
+          "-grpc-port",
+          "-1",
+          "-serf-wan-port",
+          "-1",
+          "-data-dir",
+          dataDir,
+          "-hcl",
+          "disable_update_check = true",
+          "-hcl",
+          "performance { raft_multiplier = 1 }",
+          "-hcl",
+          GOSSIP,
+          "-ui",
+          ...tlsArgs,
+          ...(this.opts.acl
+            ? [
+                "-hcl",
+                `acl { enabled = true default_policy = "deny" enable_token_persistence = true tokens { master = "${this.opts.acl}" agent = "${this.opts.acl}" } }`,
+              ]
+            : []),
+        ],
+        { detached: true, stdio: ["ignore", "ignore", "ignore"] },
+      );
+      child.unref();
+      this.consulPids[i] = child.pid ?? 0;
+    }
     this.record();
     this.consulAddr = `${this.opts.tls ? "https" : "http"}://127.0.0.1:${p}`;
     const t = this.tlsFiles;
@@ -296,9 +319,22 @@ export class LocalFleet {
   }
 
   async stopConsulServer(): Promise<void> {
-    if (!this.consulPid) return;
-    await killAndWait(this.consulPid);
-    this.consulPid = 0;
+    for (let i = 0; i < this.consulPids.length; i++) await this.killServer(i);
+  }
+
+  /** Kills one server by PID (SIGKILL: no leave, as a crash). */
+  async killServer(index: number): Promise<void> {
+    const pid = this.consulPids[index];
+    if (!pid) return;
+    await killAndWait(pid, "SIGKILL");
+    this.consulPids[index] = 0;
+  }
+
+  /** Which server is the Raft leader now (by its server port), or -1. */
+  async leaderIndex(via: Consul = this.consul): Promise<number> {
+    const res = await via.request("GET", "/v1/status/leader");
+    const m = /:(\d+)"?\s*$/.exec(res.body.toString().trim());
+    return m ? (Number(m[1]) - this.port - 2) / 3 : -1;
   }
 
   /** One token per host with that node's agent policy (what `houston acl bootstrap-tokens` makes). */
@@ -334,7 +370,7 @@ export class LocalFleet {
         `Description=Consul client agent of test host ${h.name}`,
         "",
         "[Service]",
-        `ExecStart=/opt/houston/consul agent -node ${h.name} ${meta} -bind ${h.ip} -client 127.0.0.1 -retry-join ${BRIDGE_IP}:${this.port + 1} -retry-interval 1s -data-dir /var/lib/consul -dns-port -1 -grpc-port -1 -hcl "disable_update_check = true" -hcl "leave_on_terminate = true" -hcl '${GOSSIP}'${this.opts.acl ? ` -hcl 'acl { enabled = true default_policy = "deny" tokens { agent = "${this.opts.acl}" } }'` : ""}`,
+        `ExecStart=/opt/houston/consul agent -node ${h.name} ${meta} -bind ${h.ip} -client 127.0.0.1 ${Array.from({ length: this.servers }, (_, i) => `-retry-join ${BRIDGE_IP}:${this.port + 3 * i + 1}`).join(" ")} -retry-interval 1s -data-dir /var/lib/consul -dns-port -1 -grpc-port -1 -hcl "disable_update_check = true" -hcl "leave_on_terminate = true" -hcl '${GOSSIP}'${this.opts.acl ? ` -hcl 'acl { enabled = true default_policy = "deny" tokens { agent = "${this.opts.acl}" } }'` : ""}`,
         "Restart=on-failure",
         "",
       ].join("\n"),
@@ -420,7 +456,7 @@ export class LocalFleet {
     if (!file) return;
     mkdirSync(TESTHOST_BASE, { recursive: true });
     const hosts = [...new Set([...this.hosts.map((h) => h.name), ...booting])];
-    const state: FleetState = { consulPid: this.consulPid, dataDir: this.dataDir, tlsDir: this.tlsDir, hosts };
+    const state: FleetState = { consulPids: this.consulPids, dataDir: this.dataDir, tlsDir: this.tlsDir, hosts };
     writeFileSync(file, JSON.stringify(state));
   }
 
@@ -430,9 +466,11 @@ export class LocalFleet {
     if (!existsSync(file)) return [];
     const state = JSON.parse(readFileSync(file, "utf8")) as Partial<FleetState>;
     const done: string[] = [];
-    if (typeof state.consulPid === "number" && state.consulPid > 0 && isConsul(state.consulPid)) {
-      await killAndWait(state.consulPid);
-      done.push(`Consul server (pid ${state.consulPid})`);
+    for (const pid of Array.isArray(state.consulPids) ? state.consulPids : []) {
+      if (typeof pid === "number" && pid > 0 && isConsul(pid)) {
+        await killAndWait(pid);
+        done.push(`Consul server (pid ${pid})`);
+      }
     }
     for (const h of Array.isArray(state.hosts) ? state.hosts.filter((x): x is string => typeof x === "string") : []) {
       if (existsSync(join(TESTHOST_BASE, h))) {

@@ -1,7 +1,7 @@
-/** Stopping a background process by PID: SIGTERM, wait up to 5 s, then SIGKILL. */
-export async function killAndWait(pid: number): Promise<void> {
+/** Stopping a background process by PID: SIGTERM (or `signal`), wait up to 5 s, then SIGKILL. */
+export async function killAndWait(pid: number, signal: NodeJS.Signals = "SIGTERM"): Promise<void> {
   try {
-    process.kill(pid, "SIGTERM");
+    process.kill(pid, signal);
   } catch {
     return;
   }
