@@ -8,7 +8,17 @@
  * checkout under /tmp would be invisible inside (the hosts' /tmp is private).
  */
 import { execFile, spawn } from "node:child_process";
-import { copyFileSync, cpSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, symlinkSync, writeFileSync } from "node:fs";
+import {
+  copyFileSync,
+  cpSync,
+  existsSync,
+  mkdirSync,
+  mkdtempSync,
+  readFileSync,
+  rmSync,
+  symlinkSync,
+  writeFileSync,
+} from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { promisify } from "node:util";
@@ -202,7 +212,10 @@ export class LocalFleet {
 
   /** The HTTP address of each server (the controller may talk to any of them). */
   get serverAddrs(): string[] {
-    return Array.from({ length: this.servers }, (_, i) => `${this.opts.tls ? "https" : "http"}://127.0.0.1:${this.port + 3 * i}`);
+    return Array.from(
+      { length: this.servers },
+      (_, i) => `${this.opts.tls ? "https" : "http"}://127.0.0.1:${this.port + 3 * i}`,
+    );
   }
 
   /** Starts (or restarts, with the same data dirs: KV survives) the Consul server(s) not running. */
@@ -213,7 +226,11 @@ export class LocalFleet {
       if (this.consulPids[i]) continue;
       const b = p + 3 * i;
       const many = this.servers > 1;
-      const joins = many ? Array.from({ length: this.servers }, (_, j) => j).filter((j) => j !== i).flatMap((j) => ["-retry-join", `${BRIDGE_IP}:${p + 3 * j + 1}`]) : [];
+      const joins = many
+        ? Array.from({ length: this.servers }, (_, j) => j)
+            .filter((j) => j !== i)
+            .flatMap((j) => ["-retry-join", `${BRIDGE_IP}:${p + 3 * j + 1}`])
+        : [];
       const dataDir = many ? join(this.dataDir, `server-${i + 1}`) : this.dataDir;
       mkdirSync(dataDir, { recursive: true });
       const child = spawn(
@@ -378,7 +395,8 @@ export class LocalFleet {
     mkdirSync(join(h.root, "etc", "houston"), { recursive: true });
     // enabled, so that a reboot of the host starts them again (the hosts boot testhost.target)
     mkdirSync(join(units, "testhost.target.wants"), { recursive: true });
-    for (const u of ["houston-consul.service", "houston-agent.service"]) symlinkSync(`../${u}`, join(units, "testhost.target.wants", u));
+    for (const u of ["houston-consul.service", "houston-agent.service"])
+      symlinkSync(`../${u}`, join(units, "testhost.target.wants", u));
     if (this.opts.agentImage) {
       // the production container unit, under the agent's usual name; podman inside a test host keeps
       // its store on the host's private tmpfs and uses runc without a pids controller (recipe notes)

@@ -1,0 +1,194 @@
+/**
+ * npm run bench -- [--only rollout|footprint] [--runs N] [--smoke]
+ * Answers users' questions with figures measured side by side in one run, on real systemd test
+ * hosts and a real Consul (the machine is shared and noisy: ratios and medians, not best runs):
+ *  - rollout: `houston service …` against the original Houston's control flow (seed-driver.ts) at
+ *    its defaults (--delay 5, the file unit's sleep 30) and at --delay 1; first deploy and upgrade;
+ *  - footprint: what the agent costs a host (idle RSS and peak, CPU while idle, bundle size, cold
+ *    start).
+ * Prints a table and writes test-artifacts/bench.json. Never fails on a number (--smoke: tiny runs,
+ * used by the test suite so this code cannot rot).
+ */
+import { execFileSync, spawnSync } from "node:child_process";
+import { cpSync, mkdirSync, mkdtempSync, readFileSync, statSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { parseArgs } from "node:util";
+import { loadDeploymentInputs } from "../../controller/config/load.js";
+import { loadManifest } from "../../controller/config/manifest.js";
+import { planDeployment } from "../../controller/plan/plan-deployment.js";
+import { LocalFleet, REPO } from "../lib/local-fleet.js";
+import { seedDeploy, type SeedOptions } from "./seed-driver.js";
+
+const { values } = parseArgs({
+  options: {
+    only: { type: "string" },
+    runs: { type: "string" },
+    smoke: { type: "boolean" },
+    prefix: { type: "string" },
+  },
+});
+const smoke = values.smoke === true;
+const runs = Number(values.runs ?? (smoke ? "1" : "3"));
+const only = values.only;
+const hostPrefix = values.prefix ?? (smoke ? "bs" : "bench");
+const results: Record<string, unknown> = {
+  machine: { cores: execFileSync("nproc").toString().trim(), node: process.version },
+  runs,
+  smoke,
+};
+const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)] ?? 0;
+const s = (ms: number) => `${(ms / 1000).toFixed(2)} s`;
+const say = (m: string) => process.stderr.write(`${m}\n`);
+
+const EXAMPLE = join(REPO, "examples", "local");
+function houston(consul: string, ...args: string[]): number {
+  const t0 = Date.now();
+  const r = spawnSync(
+    process.execPath,
+    [join(REPO, "dist", "houston.js"), "-c", EXAMPLE, "-e", "local", "--consul", consul, ...args],
+    { encoding: "utf8" },
+  );
+  if (r.status !== 0) throw new Error(`houston ${args.join(" ")} failed: ${r.stderr}`);
+  return Date.now() - t0;
+}
+
+/** The example as the seed knew it: no shared socket (each version binds the port itself). */
+const SEED_EXAMPLE = (() => {
+  const dir = mkdtempSync(join(tmpdir(), "houston-seed-example-"));
+  cpSync(EXAMPLE, dir, { recursive: true });
+  const unit = join(dir, "units", "service", "example.service");
+  writeFileSync(unit, readFileSync(unit, "utf8").replace(/^Socket=.*\n/m, ""));
+  return dir;
+})();
+
+function plan(version: string) {
+  const req = {
+    environment: "local",
+    type: "service" as const,
+    name: "example",
+    version,
+    group: null,
+    dependencies: true,
+  };
+  const inputs = loadDeploymentInputs(SEED_EXAMPLE, req, loadManifest(SEED_EXAMPLE));
+  return { plan: planDeployment(inputs, req), files: inputs.files };
+}
+
+async function rollout(fleet: LocalFleet): Promise<void> {
+  const web = fleet.hosts.filter((h) => h.meta.role === "web").map((h) => h.name);
+  const ours = { first: [] as number[], upgrade: [] as number[] };
+  const seed: Record<string, { first: number[]; upgrade: number[] }> = {};
+  const settings: [string, SeedOptions][] = smoke
+    ? [["seed --delay 1, no sleep 30 (smoke)", { delaySeconds: 1, maxTries: 30, fileSleepSeconds: 0 }]]
+    : [
+        ["seed at its defaults (--delay 5, sleep 30)", { delaySeconds: 5, maxTries: 15, fileSleepSeconds: 30 }],
+        ["seed --delay 1", { delaySeconds: 1, maxTries: 75, fileSleepSeconds: 30 }],
+      ];
+  for (let r = 0; r < runs; r++) {
+    ours.first.push(houston(fleet.consulAddr, "service", "example", `${r * 2 + 1}`));
+    ours.upgrade.push(houston(fleet.consulAddr, "service", "example", `${r * 2 + 2}`));
+    houston(fleet.consulAddr, "remove", "example");
+    for (const [label, o] of settings) {
+      const v1 = plan("s1");
+      const v2 = plan("s2");
+      const svc = (p: ReturnType<typeof plan>) => {
+        const u = p.plan.units.find((x) => x.role === "service")!;
+        return {
+          name: `seed-${u.service!.name}`,
+          port: u.service!.port,
+          tag: `version:${u.version}`,
+          check: u.service!.checkHttp ?? `http://127.0.0.1:${u.service!.port}/`,
+        };
+      };
+      const entry = (seed[label] ??= { first: [], upgrade: [] });
+      entry.first.push(await seedDeploy(fleet, web, v1.plan.units, v1.files, svc(v1), [], o));
+      const replaced = v1.plan.units.filter((u) => !v2.plan.units.some((n) => n.name === u.name)).map((u) => u.name);
+      entry.upgrade.push(await seedDeploy(fleet, web, v2.plan.units, v2.files, svc(v2), replaced, o));
+      const all = [...new Set([...v1.plan.units, ...v2.plan.units].map((u) => u.name))].reverse();
+      await Promise.all(
+        web.map((h) =>
+          fleet.shell(
+            h,
+            "sh",
+            "-c",
+            all.map((n) => `systemctl stop '${n}'; rm -f '/etc/systemd/system/${n}'`).join("; ") +
+              "; systemctl daemon-reload",
+          ),
+        ),
+      );
+    }
+  }
+  const rows: string[][] = [["", "first deploy", "upgrade", "first: seed / ours", "upgrade: seed / ours"]];
+  rows.push(["houston (ours)", s(median(ours.first)), s(median(ours.upgrade)), "", ""]);
+  const out: Record<string, unknown> = { ours: { firstMs: median(ours.first), upgradeMs: median(ours.upgrade) } };
+  for (const [label, v] of Object.entries(seed)) {
+    const f = median(v.first) / Math.max(1, median(ours.first));
+    const u = median(v.upgrade) / Math.max(1, median(ours.upgrade));
+    rows.push([label, s(median(v.first)), s(median(v.upgrade)), `${f.toFixed(1)}×`, `${u.toFixed(1)}×`]);
+    out[label] = { firstMs: median(v.first), upgradeMs: median(v.upgrade), firstRatio: f, upgradeRatio: u };
+  }
+  results.rollout = out;
+  say(`\nRollout of examples/local's service on ${web.length} hosts (medians of ${runs}):`);
+  for (const r of rows)
+    say(
+      `  ${r[0]!.padEnd(44)} ${r
+        .slice(1)
+        .map((c) => c.padStart(22))
+        .join("")}`,
+    );
+}
+
+async function footprint(fleet: LocalFleet): Promise<void> {
+  const h = fleet.hosts[0]!.name;
+  const pid = (await fleet.shell(h, "systemctl", "show", "-p", "MainPID", "--value", "houston-agent.service")).trim();
+  const stat = async () => {
+    const st = await fleet.shell(h, "cat", `/proc/${pid}/status`);
+    const kb = (k: string) => Number(new RegExp(`${k}:\\s+(\\d+) kB`).exec(st)?.[1] ?? "0");
+    const ticks = (await fleet.shell(h, "cat", `/proc/${pid}/stat`)).split(" ");
+    return { rssKb: kb("VmRSS"), hwmKb: kb("VmHWM"), cpuTicks: Number(ticks[13]) + Number(ticks[14]) };
+  };
+  const idleSeconds = smoke ? 5 : 60;
+  const a = await stat();
+  await new Promise((r) => setTimeout(r, idleSeconds * 1000));
+  const b = await stat();
+  const hz = Number(execFileSync("getconf", ["CLK_TCK"]).toString().trim()) || 100;
+  const bundle = statSync(join(REPO, "dist", "houston-agent.js")).size;
+  const cold: number[] = [];
+  for (let i = 0; i < (smoke ? 1 : 5); i++) {
+    const t0 = performance.now();
+    execFileSync(process.execPath, [join(REPO, "dist", "houston-agent.js"), "--version"]);
+    cold.push(performance.now() - t0);
+  }
+  results.footprint = {
+    idleRssMb: b.rssKb / 1024,
+    peakRssMb: b.hwmKb / 1024,
+    idleCpuSeconds: (b.cpuTicks - a.cpuTicks) / hz,
+    idleSeconds,
+    bundleKb: bundle / 1024,
+    coldStartMs: median(cold),
+  };
+  say(`\nThe agent on a host (real bundle, real systemd host):`);
+  say(
+    `  idle RSS ${(b.rssKb / 1024).toFixed(1)} MB (peak ${(b.hwmKb / 1024).toFixed(1)} MB); CPU over ${idleSeconds} s idle ${((b.cpuTicks - a.cpuTicks) / hz).toFixed(2)} s`,
+  );
+  say(`  bundle ${(bundle / 1024).toFixed(0)} KB; start to --version ${median(cold).toFixed(0)} ms (median)`);
+}
+
+const fleet = await LocalFleet.start({
+  hosts: [
+    { name: `${hostPrefix}1`, meta: { role: "web" } },
+    { name: `${hostPrefix}2`, meta: { role: "web" } },
+    { name: `${hostPrefix}3`, meta: { role: "worker" } },
+  ],
+});
+try {
+  houston(fleet.consulAddr, "global");
+  if (!only || only === "rollout") await rollout(fleet);
+  if (!only || only === "footprint") await footprint(fleet);
+} finally {
+  await fleet.stop();
+}
+mkdirSync(join(REPO, "test-artifacts"), { recursive: true });
+writeFileSync(join(REPO, "test-artifacts", "bench.json"), JSON.stringify(results, null, 2));
+say(`\nwrote test-artifacts/bench.json`);
