@@ -3,24 +3,11 @@
  * knows only the legacy ACL API), called through the same edge and validated the same way.
  */
 import { z } from "zod";
-import type { Consul } from "./consul.js";
+import { parseJson, type Consul } from "./consul.js";
 import { ConsulError, ConsulPermissionError } from "./errors.js";
 
 const PolicyRow = z.object({ ID: z.string(), Name: z.string() });
 const TokenRow = z.object({ AccessorID: z.string(), SecretID: z.string() });
-
-function parse<T>(schema: z.ZodType<T, z.ZodTypeDef, unknown>, body: Buffer, what: string): T {
-  let raw: unknown;
-  try {
-    raw = JSON.parse(body.toString("utf8"));
-  } catch {
-    throw new ConsulError(`Consul answered ${what} with invalid JSON`);
-  }
-  const r = schema.safeParse(raw);
-  if (!r.success)
-    throw new ConsulError(`Consul answered ${what} unexpectedly: ${r.error.issues[0]?.message ?? "schema mismatch"}`);
-  return r.data;
-}
 
 function check(what: string, status: number, body: Buffer, needs: string): void {
   if (status === 200) return;
@@ -40,7 +27,7 @@ export async function upsertPolicy(
 ): Promise<string> {
   const list = await consul.request("GET", "/v1/acl/policies");
   check("list ACL policies", list.status, list.body, "acl:read (a management token)");
-  const found = parse(z.array(PolicyRow), list.body, "policy list").find((x) => x.Name === p.name);
+  const found = parseJson(z.array(PolicyRow), list.body, "policy list").find((x) => x.Name === p.name);
   const body = JSON.stringify({ Name: p.name, Description: p.description, Rules: p.rules });
   if (found) {
     const res = await consul.request("PUT", `/v1/acl/policy/${encodeURIComponent(found.ID)}`, { body });
@@ -49,7 +36,7 @@ export async function upsertPolicy(
   }
   const res = await consul.request("PUT", "/v1/acl/policy", { body });
   check(`create ACL policy ${p.name}`, res.status, res.body, "acl:write (a management token)");
-  return parse(PolicyRow, res.body, "policy create").ID;
+  return parseJson(PolicyRow, res.body, "policy create").ID;
 }
 
 export async function createToken(
@@ -61,6 +48,6 @@ export async function createToken(
     body: JSON.stringify({ Description: description, Policies: policies.map((Name) => ({ Name })) }),
   });
   check(`create ACL token (${description})`, res.status, res.body, "acl:write (a management token)");
-  const t = parse(TokenRow, res.body, "token create");
+  const t = parseJson(TokenRow, res.body, "token create");
   return { accessorId: t.AccessorID, secretId: t.SecretID };
 }

@@ -114,7 +114,7 @@ function toEntry(row: z.infer<typeof KvRow>): KvEntry {
   };
 }
 
-function parseJson<T>(schema: z.ZodType<T, z.ZodTypeDef, unknown>, body: Buffer, what: string): T {
+export function parseJson<T>(schema: z.ZodType<T, z.ZodTypeDef, unknown>, body: Buffer, what: string): T {
   let raw: unknown;
   try {
     raw = JSON.parse(body.toString("utf8"));

@@ -152,6 +152,16 @@ export function registerCommands(program: Command, env: CommandEnv): void {
   );
   deployOptions(program.command("global").description("deploy the global units")).action(deploy("global"));
 
+  /** remove and rollback: a checked stack name, the context, rollout output, the lock broken if asked */
+  const stackCommand = async (stack: string, cmd: Command, forceUnlock: boolean) => {
+    stackArg(stack);
+    const g = env.globals(cmd);
+    const ctx = makeContext(g, g.environment ? env.manifest(cmd) : undefined);
+    const out = env.rolloutOutput(cmd);
+    await breakLockIfAsked(ctx, stack, forceUnlock, out);
+    return { ctx, g, out };
+  };
+
   program
     .command("remove")
     .argument("<stack>")
@@ -169,11 +179,7 @@ export function registerCommands(program: Command, env: CommandEnv): void {
         flags: { group?: string; forceUnlock?: boolean; keepGenerations: string },
         cmd: Command,
       ) => {
-        stackArg(stack);
-        const g = env.globals(cmd);
-        const ctx = makeContext(g, g.environment ? env.manifest(cmd) : undefined);
-        const out = env.rolloutOutput(cmd);
-        await breakLockIfAsked(ctx, stack, flags.forceUnlock === true, out);
+        const { ctx, g, out } = await stackCommand(stack, cmd, flags.forceUnlock === true);
         setExit(
           await removeCommand(
             ctx,
@@ -194,11 +200,7 @@ export function registerCommands(program: Command, env: CommandEnv): void {
       .argument("[generation]")
       .description("redeploy an earlier successful generation (default: the one before the last success)"),
   ).action(async (stack: string, generation: string | undefined, flags: DeployFlags, cmd: Command) => {
-    stackArg(stack);
-    const g = env.globals(cmd);
-    const ctx = makeContext(g, g.environment ? env.manifest(cmd) : undefined);
-    const out = env.rolloutOutput(cmd);
-    await breakLockIfAsked(ctx, stack, flags.forceUnlock === true, out);
+    const { ctx, out } = await stackCommand(stack, cmd, flags.forceUnlock === true);
     setExit(
       await rollbackCommand(
         ctx,

@@ -33,6 +33,20 @@ export const REPO = join(import.meta.dirname, "..", "..");
 const TESTHOST = join(REPO, "scripts", "testhost.sh");
 const CONSUL_BIN = join(REPO, ".consul", "bin", "consul");
 const BRIDGE_IP = "10.77.0.1";
+/** podman inside a test host: its store on the host's private tmpfs, runc, no systemd cgroups */
+export const TESTHOST_PODMAN = [
+  "podman",
+  "--root",
+  "/tmp/ps",
+  "--runroot",
+  "/run/pr",
+  "--runtime",
+  "runc",
+  "--cgroup-manager",
+  "cgroupfs",
+  "--events-backend",
+  "file",
+];
 export const TESTHOST_BASE = process.env.TESTHOST_BASE ?? "/tmp/houston-th";
 // fast failure detection, so a stopped host shows up quickly (every agent must agree)
 const GOSSIP = 'gossip_lan { probe_interval = "200ms" probe_timeout = "100ms" suspicion_mult = 2 }';
@@ -172,19 +186,7 @@ export class LocalFleet {
     for (const h of this.hosts) this.installHost(h, tokens.get(h.name));
     await Promise.all(this.hosts.map((h) => this.shell(h.name, "systemctl", "daemon-reload")));
     if (this.opts.agentImage) {
-      const podman = [
-        "podman",
-        "--root",
-        "/tmp/ps",
-        "--runroot",
-        "/run/pr",
-        "--runtime",
-        "runc",
-        "--cgroup-manager",
-        "cgroupfs",
-        "--events-backend",
-        "file",
-      ];
+      const podman = TESTHOST_PODMAN;
       for (const h of this.hosts)
         await this.shell(
           h.name,

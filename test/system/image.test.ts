@@ -8,7 +8,7 @@ import { execFileSync } from "node:child_process";
 import { existsSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { LocalFleet } from "../../scripts/lib/local-fleet.js";
+import { LocalFleet, TESTHOST_PODMAN } from "../../scripts/lib/local-fleet.js";
 import { configDir, houston } from "../helpers/cli.js";
 import { ROOT } from "../helpers/consul.js";
 
@@ -30,22 +30,7 @@ beforeAll(async () => {
 }, 900_000);
 afterAll(async () => fleet?.stop());
 
-const podman = [
-  "env",
-  "-u",
-  "CONTAINERS_CONF",
-  "podman",
-  "--root",
-  "/tmp/ps",
-  "--runroot",
-  "/run/pr",
-  "--runtime",
-  "runc",
-  "--cgroup-manager",
-  "cgroupfs",
-  "--events-backend",
-  "file",
-];
+const podman = ["env", "-u", "CONTAINERS_CONF", ...TESTHOST_PODMAN];
 
 describe("the agent from its image", () => {
   it("is an OCI archive of this version, and the unit's default image matches it", () => {
