@@ -58,7 +58,13 @@ const SEED_EXAMPLE = (() => {
   const dir = mkdtempSync(join(tmpdir(), "houston-seed-example-"));
   cpSync(EXAMPLE, dir, { recursive: true });
   const unit = join(dir, "units", "service", "example.service");
-  writeFileSync(unit, readFileSync(unit, "utf8").replace(/^Socket=.*\n/m, ""));
+  // and its own port, so that nothing of the Houston runs before it can be in its way
+  writeFileSync(
+    unit,
+    readFileSync(unit, "utf8")
+      .replace(/^Socket=.*\n/m, "")
+      .replaceAll("8080", "18080"),
+  );
   return dir;
 })();
 
@@ -105,6 +111,8 @@ async function rollout(fleet: LocalFleet): Promise<void> {
       entry.first.push(await seedDeploy(fleet, web, v1.plan.units, v1.files, svc(v1), [], o));
       const replaced = v1.plan.units.filter((u) => !v2.plan.units.some((n) => n.name === u.name)).map((u) => u.name);
       entry.upgrade.push(await seedDeploy(fleet, web, v2.plan.units, v2.files, svc(v2), replaced, o));
+      // clean up as the seed's world would not: its units and the files its file unit wrote
+      const files = [...new Set([...v1.files, ...v2.files].map((f) => f.path))];
       const all = [...new Set([...v1.plan.units, ...v2.plan.units].map((u) => u.name))].reverse();
       await Promise.all(
         web.map((h) =>
@@ -112,8 +120,10 @@ async function rollout(fleet: LocalFleet): Promise<void> {
             h,
             "sh",
             "-c",
-            all.map((n) => `systemctl stop '${n}'; rm -f '/etc/systemd/system/${n}'`).join("; ") +
-              "; systemctl daemon-reload",
+            [
+              ...all.map((n) => `systemctl stop '${n}'; rm -f '/etc/systemd/system/${n}'`),
+              ...files.map((f) => `rm -f '${f}'`),
+            ].join("; ") + "; systemctl daemon-reload",
           ),
         ),
       );

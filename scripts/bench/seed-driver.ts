@@ -71,7 +71,23 @@ export async function seedDeploy(
     for (let i = 0; ; i++) {
       const { entries } = await fleet.consul.healthService(service.name, { passing: true, tag: service.tag });
       if (hosts.every((h) => entries.some((e) => e.Node.Node === h))) break;
-      if (i >= o.maxTries) throw new Error("seed driver: the service was not confirmed in Consul");
+      if (i >= o.maxTries) {
+        const all = await fleet.consul.healthService(service.name);
+        const seen = all.entries.map(
+          (e) =>
+            `${e.Node.Node} ${e.Service.Tags?.join(",")} ${e.Checks.map((c) => `${c.Status}:${c.Output.slice(0, 80)}`).join("/")}`,
+        );
+        const unit = units.find((u) => u.role === "service")?.name ?? "";
+        const log = await fleet.shell(
+          hosts[0] ?? "",
+          "sh",
+          "-c",
+          `systemctl status --no-pager '${unit}' | tail -5; ss -ltnp | grep 8080 || true`,
+        );
+        throw new Error(
+          `seed driver: ${service.name} (${service.tag}) was not confirmed in Consul: ${seen.join("; ") || "not registered"}\n${log}`,
+        );
+      }
       await sleep(o.delaySeconds * 1000);
     }
   }
