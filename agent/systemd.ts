@@ -125,7 +125,8 @@ export class Systemd {
    */
   async bootMark(): Promise<string> {
     const v = await this.getProperty(SD_PATH, MANAGER, "UserspaceTimestamp");
-    if (typeof v !== "bigint" && typeof v !== "number") throw new SystemdError("systemd answered UserspaceTimestamp without a number");
+    if (typeof v !== "bigint" && typeof v !== "number")
+      throw new SystemdError("systemd answered UserspaceTimestamp without a number");
     return String(v);
   }
 
