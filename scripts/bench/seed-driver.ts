@@ -32,6 +32,8 @@ export async function seedDeploy(
 ): Promise<number> {
   const t0 = Date.now();
   for (const u of units) {
+    // a unit fleet runs already (same name: an unchanged dependency or file unit) is left as it is
+    if ((await Promise.all(hosts.map((h) => fleet.unitState(h, u.name)))).every((st) => st === "active")) continue;
     // the seed's file unit wrote the stack's files itself when it started
     if (u.role === "archive") {
       for (const h of hosts) {
