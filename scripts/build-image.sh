@@ -54,11 +54,13 @@ if [ ! -f "$MOD/build/Release/better_sqlite3.node" ]; then
   say "building better-sqlite3 $BS3 for Node $NODE_VERSION (a few minutes on 2 cores)"
   rm -rf "$MOD"; mkdir -p "$MOD"
   cp -r node_modules/better-sqlite3/{package.json,binding.gyp,deps,src,lib} "$MOD/"
-  (cd "$MOD" && node "$OLDPWD/node_modules/node-gyp/bin/node-gyp.js" rebuild --release --nodedir="$NODE_DIR" -j 2 >"$WORK/node-gyp.log" 2>&1) ||
-    { tail -20 "$WORK/node-gyp.log" >&2; exit 1; }
+  # npm run passes its own npm_config_* (nodedir, target…) that node-gyp would prefer to ours
+  (cd "$MOD" && env $(env | sed -n 's/^\(npm_config_[^=]*\)=.*/-u \1/p') \
+    node "$OLDPWD/node_modules/node-gyp/bin/node-gyp.js" rebuild --release --nodedir="$NODE_DIR" --target="$NODE_VERSION" -j 2 \
+    >"$WORK/node-gyp.log" 2>&1) || { tail -20 "$WORK/node-gyp.log" >&2; rm -rf "$MOD"; exit 1; }
 fi
 (cd "$MOD" && "$NODE24" -e 'const D=require("./lib");if(new D(":memory:").prepare("select 1 v").get().v!==1)process.exit(1)') ||
-  { echo "build-image.sh: better-sqlite3 does not load in Node $NODE_VERSION" >&2; exit 1; }
+  { echo "build-image.sh: better-sqlite3 does not load in Node $NODE_VERSION (removed; the next run rebuilds it)" >&2; rm -rf "$MOD"; exit 1; }
 
 # 4. the image's root: node, its libraries and the ELF interpreter, the bundle, the native module
 say "building $IMAGE"

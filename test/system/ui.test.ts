@@ -58,8 +58,9 @@ describe("the Consul UI shows Houston's state", () => {
     const dir = configDir({
       "manifest.yaml": "environments:\n  test: {}\nshared-stacks:\n  broken: [crash:1]\n",
       "units/service/shop.service": sleeper,
+      // oneshot: the start job itself fails, so the rollout sees it whatever the timing
       "units/shared/crash.service":
-        "[Service]\nExecStart=/bin/sh -c 'echo out-of-cheese-error; exit 3'\n\n[X-Fleet]\nMachineMetadata=role=worker\n",
+        "[Service]\nType=oneshot\nRemainAfterExit=yes\nExecStart=/bin/sh -c 'echo out-of-cheese-error; exit 3'\n\n[X-Fleet]\nMachineMetadata=role=worker\n",
     });
     expect((await houston(fleet.consulAddr, dir, "-s", "service", "shop", "1")).code).toBe(0);
     // -n: the failed unit stays, as an operator would keep it to look at
