@@ -1,11 +1,12 @@
 /**
- * npm run bench -- [--only rollout|footprint] [--runs N] [--smoke]
+ * npm run bench -- [--only rollout|footprint|sockets] [--runs N] [--smoke]
  * Answers users' questions with figures measured side by side in one run, on real systemd test
  * hosts and a real Consul (the machine is shared and noisy: ratios and medians, not best runs):
  *  - rollout: `houston service …` against the original Houston's control flow (seed-driver.ts) at
  *    its defaults (--delay 5, the file unit's sleep 30) and at --delay 1; first deploy and upgrade;
  *  - footprint: what the agent costs a host (idle RSS and peak, CPU while idle, bundle size, cold
- *    start).
+ *    start);
+ *  - sockets: failed requests during upgrades under load, with Socket= and without.
  * Prints a table and writes test-artifacts/bench.json. Never fails on a number (--smoke: tiny runs,
  * used by the test suite so this code cannot rot).
  */
@@ -19,6 +20,17 @@ import { loadManifest } from "../../controller/config/manifest.js";
 import { planDeployment } from "../../controller/plan/plan-deployment.js";
 import { LocalFleet, REPO } from "../lib/local-fleet.js";
 import { seedDeploy, type SeedOptions } from "./seed-driver.js";
+import { upgradeUnderLoad, zeroDowntimeConfig } from "./zero-downtime.js";
+
+async function zeroDowntime(fleet: LocalFleet): Promise<void> {
+  const host = fleet.hosts[0]!.name;
+  const [sf, ss] = await upgradeUnderLoad(fleet, host, zeroDowntimeConfig(), "zds", 8090);
+  const [bf, bs] = await upgradeUnderLoad(fleet, host, zeroDowntimeConfig(), "zdb", 8091);
+  results.zeroDowntime = { socket: { failed: sf, sent: ss }, binding: { failed: bf, sent: bs } };
+  say(`\nZero-downtime upgrades v1 → v2 → v3 under load (requests back to back):`);
+  say(`  with Socket=                       ${sf} failed of ${ss}`);
+  say(`  each version binding the port      ${bf} failed of ${bs}`);
+}
 
 const { values } = parseArgs({
   options: {
@@ -196,6 +208,7 @@ try {
   houston(fleet.consulAddr, "global");
   if (!only || only === "rollout") await rollout(fleet);
   if (!only || only === "footprint") await footprint(fleet);
+  if (!only || only === "sockets") await zeroDowntime(fleet);
 } finally {
   await fleet.stop();
 }

@@ -9,7 +9,7 @@ import { describe, expect, it } from "vitest";
 import { ROOT } from "../helpers/consul.js";
 
 describe("npm run bench (smoke)", () => {
-  it("runs the rollout comparison and the footprint, and writes its JSON", () => {
+  it("runs the rollout comparison, the footprint and the socket upgrades, and writes its JSON", () => {
     const r = spawnSync(
       process.execPath,
       ["--import", "tsx", join(ROOT, "scripts", "bench", "run.ts"), "--smoke", "--prefix", "bt"],
@@ -20,8 +20,10 @@ describe("npm run bench (smoke)", () => {
     const json = JSON.parse(readFileSync(join(ROOT, "test-artifacts", "bench.json"), "utf8")) as {
       rollout: { ours: { firstMs: number } };
       footprint: { idleRssMb: number };
+      zeroDowntime: { socket: { failed: number; sent: number } };
     };
     expect(json.rollout.ours.firstMs).toBeGreaterThan(0);
     expect(json.footprint.idleRssMb).toBeGreaterThan(0);
-  });
+    expect(json.zeroDowntime.socket.sent).toBeGreaterThan(0);
+  }, 900_000);
 });
