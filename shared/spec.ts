@@ -22,12 +22,8 @@ export const SCHEMA_VERSION = 1;
 const Name = z.string().regex(NAME_RE, "invalid name");
 const Sha256 = z.string().regex(/^[0-9a-f]{64}$/, "not a sha256 hex digest");
 
-/**
- * Where a service's HTTP check may point: Consul's agent on every host fetches it, so it must be
- * the host itself. `ownAddresses` are the host's own addresses (known to the agent only); without
- * them only loopback is allowed. Returns why a URL is refused, or null.
- */
-export function checkTargetProblem(url: string, ownAddresses: ReadonlySet<string> = new Set()): string | null {
+/** Why a check URL is malformed (not http(s), credentials in it), or null; says nothing of its host. */
+function checkUrlProblem(url: string): string | null {
   let u: URL;
   try {
     u = new URL(url);
@@ -36,7 +32,18 @@ export function checkTargetProblem(url: string, ownAddresses: ReadonlySet<string
   }
   if (u.protocol !== "http:" && u.protocol !== "https:") return `check URL ${url} must be http or https`;
   if (u.username || u.password) return `check URL ${url} must not carry credentials`;
-  const host = u.hostname.replace(/^\[(.*)\]$/, "$1");
+  return null;
+}
+
+/**
+ * Where a service's HTTP check may point: Consul's agent on every host fetches it, so it must be
+ * the host itself. `ownAddresses` are the host's own addresses (known to the agent only); without
+ * them only loopback is allowed. Returns why a URL is refused, or null.
+ */
+export function checkTargetProblem(url: string, ownAddresses: ReadonlySet<string> = new Set()): string | null {
+  const malformed = checkUrlProblem(url);
+  if (malformed) return malformed;
+  const host = hostOf(url);
   const loopback = host === "localhost" || host === "::1" || (isIP(host) === 4 && host.startsWith("127."));
   if (loopback || ownAddresses.has(host)) return null;
   return `check URL ${url} must target this host (loopback${ownAddresses.size ? " or one of its own addresses" : ""}), not ${host}`;
@@ -140,9 +147,7 @@ export const StackSpecSchema = z
       if (u.service) {
         const problem =
           serviceNameProblem(spec.stack, u.service.name) ??
-          (u.service.checkHttp
-            ? checkTargetProblem(u.service.checkHttp, new Set([hostOf(u.service.checkHttp)]))
-            : null);
+          (u.service.checkHttp ? checkUrlProblem(u.service.checkHttp) : null);
         if (problem) ctx.addIssue({ code: "custom", message: `unit ${u.name}: ${problem}` });
       }
       if (u.role === "archive" && !u.archive)

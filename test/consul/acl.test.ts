@@ -8,7 +8,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { Consul } from "../../shared/consul.js";
 import { ConsulPermissionError } from "../../shared/errors.js";
 import { KvLayout } from "../../shared/kv-layout.js";
-import { configDir, houston } from "../helpers/cli.js";
+import { bootstrapTokens, configDir, houston } from "../helpers/cli.js";
 import { startConsul, type TestConsul } from "../helpers/consul.js";
 
 const MASTER = "b1gs3cret-master-token";
@@ -26,22 +26,7 @@ beforeAll(async () => {
     ["-hcl", `acl { enabled = true default_policy = "deny" tokens { master = "${MASTER}" agent = "${MASTER}" } }`],
     MASTER,
   );
-  const r = await houston(
-    consul.addr,
-    dir(),
-    "--token",
-    MASTER,
-    "--json",
-    "acl",
-    "bootstrap-tokens",
-    "--node",
-    "n1",
-    "--node",
-    "n2",
-  );
-  expect(r.code, r.stderr).toBe(0);
-  const out = JSON.parse(r.stdout) as { tokens: { role: string; secretId: string }[] };
-  tokens = Object.fromEntries(out.tokens.map((t) => [t.role, t.secretId]));
+  tokens = await bootstrapTokens(consul.addr, dir(), MASTER, ["n1", "n2"]);
 });
 afterAll(async () => consul?.stop());
 

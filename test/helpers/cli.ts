@@ -49,3 +49,25 @@ export function writeConfig(dir: string, files: Record<string, string>): void {
     writeFileSync(join(dir, path), text);
   }
 }
+
+/** `houston acl bootstrap-tokens` with a management token: role → secret. */
+export async function bootstrapTokens(
+  consul: string,
+  dir: string,
+  master: string,
+  nodes: string[],
+): Promise<Record<string, string>> {
+  const r = await houston(
+    consul,
+    dir,
+    "--token",
+    master,
+    "--json",
+    "acl",
+    "bootstrap-tokens",
+    ...nodes.flatMap((n) => ["--node", n]),
+  );
+  if (r.code !== 0) throw new Error(`acl bootstrap-tokens failed: ${r.stderr}`);
+  const out = JSON.parse(r.stdout) as { tokens: { role: string; secretId: string }[] };
+  return Object.fromEntries(out.tokens.map((t) => [t.role, t.secretId]));
+}

@@ -5,7 +5,7 @@
  */
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { LocalFleet } from "../../scripts/lib/local-fleet.js";
-import { configDir, houston } from "../helpers/cli.js";
+import { bootstrapTokens, configDir, houston } from "../helpers/cli.js";
 
 const MASTER = "houston-test-management-token";
 let fleet: LocalFleet;
@@ -28,26 +28,7 @@ describe("deploy with least-privilege tokens (default deny)", () => {
       "units/service/web.service":
         "[Service]\nExecStart=/usr/bin/python3 -m http.server 8088 --bind 127.0.0.1\n\n[X-Houston]\nServicePort=8088\nServiceCheckInterval=1s\n",
     });
-    const boot = await houston(
-      fleet.consulAddr,
-      dir,
-      "--token",
-      MASTER,
-      "--json",
-      "acl",
-      "bootstrap-tokens",
-      "--node",
-      "acl1",
-      "--node",
-      "acl2",
-    );
-    expect(boot.code, boot.stderr).toBe(0);
-    const tokens = Object.fromEntries(
-      (JSON.parse(boot.stdout) as { tokens: { role: string; secretId: string }[] }).tokens.map((t) => [
-        t.role,
-        t.secretId,
-      ]),
-    );
+    const tokens = await bootstrapTokens(fleet.consulAddr, dir, MASTER, ["acl1", "acl2"]);
     const d = await houston(fleet.consulAddr, dir, "--token", tokens.controller!, "service", "web", "1");
     expect(d.code, d.stderr).toBe(0);
     expect(d.stderr).toContain("Validated service is running with Consul");
