@@ -16,6 +16,7 @@ import type { TrustStore } from "../shared/signing.js";
 import {
   AgentRecordSchema,
   SCHEMA_VERSION,
+  decodeJson,
   type AgentRecord,
   type StackSpec,
   type UnitStatus,
@@ -31,6 +32,9 @@ import { buildReports } from "./report.js";
 import type { AgentState } from "./state.js";
 import type { Systemd } from "./systemd.js";
 import { desiredForHost, type HostDesired } from "./targeting.js";
+import { SchedulerRole } from "./scheduler-role.js";
+import { PlacementDocSchema, type PlacementDoc } from "../shared/schedule.js";
+import { readFileSync } from "node:fs";
 
 const run = promisify(execFile);
 export const AGENT_VERSION = HOUSTON_VERSION;
@@ -61,6 +65,8 @@ export class Agent {
   private reporting: Promise<void> = Promise.resolve();
   private lastStates = new Map<string, Omit<UnitStatus, "name">>();
   private readonly registrar: Registrar;
+  readonly role: SchedulerRole;
+  machineId: string | undefined;
   private running = false;
   private again = false;
   private retry: NodeJS.Timeout | null = null;
@@ -73,6 +79,16 @@ export class Agent {
     private readonly deps: AgentDeps,
   ) {
     this.registrar = new Registrar(deps.consul, deps.kv, (m) => this.log(m));
+    this.role = new SchedulerRole(
+      {
+        consul: deps.consul,
+        kv: deps.kv,
+        node: () => this.node,
+        specs: () => deps.state.specs(),
+        log: (m) => this.log(m),
+      },
+      { graceMs: cfg.schedulerGraceMs, ttlSeconds: 15 },
+    );
   }
 
   /** Learns who it is, reconciles from the cache, then follows Consul until stop(). */
@@ -86,6 +102,8 @@ export class Agent {
     await this.pass();
     this.ready = true;
     void this.follow();
+    void this.followPlacements();
+    if (this.cfg.scheduler) void this.role.run(this.abort.signal);
   }
 
   async stop(): Promise<void> {
@@ -97,6 +115,11 @@ export class Agent {
 
   /** Node name and metadata: config, else the local Consul agent; cached for starts without Consul. */
   private async identify(): Promise<void> {
+    try {
+      this.machineId = readFileSync("/etc/machine-id", "utf8").trim() || undefined;
+    } catch {
+      this.machineId = undefined;
+    }
     const cached = this.deps.state.identity();
     const backoff = new Backoff({ minMs: 250, maxMs: 5000 });
     for (;;) {
@@ -132,6 +155,7 @@ export class Agent {
         version: AGENT_VERSION,
         startedAt: new Date().toISOString(),
         httpAddr: `${checkHost}:${port}`,
+        machineId: this.machineId,
         trustedKeys: this.trustedKeyIds(),
       });
     return this.registrar.registerAgent(record, { host: checkHost, port }, this.abort.signal);
@@ -159,8 +183,45 @@ export class Agent {
       }
       this.consulReachable = true;
       this.acceptSpecs(entries);
+      this.role.nudge();
       this.trigger();
     }
+  }
+
+  /**
+   * Blocking-query watch of placements/ (the scheduler's): cached like the specs, so a host cut
+   * off from Consul keeps running what was placed on it (see README, Placement).
+   */
+  private async followPlacements(): Promise<void> {
+    const watch = this.deps.consul.watchPrefix(this.deps.kv.placements, {
+      signal: this.abort.signal,
+      wait: "5m",
+      consistent: true,
+    });
+    for await (const { entries } of watch) {
+      const docs: PlacementDoc[] = [];
+      const cached = this.deps.state.placements();
+      for (const e of entries) {
+        const stack = this.deps.kv.stackOfPlacementKey(e.key);
+        if (!stack) continue;
+        try {
+          const doc = decodeJson(PlacementDocSchema, e.key, e.value);
+          if (doc.stack !== stack) throw new Error(`${e.key} is about stack ${doc.stack}`);
+          docs.push(doc);
+        } catch (err) {
+          this.log(`ignoring placements: ${errorText(err)}`);
+          const old = cached.get(stack);
+          if (old) docs.push(old);
+        }
+      }
+      this.deps.state.replacePlacements(docs);
+      this.trigger();
+    }
+  }
+
+  /** What this host should run now, from the cached specs and placements. */
+  private desired(): HostDesired {
+    return desiredForHost(this.deps.state.specs(), this.deps.state.placements(), this.node, this.meta, this.machineId);
   }
 
   private acceptSpecs(entries: KvEntry[]): void {
@@ -220,7 +281,7 @@ export class Agent {
     const t0 = performance.now();
     let failed = false;
     try {
-      const desired = desiredForHost(this.deps.state.specs(), this.node, this.meta);
+      const desired = this.desired();
       const steps = reconcileHost(await this.observe(desired), desired);
       // reports sent while the steps run (unit state changes) say these stacks are converging
       this.converging = new Set(steps.flatMap((s) => ("stack" in s ? [s.stack] : [])));
@@ -270,7 +331,7 @@ export class Agent {
     if (this.reportTimer || this.abort.signal.aborted) return;
     this.reportTimer = setTimeout(() => {
       this.reportTimer = null;
-      void this.publish(desiredForHost(this.deps.state.specs(), this.node, this.meta));
+      void this.publish(this.desired());
     }, 100);
   }
 
@@ -375,6 +436,11 @@ export class Agent {
           : { required: true, trustedKeys: keys },
       node: this.node,
       ready: this.ready,
+      scheduler: !this.cfg.scheduler
+        ? "off (--no-scheduler)"
+        : this.role.leadingSince
+          ? { role: "leader", since: this.role.leadingSince, passes: this.role.passes }
+          : { role: "standby" },
       meta: this.meta,
       consulReachable: this.consulReachable,
       lastPassAt: this.lastPassAt,

@@ -29,6 +29,10 @@ export interface AgentConfig {
   tls: TlsOptions;
   insecureToken: boolean;
   maxArchiveBytes: number;
+  /** compete for the scheduler role (one agent of the fleet places non-global units) */
+  scheduler: boolean;
+  /** how long a machine's agent may stay unwell before its units move (fleet's agent_ttl) */
+  schedulerGraceMs: number;
 }
 
 export const USAGE = `houston-agent [options]
@@ -49,6 +53,9 @@ export const USAGE = `houston-agent [options]
   --trust PATH         trusted ed25519 public key (PEM) or a directory of *.pub keys, repeatable
                        (HOUSTON_TRUST="path,path"); with any, only specs signed by one are applied
   --max-archive-size MIB  largest archive this agent fetches (default 64)
+  --scheduler-grace SEC  how long a machine's agent may stay unwell before the scheduler moves its
+                       non-global units elsewhere (HOUSTON_SCHEDULER_GRACE; default 30, fleet's agent_ttl)
+  --no-scheduler       never take the scheduler role (the other agents place units)
   --no-journal         do not read journal lines of failed units
   --start-timeout SEC  how long one unit start may take (default 90)`;
 
@@ -67,6 +74,8 @@ export function parseAgentConfig(argv: string[], env: NodeJS.ProcessEnv): AgentC
       listen: { type: "string" },
       meta: { type: "string", multiple: true },
       "no-journal": { type: "boolean" },
+      "no-scheduler": { type: "boolean" },
+      "scheduler-grace": { type: "string" },
       "start-timeout": { type: "string" },
       help: { type: "boolean" },
       trust: { type: "string", multiple: true },
@@ -99,7 +108,13 @@ export function parseAgentConfig(argv: string[], env: NodeJS.ProcessEnv): AgentC
   const maxMib = Number(values["max-archive-size"] ?? "64");
   if (!Number.isSafeInteger(maxMib) || maxMib < 1)
     throw new AgentConfigError("--max-archive-size must be a whole number of MiB");
+  const graceText = values["scheduler-grace"] ?? env.HOUSTON_SCHEDULER_GRACE ?? "30";
+  const grace = /^\d+(\.\d+)?$/.test(graceText) ? Number(graceText) : NaN;
+  if (!(grace >= 1 && grace <= 86_400))
+    throw new AgentConfigError(`--scheduler-grace ${JSON.stringify(graceText)}: expected seconds from 1 to 86400`);
   return {
+    scheduler: values["no-scheduler"] !== true,
+    schedulerGraceMs: grace * 1000,
     maxArchiveBytes: maxMib * 1048576,
     node: values.node ?? env.HOUSTON_NODE ?? undefined,
     consulAddr: values.consul ?? env.CONSUL_HTTP_ADDR ?? undefined,

@@ -8,6 +8,7 @@ import Database from "better-sqlite3";
 import { mkdirSync } from "node:fs";
 import { dirname } from "node:path";
 import { UnitRefusedError } from "../shared/errors.js";
+import { PlacementDocSchema, type PlacementDoc } from "../shared/schedule.js";
 import { StackSpecSchema, decodeJson, type StackSpec } from "../shared/spec.js";
 
 export interface OwnedUnit {
@@ -36,6 +37,7 @@ CREATE TABLE IF NOT EXISTS applied (stack TEXT PRIMARY KEY, generation INTEGER N
 CREATE TABLE IF NOT EXISTS accepted (stack TEXT PRIMARY KEY, generation INTEGER NOT NULL);
 CREATE TABLE IF NOT EXISTS boot (id INTEGER PRIMARY KEY CHECK (id = 1), mark TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS reports (key TEXT PRIMARY KEY, body TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS placements (stack TEXT PRIMARY KEY, body TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS identity (id INTEGER PRIMARY KEY CHECK (id = 1), node TEXT NOT NULL, meta TEXT NOT NULL);
 `;
 
@@ -80,6 +82,24 @@ export class AgentState {
       this.db.prepare("DELETE FROM specs").run();
       const ins = this.db.prepare("INSERT INTO specs (stack, body, generation) VALUES (?, ?, ?)");
       for (const s of specs) ins.run(s.stack, JSON.stringify(s), s.generation);
+    })();
+  }
+
+  // ---- cached placements (the scheduler's, so that a host cut off keeps what it runs) -----
+  placements(): Map<string, PlacementDoc> {
+    const rows = this.db.prepare("SELECT stack, body FROM placements ORDER BY stack").all() as {
+      stack: string;
+      body: string;
+    }[];
+    return new Map(
+      rows.map((r) => [r.stack, decodeJson(PlacementDocSchema, `agent state placements/${r.stack}`, r.body)]),
+    );
+  }
+  replacePlacements(docs: PlacementDoc[]): void {
+    this.db.transaction(() => {
+      this.db.prepare("DELETE FROM placements").run();
+      const ins = this.db.prepare("INSERT INTO placements (stack, body) VALUES (?, ?)");
+      for (const d of docs) ins.run(d.stack, JSON.stringify(d));
     })();
   }
 

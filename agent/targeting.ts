@@ -1,12 +1,15 @@
 /**
- * Which units of which stacks belong on this host (pure). A unit belongs here when one of its
- * placements matches the node's metadata (fleet semantics, see shared/placement.ts).
+ * Which units of which stacks belong on this host (pure). A global unit belongs here when one of
+ * its placements matches the node's metadata; any other unit when the scheduler placed it here
+ * (placements/<stack>) and the signed spec allows this host too (a placement can only choose
+ * among the machines the spec admits: see shared/placement.ts and shared/schedule.ts).
  * The text is rendered for this host: dependencies on units of the same stack that are not
  * placed here are dropped from Requires=/After=/Wants=/BindsTo=/Requisite=/PartOf=, else
  * systemd would refuse to start a unit whose predecessor lives on another host.
  */
 import { createHash } from "node:crypto";
-import { unitTargetsNode } from "../shared/placement.js";
+import { isGlobal, unitTargetsNode } from "../shared/placement.js";
+import { admits, type PlacementDoc } from "../shared/schedule.js";
 import type { ServiceDecl, StackSpec, UnitRole } from "../shared/spec.js";
 import { parseUnitFile, renderUnitFile, splitWords } from "../shared/unit-file.js";
 
@@ -36,13 +39,23 @@ export function hashText(text: string): string {
   return createHash("sha256").update(text).digest("hex");
 }
 
-export function desiredForHost(specs: StackSpec[], node: string, nodeMeta: Record<string, string>): HostDesired {
+export function desiredForHost(
+  specs: StackSpec[],
+  placements: ReadonlyMap<string, PlacementDoc>,
+  node: string,
+  nodeMeta: Record<string, string>,
+  machineId?: string,
+): HostDesired {
+  const machine = { node, meta: nodeMeta, machineId, state: "up" as const };
   const units: DesiredUnit[] = [];
   const archives = new Map<string, string>();
   const generations = new Map<string, number>();
   for (const spec of [...specs].sort((a, b) => a.stack.localeCompare(b.stack))) {
     generations.set(spec.stack, spec.generation);
-    const here = spec.units.filter((u) => unitTargetsNode(u, node, nodeMeta));
+    const placed = placements.get(spec.stack)?.units ?? {};
+    const here = spec.units.filter((u) =>
+      isGlobal(u) ? unitTargetsNode(u, node, nodeMeta) : admits(u, machine) && (placed[u.name] ?? []).includes(node),
+    );
     const elsewhere = new Set(spec.units.filter((u) => !here.includes(u)).map((u) => u.name));
     for (const u of here) {
       const text = elsewhere.size ? dropDependencies(u.text, elsewhere, `${spec.stack}/${u.name}`) : u.text;

@@ -41,7 +41,9 @@ export type TxnOp =
   | { verb: "cas"; key: string; value: Buffer | string; index: number }
   | { verb: "delete"; key: string }
   | { verb: "delete-tree"; key: string }
-  | { verb: "delete-cas"; key: string; index: number };
+  | { verb: "delete-cas"; key: string; index: number }
+  /** fails the transaction unless `key` is locked by `session` (a leader's writes) */
+  | { verb: "check-session"; key: string; session: string };
 
 export interface ServiceRegistration {
   ID: string;
@@ -284,6 +286,7 @@ export class Consul {
       if ("value" in op)
         base.Value = (typeof op.value === "string" ? Buffer.from(op.value) : op.value).toString("base64");
       if ("index" in op) base.Index = op.index;
+      if ("session" in op) base.Session = op.session;
       return { KV: base };
     });
     const res = await this.request("PUT", "/v1/txn", { body: JSON.stringify(body) });
@@ -370,6 +373,8 @@ export class Consul {
     ttlSeconds: number;
     lockDelay?: string;
     behavior?: "release" | "delete";
+    /** health checks of the local node that end the session when critical (default serfHealth) */
+    checks?: string[];
   }): Promise<string> {
     if (opts.ttlSeconds < 10 || opts.ttlSeconds > 86_400)
       throw new ConsulError(`session TTL must be 10s..24h, got ${opts.ttlSeconds}s`);
@@ -379,6 +384,7 @@ export class Consul {
         TTL: `${opts.ttlSeconds}s`,
         LockDelay: opts.lockDelay ?? "0s",
         Behavior: opts.behavior ?? "release",
+        ...(opts.checks ? { Checks: opts.checks } : {}),
       }),
     });
     if (res.status !== 200)

@@ -8,6 +8,8 @@
  *   agents/<node>                     agent record: node metadata, version (AgentRecord JSON)
  *   locks/<stack>                     deploy lock, held by a Consul session
  *   history/<stack>/<generation>      deployment record (HistoryRecord JSON), zero-padded
+ *   placements/<stack>                where the scheduler put the stack's units (PlacementDoc JSON)
+ *   scheduler/leader                  the scheduler role, held by one agent's Consul session
  */
 import { ConfigError } from "./errors.js";
 import { NAME_RE } from "./unit-name.js";
@@ -66,6 +68,24 @@ export class KvLayout {
   }
   agent(node: string): string {
     return `${this.agents}${node}`;
+  }
+  get placements(): string {
+    return `${this.prefix}placements/`;
+  }
+  placement(stack: string): string {
+    return `${this.placements}${checkName(stack)}`;
+  }
+  /** stack name of a placements key, or null */
+  stackOfPlacementKey(key: string): string | null {
+    if (!key.startsWith(this.placements)) return null;
+    const stack = key.slice(this.placements.length);
+    return NAME_RE.test(stack) ? stack : null;
+  }
+  get scheduler(): string {
+    return `${this.prefix}scheduler/`;
+  }
+  get schedulerLeader(): string {
+    return `${this.scheduler}leader`;
   }
   lock(stack: string): string {
     return `${this.prefix}locks/${checkName(stack)}`;

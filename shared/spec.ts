@@ -7,7 +7,15 @@ import { isIP } from "node:net";
 import { z } from "zod";
 import { InvalidKvDataError } from "./errors.js";
 import { PlacementSchema } from "./placement.js";
-import { GROUP_RE, NAME_RE, UnitNameSchema, VERSION_RE, unitName } from "./unit-name.js";
+import {
+  GROUP_RE,
+  NAME_RE,
+  UnitNameSchema,
+  VERSION_RE,
+  legacyUnitName,
+  unitName,
+  type UnitNameParts,
+} from "./unit-name.js";
 
 function hostOf(url: string): string {
   try {
@@ -131,15 +139,10 @@ export const StackSpecSchema = z
       // a stack can only name its own units: the name is exactly what its parts render to
       if (u.stack !== spec.stack)
         ctx.addIssue({ code: "custom", message: `unit ${u.name} belongs to stack ${u.stack}, not ${spec.stack}` });
-      const kind = u.role === "socket" || u.role === "socket-guard" ? u.role : "versioned";
-      const rendered = unitName({
-        stack: spec.stack,
-        component: u.component,
-        group: u.group,
-        version: u.version,
-        kind,
-      });
-      if (u.name !== rendered)
+      const kind: UnitNameParts["kind"] = u.role === "socket" || u.role === "socket-guard" ? u.role : "versioned";
+      const parts = { stack: spec.stack, component: u.component, group: u.group, version: u.version, kind };
+      const rendered = unitName(parts);
+      if (u.name !== rendered && u.name !== legacyUnitName(parts))
         ctx.addIssue({
           code: "custom",
           message: `unit ${u.name} is not the name its parts render to in stack ${spec.stack} (${rendered})`,
@@ -207,6 +210,8 @@ export const AgentRecordSchema = z.object({
   version: z.string(),
   startedAt: z.string(),
   httpAddr: z.string().optional(),
+  /** /etc/machine-id, for [X-Fleet] MachineID= */
+  machineId: z.string().optional(),
   /** key IDs the agent trusts for signed specs; null (or absent, older agents) when it applies unsigned specs */
   trustedKeys: z.array(z.string()).nullable().optional(),
 });

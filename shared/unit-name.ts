@@ -4,7 +4,9 @@
  *   stack `example`, component `pgbouncer`, version `f20fb494`  → example-pgbouncer@f20fb494.service
  *   the service itself (no component)                          → example@7b7d061b.service
  *   with group `blue`                                           → example-nginx:blue@1.9.3.service
- *   global units: stack `global`                                → global-consul@1.8.7.service
+ *   global units: stack `global` (the name alone, as the original) → consul@1.8.7.service
+ *   (the global file archive keeps its prefix)                  → global-file-deploy@3f2a9c1e.service
+ *   a component already named after its stack (no double prefix) → shop-db@3.service in stack shop
  *   a stack's shared listening socket ([X-Houston] Socket=)      → example.socket
  *   and the unit that socket activates (never a version)        → example.service
  */
@@ -40,8 +42,33 @@ export interface UnitNameParts {
   kind?: "versioned" | "socket" | "socket-guard";
 }
 
+/** The stack that global deployments deploy as; its units are named as the original Houston named them. */
+export const GLOBAL_STACK = "global";
+/** The component of a deployment's file archive unit (always prefixed, also for global). */
+export const ARCHIVE_COMPONENT = "file-deploy";
+
 export function unitName(p: UnitNameParts): string {
-  const base = `${p.component ? `${p.stack}-${p.component}` : p.stack}${p.group ? `:${p.group}` : ""}`;
+  return render(p, componentBase(p.stack, p.component));
+}
+
+/**
+ * Names Houston rendered before it followed the original's (`global-consul@…`,
+ * `shop-shop-db@…`): still read from KV so that a live spec stays valid and is replaced on the
+ * next deploy; never rendered for a new one.
+ */
+export function legacyUnitName(p: UnitNameParts): string {
+  return render(p, p.component ? `${p.stack}-${p.component}` : p.stack);
+}
+
+function componentBase(stack: string, component: string | null): string {
+  if (!component) return stack;
+  if (stack === GLOBAL_STACK && component !== ARCHIVE_COMPONENT) return component;
+  if (component.startsWith(stack)) return component;
+  return `${stack}-${component}`;
+}
+
+function render(p: UnitNameParts, name: string): string {
+  const base = `${name}${p.group ? `:${p.group}` : ""}`;
   if (p.kind === "socket") return `${base}.socket`;
   if (p.kind === "socket-guard") return `${base}.service`;
   return `${base}@${p.version}.service`;

@@ -2,8 +2,10 @@
  * Least-privilege Consul ACL policies for Houston (pure): who may write what under the KV prefix.
  *  - controller: writes specs (and signatures), archives, locks and history; reads status and
  *    agents; holds lock sessions; reads the catalog and health to follow rollouts.
- *  - agent on node N: reads specs and archives; writes only status/N/ and agents/N; registers
- *    services on its own Consul agent; reads its own agent's identity.
+ *  - agent on node N: reads specs, archives and the other agents' records; writes only status/N/
+ *    and agents/N, and (as the scheduler, when it holds the role) scheduler/ and placements/;
+ *    registers services on its own Consul agent; reads its own agent's identity and the health
+ *    of every node (machines that go away); holds a session on its own node.
  *  - operator (read-only): plan, status, history, nodes.
  * Rendered as HCL (for `consul acl policy create -rules @file`) and as Consul's JSON rules.
  */
@@ -13,7 +15,7 @@ type Access = "read" | "write";
 /** resource kind → name → access; "" as a *_prefix name means everything */
 export type Rules = Partial<
   Record<
-    "key" | "key_prefix" | "session_prefix" | "node" | "node_prefix" | "service_prefix" | "agent",
+    "key" | "key_prefix" | "session" | "session_prefix" | "node" | "node_prefix" | "service_prefix" | "agent",
     Record<string, Access>
   >
 >;
@@ -48,11 +50,22 @@ export function agentPolicy(kv: KvLayout, node: string): Policy {
     name: `houston-agent-${node}`,
     description: `Houston agent on node ${node}: reads specs and archives, reports for ${node} only`,
     rules: {
-      key_prefix: { [kv.stacks]: "read", [kv.archives]: "read", [kv.nodeStatus(node)]: "write" },
+      key_prefix: {
+        [kv.stacks]: "read",
+        [kv.archives]: "read",
+        [kv.agents]: "read",
+        [kv.nodeStatus(node)]: "write",
+        // the scheduler role (one agent at a time, by a lock): a placement can only choose among
+        // the machines a signed spec admits, and every agent re-checks that
+        [kv.scheduler]: "write",
+        [kv.placements]: "write",
+      },
       key: { [kv.agent(node)]: "write" },
       // services are registered through the node's own Consul agent (/v1/agent/service/register)
       service_prefix: { "": "write" },
       node: { [node]: "read" },
+      node_prefix: { "": "read" },
+      session: { [node]: "write" },
       agent: { [node]: "read" },
     },
   };

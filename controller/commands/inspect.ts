@@ -2,13 +2,15 @@
  * Read-only commands: status (per host and unit, from agents' reports against the desired spec),
  * history, nodes. Text tables on stdout, or one JSON document with --json.
  */
+import { z } from "zod";
 import { errorText } from "../../shared/errors.js";
 import { StackSpecSchema, decodeJson, type StackSpec, type StatusReport } from "../../shared/spec.js";
 import type { Context } from "../context.js";
 import type { Output } from "../output.js";
 import { readAgents } from "../rollout/fleet-view.js";
 import { readHistory } from "../rollout/history.js";
-import { hostsForUnit } from "../rollout/progress.js";
+import { isGlobal } from "../../shared/placement.js";
+import { placedTargets } from "../scheduler/targets.js";
 
 export function table(rows: string[][]): string {
   const widths = rows[0]?.map((_, i) => Math.max(...rows.map((r) => (r[i] ?? "").length))) ?? [];
@@ -48,11 +50,14 @@ export async function statusCommand(
   }
   const reports = await ctx.scheduler.reports();
   const hosts = await ctx.scheduler.hosts();
+  const { placements } = await ctx.scheduler.view();
   const agentOf = new Map(hosts.map((h) => [h.node, h.agent]));
   const stacks = specs.map((spec) => {
     const byHost: ReadonlyMap<string, StatusReport> = reports.get(spec.stack) ?? new Map<string, StatusReport>();
-    const rows = spec.units.flatMap((u) =>
-      hostsForUnit(u, hosts).map((node) => {
+    const doc = placements.get(spec.stack);
+    const { targets, unplaced } = placedTargets(spec.units, doc, hosts);
+    const rows = spec.units.flatMap((u, i) =>
+      (targets[i]?.hosts ?? []).map((node) => {
         const r = byHost.get(node);
         const s = r?.units.find((x) => x.name === u.name);
         // a report from a host whose agent is not passing may be stale: say so rather than trust it
@@ -86,6 +91,15 @@ export async function statusCommand(
           note: "not in the spec: being removed",
         })),
     );
+    const waiting = spec.units
+      .filter((u, i) => !isGlobal(u) && (targets[i]?.hosts.length ?? 0) === 0 && u.hosts === undefined)
+      .filter((u) => !unplaced.some((x) => x.unit === u.name))
+      .map((u) => ({
+        unit: u.name,
+        reason: doc
+          ? `not placed yet (placements are for generation ${doc.generation})`
+          : "not placed yet (no scheduler has written placements)",
+      }));
     return {
       stack: spec.stack,
       generation: spec.generation,
@@ -93,11 +107,19 @@ export async function statusCommand(
       createdAt: spec.createdAt,
       units: rows,
       leaving: stale,
+      placements: {
+        generation: doc?.generation ?? null,
+        scheduler: doc?.scheduler ?? null,
+        unplaced: [...unplaced, ...waiting],
+        moves: doc?.moves ?? [],
+      },
     };
   });
   const healthy =
-    stacks.every((s) => s.units.every((u) => u.activeState === "active" && u.errors.length === 0)) &&
-    specErrors.length === 0;
+    stacks.every(
+      (s) =>
+        s.units.every((u) => u.activeState === "active" && u.errors.length === 0) && s.placements.unplaced.length === 0,
+    ) && specErrors.length === 0;
   if (json) {
     out.print(JSON.stringify({ stacks, errors: specErrors, hosts, healthy }, null, 2));
     return healthy;
@@ -137,7 +159,10 @@ export async function statusCommand(
       ]);
     }
     for (const l of s.leaving) rows.push([`  ${l.node}`, l.unit, "", l.activeState, "", "", l.note]);
+    for (const x of s.placements.unplaced) rows.push(["  -", x.unit, "", "unplaced", "", "", x.reason]);
     out.print(table(rows));
+    for (const m of s.placements.moves)
+      out.print(`  moved ${m.unit} from ${m.from} to ${m.to ?? "nowhere"} ${age(m.at, now)} ago: ${m.reason}`);
   }
   for (const e of specErrors) out.error(e);
   return healthy;
@@ -199,8 +224,14 @@ export async function nodesCommand(ctx: Context, json: boolean, out: Output): Pr
     // null: the agent applies unsigned specs (anyone who can write the KV prefix controls it)
     trustedKeys: r.trustedKeys ?? null,
   }));
+  const leader = await ctx.consul.kvGet(ctx.kv.schedulerLeader);
+  let scheduler: { node: string; since: string } | null = null;
+  if (leader?.session) {
+    const parsed = SchedulerHolderSchema.safeParse(safeJson(leader.value.toString("utf8")));
+    scheduler = parsed.success ? parsed.data : { node: "?", since: "?" };
+  }
   if (json) {
-    out.print(JSON.stringify({ nodes, errors: invalid }, null, 2));
+    out.print(JSON.stringify({ nodes, scheduler, errors: invalid }, null, 2));
     return;
   }
   const rows = [["NODE", "AGENT", "VERSION", "STARTED", "SPECS", "METADATA"]];
@@ -220,5 +251,20 @@ export async function nodesCommand(ctx: Context, json: boolean, out: Output): Pr
     ]);
   }
   out.print(nodes.length ? table(rows) : "no Houston agents registered");
+  out.print(
+    scheduler
+      ? `scheduler: ${scheduler.node} (since ${scheduler.since})`
+      : "scheduler: no agent holds the role (non-global units are not placed)",
+  );
   for (const e of invalid) out.error(e);
+}
+
+const SchedulerHolderSchema = z.object({ node: z.string(), since: z.string() });
+
+function safeJson(text: string): unknown {
+  try {
+    return JSON.parse(text);
+  } catch {
+    return null;
+  }
 }

@@ -10,6 +10,9 @@ import type { Output } from "../output.js";
 import { diffPlan, type PlanDiff } from "../plan/diff.js";
 import { planDeployment, type DeploymentRequest, type Plan } from "../plan/plan-deployment.js";
 import { readSpecAt } from "../rollout/publish.js";
+import { UnplaceableUnitError } from "../rollout/rollout-plan.js";
+import { checkNameClash } from "../plan/clash.js";
+import { isGlobal } from "../../shared/placement.js";
 
 export function makePlan(ctx: Context, manifest: Manifest, req: DeploymentRequest): Plan {
   const inputs = loadDeploymentInputs(ctx.dir, req, manifest);
@@ -40,10 +43,21 @@ export async function planCommand(
   const plan = makePlan(ctx, manifest, req);
   let diff: PlanDiff | null = null;
   let consul: { reachable: boolean; address: string; error?: string; generation?: number | null };
+  /** where each unit would run now (the scheduler's preview), or why it cannot be placed */
+  let placement: { hosts: Record<string, string[]>; error: string | null } | null = null;
   try {
     const { spec } = await readSpecAt(ctx.consul, ctx.kv, plan.stack);
     diff = diffPlan(plan.units, req.group, spec);
     consul = { reachable: true, address: ctx.consul.addr, generation: spec?.generation ?? null };
+    const view = await ctx.scheduler.view();
+    checkNameClash(plan.stack, plan.units, view.specs);
+    try {
+      const targets = ctx.scheduler.place(plan.units, await ctx.scheduler.hosts(), view);
+      placement = { hosts: Object.fromEntries(targets.map((t) => [t.name, t.hosts])), error: null };
+    } catch (err) {
+      if (!(err instanceof UnplaceableUnitError)) throw err;
+      placement = { hosts: {}, error: errorText(err) };
+    }
   } catch (err) {
     if (!(err instanceof ConsulUnreachableError)) throw err;
     consul = { reachable: false, address: ctx.consul.addr, error: errorText(err) };
@@ -77,6 +91,7 @@ export async function planCommand(
             })),
           })),
           diff,
+          placement,
           consul,
         },
         null,
@@ -101,7 +116,9 @@ export async function planCommand(
       u.role === "socket"
         ? `; every version of ${plan.units.find((x) => x.role === "service")?.name.replace(/@.*$/, "@*") ?? "the service"} shares it, old and new alike during an upgrade`
         : "";
-    out.info(`Unit ${u.name} (${u.role}, ${state}${shared})`);
+    const on = placement?.hosts[u.name];
+    const where = on ? ` → ${on.length ? on.join(", ") : "no host yet"}${isGlobal(u) ? " (global)" : ""}` : "";
+    out.info(`Unit ${u.name} (${u.role}, ${state}${shared})${where}`);
     out.print(u.text.replace(/^/gm, "    ").trimEnd() + "\n");
   }
   for (const a of plan.archives) {
@@ -116,5 +133,6 @@ export async function planCommand(
     );
     for (const r of diff.replaced) out.info(`Would remove after confirmation: ${r}`);
     for (const r of diff.untouched) out.info(`Left alone: ${r}`);
+    if (placement?.error) out.warn(`Would fail: ${placement.error}`);
   }
 }

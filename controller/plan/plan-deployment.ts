@@ -10,7 +10,14 @@ import { ConfigError } from "../../shared/errors.js";
 import { placementOf, type Placement } from "../../shared/placement.js";
 import type { Deployment, UnitRole, UnitSpec } from "../../shared/spec.js";
 import { cloneUnit, parseUnitFile, renderUnitFile, type UnitFile } from "../../shared/unit-file.js";
-import { GROUP_RE, NAME_RE, VERSION_RE, reservedUnitName, unitName } from "../../shared/unit-name.js";
+import {
+  ARCHIVE_COMPONENT,
+  GROUP_RE,
+  NAME_RE,
+  VERSION_RE,
+  reservedUnitName,
+  unitName,
+} from "../../shared/unit-name.js";
 import type { FileEntry, UnitTemplate } from "./inputs.js";
 import { substitute } from "./substitute.js";
 import { buildArchive, type BuiltArchive } from "./archive.js";
@@ -51,7 +58,7 @@ export interface Plan {
   archives: BuiltArchive[];
 }
 
-export const ARCHIVE_COMPONENT = "file-deploy";
+export { ARCHIVE_COMPONENT };
 
 /** The one set of substitutions for units and files: the environment's variables, then {service}, {environment}, {group}. */
 export function templateVariables(
@@ -151,7 +158,9 @@ export function planDeployment(inputs: PlanInputs, req: DeploymentRequest): Plan
     rewriteReferences(unit, refNames);
     if (req.dependencies && previous) addDependency(unit, previous);
     previous = r.spec.name;
-    return { ...r.spec, text: renderUnitFile(unit) } as UnitSpec;
+    // read again after the rewrite: MachineOf=cache.service names the rendered unit
+    const placements = r.spec.role === "archive" ? r.spec.placements : [placementOf(unit, r.source)];
+    return { ...r.spec, placements, text: renderUnitFile(unit) } as UnitSpec;
   });
   units.unshift(
     ...socketUnits(
@@ -204,13 +213,17 @@ function socketUnits(
   ];
 }
 
-/** The archive goes wherever any unit of the deployment goes. */
+/**
+ * The archive goes wherever a unit of the deployment goes: with only global units, to every
+ * machine one of them matches (each agent decides); otherwise the scheduler puts it beside the
+ * placed units (shared/schedule.ts).
+ */
 function archivePlacements(rendered: { spec: { placements: Placement[] } }[]): Placement[] {
   const all = rendered.flatMap((r) => r.spec.placements);
-  if (all.length === 0 || all.some((p) => Object.keys(p.metadata).length === 0))
-    return [{ global: true, metadata: {} }];
-  const seen = new Map(all.map((p) => [JSON.stringify(p), p]));
-  return [...seen.values()];
+  if (all.length === 0 || all.some((p) => !p.global)) return [{ global: false, metadata: {} }];
+  if (all.some((p) => Object.keys(p.metadata).length === 0)) return [{ global: true, metadata: {} }];
+  const seen = new Map(all.map((p) => [JSON.stringify({ global: true, metadata: p.metadata }), p]));
+  return [...seen.values()].map((p) => ({ global: true, metadata: p.metadata }));
 }
 
 function archiveUnit(stack: string, archive: BuiltArchive): UnitFile {

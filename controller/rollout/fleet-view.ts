@@ -36,7 +36,12 @@ export async function readHosts(consul: Consul, kv: KvLayout): Promise<HostView[
   const health = new Map(entries.map((e) => [e.Node.Node, worst(e.Checks.map((c) => c.Status))]));
   return records
     .filter((r) => health.has(r.node))
-    .map((r) => ({ node: r.node, meta: r.meta, agent: health.get(r.node) ?? "missing" }))
+    .map((r) => ({
+      node: r.node,
+      meta: r.meta,
+      ...(r.machineId ? { machineId: r.machineId } : {}),
+      agent: health.get(r.node) ?? "missing",
+    }))
     .sort((a, b) => a.node.localeCompare(b.node));
 }
 

@@ -11,6 +11,8 @@ import type { HistoryRecord, StatusReport, UnitSpec } from "../../shared/spec.js
 export interface HostView {
   node: string;
   meta: Record<string, string>;
+  /** /etc/machine-id, when the agent reported it ([X-Fleet] MachineID=) */
+  machineId?: string | undefined;
   /** houston-agent's Consul check: passing, warning, critical, or missing */
   agent: string;
 }

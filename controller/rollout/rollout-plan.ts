@@ -8,7 +8,7 @@ import { HoustonError } from "../../shared/errors.js";
 import type { Deployment, HistoryRecord, StackSpec, UnitSpec } from "../../shared/spec.js";
 import { replacedUnits } from "../plan/diff.js";
 import { nextGeneration } from "./history.js";
-import { hostsForUnit, makeBatches, type HostView, type UnitTarget } from "./progress.js";
+import { makeBatches, type HostView, type UnitTarget } from "./progress.js";
 
 export class NoAgentsError extends HoustonError {}
 export class UnplaceableUnitError extends HoustonError {}
@@ -36,7 +36,7 @@ export interface Observed {
   live: StackSpec | null;
   history: HistoryRecord[];
   hosts: HostView[];
-  /** the scheduler's placement (pure): which hosts each unit goes to */
+  /** the scheduler's placement preview (pure): which hosts each unit would go to */
   place: (units: UnitSpec[], hosts: HostView[]) => UnitTarget[];
 }
 
@@ -46,9 +46,10 @@ export interface Batch {
   canary: boolean;
   /** the hosts this batch adds */
   hosts: string[];
-  /** the whole spec to write for this batch (new units narrowed to the hosts so far) */
+  /** the whole spec to write for this batch (new units narrowed to their hosts so far) */
   units: UnitSpec[];
-  /** what to wait for: each new unit on the hosts so far */
+  /** what to wait for: each new unit on the hosts so far (as previewed; the scheduler's
+   * placements of the written generation are what the rollout then follows) */
   scope: UnitTarget[];
 }
 
@@ -112,9 +113,17 @@ export function planRollout(req: RolloutRequest, seen: Observed, opts: PlanOptio
       title: hostBatches.length > 1 ? `${canary ? "Canary" : "Batch"} ${i + 1}/${hostBatches.length}` : null,
       canary: canary && !last,
       hosts,
-      // only units new to the stack are narrowed: one that is live already (same name) keeps
-      // running everywhere, else a canary would stop it on the other hosts
-      units: [...kept, ...req.units.map((u) => (last || liveNames.has(u.name) ? u : { ...u, hosts: so }))],
+      // only units new to the stack are narrowed, each to its previewed hosts among the hosts so
+      // far: one that is live already (same name) keeps running where it is, else a canary would
+      // stop it on the other hosts
+      units: [
+        ...kept,
+        ...req.units.map((u) =>
+          last || liveNames.has(u.name)
+            ? u
+            : { ...u, hosts: (targets.find((t) => t.name === u.name)?.hosts ?? []).filter((h) => so.includes(h)) },
+        ),
+      ],
       scope: targets.map((t) => ({ name: t.name, hosts: t.hosts.filter((h) => so.includes(h)) })),
     };
   });
@@ -128,34 +137,6 @@ export function planRollout(req: RolloutRequest, seen: Observed, opts: PlanOptio
     final: [...kept.filter((u) => !replaced.includes(u.name)), ...req.units],
     added: req.units.filter((u) => !(before?.units ?? []).some((b) => b.name === u.name)).map((u) => u.name),
   };
-}
-
-/** Each unit and the hosts it runs on; a unit no host can take is an error now, not a wait. */
-export function targetsOf(units: UnitSpec[], hosts: HostView[]): UnitTarget[] {
-  return units.map((u) => {
-    const on = hostsForUnit(u, hosts);
-    if (on.length === 0) {
-      const where = u.placements
-        .map((p) =>
-          Object.keys(p.metadata).length
-            ? Object.entries(p.metadata)
-                .map(([k, v]) => `${k}=${v.join("|")}`)
-                .join(",")
-            : "any host",
-        )
-        .join(" or ");
-      const known = hosts.map(
-        (h) =>
-          `${h.node} (${
-            Object.entries(h.meta)
-              .map(([k, v]) => `${k}=${v}`)
-              .join(",") || "no metadata"
-          })`,
-      );
-      throw new UnplaceableUnitError(`${u.name} targets no host: it wants ${where}; hosts: ${known.join(", ")}`);
-    }
-    return { name: u.name, hosts: on };
-  });
 }
 
 export interface Failure {

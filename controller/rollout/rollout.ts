@@ -17,13 +17,20 @@ import {
 import type { Context } from "../context.js";
 import type { Output } from "../output.js";
 import type { BuiltArchive } from "../plan/archive.js";
+import { isGlobal } from "../../shared/placement.js";
+import { checkNameClash } from "../plan/clash.js";
+import { placedTargets } from "../scheduler/targets.js";
+import { TimeoutError } from "./fleet-view.js";
 import { confirmService, followUnits, pruneArchives, recheck, waitRemoved } from "./follow.js";
+import type { HostView, UnitTarget } from "./progress.js";
 import { readHistory, writeHistory } from "./history.js";
 import { DeployLock, whoAmI } from "./lock.js";
 import { deleteSpec, readSpecAt, writeSpec } from "./publish.js";
 import {
   START,
   nextStep,
+  type Batch,
+  type Failure,
   planRollout,
   type RolloutPlan,
   type RolloutProgress,
@@ -76,9 +83,12 @@ export async function rollout(ctx: Context, input: RolloutInput, opts: RolloutOp
   let onExit = (): void => undefined;
   try {
     const hosts = await ctx.scheduler.hosts();
+    const view = await ctx.scheduler.view();
     const history = await readHistory(consul, kv, input.stack);
     const { spec: before, modifyIndex } = await readSpecAt(consul, kv, input.stack);
-    const plan = planRollout(req, { live: before, history, hosts, place: ctx.scheduler.place }, opts);
+    if (req.kind === "deploy") checkNameClash(input.stack, input.units, view.specs);
+    const place = (units: UnitSpec[], on: HostView[]): UnitTarget[] => ctx.scheduler.place(units, on, view);
+    const plan = planRollout(req, { live: before, history, hosts, place }, opts);
     for (const w of plan.warnings) out.warn(w);
     const unwell = new Map(hosts.filter((h) => h.agent !== "passing").map((h) => [h.node, h.agent]));
     for (const a of input.archives) {
@@ -150,10 +160,13 @@ export async function rollout(ctx: Context, input: RolloutInput, opts: RolloutOp
           break;
         }
         case "follow-batch": {
-          let failure = await followUnits(ctx, input.stack, step.batch.scope, generation, deadline, opts, out, unwell);
+          const placed = await placedScope(ctx, input, step.batch, generation, deadline);
+          let failure = placed.failure;
+          const scope = placed.scope;
+          if (!failure) failure = await followUnits(ctx, input.stack, scope, generation, deadline, opts, out, unwell);
           if (!failure && step.confirm)
-            failure = await confirmService(ctx, input, step.batch.scope, generation, deadline, opts, out);
-          if (!failure) failure = await recheck(ctx, input.stack, step.batch.scope, generation);
+            failure = await confirmService(ctx, input, scope, generation, deadline, opts, out);
+          if (!failure) failure = await recheck(ctx, input.stack, scope, generation);
           if (!failure && step.batch.canary) out.info(`Canary confirmed on ${step.batch.hosts.join(", ")}`);
           progress = failure ? { ...progress, failure } : { ...progress, confirmed: progress.confirmed + 1 };
           break;
@@ -192,6 +205,35 @@ export async function rollout(ctx: Context, input: RolloutInput, opts: RolloutOp
   } finally {
     onExit();
     await lock.release();
+  }
+}
+
+/**
+ * The batch's units where the scheduler put them in the written generation (the plan's scope is
+ * a preview); a unit it could not place fails the rollout, saying what no machine satisfies.
+ */
+async function placedScope(
+  ctx: Context,
+  input: RolloutInput,
+  batch: Batch,
+  generation: number,
+  deadline: number,
+): Promise<{ scope: UnitTarget[]; failure: Failure | null }> {
+  const names = new Set(batch.scope.map((t) => t.name));
+  const units = batch.units.filter((u) => names.has(u.name));
+  // every agent places global units itself: nothing to wait for from the scheduler
+  if (units.every(isGlobal))
+    return { scope: placedTargets(units, undefined, await ctx.scheduler.hosts()).targets, failure: null };
+  try {
+    const placed = await ctx.scheduler.placed(input.stack, generation, units, deadline);
+    const first = placed.unplaced[0];
+    return {
+      scope: placed.targets,
+      failure: first ? { unit: first.unit, host: "any machine", reason: first.reason } : null,
+    };
+  } catch (err) {
+    if (!(err instanceof TimeoutError)) throw err;
+    return { scope: batch.scope, failure: { unit: units[0]?.name ?? "?", host: "-", reason: err.message } };
   }
 }
 

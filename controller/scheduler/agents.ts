@@ -1,21 +1,90 @@
 /**
  * The native backend: Houston's agents. Hosts are the agents registered under agents/ with their
- * Consul health; a unit goes to every host whose metadata matches its [X-Fleet] placement (the
- * agents' own targeting rule); reports are the agents' status/<node>/<stack> documents.
+ * Consul health; global units go to every matching host (each agent decides), other units where
+ * the agent holding the scheduler role placed them (placements/<stack>, shared/schedule.ts);
+ * reports are the agents' status/<node>/<stack> documents.
  */
 import type { Consul } from "../../shared/consul.js";
+import { errorText } from "../../shared/errors.js";
 import type { KvLayout } from "../../shared/kv-layout.js";
-import { followReports, parseReports, readHosts } from "../rollout/fleet-view.js";
-import { targetsOf } from "../rollout/rollout-plan.js";
+import { PlacementDocSchema, type PlacementDoc } from "../../shared/schedule.js";
+import { StackSpecSchema, decodeJson, type StackSpec } from "../../shared/spec.js";
+import { TimeoutError, followReports, parseReports, readHosts } from "../rollout/fleet-view.js";
 import type { Scheduler } from "./scheduler.js";
+import { placedTargets, previewTargets, type PlacementView } from "./targets.js";
 
 export function agentsScheduler(consul: Consul, kv: KvLayout): Scheduler {
   return {
     name: "agents",
     hosts: () => readHosts(consul, kv),
-    place: targetsOf,
+    view: () => readView(consul, kv),
+    place: previewTargets,
+    placed: async (stack, generation, units, deadline) => {
+      const doc = await waitPlacements(consul, kv, stack, generation, deadline);
+      return placedTargets(units, doc, await readHosts(consul, kv));
+    },
     follow: (stack, deadline, check, describe, signal) =>
       followReports(consul, kv, stack, deadline, check, describe, signal),
     reports: async () => parseReports(await consul.kvList(kv.status), kv),
   };
+}
+
+/** Live specs and placement documents (unreadable ones left out). */
+export async function readView(consul: Consul, kv: KvLayout): Promise<PlacementView> {
+  const specs: StackSpec[] = [];
+  for (const e of await consul.kvList(kv.stacks)) {
+    if (!kv.stackOfSpecKey(e.key)) continue;
+    try {
+      specs.push(decodeJson(StackSpecSchema, e.key, e.value));
+    } catch {
+      /* status reports unreadable specs; placement ignores them */
+    }
+  }
+  return { specs, placements: await readPlacements(consul, kv) };
+}
+
+export async function readPlacements(consul: Consul, kv: KvLayout): Promise<Map<string, PlacementDoc>> {
+  const docs = new Map<string, PlacementDoc>();
+  for (const e of await consul.kvList(kv.placements)) {
+    const stack = kv.stackOfPlacementKey(e.key);
+    if (!stack) continue;
+    try {
+      docs.set(stack, decodeJson(PlacementDocSchema, e.key, e.value));
+    } catch {
+      /* the scheduler replaces it */
+    }
+  }
+  return docs;
+}
+
+/** Follows placements/<stack> until the scheduler has placed `generation` (or later). */
+async function waitPlacements(
+  consul: Consul,
+  kv: KvLayout,
+  stack: string,
+  generation: number,
+  deadline: number,
+): Promise<PlacementDoc> {
+  const ac = new AbortController();
+  const timer = setTimeout(() => ac.abort(), Math.max(0, deadline - Date.now()));
+  const key = kv.placement(stack);
+  let last = "no placements written yet";
+  try {
+    for await (const { entries } of consul.watchPrefix(kv.placements, { signal: ac.signal, wait: "30s" })) {
+      const e = entries.find((x) => x.key === key);
+      if (!e) continue;
+      try {
+        const doc = decodeJson(PlacementDocSchema, key, e.value);
+        if (doc.generation >= generation) return doc;
+        last = `placements are for generation ${doc.generation}`;
+      } catch (err) {
+        last = errorText(err);
+      }
+    }
+    throw new TimeoutError(
+      `the scheduler has not placed generation ${generation} of ${stack} (${last}); is an agent holding ${kv.schedulerLeader}? see houston nodes`,
+    );
+  } finally {
+    clearTimeout(timer);
+  }
 }

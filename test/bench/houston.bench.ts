@@ -9,6 +9,7 @@ import { join } from "node:path";
 import { bench, describe } from "vitest";
 import { reconcileHost } from "../../agent/reconcile.js";
 import { desiredForHost } from "../../agent/targeting.js";
+import { schedule } from "../../shared/schedule.js";
 import { buildArchive } from "../../controller/plan/archive.js";
 import { planDeployment, type PlanInputUnit } from "../../controller/plan/plan-deployment.js";
 import type { StackSpec } from "../../shared/spec.js";
@@ -59,8 +60,17 @@ describe("agent", () => {
     deployment: plan.deployment,
     units: plan.units,
   }));
+  const machines = Array.from({ length: 100 }, (_, i) => ({
+    node: `h${i + 1}`,
+    meta: { role: "web" },
+    state: "up" as const,
+  }));
+  const placements = schedule({ specs, machines, previous: new Map(), scheduler: "h1", now: "" });
+  bench("schedule 500 units over 100 machines", () => {
+    schedule({ specs, machines, previous: placements, scheduler: "h1", now: "" });
+  });
   bench("target + reconcile 500 units against an empty host", () => {
-    const desired = desiredForHost(specs, "h1", { role: "web" });
+    const desired = desiredForHost(specs, placements, "h1", { role: "web" });
     reconcileHost({ owned: [], foreign: new Map(), archives: new Map(), registrationsStale: false }, desired);
   });
   bench(

@@ -85,10 +85,18 @@ describe("planDeployment: names and order", () => {
       files: [file("/etc/g", "g")],
       req: { type: "global", name: "global", version: null },
       names: [
-        "global-consul@1.8.7.service",
-        "global-registrator@latest.service",
+        // the original's names: global units bare, the global file unit prefixed
+        "consul@1.8.7.service",
+        "registrator@latest.service",
         /^global-file-deploy@[0-9a-f]{8}\.service$/,
       ],
+    },
+    {
+      title: "a dependency already named after its stack is not prefixed again",
+      units: [dep("shop-db", "3", simple), dep("cache", "1", simple), svc("shop", "2", simple)],
+      files: [],
+      req: { type: "service", name: "shop", version: "2" },
+      names: ["shop-db@3.service", "shop-cache@1.service", "shop@2.service"],
     },
     {
       title: "standalone: archive then the stack's units, no service unit",
@@ -259,7 +267,7 @@ describe("planDeployment: unit rendering", () => {
     expect(u!.service).toEqual({ name: "example", port: 8080, interval: "2s" });
   });
 
-  it("archive placement is the union of the deployment's placements", () => {
+  it("archive placement: beside placed units (the scheduler's), or global with global units", () => {
     const units = [
       dep("a", "1", "[Service]\nExecStart=/bin/true\n[X-Fleet]\nMachineMetadata=role=web\n"),
       svc("example", "2", "[Service]\nExecStart=/bin/true\n[X-Fleet]\nMachineMetadata=role=db\n"),
@@ -268,10 +276,55 @@ describe("planDeployment: unit rendering", () => {
       { variables: {}, units, files: [file("/x", "x")], filesSource: "f" },
       req({ version: "2" }),
     );
-    expect(plan.units[0]!.placements).toEqual([
-      { global: false, metadata: { role: ["web"] } },
-      { global: false, metadata: { role: ["db"] } },
+    expect(plan.units[0]!.placements).toEqual([{ global: false, metadata: {} }]);
+    const globals = [
+      dep("a", "1", "[Service]\nExecStart=/bin/true\n[X-Fleet]\nGlobal=true\nMachineMetadata=role=web\n"),
+      dep("b", "1", "[Service]\nExecStart=/bin/true\n[X-Fleet]\nGlobal=true\nMachineMetadata=role=db\n"),
+    ];
+    const g = planDeployment(
+      { variables: {}, units: globals, files: [file("/x", "x")], filesSource: "f" },
+      req({ type: "standalone", name: "mon", version: null }),
+    );
+    expect(g.units[0]!.placements).toEqual([
+      { global: true, metadata: { role: ["web"] } },
+      { global: true, metadata: { role: ["db"] } },
     ]);
+  });
+
+  it("reads fleet's scheduling directives, MachineOf= naming the rendered unit", () => {
+    const units = [
+      dep("db", "3", "[Service]\nExecStart=/bin/true\n[X-Fleet]\nConflicts=shop-db@*\nMachineMetadata=role=db\n"),
+      svc(
+        "shop",
+        "2",
+        "[Service]\nExecStart=/bin/true\n[X-Fleet]\nMachineOf=db.service\nMachineID=h2\n[X-Houston]\nInstances=1\n",
+      ),
+    ];
+    const p = planDeployment(
+      { variables: {}, units, files: [], filesSource: "f" },
+      req({ name: "shop", version: "2" }),
+    );
+    expect(p.units.map((u) => u.placements[0])).toEqual([
+      { global: false, metadata: { role: ["db"] }, conflicts: ["shop-db@*"] },
+      { global: false, metadata: {}, machineId: "h2", machineOf: ["shop-db@3.service"], instances: 1 },
+    ]);
+  });
+
+  it("refuses scheduling directives that cannot hold, naming the line", () => {
+    const bad = (x: string): unknown =>
+      planDeployment(
+        { variables: {}, units: [dep("a", "1", `[Service]\nExecStart=/bin/true\n${x}`)], files: [], filesSource: "f" },
+        req({ type: "standalone", name: "s", version: null }),
+      );
+    expect(() => bad("[X-Fleet]\nGlobal=true\nConflicts=x@*\n")).toThrow(
+      /:5: \[X-Fleet\] Conflicts= does not apply to a Global=true unit/,
+    );
+    expect(() => bad("[X-Houston]\nInstances=0\n")).toThrow(/:4: \[X-Houston\] Instances=0: expected a whole number/);
+    expect(() => bad("[X-Houston]\nInstances=two\n")).toThrow(/Instances=two/);
+    expect(() => bad("[X-Fleet]\nMachineID=a\nMachineID=b\n")).toThrow(
+      /:5: \[X-Fleet\] MachineID= names more than one/,
+    );
+    expect(() => bad("[X-Fleet]\nMachineID=a\n[X-Houston]\nInstances=2\n")).toThrow(/cannot go with MachineID/);
   });
 
   it("rejects bad requests and bad units with the source named", () => {

@@ -1,5 +1,6 @@
 import { describe, expect, it } from "vitest";
 import { reconcileHost, type HostObservation, type ObservedUnit, type Step } from "../../agent/reconcile.js";
+import type { PlacementDoc } from "../../shared/schedule.js";
 import { desiredForHost, hashText, type DesiredUnit, type HostDesired } from "../../agent/targeting.js";
 import type { StackSpec, UnitSpec } from "../../shared/spec.js";
 
@@ -217,11 +218,28 @@ describe("desiredForHost (targeting)", () => {
     units: units.map((u) => ({ ...u, stack })),
   });
   const everywhere = [{ global: false, metadata: {} }];
-  const names = (specs: StackSpec[], meta: Record<string, string>) =>
-    desiredForHost(specs, "h1", meta).units.map((u) => u.name);
+  /** the scheduler's placements: every non-global unit on `node` */
+  const placedOn = (specs: StackSpec[], node = "h1"): Map<string, PlacementDoc> =>
+    new Map(
+      specs.map((s) => [
+        s.stack,
+        {
+          schema: 1 as const,
+          stack: s.stack,
+          generation: s.generation,
+          units: Object.fromEntries(s.units.map((u) => [u.name, [node]])),
+          unplaced: {},
+          moves: [],
+          scheduler: "h9",
+          updatedAt: "",
+        },
+      ]),
+    );
+  const names = (specs: StackSpec[], meta: Record<string, string>, placed = placedOn(specs)) =>
+    desiredForHost(specs, placed, "h1", meta).units.map((u) => u.name);
 
   const cases: { title: string; placements: UnitSpec["placements"]; meta: Record<string, string>; here: boolean }[] = [
-    { title: "no placement: every host", placements: everywhere, meta: {}, here: true },
+    { title: "placed here, no metadata asked", placements: everywhere, meta: {}, here: true },
     {
       title: "Global=true: every host",
       placements: [{ global: true, metadata: {} }],
@@ -265,6 +283,18 @@ describe("desiredForHost (targeting)", () => {
       here: false,
     },
     {
+      title: "placed here, but MachineID= pins another machine (a placement cannot override the spec)",
+      placements: [{ global: false, metadata: {}, machineId: "h2" }],
+      meta: {},
+      here: false,
+    },
+    {
+      title: "placed here and pinned here by MachineID=",
+      placements: [{ global: false, metadata: {}, machineId: "h1" }],
+      meta: {},
+      here: true,
+    },
+    {
       title: "archive placements are any-of",
       placements: [
         { global: false, metadata: { role: ["web"] } },
@@ -279,10 +309,19 @@ describe("desiredForHost (targeting)", () => {
       expect(names([spec([unit("a@1.service", c.placements)])], c.meta)).toEqual(c.here ? ["a@1.service"] : []),
     );
 
+  it("a non-global unit runs only where the scheduler placed it; global units need no placement", () => {
+    const specs = [spec([unit("a@1.service", everywhere), unit("g@1.service", [{ global: true, metadata: {} }])])];
+    expect(names(specs, {}, placedOn(specs, "h2"))).toEqual(["g@1.service"]);
+    expect(names(specs, {}, new Map())).toEqual(["g@1.service"]);
+    expect(names(specs, {}, placedOn(specs, "h1"))).toEqual(["a@1.service", "g@1.service"]);
+  });
+
   it("a host allowlist (canary, batches) narrows placement", () => {
     const pinned = { ...unit("a@1.service", everywhere), hosts: ["h2"] };
-    expect(desiredForHost([spec([pinned])], "h1", {}).units).toEqual([]);
-    expect(desiredForHost([spec([pinned])], "h2", {}).units.map((u) => u.name)).toEqual(["a@1.service"]);
+    expect(desiredForHost([spec([pinned])], placedOn([spec([pinned])], "h1"), "h1", {}).units).toEqual([]);
+    expect(
+      desiredForHost([spec([pinned])], placedOn([spec([pinned])], "h2"), "h2", {}).units.map((u) => u.name),
+    ).toEqual(["a@1.service"]);
   });
 
   it("drops dependencies on units of the stack placed elsewhere", () => {
@@ -293,21 +332,19 @@ describe("desiredForHost (targeting)", () => {
       web,
       "[Unit]\nDescription=app\nRequires=db@1.service\nAfter=db@1.service network.target\n\n[Service]\nExecStart=/bin/true\n",
     );
-    const [u] = desiredForHost([spec([unit("db@1.service", db), app])], "h1", { role: "web" }).units;
+    const specs = [spec([unit("db@1.service", db), app])];
+    const [u] = desiredForHost(specs, placedOn(specs), "h1", { role: "web" }).units;
     expect(u?.text).toContain("After=network.target");
     expect(u?.text).not.toContain("db@1.service");
     expect(u?.hash).toBe(hashText(u?.text ?? ""));
   });
 
   it("keeps stacks apart and in order, with their generations and archives", () => {
-    const d = desiredForHost(
-      [
-        spec([unit("b@1.service", everywhere)], "zeta"),
-        spec([{ ...unit("f@abc.service", everywhere), role: "archive", archive: "a".repeat(64) }], "alpha"),
-      ],
-      "h1",
-      {},
-    );
+    const specs = [
+      spec([unit("b@1.service", everywhere)], "zeta"),
+      spec([{ ...unit("f@abc.service", everywhere), role: "archive", archive: "a".repeat(64) }], "alpha"),
+    ];
+    const d = desiredForHost(specs, placedOn(specs), "h1", {});
     expect(d.units.map((u) => u.stack)).toEqual(["alpha", "zeta"]);
     expect([...d.archives]).toEqual([["a".repeat(64), "alpha"]]);
     expect([...d.generations]).toEqual([

@@ -10,12 +10,12 @@ import {
   UnplaceableUnitError,
   nextStep,
   planRollout,
-  targetsOf,
   type Failure,
   type RolloutPlan,
   type RolloutRequest,
 } from "../../controller/rollout/rollout-plan.js";
-import type { HostView } from "../../controller/rollout/progress.js";
+import type { HostView, UnitTarget } from "../../controller/rollout/progress.js";
+import { NO_PLACEMENTS, previewTargets } from "../../controller/scheduler/targets.js";
 import type { HistoryRecord, StackSpec, UnitSpec } from "../../shared/spec.js";
 
 const unit = (name: string, version: string, extra: Partial<UnitSpec> = {}): UnitSpec => ({
@@ -26,9 +26,12 @@ const unit = (name: string, version: string, extra: Partial<UnitSpec> = {}): Uni
   version,
   role: name === "web" ? "service" : "dependency",
   text: `${name} ${version}`,
-  placements: [{ global: false, metadata: { role: ["web"] } }],
+  // global (every matching host), so that batches have several hosts to split; singletons below
+  placements: [{ global: true, metadata: { role: ["web"] } }],
   ...extra,
 });
+const targetsOf = (units: UnitSpec[], hosts: HostView[]): UnitTarget[] => previewTargets(units, hosts, NO_PLACEMENTS);
+const single = (u: UnitSpec): UnitSpec => ({ ...u, placements: [{ global: false, metadata: { role: ["web"] } }] });
 const host = (node: string, agent = "passing", role = "web"): HostView => ({ node, meta: { role }, agent });
 const spec = (generation: number, units: UnitSpec[]): StackSpec => ({
   schema: 1,
@@ -160,6 +163,22 @@ describe("planRollout + nextStep", () => {
         "follow web-db@1.service@a,b web@1.service@a,b +consul",
         "write web-db@1.service web@1.service",
         "follow web-db@1.service@a,b,c web@1.service@a,b,c +consul",
+        "done success: Deployment of web 2 and its dependencies successful.",
+      ],
+    },
+    {
+      title: "singletons: each batch narrows a new unit to its previewed machine among the hosts so far",
+      plan: () =>
+        planRollout(
+          deploy(v1.map(single)),
+          { place: targetsOf, live: null, history: [], hosts: [host("a"), host("b"), host("c")] },
+          { ...OPTS, canary: 1, maxParallel: 1 },
+        ),
+      steps: [
+        "write web-db@1.service[a] web@1.service[]",
+        "follow web-db@1.service@a web@1.service@ +consul",
+        "write web-db@1.service web@1.service",
+        "follow web-db@1.service@a web@1.service@b +consul",
         "done success: Deployment of web 2 and its dependencies successful.",
       ],
     },

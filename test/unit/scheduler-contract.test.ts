@@ -10,6 +10,7 @@ import type { HostView } from "../../controller/rollout/progress.js";
 import { Consul } from "../../shared/consul.js";
 import { KvLayout } from "../../shared/kv-layout.js";
 import type { UnitSpec } from "../../shared/spec.js";
+import { NO_PLACEMENTS as NONE } from "../../controller/scheduler/targets.js";
 
 // placement is pure: the Consul client is never called here
 const BACKENDS: Scheduler[] = [agentsScheduler(new Consul({ addr: "http://127.0.0.1:1" }), new KvLayout())];
@@ -34,26 +35,36 @@ const HOSTS = [
 for (const s of BACKENDS) {
   describe(`scheduler contract: ${s.name}`, () => {
     it("places every unit on hosts whose metadata matches, and only there", () => {
-      const t = s.place([unit("web", { role: ["web"] }), unit("db", { role: ["db"] })], HOSTS);
+      const t = s.place([unit("web", { role: ["web"] }), unit("db", { role: ["db"] })], HOSTS, NONE);
       expect(t.map((x) => x.name)).toEqual(["web@1.service", "db@1.service"]);
+      expect(t[0]!.hosts).toHaveLength(1); // one machine, as fleet
       for (const h of t[0]!.hosts) expect(["a", "b"]).toContain(h);
       expect(t[1]!.hosts).toEqual(["c"]);
     });
     it("global units go to every matching host", () => {
-      expect(s.place([unit("g", {}, true)], HOSTS)[0]!.hosts).toEqual(["a", "b", "c"]);
+      expect(s.place([unit("g", {}, true)], HOSTS, NONE)[0]!.hosts).toEqual(["a", "b", "c"]);
     });
     it("several keys must all match", () => {
-      expect(s.place([unit("w1", { role: ["web"], zone: ["1"] })], HOSTS)[0]!.hosts).toEqual(["a"]);
+      expect(s.place([unit("w1", { role: ["web"], zone: ["1"] })], HOSTS, NONE)[0]!.hosts).toEqual(["a"]);
     });
     it("a unit no host can take is an error naming what it wants", () => {
-      expect(() => s.place([unit("x", { role: ["cache"] })], HOSTS)).toThrow(UnplaceableUnitError);
-      expect(() => s.place([unit("x", { role: ["cache"] })], HOSTS)).toThrow(
+      expect(() => s.place([unit("x", { role: ["cache"] })], HOSTS, NONE)).toThrow(UnplaceableUnitError);
+      expect(() => s.place([unit("x", { role: ["cache"] })], HOSTS, NONE)).toThrow(
+        /x@1.service cannot be placed: no machine satisfies role=cache/,
+      );
+      expect(() => s.place([unit("x", { role: ["cache"] }, true)], HOSTS, NONE)).toThrow(
         /x@1.service targets no host: it wants role=cache/,
       );
     });
     it("is deterministic", () => {
       const units = [unit("web", { role: ["web"] }), unit("g", {}, true)];
-      expect(s.place(units, [...HOSTS].reverse())).toEqual(s.place(units, HOSTS));
+      expect(s.place(units, [...HOSTS].reverse(), NONE)).toEqual(s.place(units, HOSTS, NONE));
+    });
+    it("Instances=N: N distinct machines; more than there are is an error", () => {
+      const two = { ...unit("web", {}), placements: [{ global: false, metadata: { role: ["web"] }, instances: 2 }] };
+      expect(s.place([two], HOSTS, NONE)[0]!.hosts).toEqual(["a", "b"]);
+      const three = { ...two, placements: [{ global: false, metadata: { role: ["web"] }, instances: 3 }] };
+      expect(() => s.place([three], HOSTS, NONE)).toThrow(/for 1 of 3 instances/);
     });
   });
 }

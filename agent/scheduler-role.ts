@@ -1,0 +1,244 @@
+/**
+ * The scheduler role: one agent at a time places the fleet's non-global units (fleet's engine,
+ * without fleet). The role is a Consul lock on scheduler/leader, held by a session bound to this
+ * node's serfHealth and to this agent's own houston-agent check, so a dead host or a killed agent
+ * gives it up within seconds and another agent takes it. The holder watches the agents' health,
+ * is nudged when specs change, and writes placements/<stack> (shared/schedule.ts decides) in
+ * transactions that also check it still holds the lock: a deposed holder can never write.
+ */
+import { Backoff, sleep } from "../shared/backoff.js";
+import type { Consul, HealthEntry } from "../shared/consul.js";
+import { errorText } from "../shared/errors.js";
+import type { KvLayout } from "../shared/kv-layout.js";
+import {
+  PlacementDocSchema,
+  machineStates,
+  samePlacements,
+  schedule,
+  type ObservedMachine,
+  type PlacementDoc,
+} from "../shared/schedule.js";
+import { AGENT_SERVICE, AgentRecordSchema, decodeJson, type StackSpec } from "../shared/spec.js";
+
+export interface RoleOptions {
+  /** how long an agent may stay unwell before its units move (fleet's agent_ttl) */
+  graceMs: number;
+  /** the lock session's TTL (renewed every third of it) */
+  ttlSeconds: number;
+}
+
+export interface RoleDeps {
+  consul: Consul;
+  kv: KvLayout;
+  node: () => string;
+  /** the specs this agent accepted (signature and schema checked) */
+  specs: () => StackSpec[];
+  log: (m: string) => void;
+}
+
+export class SchedulerRole {
+  /** since when this agent holds the role (null: it does not) */
+  leadingSince: string | null = null;
+  passes = 0;
+  private wake: (() => void) | null = null;
+  private dirty = true;
+  private health: HealthEntry[] | null = null;
+  private readonly unwellSince = new Map<string, number>();
+
+  constructor(
+    private readonly deps: RoleDeps,
+    private readonly opts: RoleOptions,
+  ) {}
+
+  /** Specs or placements changed: place again (if leading). */
+  nudge(): void {
+    this.dirty = true;
+    this.wake?.();
+  }
+
+  /** Competes for the role until `signal` aborts; never throws. */
+  async run(signal: AbortSignal): Promise<void> {
+    const backoff = new Backoff({ minMs: 500, maxMs: 10_000 });
+    while (!signal.aborted) {
+      let session: string | null = null;
+      try {
+        session = await this.deps.consul.sessionCreate({
+          name: `houston scheduler on ${this.deps.node()}`,
+          ttlSeconds: this.opts.ttlSeconds,
+          lockDelay: "0s",
+          behavior: "release",
+          checks: ["serfHealth", `service:${AGENT_SERVICE}`],
+        });
+        await this.holdOrWait(session, signal);
+        backoff.reset();
+      } catch (err) {
+        if (!signal.aborted) this.deps.log(`scheduler role: ${errorText(err)}; retrying`);
+      } finally {
+        if (this.leadingSince) this.deps.log("gave up the scheduler role");
+        this.leadingSince = null;
+        if (session) await this.deps.consul.sessionDestroy(session).catch(() => undefined);
+      }
+      await sleep(backoff.next(), signal);
+    }
+  }
+
+  /** Takes the lock when free and leads while the session lives; returns when the session ends. */
+  private async holdOrWait(session: string, signal: AbortSignal): Promise<void> {
+    const ac = new AbortController();
+    const stop = (): void => ac.abort();
+    signal.addEventListener("abort", stop);
+    const renew = setInterval(
+      () => {
+        void this.deps.consul.sessionRenew(session).then(
+          (alive) => alive || ac.abort(),
+          () => undefined, // Consul away: the session may survive its TTL; the lock check tells
+        );
+      },
+      (this.opts.ttlSeconds * 1000) / 3,
+    );
+    try {
+      const key = this.deps.kv.schedulerLeader;
+      const watch = this.deps.consul.watchPrefix(this.deps.kv.scheduler, { signal: ac.signal, wait: "1m" });
+      for await (const { entries } of watch) {
+        const holder = entries.find((e) => e.key === key)?.session;
+        if (holder === session) continue;
+        if (holder) continue; // someone else leads: wait for the key to change
+        const body = JSON.stringify({ node: this.deps.node(), since: new Date().toISOString() });
+        if (await this.deps.consul.kvPut(key, body, { acquire: session })) {
+          this.leadingSince = new Date().toISOString();
+          this.deps.log("took the scheduler role");
+          await this.lead(session, ac.signal);
+          return;
+        }
+      }
+    } finally {
+      clearInterval(renew);
+      signal.removeEventListener("abort", stop);
+    }
+  }
+
+  private async lead(session: string, signal: AbortSignal): Promise<void> {
+    this.dirty = true;
+    void this.watchHealth(signal);
+    while (!signal.aborted) {
+      const wait = this.dirty ? await this.pass(session) : null;
+      if (wait === false) return; // the lock is gone
+      await new Promise<void>((resolve) => {
+        const timer = typeof wait === "number" ? setTimeout(done, wait) : null;
+        const onAbort = (): void => done();
+        signal.addEventListener("abort", onAbort);
+        this.wake = done;
+        function done(): void {
+          if (timer) clearTimeout(timer);
+          signal.removeEventListener("abort", onAbort);
+          resolve();
+        }
+      });
+      this.wake = null;
+      if (typeof wait === "number") this.dirty = true;
+    }
+  }
+
+  private async watchHealth(signal: AbortSignal): Promise<void> {
+    let index = 0;
+    const backoff = new Backoff({ minMs: 500, maxMs: 10_000 });
+    while (!signal.aborted) {
+      try {
+        const r = await this.deps.consul.healthService(AGENT_SERVICE, { index, wait: "1m", signal });
+        if (r.index !== index || index === 0) {
+          this.health = r.entries;
+          this.nudge();
+        }
+        index = r.index > 0 ? r.index : 0;
+        backoff.reset();
+      } catch {
+        if (signal.aborted) return;
+        index = 0;
+        await sleep(backoff.next(), signal);
+      }
+    }
+  }
+
+  /**
+   * One placement pass. Returns false when the lock is lost, else how long until a suspect
+   * machine's grace ends (null: nothing to wait for but changes).
+   */
+  private async pass(session: string): Promise<number | false | null> {
+    this.dirty = false;
+    this.passes++;
+    const { consul, kv } = this.deps;
+    const now = Date.now();
+    const health = this.health ?? (this.health = (await consul.healthService(AGENT_SERVICE)).entries);
+    const status = new Map<string, string>();
+    for (const e of health) status.set(e.Node.Node, worst(e.Checks.map((c) => c.Status)));
+    const observed: ObservedMachine[] = [];
+    for (const e of await consul.kvList(kv.agents)) {
+      try {
+        const r = decodeJson(AgentRecordSchema, e.key, e.value);
+        observed.push({ node: r.node, meta: r.meta, machineId: r.machineId, agent: status.get(r.node) ?? "missing" });
+      } catch (err) {
+        this.deps.log(`scheduler: ignoring ${errorText(err)}`);
+      }
+    }
+    for (const o of observed) {
+      if (o.agent === "passing") this.unwellSince.delete(o.node);
+      else if (!this.unwellSince.has(o.node)) this.unwellSince.set(o.node, now);
+    }
+    const machines = machineStates(observed, this.unwellSince, now, this.opts.graceMs);
+    const previous = new Map<string, { doc: PlacementDoc | null; index: number }>();
+    for (const e of await consul.kvList(kv.placements)) {
+      const stack = kv.stackOfPlacementKey(e.key);
+      if (!stack) continue;
+      let doc: PlacementDoc | null = null;
+      try {
+        doc = decodeJson(PlacementDocSchema, e.key, e.value);
+      } catch (err) {
+        this.deps.log(`scheduler: replacing ${errorText(err)}`);
+      }
+      previous.set(stack, { doc, index: e.modifyIndex });
+    }
+    const docs = schedule({
+      specs: this.deps.specs(),
+      machines,
+      previous: new Map([...previous].flatMap(([s, p]) => (p.doc ? [[s, p.doc] as const] : []))),
+      scheduler: this.deps.node(),
+      now: new Date(now).toISOString(),
+    });
+    const lock = { verb: "check-session" as const, key: kv.schedulerLeader, session };
+    for (const [stack, doc] of docs) {
+      const prev = previous.get(stack);
+      if (prev?.doc && samePlacements(prev.doc, doc)) continue;
+      const res = await consul.txn([
+        lock,
+        { verb: "cas", key: kv.placement(stack), value: JSON.stringify(doc, null, 2), index: prev?.index ?? 0 },
+      ]);
+      if (!res.ok) return this.lostOrRetry(session);
+      for (const m of doc.moves.filter((x) => x.at === doc.updatedAt))
+        this.deps.log(`moved ${m.unit} from ${m.from} to ${m.to ?? "nowhere"}: ${m.reason}`);
+      for (const [u, why] of Object.entries(doc.unplaced))
+        if (prev?.doc?.unplaced[u] !== why) this.deps.log(`cannot place ${u}: ${why}`);
+    }
+    for (const [stack, prev] of previous) {
+      if (docs.has(stack)) continue;
+      const res = await consul.txn([lock, { verb: "delete-cas", key: kv.placement(stack), index: prev.index }]);
+      if (!res.ok) return this.lostOrRetry(session);
+    }
+    const ends = machines.flatMap((m) =>
+      m.state === "suspect" ? [(this.unwellSince.get(m.node) ?? now) + this.opts.graceMs - now] : [],
+    );
+    return ends.length ? Math.max(100, Math.min(...ends)) : null;
+  }
+
+  /** A transaction failed: either the lock is gone, or a placement changed under us (place again). */
+  private async lostOrRetry(session: string): Promise<false | number> {
+    const entry = await this.deps.consul.kvGet(this.deps.kv.schedulerLeader);
+    if (entry?.session !== session) return false;
+    this.dirty = true;
+    return 0;
+  }
+}
+
+function worst(states: string[]): string {
+  for (const s of ["critical", "warning", "passing"]) if (states.includes(s)) return s;
+  return "passing";
+}

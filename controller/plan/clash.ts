@@ -1,0 +1,23 @@
+/**
+ * Unit names are the original Houston's (global units bare, no double stack prefix), so two
+ * stacks can render the same name: `shop-db:3` in stack shop and the service of stack shop-db at
+ * version 3 are both shop-db@3.service. The planner refuses such a deployment (pure), naming both.
+ */
+import { ConfigError } from "../../shared/errors.js";
+import type { StackSpec, UnitSpec } from "../../shared/spec.js";
+
+export function nameClash(stack: string, units: UnitSpec[], live: StackSpec[]): string | null {
+  const mine = new Set(units.map((u) => u.name));
+  for (const spec of live) {
+    if (spec.stack === stack) continue;
+    const other = spec.units.find((u) => mine.has(u.name));
+    if (other)
+      return `unit ${other.name} of this deployment (stack ${stack}) has the same name as ${other.name} of stack ${spec.stack}, deployed now (generation ${spec.generation}); rename one of them (a component named after its stack is not prefixed again, and global units are not prefixed)`;
+  }
+  return null;
+}
+
+export function checkNameClash(stack: string, units: UnitSpec[], live: StackSpec[]): void {
+  const clash = nameClash(stack, units, live);
+  if (clash) throw new ConfigError("deployment", clash);
+}
