@@ -53,8 +53,21 @@ export function desiredForHost(
   for (const spec of [...specs].sort((a, b) => a.stack.localeCompare(b.stack))) {
     generations.set(spec.stack, spec.generation);
     const placed = placements.get(spec.stack)?.units ?? {};
-    const here = spec.units.filter((u) =>
-      isGlobal(u) ? unitTargetsNode(u, node, nodeMeta) : admits(u, machine) && (placed[u.name] ?? []).includes(node),
+    const runs = spec.units.filter(
+      (u) =>
+        !follower(u) &&
+        (isGlobal(u)
+          ? unitTargetsNode(u, node, nodeMeta)
+          : admits(u, machine) && (placed[u.name] ?? []).includes(node)),
+    );
+    // a deployment's file archive comes with its units, a stack's socket with its service: decided
+    // here, not by the scheduler, so that a global unit never starts before its files are in place
+    const here = spec.units.filter(
+      (u) =>
+        runs.includes(u) ||
+        (follower(u) &&
+          unitTargetsNode(u, node, nodeMeta) &&
+          runs.some((o) => o.group === u.group && (u.role === "archive" || o.role === "service"))),
     );
     const elsewhere = new Set(spec.units.filter((u) => !here.includes(u)).map((u) => u.name));
     for (const u of here) {
@@ -74,6 +87,11 @@ export function desiredForHost(
     }
   }
   return { units, archives, generations };
+}
+
+/** Units that go where others go: archives (with their deployment's units), sockets (with the service). */
+function follower(u: { role: UnitRole }): boolean {
+  return u.role === "archive" || u.role === "socket" || u.role === "socket-guard";
 }
 
 function dropDependencies(text: string, names: Set<string>, source: string): string {

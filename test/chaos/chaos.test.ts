@@ -40,7 +40,7 @@ afterAll(async () => {
   await fleet?.stop();
 });
 
-const sleeper = "[Service]\nExecStart=/bin/sleep infinity\n\n[X-Fleet]\nMachineMetadata=role=web\n";
+const sleeper = "[Service]\nExecStart=/bin/sleep infinity\n\n[X-Fleet]\nGlobal=true\nMachineMetadata=role=web\n";
 const pid = async (h: string, unit: string) =>
   (await fleet.shell(h, "systemctl", "show", "-p", "MainPID", "--value", unit)).trim();
 const health = async (h: string) =>
@@ -233,7 +233,7 @@ describe("chaos", () => {
     // a v2 that takes its time to start: the controller is killed while it waits
     writeConfig(dir, {
       "units/service/kill.service":
-        "[Service]\nType=notify\nNotifyAccess=all\nExecStart=/bin/sh -c 'sleep 4; systemd-notify --ready; exec sleep infinity'\nTimeoutStartSec=60\n\n[X-Fleet]\nMachineMetadata=role=web\n",
+        "[Service]\nType=notify\nNotifyAccess=all\nExecStart=/bin/sh -c 'sleep 4; systemd-notify --ready; exec sleep infinity'\nTimeoutStartSec=60\n\n[X-Fleet]\nGlobal=true\nMachineMetadata=role=web\n",
     });
     const cli = startCli(fleet.consulAddr, dir, ["-s", "service", "kill", "2"]);
     await eventually("the controller to write generation with v2", async () =>

@@ -17,7 +17,7 @@ describe("houston plan --json on the example dirs (built CLI)", () => {
       { encoding: "utf8", stdio: ["ignore", "pipe", "pipe"] },
     );
     return JSON.parse(out) as {
-      units: { name: string; text: string }[];
+      units: { name: string; text: string; placements: unknown[] }[];
       archives: { sha256: string; files: string[] }[];
       consul: { reachable: boolean };
     };
@@ -45,15 +45,24 @@ describe("houston plan --json on the example dirs (built CLI)", () => {
     expect(prod.units.map((u) => u.name)).toContain("example-newrelic-sysmond@2.1.0.124.service");
     expect(prod.archives[0]!.files).toContain("/etc/example/prod-only.env");
     const global = plan("houston-classic", "test", "global");
-    expect(global.units.map((u) => u.name).slice(0, 2)).toEqual([
-      "global-consul@1.8.7.service",
-      "global-registrator@v7.service",
+    // the names the original Houston 0.3.0 gave them in fleet: global units bare, the file unit prefixed
+    expect(global.units.map((u) => u.name)).toEqual([
+      "consul@1.8.7.service",
+      "registrator@v7.service",
+      expect.stringMatching(/^global-file-deploy@[0-9a-f]{8}\.service$/),
     ]);
-    expect(global.units[1]!.text).toContain("Requires=global-consul@1.8.7.service");
+    expect(global.units[1]!.text).toContain("Requires=consul@1.8.7.service");
+    // mysql (role=db, disk=ssd) is a singleton under fleet's semantics: one machine, not every match
+    const mysql = test.units.find((u) => u.name === "example-mysql@5.5.service");
+    expect(mysql?.placements).toEqual([{ global: false, metadata: { role: ["db"], disk: ["ssd"] } }]);
   });
 
   it("local: the runnable example", () => {
     const p = plan("local", "local", "service", "example", "1");
+    const placement = (name: string) => p.units.find((u) => u.name === name)?.placements[0];
+    expect(placement("example@1.service")).toEqual({ global: false, metadata: { role: ["web"] }, instances: 2 });
+    expect(placement("example-worker@2.service")).toEqual({ global: false, metadata: { role: ["web"] } });
+    expect(placement("example-cache@1.4.24.service")).toEqual({ global: true, metadata: { role: ["web"] } });
     // the example's service shares a socket across versions ([X-Houston] Socket=8080)
     expect(p.units.map((u) => u.name).slice(0, 2)).toEqual(["example.socket", "example.service"]);
     expect(p.units.map((u) => u.name).slice(3)).toEqual([

@@ -8,7 +8,9 @@ import type { KvLayout } from "../../shared/kv-layout.js";
 import type { SpecSigner } from "../../shared/signing.js";
 import { StatusReportSchema, decodeJson, type StackSpec, type StatusReport, type UnitSpec } from "../../shared/spec.js";
 
-export const unitText = (exec: string, extra = "") => `[Unit]\nDescription=test unit\n\n[Service]\n${exec}\n${extra}`;
+/** A unit; without an [X-Fleet] section of its own it is global (every host runs it, no scheduler involved). */
+export const unitText = (exec: string, extra = "") =>
+  `[Unit]\nDescription=test unit\n\n[Service]\n${exec}\n${extra.includes("[X-Fleet]") ? extra : `${extra}\n[X-Fleet]\nGlobal=true\n`}`;
 export const dep = (name: string, version: string, text: string): PlanInputUnit => ({
   name,
   version,

@@ -26,7 +26,7 @@ describe("deploy with least-privilege tokens (default deny)", () => {
       "manifest.yaml": "environments:\n  test: {}\nshared-units:\n  web: [cache:1]\n",
       "units/shared/cache.service": "[Service]\nExecStart=/bin/sleep infinity\n",
       "units/service/web.service":
-        "[Service]\nExecStart=/usr/bin/python3 -m http.server 8088 --bind 127.0.0.1\n\n[X-Houston]\nServicePort=8088\nServiceCheckInterval=1s\n",
+        "[Service]\nExecStart=/usr/bin/python3 -m http.server 8088 --bind 127.0.0.1\n\n[X-Houston]\nInstances=2\nServicePort=8088\nServiceCheckInterval=1s\n",
     });
     const tokens = await bootstrapTokens(fleet.consulAddr, dir, MASTER, ["acl1", "acl2"]);
     const d = await houston(fleet.consulAddr, dir, "--token", tokens.controller!, "service", "web", "1");

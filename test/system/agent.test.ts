@@ -12,7 +12,7 @@ import { dep, eventually, file, planUnits, publish, report, reportAt, unitText }
 import { rawTar } from "../helpers/tar.js";
 
 let fleet: LocalFleet;
-const web = "[X-Fleet]\nMachineMetadata=role=web\n";
+const web = "[X-Fleet]\nGlobal=true\nMachineMetadata=role=web\n";
 beforeAll(async () => {
   fleet = await LocalFleet.start({
     hosts: [
@@ -208,6 +208,7 @@ describe("agent on real systemd hosts", () => {
         role: "archive",
         archive: fake,
       },
+      ...u3, // an archive comes with its deployment's units
     ]);
 
     for (const [stack, re] of [

@@ -37,7 +37,7 @@ const manifest = (services: Record<string, string[]>) =>
     .map(([k, v]) => `  ${k}: [${v.join(", ")}]`)
     .join("\n")}\n`;
 const sleeper =
-  "[Unit]\nDescription=sleeper %i\n\n[Service]\nExecStart=/bin/sleep infinity\n\n[X-Fleet]\nMachineMetadata=role=web\n";
+  "[Unit]\nDescription=sleeper %i\n\n[Service]\nExecStart=/bin/sleep infinity\n\n[X-Fleet]\nGlobal=true\nMachineMetadata=role=web\n";
 
 describe("rollout end to end", () => {
   it("deploys all three types; the service is confirmed in Consul; status tells the truth", async () => {
@@ -53,7 +53,13 @@ describe("rollout end to end", () => {
     for (const h of ["e2e1", "e2e2"]) expect(await state(h, "example@1.service")).toBe("active");
     expect(await state("e2e3", "example@1.service")).not.toBe("active");
     expect(await state("e2e3", "tools-toolbox@1.service")).toBe("active");
-    for (const h of ["e2e1", "e2e2", "e2e3"]) expect(await state(h, "global-heartbeat@1.service")).toBe("active");
+    for (const h of ["e2e1", "e2e2", "e2e3"]) expect(await state(h, "heartbeat@1.service")).toBe("active");
+    // fleet's semantics: the worker is a singleton on one role=web machine; the cache is global
+    const workerOn = [];
+    for (const h of ["e2e1", "e2e2", "e2e3"])
+      if ((await state(h, "example-worker@2.service")) === "active") workerOn.push(h);
+    expect(workerOn).toHaveLength(1);
+    for (const h of ["e2e1", "e2e2"]) expect(await state(h, "example-cache@1.4.24.service")).toBe("active");
     const { entries } = await fleet.consul.healthService("example", { passing: true, tag: "version:1" });
     expect(entries.map((e) => e.Node.Node).sort()).toEqual(["e2e1", "e2e2"]);
     // a new service version with the same files and dependencies leaves the dependencies running
@@ -117,7 +123,7 @@ describe("rollout end to end", () => {
 
   it("a failing dependency fails the rollout, removes the new units, keeps the old version serving", async () => {
     const flaky =
-      "[Unit]\nDescription=flaky %i\n\n[Service]\nExecStart=/bin/sh -c 'echo starting flaky %i; test %i != 2 || exit 3; exec sleep infinity'\n\n[X-Fleet]\nMachineMetadata=role=web\n";
+      "[Unit]\nDescription=flaky %i\n\n[Service]\nExecStart=/bin/sh -c 'echo starting flaky %i; test %i != 2 || exit 3; exec sleep infinity'\n\n[X-Fleet]\nGlobal=true\nMachineMetadata=role=web\n";
     const dir = configDir({
       "manifest.yaml": manifest({ shaky: ["flaky:1"] }),
       "units/shared/flaky.service": flaky,
@@ -188,7 +194,7 @@ describe("rollout end to end", () => {
   /** Starts deploying `stack` (a 4 s dependency, then the service) and resolves once the rollout is under way. */
   async function slowRollout(stack: string) {
     const slow =
-      "[Unit]\nDescription=slow %i\n\n[Service]\nType=oneshot\nRemainAfterExit=yes\nExecStart=/bin/sleep 4\n\n[X-Fleet]\nMachineMetadata=role=web\n";
+      "[Unit]\nDescription=slow %i\n\n[Service]\nType=oneshot\nRemainAfterExit=yes\nExecStart=/bin/sleep 4\n\n[X-Fleet]\nGlobal=true\nMachineMetadata=role=web\n";
     const dir = configDir({
       "manifest.yaml": manifest({ [stack]: ["slow:1"] }),
       "units/shared/slow.service": slow,
@@ -234,7 +240,7 @@ describe("rollout end to end", () => {
 
   it("a canary that fails stops the rollout before the other hosts get anything", async () => {
     const picky =
-      "[Unit]\nDescription=picky %i\n\n[Service]\nExecStart=/bin/sh -c 'test \"$(hostname)\" != e2e1 || exit 7; exec sleep infinity'\n\n[X-Fleet]\nMachineMetadata=role=web\n";
+      "[Unit]\nDescription=picky %i\n\n[Service]\nExecStart=/bin/sh -c 'test \"$(hostname)\" != e2e1 || exit 7; exec sleep infinity'\n\n[X-Fleet]\nGlobal=true\nMachineMetadata=role=web\n";
     const dir = configDir({
       "manifest.yaml": manifest({ canary: ["picky:1"] }),
       "units/shared/picky.service": picky,
@@ -265,7 +271,7 @@ describe("rollout end to end", () => {
 
   it("a service that never passes its Consul check fails the rollout and is removed", async () => {
     const unhealthy =
-      "[Unit]\nDescription=unhealthy\n\n[Service]\nExecStart=/bin/sleep infinity\n\n[X-Fleet]\nMachineMetadata=role=web\n\n[X-Houston]\nServicePort=9\nServiceCheckInterval=1s\n";
+      "[Unit]\nDescription=unhealthy\n\n[Service]\nExecStart=/bin/sleep infinity\n\n[X-Fleet]\nGlobal=true\nMachineMetadata=role=web\n\n[X-Houston]\nServicePort=9\nServiceCheckInterval=1s\n";
     const dir = configDir({ "manifest.yaml": manifest({ sick: [] }), "units/service/sick.service": unhealthy });
     const r = await run(dir, "--timeout", "12", "service", "sick", "1");
     expect(r.code).toBe(1);
@@ -282,7 +288,7 @@ describe("rollout end to end", () => {
 
   it("a check that stays critical longer than one unit may take fails the rollout then, quoting its output", async () => {
     const unhealthy =
-      "[Unit]\nDescription=unhealthy\n\n[Service]\nExecStart=/bin/sleep infinity\n\n[X-Fleet]\nMachineMetadata=role=web\n\n[X-Houston]\nServicePort=9\nServiceCheckInterval=1s\n";
+      "[Unit]\nDescription=unhealthy\n\n[Service]\nExecStart=/bin/sleep infinity\n\n[X-Fleet]\nGlobal=true\nMachineMetadata=role=web\n\n[X-Houston]\nServicePort=9\nServiceCheckInterval=1s\n";
     const dir = configDir({ "manifest.yaml": manifest({ crit: [] }), "units/service/crit.service": unhealthy });
     const r = await run(dir, "-d", "1", "-m", "4", "--timeout", "600", "service", "crit", "1");
     expect(r.code).toBe(1);
@@ -297,7 +303,7 @@ describe("rollout end to end", () => {
   it("a service that crashes right after it started fails the rollout at once, with its Result and log", async () => {
     // Type=simple: systemd says active first; the process dies a moment later
     const crashy =
-      "[Unit]\nDescription=crashy\n\n[Service]\nExecStart=/bin/sh -c 'sleep 0.3; echo crashed-on-purpose; exit 7'\n\n[X-Fleet]\nMachineMetadata=role=web\n\n[X-Houston]\nServicePort=9\nServiceCheckInterval=1s\n";
+      "[Unit]\nDescription=crashy\n\n[Service]\nExecStart=/bin/sh -c 'sleep 0.3; echo crashed-on-purpose; exit 7'\n\n[X-Fleet]\nGlobal=true\nMachineMetadata=role=web\n\n[X-Houston]\nServicePort=9\nServiceCheckInterval=1s\n";
     const dir = configDir({ "manifest.yaml": manifest({ crashy: [] }), "units/service/crashy.service": crashy });
     const r = await run(dir, "--timeout", "600", "service", "crashy", "1");
     expect(r.code).toBe(1);
@@ -404,9 +410,7 @@ describe("rollout end to end", () => {
     expect(st.j.healthy).toBe(false);
     expect(st.row).toMatchObject({ activeState: "unknown", reportedState: "active" });
     const text = await localRun("status", "global");
-    expect(text.stdout).toMatch(
-      /e2e3 +global-heartbeat@1\.service +1 +unknown \(agent critical; last reported active\)/,
-    );
+    expect(text.stdout).toMatch(/e2e3 +heartbeat@1\.service +1 +unknown \(agent critical; last reported active\)/);
     // a rollout to that host warns at once and, when it times out, says why
     const dir = configDir({
       "manifest.yaml": "environments:\n  test: {}\nglobal-units: [beat:2]\n",
@@ -418,9 +422,9 @@ describe("rollout end to end", () => {
       "WARNING  houston-agent on e2e3 is critical: its units cannot be confirmed until it reports again",
     );
     expect(r.stderr).toMatch(
-      /ERROR +global-beat@2\.service failed on e2e1, e2e2, e2e3: timed out after \d+s: global-beat@2\.service not active yet on e2e3 \(houston-agent on e2e3 is critical\)/,
+      /ERROR +beat@2\.service failed on e2e1, e2e2, e2e3: timed out after \d+s: beat@2\.service not active yet on e2e3 \(houston-agent on e2e3 is critical\)/,
     );
-    expect(await state("e2e1", "global-beat@2.service")).not.toBe("active"); // restored: removed again
-    expect(unitFile("e2e1", "global-beat@2.service")).toBe(false); // gone, not merely never started
+    expect(await state("e2e1", "beat@2.service")).not.toBe("active"); // restored: removed again
+    expect(unitFile("e2e1", "beat@2.service")).toBe(false); // gone, not merely never started
   });
 });

@@ -51,7 +51,7 @@ afterAll(async () => {
   await fleet?.stop();
 });
 
-const sleeper = "[Service]\nExecStart=/bin/sleep infinity\n\n[X-Fleet]\nMachineMetadata=role=web\n";
+const sleeper = "[Service]\nExecStart=/bin/sleep infinity\n\n[X-Fleet]\nGlobal=true\nMachineMetadata=role=web\n";
 
 describe("the Consul UI shows Houston's state", () => {
   it("deploys a healthy service and a stack whose unit fails", async () => {
@@ -60,7 +60,7 @@ describe("the Consul UI shows Houston's state", () => {
       "units/service/shop.service": sleeper,
       // oneshot: the start job itself fails, so the rollout sees it whatever the timing
       "units/shared/crash.service":
-        "[Service]\nType=oneshot\nRemainAfterExit=yes\nExecStart=/bin/sh -c 'echo out-of-cheese-error; exit 3'\n\n[X-Fleet]\nMachineMetadata=role=worker\n",
+        "[Service]\nType=oneshot\nRemainAfterExit=yes\nExecStart=/bin/sh -c 'echo out-of-cheese-error; exit 3'\n\n[X-Fleet]\nGlobal=true\nMachineMetadata=role=worker\n",
     });
     expect((await houston(fleet.consulAddr, dir, "-s", "service", "shop", "1")).code).toBe(0);
     // -n: the failed unit stays, as an operator would keep it to look at

@@ -121,12 +121,12 @@ describe("reconcileHost", () => {
     },
     {
       title: "the owner keeps its unit while another stack asks for the same name",
-      current: host([has("global-beat@1.service", { stack: "global" })]),
+      current: host([has("beat@1.service", { stack: "global" })]),
       desired: desired([
-        want("global-beat@1.service", "text of global-beat@1.service", { stack: "global" }),
-        want("global-beat@1.service", "evil", { stack: "global-beat" }),
+        want("beat@1.service", "text of beat@1.service", { stack: "global" }),
+        want("beat@1.service", "evil", { stack: "global-beat" }),
       ]),
-      steps: ["blocked global-beat@1.service"],
+      steps: ["blocked beat@1.service"],
     },
     {
       title: "two new stacks wanting one name: the first (by stack order) gets it, the second is blocked",
@@ -316,6 +316,21 @@ describe("desiredForHost (targeting)", () => {
     expect(names(specs, {}, placedOn(specs, "h1"))).toEqual(["a@1.service", "g@1.service"]);
   });
 
+  it("an archive comes with its deployment's units, a socket with its service (not placed by the scheduler)", () => {
+    const archive = { ...unit("f@abc.service", everywhere), role: "archive" as const, archive: "a".repeat(64) };
+    const socket = { ...unit("s.socket", everywhere), role: "socket" as const };
+    const svc = { ...unit("s@1.service", everywhere), role: "service" as const };
+    const dep1 = unit("d@1.service", everywhere);
+    const specs = [spec([socket, archive, dep1, svc])];
+    const only = (name: string, node: string): Map<string, PlacementDoc> => {
+      const doc = placedOn(specs, node).get("s")!;
+      return new Map([["s", { ...doc, units: { [name]: [node] } }]]);
+    };
+    expect(names(specs, {}, only("d@1.service", "h1"))).toEqual(["f@abc.service", "d@1.service"]);
+    expect(names(specs, {}, only("s@1.service", "h1"))).toEqual(["s.socket", "f@abc.service", "s@1.service"]);
+    expect(names(specs, {}, only("s@1.service", "h2"))).toEqual([]);
+  });
+
   it("a host allowlist (canary, batches) narrows placement", () => {
     const pinned = { ...unit("a@1.service", everywhere), hosts: ["h2"] };
     expect(desiredForHost([spec([pinned])], placedOn([spec([pinned])], "h1"), "h1", {}).units).toEqual([]);
@@ -342,10 +357,16 @@ describe("desiredForHost (targeting)", () => {
   it("keeps stacks apart and in order, with their generations and archives", () => {
     const specs = [
       spec([unit("b@1.service", everywhere)], "zeta"),
-      spec([{ ...unit("f@abc.service", everywhere), role: "archive", archive: "a".repeat(64) }], "alpha"),
+      spec(
+        [
+          { ...unit("f@abc.service", everywhere), role: "archive", archive: "a".repeat(64) },
+          unit("c@1.service", everywhere),
+        ],
+        "alpha",
+      ),
     ];
     const d = desiredForHost(specs, placedOn(specs), "h1", {});
-    expect(d.units.map((u) => u.stack)).toEqual(["alpha", "zeta"]);
+    expect(d.units.map((u) => u.stack)).toEqual(["alpha", "alpha", "zeta"]);
     expect([...d.archives]).toEqual([["a".repeat(64), "alpha"]]);
     expect([...d.generations]).toEqual([
       ["alpha", 4],

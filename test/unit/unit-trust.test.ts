@@ -153,7 +153,7 @@ describe("the agent re-checks a spec written by hand", () => {
   const bad: [string, object, RegExp][] = [
     [
       "another stack's unit name",
-      { ...unit, name: "global-beat@1.service" },
+      { ...unit, name: "beat@1.service" },
       /not the name its parts render to in stack evil \(evil@1.service\)/,
     ],
     ["a vendor unit name", { ...unit, name: "user@0.service", version: "0" }, /shadow the system's user@ units/],
