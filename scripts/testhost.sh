@@ -4,6 +4,7 @@
 #
 #   systemd-testhost.sh start  NAME [IPSUFFIX]   # boot instance, wait until ready, print connect info
 #   systemd-testhost.sh stop   NAME              # clean shutdown + teardown of everything it created
+#   systemd-testhost.sh reboot|poweroff|poweron NAME   # the same root: off and on again, off, on
 #   systemd-testhost.sh status NAME
 #   systemd-testhost.sh shell  NAME [cmd...]     # run a command inside the instance (nsenter)
 #
@@ -258,10 +259,32 @@ poweroff_instance() {
 # A reboot: poweroff, then boot the same root again (its overlay layer is the host's disk and
 # survives; /run is volatile and starts empty), same address and network namespace.
 reboot_instance() {
+  local NAME=$1 D=$BASE/$1
+  [ -f "$D/env" ] || die "no instance $NAME"
+  poweroff_instance "$NAME"
+  poweron_instance "$NAME"
+}
+
+# A host that loses power (every process of it killed at once, nothing shut down cleanly) and
+# stays off until `poweron`.
+poweroff_only() {
+  local NAME=$1 D=$BASE/$1 SPID UPID
+  [ -f "$D/env" ] || die "no instance $NAME"
+  SPID=$(cat "$D/pid" 2>/dev/null || true); UPID=$(cat "$D/unshare.pid" 2>/dev/null || true)
+  if [ -n "$SPID" ] && [ -n "$UPID" ] && [ "$(awk '{print $4}' "/proc/$SPID/stat" 2>/dev/null)" = "$UPID" ]; then
+    kill -KILL "$SPID" || true
+    for _ in $(seq 100); do kill -0 "$SPID" 2>/dev/null || break; sleep 0.1; done
+  fi
+  poweroff_instance "$NAME"   # reaps what is left
+  touch "$D/off"
+}
+
+# Boots a host that is off again (the second half of a reboot).
+poweron_instance() {
   local NAME=$1 D=$BASE/$1 ROOT=$BASE/$1/root
   [ -f "$D/env" ] || die "no instance $NAME"
+  rm -f "$D/off"
   local T0; T0=$(now_ms)
-  poweroff_instance "$NAME"
   if mountpoint -q "$ROOT/run"; then umount -l "$ROOT/run"; fi
   mount -t tmpfs -o mode=755,nosuid,nodev "th-$NAME-run" "$ROOT/run"
   local CG; CG=$(cat "$D/cgroup")
@@ -338,10 +361,12 @@ case "${1:-}" in
   start)   shift; start "$@";;
   stop)    shift; stop "$@";;
   reboot)  shift; reboot_instance "$@";;
+  poweroff) shift; poweroff_only "$@";;
+  poweron) shift; poweron_instance "$@";;
   status)  shift; status "$@";;
   shell)   shift; shell "$@";;
   __launch) shift; launch "$@";;
   __cgroup) shift; enter_cgroup "$@";;
   __inner) shift; inner "$@";;
-  *) echo "usage: $0 start NAME [IPSUFFIX] | stop NAME | reboot NAME | status NAME | shell NAME [cmd...]" >&2; exit 2;;
+  *) echo "usage: $0 start NAME [IPSUFFIX] | stop NAME | reboot NAME | poweroff NAME | poweron NAME | status NAME | shell NAME [cmd...]" >&2; exit 2;;
 esac

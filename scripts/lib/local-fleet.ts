@@ -80,6 +80,8 @@ export interface FleetOptions {
   /** run the agent from this OCI archive (npm run image) with systemd/houston-agent-container.service */
   agentImage?: string;
   log?: (message: string) => void;
+  /** extra settings for every agent (lines of /etc/houston/agent.env), e.g. HOUSTON_SCHEDULER_GRACE */
+  agentEnv?: Record<string, string>;
 }
 
 async function testhost(...args: string[]): Promise<string> {
@@ -414,7 +416,11 @@ export class LocalFleet {
     } else copyFileSync(join(REPO, "systemd", "houston-agent.service"), join(units, "houston-agent.service"));
     writeFileSync(
       join(h.root, "etc", "houston", "agent.env"),
-      `HOUSTON_LISTEN=0.0.0.0:9631\nHOUSTON_PREFIX=${this.kv.prefix}\n${agentToken ? `CONSUL_HTTP_TOKEN=${agentToken}\n` : ""}`,
+      `HOUSTON_LISTEN=0.0.0.0:9631\nHOUSTON_PREFIX=${this.kv.prefix}\n${agentToken ? `CONSUL_HTTP_TOKEN=${agentToken}\n` : ""}${Object.entries(
+        this.opts.agentEnv ?? {},
+      )
+        .map(([k, v]) => `${k}=${v}\n`)
+        .join("")}`,
       { mode: 0o600 },
     );
   }
@@ -446,6 +452,25 @@ export class LocalFleet {
   /** Reboots a host: poweroff, then the same root boots again (its files survive, /run does not). */
   async reboot(name: string): Promise<void> {
     await testhost("reboot", name);
+  }
+
+  /** Cuts a host's power: every process of it dies at once; it stays off until powerOn(). */
+  async powerOff(name: string): Promise<void> {
+    await testhost("poweroff", name);
+  }
+
+  /** Boots a host that was powered off (its disk kept, /run empty), as after a reboot. */
+  async powerOn(name: string): Promise<void> {
+    await testhost("poweron", name);
+  }
+
+  /** Cuts a host off the test network (its side of the veth goes down): it runs on, alone. */
+  async disconnect(name: string): Promise<void> {
+    await run("ip", ["link", "set", `th-${name}`, "down"]);
+  }
+
+  async reconnect(name: string): Promise<void> {
+    await run("ip", ["link", "set", `th-${name}`, "up"]);
   }
 
   /** Runs a command inside a host (all its namespaces). */
