@@ -8,6 +8,10 @@ import type { KeyObject } from "node:crypto";
 import { errorText } from "../shared/errors.js";
 import { SpecSignatureSchema, signatureProblem } from "../shared/signing.js";
 import { StackSpecSchema, decodeJson, type StackSpec } from "../shared/spec.js";
+import type { KvEntry } from "../shared/consul.js";
+import type { KvLayout } from "../shared/kv-layout.js";
+import { PlacementDocSchema, type PlacementDoc } from "../shared/schedule.js";
+import type { AgentState } from "./state.js";
 
 export interface SpecCandidate {
   stack: string;
@@ -54,4 +58,69 @@ export function acceptSpec(
     };
   }
   return { ok: true, spec };
+}
+
+/**
+ * Takes in a watch answer of stacks/: the specs accepted replace the cached ones (a refused spec
+ * keeps its stack's last good one in force). Returns each refused stack's error.
+ */
+export function intakeSpecs(
+  entries: KvEntry[],
+  kv: KvLayout,
+  state: AgentState,
+  trusted: Map<string, KeyObject> | Error | null,
+): Map<string, string[]> {
+  const cached = new Map(state.specs().map((s) => [s.stack, s]));
+  const signatures = new Map<string, KvEntry>();
+  for (const e of entries) {
+    const stack = kv.stackOfSignatureKey(e.key);
+    if (stack) signatures.set(stack, e);
+  }
+  const highest = state.acceptedGenerations();
+  const next: StackSpec[] = [];
+  const errors = new Map<string, string[]>();
+  for (const e of entries) {
+    const stack = kv.stackOfSpecKey(e.key);
+    if (!stack) continue;
+    const result = acceptSpec(
+      { stack, key: e.key, value: e.value, signature: signatures.get(stack) ?? null },
+      trusted,
+      highest.get(stack),
+    );
+    if (result.ok) {
+      next.push(result.spec);
+      state.noteAccepted(stack, result.spec.generation);
+    } else {
+      // nothing applied from a refused spec; the last good one (if any) stays in force
+      errors.set(stack, [result.reason]);
+      const old = cached.get(stack);
+      if (old) next.push(old);
+    }
+  }
+  state.replaceSpecs(next);
+  return errors;
+}
+
+/**
+ * Takes in a watch answer of placements/ (the scheduler's): valid documents at their own stack's
+ * key replace the cached ones; an unreadable one keeps the last good one. What a placement may
+ * ask is bounded by the signed spec (agent/targeting.ts).
+ */
+export function intakePlacements(entries: KvEntry[], kv: KvLayout, state: AgentState, log: (m: string) => void): void {
+  const docs: PlacementDoc[] = [];
+  const cached = state.placements();
+  for (const e of entries) {
+    const stack = kv.stackOfPlacementKey(e.key);
+    if (!stack) continue;
+    try {
+      const doc = decodeJson(PlacementDocSchema, e.key, e.value);
+      if (doc.stack !== stack) throw new Error(`${e.key} is about stack ${doc.stack}`);
+      docs.push(doc);
+    } catch (err) {
+      log(`ignoring placements: ${errorText(err)}`);
+      const old = cached.get(stack);
+      if (old) docs.push(old);
+    }
+  }
+  state.replacePlacements(docs);
 }

@@ -1,29 +1,24 @@
 /**
- * The agent loop. Watches stack specs with a blocking query, caches the last valid spec of each
- * stack in SQLite, and runs reconcile passes (observe → reconcileHost → applySteps → report).
+ * The agent loop. Watches stack specs and the scheduler's placements with blocking queries, caches
+ * the last valid ones in SQLite, and runs reconcile passes (observe → reconcileHost → applySteps
+ * → report). It also competes for the scheduler role (scheduler-role.ts).
  * Passes never overlap; a change during a pass triggers another. Without Consul it keeps what it
  * has, retries with backoff, and resumes without restarting anything.
  */
 import type { KeyObject } from "node:crypto";
 import { execFile } from "node:child_process";
+import { readFileSync } from "node:fs";
 import { promisify } from "node:util";
 import { Backoff, sleep } from "../shared/backoff.js";
 import { HOUSTON_VERSION } from "../shared/version.js";
-import type { Consul, KvEntry } from "../shared/consul.js";
+import type { Consul } from "../shared/consul.js";
 import { errorText } from "../shared/errors.js";
 import type { KvLayout } from "../shared/kv-layout.js";
 import type { TrustStore } from "../shared/signing.js";
-import {
-  AgentRecordSchema,
-  SCHEMA_VERSION,
-  decodeJson,
-  type AgentRecord,
-  type StackSpec,
-  type UnitStatus,
-} from "../shared/spec.js";
+import { AgentRecordSchema, SCHEMA_VERSION, type AgentRecord, type UnitStatus } from "../shared/spec.js";
 import { observeHost } from "./observe.js";
 import { Registrar } from "./registrar.js";
-import { acceptSpec } from "./accept.js";
+import { intakePlacements, intakeSpecs } from "./accept.js";
 import { applySteps } from "./apply.js";
 import type { AgentConfig } from "./config.js";
 import { Metrics } from "./metrics.js";
@@ -33,8 +28,6 @@ import type { AgentState } from "./state.js";
 import type { Systemd } from "./systemd.js";
 import { desiredForHost, type HostDesired } from "./targeting.js";
 import { SchedulerRole } from "./scheduler-role.js";
-import { PlacementDocSchema, type PlacementDoc } from "../shared/schedule.js";
-import { readFileSync } from "node:fs";
 
 const run = promisify(execFile);
 export const AGENT_VERSION = HOUSTON_VERSION;
@@ -182,7 +175,7 @@ export class Agent {
         void this.register();
       }
       this.consulReachable = true;
-      this.acceptSpecs(entries);
+      this.specErrors = intakeSpecs(entries, this.deps.kv, this.deps.state, this.trustedKeys());
       this.role.nudge();
       this.trigger();
     }
@@ -199,22 +192,7 @@ export class Agent {
       consistent: true,
     });
     for await (const { entries } of watch) {
-      const docs: PlacementDoc[] = [];
-      const cached = this.deps.state.placements();
-      for (const e of entries) {
-        const stack = this.deps.kv.stackOfPlacementKey(e.key);
-        if (!stack) continue;
-        try {
-          const doc = decodeJson(PlacementDocSchema, e.key, e.value);
-          if (doc.stack !== stack) throw new Error(`${e.key} is about stack ${doc.stack}`);
-          docs.push(doc);
-        } catch (err) {
-          this.log(`ignoring placements: ${errorText(err)}`);
-          const old = cached.get(stack);
-          if (old) docs.push(old);
-        }
-      }
-      this.deps.state.replacePlacements(docs);
+      intakePlacements(entries, this.deps.kv, this.deps.state, (m) => this.log(m));
       this.trigger();
     }
   }
@@ -222,38 +200,6 @@ export class Agent {
   /** What this host should run now, from the cached specs and placements. */
   private desired(): HostDesired {
     return desiredForHost(this.deps.state.specs(), this.deps.state.placements(), this.node, this.meta, this.machineId);
-  }
-
-  private acceptSpecs(entries: KvEntry[]): void {
-    const cached = new Map(this.deps.state.specs().map((s) => [s.stack, s]));
-    const signatures = new Map<string, KvEntry>();
-    for (const e of entries) {
-      const stack = this.deps.kv.stackOfSignatureKey(e.key);
-      if (stack) signatures.set(stack, e);
-    }
-    const trusted = this.trustedKeys();
-    const highest = this.deps.state.acceptedGenerations();
-    const next: StackSpec[] = [];
-    this.specErrors = new Map();
-    for (const e of entries) {
-      const stack = this.deps.kv.stackOfSpecKey(e.key);
-      if (!stack) continue;
-      const result = acceptSpec(
-        { stack, key: e.key, value: e.value, signature: signatures.get(stack) ?? null },
-        trusted,
-        highest.get(stack),
-      );
-      if (result.ok) {
-        next.push(result.spec);
-        this.deps.state.noteAccepted(stack, result.spec.generation);
-      } else {
-        // nothing applied from a refused spec; the last good one (if any) stays in force
-        this.specErrors.set(stack, [result.reason]);
-        const old = cached.get(stack);
-        if (old) next.push(old);
-      }
-    }
-    this.deps.state.replaceSpecs(next);
   }
 
   /** null: no keys configured (unsigned specs are applied); an Error fails closed. */
