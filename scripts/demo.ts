@@ -92,7 +92,14 @@ async function main(): Promise<number> {
   try {
     process.stderr.write(`   Consul UI while the demo runs: ${fleet.consulAddr}/ui/\n`);
     await step("Hosts and their metadata", "nodes");
-    await step("Global units (every host)", "global");
+    await step("Global units: heartbeat@1 runs on every host (Global=true)", "global");
+    await step(
+      "Where service example 1 would go: the service on both web hosts (Instances=2), the cache on every web host (global), the worker on one (a singleton, placed by the agents' scheduler)",
+      "plan",
+      "service",
+      "example",
+      "1",
+    );
     await step(
       "Service example, version 1: file archive, dependencies, service with an HTTP check",
       "service",
@@ -100,7 +107,7 @@ async function main(): Promise<number> {
       "1",
     );
     await step("Standalone stack tools (role=worker hosts)", "standalone", "tools");
-    await step("What runs where", "status");
+    await step("What runs where (one example-worker: the singleton; heartbeat everywhere)", "status");
     const web = fleet.host("demo1");
     if (!interrupted) {
       say(`The service answering inside ${web.name}`);
