@@ -294,8 +294,10 @@ export class Agent {
     const converging = this.converging;
     const owned = this.deps.state.units();
     const states = new Map<string, Omit<UnitStatus, "name">>();
-    for (const name of new Set([...owned.map((u) => u.name), ...desired.units.map((u) => u.name)])) {
-      const s = await this.deps.systemd.unitState(name);
+    const names = [...new Set([...owned.map((u) => u.name), ...desired.units.map((u) => u.name)])];
+    const now = await this.deps.systemd.unitStates(names);
+    for (const name of names) {
+      const s = now.get(name) ?? { loadState: "not-found", activeState: "inactive", subState: "dead" };
       const st: Omit<UnitStatus, "name"> = {
         activeState: s.activeState,
         subState: s.subState,

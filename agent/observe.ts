@@ -19,8 +19,9 @@ export async function observeHost(
   const owned = deps.state.units();
   const ownedNames = new Set(owned.map((u) => u.name));
   const observed = [];
+  const states = await deps.systemd.unitStates(owned.map((u) => u.name));
   for (const u of owned) {
-    const state = await deps.systemd.unitState(u.name);
+    const state = states.get(u.name) ?? { activeState: "inactive" };
     observed.push({
       name: u.name,
       stack: u.stack,

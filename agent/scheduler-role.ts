@@ -40,6 +40,7 @@ export class SchedulerRole {
   /** since when this agent holds the role (null: it does not) */
   leadingSince: string | null = null;
   passes = 0;
+  private everLed = false;
   private wake: (() => void) | null = null;
   private dirty = true;
   private health: HealthEntry[] | null = null;
@@ -72,7 +73,9 @@ export class SchedulerRole {
         await this.holdOrWait(session, signal);
         backoff.reset();
       } catch (err) {
-        if (!signal.aborted) this.deps.log(`scheduler role: ${errorText(err)}; retrying`);
+        // the session is bound to this agent's own check: until Consul has seen it pass, wait quietly
+        const starting = /Missing check|is in critical state/.test(errorText(err)) && !this.everLed;
+        if (!signal.aborted && !starting) this.deps.log(`scheduler role: ${errorText(err)}; retrying`);
       } finally {
         if (this.leadingSince) this.deps.log("gave up the scheduler role");
         this.leadingSince = null;
@@ -106,6 +109,7 @@ export class SchedulerRole {
         const body = JSON.stringify({ node: this.deps.node(), since: new Date().toISOString() });
         if (await this.deps.consul.kvPut(key, body, { acquire: session })) {
           this.leadingSince = new Date().toISOString();
+          this.everLed = true;
           this.deps.log("took the scheduler role");
           await this.lead(session, ac.signal);
           return;

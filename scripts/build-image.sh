@@ -82,7 +82,9 @@ echo 'root:x:0:0:root:/root:/bin/sh' > "$STAGE/etc/passwd"; echo 'root:x:0:' > "
 echo 'hosts: files dns' > "$STAGE/etc/nsswitch.conf"
 ctr=$(buildah from scratch)
 buildah copy --quiet "$ctr" "$STAGE" / >/dev/null
-buildah config --workingdir $A --entrypoint '["/usr/bin/node","/opt/houston/houston-agent.js"]' --cmd '' \
+# the memory settings of systemd/houston-agent.service (see README, Benchmarks: footprint)
+buildah config --workingdir $A --env MALLOC_ARENA_MAX=2 \
+  --entrypoint '["/usr/bin/node","--max-semi-space-size=1","--single-threaded-gc","/opt/houston/houston-agent.js"]' --cmd '' \
   --label org.opencontainers.image.title=houston-agent --label org.opencontainers.image.version="$VERSION" \
   --label io.houston.node="$NODE_VERSION" "$ctr"
 buildah commit --quiet --rm "$ctr" "$IMAGE" >/dev/null

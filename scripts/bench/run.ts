@@ -1,12 +1,13 @@
 /**
- * npm run bench -- [--only rollout|footprint|sockets] [--runs N] [--smoke]
+ * npm run bench -- [--only rollout|footprint|sockets|growth] [--runs N] [--smoke]
  * Answers users' questions with figures measured side by side in one run, on real systemd test
  * hosts and a real Consul (the machine is shared and noisy: ratios and medians, not best runs):
  *  - rollout: `houston service …` against the original Houston's control flow (seed-driver.ts) at
  *    its defaults (--delay 5, the file unit's sleep 30) and at --delay 1; first deploy and upgrade;
  *  - footprint: what the agent costs a host (idle RSS and peak, CPU while idle, bundle size, cold
  *    start);
- *  - sockets: failed requests during upgrades under load, with Socket= and without.
+ *  - sockets: failed requests during upgrades under load, with Socket= and without;
+ *  - growth: a stack of 10, 50, 200 global units: first deploy, upgrade, the agent's memory after.
  * Prints a table and writes test-artifacts/bench.json. Never fails on a number (--smoke: tiny runs,
  * used by the test suite so this code cannot rot).
  */
@@ -21,6 +22,20 @@ import { planDeployment } from "../../controller/plan/plan-deployment.js";
 import { LocalFleet, REPO } from "../lib/local-fleet.js";
 import { seedDeploy, type SeedOptions } from "./seed-driver.js";
 import { upgradeUnderLoad, zeroDowntimeConfig } from "./zero-downtime.js";
+import { growth } from "./growth.js";
+
+async function growthSection(fleet: LocalFleet): Promise<void> {
+  const rows = await growth(fleet, smoke ? [3] : [10, 50, 200], runs);
+  results.growth = rows;
+  say(`\nCost as the stack grows (global units on ${fleet.hosts.length} hosts, medians of ${runs}):`);
+  say(
+    `  ${"units".padEnd(8)}${"first deploy".padStart(14)}${"upgrade".padStart(12)}${"upgrade/first".padStart(15)}${"agent RSS (peak)".padStart(20)}`,
+  );
+  for (const r of rows)
+    say(
+      `  ${String(r.units).padEnd(8)}${s(r.firstMs).padStart(14)}${s(r.upgradeMs).padStart(12)}${`${r.upgradeRatio.toFixed(2)}×`.padStart(15)}${`${r.agentRssMb.toFixed(0)} MB (${r.agentPeakMb.toFixed(0)})`.padStart(20)}`,
+    );
+}
 
 async function zeroDowntime(fleet: LocalFleet): Promise<void> {
   const host = fleet.hosts[0]!.name;
@@ -209,6 +224,7 @@ try {
   if (!only || only === "rollout") await rollout(fleet);
   if (!only || only === "footprint") await footprint(fleet);
   if (!only || only === "sockets") await zeroDowntime(fleet);
+  if (!only || only === "growth") await growthSection(fleet);
 } finally {
   await fleet.stop();
 }
