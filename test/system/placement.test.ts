@@ -111,6 +111,17 @@ describe("placement with fleet's semantics", () => {
     expect(p.code, p.stderr).toBe(0);
     expect(await activeOn("pin-p@1.service")).toEqual(["pl2"]);
     expect((await run(dir, "remove", "pin")).code).toBe(0);
+    // the original's names can collide: a service named like shop's database is refused (exit 2)
+    const clash = configDir({
+      "manifest.yaml": "environments:\n  test: {}\n",
+      "units/service/shop-db.service": sleeper("MachineMetadata=role=db"),
+    });
+    const c = await run(clash, "-s", "service", "shop-db", "1");
+    expect(c.code).toBe(2);
+    expect(c.stderr).toMatch(
+      /unit shop-db@1\.service of this deployment \(stack shop-db\) has the same name as shop-db@1\.service of stack shop/,
+    );
+    expect(await fleet.consul.kvGet(fleet.kv.spec("shop-db"))).toBeNull();
   });
 
   it("a machine that loses power: its singletons move after the grace period, status says why; back, it runs none of them", async () => {

@@ -1,0 +1,42 @@
+/** The original's names can collide across stacks: the planner refuses, naming both. */
+import { describe, expect, it } from "vitest";
+import { nameClash } from "../../controller/plan/clash.js";
+import type { StackSpec, UnitSpec } from "../../shared/spec.js";
+
+const u = (name: string, stack: string): UnitSpec => ({
+  name,
+  stack,
+  component: null,
+  group: null,
+  version: "3",
+  role: "service",
+  text: "[Service]\nExecStart=/bin/true\n",
+  placements: [{ global: false, metadata: {} }],
+});
+const spec = (stack: string, units: UnitSpec[]): StackSpec => ({
+  schema: 1,
+  stack,
+  generation: 7,
+  environment: "e",
+  createdAt: "",
+  deployment: { type: "service", name: stack, version: "3", group: null },
+  units,
+});
+
+describe("nameClash", () => {
+  it("a dependency named after its stack against another stack's service of that name", () => {
+    const live = [spec("shop", [u("shop-db@3.service", "shop"), u("shop@1.service", "shop")])];
+    expect(nameClash("shop-db", [u("shop-db@3.service", "shop-db")], live)).toBe(
+      "unit shop-db@3.service of this deployment (stack shop-db) has the same name as shop-db@3.service of stack shop, deployed now (generation 7); rename one of them (a component named after its stack is not prefixed again, and global units are not prefixed)",
+    );
+  });
+  it("a global unit against a stack's unit", () => {
+    expect(nameClash("global", [u("shop@1.service", "global")], [spec("shop", [u("shop@1.service", "shop")])])).toMatch(
+      /stack global.*stack shop/,
+    );
+  });
+  it("the stack's own live spec is no clash (a redeploy), nor are distinct names", () => {
+    const live = [spec("shop", [u("shop@1.service", "shop")]), spec("other", [u("other@1.service", "other")])];
+    expect(nameClash("shop", [u("shop@1.service", "shop")], live)).toBeNull();
+  });
+});
