@@ -7,7 +7,7 @@
  * transactions that also check it still holds the lock: a deposed holder can never write.
  */
 import { Backoff, sleep } from "../shared/backoff.js";
-import type { Consul, HealthEntry } from "../shared/consul.js";
+import { worstStatus, type Consul, type HealthEntry } from "../shared/consul.js";
 import { errorText } from "../shared/errors.js";
 import type { KvLayout } from "../shared/kv-layout.js";
 import {
@@ -174,7 +174,7 @@ export class SchedulerRole {
     const now = Date.now();
     const health = this.health ?? (this.health = (await consul.healthService(AGENT_SERVICE)).entries);
     const status = new Map<string, string>();
-    for (const e of health) status.set(e.Node.Node, worst(e.Checks.map((c) => c.Status)));
+    for (const e of health) status.set(e.Node.Node, worstStatus(e));
     const observed: ObservedMachine[] = [];
     for (const e of await consul.kvList(kv.agents)) {
       try {
@@ -240,9 +240,4 @@ export class SchedulerRole {
     this.dirty = true;
     return 0;
   }
-}
-
-function worst(states: string[]): string {
-  for (const s of ["critical", "warning", "passing"]) if (states.includes(s)) return s;
-  return "passing";
 }

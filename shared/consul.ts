@@ -87,6 +87,13 @@ const HealthEntry = z.object({
 });
 export type HealthEntry = z.infer<typeof HealthEntry>;
 
+/** A node's entry as one status: its worst check (critical, warning, else passing). */
+export function worstStatus(entry: HealthEntry): string {
+  const states = entry.Checks.map((c) => c.Status);
+  for (const s of ["critical", "warning", "passing"]) if (states.includes(s)) return s;
+  return "passing";
+}
+
 const AgentSelf = z.object({
   Config: z.object({ NodeName: z.string(), Datacenter: z.string() }),
   Meta: NodeMeta.optional(),

@@ -3,7 +3,7 @@
  * agents' status reports, followed with blocking queries (never sleeps).
  */
 import { AGENT_SERVICE } from "../../shared/spec.js";
-import type { Consul } from "../../shared/consul.js";
+import { worstStatus, type Consul } from "../../shared/consul.js";
 import { errorText } from "../../shared/errors.js";
 import type { KvLayout } from "../../shared/kv-layout.js";
 import {
@@ -33,7 +33,7 @@ export async function readAgents(consul: Consul, kv: KvLayout): Promise<{ record
 export async function readHosts(consul: Consul, kv: KvLayout): Promise<HostView[]> {
   const { records } = await readAgents(consul, kv);
   const { entries } = await consul.healthService(AGENT_SERVICE);
-  const health = new Map(entries.map((e) => [e.Node.Node, worst(e.Checks.map((c) => c.Status))]));
+  const health = new Map(entries.map((e) => [e.Node.Node, worstStatus(e)]));
   return records
     .filter((r) => health.has(r.node))
     .map((r) => ({
@@ -43,11 +43,6 @@ export async function readHosts(consul: Consul, kv: KvLayout): Promise<HostView[
       agent: health.get(r.node) ?? "missing",
     }))
     .sort((a, b) => a.node.localeCompare(b.node));
-}
-
-function worst(states: string[]): string {
-  for (const s of ["critical", "warning", "passing"]) if (states.includes(s)) return s;
-  return "passing";
 }
 
 /** All valid reports under status/, by stack then node. */

@@ -41,7 +41,7 @@ signal.signal(signal.SIGTERM, lambda *_: threading.Thread(target=srv.shutdown).s
 srv.serve_forever(); srv.server_close()
 `;
 const unit = (port: number, socket: boolean) =>
-  `[Service]\nExecStart=/usr/bin/python3 /opt/zd/server.py %i ${port}\n\n[X-Fleet]\nMachineMetadata=role=web\n\n[X-Houston]\n${socket ? `Socket=${port}\n` : ""}ServicePort=${port}\nServiceCheckInterval=1s\n`;
+  `[Service]\nExecStart=/usr/bin/python3 /opt/zd/server.py %i ${port}\n\n[X-Fleet]\nGlobal=true\nMachineMetadata=role=web\n\n[X-Houston]\n${socket ? `Socket=${port}\n` : ""}ServicePort=${port}\nServiceCheckInterval=1s\n`;
 /** A config dir with two services: zds shares a socket (Socket=8090), zdb binds 8091 itself. */
 export const zeroDowntimeConfig = (): string =>
   configDir({
