@@ -1,5 +1,5 @@
 /**
- * npm run bench -- [--only rollout|footprint|sockets|growth] [--runs N] [--smoke]
+ * npm run bench -- [--only rollout|footprint|sockets|growth|archives] [--runs N] [--smoke]
  * Answers users' questions with figures measured side by side in one run, on real systemd test
  * hosts and a real Consul (the machine is shared and noisy: ratios and medians, not best runs):
  *  - rollout: `houston service …` against the original Houston's control flow (seed-driver.ts) at
@@ -7,7 +7,8 @@
  *  - footprint: what the agent costs a host (idle RSS and peak, CPU while idle, bundle size, cold
  *    start);
  *  - sockets: failed requests during upgrades under load, with Socket= and without;
- *  - growth: a stack of 10, 50, 200 global units: first deploy, upgrade, the agent's memory after.
+ *  - growth: a stack of 10, 50, 200 global units: first deploy, upgrade, the agent's memory after;
+ *  - archives: a 20 MB archive to 10 hosts (its own fleet): time, MB/s, bytes moved, Consul memory.
  * Prints a table and writes test-artifacts/bench.json. Never fails on a number (--smoke: tiny runs,
  * used by the test suite so this code cannot rot).
  */
@@ -23,6 +24,18 @@ import { LocalFleet, REPO } from "../lib/local-fleet.js";
 import { seedDeploy, type SeedOptions } from "./seed-driver.js";
 import { upgradeUnderLoad, zeroDowntimeConfig } from "./zero-downtime.js";
 import { growth } from "./growth.js";
+import { archiveDelivery } from "./archives.js";
+
+async function archivesSection(): Promise<void> {
+  const r = await archiveDelivery(`${hostPrefix}a`, smoke ? 2 : 10, smoke ? 1 : 20);
+  results.archives = r;
+  say(`\nArchive delivery: ${r.archiveMb} MB to ${r.hosts} hosts at once:`);
+  say(
+    `  deploy ${s(r.firstMs)}, ${r.aggregateMbPerS.toFixed(1)} MB/s aggregate; ${r.mbToHostsFirst.toFixed(1)} MB reached the hosts`,
+  );
+  say(`  the same files again (a new unit version): ${r.mbToHostsSecond.toFixed(2)} MB reached the hosts`);
+  say(`  Consul server RSS grew ${r.consulRssGrowthMb.toFixed(1)} MB`);
+}
 
 async function growthSection(fleet: LocalFleet): Promise<void> {
   const rows = await growth(fleet, smoke ? [3] : [10, 50, 200], runs);
@@ -221,6 +234,7 @@ const fleet = await LocalFleet.start({
 });
 try {
   houston(fleet.consulAddr, "global");
+  if (!only || only === "archives") await archivesSection();
   if (!only || only === "rollout") await rollout(fleet);
   if (!only || only === "footprint") await footprint(fleet);
   if (!only || only === "sockets") await zeroDowntime(fleet);

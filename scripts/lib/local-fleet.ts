@@ -454,6 +454,11 @@ export class LocalFleet {
     await testhost("reboot", name);
   }
 
+  /** PID of the first Consul server on this machine (for its memory), 0 if none */
+  get serverPid(): number {
+    return this.consulPids[0] ?? 0;
+  }
+
   /** Cuts a host's power: every process of it dies at once; it stays off until powerOn(). */
   async powerOff(name: string): Promise<void> {
     await testhost("poweroff", name);
