@@ -25,7 +25,7 @@ import { Metrics } from "./metrics.js";
 import { reconcileHost, type HostObservation } from "./reconcile.js";
 import { buildReports } from "./report.js";
 import type { AgentState } from "./state.js";
-import type { Systemd } from "./systemd.js";
+import type { SystemdApi } from "./systemd.js";
 import { desiredForHost, type HostDesired } from "./targeting.js";
 import { SchedulerRole } from "./scheduler-role.js";
 
@@ -35,7 +35,7 @@ export const AGENT_VERSION = HOUSTON_VERSION;
 export interface AgentDeps {
   consul: Consul;
   kv: KvLayout;
-  systemd: Systemd;
+  systemd: SystemdApi;
   state: AgentState;
   /** keys whose signatures make a spec acceptable (none configured: unsigned specs are applied) */
   trust: TrustStore;

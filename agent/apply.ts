@@ -14,10 +14,10 @@ import { installArchive, parseArchive, removeArchive } from "./archive.js";
 import type { Step } from "./reconcile.js";
 import { removeSafely, writeFileSafely } from "./safe-fs.js";
 import type { AgentState } from "./state.js";
-import type { Systemd } from "./systemd.js";
+import type { SystemdApi } from "./systemd.js";
 
 export interface ApplyDeps {
-  systemd: Systemd;
+  systemd: SystemdApi;
   state: AgentState;
   consul: Consul;
   kv: KvLayout;

@@ -37,6 +37,23 @@ function str(v: unknown, what: string): string {
   return v;
 }
 
+/**
+ * What the agent needs of systemd: the D-Bus client below, or the in-memory model of the scale
+ * benchmark (scripts/bench/scale.ts), which is labelled as a load model.
+ */
+export type SystemdApi = Pick<
+  Systemd,
+  | "bootMark"
+  | "onStateChange"
+  | "reload"
+  | "resetFailed"
+  | "restartUnit"
+  | "startUnit"
+  | "stopUnit"
+  | "unitSource"
+  | "unitStates"
+>;
+
 export class Systemd {
   private readonly jobWaiters = new Map<string, (result: JobResult) => void>();
   private readonly jobResults = new Map<string, JobResult>();

@@ -1,5 +1,5 @@
 /**
- * npm run bench -- [--only rollout|footprint|sockets|growth|archives] [--runs N] [--smoke]
+ * npm run bench -- [--only rollout|footprint|sockets|growth|archives|scale] [--runs N] [--smoke]
  * Answers users' questions with figures measured side by side in one run, on real systemd test
  * hosts and a real Consul (the machine is shared and noisy: ratios and medians, not best runs):
  *  - rollout: `houston service …` against the original Houston's control flow (seed-driver.ts) at
@@ -8,7 +8,8 @@
  *    start);
  *  - sockets: failed requests during upgrades under load, with Socket= and without;
  *  - growth: a stack of 10, 50, 200 global units: first deploy, upgrade, the agent's memory after;
- *  - archives: a 20 MB archive to 10 hosts (its own fleet): time, MB/s, bytes moved, Consul memory.
+ *  - archives: a 20 MB archive to 10 hosts (its own fleet): time, MB/s, bytes moved, Consul memory;
+ *  - scale: 10, 100, 1,000 agents (a load model: in-memory systemd) on one Consul, against the floor.
  * Prints a table and writes test-artifacts/bench.json. Never fails on a number (--smoke: tiny runs,
  * used by the test suite so this code cannot rot).
  */
@@ -25,6 +26,20 @@ import { seedDeploy, type SeedOptions } from "./seed-driver.js";
 import { upgradeUnderLoad, zeroDowntimeConfig } from "./zero-downtime.js";
 import { growth } from "./growth.js";
 import { archiveDelivery } from "./archives.js";
+import { scale } from "./scale.js";
+
+async function scaleSection(): Promise<void> {
+  const rows = await scale(smoke ? [3] : [10, 100, 1000]);
+  results.scale = rows;
+  say(`\nControl-plane scale (LOAD MODEL: real agent code, in-memory systemd, one Consul dev agent):`);
+  say(
+    `  ${"agents".padEnd(8)}${"p50".padStart(9)}${"p99".padStart(9)}${"floor p99".padStart(11)}${"p99/floor".padStart(11)}${"requests".padStart(10)}${"per agent".padStart(11)}${"MB".padStart(8)}${"CPU agents".padStart(12)}${"CPU Consul".padStart(12)}`,
+  );
+  for (const r of rows)
+    say(
+      `  ${String(r.agents).padEnd(8)}${s(r.reportedP50Ms).padStart(9)}${s(r.reportedP99Ms).padStart(9)}${s(r.floorWrittenP99Ms).padStart(11)}${`${r.ratioToFloor.toFixed(1)}×`.padStart(11)}${String(r.requestsPerDeploy).padStart(10)}${r.requestsPerAgent.toFixed(1).padStart(11)}${r.mbMoved.toFixed(1).padStart(8)}${`${r.processCpuS.toFixed(1)} s`.padStart(12)}${`${r.consulCpuS.toFixed(1)} s`.padStart(12)}`,
+    );
+}
 
 async function archivesSection(): Promise<void> {
   const r = await archiveDelivery(`${hostPrefix}a`, smoke ? 2 : 10, smoke ? 1 : 20);
@@ -225,6 +240,12 @@ async function footprint(fleet: LocalFleet): Promise<void> {
   say(`  bundle ${(bundle / 1024).toFixed(0)} KB; start to --version ${median(cold).toFixed(0)} ms (median)`);
 }
 
+if (!only || only === "scale") await scaleSection();
+if (only === "scale") {
+  mkdirSync(join(REPO, "test-artifacts"), { recursive: true });
+  writeFileSync(join(REPO, "test-artifacts", "bench.json"), JSON.stringify(results, null, 2));
+  process.exit(0);
+}
 const fleet = await LocalFleet.start({
   hosts: [
     { name: `${hostPrefix}1`, meta: { role: "web" } },
