@@ -9,7 +9,7 @@ import { describe, expect, it } from "vitest";
 import { ROOT } from "../helpers/consul.js";
 
 describe("npm run bench (smoke)", () => {
-  it("runs the rollout comparison, the footprint and the socket upgrades, and writes its JSON", () => {
+  it("runs every section (rollout, footprint, sockets, growth, archives, scale) and writes its JSON", () => {
     const r = spawnSync(
       process.execPath,
       ["--import", "tsx", join(ROOT, "scripts", "bench", "run.ts"), "--smoke", "--prefix", "bt"],
@@ -21,9 +21,17 @@ describe("npm run bench (smoke)", () => {
       rollout: { ours: { firstMs: number } };
       footprint: { idleRssMb: number };
       zeroDowntime: { socket: { failed: number; sent: number } };
+      growth: { units: number; firstMs: number }[];
+      archives: { mbToHostsFirst: number; mbToHostsSecond: number };
+      scale: { agents: number; reportedP99Ms: number; requestsPerDeploy: number }[];
     };
     expect(json.rollout.ours.firstMs).toBeGreaterThan(0);
     expect(json.footprint.idleRssMb).toBeGreaterThan(0);
     expect(json.zeroDowntime.socket.sent).toBeGreaterThan(0);
+    expect(json.growth[0]?.firstMs).toBeGreaterThan(0);
+    // the archive reached both hosts (1 MB each); the same files again moved far less
+    expect(json.archives.mbToHostsFirst).toBeGreaterThan(1.5);
+    expect(json.archives.mbToHostsSecond).toBeLessThan(json.archives.mbToHostsFirst / 4);
+    expect(json.scale[0]?.requestsPerDeploy).toBeGreaterThan(0);
   }, 900_000);
 });
