@@ -127,6 +127,7 @@ export class SchedulerRole {
     while (!signal.aborted) {
       const wait = this.dirty ? await this.pass(session) : null;
       if (wait === false) return; // the lock is gone
+      if (this.dirty) continue; // nudged during the pass: place again at once
       await new Promise<void>((resolve) => {
         const timer = typeof wait === "number" ? setTimeout(done, wait) : null;
         const onAbort = (): void => done();
