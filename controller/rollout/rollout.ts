@@ -19,7 +19,6 @@ import type { Output } from "../output.js";
 import type { BuiltArchive } from "../plan/archive.js";
 import { isGlobal } from "../../shared/placement.js";
 import { checkNameClash } from "../plan/clash.js";
-import { placedTargets } from "../scheduler/targets.js";
 import { TimeoutError } from "./fleet-view.js";
 import { confirmService, followUnits, pruneArchives, recheck, waitRemoved } from "./follow.js";
 import type { HostView, UnitTarget } from "./progress.js";
@@ -160,7 +159,7 @@ export async function rollout(ctx: Context, input: RolloutInput, opts: RolloutOp
           break;
         }
         case "follow-batch": {
-          const placed = await placedScope(ctx, input, step.batch, generation, deadline);
+          const placed = await placedScope(ctx, input, step.batch, hosts, generation, deadline);
           let failure = placed.failure;
           const scope = placed.scope;
           if (!failure) failure = await followUnits(ctx, input.stack, scope, generation, deadline, opts, out, unwell);
@@ -216,16 +215,16 @@ async function placedScope(
   ctx: Context,
   input: RolloutInput,
   batch: Batch,
+  hosts: HostView[],
   generation: number,
   deadline: number,
 ): Promise<{ scope: UnitTarget[]; failure: Failure | null }> {
   const names = new Set(batch.scope.map((t) => t.name));
   const units = batch.units.filter((u) => names.has(u.name));
-  // every agent places global units itself: nothing to wait for from the scheduler
-  if (units.every(isGlobal))
-    return { scope: placedTargets(units, undefined, await ctx.scheduler.hosts()).targets, failure: null };
+  // every agent places global units itself: the plan's targets are theirs, nothing to wait for
+  if (units.every(isGlobal)) return { scope: batch.scope, failure: null };
   try {
-    const placed = await ctx.scheduler.placed(input.stack, generation, units, deadline);
+    const placed = await ctx.scheduler.placed(input.stack, generation, units, hosts, deadline);
     const first = placed.unplaced[0];
     return {
       scope: placed.targets,

@@ -19,10 +19,8 @@ export function agentsScheduler(consul: Consul, kv: KvLayout): Scheduler {
     hosts: () => readHosts(consul, kv),
     view: () => readView(consul, kv),
     place: previewTargets,
-    placed: async (stack, generation, units, deadline) => {
-      const doc = await waitPlacements(consul, kv, stack, generation, deadline);
-      return placedTargets(units, doc, await readHosts(consul, kv));
-    },
+    placed: async (stack, generation, units, hosts, deadline) =>
+      placedTargets(units, await waitPlacements(consul, kv, stack, generation, deadline), hosts),
     follow: (stack, deadline, check, describe, signal) =>
       followReports(consul, kv, stack, deadline, check, describe, signal),
     reports: async () => parseReports(await consul.kvList(kv.status), kv),

@@ -22,10 +22,11 @@ export interface Scheduler {
   /** where each unit would go if deployed now (pure; a unit no host can take is an error) */
   place(units: UnitSpec[], hosts: HostView[], view: PlacementView): UnitTarget[];
   /**
-   * Where the units of a written spec generation went: waits (blocking, no polling) until the
-   * backend has placed that generation, or the deadline (TimeoutError).
+   * Where the units of a written spec generation went: waits (blocking, no polling, retrying
+   * through Consul errors) until the backend has placed that generation, or the deadline
+   * (TimeoutError). Global units go to the matching `hosts` (those the rollout planned with).
    */
-  placed(stack: string, generation: number, units: UnitSpec[], deadline: number): Promise<Placed>;
+  placed(stack: string, generation: number, units: UnitSpec[], hosts: HostView[], deadline: number): Promise<Placed>;
   /**
    * What the hosts report about a stack, followed (blocking, no polling) until `check` returns a
    * value; a TimeoutError carrying `describe()` at the deadline; ends early on `signal`.
