@@ -35,8 +35,8 @@ describe("chaos: Consul leader loss", () => {
     const consul = new Consul({ addr });
     const dir = configDir({
       "manifest.yaml": "environments:\n  test: {}\nshared-units:\n  lead: [quick:1]\n",
-      "units/shared/quick.service":
-        "[Service]\nExecStart=/bin/sleep infinity\n\n[X-Fleet]\nGlobal=true\nMachineMetadata=role=web\n",
+      // a singleton: following it goes through the scheduler's placements while the leader is lost
+      "units/shared/quick.service": "[Service]\nExecStart=/bin/sleep infinity\n\n[X-Fleet]\nMachineMetadata=role=web\n",
       // the service takes a few seconds to become ready: the leader dies meanwhile
       "units/service/lead.service":
         "[Service]\nType=notify\nNotifyAccess=all\nExecStart=/bin/sh -c 'sleep 5; systemd-notify --ready; exec sleep infinity'\nTimeoutStartSec=120\n\n[X-Fleet]\nGlobal=true\nMachineMetadata=role=web\n",
