@@ -6,12 +6,12 @@
  * unit version), which should move next to nothing: the archive is content-addressed and the
  * agents keep it.
  */
-import { spawnSync } from "node:child_process";
 import { randomBytes } from "node:crypto";
 import { mkdirSync, mkdtempSync, readFileSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { LocalFleet, REPO } from "../lib/local-fleet.js";
+import { LocalFleet } from "../lib/local-fleet.js";
+import { houstonCli } from "./cli.js";
 
 export interface DeliveryResult {
   hosts: number;
@@ -38,16 +38,8 @@ function config(version: string, blob: string): string {
   return dir;
 }
 
-function houston(consul: string, dir: string, ...args: string[]): number {
-  const t0 = Date.now();
-  const r = spawnSync(
-    process.execPath,
-    [join(REPO, "dist", "houston.js"), "-c", dir, "-e", "bench", "--consul", consul, ...args, "--timeout", "1800"],
-    { encoding: "utf8", maxBuffer: 64 << 20 },
-  );
-  if (r.status !== 0) throw new Error(`houston ${args.join(" ")} failed: ${r.stderr}`);
-  return Date.now() - t0;
-}
+const houston = (consul: string, dir: string, ...args: string[]): number =>
+  houstonCli(consul, dir, "bench", ...args, "--timeout", "1800");
 
 /** Bytes the hosts have received (the host side of each veth transmits into the host). */
 function bytesToHosts(fleet: LocalFleet): number {

@@ -3,12 +3,11 @@
  * the seed chained them) on every host — first deploy, upgrade of all N to a new version (old ones
  * pruned), and the agent's memory after. Medians of `runs`.
  */
-import { spawnSync } from "node:child_process";
 import { mkdirSync, mkdtempSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import type { LocalFleet } from "../lib/local-fleet.js";
-import { REPO } from "../lib/local-fleet.js";
+import { houstonCli } from "./cli.js";
 
 export interface GrowthResult {
   units: number;
@@ -35,16 +34,7 @@ function config(n: number, version: string): string {
   return dir;
 }
 
-function houston(consul: string, dir: string, ...args: string[]): number {
-  const t0 = Date.now();
-  const r = spawnSync(
-    process.execPath,
-    [join(REPO, "dist", "houston.js"), "-c", dir, "-e", "bench", "--consul", consul, ...args],
-    { encoding: "utf8" },
-  );
-  if (r.status !== 0) throw new Error(`houston ${args.join(" ")} failed: ${r.stderr}`);
-  return Date.now() - t0;
-}
+const houston = (consul: string, dir: string, ...args: string[]): number => houstonCli(consul, dir, "bench", ...args);
 
 async function agentMemory(fleet: LocalFleet): Promise<{ rssMb: number; peakMb: number }> {
   const h = fleet.hosts[0]!.name;

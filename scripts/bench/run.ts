@@ -13,7 +13,7 @@
  * Prints a table and writes test-artifacts/bench.json. Never fails on a number (--smoke: tiny runs,
  * used by the test suite so this code cannot rot).
  */
-import { execFileSync, spawnSync } from "node:child_process";
+import { execFileSync } from "node:child_process";
 import { cpSync, mkdirSync, mkdtempSync, readFileSync, statSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -25,6 +25,7 @@ import { LocalFleet, REPO } from "../lib/local-fleet.js";
 import { seedDeploy, type SeedOptions } from "./seed-driver.js";
 import { upgradeUnderLoad, zeroDowntimeConfig } from "./zero-downtime.js";
 import { growth } from "./growth.js";
+import { houstonCli } from "./cli.js";
 import { archiveDelivery } from "./archives.js";
 import { scale } from "./scale.js";
 
@@ -97,16 +98,7 @@ const s = (ms: number) => `${(ms / 1000).toFixed(2)} s`;
 const say = (m: string) => process.stderr.write(`${m}\n`);
 
 const EXAMPLE = join(REPO, "examples", "local");
-function houston(consul: string, ...args: string[]): number {
-  const t0 = Date.now();
-  const r = spawnSync(
-    process.execPath,
-    [join(REPO, "dist", "houston.js"), "-c", EXAMPLE, "-e", "local", "--consul", consul, ...args],
-    { encoding: "utf8" },
-  );
-  if (r.status !== 0) throw new Error(`houston ${args.join(" ")} failed: ${r.stderr}`);
-  return Date.now() - t0;
-}
+const houston = (consul: string, ...args: string[]): number => houstonCli(consul, EXAMPLE, "local", ...args);
 
 /** The example as the seed knew it: no shared socket (each version binds the port itself). */
 const SEED_EXAMPLE = (() => {
