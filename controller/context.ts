@@ -10,6 +10,7 @@ import { isLoopback, parseConsulAddress, tlsFromEnv } from "../shared/consul-tra
 import { ConfigError, errorText } from "../shared/errors.js";
 import { KvLayout } from "../shared/kv-layout.js";
 import { SpecSigner } from "../shared/signing.js";
+import { Fleet } from "../shared/fleet.js";
 import { agentsScheduler } from "./scheduler/agents.js";
 import type { Scheduler } from "./scheduler/scheduler.js";
 import { loadManifest, type Manifest } from "./config/manifest.js";
@@ -44,6 +45,8 @@ export interface Context {
   maxArchiveBytes: number;
   /** where units go and what hosts report (controller/scheduler/) */
   scheduler: Scheduler;
+  /** the environment's fleet (manifest `fleet:`), for `nodes` to show its machines; null: none */
+  fleet: Fleet | null;
 }
 
 export function makeContext(opts: GlobalOptions, manifest?: Manifest): Context {
@@ -73,7 +76,13 @@ export function makeContext(opts: GlobalOptions, manifest?: Manifest): Context {
     throw new ConfigError(addr.source, errorText(err));
   }
   const kv = new KvLayout(checkPrefix(opts.prefix));
+  const envName = opts.environment;
+  const fleetEndpoint =
+    envName !== undefined && manifest && Object.hasOwn(manifest.environments, envName)
+      ? (manifest.environments[envName]?.fleet ?? null)
+      : null;
   return {
+    fleet: fleetEndpoint ? new Fleet(fleetEndpoint) : null,
     dir: resolve(opts.config),
     consul,
     kv,

@@ -3,6 +3,7 @@
  * history, nodes. Text tables on stdout, or one JSON document with --json.
  */
 import { z } from "zod";
+import { retrying, type FleetMachine } from "../../shared/fleet.js";
 import { errorText } from "../../shared/errors.js";
 import { StackSpecSchema, decodeJson, type StackSpec, type StatusReport } from "../../shared/spec.js";
 import type { Context } from "../context.js";
@@ -214,6 +215,8 @@ export async function nodesCommand(ctx: Context, json: boolean, out: Output): Pr
   const { records, invalid } = await readAgents(ctx.consul, ctx.kv);
   const hosts = await ctx.scheduler.hosts();
   const health = new Map(hosts.map((h) => [h.node, h.agent]));
+  const fleet = await fleetMachines(ctx);
+  const ids = new Set(fleet?.machines.map((m) => m.id) ?? []);
   const nodes = records.map((r) => ({
     node: r.node,
     agent: health.get(r.node) ?? "not registered",
@@ -223,7 +226,12 @@ export async function nodesCommand(ctx: Context, json: boolean, out: Output): Pr
     httpAddr: r.httpAddr ?? null,
     // null: the agent applies unsigned specs (anyone who can write the KV prefix controls it)
     trustedKeys: r.trustedKeys ?? null,
+    machineId: r.machineId ?? null,
+    // with a fleet: the fleet machine this agent runs on (by /etc/machine-id), or null
+    fleetMachine: fleet && r.machineId && ids.has(r.machineId) ? r.machineId : null,
   }));
+  const agentIds = new Set(records.flatMap((r) => (r.machineId ? [r.machineId] : [])));
+  const fleetOnly = (fleet?.machines ?? []).filter((m) => !agentIds.has(m.id));
   const leader = await ctx.consul.kvGet(ctx.kv.schedulerLeader);
   let scheduler: { node: string; since: string } | null = null;
   if (leader?.session) {
@@ -231,26 +239,57 @@ export async function nodesCommand(ctx: Context, json: boolean, out: Output): Pr
     scheduler = parsed.success ? parsed.data : { node: "?", since: "?" };
   }
   if (json) {
-    out.print(JSON.stringify({ nodes, scheduler, errors: invalid }, null, 2));
+    out.print(
+      JSON.stringify(
+        {
+          nodes,
+          scheduler,
+          fleet: fleet && {
+            endpoint: fleet.endpoint,
+            error: fleet.error,
+            machines: fleet.machines,
+            withoutAgent: fleetOnly.map((m) => m.id),
+          },
+          errors: invalid,
+        },
+        null,
+        2,
+      ),
+    );
     return;
   }
-  const rows = [["NODE", "AGENT", "VERSION", "STARTED", "SPECS", "METADATA"]];
+  const rows = [["NODE", "AGENT", "VERSION", "STARTED", "SPECS", ...(fleet ? ["FLEET"] : []), "METADATA"]];
   for (const n of nodes) {
     const specs =
       n.trustedKeys === null ? "unsigned accepted" : `signed by ${n.trustedKeys.join(",") || "(no readable key)"}`;
+    const fleetCell = n.fleetMachine ? n.fleetMachine.slice(0, 8) : "NO FLEET MACHINE";
     rows.push([
       n.node,
       n.agent,
       n.version,
       n.startedAt,
       specs,
+      ...(fleet && !fleet.error ? [fleetCell] : fleet ? ["?"] : []),
       Object.entries(n.meta)
         .filter(([, v]) => v !== "")
         .map(([k, v]) => `${k}=${v}`)
         .join(","),
     ]);
   }
-  out.print(nodes.length ? table(rows) : "no Houston agents registered");
+  for (const m of fleetOnly)
+    rows.push([
+      "-",
+      "NO HOUSTON AGENT",
+      "",
+      "",
+      "",
+      m.id.slice(0, 8),
+      Object.entries(m.metadata ?? {})
+        .map(([k, v]) => `${k}=${v}`)
+        .join(","),
+    ]);
+  out.print(rows.length > 1 ? table(rows) : "no Houston agents registered");
+  if (fleet?.error) out.warn(`fleet at ${fleet.endpoint}: ${fleet.error}`);
   out.print(
     scheduler
       ? `scheduler: ${scheduler.node} (since ${scheduler.since})`
@@ -260,6 +299,20 @@ export async function nodesCommand(ctx: Context, json: boolean, out: Output): Pr
 }
 
 const SchedulerHolderSchema = z.object({ node: z.string(), since: z.string() });
+
+/** The environment's fleet machines (manifest `fleet:`), or why they could not be read; null without a fleet. */
+async function fleetMachines(
+  ctx: Context,
+): Promise<{ endpoint: string; machines: FleetMachine[]; error: string | null } | null> {
+  const fleet = ctx.fleet;
+  if (!fleet) return null;
+  try {
+    const machines = await retrying(() => fleet.machines(), Date.now() + 10_000);
+    return { endpoint: fleet.endpoint, machines, error: null };
+  } catch (err) {
+    return { endpoint: fleet.endpoint, machines: [], error: errorText(err) };
+  }
+}
 
 function safeJson(text: string): unknown {
   try {

@@ -276,7 +276,7 @@ export function registerCommands(program: Command, env: CommandEnv): void {
     });
   program
     .command("nodes")
-    .description("hosts with agents: metadata and agent health")
+    .description("hosts with agents: metadata and agent health; with a fleet: endpoint, its machines beside them")
     .action(async (_f: unknown, cmd: Command) => {
       const { ctx, json, out } = inspectCtx(cmd);
       await nodesCommand(ctx, json, out);

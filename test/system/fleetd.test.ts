@@ -9,7 +9,9 @@ import { existsSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { Fleet, FleetError, sameOptions, unitOptions } from "../../shared/fleet.js";
-import { ROOT } from "../helpers/consul.js";
+import { ROOT, startConsul } from "../helpers/consul.js";
+import { configDir, houston } from "../helpers/cli.js";
+import { KvLayout } from "../../shared/kv-layout.js";
 import { eventually } from "../helpers/specs.js";
 
 const SHARED = process.env.HOUSTON_FLEET_DIR ?? join(ROOT, "..", "shared", "fleet");
@@ -34,12 +36,13 @@ const env = {
   FLEET_ETCD_PEER_PORT: "23901",
 };
 let fleet: Fleet;
+let socket = "";
 beforeAll(() => {
   if (!available) return;
   execFileSync("bash", [join(SHARED, "cluster-down.sh")], { env, stdio: "ignore" }); // a killed run's leftovers
   execFileSync("bash", [join(SHARED, "cluster-up.sh")], { env, stdio: "ignore" });
   const vars = readFileSync(join(PEER, "run", "env"), "utf8");
-  const socket = /^FLEET_SOCKET=(.*)$/m.exec(vars)?.[1] ?? "";
+  socket = /^FLEET_SOCKET=(.*)$/m.exec(vars)?.[1] ?? "";
   fleet = new Fleet(`unix://${socket}`);
 }, 120_000);
 afterAll(() => {
@@ -78,6 +81,37 @@ describe.skipIf(!available)("the fleet edge against the real fleetd v1.0.0", () 
     expect(await fleet.destroyUnit("hedge-global.service")).toBe(true);
     expect(await fleet.destroyUnit("hedge.service")).toBe(false);
     expect((await fleet.units()).map((u) => u.name)).toEqual([]);
+  });
+
+  it("houston nodes shows the environment's fleet machines beside the agents, and flags either alone", async () => {
+    const consul = await startConsul();
+    try {
+      const [m1] = await fleet.machines();
+      const kv = new KvLayout();
+      const record = (node: string, machineId: string) =>
+        JSON.stringify({ schema: 1, node, meta: {}, version: "t", startedAt: new Date().toISOString(), machineId });
+      await consul.client.kvPut(kv.agent("with-fleet"), record("with-fleet", m1!.id));
+      await consul.client.kvPut(kv.agent("agent-only"), record("agent-only", "f".repeat(32)));
+      const dir = configDir({ "manifest.yaml": `environments:\n  test: {fleet: "unix://${socket}"}\n` });
+      const r = await houston(consul.addr, dir, "--json", "nodes");
+      expect(r.code, r.stderr).toBe(0);
+      const out = JSON.parse(r.stdout) as {
+        nodes: { node: string; fleetMachine: string | null }[];
+        fleet: { machines: { id: string }[]; withoutAgent: string[]; error: string | null };
+      };
+      expect(out.fleet.error).toBeNull();
+      expect(out.fleet.machines).toHaveLength(2);
+      expect(Object.fromEntries(out.nodes.map((n) => [n.node, n.fleetMachine]))).toEqual({
+        "with-fleet": m1!.id,
+        "agent-only": null,
+      });
+      expect(out.fleet.withoutAgent).toHaveLength(1);
+      const text = await houston(consul.addr, dir, "nodes");
+      expect(text.stdout).toMatch(/agent-only .*NO FLEET MACHINE/);
+      expect(text.stdout).toMatch(/^- +NO HOUSTON AGENT/m);
+    } finally {
+      await consul.stop();
+    }
   });
 
   it("fleet's errors become messages naming the request", async () => {
