@@ -15,6 +15,7 @@ import {
   machineStates,
   samePlacements,
   schedule,
+  type LeaderRecord,
   type ObservedMachine,
   type PlacementDoc,
 } from "../shared/schedule.js";
@@ -106,7 +107,8 @@ export class SchedulerRole {
         const holder = entries.find((e) => e.key === key)?.session;
         if (holder === session) continue;
         if (holder) continue; // someone else leads: wait for the key to change
-        const body = JSON.stringify({ node: this.deps.node(), since: new Date().toISOString() });
+        const record: LeaderRecord = { node: this.deps.node(), since: new Date().toISOString() };
+        const body = JSON.stringify(record);
         if (await this.deps.consul.kvPut(key, body, { acquire: session })) {
           this.leadingSince = new Date().toISOString();
           this.everLed = true;

@@ -9,7 +9,7 @@
  */
 import { createHash } from "node:crypto";
 import { isGlobal, unitTargetsNode } from "../shared/placement.js";
-import { admits, type PlacementDoc } from "../shared/schedule.js";
+import { admits, follows, isFollower, type PlacementDoc } from "../shared/schedule.js";
 import type { ServiceDecl, StackSpec, UnitRole } from "../shared/spec.js";
 import { parseUnitFile, renderUnitFile, splitWords } from "../shared/unit-file.js";
 
@@ -55,7 +55,7 @@ export function desiredForHost(
     const placed = placements.get(spec.stack)?.units ?? {};
     const runs = spec.units.filter(
       (u) =>
-        !follower(u) &&
+        !isFollower(u) &&
         (isGlobal(u)
           ? unitTargetsNode(u, node, nodeMeta)
           : admits(u, machine) && (placed[u.name] ?? []).includes(node)),
@@ -64,10 +64,7 @@ export function desiredForHost(
     // here, not by the scheduler, so that a global unit never starts before its files are in place
     const here = spec.units.filter(
       (u) =>
-        runs.includes(u) ||
-        (follower(u) &&
-          unitTargetsNode(u, node, nodeMeta) &&
-          runs.some((o) => o.group === u.group && (u.role === "archive" || o.role === "service"))),
+        runs.includes(u) || (isFollower(u) && unitTargetsNode(u, node, nodeMeta) && runs.some((o) => follows(u, o))),
     );
     const elsewhere = new Set(spec.units.filter((u) => !here.includes(u)).map((u) => u.name));
     for (const u of here) {
@@ -87,11 +84,6 @@ export function desiredForHost(
     }
   }
   return { units, archives, generations };
-}
-
-/** Units that go where others go: archives (with their deployment's units), sockets (with the service). */
-function follower(u: { role: UnitRole }): boolean {
-  return u.role === "archive" || u.role === "socket" || u.role === "socket-guard";
 }
 
 function dropDependencies(text: string, names: Set<string>, source: string): string {

@@ -45,6 +45,10 @@ export type PlacementDoc = z.infer<typeof PlacementDocSchema>;
 
 export const MOVES_KEPT = 10;
 
+/** The value of scheduler/leader: which agent holds the role, since when. */
+export const LeaderRecordSchema = z.object({ node: z.string(), since: z.string() });
+export type LeaderRecord = z.infer<typeof LeaderRecordSchema>;
+
 export interface Machine {
   node: string;
   meta: Record<string, string>;
@@ -112,6 +116,19 @@ export function globMatch(pattern: string, name: string): boolean {
   } catch {
     return false;
   }
+}
+
+/** Units that go where others go: a deployment's archive, a stack's socket and its guard. */
+export function isFollower(u: Pick<UnitSpec, "role">): boolean {
+  return u.role === "archive" || u.role === "socket" || u.role === "socket-guard";
+}
+
+/**
+ * Whether follower `u` goes where `o` runs: an archive with its deployment's units (same group),
+ * a socket with its service. One rule for the scheduler and for each agent (agent/targeting.ts).
+ */
+export function follows(u: Pick<UnitSpec, "role" | "group">, o: Pick<UnitSpec, "role" | "group">): boolean {
+  return !isFollower(o) && o.group === u.group && (u.role === "archive" || o.role === "service");
 }
 
 type Kind = "placed" | "global" | "archive" | "socket";
@@ -307,12 +324,7 @@ export function schedule(input: ScheduleInput): Map<string, PlacementDoc> {
     for (const u of spec.units) {
       const kind = kindOf(u);
       if (kind !== "archive" && kind !== "socket") continue;
-      const followed = spec.units.filter((o) =>
-        kind === "archive"
-          ? o.group === u.group && kindOf(o) !== "archive" && kindOf(o) !== "socket"
-          : o.group === u.group && o.role === "service",
-      );
-      const hosts = new Set(followed.flatMap(where));
+      const hosts = new Set(spec.units.filter((o) => follows(u, o)).flatMap(where));
       units[u.name] = machines.filter((m) => hosts.has(m.node) && admits(u, m)).map((m) => m.node);
     }
     result.set(spec.stack, {

@@ -2,8 +2,8 @@
  * Read-only commands: status (per host and unit, from agents' reports against the desired spec),
  * history, nodes. Text tables on stdout, or one JSON document with --json.
  */
-import { z } from "zod";
 import { retrying, type FleetMachine } from "../../shared/fleet.js";
+import { LeaderRecordSchema, type LeaderRecord } from "../../shared/schedule.js";
 import { errorText } from "../../shared/errors.js";
 import { StackSpecSchema, decodeJson, type StackSpec, type StatusReport } from "../../shared/spec.js";
 import type { Context } from "../context.js";
@@ -233,10 +233,13 @@ export async function nodesCommand(ctx: Context, json: boolean, out: Output): Pr
   const agentIds = new Set(records.flatMap((r) => (r.machineId ? [r.machineId] : [])));
   const fleetOnly = (fleet?.machines ?? []).filter((m) => !agentIds.has(m.id));
   const leader = await ctx.consul.kvGet(ctx.kv.schedulerLeader);
-  let scheduler: { node: string; since: string } | null = null;
+  let scheduler: LeaderRecord | null = null;
   if (leader?.session) {
-    const parsed = SchedulerHolderSchema.safeParse(safeJson(leader.value.toString("utf8")));
-    scheduler = parsed.success ? parsed.data : { node: "?", since: "?" };
+    try {
+      scheduler = decodeJson(LeaderRecordSchema, leader.key, leader.value);
+    } catch {
+      scheduler = { node: "?", since: "?" };
+    }
   }
   if (json) {
     out.print(
@@ -298,8 +301,6 @@ export async function nodesCommand(ctx: Context, json: boolean, out: Output): Pr
   for (const e of invalid) out.error(e);
 }
 
-const SchedulerHolderSchema = z.object({ node: z.string(), since: z.string() });
-
 /** The environment's fleet machines (manifest `fleet:`), or why they could not be read; null without a fleet. */
 async function fleetMachines(
   ctx: Context,
@@ -311,13 +312,5 @@ async function fleetMachines(
     return { endpoint: fleet.endpoint, machines, error: null };
   } catch (err) {
     return { endpoint: fleet.endpoint, machines: [], error: errorText(err) };
-  }
-}
-
-function safeJson(text: string): unknown {
-  try {
-    return JSON.parse(text);
-  } catch {
-    return null;
   }
 }
