@@ -61,5 +61,6 @@ describe("the agent from its image", () => {
     expect(await fleet.unitState("img1", "boxed-app@1.service")).toBe("active");
     expect((await fleet.shell("img1", "cat", "/etc/boxed/motd")).trim()).toBe("hello-from-the-image");
     expect((await fleet.shell("img1", "stat", "-c", "%a %U", "/etc/boxed/motd")).trim()).toBe("640 root");
-  });
+    // a container on a busy CI machine beside the whole suite: no speed is assumed (one CI run needed > 60 s)
+  }, 300_000);
 });
