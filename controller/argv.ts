@@ -16,6 +16,7 @@ const COMMANDS = new Set([
   "status",
   "history",
   "nodes",
+  "adopt",
   "help",
 ]);
 /** program-level options that take a value (they stay where they are) */

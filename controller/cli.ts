@@ -95,7 +95,8 @@ export function buildProgram(): Command {
   const planOpts = (c: Command): Command =>
     c
       .option("-g, --group <group>", "deployment group (blue/green)")
-      .option("--no-dependencies", "do not chain units with Requires=/After=");
+      .option("--no-dependencies", "do not chain units with Requires=/After=")
+      .option("--scheduler <name>", "plan for this scheduler (agents or fleet) instead of the environment's");
   planOpts(
     plan.command("service").argument("<name>").argument("<version>").description("plan a service deployment"),
   ).action(planAction("service"));

@@ -12,8 +12,9 @@ import { KvLayout } from "../shared/kv-layout.js";
 import { SpecSigner } from "../shared/signing.js";
 import { Fleet } from "../shared/fleet.js";
 import { agentsScheduler } from "./scheduler/agents.js";
+import { fleetScheduler } from "./scheduler/fleet.js";
 import type { Scheduler } from "./scheduler/scheduler.js";
-import { loadManifest, type Manifest } from "./config/manifest.js";
+import { loadManifest, type Manifest, type SchedulerName } from "./config/manifest.js";
 
 export interface GlobalOptions {
   config: string;
@@ -33,6 +34,8 @@ export interface GlobalOptions {
   tlsServerName?: string;
   /** MiB, as given on the command line */
   maxArchiveSize?: string;
+  /** `plan --scheduler`: agents or fleet, instead of the environment's */
+  scheduler?: string;
 }
 
 export interface Context {
@@ -45,8 +48,10 @@ export interface Context {
   maxArchiveBytes: number;
   /** where units go and what hosts report (controller/scheduler/) */
   scheduler: Scheduler;
-  /** the environment's fleet (manifest `fleet:`), for `nodes` to show its machines; null: none */
+  /** the environment's fleet (manifest `fleet:`), for `nodes` and `adopt`; null: none */
   fleet: Fleet | null;
+  /** who places this environment's units (manifest `scheduler:`, `plan --scheduler`) */
+  schedulerName: SchedulerName;
 }
 
 export function makeContext(opts: GlobalOptions, manifest?: Manifest): Context {
@@ -77,16 +82,21 @@ export function makeContext(opts: GlobalOptions, manifest?: Manifest): Context {
   }
   const kv = new KvLayout(checkPrefix(opts.prefix));
   const envName = opts.environment;
-  const fleetEndpoint =
+  const envCfg =
     envName !== undefined && manifest && Object.hasOwn(manifest.environments, envName)
-      ? (manifest.environments[envName]?.fleet ?? null)
-      : null;
+      ? manifest.environments[envName]
+      : undefined;
+  const fleetEndpoint = envCfg?.fleet ?? null;
+  if (opts.scheduler !== undefined && opts.scheduler !== "agents" && opts.scheduler !== "fleet")
+    throw new ConfigError("--scheduler", `${JSON.stringify(opts.scheduler)} is not a scheduler (agents or fleet)`);
+  const schedulerName: SchedulerName = opts.scheduler ?? envCfg?.scheduler ?? "agents";
   return {
     fleet: fleetEndpoint ? new Fleet(fleetEndpoint) : null,
+    schedulerName,
     dir: resolve(opts.config),
     consul,
     kv,
-    scheduler: agentsScheduler(consul, kv),
+    scheduler: schedulerName === "fleet" ? fleetScheduler(consul, kv) : agentsScheduler(consul, kv),
     signer: signerFor(opts),
     maxArchiveBytes: archiveLimit(opts.maxArchiveSize),
   };

@@ -10,6 +10,7 @@
  *   history/<stack>/<generation>      deployment record (HistoryRecord JSON), zero-padded
  *   placements/<stack>                where the scheduler put the stack's units (PlacementDoc JSON)
  *   scheduler/leader                  the scheduler role, held by one agent's Consul session
+ *   fleet/owned                       the fleet units Houston created (stack by unit), fleet-scheduled stacks
  */
 import { ConfigError } from "./errors.js";
 import { NAME_RE } from "./unit-name.js";
@@ -86,6 +87,12 @@ export class KvLayout {
   }
   get schedulerLeader(): string {
     return `${this.scheduler}leader`;
+  }
+  get fleet(): string {
+    return `${this.prefix}fleet/`;
+  }
+  get fleetOwned(): string {
+    return `${this.fleet}owned`;
   }
   lock(stack: string): string {
     return `${this.prefix}locks/${checkName(stack)}`;

@@ -40,6 +40,8 @@ export const PlacementDocSchema = z.object({
   /** the node whose agent held the scheduler role */
   scheduler: z.string(),
   updatedAt: z.string(),
+  /** why placement is stuck, e.g. fleet unreachable (fleet-scheduled stacks) */
+  note: z.string().optional(),
 });
 export type PlacementDoc = z.infer<typeof PlacementDocSchema>;
 
@@ -365,7 +367,7 @@ function predecessorHosts(u: UnitSpec, items: Item[]): string[] {
 export function samePlacements(a: PlacementDoc | undefined, b: PlacementDoc): boolean {
   if (!a) return false;
   const strip = (d: PlacementDoc): string =>
-    JSON.stringify({ g: d.generation, u: sortKeys(d.units), x: sortKeys(d.unplaced), m: d.moves });
+    JSON.stringify({ g: d.generation, u: sortKeys(d.units), x: sortKeys(d.unplaced), m: d.moves, n: d.note ?? null });
   return strip(a) === strip(b);
 }
 

@@ -130,6 +130,8 @@ export const StackSpecSchema = z
     deployment: DeploymentSchema,
     createdAt: z.string(),
     units: z.array(UnitSpecSchema),
+    /** "fleet": fleetd places and starts the units (agent/fleet-mirror.ts); absent: the agents */
+    scheduler: z.enum(["agents", "fleet"]).optional(),
   })
   .superRefine((spec, ctx) => {
     const seen = new Set<string>();

@@ -37,6 +37,8 @@ export function controllerPolicy(kv: KvLayout): Policy {
         [kv.archives]: "write",
         [`${kv.prefix}locks/`]: "write",
         [`${kv.prefix}history/`]: "write",
+        // houston adopt records the original Houston's fleet units as Houston's
+        [kv.fleet]: "write",
       },
       session_prefix: { "": "write" },
       node_prefix: { "": "read" },
@@ -59,6 +61,7 @@ export function agentPolicy(kv: KvLayout, node: string): Policy {
         // the machines a signed spec admits, and every agent re-checks that
         [kv.scheduler]: "write",
         [kv.placements]: "write",
+        [kv.fleet]: "write",
       },
       key: { [kv.agent(node)]: "write" },
       // services are registered through the node's own Consul agent (/v1/agent/service/register)

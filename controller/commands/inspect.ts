@@ -10,6 +10,7 @@ import type { Context } from "../context.js";
 import type { Output } from "../output.js";
 import { readAgents } from "../rollout/fleet-view.js";
 import { readHistory } from "../rollout/history.js";
+import { isFleetStack } from "../../shared/fleet-mirror.js";
 import { isGlobal } from "../../shared/placement.js";
 import { placedTargets } from "../scheduler/targets.js";
 
@@ -56,7 +57,7 @@ export async function statusCommand(
   const stacks = specs.map((spec) => {
     const byHost: ReadonlyMap<string, StatusReport> = reports.get(spec.stack) ?? new Map<string, StatusReport>();
     const doc = placements.get(spec.stack);
-    const { targets, unplaced } = placedTargets(spec.units, doc, hosts);
+    const { targets, unplaced } = placedTargets(spec.units, doc, hosts, isFleetStack(spec));
     const rows = spec.units.flatMap((u, i) =>
       (targets[i]?.hosts ?? []).map((node) => {
         const r = byHost.get(node);
@@ -111,6 +112,7 @@ export async function statusCommand(
       placements: {
         generation: doc?.generation ?? null,
         scheduler: doc?.scheduler ?? null,
+        note: doc?.note ?? null,
         unplaced: [...unplaced, ...waiting],
         moves: doc?.moves ?? [],
       },
@@ -164,6 +166,7 @@ export async function statusCommand(
     out.print(table(rows));
     for (const m of s.placements.moves)
       out.print(`  moved ${m.unit} from ${m.from} to ${m.to ?? "nowhere"} ${age(m.at, now)} ago: ${m.reason}`);
+    if (s.placements.note) out.warn(`${s.stack}: ${s.placements.note}`);
   }
   for (const e of specErrors) out.error(e);
   return healthy;

@@ -16,9 +16,14 @@ export interface UnitRef {
   line: number | undefined;
 }
 
+export type SchedulerName = "agents" | "fleet";
+export const SCHEDULERS: readonly SchedulerName[] = ["agents", "fleet"];
+
 export interface EnvironmentConfig {
   consul: string | null;
   fleet: string | null;
+  /** who places units: Houston's agents, or fleet (the default when `fleet:` is named) */
+  scheduler: SchedulerName;
 }
 
 export interface Manifest {
@@ -82,7 +87,7 @@ export function manifestFromYaml(y: YamlFile): Manifest {
     y.fail(["environments"], "at least one environment is required");
   for (const [name, value] of Object.entries(envs)) {
     const v = value ?? {};
-    if (!isRecord(v)) y.fail(["environments", name], "must be a mapping with consul/fleet");
+    if (!isRecord(v)) y.fail(["environments", name], "must be a mapping with consul/fleet/scheduler");
     const str = (k: string): string | null => {
       const x = v[k];
       if (x === undefined || x === null) return null;
@@ -103,7 +108,10 @@ export function manifestFromYaml(y: YamlFile): Manifest {
         ["environments", name, "fleet"],
         `${JSON.stringify(fleet)} is not a fleet endpoint (http(s)://host:port or unix:///path)`,
       );
-    environments[name] = { consul, fleet };
+    const scheduler = str("scheduler") ?? (fleet !== null ? "fleet" : "agents");
+    if (scheduler !== "agents" && scheduler !== "fleet")
+      y.fail(["environments", name, "scheduler"], `${JSON.stringify(scheduler)} is not a scheduler (agents or fleet)`);
+    environments[name] = { consul, fleet, scheduler };
   }
 
   const variables: Record<string, Record<string, string>> = Object.create(null) as Record<

@@ -34,6 +34,8 @@ export interface DeploymentRequest {
   version: string | null;
   group: string | null;
   dependencies: boolean;
+  /** fleet places units itself: what only Houston's agents can do is refused (default agents) */
+  scheduler?: "agents" | "fleet";
 }
 
 export interface PlanInputUnit {
@@ -102,7 +104,12 @@ export function planDeployment(inputs: PlanInputs, req: DeploymentRequest): Plan
     if (rendered.some((r) => r.spec.name === name))
       throw new ConfigError(input.template.source, `unit ${name} is listed twice in this deployment`);
     const unit = parseUnitFile(substitute(input.template.text, vars), input.template.source);
-    placementOf(unit, input.template.source); // malformed [X-Fleet] is an error before anything is dropped
+    const wants = placementOf(unit, input.template.source); // malformed [X-Fleet] is an error before anything is dropped
+    if (req.scheduler === "fleet" && (wants.instances ?? 1) > 1)
+      throw new ConfigError(
+        input.template.source,
+        `[X-Houston] Instances=${wants.instances} needs the agents scheduler: fleet runs one copy of a unit (this environment's scheduler is fleet)`,
+      );
     if (input.role !== "service" && socketSpecs(unit, input.template.source).length) {
       throw new ConfigError(
         input.template.source,
@@ -153,10 +160,16 @@ export function planDeployment(inputs: PlanInputs, req: DeploymentRequest): Plan
   }
 
   let previous: string | null = null;
+  // with fleet, units of one chain may land on different machines: each needs the file unit (global,
+  // so always beside it) and only wants its predecessor (ordered when both are on one machine)
+  const fleet = req.scheduler === "fleet";
+  const archiveName = rendered.find((r) => r.spec.role === "archive")?.spec.name ?? null;
   const units: UnitSpec[] = rendered.map((r) => {
     const unit = cloneUnit(r.unit);
     rewriteReferences(unit, refNames);
-    if (req.dependencies && previous) addDependency(unit, previous);
+    if (req.dependencies && previous)
+      addDependency(unit, previous, fleet && previous !== archiveName ? "Wants" : "Requires");
+    if (fleet && archiveName && r.spec.name !== archiveName) addDependency(unit, archiveName);
     previous = r.spec.name;
     // read again after the rewrite: MachineOf=cache.service names the rendered unit
     const placements = r.spec.role === "archive" ? r.spec.placements : [placementOf(unit, r.source)];
@@ -168,6 +181,7 @@ export function planDeployment(inputs: PlanInputs, req: DeploymentRequest): Plan
       stack,
       req.group,
       units,
+      req.scheduler,
     ),
   );
   return {
@@ -189,10 +203,16 @@ function socketUnits(
   stack: string,
   group: string | null,
   units: UnitSpec[],
+  scheduler: DeploymentRequest["scheduler"],
 ): UnitSpec[] {
   if (!service) return [];
   const listen = socketSpecs(service.unit, service.source);
   if (listen.length === 0) return [];
+  if (scheduler === "fleet")
+    throw new ConfigError(
+      service.source,
+      "[X-Houston] Socket= needs the agents scheduler (this environment's scheduler is fleet)",
+    );
   const parts = { stack, component: null, group, version: "socket" };
   const socketName = unitName({ ...parts, kind: "socket" });
   const guardName = unitName({ ...parts, kind: "socket-guard" });

@@ -7,7 +7,7 @@ import { ServiceDeclSchema, checkTargetProblem, serviceNameProblem, type Service
 import { splitWords, values, type UnitFile } from "../../shared/unit-file.js";
 
 /** Adds Requires=/After= on `previous` (after Description, as the seed did), unless already there. */
-export function addDependency(unit: UnitFile, previous: string): void {
+export function addDependency(unit: UnitFile, previous: string, need: "Requires" | "Wants" = "Requires"): void {
   let section = unit.sections.find((s) => s.name === "Unit");
   if (!section) {
     section = { name: "Unit", entries: [] };
@@ -15,7 +15,7 @@ export function addDependency(unit: UnitFile, previous: string): void {
   }
   const has = (key: string): boolean =>
     section.entries.some((e) => e.key === key && splitWords(e.value).includes(previous));
-  const add = ["Requires", "After"].filter((k) => !has(k)).map((key) => ({ key, value: previous }));
+  const add = [need, "After"].filter((k) => !has(k)).map((key) => ({ key, value: previous }));
   if (add.length === 0) return;
   const at = section.entries.findIndex((e) => e.key === "Description");
   section.entries.splice(at === -1 ? section.entries.length : at + 1, 0, ...add);

@@ -20,7 +20,7 @@ export function agentsScheduler(consul: Consul, kv: KvLayout): Scheduler {
     view: () => readView(consul, kv),
     place: previewTargets,
     placed: async (stack, generation, units, hosts, deadline) =>
-      placedTargets(units, await waitPlacements(consul, kv, stack, generation, deadline), hosts),
+      placedTargets(units, await waitPlacements(consul, kv, stack, generation, deadline, () => null), hosts),
     follow: (stack, deadline, check, describe, signal) =>
       followReports(consul, kv, stack, deadline, check, describe, signal),
     reports: async () => parseReports(await consul.kvList(kv.status), kv),
@@ -55,13 +55,17 @@ export async function readPlacements(consul: Consul, kv: KvLayout): Promise<Map<
   return docs;
 }
 
-/** Follows placements/<stack> until the scheduler has placed `generation` (or later). */
-async function waitPlacements(
+/**
+ * Follows placements/<stack> until the scheduler has placed `generation` (or later) and `pending`
+ * (what is still missing from such a document, or null) says nothing is.
+ */
+export async function waitPlacements(
   consul: Consul,
   kv: KvLayout,
   stack: string,
   generation: number,
   deadline: number,
+  pending: (doc: PlacementDoc) => string | null,
 ): Promise<PlacementDoc> {
   const ac = new AbortController();
   const timer = setTimeout(() => ac.abort(), Math.max(0, deadline - Date.now()));
@@ -73,8 +77,9 @@ async function waitPlacements(
       if (!e) continue;
       try {
         const doc = decodeJson(PlacementDocSchema, key, e.value);
-        if (doc.generation >= generation) return doc;
-        last = `placements are for generation ${doc.generation}`;
+        const missing = doc.generation >= generation ? pending(doc) : `placements are for generation ${doc.generation}`;
+        if (missing === null) return doc;
+        last = missing;
       } catch (err) {
         last = errorText(err);
       }

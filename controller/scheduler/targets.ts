@@ -94,10 +94,12 @@ export function placedTargets(
   units: UnitSpec[],
   doc: PlacementDoc | undefined,
   hosts: HostView[],
+  /** where the document says, global units too (fleet's /state is the truth for a fleet stack) */
+  globalFromDoc = false,
 ): { targets: UnitTarget[]; unplaced: { unit: string; reason: string }[] } {
   const unplaced: { unit: string; reason: string }[] = [];
   const targets = units.map((u) => {
-    if (isGlobal(u)) return { name: u.name, hosts: hostsForUnit(u, hosts) };
+    if (isGlobal(u) && !(globalFromDoc && doc)) return { name: u.name, hosts: hostsForUnit(u, hosts) };
     const why = doc?.unplaced[u.name];
     if (why) unplaced.push({ unit: u.name, reason: why });
     return { name: u.name, hosts: [...(doc?.units[u.name] ?? [])].sort() };

@@ -154,6 +154,25 @@ const cases: { title: string; files?: Record<string, string>; args: string[]; er
     err: /app.service:4: \[X-Fleet\] Global=maybe: expected true or false/,
   },
   {
+    title: "an unknown --scheduler",
+    args: ["plan", "standalone", "web", "--scheduler", "nomad"],
+    err: /--scheduler: "nomad" is not a scheduler \(agents or fleet\)/,
+  },
+  {
+    title: "Instances= when fleet schedules",
+    files: { "units/shared/app.service": "[Service]\nExecStart=/bin/true\n[X-Houston]\nInstances=2\n" },
+    args: ["plan", "standalone", "web", "--scheduler", "fleet"],
+    err: /app.service: \[X-Houston\] Instances=2 needs the agents scheduler/,
+  },
+  {
+    title: "a canary when fleet schedules",
+    files: {
+      "manifest.yaml": "environments:\n  test: {fleet: 'http://127.0.0.1:1'}\nshared-stacks:\n  web: [app:1]\n",
+    },
+    args: ["standalone", "web", "--canary", "1"],
+    err: /--canary: fleet places and starts the units itself/,
+  },
+  {
     title: "a file and a file below it",
     files: { "files/standalone/web.yaml": "- {path: /a, content: x}\n- {path: /a/b, content: y}\n" },
     args: ["plan", "standalone", "web"],

@@ -45,7 +45,24 @@ describe("manifest.yaml", () => {
     }
   });
 
+  it("scheduler: fleet when the environment names a fleet endpoint (a seed config works unchanged), else agents", () => {
+    const m = loadManifest(
+      configDir({
+        "manifest.yaml":
+          "environments:\n  seed: {fleet: 'http://10.0.0.1:49153'}\n  plain: {}\n  pinned: {fleet: 'unix:///var/run/fleet.sock', scheduler: agents}\n",
+      }),
+    );
+    expect(m.environments.seed?.scheduler).toBe("fleet");
+    expect(m.environments.plain?.scheduler).toBe("agents");
+    expect(m.environments.pinned?.scheduler).toBe("agents");
+  });
+
   const bad: [string, string, RegExp][] = [
+    [
+      "unknown scheduler",
+      "environments:\n  test:\n    scheduler: kubernetes\n",
+      /manifest\.yaml:3: environments\.test\.scheduler: "kubernetes" is not a scheduler \(agents or fleet\)/,
+    ],
     ["missing file", "", /manifest\.yaml: file not found/],
     ["invalid YAML", "environments:\n  test: [\n", /manifest\.yaml:\d+: invalid YAML/],
     ["no environments", "variables: {}\n", /manifest\.yaml: environments: at least one environment/],

@@ -4,6 +4,7 @@
  */
 import { describe, expect, it } from "vitest";
 import { agentsScheduler } from "../../controller/scheduler/agents.js";
+import { fleetScheduler } from "../../controller/scheduler/fleet.js";
 import type { Scheduler } from "../../controller/scheduler/scheduler.js";
 import { UnplaceableUnitError } from "../../controller/rollout/rollout-plan.js";
 import type { HostView } from "../../controller/rollout/progress.js";
@@ -13,7 +14,8 @@ import type { UnitSpec } from "../../shared/spec.js";
 import { NO_PLACEMENTS as NONE } from "../../controller/scheduler/targets.js";
 
 // placement is pure: the Consul client is never called here
-const BACKENDS: Scheduler[] = [agentsScheduler(new Consul({ addr: "http://127.0.0.1:1" }), new KvLayout())];
+const NOWHERE = new Consul({ addr: "http://127.0.0.1:1" });
+const BACKENDS: Scheduler[] = [agentsScheduler(NOWHERE, new KvLayout()), fleetScheduler(NOWHERE, new KvLayout())];
 
 const host = (node: string, meta: Record<string, string>): HostView => ({ node, meta, agent: "passing" });
 const unit = (name: string, metadata: Record<string, string[]>, global = false): UnitSpec => ({
