@@ -28,6 +28,8 @@ import type { AgentState } from "./state.js";
 import type { SystemdApi } from "./systemd.js";
 import { desiredForHost, type HostDesired } from "./targeting.js";
 import { SchedulerRole } from "./scheduler-role.js";
+import { Fleet } from "../shared/fleet.js";
+import { archiveRequestAnswer, type ArchiveAnswer } from "./local-socket.js";
 
 const run = promisify(execFile);
 export const AGENT_VERSION = HOUSTON_VERSION;
@@ -57,6 +59,8 @@ export class Agent {
   private registrationsStale = false;
   private reporting: Promise<void> = Promise.resolve();
   private lastStates = new Map<string, Omit<UnitStatus, "name">>();
+  /** fleet-run units reported from this host, by name → stack */
+  private readonly fleetSeen = new Map<string, string>();
   private readonly registrar: Registrar;
   readonly role: SchedulerRole;
   machineId: string | undefined;
@@ -65,6 +69,8 @@ export class Agent {
   private retry: NodeJS.Timeout | null = null;
   private reportTimer: NodeJS.Timeout | null = null;
   private readonly backoff = new Backoff({ minMs: 500, maxMs: 15_000 });
+  /** called after every pass (local archive requests wait on them) */
+  private readonly passWaiters = new Set<() => void>();
   private readonly abort = new AbortController();
 
   constructor(
@@ -78,6 +84,7 @@ export class Agent {
         kv: deps.kv,
         node: () => this.node,
         specs: () => deps.state.specs(),
+        fleet: new Fleet(cfg.fleet),
         log: (m) => this.log(m),
       },
       { graceMs: cfg.schedulerGraceMs, ttlSeconds: 15 },
@@ -259,6 +266,7 @@ export class Agent {
       this.lastPassAt = new Date().toISOString();
       this.running = false;
     }
+    for (const w of this.passWaiters) w();
     if (this.again) {
       this.again = false;
       void this.pass();
@@ -270,6 +278,43 @@ export class Agent {
 
   private observe(desired: HostDesired): Promise<HostObservation> {
     return observeHost(this.deps, this.cfg.unitDir, desired, this.registrationsStale);
+  }
+
+  /**
+   * A fleet file unit asks for its archive (agent/local-socket.ts): answered once installed, or
+   * refused; waits for passes (the spec may still be on its way) up to 5 minutes.
+   */
+  async requestArchive(stack: string, sha: string, signal: AbortSignal): Promise<ArchiveAnswer> {
+    const deadline = Date.now() + 300_000;
+    this.trigger();
+    for (;;) {
+      const answer = archiveRequestAnswer({
+        specs: this.deps.state.specs(),
+        installed: this.deps.state.installedArchives(),
+        errors: [...(this.specErrors.get(stack) ?? []), ...(this.passErrors.get(stack) ?? [])],
+        node: this.node,
+        meta: this.meta,
+        stack,
+        sha,
+      });
+      if (answer) return answer;
+      if (signal.aborted || Date.now() > deadline)
+        return {
+          status: 504,
+          message: `archive ${sha.slice(0, 12)} of ${stack}: no accepted fleet spec of ${stack} carries it (yet)`,
+        };
+      await new Promise<void>((resolve) => {
+        const done = (): void => {
+          clearTimeout(timer);
+          this.passWaiters.delete(done);
+          signal.removeEventListener("abort", done);
+          resolve();
+        };
+        const timer = setTimeout(done, Math.max(0, deadline - Date.now()) + 10);
+        this.passWaiters.add(done);
+        signal.addEventListener("abort", done);
+      });
+    }
   }
 
   /** A report soon (unit state changes come in bursts); passes report at their end anyway. */
@@ -294,8 +339,24 @@ export class Agent {
     const converging = this.converging;
     const owned = this.deps.state.units();
     const states = new Map<string, Omit<UnitStatus, "name">>();
-    const names = [...new Set([...owned.map((u) => u.name), ...desired.units.map((u) => u.name)])];
+    // units fleet ran here stay in the report until fleet has stopped them (a removal waits for that)
+    for (const u of desired.fleet ?? []) this.fleetSeen.set(u.name, u.stack);
+    const names = [
+      ...new Set([
+        ...owned.map((u) => u.name),
+        ...[...desired.units, ...(desired.fleet ?? [])].map((u) => u.name),
+        ...this.fleetSeen.keys(),
+      ]),
+    ];
     const now = await this.deps.systemd.unitStates(names);
+    const placedHere = new Set((desired.fleet ?? []).map((u) => u.name));
+    const lingering: { name: string; stack: string }[] = [];
+    for (const [name, stack] of this.fleetSeen) {
+      if (placedHere.has(name)) continue;
+      const s = now.get(name);
+      if (!s || s.loadState === "not-found" || s.activeState === "inactive") this.fleetSeen.delete(name);
+      else lingering.push({ name, stack });
+    }
     for (const name of names) {
       const s = now.get(name) ?? { loadState: "not-found", activeState: "inactive", subState: "dead" };
       const st: Omit<UnitStatus, "name"> = {
@@ -317,6 +378,7 @@ export class Agent {
       converging,
       errors,
       archives: this.deps.state.installedArchives(),
+      lingering,
     });
     this.metrics.setUnitStates([...states.values()].map((s) => s.activeState));
     let pending = false;

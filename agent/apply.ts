@@ -83,7 +83,8 @@ async function applyStep(step: Step, d: ApplyDeps): Promise<void> {
     }
     case "deregister-service":
       await d.consul.agentServiceDeregister(step.serviceId);
-      d.state.setServiceId(step.name, null);
+      if (step.fleet) d.state.forgetFleetService(step.name);
+      else d.state.setServiceId(step.name, null);
       return;
     case "stop-unit": {
       const result = await d.systemd.stopUnit(step.name, d.startTimeoutMs);
@@ -126,7 +127,8 @@ async function applyStep(step: Step, d: ApplyDeps): Promise<void> {
         Meta: { houston_unit: step.name, houston_stack: step.stack },
         Check: { HTTP: s.checkHttp ?? `http://127.0.0.1:${s.port}/`, Interval: s.interval, Timeout: "2s" },
       });
-      d.state.setServiceId(step.name, step.serviceId);
+      if (step.fleet) d.state.setFleetService(step.name, step.stack, step.serviceId, step.fleet.hash);
+      else d.state.setServiceId(step.name, step.serviceId);
       return;
     }
     case "remove-archive":

@@ -33,6 +33,10 @@ export interface AgentConfig {
   scheduler: boolean;
   /** how long a machine's agent may stay unwell before its units move (fleet's agent_ttl) */
   schedulerGraceMs: number;
+  /** fleetd's API, for fleet-scheduled stacks (the scheduler role mirrors them into it) */
+  fleet: string;
+  /** unix socket for local requests (root only): the fleet file unit asks for its files there; "" off */
+  localSocket: string;
 }
 
 export const USAGE = `houston-agent [options]
@@ -56,6 +60,10 @@ export const USAGE = `houston-agent [options]
   --scheduler-grace SEC  how long a machine's agent may stay unwell before the scheduler moves its
                        non-global units elsewhere (HOUSTON_SCHEDULER_GRACE; default 30, fleet's agent_ttl)
   --no-scheduler       never take the scheduler role (the other agents place units)
+  --fleet URL          fleetd's API for fleet-scheduled stacks: unix:///path or http(s)://host:port
+                       (HOUSTON_FLEET; default unix:///var/run/fleet.sock)
+  --local-socket PATH  unix socket (mode 0600) where fleet's file units ask for their files
+                       (HOUSTON_LOCAL_SOCKET; default /run/houston/agent.sock; "" turns it off)
   --no-journal         do not read journal lines of failed units
   --start-timeout SEC  how long one unit start may take (default 90)`;
 
@@ -76,6 +84,8 @@ export function parseAgentConfig(argv: string[], env: NodeJS.ProcessEnv): AgentC
       "no-journal": { type: "boolean" },
       "no-scheduler": { type: "boolean" },
       "scheduler-grace": { type: "string" },
+      fleet: { type: "string" },
+      "local-socket": { type: "string" },
       "start-timeout": { type: "string" },
       help: { type: "boolean" },
       trust: { type: "string", multiple: true },
@@ -112,7 +122,15 @@ export function parseAgentConfig(argv: string[], env: NodeJS.ProcessEnv): AgentC
   const grace = /^\d+(\.\d+)?$/.test(graceText) ? Number(graceText) : NaN;
   if (!(grace >= 1 && grace <= 86_400))
     throw new AgentConfigError(`--scheduler-grace ${JSON.stringify(graceText)}: expected seconds from 1 to 86400`);
+  const fleet = values.fleet ?? env.HOUSTON_FLEET ?? "unix:///var/run/fleet.sock";
+  if (!/^(https?:\/\/[^/\s]+\/?|unix:\/\/\/\S+)$/.test(fleet))
+    throw new AgentConfigError(`--fleet ${JSON.stringify(fleet)}: expected unix:///path or http(s)://host:port`);
+  const localSocket = values["local-socket"] ?? env.HOUSTON_LOCAL_SOCKET ?? "/run/houston/agent.sock";
+  if (localSocket !== "" && !localSocket.startsWith("/"))
+    throw new AgentConfigError(`--local-socket ${JSON.stringify(localSocket)}: expected an absolute path (or "")`);
   return {
+    fleet,
+    localSocket,
     scheduler: values["no-scheduler"] !== true,
     schedulerGraceMs: grace * 1000,
     maxArchiveBytes: maxMib * 1048576,

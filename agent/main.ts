@@ -11,6 +11,7 @@ import { AGENT_VERSION, Agent } from "./agent.js";
 import { isLoopback, parseConsulAddress } from "../shared/consul-transport.js";
 import { USAGE, UsageRequested, VersionRequested, parseAgentConfig } from "./config.js";
 import { agentApp } from "./http.js";
+import { serveLocalSocket } from "./local-socket.js";
 import { AgentState } from "./state.js";
 import { Systemd } from "./systemd.js";
 
@@ -58,9 +59,11 @@ async function main(): Promise<void> {
   });
   const agent = new Agent(cfg, { consul, kv: new KvLayout(cfg.prefix), systemd, state, trust });
   const server = serve({ fetch: agentApp(agent).fetch, hostname: cfg.listen.host, port: cfg.listen.port });
+  const local = cfg.localSocket ? serveLocalSocket(cfg.localSocket, agent, (m) => agent.log(m)) : null;
   const shutdown = async (): Promise<void> => {
     await agent.stop();
     server.close();
+    local?.close();
     systemd.close();
     state.close();
     process.exit(0);

@@ -52,6 +52,7 @@ export async function observeHost(
     foreign,
     archives: deps.state.installedArchives(),
     registrationsStale: registrationsStale,
+    fleetServices: deps.state.fleetServices(),
   };
 }
 

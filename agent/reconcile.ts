@@ -33,13 +33,15 @@ export interface HostObservation {
   archives: Map<string, string>;
   /** the local Consul agent may have lost registrations (after an outage): register again */
   registrationsStale: boolean;
+  /** services registered for units fleet runs here, by unit */
+  fleetServices?: ReadonlyMap<string, { stack: string; serviceId: string; hash: string }>;
 }
 
 export type Step =
   | { kind: "blocked"; stack: string; name: string; reason: string }
   | { kind: "install-archive"; stack: string; sha: string }
   | { kind: "write-unit"; stack: string; name: string; text: string; hash: string }
-  | { kind: "deregister-service"; stack: string; name: string; serviceId: string }
+  | { kind: "deregister-service"; stack: string; name: string; serviceId: string; fleet?: true }
   | { kind: "stop-unit"; stack: string; name: string }
   | { kind: "remove-unit-file"; stack: string; name: string }
   | { kind: "reload" }
@@ -52,6 +54,8 @@ export type Step =
       service: ServiceDecl;
       version: string;
       group: string | null;
+      /** a unit fleet runs: recorded with its content hash, not as a unit Houston owns */
+      fleet?: { hash: string };
     }
   | { kind: "remove-archive"; stack: string; sha: string };
 
@@ -108,8 +112,37 @@ export function reconcileHost(current: HostObservation, desired: HostDesired): S
   }
   for (const u of live) steps.push(...registration(u, owned.get(u.name), current.registrationsStale));
 
+  steps.push(...fleetRegistrations(current, desired));
+
   for (const [sha, stack] of current.archives)
     if (!desired.archives.has(sha)) steps.push({ kind: "remove-archive", stack, sha });
+  return steps;
+}
+
+/** Units fleet runs here: their services are registered while fleet places them here, no longer. */
+function fleetRegistrations(current: HostObservation, desired: HostDesired): Step[] {
+  const have = current.fleetServices ?? new Map<string, { stack: string; serviceId: string; hash: string }>();
+  const steps: Step[] = [];
+  const wanted = new Set<string>();
+  for (const u of desired.fleet ?? []) {
+    if (!u.service) continue;
+    wanted.add(u.name);
+    const o = have.get(u.name);
+    if (o && o.hash === u.hash && o.stack === u.stack && !current.registrationsStale) continue;
+    steps.push({
+      kind: "register-service",
+      stack: u.stack,
+      name: u.name,
+      serviceId: serviceIdFor(u.name),
+      service: u.service,
+      version: u.version,
+      group: u.group,
+      fleet: { hash: u.hash },
+    });
+  }
+  for (const [name, o] of have)
+    if (!wanted.has(name))
+      steps.unshift({ kind: "deregister-service", stack: o.stack, name, serviceId: o.serviceId, fleet: true });
   return steps;
 }
 

@@ -17,6 +17,8 @@ export interface ReportInput {
   errors: Map<string, string[]>;
   /** installed archive → stack */
   archives: Map<string, string>;
+  /** units fleet ran here for a stack and has not stopped yet (reported until they are gone) */
+  lingering?: { name: string; stack: string }[];
 }
 
 /** Reports without updatedAt (stamped when written), stacks sorted; a stack with nothing left gets none. */
@@ -25,11 +27,15 @@ export function buildReports(input: ReportInput): Omit<StatusReport, "updatedAt"
     ...input.desired.generations.keys(),
     ...input.owned.map((u) => u.stack),
     ...input.errors.keys(),
+    ...(input.lingering ?? []).map((u) => u.stack),
   ]);
   const out: Omit<StatusReport, "updatedAt">[] = [];
   for (const stack of [...stacks].sort()) {
     const names = [
       ...input.desired.units.filter((u) => u.stack === stack).map((u) => u.name),
+      ...[...(input.desired.fleet ?? []), ...(input.lingering ?? [])]
+        .filter((u) => u.stack === stack)
+        .map((u) => u.name),
       ...input.owned.filter((u) => u.stack === stack).map((u) => u.name),
     ];
     const units: UnitStatus[] = [...new Set(names)].map((name) => ({

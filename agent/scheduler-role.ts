@@ -20,6 +20,9 @@ import {
   type PlacementDoc,
 } from "../shared/schedule.js";
 import { AGENT_SERVICE, AgentRecordSchema, decodeJson, type StackSpec } from "../shared/spec.js";
+import type { Fleet } from "../shared/fleet.js";
+import { isFleetStack } from "../shared/fleet-mirror.js";
+import { FleetMirror } from "./fleet-mirror.js";
 
 export interface RoleOptions {
   /** how long an agent may stay unwell before its units move (fleet's agent_ttl) */
@@ -34,6 +37,8 @@ export interface RoleDeps {
   node: () => string;
   /** the specs this agent accepted (signature and schema checked) */
   specs: () => StackSpec[];
+  /** fleetd, for fleet-scheduled stacks (agent/fleet-mirror.ts) */
+  fleet: Fleet;
   log: (m: string) => void;
 }
 
@@ -46,11 +51,14 @@ export class SchedulerRole {
   private dirty = true;
   private health: HealthEntry[] | null = null;
   private readonly unwellSince = new Map<string, number>();
+  readonly mirror: FleetMirror;
 
   constructor(
     private readonly deps: RoleDeps,
     private readonly opts: RoleOptions,
-  ) {}
+  ) {
+    this.mirror = new FleetMirror(deps);
+  }
 
   /** Specs or placements changed: place again (if leading). */
   nudge(): void {
@@ -204,13 +212,19 @@ export class SchedulerRole {
       }
       previous.set(stack, { doc, index: e.modifyIndex });
     }
+    const specs = this.deps.specs();
     const docs = schedule({
-      specs: this.deps.specs(),
+      specs: specs.filter((s) => !isFleetStack(s)),
       machines,
       previous: new Map([...previous].flatMap(([s, p]) => (p.doc ? [[s, p.doc] as const] : []))),
       scheduler: this.deps.node(),
       now: new Date(now).toISOString(),
     });
+    const nodeOfMachine = new Map(observed.flatMap((o) => (o.machineId ? [[o.machineId, o.node] as const] : [])));
+    const prevDocs = new Map([...previous].flatMap(([s, p]) => (p.doc ? [[s, p.doc] as const] : [])));
+    const mirrored = await this.mirror.pass(specs, session, nodeOfMachine, prevDocs, this.deps.node());
+    if (!mirrored.ok) return this.lostOrRetry(session);
+    for (const [stack, doc] of mirrored.docs) docs.set(stack, doc);
     const lock = { verb: "check-session" as const, key: kv.schedulerLeader, session };
     for (const [stack, doc] of docs) {
       const prev = previous.get(stack);
@@ -233,6 +247,7 @@ export class SchedulerRole {
     const ends = machines.flatMap((m) =>
       m.state === "suspect" ? [(this.unwellSince.get(m.node) ?? now) + this.opts.graceMs - now] : [],
     );
+    if (mirrored.pollMs !== null) ends.push(mirrored.pollMs);
     return ends.length ? Math.max(100, Math.min(...ends)) : null;
   }
 

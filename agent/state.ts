@@ -38,6 +38,7 @@ CREATE TABLE IF NOT EXISTS accepted (stack TEXT PRIMARY KEY, generation INTEGER 
 CREATE TABLE IF NOT EXISTS boot (id INTEGER PRIMARY KEY CHECK (id = 1), mark TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS reports (key TEXT PRIMARY KEY, body TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS placements (stack TEXT PRIMARY KEY, body TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS fleet_services (name TEXT PRIMARY KEY, stack TEXT NOT NULL, service_id TEXT NOT NULL, hash TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS identity (id INTEGER PRIMARY KEY CHECK (id = 1), node TEXT NOT NULL, meta TEXT NOT NULL);
 `;
 
@@ -149,6 +150,27 @@ export class AgentState {
   }
   forgetUnit(name: string): void {
     this.db.prepare("DELETE FROM units WHERE name = ?").run(name);
+  }
+
+  // ---- services of units fleet runs here (fleet-scheduled stacks) ---------------------------------
+  fleetServices(): Map<string, { stack: string; serviceId: string; hash: string }> {
+    const rows = this.db.prepare("SELECT name, stack, service_id, hash FROM fleet_services").all() as {
+      name: string;
+      stack: string;
+      service_id: string;
+      hash: string;
+    }[];
+    return new Map(rows.map((r) => [r.name, { stack: r.stack, serviceId: r.service_id, hash: r.hash }]));
+  }
+  setFleetService(name: string, stack: string, serviceId: string, hash: string): void {
+    this.db
+      .prepare(
+        "INSERT INTO fleet_services (name, stack, service_id, hash) VALUES (?, ?, ?, ?) ON CONFLICT(name) DO UPDATE SET stack = excluded.stack, service_id = excluded.service_id, hash = excluded.hash",
+      )
+      .run(name, stack, serviceId, hash);
+  }
+  forgetFleetService(name: string): void {
+    this.db.prepare("DELETE FROM fleet_services WHERE name = ?").run(name);
   }
 
   // ---- archives and files -------------------------------------------------------------------

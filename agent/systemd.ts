@@ -264,8 +264,10 @@ export class Systemd {
   private onMessage(msg: dbus.Message): void {
     if (msg.type !== dbus.MessageType.SIGNAL) return;
     if (msg.interface === MANAGER && msg.member === "JobRemoved") {
-      const [, job, , result] = msg.body as unknown[];
+      const [, job, unit, result] = msg.body as unknown[];
       if (typeof job !== "string" || typeof result !== "string") return;
+      // a job someone else ran (fleet starting a unit) also changes what the agent reports
+      if (typeof unit === "string" && !this.jobWaiters.has(job)) for (const l of this.listeners) l(unit, {});
       const waiter = this.jobWaiters.get(job);
       if (waiter) {
         this.jobWaiters.delete(job);

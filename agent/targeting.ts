@@ -10,7 +10,8 @@
 import { createHash } from "node:crypto";
 import { isGlobal, unitTargetsNode } from "../shared/placement.js";
 import { admits, follows, isFollower, type PlacementDoc } from "../shared/schedule.js";
-import type { ServiceDecl, StackSpec, UnitRole } from "../shared/spec.js";
+import type { ServiceDecl, StackSpec, UnitRole, UnitSpec } from "../shared/spec.js";
+import { fleetArchiveMetadata, fleetUnitText, isFleetStack, metadataMatches } from "../shared/fleet-mirror.js";
 import { parseUnitFile, renderUnitFile, splitWords } from "../shared/unit-file.js";
 
 export interface DesiredUnit {
@@ -28,6 +29,9 @@ export interface DesiredUnit {
 export interface HostDesired {
   /** stack by stack (sorted), each in spec order */
   units: DesiredUnit[];
+  /** units of fleet-scheduled stacks that fleet placed here: fleet starts them, the agent reports
+   * them and registers their services */
+  fleet?: DesiredUnit[];
   /** archive digest → stack */
   archives: Map<string, string>;
   generations: Map<string, number>;
@@ -50,9 +54,20 @@ export function desiredForHost(
   const units: DesiredUnit[] = [];
   const archives = new Map<string, string>();
   const generations = new Map<string, number>();
+  const fleet: DesiredUnit[] = [];
   for (const spec of [...specs].sort((a, b) => a.stack.localeCompare(b.stack))) {
     generations.set(spec.stack, spec.generation);
     const placed = placements.get(spec.stack)?.units ?? {};
+    if (isFleetStack(spec)) {
+      for (const u of spec.units) {
+        // files by the signed spec's rule (the file unit fleet runs is restricted the same way)
+        if (u.archive && metadataMatches(fleetArchiveMetadata(u), nodeMeta)) archives.set(u.archive, spec.stack);
+        if (!(placed[u.name] ?? []).includes(node)) continue;
+        const text = fleetUnitText(spec.stack, u);
+        fleet.push({ ...pick(u, spec.stack), text, hash: hashText(text) });
+      }
+      continue;
+    }
     const runs = spec.units.filter(
       (u) =>
         !isFollower(u) &&
@@ -69,21 +84,23 @@ export function desiredForHost(
     const elsewhere = new Set(spec.units.filter((u) => !here.includes(u)).map((u) => u.name));
     for (const u of here) {
       const text = elsewhere.size ? dropDependencies(u.text, elsewhere, `${spec.stack}/${u.name}`) : u.text;
-      units.push({
-        name: u.name,
-        stack: spec.stack,
-        role: u.role,
-        version: u.version,
-        group: u.group,
-        text,
-        hash: hashText(text),
-        archive: u.archive,
-        service: u.service,
-      });
+      units.push({ ...pick(u, spec.stack), text, hash: hashText(text) });
       if (u.archive) archives.set(u.archive, spec.stack);
     }
   }
-  return { units, archives, generations };
+  return { units, archives, generations, fleet };
+}
+
+function pick(u: UnitSpec, stack: string): Omit<DesiredUnit, "text" | "hash"> {
+  return {
+    name: u.name,
+    stack,
+    role: u.role,
+    version: u.version,
+    group: u.group,
+    archive: u.archive,
+    service: u.service,
+  };
 }
 
 function dropDependencies(text: string, names: Set<string>, source: string): string {
