@@ -13,6 +13,7 @@ import { stackOf } from "../plan/plan-deployment.js";
 import type { RolloutOptions } from "../rollout/rollout.js";
 import { DEFAULT_KEEP_GENERATIONS, breakLockIfAsked, deployCommand, removeCommand, rollbackCommand } from "./deploy.js";
 import { historyCommand, nodesCommand, statusCommand } from "./inspect.js";
+import { adoptCommand } from "./adopt.js";
 import { writeSigningKeys } from "./keygen.js";
 import { aclBootstrapCommand, aclPoliciesCommand } from "./acl.js";
 import { KvLayout } from "../../shared/kv-layout.js";
@@ -273,6 +274,25 @@ export function registerCommands(program: Command, env: CommandEnv): void {
         .info(
           `Wrote ${files.join(" and ")} (key ${keyId}). Sign with --signing-key ${files[0]}; give agents --trust ${files[1]}.`,
         );
+    });
+  program
+    .command("adopt")
+    .description(
+      "take over the original Houston's fleet units of this config's stacks, so the next deploy replaces them (dry run unless --yes)",
+    )
+    .option("--yes", "adopt them (default: only say what would be adopted)")
+    .action(async (flags: { yes?: boolean }, cmd: Command) => {
+      const g = env.globals(cmd);
+      if (!g.environment) throw new ConfigError("command line", "-e/--environment is required");
+      const manifest = env.manifest(cmd);
+      await adoptCommand(
+        makeContext(g, manifest),
+        manifest,
+        g.environment,
+        flags.yes === true,
+        g.json,
+        env.output(cmd),
+      );
     });
   program
     .command("nodes")

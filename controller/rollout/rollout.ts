@@ -6,6 +6,8 @@
  * Decisions are in rollout-plan.ts (pure, table-tested); this file carries its steps out, and
  * follow.ts watches the fleet through the scheduler (controller/scheduler/).
  */
+import { ConfigError } from "../../shared/errors.js";
+import { releaseAdopted } from "../commands/adopt.js";
 import { uploadArchive } from "../../shared/archive-store.js";
 import {
   SCHEMA_VERSION,
@@ -78,6 +80,11 @@ export async function rollout(ctx: Context, input: RolloutInput, opts: RolloutOp
     units: input.units,
     group: input.deployment.group,
   };
+  if (ctx.schedulerName === "fleet" && (opts.canary > 0 || opts.maxParallel !== null))
+    throw new ConfigError(
+      opts.canary > 0 ? "--canary" : "--max-parallel",
+      "fleet places and starts the units itself: canaries and batches need the agents scheduler",
+    );
   const lock = await DeployLock.acquire(consul, kv, input.stack, `${req.kind} ${input.label}`);
   let onExit = (): void => undefined;
   try {
@@ -136,6 +143,7 @@ export async function rollout(ctx: Context, input: RolloutInput, opts: RolloutOp
         deployment,
         createdAt: new Date().toISOString(),
         units,
+        ...(ctx.schedulerName === "fleet" ? { scheduler: "fleet" as const } : {}),
       };
       index = await writeSpec(consul, kv, spec, index, ctx.signer);
       live = generation;
@@ -268,6 +276,10 @@ async function finish(
   await writeHistory(ctx.consul, ctx.kv, record);
   const candidates = new Set([...(plan.restore ?? []), ...input.units].flatMap((u) => (u.archive ? [u.archive] : [])));
   await pruneArchives(ctx, input.stack, candidates, keepGenerations, out);
+  // the original Houston's units adopted for this stack: replaced now, so fleet destroys them
+  if (ok && ctx.schedulerName === "fleet" && !removal)
+    for (const name of await releaseAdopted(ctx.consul, ctx.kv, input.stack))
+      out.info(`Destroying ${name} (adopted from the original Houston)`);
   if (removal) out.info(step.message);
   else if (ok) {
     out.info(step.message);

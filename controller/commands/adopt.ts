@@ -1,0 +1,141 @@
+/**
+ * `houston adopt`: on a fleet cluster deployed by the original Houston 0.3.0, take over the fleet
+ * units that belong to a stack of this config dir (recorded in KV fleet/owned as adopted), so that
+ * the next deploy of that stack replaces them and, once confirmed, destroys them, instead of
+ * running a second copy beside them. A dry run unless --yes. Units of no stack here stay foreign.
+ */
+import { existsSync, readdirSync } from "node:fs";
+import { join } from "node:path";
+import { ConfigError } from "../../shared/errors.js";
+import { FleetOwnedSchema, type FleetOwned } from "../../shared/fleet-mirror.js";
+import type { Consul } from "../../shared/consul.js";
+import type { KvLayout } from "../../shared/kv-layout.js";
+import { decodeJson } from "../../shared/spec.js";
+import { ARCHIVE_COMPONENT, GLOBAL_STACK } from "../../shared/unit-name.js";
+import type { Manifest } from "../config/manifest.js";
+import type { Context } from "../context.js";
+import type { Output } from "../output.js";
+
+export interface AdoptCandidate {
+  name: string;
+  stack: string;
+}
+
+/**
+ * The original's unit name prefixes (before `@VERSION.service`) of each stack of a config dir:
+ * global `NAME`, `STACK` for a service, `STACK-NAME` for its other units, `STACK-file-deploy`.
+ */
+export function originalPrefixes(manifest: Manifest, serviceStacks: string[]): Map<string, string> {
+  const out = new Map<string, string>();
+  for (const g of manifest.globalUnits) out.set(g.name, GLOBAL_STACK);
+  out.set(`${GLOBAL_STACK}-${ARCHIVE_COMPONENT}`, GLOBAL_STACK);
+  const stacks = new Map<string, string[]>();
+  for (const [s, refs] of Object.entries(manifest.services))
+    stacks.set(
+      s,
+      refs.map((r) => r.name),
+    );
+  for (const s of serviceStacks) stacks.set(s, stacks.get(s) ?? []);
+  for (const [s, refs] of Object.entries(manifest.standalone))
+    stacks.set(
+      s,
+      refs.map((r) => r.name),
+    );
+  for (const [s, names] of stacks) {
+    if (serviceStacks.includes(s) || Object.hasOwn(manifest.services, s)) out.set(s, s);
+    out.set(`${s}-${ARCHIVE_COMPONENT}`, s);
+    for (const n of names) out.set(`${s}-${n}`, s);
+  }
+  return out;
+}
+
+/** Which fleet units to adopt (pure): the original's names of this config's stacks, not Houston's already. */
+export function adoptCandidates(
+  prefixes: ReadonlyMap<string, string>,
+  fleetUnits: string[],
+  owned: FleetOwned,
+): { adopt: AdoptCandidate[]; foreign: string[] } {
+  const adopt: AdoptCandidate[] = [];
+  const foreign: string[] = [];
+  for (const name of [...fleetUnits].sort()) {
+    if (owned.units[name] !== undefined || owned.adopted?.[name] !== undefined) continue;
+    const m = /^(.+)@[^@/]+\.service$/.exec(name);
+    const stack = m?.[1] ? prefixes.get(m[1]) : undefined;
+    if (stack) adopt.push({ name, stack });
+    else foreign.push(name);
+  }
+  return { adopt, foreign };
+}
+
+function serviceStacksOf(dir: string): string[] {
+  const d = join(dir, "units", "service");
+  if (!existsSync(d)) return [];
+  return readdirSync(d)
+    .filter((f) => f.endsWith(".service"))
+    .map((f) => f.slice(0, -".service".length));
+}
+
+async function readOwned(consul: Consul, kv: KvLayout): Promise<{ owned: FleetOwned; index: number }> {
+  const e = await consul.kvGet(kv.fleetOwned);
+  return e
+    ? { owned: decodeJson(FleetOwnedSchema, e.key, e.value), index: e.modifyIndex }
+    : { owned: { schema: 1, units: {} }, index: 0 };
+}
+
+export async function adoptCommand(
+  ctx: Context,
+  manifest: Manifest,
+  env: string,
+  apply: boolean,
+  json: boolean,
+  out: Output,
+): Promise<void> {
+  if (!ctx.fleet)
+    throw new ConfigError(manifest.file, `environments.${env}.fleet is not set: adopt needs the fleet to look at`);
+  const prefixes = originalPrefixes(manifest, serviceStacksOf(ctx.dir));
+  const units = (await ctx.fleet.units()).map((u) => u.name);
+  for (let attempt = 0; ; attempt++) {
+    const { owned, index } = await readOwned(ctx.consul, ctx.kv);
+    const { adopt, foreign } = adoptCandidates(prefixes, units, owned);
+    if (apply && adopt.length) {
+      const next: FleetOwned = {
+        ...owned,
+        adopted: { ...owned.adopted, ...Object.fromEntries(adopt.map((a) => [a.name, a.stack])) },
+      };
+      if (!(await ctx.consul.kvPut(ctx.kv.fleetOwned, JSON.stringify(next, null, 2), { cas: index }))) {
+        if (attempt < 5) continue; // the scheduler wrote meanwhile: read again
+        throw new Error(`${ctx.kv.fleetOwned} kept changing; try again`);
+      }
+    }
+    if (json) {
+      out.print(JSON.stringify({ applied: apply, adopt, foreign }, null, 2));
+      return;
+    }
+    for (const a of adopt) out.info(`${apply ? "Adopted" : "Would adopt"} ${a.name} (stack ${a.stack})`);
+    for (const f of foreign) out.info(`Left alone: ${f} (no stack of this config)`);
+    if (adopt.length === 0)
+      out.info("Nothing to adopt: no fleet unit under the original Houston's names of these stacks");
+    else if (!apply) out.info(`Run again with --yes to adopt ${adopt.length} unit(s)`);
+    else out.info("The next deploy of each stack replaces its adopted units and destroys them once it is confirmed");
+    return;
+  }
+}
+
+/**
+ * After a confirmed deploy of a fleet stack: its adopted units become ordinary Houston units that
+ * no spec wants, so the scheduler destroys them. Returns their names.
+ */
+export async function releaseAdopted(consul: Consul, kv: KvLayout, stack: string): Promise<string[]> {
+  for (let attempt = 0; attempt < 5; attempt++) {
+    const { owned, index } = await readOwned(consul, kv);
+    const mine = Object.entries(owned.adopted ?? {}).filter(([, s]) => s === stack);
+    if (mine.length === 0) return [];
+    const next: FleetOwned = {
+      ...owned,
+      units: { ...owned.units, ...Object.fromEntries(mine) },
+      adopted: Object.fromEntries(Object.entries(owned.adopted ?? {}).filter(([, s]) => s !== stack)),
+    };
+    if (await consul.kvPut(kv.fleetOwned, JSON.stringify(next, null, 2), { cas: index })) return mine.map(([n]) => n);
+  }
+  throw new Error(`${kv.fleetOwned} kept changing; the adopted units of ${stack} stay`);
+}
