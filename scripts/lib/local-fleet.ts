@@ -27,6 +27,8 @@ import { KvLayout } from "../../shared/kv-layout.js";
 import { createToken, upsertPolicy } from "../../shared/consul-acl.js";
 import { agentPolicy, rulesHcl } from "../../controller/acl/policies.js";
 import { killAndWait } from "./process.js";
+import { Fleet } from "../../shared/fleet.js";
+import { FLEET_API_PORT, LocalFleetd, isEtcd } from "./local-fleetd.js";
 
 const run = promisify(execFile);
 export const REPO = join(import.meta.dirname, "..", "..");
@@ -82,6 +84,8 @@ export interface FleetOptions {
   log?: (message: string) => void;
   /** extra settings for every agent (lines of /etc/houston/agent.env), e.g. HOUSTON_SCHEDULER_GRACE */
   agentEnv?: Record<string, string>;
+  /** a real fleetd in every host (scripts/lib/local-fleetd.ts), with etcd on this machine */
+  fleetd?: boolean;
 }
 
 async function testhost(...args: string[]): Promise<string> {
@@ -119,6 +123,8 @@ async function freePortRange(servers = 1): Promise<number> {
 }
 
 interface FleetState {
+  etcdPid?: number;
+  etcdDir?: string;
   consulPids: number[];
   dataDir: string;
   tlsDir: string;
@@ -147,6 +153,8 @@ export class LocalFleet {
   private dataDir = "";
   private tlsDir = "";
   private readonly log: (m: string) => void;
+  /** with `fleetd`: etcd on this machine (fleetd runs in the hosts) */
+  fleetd: LocalFleetd | null = null;
 
   private constructor(private readonly opts: FleetOptions) {
     this.kv = new KvLayout(opts.prefix);
@@ -184,8 +192,15 @@ export class LocalFleet {
     this.port = await freePortRange(this.servers);
     this.dataDir = mkdtempSync(join(tmpdir(), "houston-consul-server-"));
     await this.startConsulServer();
+    if (this.opts.fleetd) {
+      this.fleetd = await LocalFleetd.startEtcd(BRIDGE_IP);
+      this.record();
+    }
     const tokens = this.opts.acl ? await this.agentTokens() : new Map<string, string>();
-    for (const h of this.hosts) this.installHost(h, tokens.get(h.name));
+    for (const h of this.hosts) {
+      this.installHost(h, tokens.get(h.name));
+      this.fleetd?.installHost(h);
+    }
     await Promise.all(this.hosts.map((h) => this.shell(h.name, "systemctl", "daemon-reload")));
     if (this.opts.agentImage) {
       const podman = TESTHOST_PODMAN;
@@ -204,10 +219,23 @@ export class LocalFleet {
     }
     await Promise.all(
       this.hosts.map((h) =>
-        this.shell(h.name, "systemctl", "start", "houston-consul.service", "houston-agent.service"),
+        this.shell(
+          h.name,
+          "systemctl",
+          "start",
+          "houston-consul.service",
+          "houston-agent.service",
+          ...(this.fleetd ? ["fleet.socket", "fleet.service"] : []),
+        ),
       ),
     );
+    if (this.fleetd) await LocalFleetd.waitMachines(new Fleet(this.fleetEndpoint), this.hosts.length);
     await this.waitForAgents();
+  }
+
+  /** fleet's API on the first host (TCP, as fleet's docs deploy it) */
+  get fleetEndpoint(): string {
+    return `http://${this.hosts[0]?.ip ?? ""}:${FLEET_API_PORT}`;
   }
 
   private get servers(): number {
@@ -506,7 +534,13 @@ export class LocalFleet {
     if (!file) return;
     mkdirSync(TESTHOST_BASE, { recursive: true });
     const hosts = [...new Set([...this.hosts.map((h) => h.name), ...booting])];
-    const state: FleetState = { consulPids: this.consulPids, dataDir: this.dataDir, tlsDir: this.tlsDir, hosts };
+    const state: FleetState = {
+      consulPids: this.consulPids,
+      dataDir: this.dataDir,
+      tlsDir: this.tlsDir,
+      hosts,
+      ...(this.fleetd ? { etcdPid: this.fleetd.etcdPid, etcdDir: this.fleetd.dataDir } : {}),
+    };
     writeFileSync(file, JSON.stringify(state));
   }
 
@@ -528,7 +562,11 @@ export class LocalFleet {
         done.push(`test host ${h}`);
       }
     }
-    for (const d of [state.dataDir, state.tlsDir])
+    if (typeof state.etcdPid === "number" && state.etcdPid > 0 && isEtcd(state.etcdPid)) {
+      await killAndWait(state.etcdPid);
+      done.push(`etcd (pid ${state.etcdPid})`);
+    }
+    for (const d of [state.dataDir, state.tlsDir, state.etcdDir])
       if (typeof d === "string" && d.startsWith(tmpdir())) rmSync(d, { recursive: true, force: true });
     rmSync(file, { force: true });
     return done;
@@ -536,6 +574,7 @@ export class LocalFleet {
 
   async stop(): Promise<void> {
     await this.stopConsulServer().catch(() => undefined);
+    await this.fleetd?.stop().catch(() => undefined);
     await Promise.all(this.opts.hosts.map((h) => testhost("stop", h.name).catch(() => undefined)));
     if (this.dataDir) rmSync(this.dataDir, { recursive: true, force: true });
     const file = this.stateFile();

@@ -1,0 +1,216 @@
+/**
+ * Houston on a cluster that runs fleet: a REAL fleetd v1.0.0 in each of three real systemd test
+ * hosts (etcd 3.4 on this machine), a real Consul client and a Houston agent on every host. The
+ * controller only writes KV; the agent holding the scheduler role mirrors specs into fleet and
+ * fleet's /state back into placements. Without the fleet binaries (scripts/install-fleet.sh) the
+ * suite is SKIPPED and says so on stderr.
+ */
+import { execFile } from "node:child_process";
+import { join } from "node:path";
+import { promisify } from "node:util";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { LocalFleet } from "../../scripts/lib/local-fleet.js";
+import { FLEET_API_PORT, FLEET_BIN, fleetdAvailable } from "../../scripts/lib/local-fleetd.js";
+import { Fleet, unitOptions } from "../../shared/fleet.js";
+import { configDir, houston, writeConfig } from "../helpers/cli.js";
+import { eventually } from "../helpers/specs.js";
+
+const available = fleetdAvailable();
+if (!available)
+  process.stderr.write(
+    `\n*** SKIPPED test/system/fleet-scheduler.test.ts: no real fleet in ${FLEET_BIN} (scripts/install-fleet.sh installs it from ../shared/fleet) ***\n\n`,
+  );
+
+const HOSTS = ["hf1", "hf2", "hf3"];
+let fleet: LocalFleet;
+let api: Fleet;
+beforeAll(async () => {
+  if (!available) return;
+  await LocalFleet.down("fleet-scheduler");
+  fleet = await LocalFleet.start({
+    name: "fleet-scheduler",
+    hosts: [
+      { name: "hf1", meta: { role: "web" } },
+      { name: "hf2", meta: { role: "web" } },
+      { name: "hf3", meta: { role: "db" } },
+    ],
+    fleetd: true,
+  });
+  api = new Fleet(fleet.fleetEndpoint);
+}, 240_000);
+afterAll(async () => fleet?.stop(), 120_000);
+
+const run = (dir: string, ...args: string[]) => houston(fleet.consulAddr, dir, ...args);
+const sleeper = (xfleet: string) =>
+  `[Unit]\nDescription=%p %i\n\n[Service]\nExecStart=/bin/sleep infinity\n\n[X-Fleet]\n${xfleet}\n`;
+// the service refuses to start without its files: the file unit must gate it
+const webService = (exec = "/usr/bin/python3 -m http.server 8094 --bind 127.0.0.1 --directory /srv/web") =>
+  `[Unit]\nDescription=web %i\n\n[Service]\nExecStartPre=/bin/cat /srv/web/index.html\nExecStart=${exec}\n\n[X-Fleet]\nMachineMetadata=role=web\n\n[X-Houston]\nServicePort=8094\nServiceCheckInterval=1s\n`;
+const config = (): string =>
+  configDir({
+    "manifest.yaml": `environments:\n  test:\n    fleet: ${fleet.fleetEndpoint}\nglobal-units: [beat:1]\nshared-units:\n  web: [web-db:1]\n`,
+    "units/global/beat.service": sleeper("Global=true"),
+    "units/shared/web-db.service": sleeper("MachineMetadata=role=db"),
+    "units/service/web.service": webService(),
+    "files/service/web.yaml": "- {path: /srv/web/index.html, content: hello from houston}\n",
+  });
+
+/** fleetctl list-units, as an operator would read it: unit → host names (by machine IP) */
+async function fleetctlUnits(endpoint = fleet.fleetEndpoint): Promise<Map<string, string[]>> {
+  const { stdout } = await promisify(execFile)(join(FLEET_BIN, "fleetctl"), [
+    "--endpoint",
+    endpoint,
+    "list-units",
+    "--no-legend",
+    "--full",
+    "--fields",
+    "unit,machine,active",
+  ]);
+  const out = new Map<string, string[]>();
+  for (const line of stdout.split("\n").filter(Boolean)) {
+    const [unit, machine, active] = line.split(/\s+/);
+    if (!unit || active !== "active") continue;
+    const ip = machine?.split("/")[1];
+    const host = fleet.hosts.find((h) => h.ip === ip)?.name ?? machine ?? "?";
+    out.set(unit, [...(out.get(unit) ?? []), host].sort());
+  }
+  return out;
+}
+
+async function fleetUnitNames(): Promise<string[]> {
+  return (await api.units()).map((u) => u.name).sort();
+}
+
+interface StatusJson {
+  stacks: { stack: string; units: { node: string; unit: string; activeState: string }[] }[];
+}
+async function statusUnits(dir: string, stack: string): Promise<Map<string, string[]>> {
+  const st = JSON.parse((await run(dir, "--json", "status", stack)).stdout) as StatusJson;
+  const out = new Map<string, string[]>();
+  for (const u of st.stacks.find((s) => s.stack === stack)?.units ?? [])
+    if (u.activeState === "active") out.set(u.unit, [...(out.get(u.unit) ?? []), u.node].sort());
+  return out;
+}
+
+describe.skipIf(!available)("the fleet scheduler: Houston deploys through a real fleetd", () => {
+  let dir = "";
+  it("a seed-style config with a fleet endpoint deploys, confirms and prunes through fleet", async () => {
+    dir = config();
+    // a foreign fleet unit: Houston never touches it
+    await api.putUnit("foreign.service", unitOptions(sleeper("Global=true"), "test"), "launched");
+    const plan = await run(dir, "plan", "service", "web", "1");
+    expect(plan.code, plan.stderr).toBe(0);
+    expect(plan.stderr).toContain("Scheduler: fleet");
+    expect(plan.stdout).toContain("/usr/bin/curl"); // the file unit fleet runs asks the agent
+    const g = await run(dir, "global");
+    expect(g.code, g.stderr).toBe(0);
+    const s = await run(dir, "service", "web", "1");
+    expect(s.code, s.stderr).toBe(0);
+    expect(s.stderr).toContain("Validated service is running with Consul");
+    expect(s.stderr).toContain("You're Go");
+    const inFleet = await fleetctlUnits();
+    expect(inFleet.get("beat@1.service")).toEqual(HOSTS);
+    expect(inFleet.get("web-db@1.service")).toEqual(["hf3"]);
+    expect(inFleet.get("web@1.service")).toHaveLength(1);
+    const webHost = inFleet.get("web@1.service")?.[0] ?? "";
+    expect(["hf1", "hf2"]).toContain(webHost);
+    // fleetctl list-units shows what houston status shows
+    const st = await statusUnits(dir, "web");
+    for (const [unit, hosts] of st) expect(inFleet.get(unit), unit).toEqual(hosts);
+    expect(st.get("web@1.service")).toEqual([webHost]);
+    // the files came through the agent, on every machine the file unit runs on
+    expect((await fleet.shell(webHost, "cat", "/srv/web/index.html")).trim()).toBe("hello from houston");
+    expect(await fleetUnitNames()).toContain("foreign.service");
+  });
+
+  it("an upgrade replaces the old version in fleet: exactly one copy of each unit", async () => {
+    const s = await run(dir, "service", "web", "2");
+    expect(s.code, s.stderr).toBe(0);
+    const names = await fleetUnitNames();
+    expect(names.filter((n) => n.startsWith("web@"))).toEqual(["web@2.service"]);
+    expect(names).toContain("foreign.service");
+    const inFleet = await fleetctlUnits();
+    expect(inFleet.get("web@2.service")).toHaveLength(1);
+  });
+
+  it("a failing unit is reported with its Result and destroyed in fleet; -n keeps it", async () => {
+    writeConfig(dir, { "units/service/web.service": webService("/bin/false") });
+    const bad = await run(dir, "service", "web", "3");
+    expect(bad.code).not.toBe(0);
+    expect(bad.stderr).toMatch(/web@3\.service.*(failed|exit-code)/);
+    await eventually("web@3 destroyed in fleet", async () =>
+      (await fleetUnitNames()).includes("web@3.service") ? null : true,
+    );
+    expect(await fleetUnitNames()).toContain("web@2.service");
+    const kept = await run(dir, "service", "web", "4", "-n");
+    expect(kept.code).not.toBe(0);
+    expect(await fleetUnitNames()).toContain("web@4.service");
+    writeConfig(dir, { "units/service/web.service": webService() });
+    const good = await run(dir, "service", "web", "5");
+    expect(good.code, good.stderr).toBe(0);
+    expect((await fleetUnitNames()).filter((n) => n.startsWith("web@"))).toEqual(["web@5.service"]);
+  });
+
+  it("fleet moves a singleton when its machine stops; houston status follows", async () => {
+    const before = (await statusUnits(dir, "web")).get("web@5.service")?.[0] ?? "";
+    const other = before === "hf1" ? "hf2" : "hf1";
+    await fleet.powerOff(before);
+    try {
+      await eventually("web@5 moved by fleet", async () =>
+        (await statusUnits(dir, "web")).get("web@5.service")?.includes(other) ? true : null,
+      );
+      // asked of the machine that stayed up (the first one may be the one stopped)
+      const up = `http://${fleet.host(other).ip}:${FLEET_API_PORT}`;
+      expect((await fleetctlUnits(up)).get("web@5.service")).toEqual([other]);
+      const st = JSON.parse((await run(dir, "--json", "status", "web")).stdout) as {
+        stacks: { placements: { moves: { unit: string; from: string; to: string }[] } }[];
+      };
+      expect(st.stacks[0]?.placements.moves).toContainEqual(
+        expect.objectContaining({ unit: "web@5.service", from: before, to: other }),
+      );
+    } finally {
+      await fleet.powerOn(before);
+    }
+  });
+
+  it("adopt takes over the original Houston's units: the next deploy leaves exactly one copy", async () => {
+    // what the original 0.3.0 left in fleet for stack "shop": its service, a dependency, its file unit
+    const seedUnits = ["shop@0.9.service", "shop-cache@0.9.service", "shop-file-deploy@0a1b2c3d.service"];
+    for (const name of seedUnits)
+      await api.putUnit(name, unitOptions(sleeper("MachineMetadata=role=web"), name), "launched");
+    writeConfig(dir, {
+      "manifest.yaml": `environments:\n  test:\n    fleet: ${fleet.fleetEndpoint}\nglobal-units: [beat:1]\nshared-units:\n  web: [web-db:1]\n  shop: [cache:1]\n`,
+      "units/shared/cache.service": sleeper("MachineMetadata=role=web"),
+      "units/service/shop.service": sleeper("MachineMetadata=role=web"),
+    });
+    const dry = await run(dir, "adopt");
+    expect(dry.code, dry.stderr).toBe(0);
+    for (const name of seedUnits) expect(dry.stderr).toContain(`Would adopt ${name} (stack shop)`);
+    expect(dry.stderr).toContain("Left alone: foreign.service");
+    const yes = await run(dir, "adopt", "--yes");
+    expect(yes.code, yes.stderr).toBe(0);
+    expect(yes.stderr).toContain("Adopted shop@0.9.service (stack shop)");
+    // adopted units keep running until a deploy of their stack is confirmed
+    expect(await fleetUnitNames()).toEqual(expect.arrayContaining(seedUnits));
+    const d = await run(dir, "-s", "service", "shop", "1.0");
+    expect(d.code, d.stderr).toBe(0);
+    expect(d.stderr).toContain("Destroying shop@0.9.service (adopted from the original Houston)");
+    await eventually("the original's shop units destroyed", async () =>
+      (await fleetUnitNames()).some((n) => seedUnits.includes(n)) ? null : true,
+    );
+    const shop = (await fleetUnitNames()).filter((n) => n.startsWith("shop"));
+    expect(shop).toEqual(["shop-cache@1.service", "shop@1.0.service"]);
+    expect(await fleetUnitNames()).toContain("foreign.service");
+  });
+
+  it("remove destroys the stack's units in fleet and nothing else", async () => {
+    const r = await run(dir, "remove", "web");
+    expect(r.code, r.stderr).toBe(0);
+    await eventually("web's units gone from fleet", async () =>
+      (await fleetUnitNames()).some((n) => n.startsWith("web")) ? null : true,
+    );
+    const names = await fleetUnitNames();
+    expect(names).toContain("foreign.service");
+    expect(names).toContain("beat@1.service");
+  });
+});
