@@ -449,7 +449,12 @@ export class Agent {
       scheduler: !this.cfg.scheduler
         ? "off (--no-scheduler)"
         : this.role.leadingSince
-          ? { role: "leader", since: this.role.leadingSince, passes: this.role.passes }
+          ? {
+              role: "leader",
+              since: this.role.leadingSince,
+              passes: this.role.passes,
+              fleet: { endpoint: this.cfg.fleet, lastError: this.role.mirror.lastError },
+            }
           : { role: "standby" },
       meta: this.meta,
       consulReachable: this.consulReachable,

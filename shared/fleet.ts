@@ -158,9 +158,10 @@ export class Fleet {
   private check(res: { status: number; body: Buffer }, what: string): void {
     if (res.status >= 200 && res.status < 300) return;
     const err = ErrorBody.safeParse(safeJson(res.body));
-    const message = err.success ? err.data.error.message : res.body.toString("utf8").slice(0, 200) || "no body";
+    const message = err.success ? err.data.error.message : res.body.toString("utf8").trim().slice(0, 200) || "no body";
     const text = `fleet ${what}: ${res.status} ${message}`;
-    if (res.status === 503) throw new FleetUnavailableError(text, res.status);
+    // 503 until fleetd has registered; an empty 500 while its etcd is away: both pass
+    if (res.status === 503 || res.status === 500) throw new FleetUnavailableError(text, res.status);
     throw new FleetError(text, res.status);
   }
 

@@ -58,10 +58,12 @@ export function isEtcd(pid: number): boolean {
 }
 
 export class LocalFleetd {
+  etcdPid = 0;
   private constructor(
-    readonly etcdPid: number,
     readonly dataDir: string,
     readonly etcdUrl: string,
+    private readonly args: string[],
+    private readonly localUrl: string,
   ) {}
 
   /** etcd on the bridge, waiting until it answers; the hosts are installed by installHost(). */
@@ -69,45 +71,55 @@ export class LocalFleetd {
     const port = await freePort(bridgeIp);
     const peer = await freePort("127.0.0.1");
     const dataDir = mkdtempSync(join(tmpdir(), "houston-etcd-"));
-    const child = spawn(
-      join(FLEET_BIN, "etcd"),
-      [
-        "--name",
-        "houston-fleet",
-        "--data-dir",
-        dataDir,
-        "--enable-v2",
-        "--listen-client-urls",
-        `http://127.0.0.1:${port},http://${bridgeIp}:${port}`,
-        "--advertise-client-urls",
-        `http://${bridgeIp}:${port}`,
-        "--listen-peer-urls",
-        `http://127.0.0.1:${peer}`,
-        "--initial-advertise-peer-urls",
-        `http://127.0.0.1:${peer}`,
-        "--initial-cluster",
-        `houston-fleet=http://127.0.0.1:${peer}`,
-        "--initial-cluster-state",
-        "new",
-      ],
-      { detached: true, stdio: ["ignore", "ignore", "ignore"] },
-    );
+    const args = [
+      "--name",
+      "houston-fleet",
+      "--data-dir",
+      dataDir,
+      "--enable-v2",
+      "--listen-client-urls",
+      `http://127.0.0.1:${port},http://${bridgeIp}:${port}`,
+      "--advertise-client-urls",
+      `http://${bridgeIp}:${port}`,
+      "--listen-peer-urls",
+      `http://127.0.0.1:${peer}`,
+      "--initial-advertise-peer-urls",
+      `http://127.0.0.1:${peer}`,
+      "--initial-cluster",
+      `houston-fleet=http://127.0.0.1:${peer}`,
+      "--initial-cluster-state",
+      "new",
+    ];
+    const etcd = new LocalFleetd(dataDir, `http://${bridgeIp}:${port}`, args, `http://127.0.0.1:${port}`);
+    await etcd.startEtcdAgain();
+    return etcd;
+  }
+
+  /** Starts etcd (again, with its data: fleet's registry survives) and waits until it answers. */
+  async startEtcdAgain(): Promise<void> {
+    const child = spawn(join(FLEET_BIN, "etcd"), this.args, { detached: true, stdio: ["ignore", "ignore", "ignore"] });
     child.unref();
-    const etcd = new LocalFleetd(child.pid ?? 0, dataDir, `http://${bridgeIp}:${port}`);
+    this.etcdPid = child.pid ?? 0;
     const deadline = Date.now() + 60_000;
     for (;;) {
       try {
-        const res = await fetch(`http://127.0.0.1:${port}/v2/keys/`);
-        if (res.ok) return etcd;
+        const res = await fetch(`${this.localUrl}/v2/keys/`);
+        if (res.ok) return;
       } catch {
         /* not yet */
       }
-      if (Date.now() > deadline || !isEtcd(etcd.etcdPid)) {
-        await etcd.stop();
+      if (Date.now() > deadline || !isEtcd(this.etcdPid)) {
+        await this.stop();
         throw new Error("etcd did not come up within 60 s");
       }
       await new Promise((r) => setTimeout(r, 100));
     }
+  }
+
+  /** Stops etcd, keeping its data: every fleetd answers 503 until it is back. */
+  async stopEtcd(): Promise<void> {
+    if (this.etcdPid && isEtcd(this.etcdPid)) await killAndWait(this.etcdPid);
+    this.etcdPid = 0;
   }
 
   /** fleetd's files in a host's root; started with the host's other units (enabled). */
@@ -155,7 +167,7 @@ export class LocalFleetd {
   }
 
   async stop(): Promise<void> {
-    if (this.etcdPid && isEtcd(this.etcdPid)) await killAndWait(this.etcdPid);
+    await this.stopEtcd();
     rmSync(this.dataDir, { recursive: true, force: true });
   }
 }

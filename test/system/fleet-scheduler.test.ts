@@ -121,6 +121,19 @@ describe.skipIf(!available)("the fleet scheduler: Houston deploys through a real
     // the files came through the agent, on every machine the file unit runs on
     expect((await fleet.shell(webHost, "cat", "/srv/web/index.html")).trim()).toBe("hello from houston");
     expect(await fleetUnitNames()).toContain("foreign.service");
+    // the file unit fleet runs gates the service: systemd orders it after, and needs it
+    const fileUnit = [...inFleet.keys()].find((u) => u.startsWith("web-file-deploy@")) ?? "";
+    expect(inFleet.get(fileUnit)).toEqual(HOSTS);
+    const deps = await fleet.shell(webHost, "systemctl", "show", "-p", "Requires", "-p", "After", "web@1.service");
+    expect(deps).toMatch(new RegExp(`Requires=.*${fileUnit.replace(/[.@]/g, "\\$&")}`));
+    expect(deps).toMatch(new RegExp(`After=.*${fileUnit.replace(/[.@]/g, "\\$&")}`));
+    // every agent sits on a fleet machine
+    const nodes = JSON.parse((await run(dir, "--json", "nodes")).stdout) as {
+      nodes: { node: string; fleetMachine: string | null }[];
+      fleet: { withoutAgent: string[] };
+    };
+    expect(nodes.nodes.map((n) => n.fleetMachine === null)).toEqual([false, false, false]);
+    expect(nodes.fleet.withoutAgent).toEqual([]);
   });
 
   it("an upgrade replaces the old version in fleet: exactly one copy of each unit", async () => {
@@ -201,6 +214,37 @@ describe.skipIf(!available)("the fleet scheduler: Houston deploys through a real
     const shop = (await fleetUnitNames()).filter((n) => n.startsWith("shop"));
     expect(shop).toEqual(["shop-cache@1.service", "shop@1.0.service"]);
     expect(await fleetUnitNames()).toContain("foreign.service");
+  });
+
+  it("fleet answering 503 (etcd away): a standalone deploy says why it waits, and completes once fleet is back", async () => {
+    writeConfig(dir, {
+      "manifest.yaml": `environments:\n  test:\n    fleet: ${fleet.fleetEndpoint}\nglobal-units: [beat:1]\nshared-units:\n  web: [web-db:1]\nshared-stacks:\n  tools: [cron:1]\n`,
+      "units/shared/cron.service": sleeper("MachineMetadata=role=db"),
+    });
+    const etcd = fleet.fleetd!;
+    await etcd.stopEtcd();
+    let restarted = false;
+    try {
+      const deploy = run(dir, "standalone", "tools");
+      const note = await eventually("the placements say why nothing moves", async () => {
+        const e = await fleet.consul.kvGet(fleet.kv.placement("tools"));
+        const doc = e ? (JSON.parse(e.value.toString("utf8")) as { note?: string }) : null;
+        return doc?.note ?? null;
+      });
+      // fleetd answers 503 before it has registered, an empty 500 once its etcd is gone
+      expect(note).toMatch(/^fleet at unix:\/\/\/var\/run\/fleet\.sock: fleet GET \w+: 50[03] .*\(retrying\)$/);
+      const st = JSON.parse((await run(dir, "--json", "status", "tools")).stdout) as {
+        stacks: { placements: { note: string | null } }[];
+      };
+      expect(st.stacks[0]?.placements.note).toBe(note);
+      await etcd.startEtcdAgain();
+      restarted = true;
+      const r = await deploy;
+      expect(r.code, r.stderr).toBe(0);
+      expect((await fleetctlUnits()).get("tools-cron@1.service")).toEqual(["hf3"]);
+    } finally {
+      if (!restarted) await etcd.startEtcdAgain();
+    }
   });
 
   it("remove destroys the stack's units in fleet and nothing else", async () => {
