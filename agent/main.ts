@@ -1,7 +1,6 @@
 /**
  * Entry point of the houston-agent bundle: wires config, Consul, systemd, state and HTTP.
  */
-import { serve } from "@hono/node-server";
 import { join } from "node:path";
 import { Consul } from "../shared/consul.js";
 import { AgentConfigError, errorText } from "../shared/errors.js";
@@ -10,7 +9,7 @@ import { TrustStore } from "../shared/signing.js";
 import { AGENT_VERSION, Agent } from "./agent.js";
 import { isLoopback, parseConsulAddress } from "../shared/consul-transport.js";
 import { USAGE, UsageRequested, VersionRequested, parseAgentConfig } from "./config.js";
-import { agentApp } from "./http.js";
+import { agentServer } from "./http.js";
 import { serveLocalSocket } from "./local-socket.js";
 import { AgentState } from "./state.js";
 import { Systemd } from "./systemd.js";
@@ -58,7 +57,12 @@ async function main(): Promise<void> {
     process.exit(1);
   });
   const agent = new Agent(cfg, { consul, kv: new KvLayout(cfg.prefix), systemd, state, trust });
-  const server = serve({ fetch: agentApp(agent).fetch, hostname: cfg.listen.host, port: cfg.listen.port });
+  const server = agentServer(agent);
+  server.on("error", (err) => {
+    process.stderr.write(`houston-agent: cannot listen on ${cfg.listen.host}:${cfg.listen.port}: ${errorText(err)}\n`);
+    process.exit(1);
+  });
+  server.listen(cfg.listen.port, cfg.listen.host);
   const local = cfg.localSocket ? serveLocalSocket(cfg.localSocket, agent, (m) => agent.log(m)) : null;
   const shutdown = async (): Promise<void> => {
     await agent.stop();
