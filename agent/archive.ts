@@ -7,7 +7,7 @@
  */
 import { readFileSync, realpathSync } from "node:fs";
 import { join, posix, relative } from "node:path";
-import { Parser, type ReadEntry } from "tar";
+import type { ReadEntry } from "tar";
 import { ArchiveRejectedError, errorText } from "../shared/errors.js";
 import {
   isInside,
@@ -38,6 +38,8 @@ export interface ArchiveEntry {
 export async function parseArchive(bytes: Buffer, sha: string): Promise<ArchiveEntry[]> {
   const entries: ArchiveEntry[] = [];
   const problems: string[] = [];
+  // loaded on the first archive, not at start: an idle agent does not carry tar (README, Benchmarks)
+  const { Parser } = await import("tar");
   await new Promise<void>((resolve, reject) => {
     const parser = new Parser({ strict: true });
     parser.on("entry", (entry: ReadEntry) => {

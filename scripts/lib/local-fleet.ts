@@ -401,6 +401,7 @@ export class LocalFleet {
     const opt = join(h.root, "opt", "houston");
     mkdirSync(join(opt, "node_modules"), { recursive: true });
     copyFileSync(join(REPO, "dist", "houston-agent.js"), join(opt, "houston-agent.js"));
+    copyFileSync(join(REPO, "dist", "package.json"), join(opt, "package.json"));
     for (const mod of ["better-sqlite3", "bindings", "file-uri-to-path"]) {
       cpSync(join(REPO, "node_modules", mod), join(opt, "node_modules", mod), {
         recursive: true,
