@@ -59,6 +59,7 @@ export class Agent {
   private registrationsStale = false;
   private reporting: Promise<void> = Promise.resolve();
   private lastStates = new Map<string, Omit<UnitStatus, "name">>();
+  private desiredCache: { key: string; value: HostDesired } | null = null;
   /** fleet-run units reported from this host, by name → stack */
   private readonly fleetSeen = new Map<string, string>();
   private readonly registrar: Registrar;
@@ -204,9 +205,16 @@ export class Agent {
     }
   }
 
-  /** What this host should run now, from the cached specs and placements. */
+  /** What this host should run now, from the cached specs and placements (derived again only when they change). */
   private desired(): HostDesired {
-    return desiredForHost(this.deps.state.specs(), this.deps.state.placements(), this.node, this.meta, this.machineId);
+    const { state } = this.deps;
+    const key = `${state.revision} ${this.node} ${JSON.stringify(this.meta)}`;
+    if (this.desiredCache?.key !== key)
+      this.desiredCache = {
+        key,
+        value: desiredForHost(state.specs(), state.placements(), this.node, this.meta, this.machineId),
+      };
+    return this.desiredCache.value;
   }
 
   /** null: no keys configured (unsigned specs are applied); an Error fails closed. */
@@ -320,10 +328,15 @@ export class Agent {
   /** A report soon (unit state changes come in bursts); passes report at their end anyway. */
   scheduleReport(): void {
     if (this.reportTimer || this.abort.signal.aborted) return;
-    this.reportTimer = setTimeout(() => {
-      this.reportTimer = null;
-      void this.publish(this.desired());
-    }, 100);
+    // during a pass (units starting one after another) at most one report a second: each one reads
+    // every unit's state and rewrites the stack's report; the pass reports at its end anyway
+    this.reportTimer = setTimeout(
+      () => {
+        this.reportTimer = null;
+        void this.publish(this.desired());
+      },
+      this.running ? 1000 : 100,
+    );
   }
 
   /** Reports one at a time, so an older one never lands after a newer one. */

@@ -44,6 +44,11 @@ CREATE TABLE IF NOT EXISTS identity (id INTEGER PRIMARY KEY CHECK (id = 1), node
 
 export class AgentState {
   private readonly db: Database.Database;
+  /** specs and placements as last read or written (validated once, not on every pass) */
+  private specCache: StackSpec[] | null = null;
+  private placementCache: Map<string, PlacementDoc> | null = null;
+  /** changes whenever the specs or placements do (what this host should run is derived from them) */
+  revision = 0;
 
   constructor(file: string) {
     if (file !== ":memory:") mkdirSync(dirname(file), { recursive: true });
@@ -71,11 +76,13 @@ export class AgentState {
 
   // ---- cached desired specs -------------------------------------------------------------
   specs(): StackSpec[] {
+    if (this.specCache) return this.specCache;
     const rows = this.db.prepare("SELECT stack, body FROM specs ORDER BY stack").all() as {
       stack: string;
       body: string;
     }[];
-    return rows.map((r) => decodeJson(StackSpecSchema, `agent state specs/${r.stack}`, r.body));
+    this.specCache = rows.map((r) => decodeJson(StackSpecSchema, `agent state specs/${r.stack}`, r.body));
+    return this.specCache;
   }
   /** Replace the cached set of specs (one transaction). */
   replaceSpecs(specs: StackSpec[]): void {
@@ -84,17 +91,21 @@ export class AgentState {
       const ins = this.db.prepare("INSERT INTO specs (stack, body, generation) VALUES (?, ?, ?)");
       for (const s of specs) ins.run(s.stack, JSON.stringify(s), s.generation);
     })();
+    this.specCache = [...specs].sort((a, b) => (a.stack < b.stack ? -1 : a.stack > b.stack ? 1 : 0));
+    this.revision++;
   }
 
   // ---- cached placements (the scheduler's, so that a host cut off keeps what it runs) -----
   placements(): Map<string, PlacementDoc> {
+    if (this.placementCache) return this.placementCache;
     const rows = this.db.prepare("SELECT stack, body FROM placements ORDER BY stack").all() as {
       stack: string;
       body: string;
     }[];
-    return new Map(
+    this.placementCache = new Map(
       rows.map((r) => [r.stack, decodeJson(PlacementDocSchema, `agent state placements/${r.stack}`, r.body)]),
     );
+    return this.placementCache;
   }
   replacePlacements(docs: PlacementDoc[]): void {
     this.db.transaction(() => {
@@ -102,6 +113,8 @@ export class AgentState {
       const ins = this.db.prepare("INSERT INTO placements (stack, body) VALUES (?, ?)");
       for (const d of docs) ins.run(d.stack, JSON.stringify(d));
     })();
+    this.placementCache = new Map(docs.map((d) => [d.stack, d]));
+    this.revision++;
   }
 
   // ---- units ------------------------------------------------------------------------------

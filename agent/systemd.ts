@@ -95,7 +95,9 @@ export class Systemd {
         "org.freedesktop.DBus",
         "AddMatch",
         "s",
-        [`type='signal',sender='${SD}',interface='${PROPS}',member='PropertiesChanged'`],
+        // the Unit interface's changes only (ActiveState, SubState): the Service interface's carry dozens
+        // of 64-bit counters that dbus-next would decode (slowly) for nothing
+        [`type='signal',sender='${SD}',interface='${PROPS}',member='PropertiesChanged',arg0='${UNIT}'`],
         "org.freedesktop.DBus",
       );
       await sd.call(SD_PATH, MANAGER, "Subscribe", "", []);
