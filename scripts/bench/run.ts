@@ -1,5 +1,5 @@
 /**
- * npm run bench -- [--only rollout|footprint|sockets|growth|archives|scale] [--runs N] [--smoke]
+ * npm run bench -- [--only rollout|footprint|sockets|growth|archives|scale] [--runs N] [--smoke] [--sizes 10,50,200]
  * Answers users' questions with figures measured side by side in one run, on real systemd test
  * hosts and a real Consul (the machine is shared and noisy: ratios and medians, not best runs):
  *  - rollout: `houston service …` against the original Houston's control flow (seed-driver.ts) at
@@ -14,7 +14,7 @@
  * used by the test suite so this code cannot rot).
  */
 import { execFileSync } from "node:child_process";
-import { cpSync, mkdirSync, mkdtempSync, readFileSync, statSync, writeFileSync } from "node:fs";
+import { cpSync, mkdirSync, mkdtempSync, readFileSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { parseArgs } from "node:util";
@@ -28,6 +28,7 @@ import { growth } from "./growth.js";
 import { houstonCli } from "./cli.js";
 import { archiveDelivery } from "./archives.js";
 import { scale } from "./scale.js";
+import { footprint } from "./footprint.js";
 
 async function scaleSection(): Promise<void> {
   const rows = await scale(smoke ? [3] : [10, 100, 1000]);
@@ -54,7 +55,8 @@ async function archivesSection(): Promise<void> {
 }
 
 async function growthSection(fleet: LocalFleet): Promise<void> {
-  const rows = await growth(fleet, smoke ? [3] : [10, 50, 200], runs);
+  const sizes = values.sizes ? values.sizes.split(",").map(Number) : smoke ? [3] : [10, 50, 200];
+  const rows = await growth(fleet, sizes, runs);
   results.growth = rows;
   say(`\nCost as the stack grows (global units on ${fleet.hosts.length} hosts, medians of ${runs}):`);
   say(
@@ -82,6 +84,8 @@ const { values } = parseArgs({
     runs: { type: "string" },
     smoke: { type: "boolean" },
     prefix: { type: "string" },
+    /** growth: the stack sizes (units per host), e.g. --sizes 200 */
+    sizes: { type: "string" },
   },
 });
 const smoke = values.smoke === true;
@@ -243,40 +247,19 @@ async function rollout(fleet: LocalFleet): Promise<void> {
     );
 }
 
-async function footprint(fleet: LocalFleet): Promise<void> {
-  const h = fleet.hosts[0]!.name;
-  const pid = (await fleet.shell(h, "systemctl", "show", "-p", "MainPID", "--value", "houston-agent.service")).trim();
-  const stat = async () => {
-    const st = await fleet.shell(h, "cat", `/proc/${pid}/status`);
-    const kb = (k: string) => Number(new RegExp(`${k}:\\s+(\\d+) kB`).exec(st)?.[1] ?? "0");
-    const ticks = (await fleet.shell(h, "cat", `/proc/${pid}/stat`)).split(" ");
-    return { rssKb: kb("VmRSS"), hwmKb: kb("VmHWM"), cpuTicks: Number(ticks[13]) + Number(ticks[14]) };
-  };
-  const idleSeconds = smoke ? 5 : 60;
-  const a = await stat();
-  await new Promise((r) => setTimeout(r, idleSeconds * 1000));
-  const b = await stat();
-  const hz = Number(execFileSync("getconf", ["CLK_TCK"]).toString().trim()) || 100;
-  const bundle = statSync(join(REPO, "dist", "houston-agent.js")).size;
-  const cold: number[] = [];
-  for (let i = 0; i < (smoke ? 1 : 5); i++) {
-    const t0 = performance.now();
-    execFileSync(process.execPath, [join(REPO, "dist", "houston-agent.js"), "--version"]);
-    cold.push(performance.now() - t0);
-  }
-  results.footprint = {
-    idleRssMb: b.rssKb / 1024,
-    peakRssMb: b.hwmKb / 1024,
-    idleCpuSeconds: (b.cpuTicks - a.cpuTicks) / hz,
-    idleSeconds,
-    bundleKb: bundle / 1024,
-    coldStartMs: median(cold),
-  };
-  say(`\nThe agent on a host (real bundle, real systemd host):`);
+async function footprintSection(fleet: LocalFleet): Promise<void> {
+  const f = await footprint(fleet, smoke ? 5 : 60, smoke ? 1 : 5);
+  results.footprint = f;
+  say(`\nThe agent on a host (real bundle, real systemd host, the host's Node ${process.version}):`);
   say(
-    `  idle RSS ${(b.rssKb / 1024).toFixed(1)} MB (peak ${(b.hwmKb / 1024).toFixed(1)} MB); CPU over ${idleSeconds} s idle ${((b.cpuTicks - a.cpuTicks) / hz).toFixed(2)} s`,
+    `  idle RSS ${f.idleRssMb.toFixed(1)} MB (peak ${f.peakRssMb.toFixed(1)} MB); CPU over ${f.idleSeconds} s idle ${f.idleCpuSeconds.toFixed(2)} s`,
   );
-  say(`  bundle ${(bundle / 1024).toFixed(0)} KB; start to --version ${median(cold).toFixed(0)} ms (median)`);
+  say(`  bundle ${f.bundleKb.toFixed(0)} KB; start to --version ${f.coldStartMs.toFixed(0)} ms (median)`);
+  if (f.imageRuntime)
+    say(
+      `  on the image's Node ${f.imageRuntime.node}: idle RSS ${f.imageRuntime.idleRssMb.toFixed(1)} MB (peak ${f.imageRuntime.peakRssMb.toFixed(1)} MB)`,
+    );
+  else say("  the image's Node: not measured (run npm run image once: it caches Node 24 and its better-sqlite3)");
 }
 
 if (!only || only === "scale") await scaleSection();
@@ -296,7 +279,7 @@ try {
   houston(fleet.consulAddr, "global");
   if (!only || only === "archives") await archivesSection();
   if (!only || only === "rollout") await rollout(fleet);
-  if (!only || only === "footprint") await footprint(fleet);
+  if (!only || only === "footprint") await footprintSection(fleet);
   if (!only || only === "sockets") await zeroDowntime(fleet);
   if (!only || only === "growth") await growthSection(fleet);
 } finally {
