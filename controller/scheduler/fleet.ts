@@ -10,17 +10,16 @@ import type { Consul } from "../../shared/consul.js";
 import type { KvLayout } from "../../shared/kv-layout.js";
 import { isGlobal } from "../../shared/placement.js";
 import type { PlacementDoc } from "../../shared/schedule.js";
-import { followReports, parseReports, readHosts } from "../rollout/fleet-view.js";
-import { readView, waitPlacements } from "./agents.js";
+import { agentsScheduler, waitPlacements } from "./agents.js";
 import type { Scheduler } from "./scheduler.js";
-import { placedTargets, previewTargets } from "./targets.js";
+import { placedTargets } from "./targets.js";
 
 export function fleetScheduler(consul: Consul, kv: KvLayout): Scheduler {
+  // hosts, view, preview and reports are the agents' as with the native backend; only where a
+  // generation's units went is fleet's to say
   return {
+    ...agentsScheduler(consul, kv),
     name: "fleet",
-    hosts: () => readHosts(consul, kv),
-    view: () => readView(consul, kv),
-    place: previewTargets,
     placed: async (stack, generation, units, hosts, deadline) => {
       // fleet places asynchronously: wait until every non-global unit shows on a machine
       const pending = (doc: PlacementDoc): string | null => {
@@ -30,8 +29,5 @@ export function fleetScheduler(consul: Consul, kv: KvLayout): Scheduler {
       };
       return placedTargets(units, await waitPlacements(consul, kv, stack, generation, deadline, pending), hosts);
     },
-    follow: (stack, deadline, check, describe, signal) =>
-      followReports(consul, kv, stack, deadline, check, describe, signal),
-    reports: async () => parseReports(await consul.kvList(kv.status), kv),
   };
 }

@@ -26,16 +26,18 @@ import { dep, file } from "../helpers/specs.js";
 const sleeper = (xfleet: string, houston = "") =>
   `[Unit]\nDescription=x\n\n[Service]\nExecStart=/bin/sleep infinity\n\n[X-Fleet]\n${xfleet}\n${houston}`;
 
+const REQ: DeploymentRequest = {
+  environment: "test",
+  type: "standalone",
+  name: "web",
+  version: null,
+  group: null,
+  dependencies: true,
+  scheduler: "fleet",
+};
+
 function fleetSpec(units: ReturnType<typeof dep>[], files = [file("/srv/web/index.html", "hi")]): StackSpec {
-  const req: DeploymentRequest = {
-    environment: "test",
-    type: "standalone",
-    name: "web",
-    version: null,
-    group: null,
-    dependencies: true,
-    scheduler: "fleet",
-  };
+  const req = REQ;
   const plan = planDeployment({ units, files, filesSource: "test:files", variables: {} }, req);
   return {
     schema: SCHEMA_VERSION,
@@ -77,16 +79,8 @@ describe("what fleet gets", () => {
   });
 
   it("the planner refuses what fleet cannot do, naming the file", () => {
-    const req = {
-      environment: "t",
-      type: "standalone",
-      name: "web",
-      version: null,
-      group: null,
-      dependencies: true,
-      scheduler: "fleet",
-    } as const;
-    expect(() =>
+    const req = { ...REQ, type: "standalone" } as const;
+    const plan = () =>
       planDeployment(
         {
           units: [dep("app", "1", sleeper("MachineMetadata=role=web", "\n[X-Houston]\nInstances=2\n"))],
@@ -95,19 +89,9 @@ describe("what fleet gets", () => {
           variables: {},
         },
         req,
-      ),
-    ).toThrow(ConfigError);
-    expect(() =>
-      planDeployment(
-        {
-          units: [dep("app", "1", sleeper("MachineMetadata=role=web", "\n[X-Houston]\nInstances=2\n"))],
-          files: [],
-          filesSource: "f",
-          variables: {},
-        },
-        req,
-      ),
-    ).toThrow(/test:app.*Instances=2 needs the agents scheduler/);
+      );
+    expect(plan).toThrow(ConfigError);
+    expect(plan).toThrow(/test:app.*Instances=2 needs the agents scheduler/);
   });
 });
 
