@@ -6,16 +6,14 @@
  * has, retries with backoff, and resumes without restarting anything.
  */
 import type { KeyObject } from "node:crypto";
-import { execFile } from "node:child_process";
 import { readFileSync } from "node:fs";
-import { promisify } from "node:util";
 import { Backoff, sleep } from "../shared/backoff.js";
 import { HOUSTON_VERSION } from "../shared/version.js";
 import type { Consul } from "../shared/consul.js";
 import { errorText } from "../shared/errors.js";
 import type { KvLayout } from "../shared/kv-layout.js";
 import type { TrustStore } from "../shared/signing.js";
-import { AgentRecordSchema, SCHEMA_VERSION, type AgentRecord, type UnitStatus } from "../shared/spec.js";
+import { AgentRecordSchema, SCHEMA_VERSION, type AgentRecord } from "../shared/spec.js";
 import { observeHost } from "./observe.js";
 import { Registrar } from "./registrar.js";
 import { intakePlacements, intakeSpecs } from "./accept.js";
@@ -28,10 +26,10 @@ import type { AgentState } from "./state.js";
 import type { SystemdApi } from "./systemd.js";
 import { desiredForHost, type HostDesired } from "./targeting.js";
 import { SchedulerRole } from "./scheduler-role.js";
+import { UnitStates } from "./unit-states.js";
 import { Fleet } from "../shared/fleet.js";
 import { archiveRequestAnswer, type ArchiveAnswer } from "./local-socket.js";
 
-const run = promisify(execFile);
 export const AGENT_VERSION = HOUSTON_VERSION;
 
 export interface AgentDeps {
@@ -58,10 +56,8 @@ export class Agent {
   private converging = new Set<string>();
   private registrationsStale = false;
   private reporting: Promise<void> = Promise.resolve();
-  private lastStates = new Map<string, Omit<UnitStatus, "name">>();
   private desiredCache: { key: string; value: HostDesired } | null = null;
-  /** fleet-run units reported from this host, by name → stack */
-  private readonly fleetSeen = new Map<string, string>();
+  private readonly unitStates: UnitStates;
   private readonly registrar: Registrar;
   readonly role: SchedulerRole;
   machineId: string | undefined;
@@ -79,6 +75,7 @@ export class Agent {
     private readonly deps: AgentDeps,
   ) {
     this.registrar = new Registrar(deps.consul, deps.kv, (m) => this.log(m));
+    this.unitStates = new UnitStates(deps.systemd, cfg.journal);
     this.role = new SchedulerRole(
       {
         consul: deps.consul,
@@ -328,14 +325,15 @@ export class Agent {
   /** A report soon (unit state changes come in bursts); passes report at their end anyway. */
   scheduleReport(): void {
     if (this.reportTimer || this.abort.signal.aborted) return;
-    // during a pass (units starting one after another) at most one report a second: each one reads
-    // every unit's state and rewrites the stack's report; the pass reports at its end anyway
+    // during a pass over many units (starting one after another) at most one report a second: each
+    // one reads every unit's state and rewrites the stack's report; the pass reports at its end anyway
+    const many = this.running && this.deps.state.units().length > 20;
     this.reportTimer = setTimeout(
       () => {
         this.reportTimer = null;
         void this.publish(this.desired());
       },
-      this.running ? 1000 : 100,
+      many ? 1000 : 100,
     );
   }
 
@@ -351,36 +349,7 @@ export class Agent {
   private async report(desired: HostDesired): Promise<void> {
     const converging = this.converging;
     const owned = this.deps.state.units();
-    const states = new Map<string, Omit<UnitStatus, "name">>();
-    // units fleet ran here stay in the report until fleet has stopped them (a removal waits for that)
-    for (const u of desired.fleet ?? []) this.fleetSeen.set(u.name, u.stack);
-    const names = [
-      ...new Set([
-        ...owned.map((u) => u.name),
-        ...[...desired.units, ...(desired.fleet ?? [])].map((u) => u.name),
-        ...this.fleetSeen.keys(),
-      ]),
-    ];
-    const now = await this.deps.systemd.unitStates(names);
-    const placedHere = new Set((desired.fleet ?? []).map((u) => u.name));
-    const lingering: { name: string; stack: string }[] = [];
-    for (const [name, stack] of this.fleetSeen) {
-      if (placedHere.has(name)) continue;
-      const s = now.get(name);
-      if (!s || s.loadState === "not-found" || s.activeState === "inactive") this.fleetSeen.delete(name);
-      else lingering.push({ name, stack });
-    }
-    for (const name of names) {
-      const s = now.get(name) ?? { loadState: "not-found", activeState: "inactive", subState: "dead" };
-      const st: Omit<UnitStatus, "name"> = {
-        activeState: s.activeState,
-        subState: s.subState,
-        ...(s.result && s.result !== "success" ? { result: s.result } : {}),
-      };
-      if (s.activeState === "failed") st.log = this.lastStates.get(name)?.log ?? (await this.journal(name));
-      states.set(name, st);
-    }
-    this.lastStates = states;
+    const { states, lingering } = await this.unitStates.read(owned, desired);
     const errors = new Map([...this.specErrors, ...this.passErrors]);
     const reports = buildReports({
       node: this.node,
@@ -431,18 +400,6 @@ export class Agent {
       .map((k) => k.slice(prefix.length));
   }
 
-  private async journal(unit: string): Promise<string[] | undefined> {
-    if (!this.cfg.journal) return undefined;
-    try {
-      const { stdout } = await run("journalctl", ["-u", unit, "-n", "10", "--no-pager", "-o", "cat"], {
-        timeout: 3000,
-      });
-      return stdout.split("\n").filter(Boolean).slice(-10);
-    } catch {
-      return undefined;
-    }
-  }
-
   /** key IDs this agent trusts; null when it applies unsigned specs */
   private trustedKeyIds(): string[] | null {
     const keys = this.trustedKeys();
@@ -473,7 +430,7 @@ export class Agent {
       consulReachable: this.consulReachable,
       lastPassAt: this.lastPassAt,
       applied: Object.fromEntries(this.deps.state.applied()),
-      units: this.deps.state.units().map((u) => ({ ...u, ...(this.lastStates.get(u.name) ?? {}) })),
+      units: this.deps.state.units().map((u) => ({ ...u, ...(this.unitStates.last.get(u.name) ?? {}) })),
       archives: Object.fromEntries(this.deps.state.installedArchives()),
       errors: Object.fromEntries([...this.specErrors, ...this.passErrors]),
     };

@@ -84,7 +84,7 @@ ctr=$(buildah from scratch)
 buildah copy --quiet "$ctr" "$STAGE" / >/dev/null
 # the memory settings of systemd/houston-agent.service (see README, Benchmarks: footprint)
 buildah config --workingdir $A --env MALLOC_ARENA_MAX=2 \
-  --entrypoint '["/usr/bin/node","--max-semi-space-size=1","--single-threaded-gc","--lite-mode","/opt/houston/houston-agent.js"]' --cmd '' \
+  --entrypoint '["/usr/bin/node","--max-semi-space-size=1","--single-threaded-gc","--lite-mode","--optimize-for-size","/opt/houston/houston-agent.js"]' --cmd '' \
   --label org.opencontainers.image.title=houston-agent --label org.opencontainers.image.version="$VERSION" \
   --label io.houston.node="$NODE_VERSION" "$ctr"
 buildah commit --quiet --rm "$ctr" "$IMAGE" >/dev/null

@@ -1,0 +1,75 @@
+/**
+ * What a report says of each unit: systemd's state now (one ListUnitsByNames call), Result for a
+ * unit that failed or is restarting, and a failed unit's last journal lines (read once per
+ * failure). Also the units fleet ran here and is still stopping: they stay in the report until
+ * they are gone, so that a removal waits for them.
+ */
+import { execFile } from "node:child_process";
+import { promisify } from "node:util";
+import type { UnitStatus } from "../shared/spec.js";
+import type { OwnedUnit } from "./state.js";
+import type { SystemdApi } from "./systemd.js";
+import type { HostDesired } from "./targeting.js";
+
+const run = promisify(execFile);
+export type UnitReportState = Omit<UnitStatus, "name">;
+
+export class UnitStates {
+  /** as of the last report (also what /status shows) */
+  last = new Map<string, UnitReportState>();
+  /** units fleet ran on this host: name → stack */
+  private readonly fleetSeen = new Map<string, string>();
+
+  constructor(
+    private readonly systemd: Pick<SystemdApi, "unitStates">,
+    private readonly journal: boolean,
+  ) {}
+
+  async read(
+    owned: OwnedUnit[],
+    desired: HostDesired,
+  ): Promise<{ states: Map<string, UnitReportState>; lingering: { name: string; stack: string }[] }> {
+    for (const u of desired.fleet ?? []) this.fleetSeen.set(u.name, u.stack);
+    const names = [
+      ...new Set([
+        ...owned.map((u) => u.name),
+        ...[...desired.units, ...(desired.fleet ?? [])].map((u) => u.name),
+        ...this.fleetSeen.keys(),
+      ]),
+    ];
+    const now = await this.systemd.unitStates(names);
+    const placedHere = new Set((desired.fleet ?? []).map((u) => u.name));
+    const lingering: { name: string; stack: string }[] = [];
+    for (const [name, stack] of this.fleetSeen) {
+      if (placedHere.has(name)) continue;
+      const s = now.get(name);
+      if (!s || s.loadState === "not-found" || s.activeState === "inactive") this.fleetSeen.delete(name);
+      else lingering.push({ name, stack });
+    }
+    const states = new Map<string, UnitReportState>();
+    for (const name of names) {
+      const s = now.get(name) ?? { loadState: "not-found", activeState: "inactive", subState: "dead" };
+      const st: UnitReportState = {
+        activeState: s.activeState,
+        subState: s.subState,
+        ...(s.result && s.result !== "success" ? { result: s.result } : {}),
+      };
+      if (s.activeState === "failed") st.log = this.last.get(name)?.log ?? (await this.journalLines(name));
+      states.set(name, st);
+    }
+    this.last = states;
+    return { states, lingering };
+  }
+
+  private async journalLines(unit: string): Promise<string[] | undefined> {
+    if (!this.journal) return undefined;
+    try {
+      const { stdout } = await run("journalctl", ["-u", unit, "-n", "10", "--no-pager", "-o", "cat"], {
+        timeout: 3000,
+      });
+      return stdout.split("\n").filter(Boolean).slice(-10);
+    } catch {
+      return undefined;
+    }
+  }
+}
