@@ -49,6 +49,21 @@ export class AgentState {
   private placementCache: Map<string, PlacementDoc> | null = null;
   /** changes whenever the specs or placements do (what this host should run is derived from them) */
   revision = 0;
+  /**
+   * Prepared once and reused: preparing on every call made garbage statements, and better-sqlite3
+   * finalizing one during garbage collection crashed the agent on Node 24 (an assertion in
+   * node::RemoveEnvironmentCleanupHook, seen in the image test).
+   */
+  private readonly statements = new Map<string, Database.Statement>();
+
+  private stmt(sql: string): Database.Statement {
+    let s = this.statements.get(sql);
+    if (!s) {
+      s = this.db.prepare(sql);
+      this.statements.set(sql, s);
+    }
+    return s;
+  }
 
   constructor(file: string) {
     if (file !== ":memory:") mkdirSync(dirname(file), { recursive: true });
@@ -61,7 +76,7 @@ export class AgentState {
 
   /** State written by an older agent: files carry their stack since stacks may not take over each other's files. */
   private migrate(): void {
-    const cols = this.db.prepare("SELECT name FROM pragma_table_info('files')").all() as { name: string }[];
+    const cols = this.stmt("SELECT name FROM pragma_table_info('files')").all() as { name: string }[];
     if (!cols.some((c) => c.name === "stack")) {
       this.db.exec("ALTER TABLE files ADD COLUMN stack TEXT NOT NULL DEFAULT ''");
       this.db.exec(
@@ -77,7 +92,7 @@ export class AgentState {
   // ---- cached desired specs -------------------------------------------------------------
   specs(): StackSpec[] {
     if (this.specCache) return this.specCache;
-    const rows = this.db.prepare("SELECT stack, body FROM specs ORDER BY stack").all() as {
+    const rows = this.stmt("SELECT stack, body FROM specs ORDER BY stack").all() as {
       stack: string;
       body: string;
     }[];
@@ -87,8 +102,8 @@ export class AgentState {
   /** Replace the cached set of specs (one transaction). */
   replaceSpecs(specs: StackSpec[]): void {
     this.db.transaction(() => {
-      this.db.prepare("DELETE FROM specs").run();
-      const ins = this.db.prepare("INSERT INTO specs (stack, body, generation) VALUES (?, ?, ?)");
+      this.stmt("DELETE FROM specs").run();
+      const ins = this.stmt("INSERT INTO specs (stack, body, generation) VALUES (?, ?, ?)");
       for (const s of specs) ins.run(s.stack, JSON.stringify(s), s.generation);
     })();
     this.specCache = [...specs].sort((a, b) => (a.stack < b.stack ? -1 : a.stack > b.stack ? 1 : 0));
@@ -98,7 +113,7 @@ export class AgentState {
   // ---- cached placements (the scheduler's, so that a host cut off keeps what it runs) -----
   placements(): Map<string, PlacementDoc> {
     if (this.placementCache) return this.placementCache;
-    const rows = this.db.prepare("SELECT stack, body FROM placements ORDER BY stack").all() as {
+    const rows = this.stmt("SELECT stack, body FROM placements ORDER BY stack").all() as {
       stack: string;
       body: string;
     }[];
@@ -109,8 +124,8 @@ export class AgentState {
   }
   replacePlacements(docs: PlacementDoc[]): void {
     this.db.transaction(() => {
-      this.db.prepare("DELETE FROM placements").run();
-      const ins = this.db.prepare("INSERT INTO placements (stack, body) VALUES (?, ?)");
+      this.stmt("DELETE FROM placements").run();
+      const ins = this.stmt("INSERT INTO placements (stack, body) VALUES (?, ?)");
       for (const d of docs) ins.run(d.stack, JSON.stringify(d));
     })();
     this.placementCache = new Map(docs.map((d) => [d.stack, d]));
@@ -152,22 +167,22 @@ export class AgentState {
       );
   }
   unitOwner(name: string): string | null {
-    const row = this.db.prepare("SELECT stack FROM units WHERE name = ?").get(name) as { stack: string } | undefined;
+    const row = this.stmt("SELECT stack FROM units WHERE name = ?").get(name) as { stack: string } | undefined;
     return row?.stack ?? null;
   }
   markStarted(name: string, hash: string): void {
-    this.db.prepare("UPDATE units SET started_hash = ? WHERE name = ?").run(hash, name);
+    this.stmt("UPDATE units SET started_hash = ? WHERE name = ?").run(hash, name);
   }
   setServiceId(name: string, id: string | null): void {
-    this.db.prepare("UPDATE units SET service_id = ? WHERE name = ?").run(id, name);
+    this.stmt("UPDATE units SET service_id = ? WHERE name = ?").run(id, name);
   }
   forgetUnit(name: string): void {
-    this.db.prepare("DELETE FROM units WHERE name = ?").run(name);
+    this.stmt("DELETE FROM units WHERE name = ?").run(name);
   }
 
   // ---- services of units fleet runs here (fleet-scheduled stacks) ---------------------------------
   fleetServices(): Map<string, { stack: string; serviceId: string; hash: string }> {
-    const rows = this.db.prepare("SELECT name, stack, service_id, hash FROM fleet_services").all() as {
+    const rows = this.stmt("SELECT name, stack, service_id, hash FROM fleet_services").all() as {
       name: string;
       stack: string;
       service_id: string;
@@ -183,16 +198,16 @@ export class AgentState {
       .run(name, stack, serviceId, hash);
   }
   forgetFleetService(name: string): void {
-    this.db.prepare("DELETE FROM fleet_services WHERE name = ?").run(name);
+    this.stmt("DELETE FROM fleet_services WHERE name = ?").run(name);
   }
 
   // ---- archives and files -------------------------------------------------------------------
   installedArchives(): Map<string, string> {
-    const rows = this.db.prepare("SELECT sha, stack FROM archives").all() as { sha: string; stack: string }[];
+    const rows = this.stmt("SELECT sha, stack FROM archives").all() as { sha: string; stack: string }[];
     return new Map(rows.map((r) => [r.sha, r.stack]));
   }
   fileOwner(path: string): { archive: string; stack: string } | null {
-    const row = this.db.prepare("SELECT archive, stack FROM files WHERE path = ?").get(path) as
+    const row = this.stmt("SELECT archive, stack FROM files WHERE path = ?").get(path) as
       { archive: string; stack: string } | undefined;
     return row ?? null;
   }
@@ -201,10 +216,10 @@ export class AgentState {
    * the same stack is a hand-over; another stack's file is never taken (the caller refuses first).
    */
   claimFiles(archive: string, stack: string, files: { path: string; kind: "file" | "dir" }[]): void {
-    const up = this.db.prepare(
+    const up = this.stmt(
       "INSERT INTO files (path, archive, kind, stack) VALUES (?, ?, 'file', ?) ON CONFLICT(path) DO UPDATE SET archive = excluded.archive WHERE files.kind = 'file' AND files.stack = excluded.stack",
     );
-    const keepDir = this.db.prepare(
+    const keepDir = this.stmt(
       "INSERT INTO files (path, archive, kind, stack) VALUES (?, ?, 'dir', ?) ON CONFLICT(path) DO NOTHING",
     );
     this.db.transaction(() => {
@@ -217,7 +232,7 @@ export class AgentState {
       .all(archive) as OwnedFile[];
   }
   forgetFile(path: string): void {
-    this.db.prepare("DELETE FROM files WHERE path = ?").run(path);
+    this.stmt("DELETE FROM files WHERE path = ?").run(path);
   }
   markArchiveInstalled(sha: string, stack: string): void {
     this.db
@@ -225,38 +240,38 @@ export class AgentState {
       .run(sha, stack, new Date().toISOString());
   }
   forgetArchive(sha: string): void {
-    this.db.prepare("DELETE FROM archives WHERE sha = ?").run(sha);
+    this.stmt("DELETE FROM archives WHERE sha = ?").run(sha);
   }
 
   // ---- applied generations and reports ---------------------------------------------------------
   applied(): Map<string, number> {
-    const rows = this.db.prepare("SELECT stack, generation FROM applied").all() as {
+    const rows = this.stmt("SELECT stack, generation FROM applied").all() as {
       stack: string;
       generation: number;
     }[];
     return new Map(rows.map((r) => [r.stack, r.generation]));
   }
   setApplied(stack: string, generation: number | null): void {
-    if (generation === null) this.db.prepare("DELETE FROM applied WHERE stack = ?").run(stack);
-    else this.db.prepare("INSERT OR REPLACE INTO applied (stack, generation) VALUES (?, ?)").run(stack, generation);
+    if (generation === null) this.stmt("DELETE FROM applied WHERE stack = ?").run(stack);
+    else this.stmt("INSERT OR REPLACE INTO applied (stack, generation) VALUES (?, ?)").run(stack, generation);
   }
   /**
    * The host's boot this state last saw; after a reboot every owned unit counts as not started
    * (systemd forgot them), so each is started again exactly once.
    */
   noteBoot(mark: string): boolean {
-    const row = this.db.prepare("SELECT mark FROM boot WHERE id = 1").get() as { mark: string } | undefined;
+    const row = this.stmt("SELECT mark FROM boot WHERE id = 1").get() as { mark: string } | undefined;
     if (row?.mark === mark) return false;
     this.db.transaction(() => {
-      if (row) this.db.prepare("UPDATE units SET started_hash = NULL").run();
-      this.db.prepare("INSERT OR REPLACE INTO boot (id, mark) VALUES (1, ?)").run(mark);
+      if (row) this.stmt("UPDATE units SET started_hash = NULL").run();
+      this.stmt("INSERT OR REPLACE INTO boot (id, mark) VALUES (1, ?)").run(mark);
     })();
     return row !== undefined;
   }
 
   /** highest spec generation accepted per stack (kept after a stack is removed: no replays) */
   acceptedGenerations(): Map<string, number> {
-    const rows = this.db.prepare("SELECT stack, generation FROM accepted").all() as {
+    const rows = this.stmt("SELECT stack, generation FROM accepted").all() as {
       stack: string;
       generation: number;
     }[];
@@ -271,7 +286,7 @@ export class AgentState {
   }
   /** node name and metadata last learnt from Consul, for starts while Consul is away */
   identity(): { node: string; meta: Record<string, string> } | null {
-    const row = this.db.prepare("SELECT node, meta FROM identity WHERE id = 1").get() as
+    const row = this.stmt("SELECT node, meta FROM identity WHERE id = 1").get() as
       { node: string; meta: string } | undefined;
     if (!row) return null;
     const meta = JSON.parse(row.meta) as unknown;
@@ -286,14 +301,14 @@ export class AgentState {
   }
 
   reportKeys(): string[] {
-    return (this.db.prepare("SELECT key FROM reports").all() as { key: string }[]).map((r) => r.key);
+    return (this.stmt("SELECT key FROM reports").all() as { key: string }[]).map((r) => r.key);
   }
   lastReport(key: string): string | null {
-    const row = this.db.prepare("SELECT body FROM reports WHERE key = ?").get(key) as { body: string } | undefined;
+    const row = this.stmt("SELECT body FROM reports WHERE key = ?").get(key) as { body: string } | undefined;
     return row?.body ?? null;
   }
   setLastReport(key: string, body: string | null): void {
-    if (body === null) this.db.prepare("DELETE FROM reports WHERE key = ?").run(key);
-    else this.db.prepare("INSERT OR REPLACE INTO reports (key, body) VALUES (?, ?)").run(key, body);
+    if (body === null) this.stmt("DELETE FROM reports WHERE key = ?").run(key);
+    else this.stmt("INSERT OR REPLACE INTO reports (key, body) VALUES (?, ?)").run(key, body);
   }
 }
