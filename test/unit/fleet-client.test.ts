@@ -3,10 +3,10 @@
  * real fleetd v1.0.0), replayed by a local server on a unix socket: empty collections as `{}`,
  * paging, error bodies, 503 until registered, a dropped connection.
  */
-import { existsSync, mkdtempSync, readFileSync } from "node:fs";
+import { existsSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { createServer, type Server } from "node:http";
 import { tmpdir } from "node:os";
-import { join } from "node:path";
+import { dirname, join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { Fleet, FleetError, FleetUnavailableError, retrying, sameOptions, unitOptions } from "../../shared/fleet.js";
 
@@ -60,7 +60,10 @@ beforeAll(async () => {
   });
   await new Promise<void>((r) => server.listen(sock, r));
 });
-afterAll(() => server.close());
+afterAll(() => {
+  server.close();
+  rmSync(dirname(sock), { recursive: true, force: true });
+});
 
 describe("the fleet edge", () => {
   it("reads machines, an empty collection ({}), and pages of /state", async () => {
