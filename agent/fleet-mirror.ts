@@ -6,8 +6,8 @@
  * fleet errors become the placement document's note (the rollout shows it) and the role's
  * lastError (/status); transient ones (503, a dropped connection) are retried on the next pass.
  */
-import type { Consul } from "../shared/consul.js";
-import { errorText } from "../shared/errors.js";
+import type { Consul, KvEntry } from "../shared/consul.js";
+import { ConsulPermissionError, errorText } from "../shared/errors.js";
 import { FleetUnavailableError, type Fleet } from "../shared/fleet.js";
 import {
   FleetOwnedSchema,
@@ -49,10 +49,18 @@ export class FleetMirror {
     scheduler: string,
   ): Promise<MirrorResult> {
     const { consul, kv, fleet } = this.deps;
-    const entry = await consul.kvGet(kv.fleetOwned);
+    const desired = desiredFleetUnits(specs);
+    let entry: KvEntry | null;
+    try {
+      entry = await consul.kvGet(kv.fleetOwned);
+    } catch (err) {
+      // an agent token made before fleet/ was in the agent policy: fine while no stack uses fleet
+      if (desired.length === 0 && err instanceof ConsulPermissionError)
+        return { docs: new Map(), pollMs: null, ok: true };
+      throw err;
+    }
     let owned: FleetOwned = { schema: 1, units: {} };
     if (entry) owned = decodeJson(FleetOwnedSchema, entry.key, entry.value);
-    const desired = desiredFleetUnits(specs);
     const fleetStacks = specs.filter((s) => s.scheduler === "fleet");
     if (desired.length === 0 && Object.keys(owned.units).length === 0)
       return { docs: new Map(), pollMs: null, ok: true };
