@@ -92,7 +92,8 @@ async function statusUnits(dir: string, stack: string): Promise<Map<string, stri
   return out;
 }
 
-describe.skipIf(!available)("the fleet scheduler: Houston deploys through a real fleetd", () => {
+// each case deploys through fleet several times: minutes on a busy machine, not seconds
+describe.skipIf(!available)("the fleet scheduler: Houston deploys through a real fleetd", { timeout: 240_000 }, () => {
   let dir = "";
   it("a seed-style config with a fleet endpoint deploys, confirms and prunes through fleet", async () => {
     dir = config();
@@ -108,7 +109,13 @@ describe.skipIf(!available)("the fleet scheduler: Houston deploys through a real
     expect(s.code, s.stderr).toBe(0);
     expect(s.stderr).toContain("Validated service is running with Consul");
     expect(s.stderr).toContain("You're Go");
-    const inFleet = await fleetctlUnits();
+    // fleet's agents report to /state on a timer: fleetctl catches up with systemd within seconds
+    const inFleet = await eventually("fleetctl list-units shows what houston status shows", async () => {
+      const f = await fleetctlUnits();
+      const st = await statusUnits(dir, "web");
+      const same = [...st].every(([u, hosts]) => JSON.stringify(f.get(u)) === JSON.stringify(hosts));
+      return same && st.size > 0 && f.get("beat@1.service")?.length === HOSTS.length ? f : null;
+    });
     expect(inFleet.get("beat@1.service")).toEqual(HOSTS);
     expect(inFleet.get("web-db@1.service")).toEqual(["hf3"]);
     expect(inFleet.get("web@1.service")).toHaveLength(1);
@@ -142,7 +149,10 @@ describe.skipIf(!available)("the fleet scheduler: Houston deploys through a real
     const names = await fleetUnitNames();
     expect(names.filter((n) => n.startsWith("web@"))).toEqual(["web@2.service"]);
     expect(names).toContain("foreign.service");
-    const inFleet = await fleetctlUnits();
+    const inFleet = await eventually("web@2 active in fleetctl", async () => {
+      const f = await fleetctlUnits();
+      return f.get("web@2.service")?.length ? f : null;
+    });
     expect(inFleet.get("web@2.service")).toHaveLength(1);
   });
 
@@ -174,7 +184,11 @@ describe.skipIf(!available)("the fleet scheduler: Houston deploys through a real
       );
       // asked of the machine that stayed up (the first one may be the one stopped)
       const up = `http://${fleet.host(other).ip}:${FLEET_API_PORT}`;
-      expect((await fleetctlUnits(up)).get("web@5.service")).toEqual([other]);
+      const moved = await eventually("fleetctl shows web@5 on the other machine", async () => {
+        const on = (await fleetctlUnits(up)).get("web@5.service");
+        return on?.length ? on : null;
+      });
+      expect(moved).toEqual([other]);
       const st = JSON.parse((await run(dir, "--json", "status", "web")).stdout) as {
         stacks: { placements: { moves: { unit: string; from: string; to: string }[] } }[];
       };
@@ -241,7 +255,11 @@ describe.skipIf(!available)("the fleet scheduler: Houston deploys through a real
       restarted = true;
       const r = await deploy;
       expect(r.code, r.stderr).toBe(0);
-      expect((await fleetctlUnits()).get("tools-cron@1.service")).toEqual(["hf3"]);
+      const cron = await eventually("tools-cron@1 active in fleetctl", async () => {
+        const on = (await fleetctlUnits()).get("tools-cron@1.service");
+        return on?.length ? on : null;
+      });
+      expect(cron).toEqual(["hf3"]);
     } finally {
       if (!restarted) await etcd.startEtcdAgain();
     }
