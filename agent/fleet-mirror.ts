@@ -91,7 +91,7 @@ export class FleetMirror {
       }
       const destroyed: string[] = [];
       for (const s of steps) {
-        busy = true;
+        busy ||= s.kind !== "foreign"; // a foreign unit in the way waits for a person, not for fleet
         if (s.kind === "foreign") {
           problems.set(s.name, s.reason);
           continue;

@@ -18,8 +18,14 @@ export interface ArchiveRequests {
   requestArchive(stack: string, sha: string, signal: AbortSignal): Promise<ArchiveAnswer>;
 }
 
-export function serveLocalSocket(path: string, agent: ArchiveRequests, log: (m: string) => void): Server {
-  mkdirSync(dirname(path), { recursive: true, mode: 0o700 });
+export function serveLocalSocket(path: string, agent: ArchiveRequests, log: (m: string) => void): Server | null {
+  try {
+    mkdirSync(dirname(path), { recursive: true, mode: 0o700 });
+  } catch (err) {
+    // the agent runs on without it: only fleet's file units need it, and they say so when it is missing
+    log(`no local socket at ${path}: ${String(err)}`);
+    return null;
+  }
   try {
     if (lstatSync(path).isSocket()) unlinkSync(path); // left by an agent that was killed
   } catch {
