@@ -7,7 +7,7 @@
  * agents keep it.
  */
 import { randomBytes } from "node:crypto";
-import { mkdirSync, mkdtempSync, readFileSync, writeFileSync } from "node:fs";
+import { mkdirSync, mkdtempSync, rmSync, readFileSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { LocalFleet } from "../lib/local-fleet.js";
@@ -58,14 +58,16 @@ export async function archiveDelivery(prefix: string, hosts: number, mb: number)
   const fleet = await LocalFleet.start({
     hosts: Array.from({ length: hosts }, (_, i) => ({ name: `${prefix}${i + 1}`, meta: { role: "bulk" } })),
   });
+  const dirs: string[] = [];
   try {
     const blob = randomBytes(mb * 1048576).toString("base64");
+    dirs.push(config("1", blob), config("2", blob));
     const rx0 = bytesToHosts(fleet);
     const rss0 = rssMb(fleet.serverPid);
-    const firstMs = houston(fleet.consulAddr, config("1", blob), "standalone", "bulk");
+    const firstMs = houston(fleet.consulAddr, dirs[0] ?? "", "standalone", "bulk");
     const rx1 = bytesToHosts(fleet);
     const rss1 = rssMb(fleet.serverPid);
-    houston(fleet.consulAddr, config("2", blob), "standalone", "bulk");
+    houston(fleet.consulAddr, dirs[1] ?? "", "standalone", "bulk");
     const rx2 = bytesToHosts(fleet);
     return {
       hosts,
@@ -78,5 +80,6 @@ export async function archiveDelivery(prefix: string, hosts: number, mb: number)
     };
   } finally {
     await fleet.stop();
+    for (const d of dirs) rmSync(d, { recursive: true, force: true });
   }
 }

@@ -3,7 +3,7 @@
  * the seed chained them) on every host — first deploy, upgrade of all N to a new version (old ones
  * pruned), and the agent's memory after. Medians of `runs`.
  */
-import { mkdirSync, mkdtempSync, writeFileSync } from "node:fs";
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import type { LocalFleet } from "../lib/local-fleet.js";
@@ -53,10 +53,12 @@ export async function growth(fleet: LocalFleet, sizes: number[], runs: number): 
     let mem = { rssMb: 0, peakMb: 0 };
     for (let r = 0; r < runs; r++) {
       const v1 = config(n, "1");
+      const v2 = config(n, "2");
       first.push(houston(fleet.consulAddr, v1, "standalone", "grow", "--timeout", "1800"));
-      upgrade.push(houston(fleet.consulAddr, config(n, "2"), "standalone", "grow", "--timeout", "1800"));
+      upgrade.push(houston(fleet.consulAddr, v2, "standalone", "grow", "--timeout", "1800"));
       mem = await agentMemory(fleet);
       houston(fleet.consulAddr, v1, "remove", "grow");
+      for (const d of [v1, v2]) rmSync(d, { recursive: true, force: true });
     }
     const f = median(first);
     const u = median(upgrade);
