@@ -13,6 +13,7 @@ import { admits, follows, isFollower, type PlacementDoc } from "../shared/schedu
 import type { ServiceDecl, StackSpec, UnitRole, UnitSpec } from "../shared/spec.js";
 import { fleetArchiveMetadata, fleetUnitText, isFleetStack, metadataMatches } from "../shared/fleet-mirror.js";
 import { parseUnitFile, renderUnitFile, splitWords } from "../shared/unit-file.js";
+import { ordinal } from "../shared/order.js";
 
 export interface DesiredUnit {
   name: string;
@@ -55,7 +56,7 @@ export function desiredForHost(
   const archives = new Map<string, string>();
   const generations = new Map<string, number>();
   const fleet: DesiredUnit[] = [];
-  for (const spec of [...specs].sort((a, b) => a.stack.localeCompare(b.stack))) {
+  for (const spec of [...specs].sort((a, b) => ordinal(a.stack, b.stack))) {
     generations.set(spec.stack, spec.generation);
     const placed = placements.get(spec.stack)?.units ?? {};
     if (isFleetStack(spec)) {

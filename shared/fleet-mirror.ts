@@ -12,6 +12,7 @@ import { MOVES_KEPT, type Move, type PlacementDoc } from "./schedule.js";
 import type { StackSpec, UnitSpec } from "./spec.js";
 import { renderUnitFile, type UnitFile } from "./unit-file.js";
 import { isGlobal } from "./placement.js";
+import { ordinal } from "./order.js";
 
 /** Where the agent listens for local requests (root only): the fleet file unit asks it for files. */
 export const AGENT_SOCKET = "/run/houston/agent.sock";
@@ -149,7 +150,7 @@ export function mirrorSteps(
       steps.push({ kind: "launch", name: d.name, stack: d.stack, options: d.options });
     }
   }
-  for (const [name, stack] of [...owned].sort(([a], [b]) => a.localeCompare(b)))
+  for (const [name, stack] of [...owned].sort(([a], [b]) => ordinal(a, b)))
     if (!wanted.has(name)) steps.push({ kind: "destroy", name, stack });
   return steps;
 }

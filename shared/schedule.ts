@@ -15,6 +15,7 @@
 import { z } from "zod";
 import { isGlobal, placementMatches, type Placement } from "./placement.js";
 import type { StackSpec, UnitSpec } from "./spec.js";
+import { ordinal } from "./order.js";
 
 export const MoveSchema = z.object({
   unit: z.string(),
@@ -188,9 +189,9 @@ export interface ScheduleInput {
 
 /** Every stack's placements. Deterministic: same input, same output. */
 export function schedule(input: ScheduleInput): Map<string, PlacementDoc> {
-  const machines = [...input.machines].sort((a, b) => a.node.localeCompare(b.node));
+  const machines = [...input.machines].sort((a, b) => ordinal(a.node, b.node));
   const byNode = new Map(machines.map((m) => [m.node, m]));
-  const specs = [...input.specs].sort((a, b) => a.stack.localeCompare(b.stack));
+  const specs = [...input.specs].sort((a, b) => ordinal(a.stack, b.stack));
   /** node → names of units on it (placed and global), for load and conflicts */
   const onNode = new Map<string, Set<string>>(machines.map((m) => [m.node, new Set<string>()]));
   const load = new Map<string, number>(machines.map((m) => [m.node, 0]));
@@ -301,7 +302,7 @@ export function schedule(input: ScheduleInput): Map<string, PlacementDoc> {
         (a, b) =>
           Number(prefer.includes(b.node)) - Number(prefer.includes(a.node)) ||
           (load.get(a.node) ?? 0) - (load.get(b.node) ?? 0) ||
-          a.node.localeCompare(b.node),
+          ordinal(a.node, b.node),
       )[0];
       if (!pick) break;
       put(item, pick.node);
@@ -372,5 +373,5 @@ export function samePlacements(a: PlacementDoc | undefined, b: PlacementDoc): bo
 }
 
 function sortKeys<T>(r: Record<string, T>): [string, T][] {
-  return Object.entries(r).sort(([a], [b]) => a.localeCompare(b));
+  return Object.entries(r).sort(([a], [b]) => ordinal(a, b));
 }

@@ -15,6 +15,7 @@ import {
 } from "../../shared/spec.js";
 import { decideHealth, describeHost, hostHealth, type HealthDecision, type HostHealth } from "./confirm.js";
 import type { HostView } from "./progress.js";
+import { ordinal } from "../../shared/order.js";
 
 export async function readAgents(consul: Consul, kv: KvLayout): Promise<{ records: AgentRecord[]; invalid: string[] }> {
   const records: AgentRecord[] = [];
@@ -42,7 +43,7 @@ export async function readHosts(consul: Consul, kv: KvLayout): Promise<HostView[
       ...(r.machineId ? { machineId: r.machineId } : {}),
       agent: health.get(r.node) ?? "missing",
     }))
-    .sort((a, b) => a.node.localeCompare(b.node));
+    .sort((a, b) => ordinal(a.node, b.node));
 }
 
 /** All valid reports under status/, by stack then node. */
