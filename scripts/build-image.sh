@@ -71,7 +71,7 @@ put() { mkdir -p "$STAGE$(dirname "$2")"; cp -L "$1" "$STAGE$2"; }
 put "$NODE24" /usr/bin/node
 for lib in $(ldd "$NODE24" "$MOD/build/Release/better_sqlite3.node" | awk '/=> \//{print $3} /^[ \t]+\//{print $1}' | sort -u); do put "$lib" "$lib"; done
 put dist/houston-agent.js $A/houston-agent.js
-echo '{"type":"module"}' > "$STAGE$A/package.json"
+put dist/package.json $A/package.json
 mkdir -p "$STAGE$A/node_modules/better-sqlite3/build/Release" "$STAGE$A/node_modules/bindings" "$STAGE$A/node_modules/file-uri-to-path"
 cp -r "$MOD/lib" "$MOD/package.json" "$STAGE$A/node_modules/better-sqlite3/"
 cp "$MOD/build/Release/better_sqlite3.node" "$STAGE$A/node_modules/better-sqlite3/build/Release/"

@@ -12,7 +12,6 @@
  *  - global units show no machineID in /units: their truth is in /state.
  */
 import { request as httpRequest, type IncomingMessage } from "node:http";
-import { request as httpsRequest } from "node:https";
 import { z } from "zod";
 import { Backoff, sleep } from "./backoff.js";
 import { HoustonError } from "./errors.js";
@@ -183,7 +182,7 @@ export class Fleet {
       const opts = { method, headers, timeout: 30_000 };
       const req = this.socketPath
         ? httpRequest({ ...opts, socketPath: this.socketPath, path: `/fleet/v1/${path}` }, onResponse)
-        : (this.base?.protocol === "https:" ? httpsRequest : httpRequest)(
+        : (this.base?.protocol === "https:" ? process.getBuiltinModule("node:https").request : httpRequest)(
             new URL(`fleet/v1/${path}`, withSlash(this.base)),
             opts,
             onResponse,

@@ -158,7 +158,7 @@ describe("chaos", () => {
     const pids = await Promise.all(HOSTS.map((h) => pid(h, "kept@1.service")));
     const bundle = readFileSync(join(ROOT, "dist", "houston-agent.js"), "utf8");
     const upgraded = bundle.replace(
-      /(var package_default = \{\s*name: "houston",\s*version: )"[^"]+"/,
+      /(var package_default\s*=\s*\{\s*name:\s*"houston",\s*version:\s*)"[^"]+"/,
       '$1"9.9.9-chaos"',
     );
     expect(upgraded).not.toBe(bundle);
