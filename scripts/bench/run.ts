@@ -14,7 +14,7 @@
  * used by the test suite so this code cannot rot).
  */
 import { execFileSync } from "node:child_process";
-import { cpSync, mkdirSync, mkdtempSync, readFileSync, writeFileSync } from "node:fs";
+import { cpSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { parseArgs } from "node:util";
@@ -88,6 +88,11 @@ const { values } = parseArgs({
     sizes: { type: "string" },
   },
 });
+// every config dir and archive the sections make goes under one directory, removed at the end
+const scratch = mkdtempSync(join(tmpdir(), "houston-bench-"));
+process.env.TMPDIR = scratch;
+process.on("exit", () => rmSync(scratch, { recursive: true, force: true }));
+
 const smoke = values.smoke === true;
 const runs = Number(values.runs ?? (smoke ? "1" : "3"));
 const only = values.only;
