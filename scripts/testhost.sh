@@ -340,7 +340,8 @@ status() {
 shell() {
   local NAME=$1; shift
   local SPID; SPID=$(cat "$BASE/$NAME/pid")
-  exec nsenter -t "$SPID" -a "${@:-/bin/bash}"
+  # the caller's TMPDIR names a directory of this machine, not of the instance (podman fails on it)
+  exec nsenter -t "$SPID" -a env -u TMPDIR "${@:-/bin/bash}"
 }
 
 launch() {   # __launch NAME CGROUP [nsenter --net=...]
