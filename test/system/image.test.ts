@@ -11,6 +11,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { LocalFleet, TESTHOST_PODMAN } from "../../scripts/lib/local-fleet.js";
 import { configDir, houston } from "../helpers/cli.js";
 import { ROOT } from "../helpers/consul.js";
+import { eventually } from "../helpers/specs.js";
 
 const { version } = JSON.parse(readFileSync(join(ROOT, "package.json"), "utf8")) as { version: string };
 let fleet: LocalFleet;
@@ -44,7 +45,11 @@ describe("the agent from its image", () => {
   it("runs under systemd in the host, on Node 24, and reports its version", async () => {
     const ps = await fleet.shell("img1", ...podman, "ps", "--format", "{{.Names}} {{.Image}}");
     expect(ps).toContain(`houston-agent localhost/houston-agent:${version}`);
-    const node = await fleet.shell("img1", ...podman, "exec", "houston-agent", "/usr/bin/node", "--version");
+    // podman's exec can fail now and then on a loaded machine (runc: "read init-p: connection reset
+    // by peer" while the container runs on): asked again until it answers
+    const node = await eventually("node --version in the agent's container", () =>
+      fleet.shell("img1", ...podman, "exec", "houston-agent", "/usr/bin/node", "--version"),
+    );
     expect(node.trim()).toMatch(/^v24\./);
     const rec = JSON.parse((await fleet.consul.kvGet(fleet.kv.agent("img1")))!.value.toString()) as { version: string };
     expect(rec.version).toBe(version);
