@@ -4,15 +4,14 @@
  * failure). Also the units fleet ran here and is still stopping: they stay in the report until
  * they are gone, so that a removal waits for them.
  */
+import { execFile } from "node:child_process";
 import { promisify } from "node:util";
 import type { UnitStatus } from "../shared/spec.js";
 import type { OwnedUnit } from "./state.js";
 import type { SystemdApi } from "./systemd.js";
 import type { HostDesired } from "./targeting.js";
 
-/** journalctl, through node:child_process loaded on the first failed unit (1 MB of memory) */
-const run = (file: string, args: string[], opts: { timeout: number }) =>
-  promisify(process.getBuiltinModule("node:child_process").execFile)(file, args, opts);
+const run = promisify(execFile);
 export type UnitReportState = Omit<UnitStatus, "name">;
 
 export class UnitStates {

@@ -6,11 +6,11 @@ import { chmodSync, existsSync, writeFileSync } from "node:fs";
 import { createRequire } from "node:module";
 
 // Both bundles are CommonJS, not ES modules, for the agent's memory (README, Benchmarks): on Node 24
-// an ES module entry costs 3.6 MB of the ESM loader, and its named imports of Node's built-in
-// modules read every export, which runs their lazy getters (node:http's loads undici, with http2
-// and perf_hooks: 10 MB the agent never uses).
+// an ES module entry costs 3.6 MB of the ESM loader, and a named import from a built-in module
+// reads every export, which runs its lazy getters (one of node:http's loads undici, with http2 and
+// perf_hooks): 6 MB of the agent's idle RSS in all.
 // The consul package requires node:https at load; it is used only for an https Consul. Packages get
-// a stand-in whose properties load node:https when first read (with tls: 2.5 MB of the agent's
+// a stand-in whose properties load node:https when first read (with tls: about 2 MB of the agent's
 // memory on a host whose local Consul speaks plain http). Our own code loads it where it needs it.
 const lazyHttps = {
   name: "lazy-https",
