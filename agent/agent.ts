@@ -205,7 +205,7 @@ export class Agent {
   /** What this host should run now, from the cached specs and placements (derived again only when they change). */
   private desired(): HostDesired {
     const { state } = this.deps;
-    const key = `${state.revision} ${this.node} ${JSON.stringify(this.meta)}`;
+    const key = `${state.revision} ${this.node} ${this.machineId ?? ""} ${JSON.stringify(this.meta)}`;
     if (this.desiredCache?.key !== key)
       this.desiredCache = {
         key,

@@ -10,6 +10,7 @@ import { dirname } from "node:path";
 import { UnitRefusedError } from "../shared/errors.js";
 import { PlacementDocSchema, type PlacementDoc } from "../shared/schedule.js";
 import { StackSpecSchema, decodeJson, type StackSpec } from "../shared/spec.js";
+import { ordinal } from "../shared/order.js";
 
 export interface OwnedUnit {
   name: string;
@@ -106,7 +107,7 @@ export class AgentState {
       const ins = this.stmt("INSERT INTO specs (stack, body, generation) VALUES (?, ?, ?)");
       for (const s of specs) ins.run(s.stack, JSON.stringify(s), s.generation);
     })();
-    this.specCache = [...specs].sort((a, b) => (a.stack < b.stack ? -1 : a.stack > b.stack ? 1 : 0));
+    this.specCache = [...specs].sort((a, b) => ordinal(a.stack, b.stack));
     this.revision++;
   }
 
@@ -134,9 +135,7 @@ export class AgentState {
 
   // ---- units ------------------------------------------------------------------------------
   units(): OwnedUnit[] {
-    const rows = this.db
-      .prepare("SELECT name, stack, hash, started_hash, service_id FROM units ORDER BY rowid")
-      .all() as {
+    const rows = this.stmt("SELECT name, stack, hash, started_hash, service_id FROM units ORDER BY rowid").all() as {
       name: string;
       stack: string;
       hash: string;
@@ -156,11 +155,9 @@ export class AgentState {
    * A unit another stack owns is never handed over.
    */
   claimUnit(name: string, stack: string, hash: string): void {
-    const res = this.db
-      .prepare(
-        "INSERT INTO units (name, stack, hash) VALUES (?, ?, ?) ON CONFLICT(name) DO UPDATE SET hash = excluded.hash WHERE units.stack = excluded.stack",
-      )
-      .run(name, stack, hash);
+    const res = this.stmt(
+      "INSERT INTO units (name, stack, hash) VALUES (?, ?, ?) ON CONFLICT(name) DO UPDATE SET hash = excluded.hash WHERE units.stack = excluded.stack",
+    ).run(name, stack, hash);
     if (res.changes === 0)
       throw new UnitRefusedError(
         `unit ${name} is owned by stack ${this.unitOwner(name) ?? "?"}; refusing to take it over`,
@@ -191,11 +188,9 @@ export class AgentState {
     return new Map(rows.map((r) => [r.name, { stack: r.stack, serviceId: r.service_id, hash: r.hash }]));
   }
   setFleetService(name: string, stack: string, serviceId: string, hash: string): void {
-    this.db
-      .prepare(
-        "INSERT INTO fleet_services (name, stack, service_id, hash) VALUES (?, ?, ?, ?) ON CONFLICT(name) DO UPDATE SET stack = excluded.stack, service_id = excluded.service_id, hash = excluded.hash",
-      )
-      .run(name, stack, serviceId, hash);
+    this.stmt(
+      "INSERT INTO fleet_services (name, stack, service_id, hash) VALUES (?, ?, ?, ?) ON CONFLICT(name) DO UPDATE SET stack = excluded.stack, service_id = excluded.service_id, hash = excluded.hash",
+    ).run(name, stack, serviceId, hash);
   }
   forgetFleetService(name: string): void {
     this.stmt("DELETE FROM fleet_services WHERE name = ?").run(name);
@@ -227,17 +222,19 @@ export class AgentState {
     })();
   }
   filesOf(archive: string): OwnedFile[] {
-    return this.db
-      .prepare("SELECT path, archive, kind FROM files WHERE archive = ? ORDER BY length(path) DESC, path")
-      .all(archive) as OwnedFile[];
+    return this.stmt("SELECT path, archive, kind FROM files WHERE archive = ? ORDER BY length(path) DESC, path").all(
+      archive,
+    ) as OwnedFile[];
   }
   forgetFile(path: string): void {
     this.stmt("DELETE FROM files WHERE path = ?").run(path);
   }
   markArchiveInstalled(sha: string, stack: string): void {
-    this.db
-      .prepare("INSERT OR REPLACE INTO archives (sha, stack, installed_at) VALUES (?, ?, ?)")
-      .run(sha, stack, new Date().toISOString());
+    this.stmt("INSERT OR REPLACE INTO archives (sha, stack, installed_at) VALUES (?, ?, ?)").run(
+      sha,
+      stack,
+      new Date().toISOString(),
+    );
   }
   forgetArchive(sha: string): void {
     this.stmt("DELETE FROM archives WHERE sha = ?").run(sha);
@@ -278,11 +275,9 @@ export class AgentState {
     return new Map(rows.map((r) => [r.stack, r.generation]));
   }
   noteAccepted(stack: string, generation: number): void {
-    this.db
-      .prepare(
-        "INSERT INTO accepted (stack, generation) VALUES (?, ?) ON CONFLICT(stack) DO UPDATE SET generation = max(generation, excluded.generation)",
-      )
-      .run(stack, generation);
+    this.stmt(
+      "INSERT INTO accepted (stack, generation) VALUES (?, ?) ON CONFLICT(stack) DO UPDATE SET generation = max(generation, excluded.generation)",
+    ).run(stack, generation);
   }
   /** node name and metadata last learnt from Consul, for starts while Consul is away */
   identity(): { node: string; meta: Record<string, string> } | null {
@@ -295,9 +290,7 @@ export class AgentState {
     return { node: row.node, meta: meta as Record<string, string> };
   }
   setIdentity(node: string, meta: Record<string, string>): void {
-    this.db
-      .prepare("INSERT OR REPLACE INTO identity (id, node, meta) VALUES (1, ?, ?)")
-      .run(node, JSON.stringify(meta));
+    this.stmt("INSERT OR REPLACE INTO identity (id, node, meta) VALUES (1, ?, ?)").run(node, JSON.stringify(meta));
   }
 
   reportKeys(): string[] {

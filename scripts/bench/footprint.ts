@@ -5,7 +5,18 @@
  * the same flags, when that cache exists.
  */
 import { execFileSync } from "node:child_process";
-import { copyFileSync, cpSync, existsSync, mkdirSync, readdirSync, statSync, writeFileSync } from "node:fs";
+import {
+  chmodSync,
+  copyFileSync,
+  cpSync,
+  existsSync,
+  mkdirSync,
+  readFileSync,
+  readdirSync,
+  rmSync,
+  statSync,
+  writeFileSync,
+} from "node:fs";
 import { join } from "node:path";
 import { LocalFleet, REPO } from "../lib/local-fleet.js";
 
@@ -77,7 +88,7 @@ export async function footprint(fleet: LocalFleet, idleSeconds: number, coldRuns
     const opt = join(host.root, "opt", "houston-image-node");
     mkdirSync(join(opt, "node_modules", "better-sqlite3", "build", "Release"), { recursive: true });
     copyFileSync(rt.node, join(opt, "node"));
-    execFileSync("chmod", ["0755", join(opt, "node")]);
+    chmodSync(join(opt, "node"), 0o755);
     cpSync(join(rt.sqlite, "lib"), join(opt, "node_modules", "better-sqlite3", "lib"), { recursive: true });
     copyFileSync(join(rt.sqlite, "package.json"), join(opt, "node_modules", "better-sqlite3", "package.json"));
     copyFileSync(
@@ -90,7 +101,7 @@ export async function footprint(fleet: LocalFleet, idleSeconds: number, coldRuns
     copyFileSync(join(REPO, "dist", "package.json"), join(opt, "package.json"));
     const dropIn = join(host.root, "etc", "systemd", "system", "houston-agent.service.d");
     mkdirSync(dropIn, { recursive: true });
-    const unit = execFileSync("cat", [join(REPO, "systemd", "houston-agent.service")]).toString();
+    const unit = readFileSync(join(REPO, "systemd", "houston-agent.service"), "utf8");
     const exec = /^ExecStart=\S+ (.*) \/opt\/houston\/houston-agent\.js$/m.exec(unit)?.[1] ?? "";
     writeFileSync(
       join(dropIn, "image-node.conf"),
@@ -102,7 +113,7 @@ export async function footprint(fleet: LocalFleet, idleSeconds: number, coldRuns
     await new Promise((r) => setTimeout(r, idleSeconds * 1000));
     const c = await stat(fleet, h);
     image = { node: rt.version, idleRssMb: c.rssKb / 1024, peakRssMb: c.hwmKb / 1024 };
-    execFileSync("rm", ["-rf", dropIn]);
+    rmSync(dropIn, { recursive: true, force: true });
     await fleet.shell(h, "systemctl", "daemon-reload");
     await fleet.shell(h, "systemctl", "restart", "houston-agent.service");
     await healthy(fleet, h);
