@@ -12,6 +12,7 @@ import { checkTargetProblem, serviceNameProblem, serviceTags } from "../shared/s
 import { fetchArchive } from "../shared/archive-store.js";
 import { installArchive, parseArchive, removeArchive } from "./archive.js";
 import type { Step } from "./reconcile.js";
+import { HealthProbe } from "./probe.js";
 import { removeSafely, writeFileSafely } from "./safe-fs.js";
 import type { AgentState } from "./state.js";
 import type { SystemdApi } from "./systemd.js";
@@ -26,16 +27,19 @@ export interface ApplyDeps {
   startTimeoutMs: number;
   maxArchiveBytes: number;
   log(message: string): void;
+  /** a service's first health check, by the agent (one per pass: its budget is the pass's) */
+  probe?: HealthProbe;
 }
 
 /** Runs the steps in order; returns the errors per stack. */
 export async function applySteps(steps: Step[], deps: ApplyDeps): Promise<Map<string, string[]>> {
   const errors = new Map<string, string[]>();
+  const d = { ...deps, probe: deps.probe ?? new HealthProbe() };
   for (const step of steps) {
     const stack = "stack" in step ? step.stack : null;
     if (stack && errors.has(stack)) continue;
     try {
-      await applyStep(step, deps);
+      await applyStep(step, d);
     } catch (err) {
       const text = `${describe(step)}: ${errorText(err)}`;
       deps.log(`error: ${text}`);
@@ -60,7 +64,7 @@ export function describe(step: Step): string {
   }
 }
 
-async function applyStep(step: Step, d: ApplyDeps): Promise<void> {
+async function applyStep(step: Step, d: ApplyDeps & { probe: HealthProbe }): Promise<void> {
   switch (step.kind) {
     case "blocked":
       throw new UnitRefusedError(step.reason);
@@ -114,19 +118,30 @@ async function applyStep(step: Step, d: ApplyDeps): Promise<void> {
     }
     case "register-service": {
       const s = step.service;
-      // re-checked here, by the party that acts on it
+      const url = s.checkHttp ?? `http://127.0.0.1:${s.port}/`;
+      // re-checked here, by the party that acts on it (and before the agent asks the URL itself)
       const problem =
-        serviceNameProblem(step.stack, s.name) ??
-        (s.checkHttp ? checkTargetProblem(s.checkHttp, ownAddresses()) : null);
+        serviceNameProblem(step.stack, s.name) ?? (s.checkHttp ? checkTargetProblem(url, ownAddresses()) : null);
       if (problem) throw new StepFailedError(`not registering ${s.name}: ${problem}`);
+      // Consul keeps a re-registered check's status: the old process's is not the new one's
+      if (step.resetCheck) await d.consul.agentServiceDeregister(step.serviceId);
+      const passed = await d.probe.passes(url, CHECK_TIMEOUT_MS);
       await d.consul.agentServiceRegister({
         ID: step.serviceId,
         Name: s.name,
         Port: s.port,
         Tags: serviceTags(step.version, step.group),
         Meta: { houston_unit: step.name, houston_stack: step.stack },
-        Check: { HTTP: s.checkHttp ?? `http://127.0.0.1:${s.port}/`, Interval: s.interval, Timeout: "2s" },
+        Check: {
+          HTTP: url,
+          Interval: s.interval,
+          Timeout: `${CHECK_TIMEOUT_MS}ms`,
+          ...(passed ? { Status: "passing" } : {}),
+        },
       });
+      d.log(
+        `registered ${s.name} for ${step.name}: ${passed ? "its check passed (asked by the agent)" : "Consul's check will tell"}`,
+      );
       if (step.fleet) d.state.setFleetService(step.name, step.stack, step.serviceId, step.fleet.hash);
       else d.state.setServiceId(step.name, step.serviceId);
       return;
@@ -142,6 +157,9 @@ async function applyStep(step: Step, d: ApplyDeps): Promise<void> {
     }
   }
 }
+
+/** Consul's timeout for a service's HTTP check, and the agent's for its own first one */
+const CHECK_TIMEOUT_MS = 2000;
 
 function ownAddresses(): Set<string> {
   return new Set(Object.values(networkInterfaces()).flatMap((list) => (list ?? []).map((a) => a.address)));

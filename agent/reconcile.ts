@@ -4,6 +4,8 @@
  *
  * Order: install archives → write unit files → deregister, stop and remove unwanted units →
  * one daemon reload → start wanted units in spec order → register services → remove archives.
+ * A service whose unit is (re)started is registered afresh: a check's status never carries over
+ * from the process it described to the next one.
  * A unit is started once per content: a unit that failed stays failed (and reported) until its
  * content changes; Houston does not loop restarting it.
  */
@@ -56,6 +58,11 @@ export type Step =
       group: string | null;
       /** a unit fleet runs: recorded with its content hash, not as a unit Houston owns */
       fleet?: { hash: string };
+      /**
+       * the service is registered already, for a process this pass replaces: Consul would carry
+       * its check's status over to the new process, so the registration is dropped first
+       */
+      resetCheck?: true;
     }
   | { kind: "remove-archive"; stack: string; sha: string };
 
@@ -129,6 +136,8 @@ function fleetRegistrations(current: HostObservation, desired: HostDesired): Ste
     wanted.add(u.name);
     const o = have.get(u.name);
     if (o && o.hash === u.hash && o.stack === u.stack && !current.registrationsStale) continue;
+    // fleet restarts a unit whose content changed: the old process's check status is not the new one's
+    const resetCheck = o !== undefined && o.hash !== u.hash && o.serviceId === serviceIdFor(u.name);
     steps.push({
       kind: "register-service",
       stack: u.stack,
@@ -138,6 +147,7 @@ function fleetRegistrations(current: HostObservation, desired: HostDesired): Ste
       version: u.version,
       group: u.group,
       fleet: { hash: u.hash },
+      ...(resetCheck ? { resetCheck: true as const } : {}),
     });
   }
   for (const [name, o] of have)
@@ -152,6 +162,7 @@ function registration(u: DesiredUnit, o: ObservedUnit | undefined, stale: boolea
   const id = serviceIdFor(u.name);
   // re-register when the unit (re)starts too: its content, and so its declaration, may have changed
   if (o?.serviceId === id && o.startedHash === u.hash && !stale) return [];
+  const resetCheck = o?.serviceId === id && o.startedHash !== u.hash;
   return [
     {
       kind: "register-service",
@@ -161,6 +172,7 @@ function registration(u: DesiredUnit, o: ObservedUnit | undefined, stale: boolea
       service: u.service,
       version: u.version,
       group: u.group,
+      ...(resetCheck ? { resetCheck: true as const } : {}),
     },
   ];
 }

@@ -335,6 +335,38 @@ describe("agent on real systemd hosts", () => {
     expect(metrics).toMatch(/^houston_units\{state="active"\} [1-9]\d*$/m);
   });
 
+  it("registers a service passing only when it answers its check now; a restart never inherits the old status", async () => {
+    // Consul's own first run is due at a random moment within the minute: what the test sees is the agent's look
+    const houston = "\n[X-Houston]\nServicePort=18181\nServiceCheckInterval=60s\n";
+    // started = listening: ExecStartPost holds systemd's start job until the port answers
+    const listening = unitText(
+      "ExecStart=/usr/bin/python3 -m http.server 18181 --bind 127.0.0.1\nExecStartPost=/bin/sh -c 'until curl -sf -o /dev/null 127.0.0.1:18181/; do sleep 0.1; done'",
+      `${web}${houston}`,
+    );
+    const silent = unitText("ExecStart=/bin/sleep infinity", `${web}${houston}`);
+    const check = async () =>
+      (
+        JSON.parse(await fleet.shell("ag1", "curl", "-sf", "127.0.0.1:8500/v1/agent/checks")) as Record<
+          string,
+          { Status: string }
+        >
+      )["service:houston:gate-web@1.service"]?.Status;
+    const deploy = async (text: string) => {
+      const units = await planUnits(c(), kv(), "gate", [dep("web", "1", text)]);
+      await reportAt(c(), kv(), "ag1", "gate", await publish(c(), kv(), "gate", units), {
+        "gate-web@1.service": "active",
+      });
+    };
+    await deploy(listening);
+    expect(await check()).toBe("passing");
+    const journal = await fleet.shell("ag1", "journalctl", "-u", "houston-agent", "--no-pager", "-o", "cat");
+    expect(journal).toContain("registered gate-web for gate-web@1.service: its check passed (asked by the agent)");
+    // same name, new content, nothing listening: Consul would keep "passing" for a re-registered check
+    await deploy(silent);
+    expect(await check()).toBe("critical");
+    await publish(c(), kv(), "gate", []);
+  });
+
   it("registers itself and its services again when the local Consul agent lost them", async () => {
     const units = await planUnits(c(), kv(), "reg", [
       dep("svc", "1", unitText("ExecStart=/bin/sleep infinity", `${web}\n[X-Houston]\nServicePort=9\n`)),

@@ -182,6 +182,30 @@ describe("reconcileHost", () => {
   ];
   for (const c of cases) it(c.title, () => expect(kinds(reconcileHost(c.current, c.desired))).toEqual(c.steps));
 
+  it("registers a restarted unit's service afresh: the old process's check status does not carry over", () => {
+    const svc = { role: "service" as const, version: "2", service: { name: "s", port: 80, interval: "2s" } };
+    const reg = (current: HostObservation, text = "text of s@2.service") =>
+      reconcileHost(current, desired([want("s@2.service", text, svc)])).find((s) => s.kind === "register-service");
+    const registered = has("s@2.service", { serviceId: "houston:s@2.service" });
+    expect(reg(host([registered]), "new text")).toMatchObject({ resetCheck: true });
+    // never registered, or registered again after an outage for the same process: nothing to reset
+    expect(reg(host([]))).not.toHaveProperty("resetCheck");
+    expect(reg(host([registered], { registrationsStale: true }))).not.toHaveProperty("resetCheck");
+  });
+
+  it("registers a service fleet runs afresh when fleet has new content for its unit", () => {
+    const fleetUnit = {
+      ...want("f@1.service", "v2", { role: "service", service: { name: "s", port: 80, interval: "2s" } }),
+    };
+    const fleetDesired: HostDesired = { ...desired([]), fleet: [fleetUnit] };
+    const registered = (hash: string): HostObservation =>
+      host([], { fleetServices: new Map([["f@1.service", { stack: "s", serviceId: "houston:f@1.service", hash }]]) });
+    const step = (o: HostObservation) => reconcileHost(o, fleetDesired).find((s) => s.kind === "register-service");
+    expect(step(registered(hashText("v1")))).toMatchObject({ resetCheck: true, fleet: { hash: hashText("v2") } });
+    expect(step(registered(fleetUnit.hash))).toBeUndefined();
+    expect(step(host([]))).not.toHaveProperty("resetCheck");
+  });
+
   it("marks restarts only for units that were running with other content", () => {
     const steps = reconcileHost(
       host([has("a@1.service", { fileHash: "old", startedHash: "old" })]),
