@@ -22,7 +22,7 @@ import { loadDeploymentInputs } from "../../controller/config/load.js";
 import { loadManifest } from "../../controller/config/manifest.js";
 import { planDeployment } from "../../controller/plan/plan-deployment.js";
 import { LocalFleet, REPO } from "../lib/local-fleet.js";
-import { seedDeploy, type SeedOptions } from "./seed-driver.js";
+import { seedDeploy, seedDeregister, type SeedOptions } from "./seed-driver.js";
 import { upgradeUnderLoad, zeroDowntimeConfig } from "./zero-downtime.js";
 import { growth } from "./growth.js";
 import { houstonCli } from "./cli.js";
@@ -204,6 +204,7 @@ async function rollout(fleet: LocalFleet): Promise<void> {
       entry.first.push(await seedDeploy(fleet, web, v1.plan.units, v1.files, svc(v1), [], o));
       const replaced = v1.plan.units.filter((u) => !v2.plan.units.some((n) => n.name === u.name)).map((u) => u.name);
       entry.upgrade.push(await seedDeploy(fleet, web, v2.plan.units, v2.files, svc(v2), replaced, o));
+      await seedDeregister(fleet, web, svc(v2).name);
       // clean up as the seed's world would not: its units and the files its file unit wrote
       const files = [...new Set([...v1.files, ...v2.files].map((f) => f.path))];
       const all = [...new Set([...v1.plan.units, ...v2.plan.units].map((u) => u.name))].reverse();

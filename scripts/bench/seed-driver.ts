@@ -56,10 +56,11 @@ export async function seedDeploy(
     if (!ok) throw new Error(`seed driver: ${u.name} did not become active`);
     if (u.role === "archive" && o.fileSleepSeconds > 0) await sleep(o.fileSleepSeconds * 1000);
   }
+  const id = service ? `seed-${service.name}-${service.tag}` : null;
   if (service) {
     // registrator registered the service in the seed's world; here the driver does it on each host
     const reg = JSON.stringify({
-      ID: `seed-${service.name}-${service.tag}`,
+      ID: id,
       Name: service.name,
       Port: service.port,
       Tags: [service.tag],
@@ -98,6 +99,39 @@ export async function seedDeploy(
       hosts.map((h) => fleet.shell(h, "sh", "-c", `systemctl stop '${name}'; rm -f '/etc/systemd/system/${name}'`)),
     );
   }
+  // registrator deregistered a service when its container stopped
+  if (service && old.length > 0) await seedDeregister(fleet, hosts, service.name, id);
   await Promise.all(hosts.map((h) => fleet.shell(h, "systemctl", "daemon-reload")));
   return Date.now() - t0;
+}
+
+/**
+ * Removes the driver's registrations of `name` on `hosts` (all of them, or all but `keep`). Left in
+ * place, a later run that registers the same ID again would find its check passing at once:
+ * Consul keeps a re-registered check's status.
+ */
+export async function seedDeregister(
+  fleet: LocalFleet,
+  hosts: string[],
+  name: string,
+  keep: string | null = null,
+): Promise<void> {
+  await Promise.all(
+    hosts.map(async (h) => {
+      const services = JSON.parse(await fleet.shell(h, "curl", "-sf", "127.0.0.1:8500/v1/agent/services")) as Record<
+        string,
+        unknown
+      >;
+      for (const sid of Object.keys(services))
+        if (sid.startsWith(`seed-${name}-`) && sid !== keep)
+          await fleet.shell(
+            h,
+            "curl",
+            "-sf",
+            "-X",
+            "PUT",
+            `127.0.0.1:8500/v1/agent/service/deregister/${encodeURIComponent(sid)}`,
+          );
+    }),
+  );
 }
