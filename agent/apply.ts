@@ -31,13 +31,17 @@ export interface ApplyDeps {
   probe?: HealthProbe;
 }
 
-/** Runs the steps in order; returns the errors per stack. */
+/**
+ * Runs the steps in order; returns the errors per stack. A run of stops goes to systemd at once:
+ * it orders stop jobs by the units' dependencies whichever call queued them (a unit stops after
+ * those ordered after it), so waiting for each in turn only adds up their times.
+ */
 export async function applySteps(steps: Step[], deps: ApplyDeps): Promise<Map<string, string[]>> {
   const errors = new Map<string, string[]>();
   const d = { ...deps, probe: deps.probe ?? new HealthProbe() };
-  for (const step of steps) {
+  const run = async (step: Step): Promise<void> => {
     const stack = "stack" in step ? step.stack : null;
-    if (stack && errors.has(stack)) continue;
+    if (stack && errors.has(stack)) return;
     try {
       await applyStep(step, d);
     } catch (err) {
@@ -48,6 +52,12 @@ export async function applySteps(steps: Step[], deps: ApplyDeps): Promise<Map<st
         for (const s of new Set(steps.flatMap((x) => ("stack" in x ? [x.stack] : []))))
           errors.set(s, [...(errors.get(s) ?? []), text]);
     }
+  };
+  for (let i = 0; i < steps.length;) {
+    let end = i + 1;
+    if (steps[i]!.kind === "stop-unit") while (steps[end]?.kind === "stop-unit") end++;
+    await Promise.all(steps.slice(i, end).map(run));
+    i = end;
   }
   return errors;
 }
@@ -103,6 +113,8 @@ async function applyStep(step: Step, d: ApplyDeps & { probe: HealthProbe }): Pro
       return;
     }
     case "reload":
+      // only files added: skipped if systemd loaded each as it is on disk (it does since v246)
+      if (step.added && (await d.systemd.loadedAsOnDisk(step.added))) return;
       await d.systemd.reload();
       return;
     case "start-unit": {

@@ -3,7 +3,8 @@
  * Re-derived from fresh observations on every pass, so a crash between two steps is harmless.
  *
  * Order: install archives → write unit files → deregister, stop and remove unwanted units →
- * one daemon reload → start wanted units in spec order → register services → remove archives.
+ * one daemon reload (skipped when systemd loaded every added file by itself) → start wanted units
+ * in spec order → register services → remove archives.
  * A service whose unit is (re)started is registered afresh: a check's status never carries over
  * from the process it described to the next one.
  * A unit is started once per content: a unit that failed stays failed (and reported) until its
@@ -46,7 +47,14 @@ export type Step =
   | { kind: "deregister-service"; stack: string; name: string; serviceId: string; fleet?: true }
   | { kind: "stop-unit"; stack: string; name: string }
   | { kind: "remove-unit-file"; stack: string; name: string }
-  | { kind: "reload" }
+  | {
+      kind: "reload";
+      /**
+       * set when the pass only adds unit files (names systemd has no file for yet): systemd loads
+       * a new file when first asked for it, so the reload can be skipped once it has loaded each
+       */
+      added?: string[];
+    }
   | { kind: "start-unit"; stack: string; name: string; hash: string; restart: boolean }
   | {
       kind: "register-service";
@@ -109,7 +117,9 @@ export function reconcileHost(current: HostObservation, desired: HostDesired): S
   for (const u of unwanted) steps.push({ kind: "stop-unit", stack: u.stack, name: u.name });
   for (const u of unwanted) steps.push({ kind: "remove-unit-file", stack: u.stack, name: u.name });
 
-  if (writes.length > 0 || unwanted.length > 0) steps.push({ kind: "reload" });
+  const onlyAdded = unwanted.length === 0 && writes.every((u) => !owned.has(u.name));
+  if (writes.length > 0 || unwanted.length > 0)
+    steps.push(onlyAdded ? { kind: "reload", added: writes.map((u) => u.name) } : { kind: "reload" });
 
   for (const u of live) {
     const o = owned.get(u.name);

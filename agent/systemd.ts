@@ -52,6 +52,7 @@ export type SystemdApi = Pick<
   | "stopUnit"
   | "unitSource"
   | "unitStates"
+  | "loadedAsOnDisk"
 >;
 
 export class Systemd {
@@ -223,6 +224,21 @@ export class Systemd {
       state.result = str(await this.getProperty(path, SERVICE, "Result"), "Result");
     }
     return out;
+  }
+
+  /**
+   * Whether systemd has each of these units loaded, from its file as the file is now. Asking loads
+   * a unit, and systemd (v246 on) reads a unit file that appeared since it last looked without a
+   * daemon reload: true means a reload would change nothing for them.
+   */
+  async loadedAsOnDisk(names: string[]): Promise<boolean> {
+    const states = await this.unitStates(names);
+    for (const name of names) {
+      if (states.get(name)?.loadState !== "loaded") return false;
+      const stale = await this.getProperty(await this.unitPath(name), UNIT, "NeedDaemonReload");
+      if (stale !== false) return false;
+    }
+    return true;
   }
 
   /** Where systemd would load a unit from: LoadState and FragmentPath ("not-found" for a free name). */

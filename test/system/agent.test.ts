@@ -3,9 +3,10 @@
  * Consul server on the machine; in each host a Consul client and the agent as systemd units.
  */
 import { createHash } from "node:crypto";
-import { existsSync, readFileSync, statSync, writeFileSync } from "node:fs";
+import { existsSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { Systemd } from "../../agent/systemd.js";
 import { SCHEMA_VERSION } from "../../shared/spec.js";
 import { LocalFleet } from "../../scripts/lib/local-fleet.js";
 import { dep, eventually, file, planUnits, publish, report, reportAt, unitText } from "../helpers/specs.js";
@@ -365,6 +366,29 @@ describe("agent on real systemd hosts", () => {
     await deploy(silent);
     expect(await check()).toBe("critical");
     await publish(c(), kv(), "gate", []);
+  });
+
+  it("systemd reads a unit file added since it last looked without a reload; a changed one needs it", async () => {
+    // the premise of skipping the reload in passes that only add units (agent/reconcile.ts)
+    const sd = await Systemd.connect(fleet.host("ag1").dbus);
+    const name = "hx-added@1.service";
+    const path = join(root("ag1"), "etc/systemd/system", name);
+    try {
+      // asked before it exists (as the agent's check for foreign units does): known as not-found
+      expect((await sd.unitSource(name)).loadState).toBe("not-found");
+      writeFileSync(path, "[Service]\nExecStart=/bin/sleep infinity\n");
+      expect(await sd.loadedAsOnDisk([name])).toBe(true);
+      expect(await sd.startUnit(name)).toBe("done");
+      writeFileSync(path, "[Service]\nExecStart=/bin/sleep 1000\n");
+      expect(await sd.loadedAsOnDisk([name])).toBe(false);
+      await sd.reload();
+      expect(await sd.loadedAsOnDisk([name])).toBe(true);
+    } finally {
+      await sd.stopUnit(name);
+      rmSync(path, { force: true });
+      await sd.reload();
+      sd.close();
+    }
   });
 
   it("registers itself and its services again when the local Consul agent lost them", async () => {

@@ -182,6 +182,21 @@ describe("reconcileHost", () => {
   ];
   for (const c of cases) it(c.title, () => expect(kinds(reconcileHost(c.current, c.desired))).toEqual(c.steps));
 
+  it("a pass that only adds unit files says which: the reload is skipped if systemd loaded them itself", () => {
+    const reload = (current: HostObservation, d: HostDesired) =>
+      reconcileHost(current, d).find((s) => s.kind === "reload");
+    expect(reload(host([has("a@1.service")]), desired([want("a@1.service"), want("b@1.service")]))).toEqual({
+      kind: "reload",
+      added: ["b@1.service"],
+    });
+    // a changed file, a file gone from disk, a unit removed: systemd must read its files again
+    expect(reload(host([has("a@1.service")]), desired([want("a@1.service", "new text")]))).toEqual({ kind: "reload" });
+    expect(reload(host([has("a@1.service", { fileHash: null })]), desired([want("a@1.service")]))).toEqual({
+      kind: "reload",
+    });
+    expect(reload(host([has("a@1.service")]), desired([want("b@1.service")]))).toEqual({ kind: "reload" });
+  });
+
   it("registers a restarted unit's service afresh: the old process's check status does not carry over", () => {
     const svc = { role: "service" as const, version: "2", service: { name: "s", port: 80, interval: "2s" } };
     const reg = (current: HostObservation, text = "text of s@2.service") =>
