@@ -32,9 +32,9 @@ export interface ApplyDeps {
 }
 
 /**
- * Runs the steps in order; returns the errors per stack. A run of stops goes to systemd at once:
- * it orders stop jobs by the units' dependencies whichever call queued them (a unit stops after
- * those ordered after it), so waiting for each in turn only adds up their times.
+ * Runs the steps in order; returns the errors per stack. A run of stops goes to systemd together
+ * (up to STOPS_AT_ONCE): it orders stop jobs by the units' dependencies whichever call queued them
+ * (a unit stops after those ordered after it), so waiting for each in turn only adds up their times.
  */
 export async function applySteps(steps: Step[], deps: ApplyDeps): Promise<Map<string, string[]>> {
   const errors = new Map<string, string[]>();
@@ -56,11 +56,19 @@ export async function applySteps(steps: Step[], deps: ApplyDeps): Promise<Map<st
   for (let i = 0; i < steps.length;) {
     let end = i + 1;
     if (steps[i]!.kind === "stop-unit") while (steps[end]?.kind === "stop-unit") end++;
-    await Promise.all(steps.slice(i, end).map(run));
+    const batch = steps.slice(i, end);
+    // the system bus allows a connection only so many calls awaiting replies (128 by default)
+    const worker = async (): Promise<void> => {
+      for (let next = batch.shift(); next; next = batch.shift()) await run(next);
+    };
+    await Promise.all(Array.from({ length: Math.min(STOPS_AT_ONCE, batch.length) }, worker));
     i = end;
   }
   return errors;
 }
+
+/** Stop jobs in flight at once: each holds two D-Bus calls at most, well under the bus's limit. */
+const STOPS_AT_ONCE = 16;
 
 export function describe(step: Step): string {
   switch (step.kind) {
@@ -113,8 +121,8 @@ async function applyStep(step: Step, d: ApplyDeps & { probe: HealthProbe }): Pro
       return;
     }
     case "reload":
-      // only files added: skipped if systemd loaded each as it is on disk (it does since v246)
-      if (step.added && (await d.systemd.loadedAsOnDisk(step.added))) return;
+      // only files added, under names systemd did not have: skipped once it loaded each (v246 on)
+      if (step.added && (await d.systemd.allLoaded(step.added))) return;
       await d.systemd.reload();
       return;
     case "start-unit": {

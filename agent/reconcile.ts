@@ -50,8 +50,9 @@ export type Step =
   | {
       kind: "reload";
       /**
-       * set when the pass only adds unit files (names systemd has no file for yet): systemd loads
-       * a new file when first asked for it, so the reload can be skipped once it has loaded each
+       * set when the pass only adds unit files, under names systemd did not have (observe.ts
+       * blocks any other): systemd loads a new file when first asked for it, so the reload can be
+       * skipped once it has loaded each
        */
       added?: string[];
     }

@@ -52,7 +52,7 @@ export type SystemdApi = Pick<
   | "stopUnit"
   | "unitSource"
   | "unitStates"
-  | "loadedAsOnDisk"
+  | "allLoaded"
 >;
 
 export class Systemd {
@@ -227,18 +227,15 @@ export class Systemd {
   }
 
   /**
-   * Whether systemd has each of these units loaded, from its file as the file is now. Asking loads
-   * a unit, and systemd (v246 on) reads a unit file that appeared since it last looked without a
-   * daemon reload: true means a reload would change nothing for them.
+   * Whether systemd has each of these units loaded (one ListUnitsByNames call). Asking loads a
+   * unit, and systemd (v246 on) re-reads the unit directories for a name it knew as not-found when
+   * they changed since: a file added under a new name is loaded without a daemon reload. Callers
+   * ask only for names systemd did not have before the file was written (see observe.ts), so
+   * "loaded" means loaded from that file.
    */
-  async loadedAsOnDisk(names: string[]): Promise<boolean> {
+  async allLoaded(names: string[]): Promise<boolean> {
     const states = await this.unitStates(names);
-    for (const name of names) {
-      if (states.get(name)?.loadState !== "loaded") return false;
-      const stale = await this.getProperty(await this.unitPath(name), UNIT, "NeedDaemonReload");
-      if (stale !== false) return false;
-    }
-    return true;
+    return names.every((name) => states.get(name)?.loadState === "loaded");
   }
 
   /** Where systemd would load a unit from: LoadState and FragmentPath ("not-found" for a free name). */

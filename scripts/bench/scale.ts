@@ -38,7 +38,7 @@ class MemorySystemd implements SystemdApi {
   }
   async reload(): Promise<void> {}
   /** a new unit is known at once here, as systemd (v246 on) loads a new file when first asked */
-  async loadedAsOnDisk(): Promise<boolean> {
+  async allLoaded(): Promise<boolean> {
     return true;
   }
   async resetFailed(): Promise<void> {}

@@ -368,24 +368,29 @@ describe("agent on real systemd hosts", () => {
     await publish(c(), kv(), "gate", []);
   });
 
-  it("systemd reads a unit file added since it last looked without a reload; a changed one needs it", async () => {
+  it("systemd loads a unit file added under a name it knew as not-found, without a reload", async () => {
     // the premise of skipping the reload in passes that only add units (agent/reconcile.ts)
     const sd = await Systemd.connect(fleet.host("ag1").dbus);
-    const name = "hx-added@1.service";
-    const path = join(root("ag1"), "etc/systemd/system", name);
+    const names = ["hx-added@1.service", "hx-added@2.service"];
+    const path = (n: string) => join(root("ag1"), "etc/systemd/system", n);
     try {
-      // asked before it exists (as the agent's check for foreign units does): known as not-found
-      expect((await sd.unitSource(name)).loadState).toBe("not-found");
-      writeFileSync(path, "[Service]\nExecStart=/bin/sleep infinity\n");
-      expect(await sd.loadedAsOnDisk([name])).toBe(true);
-      expect(await sd.startUnit(name)).toBe("done");
-      writeFileSync(path, "[Service]\nExecStart=/bin/sleep 1000\n");
-      expect(await sd.loadedAsOnDisk([name])).toBe(false);
-      await sd.reload();
-      expect(await sd.loadedAsOnDisk([name])).toBe(true);
+      // asked before they exist (as the agent's check for foreign units does): known as not-found
+      for (const n of names) expect((await sd.unitSource(n)).loadState).toBe("not-found");
+      expect(await sd.allLoaded(names)).toBe(false);
+      writeFileSync(path(names[0]!), "[Service]\nExecStart=/bin/sleep infinity\n");
+      // the second requires the first, which systemd has loaded (a dependency loaded as not-found)
+      writeFileSync(
+        path(names[1]!),
+        `[Unit]\nRequires=${names[0]}\nAfter=${names[0]}\n[Service]\nExecStart=/bin/sleep 1000\n`,
+      );
+      expect(await sd.allLoaded(names)).toBe(true);
+      expect(await sd.startUnit(names[1]!)).toBe("done");
+      const cmd = await fleet.shell("ag1", "systemctl", "show", "-p", "ExecStart", "--value", names[1]!);
+      expect(cmd).toContain("/bin/sleep 1000");
+      expect(await fleet.unitState("ag1", names[0]!)).toBe("active");
     } finally {
-      await sd.stopUnit(name);
-      rmSync(path, { force: true });
+      for (const n of [...names].reverse()) await sd.stopUnit(n);
+      for (const n of names) rmSync(path(n), { force: true });
       await sd.reload();
       sd.close();
     }
