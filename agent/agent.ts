@@ -17,7 +17,7 @@ import { AgentRecordSchema, SCHEMA_VERSION, type AgentRecord } from "../shared/s
 import { observeHost } from "./observe.js";
 import { Registrar } from "./registrar.js";
 import { intakePlacements, intakeSpecs } from "./accept.js";
-import { applySteps } from "./apply.js";
+import { applySteps, type ApplyDeps } from "./apply.js";
 import type { AgentConfig } from "./config.js";
 import { Metrics } from "./metrics.js";
 import { reconcileHost, type HostObservation } from "./reconcile.js";
@@ -240,19 +240,13 @@ export class Agent {
     let failed = false;
     try {
       const desired = this.desired();
-      const steps = reconcileHost(await this.observe(desired), desired);
+      const all = reconcileHost(await this.observe(desired), desired);
+      // a reload that only forgets removed units waits until the report is out (see reconcile.ts)
+      const later = all.filter((s) => s.kind === "reload" && s.afterReport);
+      const steps = all.filter((s) => !later.includes(s));
       // reports sent while the steps run (unit state changes) say these stacks are converging
       this.converging = new Set(steps.flatMap((s) => ("stack" in s ? [s.stack] : [])));
-      this.passErrors = steps.length
-        ? await applySteps(steps, {
-            ...this.deps,
-            root: this.cfg.root,
-            unitDir: this.cfg.unitDir,
-            startTimeoutMs: this.cfg.startTimeoutMs,
-            maxArchiveBytes: this.cfg.maxArchiveBytes,
-            log: (m) => this.log(m),
-          })
-        : new Map();
+      this.passErrors = steps.length ? await applySteps(steps, this.applyDeps()) : new Map();
       // every step ran: what is left to do is what failed (a spec change meanwhile triggers another pass)
       this.converging = new Set(this.passErrors.keys());
       for (const [stack, gen] of desired.generations) {
@@ -263,6 +257,7 @@ export class Agent {
       failed = this.passErrors.size > 0;
       if (!failed) this.registrationsStale = false;
       await this.publish(desired);
+      if (later.length > 0 && (await applySteps(later, this.applyDeps())).size > 0) failed = true;
     } catch (err) {
       failed = true;
       this.log(`reconcile pass failed: ${errorText(err)}`);
@@ -279,6 +274,11 @@ export class Agent {
       if (this.retry) clearTimeout(this.retry);
       this.retry = setTimeout(() => this.trigger(), this.backoff.next());
     } else this.backoff.reset();
+  }
+
+  private applyDeps(): ApplyDeps {
+    const { root, unitDir, startTimeoutMs, maxArchiveBytes } = this.cfg;
+    return { ...this.deps, root, unitDir, startTimeoutMs, maxArchiveBytes, log: (m) => this.log(m) };
   }
 
   private observe(desired: HostDesired): Promise<HostObservation> {

@@ -58,13 +58,31 @@ export async function applySteps(steps: Step[], deps: ApplyDeps): Promise<Map<st
     if (steps[i]!.kind === "stop-unit") while (steps[end]?.kind === "stop-unit") end++;
     const batch = steps.slice(i, end);
     // the system bus allows a connection only so many calls awaiting replies (128 by default)
+    const queue = [...batch];
     const worker = async (): Promise<void> => {
-      for (let next = batch.shift(); next; next = batch.shift()) await run(next);
+      for (let next = queue.shift(); next; next = queue.shift()) await run(next);
     };
     await Promise.all(Array.from({ length: Math.min(STOPS_AT_ONCE, batch.length) }, worker));
+    if (batch[0]!.kind === "stop-unit") await resetStopped(batch, d, errors);
     i = end;
   }
   return errors;
+}
+
+/**
+ * A stopped unit that failed stays listed as failed (and its name held) until reset: one look at
+ * the batch's units, then a reset of those that failed.
+ */
+async function resetStopped(batch: Step[], d: ApplyDeps, errors: Map<string, string[]>): Promise<void> {
+  const stopped = batch.flatMap((s) => (s.kind === "stop-unit" && !errors.has(s.stack) ? [s] : []));
+  try {
+    const states = await d.systemd.unitStates(stopped.map((s) => s.name));
+    for (const s of stopped) if (states.get(s.name)?.activeState === "failed") await d.systemd.resetFailed(s.name);
+  } catch (err) {
+    const text = `reset-failed: ${errorText(err)}`;
+    d.log(`error: ${text}`);
+    for (const s of stopped) errors.set(s.stack, [...(errors.get(s.stack) ?? []), text]);
+  }
 }
 
 /** Stop jobs in flight at once: each holds two D-Bus calls at most, well under the bus's limit. */
@@ -109,8 +127,8 @@ async function applyStep(step: Step, d: ApplyDeps & { probe: HealthProbe }): Pro
       else d.state.setServiceId(step.name, null);
       return;
     case "stop-unit": {
+      // a unit that failed, before or while stopping, is reset after its batch (resetStopped)
       const result = await d.systemd.stopUnit(step.name, d.startTimeoutMs);
-      await d.systemd.resetFailed(step.name);
       d.log(`stopped ${step.name} (${result})`);
       return;
     }

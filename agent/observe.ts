@@ -32,20 +32,24 @@ export async function observeHost(
     });
   }
   const foreign = new Map<string, string>();
+  const unknown = new Set<string>();
   for (const u of desired.units) {
-    if (ownedNames.has(u.name) || foreign.has(u.name)) continue;
-    if (existsSync(join(unitDir, u.name))) {
+    if (ownedNames.has(u.name) || foreign.has(u.name) || unknown.has(u.name)) continue;
+    if (existsSync(join(unitDir, u.name)))
       foreign.set(u.name, `unit file ${u.name} exists and was not created by Houston; not touching it`);
-      continue;
-    }
-    // a vendor unit, a template instance, a generated or runtime unit of that name: never shadowed
-    const known = await deps.systemd.unitSource(u.name);
-    if (known.loadState !== "not-found") {
-      foreign.set(
-        u.name,
-        `systemd already has ${u.name} (${known.loadState}${known.fragmentPath ? ` from ${known.fragmentPath}` : ""}), not created by Houston; not shadowing it`,
-      );
-    }
+    else unknown.add(u.name);
+  }
+  // a vendor unit, a template instance, a generated or runtime unit of that name: never shadowed
+  // (one call for all names; the rare unit systemd has is asked about again for where it is from)
+  const known = await deps.systemd.unitStates([...unknown]);
+  for (const name of unknown) {
+    if (known.get(name)?.loadState === "not-found") continue;
+    const source = await deps.systemd.unitSource(name);
+    if (source.loadState === "not-found") continue;
+    foreign.set(
+      name,
+      `systemd already has ${name} (${source.loadState}${source.fragmentPath ? ` from ${source.fragmentPath}` : ""}), not created by Houston; not shadowing it`,
+    );
   }
   return {
     owned: observed,

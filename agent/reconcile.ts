@@ -3,8 +3,9 @@
  * Re-derived from fresh observations on every pass, so a crash between two steps is harmless.
  *
  * Order: install archives → write unit files → deregister, stop and remove unwanted units →
- * one daemon reload (skipped when systemd loaded every added file by itself) → start wanted units
- * in spec order → register services → remove archives.
+ * one daemon reload (skipped when systemd loaded every added file by itself; after the report
+ * when the pass only removes) → start wanted units in spec order → register services → remove
+ * archives.
  * A service whose unit is (re)started is registered afresh: a check's status never carries over
  * from the process it described to the next one.
  * A unit is started once per content: a unit that failed stays failed (and reported) until its
@@ -55,6 +56,12 @@ export type Step =
        * skipped once it has loaded each
        */
       added?: string[];
+      /**
+       * set when the pass only removes units: no step of the pass needs the reload (it makes
+       * systemd forget the removed files), so the agent reports first; with hundreds of units
+       * loaded a reload takes a second
+       */
+      afterReport?: true;
     }
   | { kind: "start-unit"; stack: string; name: string; hash: string; restart: boolean }
   | {
@@ -119,8 +126,9 @@ export function reconcileHost(current: HostObservation, desired: HostDesired): S
   for (const u of unwanted) steps.push({ kind: "remove-unit-file", stack: u.stack, name: u.name });
 
   const onlyAdded = unwanted.length === 0 && writes.every((u) => !owned.has(u.name));
-  if (writes.length > 0 || unwanted.length > 0)
+  if (writes.length > 0)
     steps.push(onlyAdded ? { kind: "reload", added: writes.map((u) => u.name) } : { kind: "reload" });
+  else if (unwanted.length > 0) steps.push({ kind: "reload", afterReport: true });
 
   for (const u of live) {
     const o = owned.get(u.name);

@@ -72,10 +72,11 @@ export function serviceChanges(
   if (!after) return { register: null, update: [], deregister: before ? before.id : null };
   const shape = (s: StackService | null): string =>
     s ? JSON.stringify([s.name, s.tags, s.checks.map((c) => c.id)]) : "";
-  if (shape(before) !== shape(after)) return { register: after, update: after.checks, deregister: null };
+  // Consul keeps a re-registered check's status and output: new and changed checks are sent, no
+  // others (a stack of 200 units re-registered after one was removed sends nothing more)
   const old = new Map((before?.checks ?? []).map((c) => [c.id, c]));
   return {
-    register: null,
+    register: shape(before) !== shape(after) ? after : null,
     update: after.checks.filter((c) => old.get(c.id)?.status !== c.status || old.get(c.id)?.output !== c.output),
     deregister: null,
   };

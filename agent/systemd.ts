@@ -59,6 +59,8 @@ export class Systemd {
   private readonly jobWaiters = new Map<string, (result: JobResult) => void>();
   private readonly jobResults = new Map<string, JobResult>();
   private readonly pathToUnit = new Map<string, string>();
+  /** the other way: a unit whose path is known needs no LoadUnit before its jobs */
+  private readonly unitToPath = new Map<string, string>();
   private readonly listeners = new Set<StateListener>();
   private lostListener: ((err: unknown) => void) | null = null;
   private lostReported = false;
@@ -208,6 +210,7 @@ export class Systemd {
       const unit = str(name, "ListUnitsByNames name");
       if (typeof path === "string" && path) {
         this.pathToUnit.set(path, unit);
+        this.unitToPath.set(unit, path);
         paths.set(unit, path);
       }
       out.set(unit, {
@@ -252,11 +255,13 @@ export class Systemd {
     const reply = await this.call(SD_PATH, MANAGER, "LoadUnit", "s", [name]);
     const path = str(reply[0], "LoadUnit");
     this.pathToUnit.set(path, name);
+    this.unitToPath.set(name, path);
     return path;
   }
 
   private async runJob(method: string, name: string, timeoutMs: number): Promise<JobResult> {
-    await this.unitPath(name); // so PropertiesChanged of this unit can be mapped to its name
+    // so PropertiesChanged of this unit can be mapped to its name
+    if (!this.unitToPath.has(name)) await this.unitPath(name);
     const reply = await this.call(SD_PATH, MANAGER, method, "ss", [name, "replace"]);
     const job = str(reply[0], method);
     const early = this.jobResults.get(job);

@@ -69,7 +69,14 @@ describe("serviceChanges", () => {
     expect(serviceChanges(a, b)).toEqual({ register: null, update: b.checks, deregister: null }));
   it("nothing changed: nothing sent", () =>
     expect(serviceChanges(b, b)).toEqual({ register: null, update: [], deregister: null }));
-  it("new units or tags: registered again", () => expect(serviceChanges(b, c).register).toBe(c));
+  it("new units or tags: registered again; only the new or changed checks are set", () => {
+    const change = serviceChanges(b, c);
+    expect(change.register).toBe(c);
+    // Consul keeps an unchanged check's status and output when the service is registered again
+    expect(change.update.map((u) => u.unit)).toEqual(["web@3.service"]);
+    const fewer = serviceChanges(c, b);
+    expect(fewer).toEqual({ register: b, update: [], deregister: null });
+  });
   it("stack gone: deregistered", () =>
     expect(serviceChanges(b, null)).toEqual({ register: null, update: [], deregister: "houston-stack:web" }));
 });
