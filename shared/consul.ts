@@ -211,6 +211,15 @@ export class Consul {
     return rows[0] ? toEntry(rows[0]) : null;
   }
 
+  /** A key's value as Consul stores it (?raw: no JSON, no base64), or null when it is absent. */
+  async kvGetRaw(key: string): Promise<Buffer | null> {
+    checkKey(key);
+    const res = await this.request("GET", `/v1/kv/${encodeKey(key)}`, { query: { raw: true } });
+    if (res.status === 404) return null;
+    if (res.status !== 200) this.fail(`GET ${key}?raw`, res, `key:read on ${key}`);
+    return res.body;
+  }
+
   /** Every entry under prefix (which must end in '/'); [] when there are none. */
   async kvList(prefix: string): Promise<KvEntry[]> {
     return (await this.kvListAt(prefix, 0)).entries;

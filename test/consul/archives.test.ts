@@ -41,6 +41,27 @@ describe("archives and specs in a real Consul", () => {
     expect(r).toEqual({ uploaded: 3, skipped: 1 });
   });
 
+  it("a changed chunk is refused by the digest, and chunks holding more than the archive as they arrive", async () => {
+    const archive = buildArchive([
+      { path: "/srv/c", content: randomBytes(2 * CHUNK_SIZE), mode: 0o644, owner: "root", group: "root" },
+    ]);
+    await uploadArchive(consul.client, kv, archive);
+    const first = kv.archiveChunk(archive.sha256, 0);
+    const original = archive.bytes.subarray(0, CHUNK_SIZE);
+    // same size, other bytes
+    const flipped = Buffer.from(original);
+    flipped[0] = flipped[0]! ^ 0xff;
+    await consul.client.kvPut(first, flipped);
+    await expect(fetchArchive(consul.client, kv, archive.sha256, 64 << 20)).rejects.toThrow(/digest mismatch/);
+    // a last chunk that holds more than the archive's recorded size
+    const last = kv.archiveChunk(archive.sha256, Math.ceil(archive.bytes.length / CHUNK_SIZE) - 1);
+    await consul.client.kvPut(first, original);
+    await consul.client.kvPut(last, randomBytes(CHUNK_SIZE));
+    await expect(fetchArchive(consul.client, kv, archive.sha256, 64 << 20)).rejects.toThrow(
+      /its chunks hold more than the recorded/,
+    );
+  });
+
   it("spec writes use CAS: a concurrent change is detected, not overwritten", async () => {
     const spec: StackSpec = {
       schema: 1,
