@@ -163,7 +163,7 @@ async function applyStep(step: Step, d: ApplyDeps & { probe: HealthProbe }): Pro
       if (problem) throw new StepFailedError(`not registering ${s.name}: ${problem}`);
       // Consul keeps a re-registered check's status: the old process's is not the new one's
       if (step.resetCheck) await d.consul.agentServiceDeregister(step.serviceId);
-      const passed = await d.probe.passes(url, CHECK_TIMEOUT_MS);
+      const passed = !step.sharedPort && (await d.probe.passes(url, CHECK_TIMEOUT_MS));
       await d.consul.agentServiceRegister({
         ID: step.serviceId,
         Name: s.name,
@@ -177,9 +177,12 @@ async function applyStep(step: Step, d: ApplyDeps & { probe: HealthProbe }): Pro
           ...(passed ? { Status: "passing" } : {}),
         },
       });
-      d.log(
-        `registered ${s.name} for ${step.name}: ${passed ? "its check passed (asked by the agent)" : "Consul's check will tell"}`,
-      );
+      const how = passed
+        ? "its check passed (asked by the agent)"
+        : step.sharedPort
+          ? "another version serves its port, Consul's check will tell"
+          : "Consul's check will tell";
+      d.log(`registered ${s.name} for ${step.name}: ${how}`);
       if (step.fleet) d.state.setFleetService(step.name, step.stack, step.serviceId, step.fleet.hash);
       else d.state.setServiceId(step.name, step.serviceId);
       return;

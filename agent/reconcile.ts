@@ -79,6 +79,11 @@ export type Step =
        * its check's status over to the new process, so the registration is dropped first
        */
       resetCheck?: true;
+      /**
+       * another unit of the stack serving the same port runs here (an upgrade's old version): a
+       * check may be answered by either, so the agent does not look first; Consul's check decides
+       */
+      sharedPort?: true;
     }
   | { kind: "remove-archive"; stack: string; sha: string };
 
@@ -136,7 +141,13 @@ export function reconcileHost(current: HostObservation, desired: HostDesired): S
     const restart = o !== undefined && o.startedHash !== null && RUNNING.has(o.activeState);
     steps.push({ kind: "start-unit", stack: u.stack, name: u.name, hash: u.hash, restart });
   }
-  for (const u of live) steps.push(...registration(u, owned.get(u.name), current.registrationsStale));
+  const serving = (u: DesiredUnit): boolean => RUNNING.has(owned.get(u.name)?.activeState ?? "");
+  for (const u of live) {
+    const shared = live.some(
+      (x) => x !== u && x.stack === u.stack && x.service?.port === u.service?.port && serving(x),
+    );
+    steps.push(...registration(u, owned.get(u.name), current.registrationsStale, shared));
+  }
 
   steps.push(...fleetRegistrations(current, desired));
 
@@ -157,6 +168,10 @@ function fleetRegistrations(current: HostObservation, desired: HostDesired): Ste
     if (o && o.hash === u.hash && o.stack === u.stack && !current.registrationsStale) continue;
     // fleet restarts a unit whose content changed: the old process's check status is not the new one's
     const resetCheck = o !== undefined && o.hash !== u.hash && o.serviceId === serviceIdFor(u.name);
+    // fleet's units' states are not observed here: any other of the stack on the port may be serving
+    const sharedPort = (desired.fleet ?? []).some(
+      (x) => x !== u && x.stack === u.stack && x.service?.port === u.service?.port,
+    );
     steps.push({
       kind: "register-service",
       stack: u.stack,
@@ -167,6 +182,7 @@ function fleetRegistrations(current: HostObservation, desired: HostDesired): Ste
       group: u.group,
       fleet: { hash: u.hash },
       ...(resetCheck ? { resetCheck: true as const } : {}),
+      ...(sharedPort ? { sharedPort: true as const } : {}),
     });
   }
   for (const [name, o] of have)
@@ -175,7 +191,7 @@ function fleetRegistrations(current: HostObservation, desired: HostDesired): Ste
   return steps;
 }
 
-function registration(u: DesiredUnit, o: ObservedUnit | undefined, stale: boolean): Step[] {
+function registration(u: DesiredUnit, o: ObservedUnit | undefined, stale: boolean, sharedPort: boolean): Step[] {
   if (!u.service)
     return o?.serviceId ? [{ kind: "deregister-service", stack: u.stack, name: u.name, serviceId: o.serviceId }] : [];
   const id = serviceIdFor(u.name);
@@ -192,6 +208,7 @@ function registration(u: DesiredUnit, o: ObservedUnit | undefined, stale: boolea
       version: u.version,
       group: u.group,
       ...(resetCheck ? { resetCheck: true as const } : {}),
+      ...(sharedPort ? { sharedPort: true as const } : {}),
     },
   ];
 }

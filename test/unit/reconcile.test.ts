@@ -213,6 +213,18 @@ describe("reconcileHost", () => {
     expect(reg(host([registered], { registrationsStale: true }))).not.toHaveProperty("resetCheck");
   });
 
+  it("an older version running on the same port: the agent does not look first (either could answer)", () => {
+    const svc = (port: number) => ({ role: "service" as const, service: { name: "s", port, interval: "2s" } });
+    const step = (oldState: string, oldPort: number) =>
+      reconcileHost(
+        host([has("s@1.service", { activeState: oldState, serviceId: "houston:s@1.service" })]),
+        desired([want("s@1.service", "text of s@1.service", svc(oldPort)), want("s@2.service", "v2", svc(80))]),
+      ).find((s) => s.kind === "register-service" && s.name === "s@2.service");
+    expect(step("active", 80)).toMatchObject({ sharedPort: true });
+    expect(step("failed", 80)).not.toHaveProperty("sharedPort");
+    expect(step("active", 81)).not.toHaveProperty("sharedPort");
+  });
+
   it("registers a service fleet runs afresh when fleet has new content for its unit", () => {
     const fleetUnit = {
       ...want("f@1.service", "v2", { role: "service", service: { name: "s", port: 80, interval: "2s" } }),
