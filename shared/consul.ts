@@ -1,142 +1,43 @@
 /**
  * The one Consul edge: a typed client over Consul's HTTP API, on the npm `consul` package's
- * transport (see consul-transport.ts: keep-alive, TLS, cancellation).
+ * transport (see consul-transport.ts: keep-alive, TLS, cancellation); what goes over the wire, with
+ * its schemas, is in consul-wire.ts.
  * Every answer is validated before it is typed. Values are Buffers (binary-safe).
  * Facts it encodes: `?recurse`/`?keys` on an empty prefix answer 404 (→ []), prefix deletes are
  * string prefixes (so we insist on a trailing `/`), a failed CAS answers `false`, 413 = value too big.
  */
 import { z } from "zod";
 import { Backoff, sleep } from "./backoff.js";
-import {
-  ConsulTransport,
-  parseConsulAddress,
-  tlsFromEnv,
-  type RawResponse,
-  type TlsOptions,
-} from "./consul-transport.js";
+import { ConsulTransport, parseConsulAddress, tlsFromEnv, type RawResponse } from "./consul-transport.js";
 import { ConsulError, ConsulPermissionError, ValueTooLargeError } from "./errors.js";
+import {
+  AgentSelf,
+  HealthEntry,
+  KvRows,
+  MAX_TXN_OPS,
+  checkKey,
+  checkPrefix,
+  encodeKey,
+  parseJson,
+  toEntry,
+  waitMs,
+  type ConsulOptions,
+  type KvEntry,
+  type ServiceRegistration,
+  type TxnOp,
+} from "./consul-wire.js";
 
-export interface ConsulOptions {
-  /** http(s)://host:port; default $CONSUL_HTTP_ADDR or http://127.0.0.1:8500 */
-  addr?: string | undefined;
-  /** ACL token; default $CONSUL_HTTP_TOKEN */
-  token?: string | undefined;
-  /** per-request timeout for non-blocking requests */
-  timeoutMs?: number;
-  /** TLS files and server name; default from CONSUL_CACERT, CONSUL_CLIENT_CERT, CONSUL_CLIENT_KEY, CONSUL_TLS_SERVER_NAME */
-  tls?: TlsOptions;
-}
-
-export interface KvEntry {
-  key: string;
-  value: Buffer;
-  modifyIndex: number;
-  createIndex: number;
-  flags: number;
-  session?: string | undefined;
-}
-
-export type TxnOp =
-  | { verb: "set"; key: string; value: Buffer | string }
-  | { verb: "cas"; key: string; value: Buffer | string; index: number }
-  | { verb: "delete"; key: string }
-  | { verb: "delete-tree"; key: string }
-  | { verb: "delete-cas"; key: string; index: number }
-  /** fails the transaction unless `key` is locked by `session` (a leader's writes) */
-  | { verb: "check-session"; key: string; session: string };
-
-export interface ServiceRegistration {
-  ID: string;
-  Name: string;
-  Tags?: string[];
-  Port?: number;
-  Meta?: Record<string, string>;
-  Check?: {
-    HTTP?: string;
-    TCP?: string;
-    Interval: string;
-    Timeout?: string;
-    DeregisterCriticalServiceAfter?: string;
-    Status?: string;
-  };
-  /** TTL checks the registrant sets itself (agentCheckUpdate) */
-  Checks?: { CheckID: string; Name: string; TTL: string; Status?: string; Notes?: string }[];
-}
-
-const KvRow = z.object({
-  Key: z.string(),
-  Value: z.string().nullable(),
-  ModifyIndex: z.number(),
-  CreateIndex: z.number(),
-  Flags: z.number(),
-  Session: z.string().optional(),
-});
-const KvRows = z.array(KvRow);
-
-const NodeMeta = z
-  .record(z.string())
-  .nullable()
-  .transform((m) => m ?? {});
-
-const HealthEntry = z.object({
-  Node: z.object({ Node: z.string(), Address: z.string(), Meta: NodeMeta }),
-  Service: z.object({ ID: z.string(), Service: z.string(), Tags: z.array(z.string()).nullable(), Port: z.number() }),
-  Checks: z.array(
-    z.object({ CheckID: z.string(), Status: z.string(), Output: z.string(), ServiceID: z.string().optional() }),
-  ),
-});
-export type HealthEntry = z.infer<typeof HealthEntry>;
-
-/** A node's entry as one status: its worst check (critical, warning, else passing). */
-export function worstStatus(entry: HealthEntry): string {
-  const states = entry.Checks.map((c) => c.Status);
-  for (const s of ["critical", "warning", "passing"]) if (states.includes(s)) return s;
-  return "passing";
-}
-
-const AgentSelf = z.object({
-  Config: z.object({ NodeName: z.string(), Datacenter: z.string() }),
-  Meta: NodeMeta.optional(),
-});
-
-export const MAX_TXN_OPS = 64;
-
-/** Keys Consul would 301 or misinterpret are refused before they are sent. */
-export function checkKey(key: string): void {
-  if (key === "" || key.startsWith("/") || key.includes("//") || key.split("/").some((s) => s === "." || s === "..")) {
-    throw new ConsulError(`invalid KV key ${JSON.stringify(key)}: no leading '/', '//' or '.'/'..' segments`);
-  }
-}
-
-function encodeKey(key: string): string {
-  return key.split("/").map(encodeURIComponent).join("/");
-}
-
-function toEntry(row: z.infer<typeof KvRow>): KvEntry {
-  return {
-    key: row.Key,
-    value: row.Value === null ? Buffer.alloc(0) : Buffer.from(row.Value, "base64"),
-    modifyIndex: row.ModifyIndex,
-    createIndex: row.CreateIndex,
-    flags: row.Flags,
-    session: row.Session,
-  };
-}
-
-export function parseJson<T>(schema: z.ZodType<T, z.ZodTypeDef, unknown>, body: Buffer, what: string): T {
-  let raw: unknown;
-  try {
-    raw = JSON.parse(body.toString("utf8"));
-  } catch {
-    throw new ConsulError(`Consul answered ${what} with invalid JSON`);
-  }
-  const parsed = schema.safeParse(raw);
-  if (!parsed.success)
-    throw new ConsulError(
-      `Consul answered ${what} unexpectedly: ${parsed.error.issues[0]?.message ?? "schema mismatch"}`,
-    );
-  return parsed.data;
-}
+export {
+  MAX_TXN_OPS,
+  checkKey,
+  parseJson,
+  worstStatus,
+  type ConsulOptions,
+  type HealthEntry,
+  type KvEntry,
+  type ServiceRegistration,
+  type TxnOp,
+} from "./consul-wire.js";
 
 export class Consul {
   readonly addr: string;
@@ -467,19 +368,4 @@ export class Consul {
     if (res.status !== 200 && res.status !== 404)
       this.fail(`deregister service ${id}`, res, "service:write on that service");
   }
-}
-
-function checkPrefix(prefix: string): void {
-  if (!prefix.endsWith("/"))
-    throw new ConsulError(
-      `KV prefix ${JSON.stringify(prefix)} must end in '/' (Consul prefix operations are string prefixes)`,
-    );
-  checkKey(prefix.slice(0, -1) || "x");
-}
-
-function waitMs(wait: string): number {
-  const m = /^(\d+)(ms|s|m)$/.exec(wait);
-  if (!m) return 60_000;
-  const n = Number(m[1]);
-  return m[2] === "ms" ? n : m[2] === "s" ? n * 1000 : n * 60_000;
 }

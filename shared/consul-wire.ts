@@ -1,0 +1,144 @@
+/**
+ * What goes over the wire to Consul (consul.ts sends it): options, request and answer shapes with
+ * their schemas, and the rules for keys and prefixes Consul itself does not enforce.
+ */
+import { z } from "zod";
+import type { TlsOptions } from "./consul-transport.js";
+import { ConsulError } from "./errors.js";
+
+export interface ConsulOptions {
+  /** http(s)://host:port; default $CONSUL_HTTP_ADDR or http://127.0.0.1:8500 */
+  addr?: string | undefined;
+  /** ACL token; default $CONSUL_HTTP_TOKEN */
+  token?: string | undefined;
+  /** per-request timeout for non-blocking requests */
+  timeoutMs?: number;
+  /** TLS files and server name; default from CONSUL_CACERT, CONSUL_CLIENT_CERT, CONSUL_CLIENT_KEY, CONSUL_TLS_SERVER_NAME */
+  tls?: TlsOptions;
+}
+
+export interface KvEntry {
+  key: string;
+  value: Buffer;
+  modifyIndex: number;
+  createIndex: number;
+  flags: number;
+  session?: string | undefined;
+}
+
+export type TxnOp =
+  | { verb: "set"; key: string; value: Buffer | string }
+  | { verb: "cas"; key: string; value: Buffer | string; index: number }
+  | { verb: "delete"; key: string }
+  | { verb: "delete-tree"; key: string }
+  | { verb: "delete-cas"; key: string; index: number }
+  /** fails the transaction unless `key` is locked by `session` (a leader's writes) */
+  | { verb: "check-session"; key: string; session: string };
+
+export interface ServiceRegistration {
+  ID: string;
+  Name: string;
+  Tags?: string[];
+  Port?: number;
+  Meta?: Record<string, string>;
+  Check?: {
+    HTTP?: string;
+    TCP?: string;
+    Interval: string;
+    Timeout?: string;
+    DeregisterCriticalServiceAfter?: string;
+    Status?: string;
+  };
+  /** TTL checks the registrant sets itself (agentCheckUpdate) */
+  Checks?: { CheckID: string; Name: string; TTL: string; Status?: string; Notes?: string }[];
+}
+
+export const KvRow = z.object({
+  Key: z.string(),
+  Value: z.string().nullable(),
+  ModifyIndex: z.number(),
+  CreateIndex: z.number(),
+  Flags: z.number(),
+  Session: z.string().optional(),
+});
+export const KvRows = z.array(KvRow);
+
+export const NodeMeta = z
+  .record(z.string())
+  .nullable()
+  .transform((m) => m ?? {});
+
+export const HealthEntry = z.object({
+  Node: z.object({ Node: z.string(), Address: z.string(), Meta: NodeMeta }),
+  Service: z.object({ ID: z.string(), Service: z.string(), Tags: z.array(z.string()).nullable(), Port: z.number() }),
+  Checks: z.array(
+    z.object({ CheckID: z.string(), Status: z.string(), Output: z.string(), ServiceID: z.string().optional() }),
+  ),
+});
+export type HealthEntry = z.infer<typeof HealthEntry>;
+
+/** A node's entry as one status: its worst check (critical, warning, else passing). */
+export function worstStatus(entry: HealthEntry): string {
+  const states = entry.Checks.map((c) => c.Status);
+  for (const s of ["critical", "warning", "passing"]) if (states.includes(s)) return s;
+  return "passing";
+}
+
+export const AgentSelf = z.object({
+  Config: z.object({ NodeName: z.string(), Datacenter: z.string() }),
+  Meta: NodeMeta.optional(),
+});
+
+export const MAX_TXN_OPS = 64;
+
+/** Keys Consul would 301 or misinterpret are refused before they are sent. */
+export function checkKey(key: string): void {
+  if (key === "" || key.startsWith("/") || key.includes("//") || key.split("/").some((s) => s === "." || s === "..")) {
+    throw new ConsulError(`invalid KV key ${JSON.stringify(key)}: no leading '/', '//' or '.'/'..' segments`);
+  }
+}
+
+export function encodeKey(key: string): string {
+  return key.split("/").map(encodeURIComponent).join("/");
+}
+
+export function toEntry(row: z.infer<typeof KvRow>): KvEntry {
+  return {
+    key: row.Key,
+    value: row.Value === null ? Buffer.alloc(0) : Buffer.from(row.Value, "base64"),
+    modifyIndex: row.ModifyIndex,
+    createIndex: row.CreateIndex,
+    flags: row.Flags,
+    session: row.Session,
+  };
+}
+
+export function parseJson<T>(schema: z.ZodType<T, z.ZodTypeDef, unknown>, body: Buffer, what: string): T {
+  let raw: unknown;
+  try {
+    raw = JSON.parse(body.toString("utf8"));
+  } catch {
+    throw new ConsulError(`Consul answered ${what} with invalid JSON`);
+  }
+  const parsed = schema.safeParse(raw);
+  if (!parsed.success)
+    throw new ConsulError(
+      `Consul answered ${what} unexpectedly: ${parsed.error.issues[0]?.message ?? "schema mismatch"}`,
+    );
+  return parsed.data;
+}
+
+export function checkPrefix(prefix: string): void {
+  if (!prefix.endsWith("/"))
+    throw new ConsulError(
+      `KV prefix ${JSON.stringify(prefix)} must end in '/' (Consul prefix operations are string prefixes)`,
+    );
+  checkKey(prefix.slice(0, -1) || "x");
+}
+
+export function waitMs(wait: string): number {
+  const m = /^(\d+)(ms|s|m)$/.exec(wait);
+  if (!m) return 60_000;
+  const n = Number(m[1]);
+  return m[2] === "ms" ? n : m[2] === "s" ? n * 1000 : n * 60_000;
+}
