@@ -133,6 +133,8 @@ async function applyStep(step: Step, d: ApplyDeps & { probe: HealthProbe }): Pro
       return;
     }
     case "remove-unit-file": {
+      // recorded first: should the agent stop before its reload, the next pass reloads
+      d.state.setReloadPending(true);
       const why = removeSafely(realpathSync.native(d.unitDir), step.name, "file");
       if (why) throw new UnitRefusedError(why);
       d.state.forgetUnit(step.name);
@@ -142,6 +144,7 @@ async function applyStep(step: Step, d: ApplyDeps & { probe: HealthProbe }): Pro
       // only files added, under names systemd did not have: skipped once it loaded each (v246 on)
       if (step.added && (await d.systemd.allLoaded(step.added))) return;
       await d.systemd.reload();
+      d.state.setReloadPending(false);
       return;
     case "start-unit": {
       const result = step.restart

@@ -56,6 +56,7 @@ export async function observeHost(
     foreign,
     archives: deps.state.installedArchives(),
     registrationsStale: registrationsStale,
+    reloadPending: deps.state.reloadPending(),
     fleetServices: deps.state.fleetServices(),
   };
 }

@@ -37,6 +37,8 @@ export interface HostObservation {
   archives: Map<string, string>;
   /** the local Consul agent may have lost registrations (after an outage): register again */
   registrationsStale: boolean;
+  /** a unit file was removed since systemd's last reload (the agent stopped before it reloaded) */
+  reloadPending?: boolean;
   /** services registered for units fleet runs here, by unit */
   fleetServices?: ReadonlyMap<string, { stack: string; serviceId: string; hash: string }>;
 }
@@ -130,10 +132,11 @@ export function reconcileHost(current: HostObservation, desired: HostDesired): S
   for (const u of unwanted) steps.push({ kind: "stop-unit", stack: u.stack, name: u.name });
   for (const u of unwanted) steps.push({ kind: "remove-unit-file", stack: u.stack, name: u.name });
 
-  const onlyAdded = unwanted.length === 0 && writes.every((u) => !owned.has(u.name));
+  const pending = current.reloadPending === true;
+  const onlyAdded = !pending && unwanted.length === 0 && writes.every((u) => !owned.has(u.name));
   if (writes.length > 0)
     steps.push(onlyAdded ? { kind: "reload", added: writes.map((u) => u.name) } : { kind: "reload" });
-  else if (unwanted.length > 0) steps.push({ kind: "reload", afterReport: true });
+  else if (unwanted.length > 0 || pending) steps.push({ kind: "reload", afterReport: true });
 
   for (const u of live) {
     const o = owned.get(u.name);

@@ -41,6 +41,7 @@ CREATE TABLE IF NOT EXISTS reports (key TEXT PRIMARY KEY, body TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS placements (stack TEXT PRIMARY KEY, body TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS fleet_services (name TEXT PRIMARY KEY, stack TEXT NOT NULL, service_id TEXT NOT NULL, hash TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS identity (id INTEGER PRIMARY KEY CHECK (id = 1), node TEXT NOT NULL, meta TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS reload_pending (id INTEGER PRIMARY KEY CHECK (id = 1));
 `;
 
 export class AgentState {
@@ -291,6 +292,14 @@ export class AgentState {
   }
   setIdentity(node: string, meta: Record<string, string>): void {
     this.stmt("INSERT OR REPLACE INTO identity (id, node, meta) VALUES (1, ?, ?)").run(node, JSON.stringify(meta));
+  }
+
+  /** a unit file was removed and systemd has not been reloaded since (it may hold the old unit) */
+  reloadPending(): boolean {
+    return this.stmt("SELECT id FROM reload_pending").get() !== undefined;
+  }
+  setReloadPending(pending: boolean): void {
+    this.stmt(pending ? "INSERT OR IGNORE INTO reload_pending (id) VALUES (1)" : "DELETE FROM reload_pending").run();
   }
 
   reportKeys(): string[] {

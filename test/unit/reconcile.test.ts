@@ -195,6 +195,14 @@ describe("reconcileHost", () => {
       kind: "reload",
     });
     expect(reload(host([has("a@1.service")]), desired([want("b@1.service")]))).toEqual({ kind: "reload" });
+    // a removal whose reload never ran (the agent stopped first): reloaded now, and no skipping
+    expect(reload(host([has("a@1.service")], { reloadPending: true }), desired([want("a@1.service")]))).toEqual({
+      kind: "reload",
+      afterReport: true,
+    });
+    expect(
+      reload(host([has("a@1.service")], { reloadPending: true }), desired([want("a@1.service"), want("b@1.service")])),
+    ).toEqual({ kind: "reload" });
     // only removals: nothing in the pass needs the reload, so it may wait for the report
     expect(reload(host([has("a@1.service"), has("b@1.service")]), desired([want("a@1.service")]))).toEqual({
       kind: "reload",
