@@ -27,8 +27,6 @@ export interface ApplyDeps {
   startTimeoutMs: number;
   maxArchiveBytes: number;
   log(message: string): void;
-  /** a service's first health check, by the agent (one per pass: its budget is the pass's) */
-  probe?: HealthProbe;
 }
 
 /**
@@ -38,7 +36,8 @@ export interface ApplyDeps {
  */
 export async function applySteps(steps: Step[], deps: ApplyDeps): Promise<Map<string, string[]>> {
   const errors = new Map<string, string[]>();
-  const d = { ...deps, probe: deps.probe ?? new HealthProbe() };
+  // a service's first health check, by the agent: one per pass, its budget is the pass's
+  const d = { ...deps, probe: new HealthProbe() };
   const run = async (step: Step): Promise<void> => {
     const stack = "stack" in step ? step.stack : null;
     if (stack && errors.has(stack)) return;
