@@ -9,8 +9,8 @@
  * there (a failure turns it critical within one interval). Anything else (refused, timed out, a
  * redirect, 429, 5xx, an https URL) registers it critical, as Consul would: only a pass is passed on.
  *
- * The agent waits for services only so long per pass (the budget), shared by all the pass's
- * registrations: a service that is slow to answer delays the pass by that much at most.
+ * The agent asks again only so long per pass (the budget), shared by all the pass's registrations;
+ * each service's first ask gets the check's timeout. Once the budget is spent, no service is asked.
  */
 import { request } from "node:http";
 
@@ -36,10 +36,12 @@ export class HealthProbe {
   async passes(url: string, timeoutMs: number): Promise<boolean> {
     const { get, now, sleep } = this.io;
     this.deadline ??= now() + this.budgetMs;
-    for (let wait = 20; ; wait = Math.min(wait * 2, 200)) {
+    for (let wait = 20, first = true; ; wait = Math.min(wait * 2, 200), first = false) {
       const left = this.deadline - now();
       if (left <= 0) return false;
-      const status = await get(url, Math.min(timeoutMs, left));
+      // a service's first ask gets the check's whole timeout, as Consul's would: a loaded host
+      // answers slowly, and that is not a failure; the budget bounds the asking again
+      const status = await get(url, first ? timeoutMs : Math.min(timeoutMs, left));
       if (status !== null && status >= 200 && status < 300) return true;
       if (this.deadline - now() <= wait) return false;
       await sleep(wait);
