@@ -2,7 +2,7 @@ import { mkdirSync, mkdtempSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { dirname, join } from "node:path";
 import { describe, expect, it } from "vitest";
-import { loadFiles } from "../../controller/config/files.js";
+import { decodeBase64, loadFiles } from "../../controller/config/files.js";
 import { loadDeploymentInputs } from "../../controller/config/load.js";
 import { loadManifest, parseUnitRef } from "../../controller/config/manifest.js";
 import { ConfigError } from "../../shared/errors.js";
@@ -215,5 +215,55 @@ describe("loading a deployment", () => {
       dependencies: true,
     });
     expect(inputs.units[0]?.template.text).toContain("/bin/x");
+  });
+});
+
+describe("decodeBase64", () => {
+  // the definition: whitespace dropped, the alphabet, padding (at most two) only at the end, and
+  // the bytes encode back to the text; decodeBase64 gets there without encoding a big file again
+  function byDefinition(text: string): Buffer | "alphabet" | "stray" {
+    const compact = text.replace(/\s+/g, "");
+    if (!/^[A-Za-z0-9+/]*={0,2}$/.test(compact) || compact.length % 4 === 1) return "alphabet";
+    const bytes = Buffer.from(compact, "base64");
+    return bytes.toString("base64").replace(/=+$/, "") === compact.replace(/=+$/, "") ? bytes : "stray";
+  }
+
+  it("agrees with the definition on every text of up to 5 characters over a mixed alphabet", () => {
+    const alphabet = "AQgw+/= \n*";
+    let differ = 0;
+    let cases = 0;
+    for (let len = 0; len <= 5; len++) {
+      for (let i = 0; i < alphabet.length ** len; i++) {
+        let text = "";
+        for (let k = 0, x = i; k < len; k++, x = Math.floor(x / alphabet.length)) text += alphabet[x % alphabet.length];
+        const want = byDefinition(text);
+        const got = decodeBase64(text);
+        cases++;
+        if (typeof want === "string" ? got !== want : !(Buffer.isBuffer(got) && got.equals(want))) differ++;
+      }
+    }
+    expect(cases).toBe(111_111);
+    expect(differ).toBe(0);
+  });
+
+  it.each([
+    ["aGk=", Buffer.from("hi")],
+    ["aGk", Buffer.from("hi")],
+    ["aGl=", "stray"],
+    ["aGk=aGk=", "alphabet"],
+    ["aG k=\n", Buffer.from("hi")],
+    ["aGk===", "alphabet"],
+    ["a-Gk", "alphabet"],
+    ["QUJDR", "alphabet"],
+  ] as const)("%j → %s", (text, want) => {
+    const got = decodeBase64(text);
+    if (typeof want === "string") expect(got).toBe(want);
+    else expect(Buffer.isBuffer(got) && got.equals(want)).toBe(true);
+  });
+
+  it("decodes a large file as Buffer does", () => {
+    const bytes = Buffer.alloc(3 * 1048576 + 2, 7);
+    const got = decodeBase64(bytes.toString("base64").replace(/.{76}/g, "$&\n"));
+    expect(Buffer.isBuffer(got) && got.equals(bytes)).toBe(true);
   });
 });
