@@ -236,7 +236,7 @@ export class Agent {
   private async pass(): Promise<void> {
     if (this.abort.signal.aborted) return;
     this.running = true;
-    const t0 = performance.now();
+    const t0 = process.hrtime.bigint();
     let failed = false;
     try {
       const desired = this.desired();
@@ -262,7 +262,7 @@ export class Agent {
       failed = true;
       this.log(`reconcile pass failed: ${errorText(err)}`);
     } finally {
-      this.metrics.recordPass((performance.now() - t0) / 1000, failed);
+      this.metrics.recordPass(Number(process.hrtime.bigint() - t0) / 1e9, failed);
       this.lastPassAt = new Date().toISOString();
       this.running = false;
     }
