@@ -60,7 +60,9 @@ function imageRuntime(): { node: string; version: string; sqlite: string } | nul
   if (!existsSync(cache)) return null;
   for (const d of readdirSync(cache).filter((x) => /^node-\d/.test(x))) {
     const version = d.slice("node-".length);
-    const sqlite = readdirSync(cache).find((x) => x.startsWith("better-sqlite3-") && x.endsWith(`-node${version}`));
+    const sqlite = readdirSync(cache).find(
+      (x) => x.startsWith("better-sqlite3-") && x.endsWith(`-node${version}-small`),
+    );
     if (sqlite && existsSync(join(cache, d, "bin", "node")))
       return { node: join(cache, d, "bin", "node"), version, sqlite: join(cache, sqlite) };
   }
@@ -75,10 +77,18 @@ export async function footprint(fleet: LocalFleet, idleSeconds: number, coldRuns
   const b = await stat(fleet, h);
   const hz = Number(execFileSync("getconf", ["CLK_TCK"]).toString().trim()) || 100;
   const bundle = statSync(join(REPO, "dist", "houston-agent.js")).size;
+  // the unit's Node flags (some cost start time: no startup snapshot)
+  const unit = readFileSync(join(REPO, "systemd", "houston-agent.service"), "utf8");
+  const exec = /^ExecStart=\S+ (.*) \/opt\/houston\/houston-agent\.js$/m.exec(unit)?.[1] ?? "";
   const cold: number[] = [];
   for (let i = 0; i < coldRuns; i++) {
     const t0 = performance.now();
-    execFileSync(process.execPath, [join(REPO, "dist", "houston-agent.js"), "--version"]);
+    // stderr piped: lite mode's notice about wasm is not the benchmark's output
+    execFileSync(
+      process.execPath,
+      [...exec.split(" ").filter(Boolean), join(REPO, "dist", "houston-agent.js"), "--version"],
+      { stdio: "pipe" },
+    );
     cold.push(performance.now() - t0);
   }
   let image: Footprint["imageRuntime"] = null;
@@ -101,8 +111,6 @@ export async function footprint(fleet: LocalFleet, idleSeconds: number, coldRuns
     copyFileSync(join(REPO, "dist", "package.json"), join(opt, "package.json"));
     const dropIn = join(host.root, "etc", "systemd", "system", "houston-agent.service.d");
     mkdirSync(dropIn, { recursive: true });
-    const unit = readFileSync(join(REPO, "systemd", "houston-agent.service"), "utf8");
-    const exec = /^ExecStart=\S+ (.*) \/opt\/houston\/houston-agent\.js$/m.exec(unit)?.[1] ?? "";
     writeFileSync(
       join(dropIn, "image-node.conf"),
       `[Service]\nExecStart=\nExecStart=/opt/houston-image-node/node ${exec} /opt/houston-image-node/houston-agent.js\n`,
