@@ -6,7 +6,6 @@
  * has, retries with backoff, and resumes without restarting anything.
  */
 import type { KeyObject } from "node:crypto";
-import { readFileSync } from "node:fs";
 import { Backoff, sleep } from "../shared/backoff.js";
 import { HOUSTON_VERSION } from "../shared/version.js";
 import type { Consul } from "../shared/consul.js";
@@ -14,6 +13,7 @@ import { errorText } from "../shared/errors.js";
 import type { KvLayout } from "../shared/kv-layout.js";
 import type { TrustStore } from "../shared/signing.js";
 import { AgentRecordSchema, SCHEMA_VERSION, type AgentRecord } from "../shared/spec.js";
+import { identify } from "./identity.js";
 import { observeHost } from "./observe.js";
 import { Registrar } from "./registrar.js";
 import { intakePlacements, intakeSpecs } from "./accept.js";
@@ -91,7 +91,8 @@ export class Agent {
 
   /** Learns who it is, reconciles from the cache, then follows Consul until stop(). */
   async start(): Promise<void> {
-    await this.identify();
+    const id = await identify({ ...this.deps, cfg: this.cfg, log: (m) => this.log(m), signal: this.abort.signal });
+    ({ node: this.node, meta: this.meta, machineId: this.machineId, consulReachable: this.consulReachable } = id);
     if (this.deps.state.noteBoot(await this.deps.systemd.bootMark())) {
       this.log("the host was rebooted: its units are started again, once each");
     }
@@ -109,37 +110,6 @@ export class Agent {
     for (const t of [this.retry, this.reportTimer]) if (t) clearTimeout(t);
     while (this.running) await sleep(20);
     await this.reporting; // the state database closes after this
-  }
-
-  /** Node name and metadata: config, else the local Consul agent; cached for starts without Consul. */
-  private async identify(): Promise<void> {
-    try {
-      this.machineId = readFileSync("/etc/machine-id", "utf8").trim() || undefined;
-    } catch {
-      this.machineId = undefined;
-    }
-    const cached = this.deps.state.identity();
-    const backoff = new Backoff({ minMs: 250, maxMs: 5000 });
-    for (;;) {
-      try {
-        const self = await this.deps.consul.agentSelf();
-        this.node = this.cfg.node ?? self.nodeName;
-        this.meta = { ...self.meta, ...this.cfg.meta };
-        this.consulReachable = true;
-        this.deps.state.setIdentity(this.node, this.meta);
-        return;
-      } catch (err) {
-        if (cached) {
-          this.node = this.cfg.node ?? cached.node;
-          this.meta = { ...cached.meta, ...this.cfg.meta };
-          this.log(`Consul unreachable (${errorText(err)}); running from cached state as ${this.node}`);
-          return;
-        }
-        this.log(`waiting for Consul to learn this node's name and metadata: ${errorText(err)}`);
-        await sleep(backoff.next(), this.abort.signal);
-        if (this.abort.signal.aborted) throw new Error("stopped");
-      }
-    }
   }
 
   /** The houston-agent service (HTTP check on /health) and the agents/<node> record; retried until done. */
