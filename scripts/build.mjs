@@ -2,8 +2,9 @@
 // Native better-sqlite3 stays external (it is loaded from node_modules next to the bundle).
 import { build } from "esbuild";
 import { dbusNextPatch } from "./dbus-next-patch.mjs";
-import { chmodSync, existsSync, writeFileSync } from "node:fs";
+import { chmodSync, existsSync, readFileSync, writeFileSync } from "node:fs";
 import { createRequire } from "node:module";
+import { fileURLToPath } from "node:url";
 
 // Both bundles are CommonJS, not ES modules, for the agent's memory (README, Benchmarks): on Node 24
 // an ES module entry costs 3.6 MB of the ESM loader, and a named import from a built-in module
@@ -27,6 +28,20 @@ const lazyHttps = {
   },
 };
 
+// shared/version.ts imports package.json for the version: the bundles get that field, not the
+// whole file (scripts, dependencies and the rest stay out of every agent's memory)
+const versionOnly = {
+  name: "version-only",
+  setup(b) {
+    const file = fileURLToPath(new URL("../package.json", import.meta.url));
+    b.onLoad({ filter: /[\\/]package\.json$/ }, (args) =>
+      args.path === file
+        ? { contents: JSON.stringify({ version: JSON.parse(readFileSync(file, "utf8")).version }), loader: "json" }
+        : undefined,
+    );
+  },
+};
+
 const common = {
   bundle: true,
   platform: "node",
@@ -34,7 +49,7 @@ const common = {
   format: "cjs",
   sourcemap: true,
   logLevel: "warning",
-  plugins: [lazyHttps],
+  plugins: [lazyHttps, versionOnly],
 };
 await build({ ...common, entryPoints: ["controller/main.ts"], outfile: "dist/houston.js" });
 chmodSync("dist/houston.js", 0o755);
@@ -49,7 +64,7 @@ if (existsSync("agent/main.ts")) {
     external: ["better-sqlite3", "x11", "usocket"],
     // dbus-next's introspection, unused by the agent (see agent/no-xml2js.ts)
     alias: { xml2js: "./agent/no-xml2js.ts" },
-    plugins: [lazyHttps, dbusNextPatch],
+    plugins: [lazyHttps, versionOnly, dbusNextPatch],
   });
 }
 // said here, so that Node does not first try the bundles as ES modules (the repository's
