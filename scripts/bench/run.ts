@@ -260,7 +260,9 @@ async function footprintSection(fleet: LocalFleet): Promise<void> {
   say(
     `  idle RSS ${f.idleRssMb.toFixed(1)} MB (peak ${f.peakRssMb.toFixed(1)} MB); CPU over ${f.idleSeconds} s idle ${f.idleCpuSeconds.toFixed(2)} s`,
   );
-  say(`  bundle ${f.bundleKb.toFixed(0)} KB; start to --version with the unit's flags ${f.coldStartMs.toFixed(0)} ms (median)`);
+  say(
+    `  bundle ${f.bundleKb.toFixed(0)} KB; start to --version with the unit's flags ${f.coldStartMs.toFixed(0)} ms (median)`,
+  );
   if (f.imageRuntime)
     say(
       `  on the image's Node ${f.imageRuntime.node}: idle RSS ${f.imageRuntime.idleRssMb.toFixed(1)} MB (peak ${f.imageRuntime.peakRssMb.toFixed(1)} MB)`,
