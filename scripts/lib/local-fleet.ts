@@ -26,6 +26,7 @@ import { Consul } from "../../shared/consul.js";
 import { KvLayout } from "../../shared/kv-layout.js";
 import { createToken, upsertPolicy } from "../../shared/consul-acl.js";
 import { agentPolicy, rulesHcl } from "../../controller/acl/policies.js";
+import { freePortRange } from "./ports.js";
 import { killAndWait } from "./process.js";
 import { Fleet } from "../../shared/fleet.js";
 import { FLEET_API_PORT, LocalFleetd, isEtcd } from "./local-fleetd.js";
@@ -106,22 +107,6 @@ function readEnv(name: string): Record<string, string> {
   );
 }
 
-async function freePortRange(servers = 1): Promise<number> {
-  const { createServer } = await import("node:net");
-  const free = (port: number, host: string) =>
-    new Promise<boolean>((resolve) => {
-      const s = createServer();
-      s.once("error", () => resolve(false));
-      s.listen(port, host, () => s.close(() => resolve(true)));
-    });
-  for (let i = 0; i < 50; i++) {
-    const base = 21000 + Math.floor(Math.random() * 15000);
-    if ((await free(base, "127.0.0.1")) && (await free(base + 1, BRIDGE_IP)) && (await free(base + 2, BRIDGE_IP)))
-      return base;
-  }
-  throw new Error("no free port range for the Consul server");
-}
-
 interface FleetState {
   etcdPid?: number;
   etcdDir?: string;
@@ -189,7 +174,7 @@ export class LocalFleet {
       });
       this.log(`booted test host ${h.name} (${env.TESTHOST_IP}) in ${env.TESTHOST_BOOT_MS} ms`);
     }
-    this.port = await freePortRange(this.servers);
+    this.port = await freePortRange(["127.0.0.1", BRIDGE_IP, BRIDGE_IP], 21000, 15000, "the Consul server");
     this.dataDir = mkdtempSync(join(tmpdir(), "houston-consul-server-"));
     await this.startConsulServer();
     if (this.opts.fleetd) {

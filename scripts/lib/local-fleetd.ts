@@ -15,10 +15,10 @@ import {
   symlinkSync,
   writeFileSync,
 } from "node:fs";
-import { createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { Fleet } from "../../shared/fleet.js";
+import { freePortRange } from "./ports.js";
 import { killAndWait } from "./process.js";
 
 export const FLEET_BIN = process.env.HOUSTON_FLEET_BIN ?? join(import.meta.dirname, "..", "..", ".fleet", "bin");
@@ -34,19 +34,6 @@ export interface FleetdHost {
   ip: string;
   root: string;
   meta: Record<string, string>;
-}
-
-async function freePort(host: string): Promise<number> {
-  for (let i = 0; i < 50; i++) {
-    const port = 24000 + Math.floor(Math.random() * 8000);
-    const ok = await new Promise<boolean>((resolve) => {
-      const s = createServer();
-      s.once("error", () => resolve(false));
-      s.listen(port, host, () => s.close(() => resolve(true)));
-    });
-    if (ok) return port;
-  }
-  throw new Error("no free port for etcd");
 }
 
 export function isEtcd(pid: number): boolean {
@@ -68,8 +55,8 @@ export class LocalFleetd {
 
   /** etcd on the bridge, waiting until it answers; the hosts are installed by installHost(). */
   static async startEtcd(bridgeIp: string): Promise<LocalFleetd> {
-    const port = await freePort(bridgeIp);
-    const peer = await freePort("127.0.0.1");
+    const port = await freePortRange([bridgeIp], 24000, 8000, "etcd");
+    const peer = await freePortRange(["127.0.0.1"], 24000, 8000, "etcd");
     const dataDir = mkdtempSync(join(tmpdir(), "houston-etcd-"));
     const args = [
       "--name",

@@ -3,10 +3,10 @@
  */
 import { execFile } from "node:child_process";
 import { rmSync } from "node:fs";
-import { createServer } from "node:net";
 import { join } from "node:path";
 import { promisify } from "node:util";
 import { Consul } from "../../shared/consul.js";
+import { freePortRange } from "../../scripts/lib/ports.js";
 import { killAndWait } from "../../scripts/lib/process.js";
 
 const run = promisify(execFile);
@@ -24,22 +24,8 @@ export interface TestConsul {
   restart(): Promise<void>;
 }
 
-async function portFree(port: number): Promise<boolean> {
-  return new Promise((resolve) => {
-    const srv = createServer();
-    srv.once("error", () => resolve(false));
-    srv.listen(port, "127.0.0.1", () => srv.close(() => resolve(true)));
-  });
-}
-
-export async function freePorts(count: number): Promise<number> {
-  for (let attempt = 0; attempt < 50; attempt++) {
-    const base = 20000 + Math.floor(Math.random() * 20000);
-    let ok = true;
-    for (let i = 0; i < count && ok; i++) ok = await portFree(base + i);
-    if (ok) return base;
-  }
-  throw new Error("no free port range found");
+export function freePorts(count: number): Promise<number> {
+  return freePortRange(Array<string>(count).fill("127.0.0.1"), 20000, 20000, "a test Consul");
 }
 
 async function launch(port: number, args: string[], token?: string): Promise<{ pid: number; dir: string }> {
