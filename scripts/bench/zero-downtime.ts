@@ -35,6 +35,7 @@ class S(http.server.HTTPServer):
         self.socket.bind(self.server_address); self.server_name, self.server_port = "localhost", PORT
 if os.environ.get("LISTEN_PID") == str(os.getpid()):
     srv = S(("0.0.0.0", PORT), H, bind_and_activate=False); srv.socket.close(); srv.socket = socket.socket(fileno=3)
+    srv.socket.setblocking(False)  # shared queue: a lost accept race must not block
 else:
     srv = S(("0.0.0.0", PORT), H)
 signal.signal(signal.SIGTERM, lambda *_: threading.Thread(target=srv.shutdown).start())
