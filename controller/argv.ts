@@ -45,6 +45,7 @@ const DEPLOY_WITH_VALUE = new Set([
   "--timeout",
   "--max-parallel",
   "--canary",
+  "--min-healthy",
   "--keep-generations",
 ]);
 const DEPLOY_FLAGS = new Set([

@@ -76,6 +76,7 @@ export async function removeCommand(
     noRemoval: false,
     maxParallel: null,
     canary: 0,
+    minHealthySeconds: 0,
     keepGenerations,
   };
   return rollout(ctx, { ...input, label: `${stack}${group ? ` group ${group}` : ""}` }, opts, out);

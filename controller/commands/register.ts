@@ -29,6 +29,7 @@ interface DeployFlags {
   timeout: string;
   maxParallel?: string;
   canary: string;
+  minHealthy: string;
   forceUnlock?: boolean;
   keepGenerations: string;
 }
@@ -46,8 +47,8 @@ function positive(name: string, value: string, allowZero = false): number {
 /** The longest wait a timer holds (2^31-1 ms, about 24.8 days); longer ones would fire at once. */
 const MAX_TIMER_SECONDS = Math.floor((2 ** 31 - 1) / 1000);
 
-function seconds(name: string, value: string): number {
-  const n = positive(name, value);
+function seconds(name: string, value: string, allowZero = false): number {
+  const n = positive(name, value, allowZero);
   if (n > MAX_TIMER_SECONDS)
     throw new ConfigError(
       "command line",
@@ -72,6 +73,7 @@ function rolloutOptions(f: DeployFlags): RolloutOptions {
     noRemoval: f.removal === false,
     maxParallel: f.maxParallel === undefined ? null : positive("--max-parallel", f.maxParallel),
     canary: positive("--canary", f.canary, true),
+    minHealthySeconds: seconds("--min-healthy", f.minHealthy, true),
     keepGenerations: positive("--keep-generations", f.keepGenerations),
   };
 }
@@ -95,6 +97,11 @@ function rolloutFlags(c: Command): Command {
     .option("--timeout <seconds>", "upper bound for the whole rollout", "600")
     .addOption(new Option("--max-parallel <n>", "hosts updated at a time"))
     .option("--canary <n>", "deploy to n hosts and confirm them before the rest", "0")
+    .option(
+      "--min-healthy <seconds>",
+      "after each batch (a canary, the rest) is active and confirmed, watch it this long: a unit that fails or restarts meanwhile fails the rollout",
+      "0",
+    )
     .option("--force-unlock", "break the stack's deploy lock (says whose it was) first")
     .option(
       "--keep-generations <n>",

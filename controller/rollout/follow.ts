@@ -4,13 +4,13 @@
  * what it saw; rollout-plan.ts decides what comes next.
  */
 import { errorText } from "../../shared/errors.js";
-import { StackSpecSchema, serviceTags } from "../../shared/spec.js";
+import { StackSpecSchema, serviceTags, type StatusReport } from "../../shared/spec.js";
 import type { Context } from "../context.js";
 import type { Output } from "../output.js";
 import { describeHost } from "./confirm.js";
 import { TimeoutError, followHealth } from "./fleet-view.js";
 import { readHistory } from "./history.js";
-import { archivesToKeep, decide, removalPending, type UnitTarget } from "./progress.js";
+import { archivesToKeep, decide, removalPending, unhealthy, type UnitTarget } from "./progress.js";
 import type { Failure } from "./rollout-plan.js";
 import type { RolloutInput, RolloutOptions } from "./rollout.js";
 
@@ -156,16 +156,46 @@ export async function confirmService(
   return null;
 }
 
-/** Units can fail after they became active: look once more before declaring success. */
-export async function recheck(
+/**
+ * Units can fail after they became active: a Type=simple unit is active as soon as it forks. By
+ * default one more look before the batch counts as done; with --min-healthy N the batch is watched
+ * for N seconds (blocking queries, no polling), and a unit that fails or leaves active meanwhile
+ * fails the rollout at once.
+ */
+export async function watchHealthy(
   ctx: Context,
   stack: string,
   scope: UnitTarget[],
   generation: number,
+  seconds: number,
+  deadline: number,
+  out: Output,
 ): Promise<Failure | null> {
-  const reports = (await ctx.scheduler.reports()).get(stack) ?? new Map();
-  const d = decide(scope, generation, reports);
-  return d.kind === "failed" ? { unit: d.unit, host: d.host, reason: d.reason } : null;
+  const reports = async (): Promise<ReadonlyMap<string, StatusReport>> =>
+    (await ctx.scheduler.reports()).get(stack) ?? new Map();
+  if (seconds <= 0) {
+    const d = decide(scope, generation, await reports());
+    return d.kind === "failed" ? { unit: d.unit, host: d.host, reason: d.reason } : null;
+  }
+  const until = Date.now() + seconds * 1000;
+  out.info(`Watching ${scope.map((u) => u.name).join(", ")} for ${seconds}s (--min-healthy)`);
+  try {
+    return await ctx.scheduler.follow(
+      stack,
+      Math.min(until, deadline),
+      (r) => unhealthy(scope, generation, r) ?? undefined,
+      () => "",
+    );
+  } catch (err) {
+    if (!(err instanceof TimeoutError)) throw err;
+    if (until > deadline)
+      return {
+        unit: scope.map((u) => u.name).join(", "),
+        host: [...new Set(scope.flatMap((u) => u.hosts))].join(", "),
+        reason: `--timeout ran out while watching the units for --min-healthy ${seconds}s`,
+      };
+    return unhealthy(scope, generation, await reports());
+  }
 }
 
 export async function waitRemoved(

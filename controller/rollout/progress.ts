@@ -94,3 +94,31 @@ export function archivesToKeep(history: Pick<HistoryRecord, "result" | "units">[
   const recent = history.filter((h) => h.result === "success").slice(-keep);
   return new Set(recent.flatMap((h) => h.units.flatMap((u) => (u.archive ? [u.archive] : []))));
 }
+
+/**
+ * While a batch is watched after it became active (--min-healthy): the first unit that failed, or
+ * is no longer active (restarting, stopped) or gone, on a host whose report is of this generation.
+ * A host without such a report (its agent away) is no evidence either way.
+ */
+export function unhealthy(
+  units: UnitTarget[],
+  generation: number,
+  reports: ReadonlyMap<string, StatusReport>,
+): { unit: string; host: string; reason: string } | null {
+  for (const u of units) {
+    for (const host of u.hosts) {
+      const r = reports.get(host);
+      if (!r || r.desiredGeneration === null || r.desiredGeneration < generation) continue;
+      if (r.errors.length > 0) return { unit: u.name, host, reason: r.errors.join("; ") };
+      const s = r.units.find((x) => x.name === u.name);
+      if (!s) return { unit: u.name, host, reason: `${u.name} is no longer in the host's report` };
+      if (s.activeState === "active" || s.activeState === "reloading") continue;
+      const why = [
+        `${u.name} ${s.activeState === "failed" ? "failed" : `left active (now ${s.activeState}/${s.subState})`}${s.result && s.result !== "success" ? ` (Result=${s.result})` : ""} within --min-healthy`,
+        ...(s.log?.length ? [`last log lines:\n      ${s.log.join("\n      ")}`] : []),
+      ];
+      return { unit: u.name, host, reason: why.join("; ") };
+    }
+  }
+  return null;
+}

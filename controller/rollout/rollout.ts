@@ -22,7 +22,7 @@ import type { BuiltArchive } from "../plan/archive.js";
 import { isGlobal } from "../../shared/placement.js";
 import { checkNameClash } from "../plan/clash.js";
 import { TimeoutError } from "./fleet-view.js";
-import { confirmService, followUnits, pruneArchives, recheck, waitRemoved } from "./follow.js";
+import { confirmService, followUnits, pruneArchives, waitRemoved, watchHealthy } from "./follow.js";
 import type { HostView, UnitTarget } from "./progress.js";
 import { readHistory, writeHistory } from "./history.js";
 import { DeployLock, whoAmI } from "./lock.js";
@@ -47,6 +47,8 @@ export interface RolloutOptions {
   noRemoval: boolean;
   maxParallel: number | null;
   canary: number;
+  /** after a batch is active (and confirmed), watch it this long; 0: one more look */
+  minHealthySeconds: number;
   /** archives of this many recent successful generations are kept for rollback */
   keepGenerations: number;
 }
@@ -173,7 +175,8 @@ export async function rollout(ctx: Context, input: RolloutInput, opts: RolloutOp
           if (!failure) failure = await followUnits(ctx, input.stack, scope, generation, deadline, opts, out, unwell);
           if (!failure && step.confirm)
             failure = await confirmService(ctx, input, scope, generation, deadline, opts, out);
-          if (!failure) failure = await recheck(ctx, input.stack, scope, generation);
+          if (!failure)
+            failure = await watchHealthy(ctx, input.stack, scope, generation, opts.minHealthySeconds, deadline, out);
           if (!failure && step.batch.canary) out.info(`Canary confirmed on ${step.batch.hosts.join(", ")}`);
           progress = failure ? { ...progress, failure } : { ...progress, confirmed: progress.confirmed + 1 };
           break;

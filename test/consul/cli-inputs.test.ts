@@ -55,6 +55,11 @@ const cases: { title: string; files?: Record<string, string>; args: string[]; er
     err: /--delay × --max-tries .* is longer than a timer holds/,
   },
   {
+    title: "a negative --min-healthy",
+    args: ["--min-healthy", "-5", "standalone", "web"],
+    err: /--min-healthy must be a non-negative whole number, got "-5"/,
+  },
+  {
     title: "an empty --timeout",
     args: ["--timeout", "", "standalone", "web"],
     err: /--timeout must be a positive whole number, got ""/,

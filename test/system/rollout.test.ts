@@ -240,8 +240,8 @@ describe("rollout end to end", () => {
 
   it("a canary that fails stops the rollout before the other hosts get anything", async () => {
     const picky =
-      // fails its start job on e2e1 (ExecStartPre): a unit that dies right after it became active
-      // can be missed by a canary without a Consul check (a known gap: a crash races the recheck)
+      // fails its start job on e2e1 (ExecStartPre); a unit that dies right after it became active
+      // can pass the canary's one look without a Consul check: --min-healthy (below) catches it
       "[Unit]\nDescription=picky %i\n\n[Service]\nExecStartPre=/bin/sh -c 'test \"$(hostname)\" != e2e1 || exit 7'\nExecStart=/bin/sleep infinity\n\n[X-Fleet]\nGlobal=true\nMachineMetadata=role=web\n";
     const dir = configDir({
       "manifest.yaml": manifest({ canary: ["picky:1"] }),
@@ -257,6 +257,45 @@ describe("rollout end to end", () => {
     expect(journal).not.toContain("canary-picky");
     expect(await report(fleet.consul, fleet.kv, "e2e2", "canary")).toBeNull();
     expect(unitFile("e2e1", "canary-picky@1.service")).toBe(false);
+  });
+
+  it("--min-healthy watches a batch after it is active: a canary unit killed meanwhile stops the rollout", async () => {
+    const dir = configDir({ "manifest.yaml": manifest({ watched: [] }), "units/service/watched.service": sleeper });
+    const cli = startCli(fleet.consulAddr, dir, [
+      "-s",
+      "--canary",
+      "1",
+      "--min-healthy",
+      "600",
+      "service",
+      "watched",
+      "1",
+    ]);
+    // the unit dies while the canary is watched (the CLI says when that starts): no timing guess
+    const watching = new Promise<string>((resolve) => {
+      let text = "";
+      cli.child.stderr?.on("data", (d: Buffer) => {
+        text += d.toString();
+        const host = /Canary 1\/2 \(generation \d+\): (\S+)/.exec(text)?.[1];
+        if (host && /Watching watched@1\.service for 600s \(--min-healthy\)/.test(text)) resolve(host);
+      });
+    });
+    const canary = await Promise.race([watching, cli.done.then((r) => Promise.reject(new Error(r.stderr)))]);
+    await fleet.shell(canary, "systemctl", "kill", "--signal=SIGKILL", "watched@1.service");
+    const r = await cli.done;
+    expect(r.code).toBe(1);
+    expect(r.stderr).toMatch(
+      new RegExp(
+        `watched@1\\.service failed on ${canary}: watched@1\\.service failed \\(Result=signal\\) within --min-healthy`,
+      ),
+    );
+    expect(r.stderr).not.toContain("Batch 2/2");
+    const other = ["e2e1", "e2e2"].find((h) => h !== canary) ?? "";
+    expect(await report(fleet.consul, fleet.kv, other, "watched")).toBeNull();
+    // a healthy batch is watched for the time asked, then the rollout carries on
+    const ok = await run(dir, "-s", "--min-healthy", "1", "service", "watched", "1");
+    expect(ok.code, ok.stderr).toBe(0);
+    expect(ok.stderr).toMatch(/Watching watched@1\.service for 1s \(--min-healthy\)/);
   });
 
   it("--max-parallel updates hosts in batches, each confirmed before the next", async () => {

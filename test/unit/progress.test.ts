@@ -1,6 +1,13 @@
 import { archivesToKeep } from "../../controller/rollout/progress.js";
 import { describe, expect, it } from "vitest";
-import { decide, hostsForUnit, makeBatches, removalPending, type HostView } from "../../controller/rollout/progress.js";
+import {
+  decide,
+  hostsForUnit,
+  makeBatches,
+  removalPending,
+  unhealthy,
+  type HostView,
+} from "../../controller/rollout/progress.js";
 import type { StatusReport } from "../../shared/spec.js";
 
 const rep = (
@@ -147,4 +154,54 @@ describe("archivesToKeep", () => {
     expect([...archivesToKeep(h, 3)].sort()).toEqual(["b", "c"]);
     expect([...archivesToKeep(h, 10)].sort()).toEqual(["a", "b", "c"]);
   });
+});
+
+describe("unhealthy (--min-healthy)", () => {
+  const all = (state: string, result?: string): [string, string, string?][] => [
+    ["a@1.service", state, result],
+    ["b@1.service", "active"],
+  ];
+  const cases: { title: string; reports: Map<string, StatusReport>; want: RegExp | null }[] = [
+    {
+      title: "all active everywhere: healthy",
+      reports: reports(rep("h1", 5, all("active")), rep("h2", 5, [["a@1.service", "active"]])),
+      want: null,
+    },
+    {
+      title: "reloading is still serving",
+      reports: reports(rep("h1", 5, all("reloading")), rep("h2", 5, [["a@1.service", "active"]])),
+      want: null,
+    },
+    {
+      title: "a host without a report of this generation is no evidence (its agent is away)",
+      reports: reports(rep("h1", 5, all("active")), rep("h2", 4, [["a@1.service", "failed"]])),
+      want: null,
+    },
+    {
+      title: "a unit that failed after it was active",
+      reports: reports(rep("h1", 5, all("failed", "exit-code")), rep("h2", 5, [["a@1.service", "active"]])),
+      want: /^h1 a@1\.service a@1\.service failed \(Result=exit-code\) within --min-healthy$/,
+    },
+    {
+      title: "a unit restarting (Restart=) left active",
+      reports: reports(rep("h1", 5, all("activating")), rep("h2", 5, [["a@1.service", "active"]])),
+      want: /^h1 a@1\.service a@1\.service left active \(now activating\/x\) within --min-healthy$/,
+    },
+    {
+      title: "a unit gone from the host's report",
+      reports: reports(rep("h1", 5, [["b@1.service", "active"]]), rep("h2", 5, [["a@1.service", "active"]])),
+      want: /^h1 a@1\.service a@1\.service is no longer in the host's report$/,
+    },
+    {
+      title: "the agent's own errors",
+      reports: reports(rep("h1", 5, all("active"), ["cannot write x"]), rep("h2", 5, [["a@1.service", "active"]])),
+      want: /^h1 a@1\.service cannot write x$/,
+    },
+  ];
+  for (const c of cases)
+    it(c.title, () => {
+      const f = unhealthy(units, 5, c.reports);
+      if (c.want === null) expect(f).toBeNull();
+      else expect(f && `${f.host} ${f.unit} ${f.reason}`).toMatch(c.want);
+    });
 });
