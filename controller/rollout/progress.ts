@@ -6,7 +6,7 @@
  *    (and where, and why), and whether removed units are gone.
  */
 import { unitTargetsNode } from "../../shared/placement.js";
-import type { HistoryRecord, StatusReport, UnitSpec } from "../../shared/spec.js";
+import type { HistoryRecord, StatusReport, UnitSpec, UnitStatus } from "../../shared/spec.js";
 
 export interface HostView {
   node: string;
@@ -63,13 +63,13 @@ export function decide(units: UnitTarget[], generation: number, reports: Readonl
       }
       if (r.errors.length > 0) return { kind: "failed", unit: u.name, host, reason: r.errors.join("; ") };
       const s = r.units.find((x) => x.name === u.name);
-      if (s?.activeState === "failed") {
-        const why = [
-          `${u.name} failed${s.result ? ` (Result=${s.result})` : ""}`,
-          ...(s.log?.length ? [`last log lines:\n      ${s.log.join("\n      ")}`] : []),
-        ];
-        return { kind: "failed", unit: u.name, host, reason: why.join("; ") };
-      }
+      if (s?.activeState === "failed")
+        return {
+          kind: "failed",
+          unit: u.name,
+          host,
+          reason: withLog(`${u.name} failed${s.result ? ` (Result=${s.result})` : ""}`, s),
+        };
       if (s?.activeState === "active") done.push(host);
       else pending.push(host);
     }
@@ -113,12 +113,15 @@ export function unhealthy(
       const s = r.units.find((x) => x.name === u.name);
       if (!s) return { unit: u.name, host, reason: `${u.name} is no longer in the host's report` };
       if (s.activeState === "active" || s.activeState === "reloading") continue;
-      const why = [
-        `${u.name} ${s.activeState === "failed" ? "failed" : `left active (now ${s.activeState}/${s.subState})`}${s.result && s.result !== "success" ? ` (Result=${s.result})` : ""} within --min-healthy`,
-        ...(s.log?.length ? [`last log lines:\n      ${s.log.join("\n      ")}`] : []),
-      ];
-      return { unit: u.name, host, reason: why.join("; ") };
+      const what = s.activeState === "failed" ? "failed" : `left active (now ${s.activeState}/${s.subState})`;
+      const result = s.result && s.result !== "success" ? ` (Result=${s.result})` : "";
+      return { unit: u.name, host, reason: withLog(`${u.name} ${what}${result} within --min-healthy`, s) };
     }
   }
   return null;
+}
+
+/** A unit's failure as a rollout reports it: what happened, then the unit's last log lines. */
+function withLog(what: string, s: Pick<UnitStatus, "log">): string {
+  return [what, ...(s.log?.length ? [`last log lines:\n      ${s.log.join("\n      ")}`] : [])].join("; ");
 }
