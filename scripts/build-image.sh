@@ -51,7 +51,7 @@ NODE24=$NODE_DIR/bin/node
 # 3. better-sqlite3 built for that Node (its ABI differs from the machine's Node 20), small: SQLite
 # optimised for size and without the extensions the agent never uses (full-text search, R-tree,
 # geopoly, stat4, dbstat, math and percentile functions, soundex). Its pages are part of every
-# agent's resident memory: 1.8 MB with npm's build, 0.7 MB so (README, Benchmarks: footprint).
+# agent's resident memory: 1.8 MB with npm's build, 0.7 MB so (docs/benchmarks.md, the agent on a host).
 MOD=$WORK/better-sqlite3-$BS3-node$NODE_VERSION-small
 UNUSED='DBSTAT_VTAB|FTS3|FTS3_PARENTHESIS|FTS4|FTS5|GEOPOLY|RTREE|STAT4|MATH_FUNCTIONS|PERCENTILE'
 if [ ! -f "$MOD/build/Release/better_sqlite3.node" ]; then
@@ -93,7 +93,7 @@ echo 'root:x:0:0:root:/root:/bin/sh' > "$STAGE/etc/passwd"; echo 'root:x:0:' > "
 echo 'hosts: files dns' > "$STAGE/etc/nsswitch.conf"
 ctr=$(buildah from scratch)
 buildah copy --quiet "$ctr" "$STAGE" / >/dev/null
-# the memory settings of systemd/houston-agent.service (see README, Benchmarks: footprint)
+# the memory settings of systemd/houston-agent.service (see docs/benchmarks.md, the agent on a host)
 buildah config --workingdir $A \
   --env GLIBC_TUNABLES=glibc.malloc.arena_max=2:glibc.malloc.mmap_threshold=32768:glibc.malloc.trim_threshold=65536:glibc.malloc.top_pad=0 \
   --entrypoint '["/usr/bin/node","--max-semi-space-size=1","--single-threaded-gc","--lite-mode","--optimize-for-size","--no-node-snapshot","/opt/houston/houston-agent.js"]' --cmd '' \

@@ -6,7 +6,7 @@ import { chmodSync, existsSync, readFileSync, writeFileSync } from "node:fs";
 import { createRequire } from "node:module";
 import { fileURLToPath } from "node:url";
 
-// Both bundles are CommonJS, not ES modules, for the agent's memory (README, Benchmarks): on Node 24
+// Both bundles are CommonJS, not ES modules, for the agent's memory (docs/benchmarks.md): on Node 24
 // an ES module entry costs 3.6 MB of the ESM loader, and a named import from a built-in module
 // reads every export, which runs its lazy getters (one of node:http's loads undici, with http2 and
 // perf_hooks): 6 MB of the agent's idle RSS in all.
