@@ -7,7 +7,7 @@
  */
 import { spawn } from "node:child_process";
 import { join } from "node:path";
-import { LocalFleet, REPO } from "./lib/local-fleet.js";
+import { LocalFleet, REPO } from "../test/harness/local-fleet.js";
 
 const keep = process.argv.includes("--keep");
 const down = process.argv.includes("--down");

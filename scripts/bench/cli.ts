@@ -1,7 +1,7 @@
 /** The built houston CLI as the benchmarks run it: one call, its wall time in ms, or an error with its stderr. */
 import { spawnSync } from "node:child_process";
 import { join } from "node:path";
-import { REPO } from "../lib/local-fleet.js";
+import { REPO } from "../../test/harness/local-fleet.js";
 
 export function houstonCli(consul: string, dir: string, environment: string, ...args: string[]): number {
   const t0 = Date.now();

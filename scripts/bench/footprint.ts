@@ -18,7 +18,7 @@ import {
   writeFileSync,
 } from "node:fs";
 import { join } from "node:path";
-import { LocalFleet, REPO } from "../lib/local-fleet.js";
+import { LocalFleet, REPO } from "../../test/harness/local-fleet.js";
 
 export interface Footprint {
   idleRssMb: number;

@@ -21,7 +21,7 @@ import { parseArgs } from "node:util";
 import { loadDeploymentInputs } from "../../controller/config/load.js";
 import { loadManifest } from "../../controller/config/manifest.js";
 import { planDeployment } from "../../controller/plan/plan-deployment.js";
-import { LocalFleet, REPO } from "../lib/local-fleet.js";
+import { LocalFleet, REPO } from "../../test/harness/local-fleet.js";
 import { seedDeploy, seedDeregister, type SeedOptions } from "./seed-driver.js";
 import { upgradeUnderLoad, zeroDowntimeConfig } from "./zero-downtime.js";
 import { growth } from "./growth.js";

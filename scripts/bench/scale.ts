@@ -23,7 +23,7 @@ import { Consul } from "../../shared/consul.js";
 import { KvLayout } from "../../shared/kv-layout.js";
 import { TrustStore } from "../../shared/signing.js";
 import { SCHEMA_VERSION, type StackSpec } from "../../shared/spec.js";
-import { REPO } from "../lib/local-fleet.js";
+import { REPO } from "../../test/harness/local-fleet.js";
 
 /** systemd as a map: every job succeeds at once (a load model, not a host) */
 class MemorySystemd implements SystemdApi {

@@ -10,8 +10,8 @@ import { mkdirSync, mkdtempSync, writeFileSync } from "node:fs";
 import { request } from "node:http";
 import { tmpdir } from "node:os";
 import { dirname, join } from "node:path";
-import type { LocalFleet } from "../lib/local-fleet.js";
-import { REPO } from "../lib/local-fleet.js";
+import type { LocalFleet } from "../../test/harness/local-fleet.js";
+import { REPO } from "../../test/harness/local-fleet.js";
 
 function configDir(files: Record<string, string>): string {
   const dir = mkdtempSync(join(tmpdir(), "houston-zd-"));

@@ -9,7 +9,7 @@ import { existsSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { Fleet, FleetError, sameOptions, unitOptions } from "../../shared/fleet.js";
-import { ROOT, startConsul } from "../helpers/consul.js";
+import { ROOT, startConsul } from "../harness/consul-dev.js";
 import { configDir, houston } from "../helpers/cli.js";
 import { KvLayout } from "../../shared/kv-layout.js";
 import { eventually } from "../helpers/specs.js";

@@ -6,8 +6,8 @@ import { rmSync } from "node:fs";
 import { join } from "node:path";
 import { promisify } from "node:util";
 import { Consul } from "../../shared/consul.js";
-import { freePortRange } from "../../scripts/lib/ports.js";
-import { killAndWait } from "../../scripts/lib/process.js";
+import { freePortRange } from "./ports.js";
+import { killAndWait } from "./process.js";
 
 const run = promisify(execFile);
 export const ROOT = join(import.meta.dirname, "..", "..");

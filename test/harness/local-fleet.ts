@@ -29,7 +29,7 @@ import { agentPolicy, rulesHcl } from "../../controller/acl/policies.js";
 import { freePortRange } from "./ports.js";
 import { killAndWait } from "./process.js";
 import { Fleet } from "../../shared/fleet.js";
-import { FLEET_API_PORT, LocalFleetd, isEtcd } from "./local-fleetd.js";
+import { FLEET_API_PORT, LocalFleetd, isEtcd } from "./fleetd.js";
 
 const run = promisify(execFile);
 export const REPO = join(import.meta.dirname, "..", "..");
@@ -85,7 +85,7 @@ export interface FleetOptions {
   log?: (message: string) => void;
   /** extra settings for every agent (lines of /etc/houston/agent.env), e.g. HOUSTON_SCHEDULER_GRACE */
   agentEnv?: Record<string, string>;
-  /** a real fleetd in every host (scripts/lib/local-fleetd.ts), with etcd on this machine */
+  /** a real fleetd in every host (test/harness/fleetd.ts), with etcd on this machine */
   fleetd?: boolean;
 }
 
