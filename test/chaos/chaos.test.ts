@@ -10,7 +10,7 @@ import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { LocalFleet } from "../harness/local-fleet.js";
 import { configDir, houston, startCli, writeConfig } from "../helpers/cli.js";
-import { ROOT } from "../harness/consul-dev.js";
+import { ROOT } from "../harness/paths.js";
 import { eventually } from "../helpers/specs.js";
 
 const HOSTS = ["ch1", "ch2"];

@@ -11,7 +11,7 @@ import { LocalFleet } from "../harness/local-fleet.js";
 import { Consul } from "../../shared/consul.js";
 import { StackSpecSchema, StatusReportSchema, decodeJson } from "../../shared/spec.js";
 import { configDir, startCli } from "../helpers/cli.js";
-import { ROOT } from "../harness/consul-dev.js";
+import { ROOT } from "../harness/paths.js";
 import { eventually } from "../helpers/specs.js";
 
 let fleet: LocalFleet;

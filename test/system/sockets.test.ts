@@ -11,7 +11,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { LocalFleet } from "../harness/local-fleet.js";
 import { get, upgradeUnderLoad, zeroDowntimeConfig } from "../../scripts/bench/zero-downtime.js";
 import { houston } from "../helpers/cli.js";
-import { ROOT } from "../harness/consul-dev.js";
+import { ROOT } from "../harness/paths.js";
 
 let fleet: LocalFleet;
 beforeAll(async () => {

@@ -10,7 +10,7 @@ import { join } from "node:path";
 import { execFileSync } from "node:child_process";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { LocalFleet } from "../harness/local-fleet.js";
-import { CONSUL_BIN } from "../harness/consul-dev.js";
+import { CONSUL_BIN } from "../harness/paths.js";
 import { configDir, houston, startCli } from "../helpers/cli.js";
 
 let fleet: LocalFleet;

@@ -10,7 +10,7 @@ import { chromium, type Browser, type Page } from "playwright-core";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { LocalFleet } from "../harness/local-fleet.js";
 import { configDir, houston } from "../helpers/cli.js";
-import { ROOT } from "../harness/consul-dev.js";
+import { ROOT } from "../harness/paths.js";
 import { eventually } from "../helpers/specs.js";
 
 const CHROMIUM = "/usr/bin/chromium";
