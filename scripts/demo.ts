@@ -7,7 +7,8 @@
  */
 import { spawn } from "node:child_process";
 import { join } from "node:path";
-import { LocalFleet, REPO } from "./lib/local-fleet.js";
+import { LocalFleet } from "../test/harness/local-fleet.js";
+import { ROOT } from "../test/harness/paths.js";
 
 const keep = process.argv.includes("--keep");
 const down = process.argv.includes("--down");
@@ -21,9 +22,9 @@ function houston(consul: string, ...args: string[]): Promise<number> {
     const child = spawn(
       process.execPath,
       [
-        join(REPO, "dist", "houston.js"),
+        join(ROOT, "dist", "houston.js"),
         "-c",
-        join(REPO, "examples", "local"),
+        join(ROOT, "examples", "local"),
         "-e",
         "local",
         "--consul",

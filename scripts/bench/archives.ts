@@ -10,7 +10,7 @@ import { randomBytes } from "node:crypto";
 import { mkdirSync, mkdtempSync, rmSync, readFileSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { LocalFleet } from "../lib/local-fleet.js";
+import { LocalFleet } from "../../test/harness/local-fleet.js";
 import { houstonCli } from "./cli.js";
 
 export interface DeliveryResult {

@@ -18,7 +18,8 @@ import {
   writeFileSync,
 } from "node:fs";
 import { join } from "node:path";
-import { LocalFleet, REPO } from "../lib/local-fleet.js";
+import { LocalFleet } from "../../test/harness/local-fleet.js";
+import { ROOT } from "../../test/harness/paths.js";
 
 export interface Footprint {
   idleRssMb: number;
@@ -56,7 +57,7 @@ async function healthy(fleet: LocalFleet, h: string): Promise<void> {
 
 /** The image's Node and its better-sqlite3 (scripts/build-image.sh's cache), or null. */
 function imageRuntime(): { node: string; version: string; sqlite: string } | null {
-  const cache = join(REPO, ".state", "image");
+  const cache = join(ROOT, ".state", "image");
   if (!existsSync(cache)) return null;
   for (const d of readdirSync(cache).filter((x) => /^node-\d/.test(x))) {
     const version = d.slice("node-".length);
@@ -76,9 +77,9 @@ export async function footprint(fleet: LocalFleet, idleSeconds: number, coldRuns
   await new Promise((r) => setTimeout(r, idleSeconds * 1000));
   const b = await stat(fleet, h);
   const hz = Number(execFileSync("getconf", ["CLK_TCK"]).toString().trim()) || 100;
-  const bundle = statSync(join(REPO, "dist", "houston-agent.js")).size;
+  const bundle = statSync(join(ROOT, "dist", "houston-agent.js")).size;
   // the unit's Node flags (some cost start time: no startup snapshot)
-  const unit = readFileSync(join(REPO, "systemd", "houston-agent.service"), "utf8");
+  const unit = readFileSync(join(ROOT, "systemd", "houston-agent.service"), "utf8");
   const exec = /^ExecStart=\S+ (.*) \/opt\/houston\/houston-agent\.js$/m.exec(unit)?.[1] ?? "";
   const cold: number[] = [];
   for (let i = 0; i < coldRuns; i++) {
@@ -86,7 +87,7 @@ export async function footprint(fleet: LocalFleet, idleSeconds: number, coldRuns
     // stderr piped: lite mode's notice about wasm is not the benchmark's output
     execFileSync(
       process.execPath,
-      [...exec.split(" ").filter(Boolean), join(REPO, "dist", "houston-agent.js"), "--version"],
+      [...exec.split(" ").filter(Boolean), join(ROOT, "dist", "houston-agent.js"), "--version"],
       { stdio: "pipe" },
     );
     cold.push(performance.now() - t0);
@@ -106,9 +107,9 @@ export async function footprint(fleet: LocalFleet, idleSeconds: number, coldRuns
       join(opt, "node_modules", "better-sqlite3", "build", "Release", "better_sqlite3.node"),
     );
     for (const m of ["bindings", "file-uri-to-path"])
-      cpSync(join(REPO, "node_modules", m), join(opt, "node_modules", m), { recursive: true });
-    copyFileSync(join(REPO, "dist", "houston-agent.js"), join(opt, "houston-agent.js"));
-    copyFileSync(join(REPO, "dist", "package.json"), join(opt, "package.json"));
+      cpSync(join(ROOT, "node_modules", m), join(opt, "node_modules", m), { recursive: true });
+    copyFileSync(join(ROOT, "dist", "houston-agent.js"), join(opt, "houston-agent.js"));
+    copyFileSync(join(ROOT, "dist", "package.json"), join(opt, "package.json"));
     const dropIn = join(host.root, "etc", "systemd", "system", "houston-agent.service.d");
     mkdirSync(dropIn, { recursive: true });
     writeFileSync(

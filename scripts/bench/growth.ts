@@ -6,7 +6,7 @@
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import type { LocalFleet } from "../lib/local-fleet.js";
+import type { LocalFleet } from "../../test/harness/local-fleet.js";
 import { houstonCli } from "./cli.js";
 
 export interface GrowthResult {

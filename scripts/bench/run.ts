@@ -21,7 +21,8 @@ import { parseArgs } from "node:util";
 import { loadDeploymentInputs } from "../../controller/config/load.js";
 import { loadManifest } from "../../controller/config/manifest.js";
 import { planDeployment } from "../../controller/plan/plan-deployment.js";
-import { LocalFleet, REPO } from "../lib/local-fleet.js";
+import { LocalFleet } from "../../test/harness/local-fleet.js";
+import { ROOT } from "../../test/harness/paths.js";
 import { seedDeploy, seedDeregister, type SeedOptions } from "./seed-driver.js";
 import { upgradeUnderLoad, zeroDowntimeConfig } from "./zero-downtime.js";
 import { growth } from "./growth.js";
@@ -106,7 +107,7 @@ const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.len
 const s = (ms: number) => `${(ms / 1000).toFixed(2)} s`;
 const say = (m: string) => process.stderr.write(`${m}\n`);
 
-const EXAMPLE = join(REPO, "examples", "local");
+const EXAMPLE = join(ROOT, "examples", "local");
 const houston = (consul: string, ...args: string[]): number => houstonCli(consul, EXAMPLE, "local", ...args);
 
 /** The example as the seed knew it: no shared socket (each version binds the port itself). */
@@ -272,8 +273,8 @@ async function footprintSection(fleet: LocalFleet): Promise<void> {
 
 if (!only || only === "scale") await scaleSection();
 if (only === "scale") {
-  mkdirSync(join(REPO, "test-artifacts"), { recursive: true });
-  writeFileSync(join(REPO, "test-artifacts", "bench.json"), JSON.stringify(results, null, 2));
+  mkdirSync(join(ROOT, "test-artifacts"), { recursive: true });
+  writeFileSync(join(ROOT, "test-artifacts", "bench.json"), JSON.stringify(results, null, 2));
   process.exit(0);
 }
 const fleet = await LocalFleet.start({
@@ -293,6 +294,6 @@ try {
 } finally {
   await fleet.stop();
 }
-mkdirSync(join(REPO, "test-artifacts"), { recursive: true });
-writeFileSync(join(REPO, "test-artifacts", "bench.json"), JSON.stringify(results, null, 2));
+mkdirSync(join(ROOT, "test-artifacts"), { recursive: true });
+writeFileSync(join(ROOT, "test-artifacts", "bench.json"), JSON.stringify(results, null, 2));
 say(`\nwrote test-artifacts/bench.json`);

@@ -23,7 +23,7 @@ import { Consul } from "../../shared/consul.js";
 import { KvLayout } from "../../shared/kv-layout.js";
 import { TrustStore } from "../../shared/signing.js";
 import { SCHEMA_VERSION, type StackSpec } from "../../shared/spec.js";
-import { REPO } from "../lib/local-fleet.js";
+import { ROOT } from "../../test/harness/paths.js";
 
 /** systemd as a map: every job succeeds at once (a load model, not a host) */
 class MemorySystemd implements SystemdApi {
@@ -121,9 +121,9 @@ async function startConsul(): Promise<{ addr: string; pid: number; dir: string }
   const port = 18500 + Math.floor(Math.random() * 500) * 3;
   const out = execFileSync(
     "bash",
-    [join(REPO, "scripts", "consul-dev.sh"), String(port), "-hcl", "limits { http_max_conns_per_client = 10000 }"],
+    [join(ROOT, "scripts", "consul-dev.sh"), String(port), "-hcl", "limits { http_max_conns_per_client = 10000 }"],
     {
-      env: { ...process.env, CONSUL_BIN: join(REPO, ".consul", "bin", "consul") },
+      env: { ...process.env, CONSUL_BIN: join(ROOT, ".consul", "bin", "consul") },
     },
   ).toString();
   const get = (k: string) => new RegExp(`^${k}=(.*)$`, "m").exec(out)?.[1] ?? "";

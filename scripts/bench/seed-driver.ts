@@ -9,7 +9,7 @@ import { chmodSync, mkdirSync, writeFileSync } from "node:fs";
 import { dirname, join } from "node:path";
 import type { FileEntry } from "../../controller/plan/inputs.js";
 import type { UnitSpec } from "../../shared/spec.js";
-import type { LocalFleet } from "../lib/local-fleet.js";
+import type { LocalFleet } from "../../test/harness/local-fleet.js";
 
 export interface SeedOptions {
   delaySeconds: number;

@@ -10,8 +10,8 @@ import { mkdirSync, mkdtempSync, writeFileSync } from "node:fs";
 import { request } from "node:http";
 import { tmpdir } from "node:os";
 import { dirname, join } from "node:path";
-import type { LocalFleet } from "../lib/local-fleet.js";
-import { REPO } from "../lib/local-fleet.js";
+import type { LocalFleet } from "../../test/harness/local-fleet.js";
+import { ROOT } from "../../test/harness/paths.js";
 
 function configDir(files: Record<string, string>): string {
   const dir = mkdtempSync(join(tmpdir(), "houston-zd-"));
@@ -81,7 +81,7 @@ export async function load(host: string, port: number, done: Promise<unknown>): 
 function houston(fleet: LocalFleet, dir: string, ...args: string[]): { code: number; stderr: string } {
   const r = spawnSync(
     process.execPath,
-    [join(REPO, "dist", "houston.js"), "-c", dir, "-e", "test", "--consul", fleet.consulAddr, ...args],
+    [join(ROOT, "dist", "houston.js"), "-c", dir, "-e", "test", "--consul", fleet.consulAddr, ...args],
     { encoding: "utf8" },
   );
   return { code: r.status ?? 1, stderr: r.stderr };
@@ -101,7 +101,7 @@ export async function upgradeUnderLoad(
     for (const v of ["2", "3"]) {
       const r = await new Promise<{ code: number; stderr: string }>((resolve) => {
         const child = spawn(process.execPath, [
-          join(REPO, "dist", "houston.js"),
+          join(ROOT, "dist", "houston.js"),
           "-c",
           dir,
           "-e",

@@ -8,9 +8,9 @@ import { readFileSync, writeFileSync } from "node:fs";
 import { mkdirSync } from "node:fs";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { LocalFleet } from "../../scripts/lib/local-fleet.js";
+import { LocalFleet } from "../harness/local-fleet.js";
 import { configDir, houston, startCli, writeConfig } from "../helpers/cli.js";
-import { ROOT } from "../helpers/consul.js";
+import { ROOT } from "../harness/paths.js";
 import { eventually } from "../helpers/specs.js";
 
 const HOSTS = ["ch1", "ch2"];

@@ -7,11 +7,11 @@
 import { mkdirSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { LocalFleet } from "../../scripts/lib/local-fleet.js";
+import { LocalFleet } from "../harness/local-fleet.js";
 import { Consul } from "../../shared/consul.js";
 import { StackSpecSchema, StatusReportSchema, decodeJson } from "../../shared/spec.js";
 import { configDir, startCli } from "../helpers/cli.js";
-import { ROOT } from "../helpers/consul.js";
+import { ROOT } from "../harness/paths.js";
 import { eventually } from "../helpers/specs.js";
 
 let fleet: LocalFleet;

@@ -9,7 +9,7 @@ import { Consul } from "../../shared/consul.js";
 import { ConsulPermissionError } from "../../shared/errors.js";
 import { KvLayout } from "../../shared/kv-layout.js";
 import { bootstrapTokens, configDir, houston } from "../helpers/cli.js";
-import { startConsul, type TestConsul } from "../helpers/consul.js";
+import { startConsul, type TestConsul } from "../harness/consul-dev.js";
 
 const MASTER = "b1gs3cret-master-token";
 let consul: TestConsul;

@@ -6,7 +6,7 @@ import { buildArchive } from "../../controller/plan/archive.js";
 import { writeSpec, readSpecAt, ConcurrentChangeError } from "../../controller/rollout/publish.js";
 import { KvLayout } from "../../shared/kv-layout.js";
 import type { StackSpec } from "../../shared/spec.js";
-import { startConsul, type TestConsul } from "../helpers/consul.js";
+import { startConsul, type TestConsul } from "../harness/consul-dev.js";
 
 let consul: TestConsul;
 const kv = new KvLayout("t/");

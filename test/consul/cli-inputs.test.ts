@@ -7,7 +7,7 @@ import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
 import { configDir, houston, writeConfig } from "../helpers/cli.js";
-import { ROOT } from "../helpers/consul.js";
+import { ROOT } from "../harness/paths.js";
 
 const CLOSED = "http://127.0.0.1:1";
 const base = {

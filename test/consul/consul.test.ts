@@ -1,7 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { Consul } from "../../shared/consul.js";
 import { ConsulError, ConsulUnreachableError, ValueTooLargeError } from "../../shared/errors.js";
-import { freePorts, startConsul, type TestConsul } from "../helpers/consul.js";
+import { freePorts, startConsul, type TestConsul } from "../harness/consul-dev.js";
 
 let consul: TestConsul;
 let c: Consul;

@@ -4,7 +4,7 @@
  * `houston acl bootstrap-tokens`, the operator token reads status.
  */
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { LocalFleet } from "../../scripts/lib/local-fleet.js";
+import { LocalFleet } from "../harness/local-fleet.js";
 import { bootstrapTokens, configDir, houston } from "../helpers/cli.js";
 
 const MASTER = "houston-test-management-token";

@@ -8,7 +8,7 @@ import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { Systemd } from "../../agent/systemd.js";
 import { SCHEMA_VERSION } from "../../shared/spec.js";
-import { LocalFleet } from "../../scripts/lib/local-fleet.js";
+import { LocalFleet } from "../harness/local-fleet.js";
 import { dep, eventually, file, planUnits, publish, report, reportAt, unitText } from "../helpers/specs.js";
 import { rawTar } from "../helpers/tar.js";
 

@@ -6,7 +6,7 @@ import { spawnSync } from "node:child_process";
 import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
-import { ROOT } from "../helpers/consul.js";
+import { ROOT } from "../harness/paths.js";
 
 describe("npm run bench (smoke)", () => {
   it("runs every section (rollout, footprint, sockets, growth, archives, scale) and writes its JSON", () => {

@@ -7,8 +7,8 @@ import { spawn } from "node:child_process";
 import { existsSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
-import { TESTHOST_BASE } from "../../scripts/lib/local-fleet.js";
-import { ROOT } from "../helpers/consul.js";
+import { TESTHOST_BASE } from "../harness/hosts.js";
+import { ROOT } from "../harness/paths.js";
 import { eventually } from "../helpers/specs.js";
 
 const HOSTS = ["demo1", "demo2", "demo3"];

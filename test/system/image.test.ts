@@ -8,9 +8,10 @@ import { execFileSync } from "node:child_process";
 import { existsSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { LocalFleet, TESTHOST_PODMAN } from "../../scripts/lib/local-fleet.js";
+import { TESTHOST_PODMAN } from "../harness/hosts.js";
+import { LocalFleet } from "../harness/local-fleet.js";
 import { configDir, houston } from "../helpers/cli.js";
-import { ROOT } from "../helpers/consul.js";
+import { ROOT } from "../harness/paths.js";
 import { eventually } from "../helpers/specs.js";
 
 const { version } = JSON.parse(readFileSync(join(ROOT, "package.json"), "utf8")) as { version: string };

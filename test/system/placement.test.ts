@@ -5,7 +5,7 @@
  * is 8 s here (30 s by default) so that the moves take seconds, not minutes.
  */
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { LocalFleet } from "../../scripts/lib/local-fleet.js";
+import { LocalFleet } from "../harness/local-fleet.js";
 import { PlacementDocSchema, type PlacementDoc } from "../../shared/schedule.js";
 import { configDir, houston, writeConfig } from "../helpers/cli.js";
 import { eventually } from "../helpers/specs.js";

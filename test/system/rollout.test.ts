@@ -7,8 +7,8 @@ import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { DeployLock } from "../../controller/rollout/lock.js";
 import { readSpecAt } from "../../controller/rollout/publish.js";
-import { LocalFleet } from "../../scripts/lib/local-fleet.js";
-import { ROOT } from "../helpers/consul.js";
+import { LocalFleet } from "../harness/local-fleet.js";
+import { ROOT } from "../harness/paths.js";
 import { configDir, houston, startCli, writeConfig } from "../helpers/cli.js";
 import { eventually, report } from "../helpers/specs.js";
 

@@ -8,10 +8,10 @@
 import { mkdirSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { LocalFleet } from "../../scripts/lib/local-fleet.js";
+import { LocalFleet } from "../harness/local-fleet.js";
 import { get, upgradeUnderLoad, zeroDowntimeConfig } from "../../scripts/bench/zero-downtime.js";
 import { houston } from "../helpers/cli.js";
-import { ROOT } from "../helpers/consul.js";
+import { ROOT } from "../harness/paths.js";
 
 let fleet: LocalFleet;
 beforeAll(async () => {

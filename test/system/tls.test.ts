@@ -9,8 +9,8 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { execFileSync } from "node:child_process";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { LocalFleet } from "../../scripts/lib/local-fleet.js";
-import { CONSUL_BIN } from "../helpers/consul.js";
+import { LocalFleet } from "../harness/local-fleet.js";
+import { CONSUL_BIN } from "../harness/paths.js";
 import { configDir, houston, startCli } from "../helpers/cli.js";
 
 let fleet: LocalFleet;

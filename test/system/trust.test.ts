@@ -6,7 +6,7 @@
 import { appendFileSync, existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { LocalFleet } from "../../scripts/lib/local-fleet.js";
+import { LocalFleet } from "../harness/local-fleet.js";
 import { AgentRecordSchema, decodeJson } from "../../shared/spec.js";
 import { configDir, houston } from "../helpers/cli.js";
 import { dep, eventually, planUnits, publish, report, reportAt, unitText } from "../helpers/specs.js";

@@ -19,9 +19,10 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { Fleet } from "../../shared/fleet.js";
 import { freePortRange } from "./ports.js";
-import { killAndWait } from "./process.js";
+import { ROOT } from "./paths.js";
+import { killAndWait, runs } from "./process.js";
 
-export const FLEET_BIN = process.env.HOUSTON_FLEET_BIN ?? join(import.meta.dirname, "..", "..", ".fleet", "bin");
+export const FLEET_BIN = process.env.HOUSTON_FLEET_BIN ?? join(ROOT, ".fleet", "bin");
 export const FLEET_API_PORT = 49153;
 
 /** Whether fleetd and etcd are installed (scripts/install-fleet.sh); tests skip loudly otherwise. */
@@ -34,14 +35,6 @@ export interface FleetdHost {
   ip: string;
   root: string;
   meta: Record<string, string>;
-}
-
-export function isEtcd(pid: number): boolean {
-  try {
-    return readFileSync(`/proc/${pid}/cmdline`, "utf8").split("\0")[0]?.endsWith("etcd") === true;
-  } catch {
-    return false;
-  }
 }
 
 export class LocalFleetd {
@@ -95,7 +88,7 @@ export class LocalFleetd {
       } catch {
         /* not yet */
       }
-      if (Date.now() > deadline || !isEtcd(this.etcdPid)) {
+      if (Date.now() > deadline || !runs(this.etcdPid, "etcd")) {
         await this.stop();
         throw new Error("etcd did not come up within 60 s");
       }
@@ -105,7 +98,7 @@ export class LocalFleetd {
 
   /** Stops etcd, keeping its data: every fleetd answers 503 until it is back. */
   async stopEtcd(): Promise<void> {
-    if (this.etcdPid && isEtcd(this.etcdPid)) await killAndWait(this.etcdPid);
+    if (this.etcdPid && runs(this.etcdPid, "etcd")) await killAndWait(this.etcdPid);
     this.etcdPid = 0;
   }
 

@@ -1,17 +1,17 @@
 /**
- * A fresh, real Consul dev agent per test file, on a free loopback port, stopped by PID afterwards.
+ * A fresh, real Consul dev agent per test file (scripts/consul-dev.sh), on a free loopback port,
+ * stopped by PID afterwards.
  */
 import { execFile } from "node:child_process";
 import { rmSync } from "node:fs";
 import { join } from "node:path";
 import { promisify } from "node:util";
 import { Consul } from "../../shared/consul.js";
-import { freePortRange } from "../../scripts/lib/ports.js";
-import { killAndWait } from "../../scripts/lib/process.js";
+import { CONSUL_BIN, ROOT } from "./paths.js";
+import { freePortRange } from "./ports.js";
+import { killAndWait } from "./process.js";
 
 const run = promisify(execFile);
-export const ROOT = join(import.meta.dirname, "..", "..");
-export const CONSUL_BIN = join(ROOT, ".consul", "bin", "consul");
 
 export interface TestConsul {
   addr: string;
