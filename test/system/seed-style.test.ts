@@ -6,7 +6,7 @@
  * Real Consul, two real systemd test hosts with their Consul clients and agents.
  */
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { LocalFleet } from "../../scripts/lib/local-fleet.js";
+import { LocalFleet } from "../harness/local-fleet.js";
 import { configDir, houston } from "../helpers/cli.js";
 
 let fleet: LocalFleet;
