@@ -37,7 +37,9 @@ beforeAll(async () => {
   // the host first: it brings up the bridge the Consul server binds to
   if (existsSync(join(TESTHOST_BASE, H))) await testhost("stop", H);
   await testhost("start", H);
-  root = /^TESTHOST_ROOT=(.*)$/m.exec(readFileSync(join(TESTHOST_BASE, H, "env"), "utf8"))?.[1] ?? "";
+  const env = readFileSync(join(TESTHOST_BASE, H, "env"), "utf8");
+  root = /^TESTHOST_ROOT=(.*)$/m.exec(env)?.[1] ?? "";
+  const ip = /^TESTHOST_IP=(.*)$/m.exec(env)?.[1] ?? "";
   fleet = await LocalFleet.start({ hosts: [], acl: MASTER });
   const self = JSON.parse((await fleet.consul.request("GET", "/v1/agent/self")).body.toString()) as {
     Member: { Addr: string; Port: number };
@@ -75,6 +77,8 @@ beforeAll(async () => {
     "role=web",
     "--consul-join",
     `${self.Member.Addr}:${self.Member.Port}`,
+    "--consul-bind",
+    ip,
     "--tokens-file",
     join(dir, "tokens.json"),
     "--trust-key",
