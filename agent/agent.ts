@@ -55,6 +55,9 @@ export class Agent {
   /** stacks with steps still to do */
   private converging = new Set<string>();
   private registrationsStale = false;
+  /** the trusted key IDs in the last agents/<node> record written (JSON) */
+  private publishedKeys = "";
+  private readonly startedAt = new Date().toISOString();
   private reporting: Promise<void> = Promise.resolve();
   private desiredCache: { key: string; value: HostDesired } | null = null;
   private readonly unitStates: UnitStates;
@@ -115,17 +118,20 @@ export class Agent {
   /** The houston-agent service (HTTP check on /health) and the agents/<node> record; retried until done. */
   private register(): Promise<void> {
     const { port, checkHost } = this.cfg.listen;
-    const record = (): AgentRecord =>
-      AgentRecordSchema.parse({
+    const record = (): AgentRecord => {
+      const trustedKeys = this.trustedKeyIds();
+      this.publishedKeys = JSON.stringify(trustedKeys);
+      return AgentRecordSchema.parse({
         schema: SCHEMA_VERSION,
         node: this.node,
         meta: this.meta,
         version: AGENT_VERSION,
-        startedAt: new Date().toISOString(),
+        startedAt: this.startedAt,
         httpAddr: `${checkHost}:${port}`,
         machineId: this.machineId,
-        trustedKeys: this.trustedKeyIds(),
+        trustedKeys,
       });
+    };
     return this.registrar.registerAgent(record, { host: checkHost, port }, this.abort.signal);
   }
 
@@ -150,7 +156,11 @@ export class Agent {
         void this.register();
       }
       this.consulReachable = true;
-      this.specErrors = intakeSpecs(entries, this.deps.kv, this.deps.state, this.trustedKeys());
+      const keys = this.trustedKeys();
+      this.specErrors = intakeSpecs(entries, this.deps.kv, this.deps.state, keys);
+      // a key dropped into (or removed from) the trust directory: the record says so (rotation)
+      const ids = JSON.stringify(keys === null ? null : keys instanceof Error ? [] : [...keys.keys()]);
+      if (ids !== this.publishedKeys) void this.register();
       this.role.nudge();
       this.trigger();
     }

@@ -8,6 +8,7 @@ const COMMANDS = new Set([
   "plan",
   "keygen",
   "acl",
+  "host-config",
   "service",
   "standalone",
   "global",

@@ -19,6 +19,7 @@ import { planCommand } from "./commands/plan.js";
 import type { DeploymentType } from "./plan/plan-deployment.js";
 import type { CommandEnv } from "./commands/env.js";
 import { registerCommands } from "./commands/register.js";
+import { registerHostConfig } from "./commands/host-config.js";
 
 export const VERSION = HOUSTON_VERSION;
 
@@ -106,6 +107,7 @@ export function buildProgram(): Command {
   planOpts(plan.command("global").description("plan the global units")).action(planAction("global"));
 
   registerCommands(program, env);
+  registerHostConfig(program, env);
   return program;
 }
 

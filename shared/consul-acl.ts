@@ -51,3 +51,43 @@ export async function createToken(
   const t = parseJson(TokenRow, res.body, "token create");
   return { accessorId: t.AccessorID, secretId: t.SecretID };
 }
+
+const TokenListRow = z.object({
+  AccessorID: z.string(),
+  Description: z.string().optional(),
+  Policies: z.array(z.object({ Name: z.string() })).nullish(),
+  NodeIdentities: z.array(z.object({ NodeName: z.string(), Datacenter: z.string() })).nullish(),
+});
+export interface TokenSummary {
+  accessorId: string;
+  description: string;
+  policies: string[];
+  nodeIdentities: string[];
+}
+
+/** Every token's accessor, description, policy names and node identities (no secrets). */
+export async function listTokens(consul: Consul): Promise<TokenSummary[]> {
+  const res = await consul.request("GET", "/v1/acl/tokens");
+  check("list ACL tokens", res.status, res.body, "acl:read (a management token)");
+  return parseJson(z.array(TokenListRow), res.body, "token list").map((t) => ({
+    accessorId: t.AccessorID,
+    description: t.Description ?? "",
+    policies: (t.Policies ?? []).map((p) => p.Name),
+    nodeIdentities: (t.NodeIdentities ?? []).map((n) => n.NodeName),
+  }));
+}
+
+/** A token for a Consul client agent: the node identity of `node` (node:write on it, service reads). */
+export async function createNodeIdentityToken(
+  consul: Consul,
+  description: string,
+  node: string,
+  datacenter: string,
+): Promise<{ accessorId: string; secretId: string }> {
+  const res = await consul.request("PUT", "/v1/acl/token", {
+    body: JSON.stringify({ Description: description, NodeIdentities: [{ NodeName: node, Datacenter: datacenter }] }),
+  });
+  check(`create ACL token (${description})`, res.status, res.body, "acl:write (a management token)");
+  const t = parseJson(TokenRow, res.body, "token create");
+  return { accessorId: t.AccessorID, secretId: t.SecretID };
+}

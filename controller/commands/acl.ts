@@ -1,13 +1,32 @@
 /**
- * `houston acl policies` prints Houston's least-privilege policies (HCL and JSON);
- * `houston acl bootstrap-tokens` creates them in Consul with one token per role (needs a
- * management token) and prints the tokens' secrets once.
+ * `houston acl policies` prints Houston's least-privilege policies, one block per policy (or writes
+ * one file per policy and form with --out DIR); `houston acl bootstrap-tokens` creates in Consul
+ * what is missing — the controller and operator tokens once, and per --node the Houston agent's
+ * token and the Consul client agent's token (a node identity) — and prints the new secrets once.
+ * A role that already has a token is reported as existing and nothing is created for it, so adding
+ * a node later is `bootstrap-tokens --node NEW`.
  */
-import { createToken, upsertPolicy } from "../../shared/consul-acl.js";
+import { existsSync, mkdirSync, writeFileSync } from "node:fs";
+import { join } from "node:path";
+import {
+  createNodeIdentityToken,
+  createToken,
+  listTokens,
+  upsertPolicy,
+  type TokenSummary,
+} from "../../shared/consul-acl.js";
 import type { KvLayout } from "../../shared/kv-layout.js";
 import { NAME_RE } from "../../shared/unit-name.js";
 import { ConfigError } from "../../shared/errors.js";
-import { allPolicies, rulesHcl, rulesJson } from "../acl/policies.js";
+import {
+  agentPolicy,
+  allPolicies,
+  controllerPolicy,
+  operatorPolicy,
+  rulesHcl,
+  rulesJson,
+  type Policy,
+} from "../acl/policies.js";
 import type { Context } from "../context.js";
 import type { Output } from "../output.js";
 
@@ -17,8 +36,35 @@ function checkNodes(nodes: string[]): string[] {
   return nodes;
 }
 
-export function aclPoliciesCommand(kv: KvLayout, nodes: string[], json: boolean, out: Output): void {
+/** The files `acl policies --out DIR` writes: NAME.hcl and NAME.json per policy. */
+export function policyFiles(policies: Policy[]): { file: string; text: string }[] {
+  return policies.flatMap((p) => [
+    { file: `${p.name}.hcl`, text: `# ${p.name}: ${p.description}\n${rulesHcl(p.rules)}` },
+    { file: `${p.name}.json`, text: `${rulesJson(p.rules)}\n` },
+  ]);
+}
+
+export function aclPoliciesCommand(
+  kv: KvLayout,
+  nodes: string[],
+  json: boolean,
+  outDir: string | undefined,
+  out: Output,
+): void {
   const policies = allPolicies(kv, checkNodes(nodes.length ? nodes : ["NODE"]));
+  if (outDir !== undefined) {
+    const files = policyFiles(policies);
+    // nothing half-written: refuse before writing when any file is there already
+    const taken = files.filter((f) => existsSync(join(outDir, f.file))).map((f) => f.file);
+    if (taken.length)
+      throw new ConfigError("--out", `${outDir} already holds ${taken.join(", ")}; existing files are not overwritten`);
+    mkdirSync(outDir, { recursive: true });
+    for (const f of files) writeFileSync(join(outDir, f.file), f.text);
+    for (const p of policies)
+      out.info(`consul acl policy create -name ${p.name} -rules @${join(outDir, `${p.name}.hcl`)}`);
+    if (json) out.print(JSON.stringify({ files: files.map((f) => join(outDir, f.file)) }, null, 2));
+    return;
+  }
   if (json) {
     out.print(
       JSON.stringify(
@@ -29,22 +75,72 @@ export function aclPoliciesCommand(kv: KvLayout, nodes: string[], json: boolean,
     );
     return;
   }
-  for (const p of policies) {
-    out.print(
-      `# ${p.name}: ${p.description}\n# consul acl policy create -name ${p.name} -rules @${p.name}.hcl\n${rulesHcl(p.rules)}`,
-    );
-    out.print(`# the same as JSON rules\n${rulesJson(p.rules)}\n`);
-  }
+  const blocks = policies.flatMap((p) => [
+    `##### ${p.name}.hcl — ${p.description}\n# consul acl policy create -name ${p.name} -rules @${p.name}.hcl\n${rulesHcl(p.rules)}`,
+    `##### ${p.name}.json — the same rules as Consul's JSON\n${rulesJson(p.rules)}\n`,
+  ]);
+  out.print(
+    `# One block per file; each starts with a "##### FILE" line. \`--out DIR\` writes them as files.\n\n${blocks.join("\n")}`,
+  );
 }
 
-export async function aclBootstrapCommand(ctx: Context, nodes: string[], json: boolean, out: Output): Promise<void> {
-  const tokens: { role: string; policy: string; accessorId: string; secretId: string }[] = [];
-  for (const p of allPolicies(ctx.kv, checkNodes(nodes))) {
-    await upsertPolicy(ctx.consul, { name: p.name, description: p.description, rules: rulesHcl(p.rules) });
-    const t = await createToken(ctx.consul, `Houston: ${p.description}`, [p.name]);
-    tokens.push({ role: p.name.replace(/^houston-/, ""), policy: p.name, ...t });
-    out.info(`Policy ${p.name} and a token for it are in Consul`);
+interface Role {
+  role: string;
+  /** the policy the token carries, or null for a Consul client agent's node-identity token */
+  policy: Policy | null;
+  node?: string;
+}
+
+function tokenFor(role: Role, tokens: TokenSummary[]): TokenSummary | undefined {
+  if (role.policy) {
+    const name = role.policy.name;
+    return tokens.find((t) => t.policies.includes(name));
   }
-  if (json) out.print(JSON.stringify({ tokens }, null, 2));
-  else out.print(tokens.map((t) => `${t.role.padEnd(24)} ${t.secretId}`).join("\n"));
+  return tokens.find((t) => role.node !== undefined && t.nodeIdentities.includes(role.node));
+}
+
+export async function aclBootstrapCommand(
+  ctx: Context,
+  nodes: string[],
+  datacenter: string | undefined,
+  json: boolean,
+  out: Output,
+): Promise<void> {
+  checkNodes(nodes);
+  const roles: Role[] = [
+    { role: "controller", policy: controllerPolicy(ctx.kv) },
+    { role: "operator", policy: operatorPolicy(ctx.kv) },
+    ...nodes.flatMap((n) => [
+      { role: `agent-${n}`, policy: agentPolicy(ctx.kv, n), node: n },
+      { role: `consul-agent-${n}`, policy: null, node: n },
+    ]),
+  ];
+  const existing = await listTokens(ctx.consul);
+  const dc = roles.some((r) => r.policy === null && !tokenFor(r, existing))
+    ? (datacenter ?? (await ctx.consul.agentSelf()).datacenter)
+    : "";
+  const tokens: { role: string; policy: string | null; accessorId: string; secretId: string }[] = [];
+  const kept: { role: string; accessorId: string }[] = [];
+  for (const r of roles) {
+    const had = tokenFor(r, existing);
+    if (had) {
+      kept.push({ role: r.role, accessorId: had.accessorId });
+      out.info(`${r.role}: a token exists already (accessor ${had.accessorId}); nothing created`);
+      continue;
+    }
+    if (r.policy) {
+      const p = r.policy;
+      await upsertPolicy(ctx.consul, { name: p.name, description: p.description, rules: rulesHcl(p.rules) });
+      const t = await createToken(ctx.consul, `Houston: ${p.description}`, [p.name]);
+      tokens.push({ role: r.role, policy: p.name, ...t });
+      out.info(`${r.role}: policy ${p.name} and a token for it are in Consul`);
+    } else {
+      const node = r.node ?? "";
+      const t = await createNodeIdentityToken(ctx.consul, `Consul client agent on ${node}`, node, dc);
+      tokens.push({ role: r.role, policy: null, ...t });
+      out.info(`${r.role}: a token with the node identity ${node} (datacenter ${dc}) is in Consul`);
+    }
+  }
+  if (json) out.print(JSON.stringify({ tokens, existing: kept }, null, 2));
+  else if (tokens.length) out.print(tokens.map((t) => `${t.role.padEnd(28)} ${t.secretId}`).join("\n"));
 }

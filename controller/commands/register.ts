@@ -245,29 +245,33 @@ export function registerCommands(program: Command, env: CommandEnv): void {
   const acl = program.command("acl").description("least-privilege Consul ACL policies and tokens for Houston");
   acl
     .command("policies")
-    .description("print the controller, operator and per-node agent policies (HCL and JSON)")
+    .description("print the controller, operator and per-node agent policies (HCL and JSON), or write them as files")
     .option(
       "--node <name>",
       "an agent's node (repeatable)",
       (v: string, prev: string[]) => [...prev, v],
       [] as string[],
     )
-    .action((flags: { node: string[] }, cmd: Command) => {
+    .option("--out <dir>", "write NAME.hcl and NAME.json per policy into this directory")
+    .action((flags: { node: string[]; out?: string }, cmd: Command) => {
       const g = env.globals(cmd);
-      aclPoliciesCommand(new KvLayout(g.prefix), flags.node, g.json, env.output(cmd));
+      aclPoliciesCommand(new KvLayout(g.prefix), flags.node, g.json, flags.out, env.output(cmd));
     });
   acl
     .command("bootstrap-tokens")
-    .description("create the policies in Consul and one token per role (needs a management token)")
+    .description(
+      "create what is missing in Consul: the controller and operator tokens, and per --node the Houston agent's and the Consul client agent's token (needs a management token)",
+    )
     .option(
       "--node <name>",
       "an agent's node (repeatable)",
       (v: string, prev: string[]) => [...prev, v],
       [] as string[],
     )
-    .action(async (flags: { node: string[] }, cmd: Command) => {
+    .option("--datacenter <dc>", "the node identities' datacenter (default: the Consul agent's)")
+    .action(async (flags: { node: string[]; datacenter?: string }, cmd: Command) => {
       const { ctx, json, out } = inspectCtx(cmd);
-      await aclBootstrapCommand(ctx, flags.node, json, out);
+      await aclBootstrapCommand(ctx, flags.node, flags.datacenter, json, out);
     });
 
   program

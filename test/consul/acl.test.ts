@@ -5,7 +5,11 @@
  * the permission that is missing.
  */
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { mkdtempSync, readdirSync, readFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import { Consul } from "../../shared/consul.js";
+import { listTokens } from "../../shared/consul-acl.js";
 import { ConsulPermissionError } from "../../shared/errors.js";
 import { KvLayout } from "../../shared/kv-layout.js";
 import { bootstrapTokens, configDir, houston } from "../helpers/cli.js";
@@ -30,11 +34,50 @@ beforeAll(async () => {
 });
 afterAll(async () => consul?.stop());
 
+const tokenCount = async () => (await listTokens(consul.client)).length;
 const as = (role: string) => new Consul({ addr: consul.addr, token: tokens[role] });
 
 describe("ACL policies (default deny)", () => {
   it("bootstrap-tokens made one token per role", () => {
-    expect(Object.keys(tokens).sort()).toEqual(["agent-n1", "agent-n2", "controller", "operator"]);
+    expect(Object.keys(tokens).sort()).toEqual([
+      "agent-n1",
+      "agent-n2",
+      "consul-agent-n1",
+      "consul-agent-n2",
+      "controller",
+      "operator",
+    ]);
+  });
+
+  it("bootstrap-tokens again for a node that has tokens says so and creates nothing", async () => {
+    const before = await tokenCount();
+    const r = await houston(consul.addr, dir(), "--token", MASTER, "--json", "acl", "bootstrap-tokens", "--node", "n1");
+    expect(r.code, r.stderr).toBe(0);
+    const out = JSON.parse(r.stdout) as { tokens: unknown[]; existing: { role: string }[] };
+    expect(out.tokens).toEqual([]);
+    expect(out.existing.map((e) => e.role).sort()).toEqual(["agent-n1", "consul-agent-n1", "controller", "operator"]);
+    expect(r.stderr).toMatch(/agent-n1: a token exists already \(accessor [0-9a-f-]{36}\); nothing created/);
+    expect(await tokenCount()).toBe(before);
+  });
+
+  it("bootstrap-tokens for a new node creates that node's two tokens only", async () => {
+    const before = await tokenCount();
+    const r = await houston(consul.addr, dir(), "--token", MASTER, "acl", "bootstrap-tokens", "--node", "n3");
+    expect(r.code, r.stderr).toBe(0);
+    const lines = r.stdout.trim().split("\n");
+    expect(lines.map((l) => l.split(/\s+/)[0]).sort()).toEqual(["agent-n3", "consul-agent-n3"]);
+    expect(await tokenCount()).toBe(before + 2);
+    const secret = (role: string) => lines.find((l) => l.startsWith(`${role} `))!.split(/\s+/)[1]!;
+    // the Houston agent's token reports for n3 only
+    const agent = new Consul({ addr: consul.addr, token: secret("agent-n3") });
+    await agent.kvPut(kv.stackStatus("n3", "web"), "{}");
+    await expect(agent.kvPut(kv.stackStatus("n1", "web"), "{}")).rejects.toThrow(ConsulPermissionError);
+    // the Consul client agent's token is n3's node identity: it registers node n3, not n1
+    const client = new Consul({ addr: consul.addr, token: secret("consul-agent-n3") });
+    const reg = (node: string) =>
+      client.request("PUT", "/v1/catalog/register", { body: JSON.stringify({ Node: node, Address: "127.0.0.9" }) });
+    expect((await reg("n3")).status).toBe(200);
+    expect((await reg("n1")).status).toBe(403);
   });
 
   it("an agent writes only its own status and record, and reads specs and archives", async () => {
@@ -93,5 +136,41 @@ describe("ACL policies (default deny)", () => {
     expect(r.stdout).toContain('key_prefix "houston/status/web-1/" {\n  policy = "write"\n}');
     expect(r.stdout).toContain("houston-controller");
     expect(r.stdout).toContain('"key_prefix": {');
+    // one block per file, each after a "##### FILE" line: HCL and JSON never in one block
+    const blocks = r.stdout.split(/^##### /m).slice(1);
+    expect(blocks.map((b) => b.split(" ")[0])).toEqual([
+      "houston-controller.hcl",
+      "houston-controller.json",
+      "houston-operator.hcl",
+      "houston-operator.json",
+      "houston-agent-web-1.hcl",
+      "houston-agent-web-1.json",
+    ]);
+    for (const b of blocks.filter((x) => x.split(" ")[0]!.endsWith(".json")))
+      expect(() => JSON.parse(b.slice(b.indexOf("\n")))).not.toThrow();
+  });
+
+  it("acl policies --out DIR writes one HCL and one JSON file per policy that Consul accepts", async () => {
+    const out = join(mkdtempSync(join(tmpdir(), "houston-acl-")), "policies");
+    const r = await houston(consul.addr, dir(), "acl", "policies", "--node", "web-1", "--out", out);
+    expect(r.code, r.stderr).toBe(0);
+    expect(readdirSync(out).sort()).toEqual([
+      "houston-agent-web-1.hcl",
+      "houston-agent-web-1.json",
+      "houston-controller.hcl",
+      "houston-controller.json",
+      "houston-operator.hcl",
+      "houston-operator.json",
+    ]);
+    expect(readFileSync(join(out, "houston-controller.hcl"), "utf8")).toContain('key_prefix "houston/fleet/"');
+    for (const f of readdirSync(out)) {
+      const res = await consul.client.request("PUT", "/v1/acl/policy", {
+        body: JSON.stringify({ Name: `t-${f.replace(".", "-")}`, Rules: readFileSync(join(out, f), "utf8") }),
+      });
+      expect(res.status, `${f}: ${res.body.toString()}`).toBe(200);
+    }
+    const again = await houston(consul.addr, dir(), "acl", "policies", "--node", "web-1", "--out", out);
+    expect(again.code).toBe(2);
+    expect(again.stderr).toMatch(/--out.*already holds houston-controller\.hcl/);
   });
 });

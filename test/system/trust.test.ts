@@ -173,4 +173,30 @@ describe("signed specs (real agent with --trust)", () => {
     expect(existsSync(unitFile("sig-app@1.service"))).toBe(false);
     expect(pid).not.toBe("");
   });
+
+  it("after a key rotation (a second .pub in the trust directory) nodes lists both keys", async () => {
+    const dir = configDir({
+      "manifest.yaml": "environments:\n  test: {}\nshared-stacks:\n  sig: [app:3]\n",
+      "units/shared/app.service": sleeper,
+    });
+    const k = await houston(fleet.consulAddr, dir, "keygen", "--out", join(dir, "next"));
+    expect(k.code, k.stderr).toBe(0);
+    const nextId = /key ([0-9a-f]{16})/.exec(k.stderr)?.[1] ?? "";
+    writeFileSync(join(fleet.host(H).root, "etc/houston/trust", "next.pub"), readFileSync(join(dir, "next.pub")));
+    // no restart: the next spec the agent reads is signed by the new key and applied
+    const d = await houston(fleet.consulAddr, dir, "--signing-key", join(dir, "next.key"), "standalone", "sig");
+    expect(d.code, d.stderr).toBe(0);
+    await eventually("the agent record to name both keys", async () => {
+      const e = await c().kvGet(kv().agent(H));
+      const keys = e ? (decodeJson(AgentRecordSchema, "agent", e.value).trustedKeys ?? []) : [];
+      return keys.includes(keyId) && keys.includes(nextId);
+    });
+    const nodes = await houston(fleet.consulAddr, dir, "nodes");
+    expect(nodes.stdout, nodes.stderr).toMatch(new RegExp(`${H} .*signed by (${keyId},${nextId}|${nextId},${keyId})`));
+    const json = await houston(fleet.consulAddr, dir, "--json", "nodes");
+    const rec = (JSON.parse(json.stdout) as { nodes: { node: string; trustedKeys: string[] }[] }).nodes.find(
+      (n) => n.node === H,
+    );
+    expect(rec?.trustedKeys.sort()).toEqual([keyId, nextId].sort());
+  });
 });

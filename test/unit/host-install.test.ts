@@ -41,4 +41,14 @@ describe("host install files", () => {
       expect(t).toContain("--no-journal");
     }
   });
+  it("each agent line reaches the journal once: passthrough, never podman's journald or file log beside it", () => {
+    const plain = read("houston-agent-container.service");
+    const run = plain.slice(plain.indexOf("ExecStart=/usr/bin/podman"));
+    expect(run.split("\n")[0]).toContain(" run --rm --name houston-agent --network host --log-driver=passthrough ");
+    expect(plain).not.toMatch(/--log-driver[= ](journald|k8s-file|json-file)/);
+    // Quadlet's own default is passthrough; a LogDriver= naming another driver would bring the copy back
+    const quadlet = read("houston-agent.container");
+    expect(quadlet).not.toMatch(/^LogDriver=(?!passthrough)/m);
+    expect(quadlet).not.toMatch(/^PodmanArgs=.*--log-driver/m);
+  });
 });
