@@ -13,10 +13,11 @@ import { join } from "node:path";
 import { promisify } from "node:util";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { parse } from "yaml";
-import { LocalFleet, TESTHOST_BASE } from "../../scripts/lib/local-fleet.js";
+import { TESTHOST_BASE } from "../harness/hosts.js";
+import { LocalFleet } from "../harness/local-fleet.js";
 import { applyButane } from "../helpers/butane-apply.js";
 import { configDir, houston } from "../helpers/cli.js";
-import { CONSUL_BIN, ROOT } from "../helpers/consul.js";
+import { CONSUL_BIN, ROOT } from "../harness/paths.js";
 import { eventually } from "../helpers/specs.js";
 
 const run = promisify(execFile);
