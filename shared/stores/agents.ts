@@ -10,7 +10,7 @@ import type { KvLayout } from "../kv-layout.js";
 import { ordinal } from "../order.js";
 import type { ObservedMachine } from "../schedule.js";
 import { AGENT_SERVICE, AgentRecordSchema, type AgentRecord } from "../spec.js";
-import { decodeEntry, type Unreadable } from "./document.js";
+import { decodeEach, type Unreadable } from "./document.js";
 
 export interface AgentList {
   /** node → its record */
@@ -20,14 +20,12 @@ export interface AgentList {
 
 /** Every readable record of a listing of agents/. */
 export function decodeAgents(entries: Pick<KvEntry, "key" | "value">[], kv: KvLayout): AgentList {
-  const out: AgentList = { records: new Map(), ignored: [] };
-  for (const e of entries) {
-    if (!e.key.startsWith(kv.agents)) continue;
-    const d = decodeEntry(AgentRecordSchema, e);
-    if (d.ok) out.records.set(d.value.node, d.value);
-    else out.ignored.push({ key: d.key, error: d.error });
-  }
-  return out;
+  const records = new Map<string, AgentRecord>();
+  const ignored = decodeEach(entries, kv.agents, AgentRecordSchema, (r) => {
+    records.set(r.node, r);
+    return null;
+  });
+  return { records, ignored };
 }
 
 export async function listAgents(consul: Consul, kv: KvLayout): Promise<AgentList> {

@@ -7,7 +7,7 @@
 import type { Consul, KvEntry } from "../consul.js";
 import type { KvLayout } from "../kv-layout.js";
 import { StatusReportSchema, type StatusReport } from "../spec.js";
-import { decodeEntry, encodeDocument, type Unreadable } from "./document.js";
+import { decodeEach, encodeDocument, type Unreadable } from "./document.js";
 
 /** stack → node → its report */
 export type ReportMap = Map<string, Map<string, StatusReport>>;
@@ -20,20 +20,14 @@ export interface ReportList {
 
 /** Every readable report of a listing of status/ (a watch answer or kvList). */
 export function decodeReports(entries: Pick<KvEntry, "key" | "value">[], kv: KvLayout): ReportList {
-  const out: ReportList = { reports: new Map(), ignored: [] };
-  for (const e of entries) {
-    if (!e.key.startsWith(kv.status)) continue;
-    const d = decodeEntry(StatusReportSchema, e);
-    if (!d.ok) {
-      out.ignored.push({ key: d.key, error: d.error });
-      continue;
-    }
-    const r = d.value;
-    let byNode = out.reports.get(r.stack);
-    if (!byNode) out.reports.set(r.stack, (byNode = new Map()));
+  const reports: ReportMap = new Map();
+  const ignored = decodeEach(entries, kv.status, StatusReportSchema, (r) => {
+    let byNode = reports.get(r.stack);
+    if (!byNode) reports.set(r.stack, (byNode = new Map()));
     byNode.set(r.node, r);
-  }
-  return out;
+    return null;
+  });
+  return { reports, ignored };
 }
 
 export async function listReports(consul: Consul, kv: KvLayout): Promise<ReportList> {
