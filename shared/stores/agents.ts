@@ -2,7 +2,10 @@
  * The store of agent records, agents/<node> (each agent writes its own: metadata, version, machine
  * ID, trusted keys), and their health: the houston-agent service's checks in Consul, by node.
  * agentViews joins the two, once, for the controller's hosts and the scheduler's machines.
- * An unreadable record leaves its host out and is returned, naming its key, for the caller to report.
+ * Records are keyed by the node of their KV key, never by their body (an agent token may write
+ * only agents/<its node>): a record naming another node is ignored. Health is keyed by the Consul
+ * node of the check. An ignored or unreadable record leaves its host out and is returned, naming
+ * its key, for the caller to warn about.
  */
 import type { Consul, HealthEntry, KvEntry } from "../consul.js";
 import { worstStatus } from "../consul.js";
@@ -18,11 +21,14 @@ export interface AgentList {
   ignored: Unreadable[];
 }
 
-/** Every readable record of a listing of agents/. */
+/** Every readable record of a listing of agents/, by its key's node. */
 export function decodeAgents(entries: Pick<KvEntry, "key" | "value">[], kv: KvLayout): AgentList {
   const records = new Map<string, AgentRecord>();
-  const ignored = decodeEach(entries, kv.agents, AgentRecordSchema, (r) => {
-    records.set(r.node, r);
+  const ignored = decodeEach(entries, kv.agents, AgentRecordSchema, (r, key) => {
+    const node = kv.nodeOfAgentKey(key);
+    if (!node) return "not an agents/<node> key; ignored";
+    if (r.node !== node) return `the record names node ${r.node}, but its key is ${node}'s; ignored`;
+    records.set(node, r);
     return null;
   });
   return { records, ignored };

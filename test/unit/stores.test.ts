@@ -161,6 +161,41 @@ describe("reports store", () => {
   });
 });
 
+describe("reports and records are keyed by their KV key, never by their body", () => {
+  it("a report whose body names another node or stack is ignored, and the warning names its key", () => {
+    const { reports, ignored } = decodeReports(
+      [
+        entry("houston/status/n1/a", report("n1", "a")),
+        entry("houston/status/n2/a", report("n1", "a")),
+        entry("houston/status/n2/b", report("n2", "a")),
+        entry("houston/status/n2/a/extra", report("n2", "a")),
+      ],
+      kv,
+    );
+    expect([...reports.keys()]).toEqual(["a"]);
+    expect([...(reports.get("a")?.keys() ?? [])]).toEqual(["n1"]);
+    expect(ignored.map((u) => u.error)).toEqual([
+      "invalid data at KV key houston/status/n2/a: the report names node n1 and stack a, but its key is n2's report of a; ignored",
+      "invalid data at KV key houston/status/n2/b: the report names node n2 and stack a, but its key is n2's report of b; ignored",
+      "invalid data at KV key houston/status/n2/a/extra: not a status/<node>/<stack> key; ignored",
+    ]);
+  });
+
+  it("a record whose body names another node is ignored", () => {
+    const { records, ignored } = decodeAgents(
+      [entry("houston/agents/n1", record("n1")), entry("houston/agents/n2", record("n1", { role: "db" }))],
+      kv,
+    );
+    expect([...records]).toEqual([["n1", record("n1")]]);
+    expect(ignored).toEqual([
+      {
+        key: "houston/agents/n2",
+        error: "invalid data at KV key houston/agents/n2: the record names node n1, but its key is n2's; ignored",
+      },
+    ]);
+  });
+});
+
 describe("agents store", () => {
   it("decodes records by node and joins them with the agents' health once", () => {
     const { records, ignored } = decodeAgents(
