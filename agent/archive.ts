@@ -20,6 +20,7 @@ import {
   writeSymlinkSafely,
 } from "./safe-fs.js";
 import type { AgentState } from "./state.js";
+import { hiddenNameProblems } from "./tar-scan.js";
 
 export interface ArchiveEntry {
   /** root-relative, normalised, no leading '/' */
@@ -37,7 +38,8 @@ export interface ArchiveEntry {
 /** Parses a tar archive fully in memory and validates every entry; throws before anything is written. */
 export async function parseArchive(bytes: Buffer, sha: string): Promise<ArchiveEntry[]> {
   const entries: ArchiveEntry[] = [];
-  const problems: string[] = [];
+  // names the parser would cut at a NUL are refused here: the parser would never show them
+  const problems: string[] = hiddenNameProblems(bytes);
   // loaded on the first archive, not at start: an idle agent does not carry tar (README, Benchmarks)
   const { Parser } = await import("tar");
   await new Promise<void>((resolve, reject) => {
