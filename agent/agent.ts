@@ -103,6 +103,7 @@ export class Agent {
     void this.register();
     await this.pass();
     this.ready = true;
+    this.registrar.agentReady();
     void this.follow();
     void this.followPlacements();
     if (this.cfg.scheduler) void this.role.run(this.abort.signal);
@@ -115,7 +116,7 @@ export class Agent {
     await this.reporting; // the state database closes after this
   }
 
-  /** The houston-agent service (HTTP check on /health) and the agents/<node> record; retried until done. */
+  /** The houston-agent service (a TTL check the agent passes itself) and the agents/<node> record; retried until done. */
   private register(): Promise<void> {
     const { port, checkHost } = this.cfg.listen;
     const record = (): AgentRecord => {
@@ -132,7 +133,7 @@ export class Agent {
         trustedKeys,
       });
     };
-    return this.registrar.registerAgent(record, { host: checkHost, port }, this.abort.signal);
+    return this.registrar.registerAgent(record, { host: checkHost, port, ready: () => this.ready }, this.abort.signal);
   }
 
   /** Blocking-query watch of stacks/: every change replaces the cached specs and triggers a pass. */

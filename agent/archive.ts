@@ -20,6 +20,7 @@ import {
   writeSymlinkSafely,
 } from "./safe-fs.js";
 import type { AgentState } from "./state.js";
+import { hiddenNameProblems } from "./tar-scan.js";
 
 export interface ArchiveEntry {
   /** root-relative, normalised, no leading '/' */
@@ -37,7 +38,8 @@ export interface ArchiveEntry {
 /** Parses a tar archive fully in memory and validates every entry; throws before anything is written. */
 export async function parseArchive(bytes: Buffer, sha: string): Promise<ArchiveEntry[]> {
   const entries: ArchiveEntry[] = [];
-  const problems: string[] = [];
+  // names the parser would cut at a NUL are refused here: the parser would never show them
+  const problems: string[] = hiddenNameProblems(bytes);
   // loaded on the first archive, not at start: an idle agent does not carry tar (README, Benchmarks)
   const { Parser } = await import("tar");
   await new Promise<void>((resolve, reject) => {
@@ -176,12 +178,19 @@ export function installArchive(
   const placed: { e: ArchiveEntry; dir: string; name: string; key: string }[] = [];
   for (const e of entries) {
     try {
-      const { real, missing } = resolveDirectory(realRoot, posix.dirname(e.path), pending);
+      const links: { link: string; target: string; pending: boolean }[] = [];
+      const { real, missing } = resolveDirectory(realRoot, posix.dirname(e.path), pending, (link, target, p) =>
+        links.push({ link, target, pending: p }),
+      );
       for (const d of missing) newDirs.add(d);
       const name = posix.basename(e.path);
       const abs = join(real, name);
       const inUnits = forbidden.find((d) => isInside(d, abs));
       if (inUnits) throw new Error(`files in ${inUnits} are not accepted: units are Houston's to write, from the spec`);
+      for (const l of links) {
+        const why = foreignLink(realRoot, l, stack, state);
+        if (why) throw new Error(why);
+      }
       if (e.type === "symlink") pending.set(abs, e.linkTarget ?? "");
       placed.push({ e, dir: real, name, key: `/${relative(realRoot, abs)}` });
     } catch (err) {
@@ -226,6 +235,26 @@ export function installArchive(
     else writeFileSafely(dir, name, { data: e.data, mode: e.mode, uid, gid });
   }
   state.markArchiveInstalled(sha, stack);
+}
+
+/**
+ * Why a write may not go through this symlink, or null when it may: only links Houston created
+ * for the same stack are followed (an archive's own new links are refused earlier, in
+ * parseArchive). Another stack's link would let one stack write where another chose, and a link
+ * Houston did not make was put there by someone else; both are refused, whatever they point to.
+ * Ownership is then recorded under the path the kernel writes (the caller's key), never the link's.
+ */
+function foreignLink(
+  realRoot: string,
+  l: { link: string; target: string; pending: boolean },
+  stack: string,
+  state: AgentState,
+): string | null {
+  if (l.pending) return null;
+  const key = `/${relative(realRoot, l.link)}`;
+  const owner = isInside(realRoot, l.link) ? state.fileOwner(key) : null;
+  if (owner?.stack === stack) return null;
+  return `the path goes through the symlink ${key} (-> ${l.target}), which ${owner ? `stack ${owner.stack} created, not stack ${stack}` : "Houston did not create"}; refusing to write through it`;
 }
 
 /**

@@ -1,5 +1,6 @@
 /**
- * The agent's HTTP surface: /health for Consul's check, /status, /metrics. Three read-only routes
+ * The agent's HTTP surface: /health (for people and probes: Consul's check of the agent is a TTL
+ * check the agent passes itself, see registrar.ts), /status, /metrics. Three read-only routes
  * on node:http. (It was hono on @hono/node-server: that adapter reads the global Request and
  * Response at import, which loads Node's fetch implementation, undici: 13 MB more RSS on every
  * host, measured in the footprint benchmark, for three GET routes.)
@@ -21,7 +22,7 @@ export function agentServer(agent: Agent): Server {
       send(res, status, "application/json", JSON.stringify(body), head);
     switch (path) {
       case "/health":
-        // 503 until the agent knows who it is and has reconciled once: Consul's check must not vouch earlier
+        // 503 until the agent knows who it is and has reconciled once (as its Consul check: registrar.ts)
         return json(agent.ready ? 200 : 503, {
           ok: agent.ready,
           node: agent.node,

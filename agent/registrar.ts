@@ -1,8 +1,12 @@
 /**
  * What the agent tells its local Consul agent about itself and its stacks: the houston-agent
- * service (HTTP check on /health) with its agents/<node> record, and per stack it runs a
- * houston-<stack> service whose checks mirror systemd (stack-service.ts decides; this sends only
- * the changes). After Consul was away everything is sent again, in case it forgot.
+ * service with its agents/<node> record, and per stack it runs a houston-<stack> service whose
+ * checks mirror systemd (stack-service.ts decides; this sends only the changes). After Consul was
+ * away everything is sent again, in case it forgot.
+ * The houston-agent check is a TTL check that the agent itself passes while it is ready, not an
+ * HTTP check on its port: whoever takes the port while the agent is down (it exits when the port
+ * is taken, and systemd restarts it) would answer an HTTP check for it, and keep the scheduler
+ * role's session (tied to this check) alive. Passing a TTL check takes the agent's Consul token.
  */
 import { Backoff, sleep } from "../shared/backoff.js";
 import type { Consul } from "../shared/consul.js";
@@ -12,20 +16,33 @@ import { AGENT_SERVICE, type AgentRecord, type StatusReport } from "../shared/sp
 import { putAgent } from "../shared/stores/agents.js";
 import { serviceChanges, stackService, type StackService } from "./stack-service.js";
 
+/** Consul's ID of a service's own check */
+const AGENT_CHECK = `service:${AGENT_SERVICE}`;
+
 export class Registrar {
   /** what the local Consul agent was last sent for each stack's service */
   private readonly sent = new Map<string, StackService>();
+  private readonly checkTtlSeconds: number;
+  /** the heartbeat of the agent's own check, once registered: wakes it early */
+  private heartbeat: { wake: () => void } | null = null;
 
   constructor(
     private readonly consul: Consul,
     private readonly kv: KvLayout,
     private readonly log: (message: string) => void,
-  ) {}
+    opts: { checkTtlSeconds?: number } = {},
+  ) {
+    this.checkTtlSeconds = opts.checkTtlSeconds ?? 10;
+  }
 
-  /** Registers the agent's own service and record, retrying until done or aborted. */
+  /**
+   * Registers the agent's own service (a TTL check, critical until the agent is ready) and record,
+   * retrying until done or aborted; then keeps the check passing every third of its TTL while
+   * `ready()`, until aborted (then it goes critical within the TTL).
+   */
   async registerAgent(
     record: () => AgentRecord,
-    check: { host: string; port: number },
+    check: { host: string; port: number; ready: () => boolean },
     signal: AbortSignal,
   ): Promise<void> {
     const backoff = new Backoff({ minMs: 500, maxMs: 15_000 });
@@ -38,15 +55,56 @@ export class Registrar {
           Port: check.port,
           Tags: [`version:${r.version}`],
           Meta: { houston_node: r.node },
-          Check: { HTTP: `http://${check.host}:${check.port}/health`, Interval: "5s", Timeout: "2s" },
+          Check: {
+            TTL: `${this.checkTtlSeconds}s`,
+            Status: check.ready() ? "passing" : "critical",
+            Notes: "passed by houston-agent itself while it runs and has reconciled once",
+          },
         });
         await putAgent(this.consul, this.kv, r);
+        if (!this.heartbeat) void this.keepPassing(check.ready, signal);
         return;
       } catch (err) {
         this.log(`registration in Consul failed, retrying: ${errorText(err)}`);
         await sleep(backoff.next(), signal);
       }
     }
+  }
+
+  /** The agent became ready: pass its check now rather than at the next beat. */
+  agentReady(): void {
+    this.heartbeat?.wake();
+  }
+
+  private async keepPassing(ready: () => boolean, signal: AbortSignal): Promise<void> {
+    const heartbeat = { wake: (): void => undefined };
+    this.heartbeat = heartbeat;
+    let failing = false;
+    while (!signal.aborted) {
+      if (ready()) {
+        try {
+          await this.consul.agentCheckUpdate(AGENT_CHECK, "passing", `houston-agent is running (pid ${process.pid})`);
+          if (failing) this.log("the houston-agent check is passed again");
+          failing = false;
+        } catch (err) {
+          // Consul away, or it forgot the service (the agent registers again when it is back)
+          if (!failing) this.log(`could not pass the houston-agent check (${errorText(err)}); will retry`);
+          failing = true;
+        }
+      }
+      await new Promise<void>((resolve) => {
+        const done = (): void => {
+          clearTimeout(timer);
+          signal.removeEventListener("abort", done);
+          heartbeat.wake = () => undefined;
+          resolve();
+        };
+        const timer = setTimeout(done, (this.checkTtlSeconds * 1000) / 3);
+        signal.addEventListener("abort", done, { once: true });
+        heartbeat.wake = done;
+      });
+    }
+    this.heartbeat = null;
   }
 
   /** Consul may have lost what it was told: send everything again next time. */

@@ -74,6 +74,9 @@ export function assertSafeChain(realDir: string): void {
   }
 }
 
+/** Told of every symlink a resolution follows: where it is (its real parent joined with its name), its target, and whether it is only about to be created (`pending`). */
+export type LinkVisitor = (link: string, target: string, pending: boolean) => void;
+
 /**
  * Resolves `target` as the kernel would, starting in the real directory `from`; components that
  * do not exist yet are taken as they are. `pending` holds symlinks about to be created
@@ -83,6 +86,7 @@ export function kernelResolve(
   from: string,
   target: string,
   pending: Map<string, string> = new Map(),
+  onLink?: LinkVisitor,
   depth = 0,
 ): string {
   if (depth > MAX_LINKS) throw new UnsafePathError(`too many levels of symbolic links resolving ${target}`);
@@ -96,12 +100,16 @@ export function kernelResolve(
     const next = join(cur, comp);
     const planned = pending.get(next);
     if (planned !== undefined) {
-      cur = kernelResolve(cur, planned, pending, depth + 1);
+      onLink?.(next, planned, true);
+      cur = kernelResolve(cur, planned, pending, onLink, depth + 1);
       continue;
     }
     const st = lstatOrNull(next);
-    if (st?.isSymbolicLink()) cur = kernelResolve(cur, readlinkSync(next), pending, depth + 1);
-    else cur = next;
+    if (st?.isSymbolicLink()) {
+      const to = readlinkSync(next);
+      onLink?.(next, to, false);
+      cur = kernelResolve(cur, to, pending, onLink, depth + 1);
+    } else cur = next;
   }
   return cur;
 }
@@ -115,8 +123,9 @@ export function resolveDirectory(
   realRoot: string,
   relDir: string,
   pending?: Map<string, string>,
+  onLink?: LinkVisitor,
 ): { real: string; missing: string[] } {
-  const real = kernelResolve(realRoot, relDir === "." ? "" : relDir, pending);
+  const real = kernelResolve(realRoot, relDir === "." ? "" : relDir, pending, onLink);
   if (!isInside(realRoot, real)) throw new UnsafePathError(`/${relDir} leads outside the root (to ${real})`);
   const missing: string[] = [];
   let existing = real;

@@ -2,12 +2,13 @@
  * The agent's own state in SQLite: the last valid spec of each stack (so it keeps running what it
  * has while Consul is away), which unit files and archive files Houston created (ownership: nothing
  * else is ever touched), which content each unit was last started with, applied generations, and
- * the last report written per stack. Survives restarts.
+ * the last report written per stack. Survives restarts. It holds every spec of the fleet (other
+ * hosts' file contents too): the directory is 0700 and the database files 0600, whatever the umask.
  */
 import Database from "better-sqlite3";
-import { mkdirSync } from "node:fs";
+import { chmodSync, closeSync, fchmodSync, mkdirSync, openSync, statSync } from "node:fs";
 import { dirname } from "node:path";
-import { UnitRefusedError } from "../shared/errors.js";
+import { AgentConfigError, UnitRefusedError } from "../shared/errors.js";
 import { PlacementDocSchema, type PlacementDoc } from "../shared/schedule.js";
 import { StackSpecSchema, decodeJson, type StackSpec } from "../shared/spec.js";
 import { ordinal } from "../shared/order.js";
@@ -44,6 +45,35 @@ CREATE TABLE IF NOT EXISTS identity (id INTEGER PRIMARY KEY CHECK (id = 1), node
 CREATE TABLE IF NOT EXISTS reload_pending (id INTEGER PRIMARY KEY CHECK (id = 1));
 `;
 
+/**
+ * Makes the state directory 0700 and the database file 0600 before SQLite opens it (SQLite gives
+ * its -wal and -shm files the database's mode); modes an older agent left looser are tightened.
+ * A shared sticky directory (/tmp) is refused rather than made private.
+ */
+function makePrivate(file: string): void {
+  const dir = dirname(file);
+  mkdirSync(dir, { recursive: true, mode: 0o700 });
+  const st = statSync(dir);
+  if (st.mode & 0o1000)
+    throw new AgentConfigError(
+      `state directory ${dir} is shared (mode ${(st.mode & 0o7777).toString(8)}): give the agent a directory of its own (--state-dir)`,
+    );
+  chmodSync(dir, 0o700);
+  const fd = openSync(file, "a", 0o600);
+  try {
+    fchmodSync(fd, 0o600);
+  } finally {
+    closeSync(fd);
+  }
+  for (const extra of [`${file}-wal`, `${file}-shm`, `${file}-journal`]) {
+    try {
+      chmodSync(extra, 0o600);
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== "ENOENT") throw err;
+    }
+  }
+}
+
 export class AgentState {
   private readonly db: Database.Database;
   /** specs and placements as last read or written (validated once, not on every pass) */
@@ -68,7 +98,7 @@ export class AgentState {
   }
 
   constructor(file: string) {
-    if (file !== ":memory:") mkdirSync(dirname(file), { recursive: true });
+    if (file !== ":memory:") makePrivate(file);
     this.db = new Database(file);
     this.db.pragma("journal_mode = WAL");
     this.db.pragma("synchronous = NORMAL");

@@ -2,7 +2,8 @@
  * What every command needs: the config dir, environment, Consul client and KV layout,
  * resolved from flags, the manifest and Consul's own environment variables.
  * Consul address: --consul, else $CONSUL_HTTP_ADDR, else the manifest's environments.<env>.consul,
- * else http://127.0.0.1:8500 (see consulAddress).
+ * else http://127.0.0.1:8500 (see consulAddress); the token: --token, else $CONSUL_HTTP_TOKEN, which
+ * is never sent to an address only the manifest names (see consulToken).
  */
 import { resolve } from "node:path";
 import { Consul } from "../shared/consul.js";
@@ -56,7 +57,7 @@ export interface Context {
 
 export function makeContext(opts: GlobalOptions, manifest?: Manifest): Context {
   const addr = consulAddress(opts, manifest, process.env);
-  const token = opts.token ?? (process.env.CONSUL_HTTP_TOKEN || undefined);
+  const token = consulToken(opts, addr, process.env);
   const tls = {
     ...tlsFromEnv(process.env),
     ...definedOnly({
@@ -75,7 +76,8 @@ export function makeContext(opts: GlobalOptions, manifest?: Manifest): Context {
         `refusing to send the Consul token over plain http to ${url.host}: use an https:// address (with CONSUL_CACERT) or pass --insecure-token`,
       );
     }
-    consul = new Consul({ addr: addr.value, token, tls });
+    // "" rather than undefined: the client would otherwise take $CONSUL_HTTP_TOKEN itself
+    consul = new Consul({ addr: addr.value, token: token ?? "", tls });
   } catch (err) {
     if (err instanceof ConfigError) throw err;
     throw new ConfigError(addr.source, errorText(err));
@@ -102,6 +104,38 @@ export function makeContext(opts: GlobalOptions, manifest?: Manifest): Context {
   };
 }
 
+export interface ConsulAddress {
+  value: string;
+  /** what named it, for errors */
+  source: string;
+  /** set when only the manifest named it: its key */
+  manifestKey?: string;
+}
+
+/**
+ * The token, and the rule for where it may go:
+ *  - a token given with --token goes to the command's address, whichever source named it: whoever
+ *    typed both chose where it goes;
+ *  - a token from the environment ($CONSUL_HTTP_TOKEN) goes only to an address the environment or
+ *    the command line chose: $CONSUL_HTTP_ADDR, --consul or the default (loopback). An address
+ *    that only the manifest names (a pull request away) does not get it: that is refused before
+ *    anything is sent, saying how to confirm the address. A manifest address equal to
+ *    $CONSUL_HTTP_ADDR is used as the environment's (consulAddress refuses one that differs).
+ */
+export function consulToken(
+  opts: Pick<GlobalOptions, "token">,
+  addr: ConsulAddress,
+  env: NodeJS.ProcessEnv,
+): string | undefined {
+  if (opts.token !== undefined) return opts.token;
+  const ambient = env.CONSUL_HTTP_TOKEN || undefined;
+  if (ambient === undefined || addr.manifestKey === undefined) return ambient;
+  throw new ConfigError(
+    addr.source,
+    `the token from $CONSUL_HTTP_TOKEN is not sent to ${addr.value}, which only the manifest names (${addr.manifestKey}): pass --consul ${addr.value} (or set CONSUL_HTTP_ADDR) to send it there, or give a token with --token`,
+  );
+}
+
 /**
  * Where the token goes: --consul, else $CONSUL_HTTP_ADDR, else the manifest's
  * environments.ENV.consul, else http://127.0.0.1:8500. A manifest (a pull request away) that
@@ -111,7 +145,7 @@ export function consulAddress(
   opts: Pick<GlobalOptions, "consul" | "environment">,
   manifest: Manifest | undefined,
   env: NodeJS.ProcessEnv,
-): { value: string; source: string } {
+): ConsulAddress {
   if (opts.consul !== undefined) return { value: opts.consul, source: "--consul" };
   const fromEnv = env.CONSUL_HTTP_ADDR || undefined;
   const envName = opts.environment;
@@ -127,7 +161,11 @@ export function consulAddress(
   }
   if (fromEnv !== undefined) return { value: fromEnv, source: "$CONSUL_HTTP_ADDR" };
   if (fromManifest !== undefined)
-    return { value: fromManifest, source: `${manifest?.file ?? "manifest.yaml"} (environments.${envName}.consul)` };
+    return {
+      value: fromManifest,
+      source: `${manifest?.file ?? "manifest.yaml"} (environments.${envName}.consul)`,
+      manifestKey: `environments.${envName}.consul`,
+    };
   return { value: "http://127.0.0.1:8500", source: "the default Consul address" };
 }
 

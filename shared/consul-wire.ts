@@ -44,7 +44,10 @@ export interface ServiceRegistration {
   Check?: {
     HTTP?: string;
     TCP?: string;
-    Interval: string;
+    /** a TTL check: the registrant passes it itself (agentCheckUpdate) */
+    TTL?: string;
+    Notes?: string;
+    Interval?: string;
     Timeout?: string;
     DeregisterCriticalServiceAfter?: string;
     Status?: string;

@@ -57,7 +57,7 @@ export function checkTargetProblem(url: string, ownAddresses: ReadonlySet<string
   return `check URL ${url} must target this host (loopback${ownAddresses.size ? " or one of its own addresses" : ""}), not ${host}`;
 }
 
-/** The Consul service every agent registers itself as (its check is the agent's /health). */
+/** The Consul service every agent registers itself as (a TTL check the agent passes itself). */
 export const AGENT_SERVICE = "houston-agent";
 
 /** The tags a declared service carries, and that a rollout waits for: one rule for both sides. */

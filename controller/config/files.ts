@@ -27,15 +27,19 @@ export function filesPath(dir: string, kind: FilesKind, name: string): string {
   return kind === "global" ? join(dir, "files", "global.yaml") : join(dir, "files", kind, `${name}.yaml`);
 }
 
-/** Entries for this environment, with variables substituted; [] when the file does not exist. */
+/**
+ * Entries for this environment, with variables substituted; [] when the file does not exist.
+ * With `dir` (the config directory), a file that links outside it is refused.
+ */
 export function loadFiles(
   file: string,
   environment: string,
   vars: Record<string, string>,
   known?: ReadonlySet<string>,
+  dir?: string,
 ): FileEntry[] {
   if (!existsSync(file)) return [];
-  const y: YamlFile = readYamlFile(file);
+  const y: YamlFile = readYamlFile(file, dir);
   let list: unknown = y.data;
   let base: (string | number)[] = [];
   if (isRecord(list) && "write_files" in list) {

@@ -74,6 +74,7 @@ export function loadDeploymentInputs(
       req.environment,
       templateVariables(variables, req),
       new Set(Object.keys(manifest.environments)),
+      dir,
     ),
     filesSource,
   };

@@ -60,7 +60,7 @@ export function parseUnitRef(text: string, where: { file: string; line?: number 
 }
 
 export function loadManifest(dir: string): Manifest {
-  const y: YamlFile = readYamlFile(join(dir, "manifest.yaml"));
+  const y: YamlFile = readYamlFile(join(dir, "manifest.yaml"), dir);
   return manifestFromYaml(y);
 }
 

@@ -1,7 +1,9 @@
 /**
- * Reading YAML config files with errors that name the file and line.
+ * Reading config files with errors that name the file and line; only from inside the config
+ * directory (a symlink that leaves it is refused, naming the link and its target).
  */
-import { readFileSync } from "node:fs";
+import { lstatSync, readFileSync, readlinkSync, realpathSync, type Stats } from "node:fs";
+import { dirname, isAbsolute, join, relative, resolve, sep } from "node:path";
 import { LineCounter, parseDocument, isScalar, type Document, type Node } from "yaml";
 import { ConfigError } from "../../shared/errors.js";
 
@@ -15,15 +17,65 @@ export interface YamlFile {
   fail(path: (string | number)[], detail: string): never;
 }
 
-export function readYamlFile(file: string): YamlFile {
-  let text: string;
+/** Reads a YAML file of the config directory `dir` (see readConfigText). */
+export function readYamlFile(file: string, dir?: string): YamlFile {
+  return parseYamlText(readConfigText(file, dir), file);
+}
+
+/**
+ * A config file's text. With `dir`, the file must be inside the config directory as the kernel
+ * resolves it: a config repo is often someone else's pull request, and a unit or files/*.yaml
+ * that links to ~/.aws/credentials would otherwise be printed by `plan` and written to KV.
+ */
+export function readConfigText(file: string, dir?: string): string {
+  if (dir !== undefined) assertInsideConfig(dir, file);
   try {
-    text = readFileSync(file, "utf8");
+    return readFileSync(file, "utf8");
   } catch (err) {
     const code = (err as NodeJS.ErrnoException).code;
     throw new ConfigError(file, code === "ENOENT" ? "file not found" : `cannot read (${code ?? String(err)})`);
   }
-  return parseYamlText(text, file);
+}
+
+/**
+ * Refuses `file` when a symlink on its way from `dir` (the file itself or a folder) leads outside
+ * `dir`: the error names that link and its target. Links that stay inside are followed as usual.
+ * What does not exist is left to the read, which says so.
+ */
+export function assertInsideConfig(dir: string, file: string): void {
+  let realDir: string;
+  try {
+    realDir = realpathSync.native(dir);
+  } catch {
+    return;
+  }
+  const rel = relative(dir, file);
+  if (rel === "" || rel.startsWith("..") || isAbsolute(rel))
+    throw new ConfigError(file, `is not inside the config directory ${dir}`);
+  let cur = dir;
+  for (const part of rel.split(sep)) {
+    cur = join(cur, part);
+    let st: Stats;
+    try {
+      st = lstatSync(cur);
+    } catch {
+      return;
+    }
+    if (!st.isSymbolicLink()) continue;
+    const target = readlinkSync(cur);
+    let real: string;
+    try {
+      real = realpathSync.native(cur);
+    } catch {
+      real = resolve(dirname(cur), target); // dangling: where it points, as written
+    }
+    const inside = relative(realDir, real);
+    if (inside.startsWith("..") || isAbsolute(inside))
+      throw new ConfigError(
+        cur,
+        `a symlink to ${target}${real !== target ? ` (${real})` : ""}, outside the config directory ${dir}: refusing to read it (copy the file into the directory, or link only within it)`,
+      );
+  }
 }
 
 export function parseYamlText(text: string, file: string): YamlFile {
