@@ -8,11 +8,10 @@ import { errorText } from "../../shared/errors.js";
 import { StackSpecSchema, decodeJson, type StackSpec, type StatusReport } from "../../shared/spec.js";
 import type { Context } from "../context.js";
 import type { Output } from "../output.js";
-import { readAgents } from "../rollout/fleet-view.js";
+import { readAgents } from "../scheduler/agent-reports.js";
 import { readHistory } from "../rollout/history.js";
-import { isFleetStack } from "../../shared/fleet-mirror.js";
 import { isGlobal } from "../../shared/placement.js";
-import { placedTargets } from "../scheduler/targets.js";
+import { specTargets } from "../scheduler/targets.js";
 
 export function table(rows: string[][]): string {
   const widths = rows[0]?.map((_, i) => Math.max(...rows.map((r) => (r[i] ?? "").length))) ?? [];
@@ -57,7 +56,7 @@ export async function statusCommand(
   const stacks = specs.map((spec) => {
     const byHost: ReadonlyMap<string, StatusReport> = reports.get(spec.stack) ?? new Map<string, StatusReport>();
     const doc = placements.get(spec.stack);
-    const { targets, unplaced } = placedTargets(spec.units, doc, hosts, isFleetStack(spec));
+    const { targets, unplaced } = specTargets(spec, doc, hosts);
     const rows = spec.units.flatMap((u, i) =>
       (targets[i]?.hosts ?? []).map((node) => {
         const r = byHost.get(node);

@@ -2,20 +2,28 @@
  * The native backend: Houston's agents. Hosts are the agents registered under agents/ with their
  * Consul health; global units go to every matching host (each agent decides), other units where
  * the agent holding the scheduler role placed them (placements/<stack>, shared/schedule.ts);
- * reports are the agents' status/<node>/<stack> documents.
+ * reports are the agents' status/<node>/<stack> documents. It refuses nothing: canaries, batches,
+ * Instances=, Socket= and Requires= chains are all the agents'; nothing happens after confirmation.
  */
 import type { Consul } from "../../shared/consul.js";
 import { errorText } from "../../shared/errors.js";
 import type { KvLayout } from "../../shared/kv-layout.js";
 import { PlacementDocSchema, type PlacementDoc } from "../../shared/schedule.js";
 import { StackSpecSchema, decodeJson, type StackSpec } from "../../shared/spec.js";
-import { TimeoutError, followReports, parseReports, readHosts } from "../rollout/fleet-view.js";
+import { TimeoutError, followReports, parseReports, readHosts } from "./agent-reports.js";
 import type { Scheduler } from "./scheduler.js";
 import { placedTargets, previewTargets, type PlacementView } from "./targets.js";
+import { AGENTS_UNIT_RULES } from "./unit-rules.js";
 
 export function agentsScheduler(consul: Consul, kv: KvLayout): Scheduler {
   return {
     name: "agents",
+    checkRollout: () => undefined,
+    unitRules: AGENTS_UNIT_RULES,
+    specFields: {},
+    planNote: null,
+    unitText: (_stack, unit) => unit.text,
+    afterConfirmed: async () => [],
     hosts: () => readHosts(consul, kv),
     view: () => readView(consul, kv),
     place: previewTargets,

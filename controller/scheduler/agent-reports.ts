@@ -1,6 +1,7 @@
 /**
- * What the controller knows of the fleet: hosts (agents' records + their Consul health) and the
- * agents' status reports, followed with blocking queries (never sleeps).
+ * What the agents say (I/O, read through the agents' documents in KV): hosts (agents' records +
+ * their Consul health) and the agents' status reports, followed with blocking queries (never
+ * sleeps). Both backends read hosts and reports here: fleet's units are reported by the agents too.
  */
 import { AGENT_SERVICE } from "../../shared/spec.js";
 import { worstStatus, type Consul } from "../../shared/consul.js";
@@ -13,9 +14,8 @@ import {
   type AgentRecord,
   type StatusReport,
 } from "../../shared/spec.js";
-import { decideHealth, describeHost, hostHealth, type HealthDecision, type HostHealth } from "./confirm.js";
-import type { HostView } from "./progress.js";
 import { ordinal } from "../../shared/order.js";
+import type { HostView } from "./targets.js";
 
 export async function readAgents(consul: Consul, kv: KvLayout): Promise<{ records: AgentRecord[]; invalid: string[] }> {
   const records: AgentRecord[] = [];
@@ -94,51 +94,4 @@ export async function followReports<T>(
   } finally {
     clearTimeout(timer);
   }
-}
-
-/**
- * Follows the service's health in Consul (blocking queries) until every target node passes with
- * `tags`, a node stays critical for `limitMs`, the deadline passes (TimeoutError), or `signal`
- * aborts. `onChange` hears each host's status and check output whenever they change.
- */
-export async function followHealth(
-  consul: Consul,
-  service: string,
-  tags: string[],
-  nodes: string[],
-  opts: { deadline: number; limitMs: number; signal: AbortSignal; onChange: (hosts: HostHealth[]) => void },
-): Promise<HealthDecision & { kind: "passing" | "failed" }> {
-  let index = 0;
-  let last = "";
-  let hosts: HostHealth[] = [];
-  const criticalSince = new Map<string, number>();
-  while (Date.now() < opts.deadline && !opts.signal.aborted) {
-    // wake up in time to fail a host that stays critical, even if nothing changes meanwhile
-    const nextLimit = Math.min(...[...criticalSince.values()].map((t) => t + opts.limitMs), opts.deadline);
-    const left = Math.max(1, Math.ceil((nextLimit - Date.now()) / 1000));
-    let answer;
-    try {
-      answer = await consul.healthService(service, {
-        tag: tags[0],
-        index,
-        wait: `${Math.min(30, left)}s`,
-        signal: opts.signal,
-      });
-    } catch (err) {
-      if (opts.signal.aborted) break;
-      throw err;
-    }
-    hosts = hostHealth(answer.entries, tags, nodes);
-    const text = JSON.stringify(hosts);
-    if (text !== last) opts.onChange(hosts);
-    last = text;
-    const d = decideHealth(hosts, criticalSince, Date.now(), opts.limitMs);
-    if (d.kind !== "waiting") return d;
-    index = answer.index < index ? 0 : answer.index;
-  }
-  const pending = hosts.filter((h) => h.status !== "passing");
-  const on = pending.length ? pending.map((h) => h.node) : nodes;
-  throw new TimeoutError(
-    `${service} (${tags.join(", ")}) is not passing in Consul on ${on.join(", ")}${pending.length ? ` (${pending.map(describeHost).join("; ")})` : ""}`,
-  );
 }
