@@ -4,7 +4,8 @@
  *
  * Order: file archive first (for global deployments: after the global units), then the
  * dependencies in manifest order, then the service. Each unit Requires=/After= the previous one
- * unless dependencies are off.
+ * unless dependencies are off; what the environment's scheduler refuses or ties differently
+ * (Instances=, Socket=, Wants= chains) comes from its unit rules (controller/scheduler/unit-rules.ts).
  */
 import { ConfigError } from "../../shared/errors.js";
 import { placementOf, type Placement } from "../../shared/placement.js";

@@ -1,6 +1,7 @@
 /**
  * Pure rollout decisions, fed by agents' reports:
  *  - how hosts are split into a canary and batches of --max-parallel;
+ *  - whether a host's report speaks for a generation (one rule, for following and for watching);
  *  - whether a generation's units are active everywhere, still pending, or failed somewhere
  *    (and where, and why), and whether removed units are gone.
  */

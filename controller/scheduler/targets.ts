@@ -1,7 +1,9 @@
 /**
- * Where units go, seen from the controller (pure): a preview of what the scheduler agent will
- * decide (the same shared/schedule.ts over the same observations), and the targets read back
- * from the placements it wrote. Global units go to every matching host; the rest where placed.
+ * Where units go, seen from the controller (pure): the hosts as the controller sees them and
+ * which of them a unit targets (the agents' own rule, over their metadata); a preview of what the
+ * scheduler will decide (the same shared/schedule.ts over the same observations); and the targets
+ * read back from the placements it wrote. Global units go to every matching host; the rest where
+ * placed.
  */
 import { isGlobal, unitTargetsNode } from "../../shared/placement.js";
 import { HoustonError } from "../../shared/errors.js";

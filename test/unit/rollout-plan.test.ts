@@ -5,6 +5,7 @@
  * rollout-steps.test.ts tests each phase's transitions on their own.
  */
 import { describe, expect, it } from "vitest";
+import { PLAN_OPTS } from "../helpers/rollout.js";
 import {
   NoAgentsError,
   planRollout,
@@ -69,15 +70,7 @@ const hist = (generation: number, finalGeneration: number): HistoryRecord => ({
   units: [],
   finalGeneration,
 });
-export const OPTS = {
-  canary: 0,
-  maxParallel: null,
-  skipConsul: false,
-  noRemoval: false,
-  delaySeconds: 5,
-  maxTries: 15,
-  minHealthySeconds: 0,
-};
+const OPTS = PLAN_OPTS;
 
 /**
  * Runs the plan to the end; outcomes come from `fails` ("<batch> <phase>" → failure, e.g.

@@ -3,7 +3,8 @@
  * outcome → the progress advance() makes of it. rollout-plan.test.ts runs whole rollouts.
  */
 import { describe, expect, it } from "vitest";
-import { planRollout, type RolloutPlan } from "../../controller/rollout/rollout-plan.js";
+import { PLAN_OPTS } from "../helpers/rollout.js";
+import { planRollout, type PlanOptions, type RolloutPlan } from "../../controller/rollout/rollout-plan.js";
 import {
   advance,
   nextStep,
@@ -36,16 +37,8 @@ const live: StackSpec = {
   deployment: { type: "service", name: "web", version: "1", group: null },
   units: [unit("web", "1")],
 };
-const OPTS = {
-  canary: 0,
-  maxParallel: null,
-  skipConsul: false,
-  noRemoval: false,
-  delaySeconds: 5,
-  maxTries: 15,
-  minHealthySeconds: 0,
-};
-function plan(o: Partial<typeof OPTS> & { units?: UnitSpec[]; type?: "service" | "standalone" } = {}): RolloutPlan {
+const OPTS = PLAN_OPTS;
+function plan(o: Partial<PlanOptions> & { units?: UnitSpec[]; type?: "service" | "standalone" } = {}): RolloutPlan {
   const units = o.units ?? [unit("web", "2")];
   return planRollout(
     {
