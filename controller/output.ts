@@ -22,13 +22,23 @@ export interface ConsoleOptions {
   events?: boolean;
   /** a terminal: progress is one line rewritten in place, with the elapsed time */
   live?: boolean;
+  /** off a terminal, an unchanged progress line is said again this often (no silent waits) */
+  repeatMs?: number;
 }
+
+/** Off a terminal, a wait that has not changed for this long is said again. */
+export const PROGRESS_REPEAT_MS = 10_000;
 
 export function consoleOutput(opts: ConsoleOptions): Output {
   const t0 = Date.now();
   let shown = ""; // the live progress line on a terminal
   let lastProgress = "";
   let ticker: NodeJS.Timeout | null = null;
+  let repeater: NodeJS.Timeout | null = null;
+  const stopRepeating = (): void => {
+    if (repeater) clearInterval(repeater);
+    repeater = null;
+  };
   const event = (e: Record<string, unknown>): void => {
     if (opts.events)
       process.stdout.write(`${JSON.stringify({ time: new Date().toISOString(), elapsedMs: Date.now() - t0, ...e })}\n`);
@@ -66,7 +76,18 @@ export function consoleOutput(opts: ConsoleOptions): Output {
           clearInterval(ticker);
           ticker = null;
         }
-      } else if (text && !opts.events) log("INFO", text);
+      } else {
+        stopRepeating();
+        if (!text) return;
+        if (!opts.events) log("INFO", text);
+        // the same wait, said again with how long it has lasted, until the progress changes
+        const since = Date.now();
+        repeater = setInterval(() => {
+          const s = Math.round((Date.now() - since) / 1000);
+          if (opts.events) event({ event: "progress", text, waitingSeconds: s });
+          else log("INFO", `${text} (still waiting, ${s}s)`);
+        }, opts.repeatMs ?? PROGRESS_REPEAT_MS).unref();
+      }
     },
   };
 }

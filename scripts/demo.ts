@@ -11,7 +11,9 @@ import { LocalFleet, REPO } from "./lib/local-fleet.js";
 
 const keep = process.argv.includes("--keep");
 const down = process.argv.includes("--down");
-const say = (m: string) => process.stderr.write(`\n\x1b[1m== ${m}\x1b[0m\n`);
+// bold headings only on a terminal, and never with NO_COLOR (https://no-color.org)
+const bold = process.stderr.isTTY === true && !process.env.NO_COLOR;
+const say = (m: string) => process.stderr.write(bold ? `\n\x1b[1m== ${m}\x1b[0m\n` : `\n== ${m}\n`);
 
 function houston(consul: string, ...args: string[]): Promise<number> {
   process.stderr.write(`$ houston -c examples/local -e local ${args.join(" ")}\n`);

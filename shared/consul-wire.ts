@@ -70,7 +70,13 @@ export const NodeMeta = z
 
 export const HealthEntry = z.object({
   Node: z.object({ Node: z.string(), Address: z.string(), Meta: NodeMeta }),
-  Service: z.object({ ID: z.string(), Service: z.string(), Tags: z.array(z.string()).nullable(), Port: z.number() }),
+  Service: z.object({
+    ID: z.string(),
+    Service: z.string(),
+    Tags: z.array(z.string()).nullable(),
+    Port: z.number(),
+    Address: z.string().optional(),
+  }),
   Checks: z.array(
     z.object({ CheckID: z.string(), Status: z.string(), Output: z.string(), ServiceID: z.string().optional() }),
   ),

@@ -20,19 +20,44 @@ export type HealthDecision =
 
 const RANK: Record<string, number> = { passing: 0, warning: 1, critical: 2 };
 
-/** Worst of the service's own checks and the node's serfHealth, per target node. */
-export function hostHealth(entries: HealthEntry[], tags: string[], nodes: string[]): HostHealth[] {
+const worst = <C extends { Status: string }>(checks: C[]): C | null =>
+  checks.reduce<C | null>((w, c) => (w === null || (RANK[c.Status] ?? 2) > (RANK[w.Status] ?? 2) ? c : w), null);
+
+/**
+ * Whether a catalog entry is this version's: Houston's own registration carries every one of
+ * `tags` (`version:V`, `deploy:G`); a unit in the seed's style registers itself (an
+ * `ExecStartPost=` that PUTs to the local agent, or registrator) with the bare version among its
+ * tags and the machine's own address, which is what the original Houston looked for
+ * (controller.py `_check_consul_for_service`).
+ */
+export function isVersionEntry(e: HealthEntry, tags: string[], version: string): boolean {
+  const have = e.Service.Tags ?? [];
+  if (tags.every((t) => have.includes(t))) return true;
+  const address = e.Service.Address || e.Node.Address;
+  return have.includes(version) && address === e.Node.Address;
+}
+
+/**
+ * Per target node: the worst of the service's own checks and the node's (serfHealth), quoting the
+ * service's check, never the node's, unless the node itself is what is not passing.
+ */
+export function hostHealth(entries: HealthEntry[], tags: string[], nodes: string[], version?: string): HostHealth[] {
+  const bare = version ?? tags.find((t) => t.startsWith("version:"))?.slice("version:".length) ?? "";
   return nodes.map((node) => {
-    const mine = entries.filter((e) => e.Node.Node === node && tags.every((t) => e.Service.Tags?.includes(t)));
-    if (mine.length === 0) return { node, status: "missing", output: "not registered with these tags yet" };
-    const checks = mine.flatMap((e) =>
-      e.Checks.filter((c) => c.ServiceID === undefined || c.ServiceID === "" || c.ServiceID === e.Service.ID),
-    );
-    const worst = checks.reduce<{ Status: string; Output: string } | null>(
-      (w, c) => (w === null || (RANK[c.Status] ?? 2) > (RANK[w.Status] ?? 2) ? c : w),
-      null,
-    );
-    return { node, status: worst?.Status ?? "passing", output: (worst?.Output ?? "").trim() };
+    const mine = entries.filter((e) => e.Node.Node === node && isVersionEntry(e, tags, bare));
+    if (mine.length === 0)
+      return { node, status: "missing", output: `not registered with tag ${bare} or ${tags.join(", ")} yet` };
+    const own = mine.flatMap((e) => e.Checks.filter((c) => c.ServiceID === e.Service.ID));
+    const nodeChecks = mine[0]!.Checks.filter((c) => c.ServiceID === undefined || c.ServiceID === "");
+    const svc = worst(own);
+    const nd = worst(nodeChecks);
+    if (nd && (RANK[nd.Status] ?? 2) > (RANK[svc?.Status ?? "passing"] ?? 2))
+      return {
+        node,
+        status: nd.Status,
+        output: `the node is ${nd.Status} in Consul (${nd.CheckID}): ${nd.Output.trim()}`,
+      };
+    return { node, status: svc?.Status ?? "passing", output: (svc?.Output ?? "").trim() };
   });
 }
 
@@ -47,7 +72,9 @@ export function decideHealth(
   limitMs: number,
 ): HealthDecision {
   for (const h of hosts) {
-    if (h.status === "critical") {
+    // never registered counts as critical: a service that never shows up fails after -d × -m,
+    // not after the whole --timeout
+    if (h.status === "critical" || h.status === "missing") {
       if (!criticalSince.has(h.node)) criticalSince.set(h.node, now);
     } else criticalSince.delete(h.node);
   }

@@ -159,7 +159,10 @@ export async function confirmService(
         : {
             unit: svc.unit,
             host: d.host.node,
-            reason: `its Consul check stayed critical for ${Math.round(d.criticalForMs / 1000)}s: ${d.host.output || "(no output in Consul's catalog yet)"}`,
+            reason:
+              d.host.status === "missing"
+                ? `it was ${d.host.output} after ${Math.round(d.criticalForMs / 1000)}s`
+                : `its Consul check stayed critical for ${Math.round(d.criticalForMs / 1000)}s: ${d.host.output || "(no output in Consul's catalog yet)"}`,
           },
     (err: unknown): Failure | null => {
       if (err instanceof TimeoutError)

@@ -28,8 +28,9 @@ export async function followHealth(
     const left = Math.max(1, Math.ceil((nextLimit - Date.now()) / 1000));
     let answer;
     try {
+      // every entry of the service: the seed's self-registered units carry the bare version, not
+      // Houston's tags (hostHealth tells this version's entries apart)
       answer = await consul.healthService(service, {
-        tag: tags[0],
         index,
         wait: `${Math.min(30, left)}s`,
         signal: opts.signal,

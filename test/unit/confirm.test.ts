@@ -23,10 +23,45 @@ describe("hostHealth", () => {
       ["a", "b", "c"],
     );
     expect(hosts).toEqual([
-      { node: "a", status: "passing", output: "Agent alive and reachable" },
+      { node: "a", status: "passing", output: "" },
       { node: "b", status: "critical", output: "HTTP GET http://127.0.0.1:80/: connection refused" },
-      { node: "c", status: "missing", output: "not registered with these tags yet" },
+      { node: "c", status: "missing", output: "not registered with tag 2 or version:2 yet" },
     ]);
+  });
+
+  it("quotes the service's own check, never the node's, unless the node is what fails", () => {
+    const ok = entry("a", "passing", "HTTP GET http://127.0.0.1:80/: 200 OK");
+    expect(hostHealth([ok], ["version:2"], ["a"])).toEqual([
+      { node: "a", status: "passing", output: "HTTP GET http://127.0.0.1:80/: 200 OK" },
+    ]);
+    const down = {
+      ...ok,
+      Checks: ok.Checks.map((c) =>
+        c.CheckID === "serfHealth" ? { ...c, Status: "critical", Output: "Agent not live" } : c,
+      ),
+    };
+    expect(hostHealth([down], ["version:2"], ["a"])).toEqual([
+      { node: "a", status: "critical", output: "the node is critical in Consul (serfHealth): Agent not live" },
+    ]);
+  });
+
+  it("accepts the seed's convention: the bare version as a tag, at the machine's own address", () => {
+    const seed = (node: string, addr: string, address?: string, tags = ["2"]): HealthEntry => {
+      const e = entry(node, "passing", "", tags);
+      return { ...e, Node: { ...e.Node, Address: addr }, Service: { ...e.Service, ID: "web-1", Address: address } };
+    };
+    const hosts = hostHealth(
+      [
+        seed("a", "10.0.0.1", "10.0.0.1"),
+        seed("b", "10.0.0.2"), // no ServiceAddress: Consul uses the node's
+        seed("c", "10.0.0.3", "10.0.0.9"), // another machine's address: not this host's instance
+        seed("d", "10.0.0.4", "10.0.0.4", ["1"]), // another version
+      ],
+      ["version:2"],
+      ["a", "b", "c", "d"],
+      "2",
+    );
+    expect(hosts.map((h) => h.status)).toEqual(["passing", "passing", "missing", "missing"]);
   });
 });
 
@@ -69,12 +104,20 @@ describe("decideHealth", () => {
       want: "waiting",
     },
     {
-      title: "missing (not registered yet) never fails by itself",
+      title: "missing (not registered yet) for less than a unit's time: waiting",
       steps: [
         [0, [h("a", "missing")]],
-        [60_000, [h("a", "missing")]],
+        [9_999, [h("a", "missing")]],
       ],
       want: "waiting",
+    },
+    {
+      title: "never registered for a unit's time (-d × -m): failed, not after the whole --timeout",
+      steps: [
+        [0, [h("a", "missing", "not registered with tag 2 or version:2 yet")]],
+        [10_000, [h("a", "missing", "not registered with tag 2 or version:2 yet")]],
+      ],
+      want: "failed a not registered with tag 2 or version:2 yet",
     },
   ];
   for (const c of cases) {
