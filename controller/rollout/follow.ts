@@ -6,7 +6,7 @@
  */
 import type { Consul } from "../../shared/consul.js";
 import { errorText } from "../../shared/errors.js";
-import { StackSpecSchema, type StatusReport } from "../../shared/spec.js";
+import type { StatusReport } from "../../shared/spec.js";
 import type { Context } from "../context.js";
 import type { Output } from "../output.js";
 import { TimeoutError } from "../scheduler/agent-reports.js";
@@ -14,7 +14,8 @@ import type { Scheduler } from "../scheduler/scheduler.js";
 import type { HostView, UnitTarget } from "../scheduler/targets.js";
 import { describeHost } from "./confirm.js";
 import { followHealth } from "./health-watch.js";
-import { readHistory } from "./history.js";
+import { listHistory } from "../../shared/stores/history.js";
+import { listSpecs } from "../../shared/stores/specs.js";
 import { archivesToKeep, decide, removalPending, unhealthy } from "./progress.js";
 import type { Batch, ServiceCheck } from "./rollout-plan.js";
 import type { Failure } from "./rollout-steps.js";
@@ -269,25 +270,16 @@ export async function pruneArchives(
   keepGenerations: number,
   out: Output,
 ): Promise<void> {
-  const history = await readHistory(ctx.consul, ctx.kv, stack);
+  const history = await listHistory(ctx.consul, ctx.kv, stack);
   const keep = archivesToKeep(history, keepGenerations);
   const all = new Set([
     ...candidates,
     ...history.flatMap((h) => h.units.flatMap((u) => (u.archive ? [u.archive] : []))),
   ]);
-  for (const e of await ctx.consul.kvList(ctx.kv.stacks)) {
-    if (!ctx.kv.stackOfSpecKey(e.key)) continue;
-    // an unreadable spec might reference anything: then keep every candidate
-    let raw: unknown;
-    try {
-      raw = JSON.parse(e.value.toString("utf8"));
-    } catch {
-      return;
-    }
-    const spec = StackSpecSchema.safeParse(raw);
-    if (!spec.success) return;
-    for (const u of spec.data.units) if (u.archive) keep.add(u.archive);
-  }
+  // an unreadable spec might reference anything: then keep every candidate
+  const { specs, unreadable } = await listSpecs(ctx.consul, ctx.kv);
+  if (unreadable.length > 0) return;
+  for (const spec of specs) for (const u of spec.units) if (u.archive) keep.add(u.archive);
   const present = new Set(await ctx.consul.kvKeys(ctx.kv.archives, "/"));
   for (const sha of all) {
     if (keep.has(sha) || !present.has(ctx.kv.archive(sha))) continue;

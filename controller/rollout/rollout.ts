@@ -29,9 +29,9 @@ import {
   watchHealthy,
   type BatchWatch,
 } from "./follow.js";
-import { readHistory, writeHistory } from "./history.js";
+import { listHistory, putHistory } from "../../shared/stores/history.js";
 import { DeployLock, whoAmI } from "./lock.js";
-import { deleteSpec, readSpecAt, writeSpec } from "./publish.js";
+import { deleteSpec, readSpec, writeSpec } from "../../shared/stores/specs.js";
 import { planRollout, type PlanOptions, type RolloutPlan, type RolloutRequest } from "./rollout-plan.js";
 import { advance, nextStep, start, type Outcome, type RolloutStep } from "./rollout-steps.js";
 
@@ -89,8 +89,8 @@ export async function rollout(
   try {
     const hosts = await scheduler.hosts();
     const view = await scheduler.view();
-    const history = await readHistory(consul, kv, input.stack);
-    const { spec: before, modifyIndex } = await readSpecAt(consul, kv, input.stack);
+    const history = await listHistory(consul, kv, input.stack);
+    const { spec: before, modifyIndex } = await readSpec(consul, kv, input.stack);
     if (req.kind === "deploy") checkNameClash(input.stack, input.units, view.specs);
     const place = (units: UnitSpec[], on: HostView[]): UnitTarget[] => scheduler.place(units, on, view);
     const plan = planRollout(req, { live: before, history, hosts, place }, opts);
@@ -247,7 +247,7 @@ async function finish(
     units: removal ? removedUnits : input.units,
     finalGeneration: live,
   };
-  await writeHistory(ctx.consul, ctx.kv, record);
+  await putHistory(ctx.consul, ctx.kv, record);
   const candidates = new Set([...(plan.restore ?? []), ...input.units].flatMap((u) => (u.archive ? [u.archive] : [])));
   await pruneArchives(ctx, input.stack, candidates, keepGenerations, out);
   if (step.ok && !removal) for (const line of await ctx.scheduler.afterConfirmed(input.stack)) out.info(line);

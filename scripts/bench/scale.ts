@@ -18,7 +18,7 @@ import { Agent } from "../../agent/agent.js";
 import { parseAgentConfig } from "../../agent/config.js";
 import { AgentState } from "../../agent/state.js";
 import type { SystemdApi, UnitState } from "../../agent/systemd.js";
-import { writeSpec } from "../../controller/rollout/publish.js";
+import { writeSpec } from "../../shared/stores/specs.js";
 import { Consul } from "../../shared/consul.js";
 import { KvLayout } from "../../shared/kv-layout.js";
 import { TrustStore } from "../../shared/signing.js";

@@ -3,7 +3,8 @@ import { SpecSignatureSchema, SpecSigner, generateSigningKeys, signatureProblem 
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { CHUNK_SIZE, fetchArchive, uploadArchive } from "../../shared/archive-store.js";
 import { buildArchive } from "../../controller/plan/archive.js";
-import { writeSpec, readSpecAt, ConcurrentChangeError } from "../../controller/rollout/publish.js";
+import { writeSpec, readSpec } from "../../shared/stores/specs.js";
+import { ConcurrentChangeError } from "../../shared/errors.js";
 import { KvLayout } from "../../shared/kv-layout.js";
 import type { StackSpec } from "../../shared/spec.js";
 import { startConsul, type TestConsul } from "../helpers/consul.js";
@@ -82,7 +83,7 @@ describe("archives and specs in a real Consul", () => {
     await expect(writeSpec(consul.client, kv, { ...spec, generation: 2 }, idx, null)).rejects.toThrow(
       /changed while this deployment ran/,
     );
-    expect((await readSpecAt(consul.client, kv, "s")).spec?.generation).toBe(7);
+    expect((await readSpec(consul.client, kv, "s")).spec?.generation).toBe(7);
   });
 
   it("a signed spec and its signature are written in one transaction; an unsigned write drops a stale signature", async () => {
