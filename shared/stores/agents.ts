@@ -2,7 +2,10 @@
  * The store of agent records, agents/<node> (each agent writes its own: metadata, version, machine
  * ID, trusted keys), and their health: the houston-agent service's checks in Consul, by node.
  * agentViews joins the two, once, for the controller's hosts and the scheduler's machines.
- * An unreadable record leaves its host out and is returned, naming its key, for the caller to report.
+ * Records are keyed by the node of their KV key, never by their body (an agent token may write
+ * only agents/<its node>): a record naming another node is ignored. Health is keyed by the Consul
+ * node of the check. An ignored or unreadable record leaves its host out and is returned, naming
+ * its key, for the caller to warn about.
  */
 import type { Consul, HealthEntry, KvEntry } from "../consul.js";
 import { worstStatus } from "../consul.js";
@@ -10,7 +13,7 @@ import type { KvLayout } from "../kv-layout.js";
 import { ordinal } from "../order.js";
 import type { ObservedMachine } from "../schedule.js";
 import { AGENT_SERVICE, AgentRecordSchema, type AgentRecord } from "../spec.js";
-import { decodeEntry, type Unreadable } from "./document.js";
+import { decodeEach, type Unreadable } from "./document.js";
 
 export interface AgentList {
   /** node → its record */
@@ -18,16 +21,17 @@ export interface AgentList {
   ignored: Unreadable[];
 }
 
-/** Every readable record of a listing of agents/. */
+/** Every readable record of a listing of agents/, by its key's node. */
 export function decodeAgents(entries: Pick<KvEntry, "key" | "value">[], kv: KvLayout): AgentList {
-  const out: AgentList = { records: new Map(), ignored: [] };
-  for (const e of entries) {
-    if (!e.key.startsWith(kv.agents)) continue;
-    const d = decodeEntry(AgentRecordSchema, e);
-    if (d.ok) out.records.set(d.value.node, d.value);
-    else out.ignored.push({ key: d.key, error: d.error });
-  }
-  return out;
+  const records = new Map<string, AgentRecord>();
+  const ignored = decodeEach(entries, kv.agents, AgentRecordSchema, (r, key) => {
+    const node = kv.nodeOfAgentKey(key);
+    if (!node) return "not an agents/<node> key; ignored";
+    if (r.node !== node) return `the record names node ${r.node}, but its key is ${node}'s; ignored`;
+    records.set(node, r);
+    return null;
+  });
+  return { records, ignored };
 }
 
 export async function listAgents(consul: Consul, kv: KvLayout): Promise<AgentList> {

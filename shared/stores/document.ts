@@ -8,7 +8,7 @@
  */
 import type { z } from "zod";
 import type { Consul, KvEntry, TxnOp } from "../consul.js";
-import { errorText } from "../errors.js";
+import { InvalidKvDataError, errorText } from "../errors.js";
 import { decodeJson } from "../spec.js";
 
 /** A document that could not be read: its key and what is wrong (names the key). */
@@ -17,8 +17,14 @@ export interface Unreadable {
   error: string;
 }
 
+/** `error` is the whole message (it names the key), `detail` only what is wrong. */
 export type Decoded<T> =
-  { ok: true; key: string; value: T; index: number } | ({ ok: false; index: number } & Unreadable);
+  { ok: true; key: string; value: T; index: number } | ({ ok: false; index: number; detail: string } & Unreadable);
+
+/** A document found unreadable at `key` (ModifyIndex `index`) for the reason `detail`. */
+export function unreadable(key: string, index: number, detail: string): Decoded<never> {
+  return { ok: false, key, index, detail, error: new InvalidKvDataError(key, detail).message };
+}
 
 /** Decodes one entry against its schema; never throws. */
 export function decodeEntry<T>(
@@ -29,8 +35,34 @@ export function decodeEntry<T>(
   try {
     return { ok: true, key: entry.key, value: decodeJson(schema, entry.key, entry.value), index };
   } catch (err) {
-    return { ok: false, key: entry.key, error: errorText(err), index };
+    return unreadable(entry.key, index, err instanceof InvalidKvDataError ? err.detail : errorText(err));
   }
+}
+
+/**
+ * Decodes every entry under `prefix` and hands each readable document to `take` (with its key);
+ * returns the unreadable ones, and those `take` refuses (it returns why), naming their keys.
+ */
+export function decodeEach<T>(
+  entries: Pick<KvEntry, "key" | "value">[],
+  prefix: string,
+  schema: z.ZodType<T, z.ZodTypeDef, unknown>,
+  take: (doc: T, key: string) => string | null,
+): Unreadable[] {
+  const refused: Unreadable[] = [];
+  for (const e of entries) {
+    if (!e.key.startsWith(prefix)) continue;
+    const d = decodeEntry(schema, e);
+    const why = d.ok ? take(d.value, d.key) : d.detail;
+    if (why !== null) refused.push({ key: e.key, error: new InvalidKvDataError(e.key, why).message });
+  }
+  return refused;
+}
+
+/** The document, or InvalidKvDataError naming its key (for readers that cannot go on without it). */
+export function documentOf<T>(d: Decoded<T>): T {
+  if (d.ok) return d.value;
+  throw new InvalidKvDataError(d.key, d.detail);
 }
 
 /** How a document is written: pretty-printed where operators read it in the Consul UI. */

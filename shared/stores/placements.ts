@@ -8,7 +8,7 @@
 import type { Consul, KvEntry } from "../consul.js";
 import type { KvLayout } from "../kv-layout.js";
 import { PlacementDocSchema, type PlacementDoc } from "../schedule.js";
-import { casDelete, casWrite, decodeEntry, encodeDocument, type Decoded } from "./document.js";
+import { casDelete, casWrite, decodeEntry, encodeDocument, unreadable, type Decoded } from "./document.js";
 
 /** A stack's placement document as read: decoded, or why not; with the index to CAS on. */
 export type PlacementEntry = Decoded<PlacementDoc> & { stack: string };
@@ -16,9 +16,10 @@ export type PlacementEntry = Decoded<PlacementDoc> & { stack: string };
 /** Decodes one entry of placements/<stack>; a document about another stack is unreadable. */
 export function decodePlacement(stack: string, e: Pick<KvEntry, "key" | "value" | "modifyIndex">): PlacementEntry {
   const d = decodeEntry(PlacementDocSchema, e);
-  if (d.ok && d.value.stack !== stack)
-    return { ok: false, stack, key: e.key, index: e.modifyIndex, error: `${e.key} is about stack ${d.value.stack}` };
-  return { ...d, stack };
+  return {
+    ...(d.ok && d.value.stack !== stack ? unreadable(e.key, e.modifyIndex, `is about stack ${d.value.stack}`) : d),
+    stack,
+  };
 }
 
 /** Every placement entry of a listing of placements/ (a watch answer or kvList), by stack. */

@@ -7,11 +7,11 @@
  */
 import type { KeyObject } from "node:crypto";
 import type { Consul, KvEntry } from "../consul.js";
-import { ConcurrentChangeError, InvalidKvDataError, errorText } from "../errors.js";
+import { ConcurrentChangeError, errorText } from "../errors.js";
 import type { KvLayout } from "../kv-layout.js";
 import { SpecSignatureSchema, signatureProblem, type SpecSigner } from "../signing.js";
 import { StackSpecSchema, decodeJson, type StackSpec } from "../spec.js";
-import { decodeEntry, type Decoded, type Unreadable } from "./document.js";
+import { decodeEntry, documentOf, unreadable, type Decoded, type Unreadable } from "./document.js";
 
 /** A spec's entry, with its stack (from the key) and its signature's entry, if any. */
 export interface SpecEntry {
@@ -46,9 +46,7 @@ export function specEntries(entries: KvEntry[], kv: KvLayout): SpecEntry[] {
 /** Decodes one spec; a spec that names another stack than its key's is unreadable. */
 export function decodeSpec(e: Pick<SpecEntry, "stack" | "key" | "value" | "index">): Decoded<StackSpec> {
   const d = decodeEntry(StackSpecSchema, { key: e.key, value: e.value, modifyIndex: e.index });
-  if (d.ok && d.value.stack !== e.stack)
-    return { ok: false, key: e.key, index: e.index, error: `spec at ${e.key} names stack ${d.value.stack}` };
-  return d;
+  return d.ok && d.value.stack !== e.stack ? unreadable(e.key, e.index, `names stack ${d.value.stack}`) : d;
 }
 
 /**
@@ -81,18 +79,16 @@ export async function listSpecs(consul: Consul, kv: KvLayout, only?: string): Pr
   return decodeSpecs(await consul.kvList(kv.stacks), kv, only);
 }
 
-/** One stack's live spec and its ModifyIndex (0 when absent); an unreadable one throws InvalidKvDataError. */
+/** One stack's live spec (null) and its ModifyIndex (0) when absent; an unreadable one throws InvalidKvDataError. */
 export async function readSpec(
   consul: Consul,
   kv: KvLayout,
   stack: string,
 ): Promise<{ spec: StackSpec | null; modifyIndex: number }> {
-  const key = kv.spec(stack);
-  const entry = await consul.kvGet(key);
-  if (!entry) return { spec: null, modifyIndex: 0 };
-  const spec = decodeJson(StackSpecSchema, key, entry.value);
-  if (spec.stack !== stack) throw new InvalidKvDataError(key, `names stack ${spec.stack}`);
-  return { spec, modifyIndex: entry.modifyIndex };
+  const entry = await consul.kvGet(kv.spec(stack));
+  const modifyIndex = entry?.modifyIndex ?? 0;
+  const spec = entry && documentOf(decodeSpec({ stack, key: entry.key, value: entry.value, index: modifyIndex }));
+  return { spec, modifyIndex };
 }
 
 /**
@@ -104,8 +100,7 @@ export async function writeSpec(
   consul: Consul,
   kv: KvLayout,
   spec: StackSpec,
-  modifyIndex: number,
-  signer: SpecSigner | null,
+  { modifyIndex, signer }: { modifyIndex: number; signer: SpecSigner | null },
 ): Promise<number> {
   const bytes = Buffer.from(JSON.stringify(StackSpecSchema.parse(spec)));
   const key = kv.spec(spec.stack);
