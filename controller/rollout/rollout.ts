@@ -134,7 +134,7 @@ export async function rollout(
         units,
         ...scheduler.specFields,
       };
-      index = await writeSpec(consul, kv, spec, index, ctx.signer);
+      index = await writeSpec(consul, kv, spec, { modifyIndex: index, signer: ctx.signer });
       live = generation;
       return generation;
     };

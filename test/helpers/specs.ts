@@ -64,7 +64,7 @@ export async function publish(
     deployment: { type: "standalone", name: stack, version: null, group: null },
     units,
   };
-  await writeSpec(consul, kv, next, modifyIndex, signer);
+  await writeSpec(consul, kv, next, { modifyIndex, signer });
   return next.generation;
 }
 
