@@ -44,6 +44,11 @@ export interface PlanOptions {
   minHealthySeconds: number;
 }
 
+/** The one rule for how long one unit may take to become active (and a Consul check stay critical): -d × -m. */
+export function perUnitMs(o: Pick<PlanOptions, "delaySeconds" | "maxTries">): number {
+  return o.delaySeconds * o.maxTries * 1000;
+}
+
 /** How the rollout watches and what it does when something fails: decided once, here. */
 export interface RolloutPolicy {
   /** the longest one unit may take to become active, and a Consul check to stay critical (-d × -m) */
@@ -109,7 +114,7 @@ export function planRollout(req: RolloutRequest, seen: Observed, opts: PlanOptio
   const base = {
     request: req,
     policy: {
-      perUnitMs: opts.delaySeconds * opts.maxTries * 1000,
+      perUnitMs: perUnitMs(opts),
       minHealthySeconds: opts.minHealthySeconds,
       removalWaitMs: REMOVAL_WAIT_MS,
       onFailure: opts.noRemoval ? ("keep" as const) : ("restore" as const),
