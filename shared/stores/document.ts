@@ -3,7 +3,7 @@
  * key and what is wrong with it (an unreadable document is a value the caller reports, not a
  * throw), and the one way a document is CAS-written (optionally only while a session holds a lock).
  * Names across the stores: list* reads a prefix, read* one key, decode* is pure (a listing or a
- * watch answer in, typed documents out), put* writes one's own document unconditionally,
+ * watch answer in, typed documents out), put* writes unconditionally (a document with one writer),
  * write* / delete* are CAS writes. Callers never parse a KV value themselves.
  */
 import type { z } from "zod";
