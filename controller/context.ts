@@ -14,6 +14,7 @@ import { SpecSigner } from "../shared/signing.js";
 import { Fleet } from "../shared/fleet.js";
 import { agentsScheduler } from "./scheduler/agents.js";
 import { fleetScheduler } from "./scheduler/fleet.js";
+import { releaseAdopted } from "./commands/adopt.js";
 import type { Scheduler } from "./scheduler/scheduler.js";
 import { loadManifest, type Manifest, type SchedulerName } from "./config/manifest.js";
 
@@ -47,12 +48,11 @@ export interface Context {
   signer: SpecSigner | null;
   /** the largest file archive a deployment may carry */
   maxArchiveBytes: number;
-  /** where units go and what hosts report (controller/scheduler/) */
+  /** where units go, what hosts report, what the backend refuses (controller/scheduler/; manifest
+   * `scheduler:`, `plan --scheduler`) */
   scheduler: Scheduler;
   /** the environment's fleet (manifest `fleet:`), for `nodes` and `adopt`; null: none */
   fleet: Fleet | null;
-  /** who places this environment's units (manifest `scheduler:`, `plan --scheduler`) */
-  schedulerName: SchedulerName;
 }
 
 export function makeContext(opts: GlobalOptions, manifest?: Manifest): Context {
@@ -94,11 +94,13 @@ export function makeContext(opts: GlobalOptions, manifest?: Manifest): Context {
   const schedulerName: SchedulerName = opts.scheduler ?? envCfg?.scheduler ?? "agents";
   return {
     fleet: fleetEndpoint ? new Fleet(fleetEndpoint) : null,
-    schedulerName,
     dir: resolve(opts.config),
     consul,
     kv,
-    scheduler: schedulerName === "fleet" ? fleetScheduler(consul, kv) : agentsScheduler(consul, kv),
+    scheduler:
+      schedulerName === "fleet"
+        ? fleetScheduler(consul, kv, (stack) => releaseAdopted(consul, kv, stack))
+        : agentsScheduler(consul, kv),
     signer: signerFor(opts),
     maxArchiveBytes: archiveLimit(opts.maxArchiveSize),
   };

@@ -1,5 +1,7 @@
 /**
  * Deploy-side commands: service / standalone / global deployments, remove, rollback, force-unlock.
+ * The process edge of a rollout is here: SIGINT/SIGTERM during one release its deploy lock, say
+ * where things stand and exit 130.
  */
 import { HoustonError } from "../../shared/errors.js";
 import type { Manifest } from "../config/manifest.js";
@@ -9,9 +11,33 @@ import type { DeploymentRequest } from "../plan/plan-deployment.js";
 import { listHistory } from "../../shared/stores/history.js";
 import { forceUnlock } from "../rollout/lock.js";
 import { readSpec } from "../../shared/stores/specs.js";
-import { rollout, type RolloutOptions } from "../rollout/rollout.js";
+import { rollout, type OnInterrupt, type RolloutOptions } from "../rollout/rollout.js";
 import { NotDeployedError } from "../rollout/rollout-plan.js";
 import { makePlan } from "./plan.js";
+
+/** The exit code of a rollout interrupted by SIGINT or SIGTERM (128 + SIGINT). */
+export const INTERRUPTED_EXIT = 130;
+
+/**
+ * Ctrl-C or SIGTERM during a rollout: the rollout gives its lock back at once (rather than after
+ * its TTL) and says where things stand; then the process exits.
+ */
+function exitOnSignal(out: Output): OnInterrupt {
+  return (stop) => {
+    const interrupted = (): void => {
+      void stop().then((said) => {
+        out.error(said);
+        process.exit(INTERRUPTED_EXIT);
+      });
+    };
+    process.once("SIGINT", interrupted);
+    process.once("SIGTERM", interrupted);
+    return () => {
+      process.off("SIGINT", interrupted);
+      process.off("SIGTERM", interrupted);
+    };
+  };
+}
 
 export async function breakLockIfAsked(ctx: Context, stack: string, force: boolean, out: Output): Promise<void> {
   if (!force) return;
@@ -46,6 +72,7 @@ export async function deployCommand(
     },
     opts,
     out,
+    exitOnSignal(out),
   );
 }
 
@@ -79,7 +106,7 @@ export async function removeCommand(
     minHealthySeconds: 0,
     keepGenerations,
   };
-  return rollout(ctx, { ...input, label: `${stack}${group ? ` group ${group}` : ""}` }, opts, out);
+  return rollout(ctx, { ...input, label: `${stack}${group ? ` group ${group}` : ""}` }, opts, out, exitOnSignal(out));
 }
 
 /** The generation asked for cannot be rolled back to (none, not a success, archive pruned). */
@@ -135,5 +162,6 @@ export async function rollbackCommand(
     },
     opts,
     out,
+    exitOnSignal(out),
   );
 }

@@ -11,9 +11,8 @@ import { readLeader } from "../../shared/stores/leader.js";
 import { listSpecs } from "../../shared/stores/specs.js";
 import type { Context } from "../context.js";
 import type { Output } from "../output.js";
-import { isFleetStack } from "../../shared/fleet-mirror.js";
 import { isGlobal } from "../../shared/placement.js";
-import { placedTargets } from "../scheduler/targets.js";
+import { specTargets } from "../scheduler/targets.js";
 
 export function table(rows: string[][]): string {
   const widths = rows[0]?.map((_, i) => Math.max(...rows.map((r) => (r[i] ?? "").length))) ?? [];
@@ -49,7 +48,7 @@ export async function statusCommand(
   const stacks = specs.map((spec) => {
     const byHost: ReadonlyMap<string, StatusReport> = reports.get(spec.stack) ?? new Map<string, StatusReport>();
     const doc = placements.get(spec.stack);
-    const { targets, unplaced } = placedTargets(spec.units, doc, hosts, isFleetStack(spec));
+    const { targets, unplaced } = specTargets(spec, doc, hosts);
     const rows = spec.units.flatMap((u, i) =>
       (targets[i]?.hosts ?? []).map((node) => {
         const r = byHost.get(node);

@@ -10,14 +10,13 @@ import type { Output } from "../output.js";
 import { diffPlan, type PlanDiff } from "../plan/diff.js";
 import { planDeployment, type DeploymentRequest, type Plan } from "../plan/plan-deployment.js";
 import { readSpec } from "../../shared/stores/specs.js";
-import { UnplaceableUnitError } from "../rollout/rollout-plan.js";
+import { UnplaceableUnitError } from "../scheduler/targets.js";
 import { checkNameClash } from "../plan/clash.js";
 import { isGlobal } from "../../shared/placement.js";
-import { fleetUnitText } from "../../shared/fleet-mirror.js";
 
 export function makePlan(ctx: Context, manifest: Manifest, req: DeploymentRequest): Plan {
   const inputs = loadDeploymentInputs(ctx.dir, req, manifest);
-  const plan = planDeployment(inputs, { ...req, scheduler: ctx.schedulerName });
+  const plan = planDeployment(inputs, req, ctx.scheduler.unitRules);
   for (const a of plan.archives) {
     // KV and every agent hold each archive: refuse the oversized at plan time
     if (a.bytes.length > ctx.maxArchiveBytes) {
@@ -92,7 +91,7 @@ export async function planCommand(
             })),
           })),
           diff,
-          scheduler: ctx.schedulerName,
+          scheduler: ctx.scheduler.name,
           placement,
           consul,
         },
@@ -106,10 +105,7 @@ export async function planCommand(
   out.info(
     `Plan: ${d.type} ${d.name}${d.version ? ` ${d.version}` : ""}${d.group ? ` group ${d.group}` : ""} in ${plan.environment} (stack ${plan.stack})`,
   );
-  if (ctx.schedulerName === "fleet")
-    out.info(
-      "Scheduler: fleet (the agent holding the scheduler role submits these units to fleetd; fleet picks the machines, → is a preview)",
-    );
+  if (ctx.scheduler.planNote) out.info(ctx.scheduler.planNote);
   for (const u of plan.units) {
     const state = diff
       ? diff.added.includes(u.name)
@@ -125,8 +121,7 @@ export async function planCommand(
     const on = placement?.hosts[u.name];
     const where = on ? ` → ${on.length ? on.join(", ") : "no host yet"}${isGlobal(u) ? " (global)" : ""}` : "";
     out.info(`Unit ${u.name} (${u.role}, ${state}${shared})${where}`);
-    const text = ctx.schedulerName === "fleet" ? fleetUnitText(plan.stack, u) : u.text;
-    out.print(text.replace(/^/gm, "    ").trimEnd() + "\n");
+    out.print(ctx.scheduler.unitText(plan.stack, u).replace(/^/gm, "    ").trimEnd() + "\n");
   }
   for (const a of plan.archives) {
     out.info(

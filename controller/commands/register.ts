@@ -11,6 +11,7 @@ import { EXIT } from "../output.js";
 import type { DeploymentType } from "../plan/plan-deployment.js";
 import { stackOf } from "../plan/plan-deployment.js";
 import type { RolloutOptions } from "../rollout/rollout.js";
+import { perUnitMs } from "../rollout/rollout-plan.js";
 import { DEFAULT_KEEP_GENERATIONS, breakLockIfAsked, deployCommand, removeCommand, rollbackCommand } from "./deploy.js";
 import { historyCommand, nodesCommand, statusCommand } from "./inspect.js";
 import { adoptCommand } from "./adopt.js";
@@ -60,10 +61,11 @@ function seconds(name: string, value: string, allowZero = false): number {
 function rolloutOptions(f: DeployFlags): RolloutOptions {
   const delaySeconds = seconds("--delay", f.delay);
   const maxTries = positive("--max-tries", f.maxTries);
-  if (delaySeconds * maxTries > MAX_TIMER_SECONDS)
+  const perUnitSeconds = perUnitMs({ delaySeconds, maxTries }) / 1000;
+  if (perUnitSeconds > MAX_TIMER_SECONDS)
     throw new ConfigError(
       "command line",
-      `--delay × --max-tries (${delaySeconds * maxTries} s) is longer than a timer holds (at most ${MAX_TIMER_SECONDS} s)`,
+      `--delay × --max-tries (${perUnitSeconds} s) is longer than a timer holds (at most ${MAX_TIMER_SECONDS} s)`,
     );
   return {
     delaySeconds,

@@ -4,7 +4,8 @@
  *
  * Order: file archive first (for global deployments: after the global units), then the
  * dependencies in manifest order, then the service. Each unit Requires=/After= the previous one
- * unless dependencies are off.
+ * unless dependencies are off; what the environment's scheduler refuses or ties differently
+ * (Instances=, Socket=, Wants= chains) comes from its unit rules (controller/scheduler/unit-rules.ts).
  */
 import { ConfigError } from "../../shared/errors.js";
 import { placementOf, type Placement } from "../../shared/placement.js";
@@ -23,6 +24,7 @@ import { substitute } from "./substitute.js";
 import { buildArchive, type BuiltArchive } from "./archive.js";
 import { addDependency, dropGroupMetadata, rewriteReferences, serviceDeclOf } from "./render-unit.js";
 import { attachSocket, socketGuardUnit, socketSpecs, socketUnit } from "./socket.js";
+import { AGENTS_UNIT_RULES, type UnitRules } from "../scheduler/unit-rules.js";
 
 export type DeploymentType = Deployment["type"];
 
@@ -34,8 +36,6 @@ export interface DeploymentRequest {
   version: string | null;
   group: string | null;
   dependencies: boolean;
-  /** fleet places units itself: what only Houston's agents can do is refused (default agents) */
-  scheduler?: "agents" | "fleet";
 }
 
 export interface PlanInputUnit {
@@ -74,7 +74,8 @@ export function stackOf(req: Pick<DeploymentRequest, "type" | "name">): string {
   return req.type === "global" ? "global" : req.name;
 }
 
-export function planDeployment(inputs: PlanInputs, req: DeploymentRequest): Plan {
+/** `rules`: what the environment's scheduler allows in unit files (default: Houston's agents). */
+export function planDeployment(inputs: PlanInputs, req: DeploymentRequest, rules = AGENTS_UNIT_RULES): Plan {
   const stack = stackOf(req);
   if (!NAME_RE.test(stack)) throw new ConfigError("command line", `invalid stack name ${JSON.stringify(stack)}`);
   if (req.group !== null && !GROUP_RE.test(req.group))
@@ -105,11 +106,8 @@ export function planDeployment(inputs: PlanInputs, req: DeploymentRequest): Plan
       throw new ConfigError(input.template.source, `unit ${name} is listed twice in this deployment`);
     const unit = parseUnitFile(substitute(input.template.text, vars), input.template.source);
     const wants = placementOf(unit, input.template.source); // malformed [X-Fleet] is an error before anything is dropped
-    if (req.scheduler === "fleet" && (wants.instances ?? 1) > 1)
-      throw new ConfigError(
-        input.template.source,
-        `[X-Houston] Instances=${wants.instances} needs the agents scheduler: fleet runs one copy of a unit (this environment's scheduler is fleet)`,
-      );
+    const refused = (wants.instances ?? 1) > 1 ? rules.refuseInstances(wants.instances ?? 1) : null;
+    if (refused) throw new ConfigError(input.template.source, refused);
     if (input.role !== "service" && socketSpecs(unit, input.template.source).length) {
       throw new ConfigError(
         input.template.source,
@@ -160,16 +158,13 @@ export function planDeployment(inputs: PlanInputs, req: DeploymentRequest): Plan
   }
 
   let previous: string | null = null;
-  // with fleet, units of one chain may land on different machines: each needs the file unit (global,
-  // so always beside it) and only wants its predecessor (ordered when both are on one machine)
-  const fleet = req.scheduler === "fleet";
+  // the backend's rules say how a unit needs its predecessor, and whether each needs the file unit
   const archiveName = rendered.find((r) => r.spec.role === "archive")?.spec.name ?? null;
   const units: UnitSpec[] = rendered.map((r) => {
     const unit = cloneUnit(r.unit);
     rewriteReferences(unit, refNames);
-    if (req.dependencies && previous)
-      addDependency(unit, previous, fleet && previous !== archiveName ? "Wants" : "Requires");
-    if (fleet && archiveName && r.spec.name !== archiveName) addDependency(unit, archiveName);
+    if (req.dependencies && previous) addDependency(unit, previous, rules.chainNeed(previous === archiveName));
+    if (rules.eachRequiresArchive && archiveName && r.spec.name !== archiveName) addDependency(unit, archiveName);
     previous = r.spec.name;
     // read again after the rewrite: MachineOf=cache.service names the rendered unit
     const placements = r.spec.role === "archive" ? r.spec.placements : [placementOf(unit, r.source)];
@@ -181,7 +176,7 @@ export function planDeployment(inputs: PlanInputs, req: DeploymentRequest): Plan
       stack,
       req.group,
       units,
-      req.scheduler,
+      rules,
     ),
   );
   return {
@@ -203,16 +198,12 @@ function socketUnits(
   stack: string,
   group: string | null,
   units: UnitSpec[],
-  scheduler: DeploymentRequest["scheduler"],
+  rules: UnitRules,
 ): UnitSpec[] {
   if (!service) return [];
   const listen = socketSpecs(service.unit, service.source);
   if (listen.length === 0) return [];
-  if (scheduler === "fleet")
-    throw new ConfigError(
-      service.source,
-      "[X-Houston] Socket= needs the agents scheduler (this environment's scheduler is fleet)",
-    );
+  if (rules.refuseSocket) throw new ConfigError(service.source, rules.refuseSocket);
   const parts = { stack, component: null, group, version: "socket" };
   const socketName = unitName({ ...parts, kind: "socket" });
   const guardName = unitName({ ...parts, kind: "socket-guard" });

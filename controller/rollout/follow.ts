@@ -1,47 +1,82 @@
 /**
- * Following a rollout on the fleet (I/O, through the scheduler): units becoming active host by
- * host, the service's checks in Consul, removals, and the archives left to prune. Each returns
- * what it saw; rollout-plan.ts decides what comes next.
+ * Following a rollout on the fleet (I/O, through the scheduler): where a batch's units were
+ * placed, units becoming active host by host, the service's checks in Consul, the batch watched
+ * for --min-healthy, removals, and the archives left to prune. Each returns what it saw;
+ * rollout-steps.ts decides what comes next.
  */
+import type { Consul } from "../../shared/consul.js";
 import { errorText } from "../../shared/errors.js";
-import { StackSpecSchema, serviceTags, type StatusReport } from "../../shared/spec.js";
+import type { StatusReport } from "../../shared/spec.js";
 import type { Context } from "../context.js";
 import type { Output } from "../output.js";
+import { TimeoutError } from "../scheduler/agent-reports.js";
+import type { Scheduler } from "../scheduler/scheduler.js";
+import type { HostView, UnitTarget } from "../scheduler/targets.js";
 import { describeHost } from "./confirm.js";
-import { TimeoutError, followHealth } from "./fleet-view.js";
-import { readHistory } from "./history.js";
-import { archivesToKeep, decide, removalPending, unhealthy, type UnitTarget } from "./progress.js";
-import type { Failure } from "./rollout-plan.js";
-import type { RolloutInput, RolloutOptions } from "./rollout.js";
+import { followHealth } from "./health-watch.js";
+import { listHistory } from "../../shared/stores/history.js";
+import { listSpecs } from "../../shared/stores/specs.js";
+import { archivesToKeep, decide, removalPending, unhealthy } from "./progress.js";
+import type { Batch, ServiceCheck } from "./rollout-plan.js";
+import type { Failure } from "./rollout-steps.js";
 
-/** How long agents get to carry out a prune or a restore before we say so and move on. */
-const REMOVAL_WAIT_MS = 120_000;
+/** One batch being watched: what every phase after its write follows. */
+export interface BatchWatch {
+  stack: string;
+  /** the generation written for this batch */
+  generation: number;
+  /** the batch's units and the hosts they went to */
+  scope: UnitTarget[];
+  /** when the rollout's --timeout runs out */
+  deadline: number;
+  /** the plan's bound on one unit (and on a Consul check staying critical) */
+  perUnitMs: number;
+  /** hosts whose agent was not passing when the rollout began, and its state (named in a timeout) */
+  unwell: ReadonlyMap<string, string>;
+}
+
+/**
+ * The batch's units where the scheduler put them in the written generation (the plan's scope is
+ * a preview); a unit it could not place fails the rollout, saying what no machine satisfies.
+ */
+export async function awaitPlacement(
+  scheduler: Scheduler,
+  w: Omit<BatchWatch, "scope" | "perUnitMs" | "unwell">,
+  batch: Batch,
+  hosts: HostView[],
+): Promise<{ scope: UnitTarget[]; failure: Failure | null }> {
+  try {
+    const placed = await scheduler.placed(w.stack, w.generation, batch.placing, hosts, w.deadline);
+    const first = placed.unplaced[0];
+    return {
+      scope: placed.targets,
+      failure: first ? { unit: first.unit, host: "any machine", reason: first.reason } : null,
+    };
+  } catch (err) {
+    if (!(err instanceof TimeoutError)) throw err;
+    return {
+      scope: batch.scope,
+      failure: { unit: batch.placing[0]?.name ?? "?", host: "-", reason: err.message },
+    };
+  }
+}
 
 /** Follows the units in order, logging each as it starts and completes. Returns the failure, if any. */
-export async function followUnits(
-  ctx: Context,
-  stack: string,
-  units: UnitTarget[],
-  generation: number,
-  deadline: number,
-  opts: RolloutOptions,
-  out: Output,
-  unwell: ReadonlyMap<string, string>,
-): Promise<Failure | null> {
-  const perUnitMs = opts.delaySeconds * opts.maxTries * 1000;
+export async function followUnits(scheduler: Scheduler, w: BatchWatch, out: Output): Promise<Failure | null> {
+  const units = w.scope;
   let current = 0;
   let since = Date.now();
   let last = "";
   if (units[0]) out.info(`Deploying ${units[0].name}`);
   for (;;) {
-    const until = Math.min(deadline, since + perUnitMs);
+    const until = Math.min(w.deadline, since + w.perUnitMs);
     let step: { failed: Failure | null; at: number };
     try {
-      step = await ctx.scheduler.follow(
-        stack,
+      step = await scheduler.follow(
+        w.stack,
         until,
         (reports) => {
-          const d = decide(units, generation, reports);
+          const d = decide(units, w.generation, reports);
           if (d.kind === "failed") return { failed: { unit: d.unit, host: d.host, reason: d.reason }, at: current };
           last = d.kind === "waiting" ? `${d.unit} not active yet on ${d.pending.join(", ")}` : "";
           out.progress(
@@ -58,8 +93,8 @@ export async function followUnits(
       if (!(err instanceof TimeoutError)) throw err;
       const unit = units[current];
       const sick = (unit?.hosts ?? [])
-        .filter((h) => unwell.has(h))
-        .map((h) => `houston-agent on ${h} is ${unwell.get(h)}`);
+        .filter((h) => w.unwell.has(h))
+        .map((h) => `houston-agent on ${h} is ${w.unwell.get(h)}`);
       return {
         unit: unit?.name ?? "?",
         host: unit?.hosts.join(", ") ?? "?",
@@ -82,6 +117,12 @@ export async function followUnits(
   }
 }
 
+/** The first failed unit of the batch in these reports, as a rollout failure. */
+function failedUnit(w: BatchWatch, reports: ReadonlyMap<string, StatusReport>): Failure | null {
+  const d = decide(w.scope, w.generation, reports);
+  return d.kind === "failed" ? { unit: d.unit, host: d.host, reason: d.reason } : null;
+}
+
 /**
  * The service must be passing in Consul with its version tag on every host it runs on. Meanwhile
  * the agents' reports are still followed: a unit that fails now fails the rollout at once, with
@@ -89,24 +130,19 @@ export async function followUnits(
  * it then, quoting the check's output.
  */
 export async function confirmService(
-  ctx: Context,
-  input: RolloutInput,
-  scope: UnitTarget[],
-  generation: number,
-  deadline: number,
-  opts: RolloutOptions,
+  consul: Consul,
+  scheduler: Scheduler,
+  w: BatchWatch,
+  svc: ServiceCheck,
   out: Output,
 ): Promise<Failure | null> {
-  const svc = input.units.find((u) => u.role === "service");
-  if (!svc) return null;
-  const name = svc.service?.name ?? input.stack;
-  const tags = serviceTags(svc.version, svc.group);
-  const nodes = scope.find((t) => t.name === svc.name)?.hosts ?? [];
+  const name = svc.service;
+  const nodes = w.scope.find((t) => t.name === svc.unit)?.hosts ?? [];
   const ac = new AbortController();
   const seen = new Map<string, string>();
-  const health = followHealth(ctx.consul, name, tags, nodes, {
-    deadline,
-    limitMs: opts.delaySeconds * opts.maxTries * 1000,
+  const health = followHealth(consul, name, svc.tags, nodes, {
+    deadline: w.deadline,
+    limitMs: w.perUnitMs,
     signal: ac.signal,
     onChange: (hosts) => {
       const waiting = hosts.filter((h) => h.status !== "passing").map((h) => `${h.node} ${h.status}`);
@@ -122,7 +158,7 @@ export async function confirmService(
       d.kind === "passing"
         ? null
         : {
-            unit: svc.name,
+            unit: svc.unit,
             host: d.host.node,
             reason:
               d.host.status === "missing"
@@ -131,18 +167,15 @@ export async function confirmService(
           },
     (err: unknown): Failure | null => {
       if (err instanceof TimeoutError)
-        return { unit: svc.name, host: nodes.join(", "), reason: `${errorText(err)} (confirm with Consul timed out)` };
+        return { unit: svc.unit, host: nodes.join(", "), reason: `${errorText(err)} (confirm with Consul timed out)` };
       throw err;
     },
   );
-  const unitFailure = ctx.scheduler
+  const unitFailure = scheduler
     .follow(
-      input.stack,
-      deadline,
-      (reports) => {
-        const d = decide(scope, generation, reports);
-        return d.kind === "failed" ? { unit: d.unit, host: d.host, reason: d.reason } : undefined;
-      },
+      w.stack,
+      w.deadline,
+      (reports) => failedUnit(w, reports) ?? undefined,
       () => "",
       ac.signal,
     )
@@ -154,7 +187,7 @@ export async function confirmService(
     ac.abort();
     out.progress("");
   }
-  out.info(`${svc.name} has started`);
+  out.info(`${svc.unit} has started`);
   out.info("Validated service is running with Consul");
   return null;
 }
@@ -166,54 +199,50 @@ export async function confirmService(
  * fails the rollout at once.
  */
 export async function watchHealthy(
-  ctx: Context,
-  stack: string,
-  scope: UnitTarget[],
-  generation: number,
+  scheduler: Scheduler,
+  w: BatchWatch,
   seconds: number,
-  deadline: number,
   out: Output,
 ): Promise<Failure | null> {
   const reports = async (): Promise<ReadonlyMap<string, StatusReport>> =>
-    (await ctx.scheduler.reports()).get(stack) ?? new Map();
-  if (seconds <= 0) {
-    const d = decide(scope, generation, await reports());
-    return d.kind === "failed" ? { unit: d.unit, host: d.host, reason: d.reason } : null;
-  }
+    (await scheduler.reports()).get(w.stack) ?? new Map();
+  if (seconds <= 0) return failedUnit(w, await reports());
   const until = Date.now() + seconds * 1000;
-  out.info(`Watching ${scope.map((u) => u.name).join(", ")} for ${seconds}s (--min-healthy)`);
+  out.info(`Watching ${w.scope.map((u) => u.name).join(", ")} for ${seconds}s (--min-healthy)`);
   try {
-    return await ctx.scheduler.follow(
-      stack,
-      Math.min(until, deadline),
-      (r) => unhealthy(scope, generation, r) ?? undefined,
+    return await scheduler.follow(
+      w.stack,
+      Math.min(until, w.deadline),
+      (r) => unhealthy(w.scope, w.generation, r) ?? undefined,
       () => "",
     );
   } catch (err) {
     if (!(err instanceof TimeoutError)) throw err;
-    if (until > deadline)
+    if (until > w.deadline)
       return {
-        unit: scope.map((u) => u.name).join(", "),
-        host: [...new Set(scope.flatMap((u) => u.hosts))].join(", "),
+        unit: w.scope.map((u) => u.name).join(", "),
+        host: [...new Set(w.scope.flatMap((u) => u.hosts))].join(", "),
         reason: `--timeout ran out while watching the units for --min-healthy ${seconds}s`,
       };
-    return unhealthy(scope, generation, await reports());
+    return unhealthy(w.scope, w.generation, await reports());
   }
 }
 
+/** Waits until no report lists the removed units; false (and a warning) when `waitMs` runs out first. */
 export async function waitRemoved(
-  ctx: Context,
+  scheduler: Scheduler,
   stack: string,
   names: string[],
   generation: number,
+  waitMs: number,
   out: Output,
 ): Promise<boolean> {
   if (names.length === 0) return true;
   let pending: string[] = [];
   try {
-    await ctx.scheduler.follow(
+    await scheduler.follow(
       stack,
-      Date.now() + REMOVAL_WAIT_MS,
+      Date.now() + waitMs,
       (reports) => {
         pending = removalPending(names, reports);
         return pending.length === 0 ? true : undefined;
@@ -224,7 +253,7 @@ export async function waitRemoved(
   } catch (err) {
     if (!(err instanceof TimeoutError)) throw err;
     out.warn(
-      `generation ${generation}: ${names.join(", ")} still reported on ${pending.join(", ")} after ${REMOVAL_WAIT_MS / 1000}s; the agents will keep converging`,
+      `generation ${generation}: ${names.join(", ")} still reported on ${pending.join(", ")} after ${waitMs / 1000}s; the agents will keep converging`,
     );
     return false;
   }
@@ -241,25 +270,16 @@ export async function pruneArchives(
   keepGenerations: number,
   out: Output,
 ): Promise<void> {
-  const history = await readHistory(ctx.consul, ctx.kv, stack);
+  const history = await listHistory(ctx.consul, ctx.kv, stack);
   const keep = archivesToKeep(history, keepGenerations);
   const all = new Set([
     ...candidates,
     ...history.flatMap((h) => h.units.flatMap((u) => (u.archive ? [u.archive] : []))),
   ]);
-  for (const e of await ctx.consul.kvList(ctx.kv.stacks)) {
-    if (!ctx.kv.stackOfSpecKey(e.key)) continue;
-    // an unreadable spec might reference anything: then keep every candidate
-    let raw: unknown;
-    try {
-      raw = JSON.parse(e.value.toString("utf8"));
-    } catch {
-      return;
-    }
-    const spec = StackSpecSchema.safeParse(raw);
-    if (!spec.success) return;
-    for (const u of spec.data.units) if (u.archive) keep.add(u.archive);
-  }
+  // an unreadable spec might reference anything: then keep every candidate
+  const { specs, unreadable } = await listSpecs(ctx.consul, ctx.kv);
+  if (unreadable.length > 0) return;
+  for (const spec of specs) for (const u of spec.units) if (u.archive) keep.add(u.archive);
   const present = new Set(await ctx.consul.kvKeys(ctx.kv.archives, "/"));
   for (const sha of all) {
     if (keep.has(sha) || !present.has(ctx.kv.archive(sha))) continue;

@@ -1,28 +1,12 @@
 /**
  * Pure rollout decisions, fed by agents' reports:
- *  - which hosts each unit must run on (the agents' own targeting rule, over their metadata);
  *  - how hosts are split into a canary and batches of --max-parallel;
+ *  - whether a host's report speaks for a generation (one rule, for following and for watching);
  *  - whether a generation's units are active everywhere, still pending, or failed somewhere
  *    (and where, and why), and whether removed units are gone.
  */
-import { unitTargetsNode } from "../../shared/placement.js";
-import type { HistoryRecord, StatusReport, UnitSpec, UnitStatus } from "../../shared/spec.js";
-
-export interface HostView {
-  node: string;
-  meta: Record<string, string>;
-  /** /etc/machine-id, when the agent reported it ([X-Fleet] MachineID=) */
-  machineId?: string | undefined;
-  /** houston-agent's Consul check: passing, warning, critical, or missing */
-  agent: string;
-}
-
-export function hostsForUnit(unit: Pick<UnitSpec, "placements" | "hosts">, hosts: HostView[]): string[] {
-  return hosts
-    .filter((h) => unitTargetsNode(unit, h.node, h.meta))
-    .map((h) => h.node)
-    .sort();
-}
+import type { UnitTarget } from "../scheduler/targets.js";
+import type { HistoryRecord, StatusReport, UnitStatus } from "../../shared/spec.js";
 
 /** Canary first (if any), then groups of maxParallel (null: all the rest at once). */
 export function makeBatches(hosts: string[], canary: number, maxParallel: number | null): string[][] {
@@ -34,15 +18,18 @@ export function makeBatches(hosts: string[], canary: number, maxParallel: number
   return out;
 }
 
-export interface UnitTarget {
-  name: string;
-  hosts: string[];
-}
-
 export type Decision =
   | { kind: "done" }
   | { kind: "waiting"; unit: string; pending: string[]; done: string[] }
   | { kind: "failed"; unit: string; host: string; reason: string };
+
+/**
+ * The one rule for whether a host's report speaks for `generation`: its agent has seen that
+ * generation or a later one. Anything else (no report, an older one) is no evidence yet.
+ */
+export function reportIsCurrent(r: StatusReport | undefined, generation: number): r is StatusReport {
+  return r !== undefined && r.desiredGeneration !== null && r.desiredGeneration >= generation;
+}
 
 /**
  * A unit counts as done on a host when that host's agent has seen `generation` (or later) and
@@ -56,8 +43,7 @@ export function decide(units: UnitTarget[], generation: number, reports: Readonl
     const done: string[] = [];
     for (const host of u.hosts) {
       const r = reports.get(host);
-      const current = r !== undefined && r.desiredGeneration !== null && r.desiredGeneration >= generation;
-      if (!r || !current) {
+      if (!reportIsCurrent(r, generation)) {
         pending.push(host);
         continue;
       }
@@ -108,7 +94,7 @@ export function unhealthy(
   for (const u of units) {
     for (const host of u.hosts) {
       const r = reports.get(host);
-      if (!r || r.desiredGeneration === null || r.desiredGeneration < generation) continue;
+      if (!reportIsCurrent(r, generation)) continue;
       if (r.errors.length > 0) return { unit: u.name, host, reason: r.errors.join("; ") };
       const s = r.units.find((x) => x.name === u.name);
       if (!s) return { unit: u.name, host, reason: `${u.name} is no longer in the host's report` };

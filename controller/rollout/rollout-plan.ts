@@ -1,18 +1,23 @@
 /**
- * The rollout's decisions (pure), as the agent's reconcileHost is for a host: from the request
- * and what is observed (the live spec, history, hosts) → a plan; from the plan and how far it
- * got → the next step. rollout.ts only carries steps out and reports what happened. Deploy,
- * rollback (a deploy of recorded units) and remove are requests to the same planner.
+ * The rollout's plan (pure), as the agent's reconcileHost is for a host: from the request and
+ * what is observed (the live spec, history, hosts) → a plan holding every decision and all the
+ * policy (batches, what to confirm, how long a unit may take, what to do on failure).
+ * rollout-steps.ts walks it step by step; rollout.ts only carries steps out. Deploy, rollback (a
+ * deploy of recorded units) and remove are requests to the same planner.
  */
 import { HoustonError } from "../../shared/errors.js";
-import type { Deployment, HistoryRecord, StackSpec, UnitSpec } from "../../shared/spec.js";
+import { isGlobal } from "../../shared/placement.js";
+import { serviceTags, type Deployment, type HistoryRecord, type StackSpec, type UnitSpec } from "../../shared/spec.js";
+import type { HostView, UnitTarget } from "../scheduler/targets.js";
 import { replacedUnits } from "../plan/diff.js";
 import { nextGeneration } from "./history.js";
-import { makeBatches, type HostView, type UnitTarget } from "./progress.js";
+import { makeBatches } from "./progress.js";
 
 export class NoAgentsError extends HoustonError {}
-export class UnplaceableUnitError extends HoustonError {}
 export class NotDeployedError extends HoustonError {}
+
+/** How long agents get to carry out a prune or a restore before we say so and move on. */
+const REMOVAL_WAIT_MS = 120_000;
 
 export interface RolloutRequest {
   kind: "deploy" | "remove";
@@ -30,6 +35,37 @@ export interface PlanOptions {
   canary: number;
   maxParallel: number | null;
   skipConsul: boolean;
+  /** on failure, leave the new units in place rather than restoring the previous generation */
+  noRemoval: boolean;
+  /** -d and -m: a unit may take delaySeconds × maxTries to become active */
+  delaySeconds: number;
+  maxTries: number;
+  /** after a batch is active (and confirmed), watch it this long; 0: one more look */
+  minHealthySeconds: number;
+}
+
+/** The one rule for how long one unit may take to become active (and a Consul check stay critical): -d × -m. */
+export function perUnitMs(o: Pick<PlanOptions, "delaySeconds" | "maxTries">): number {
+  return o.delaySeconds * o.maxTries * 1000;
+}
+
+/** How the rollout watches and what it does when something fails: decided once, here. */
+export interface RolloutPolicy {
+  /** the longest one unit may take to become active, and a Consul check to stay critical (-d × -m) */
+  perUnitMs: number;
+  /** each batch is watched this long after it is active and confirmed (0: one more look) */
+  minHealthySeconds: number;
+  /** how long agents get to carry out a prune or a restore */
+  removalWaitMs: number;
+  /** on failure: restore the previous generation, or keep the new units (--no-removal) */
+  onFailure: "restore" | "keep";
+}
+
+/** The service to confirm in Consul's health API after each batch: its unit, name and version tags. */
+export interface ServiceCheck {
+  unit: string;
+  service: string;
+  tags: string[];
 }
 
 export interface Observed {
@@ -51,6 +87,9 @@ export interface Batch {
   /** what to wait for: each new unit on the hosts so far (as previewed; the scheduler's
    * placements of the written generation are what the rollout then follows) */
   scope: UnitTarget[];
+  /** the units in scope whose placement the scheduler decides (empty: every one is global, each
+   * agent places it itself, so the preview is where they go and there is nothing to wait for) */
+  placing: UnitSpec[];
 }
 
 export interface RolloutPlan {
@@ -59,8 +98,9 @@ export interface RolloutPlan {
   liveGeneration: number | null;
   warnings: string[];
   batches: Batch[];
-  /** confirm the service in Consul's health API after each batch */
-  confirm: boolean;
+  /** confirm this service in Consul's health API after each batch (null: nothing to confirm) */
+  confirm: ServiceCheck | null;
+  policy: RolloutPolicy;
   /** on success: units to destroy, and the spec left (null: delete it) */
   replaced: string[];
   final: UnitSpec[] | null;
@@ -73,6 +113,12 @@ export function planRollout(req: RolloutRequest, seen: Observed, opts: PlanOptio
   const before = seen.live;
   const base = {
     request: req,
+    policy: {
+      perUnitMs: perUnitMs(opts),
+      minHealthySeconds: opts.minHealthySeconds,
+      removalWaitMs: REMOVAL_WAIT_MS,
+      onFailure: opts.noRemoval ? ("keep" as const) : ("restore" as const),
+    },
     firstGeneration: nextGeneration(before, seen.history),
     liveGeneration: before?.generation ?? null,
     restore: before?.units ?? null,
@@ -86,7 +132,7 @@ export function planRollout(req: RolloutRequest, seen: Observed, opts: PlanOptio
       ...base,
       warnings: [],
       batches: [],
-      confirm: false,
+      confirm: null,
       replaced: removed.map((u) => u.name),
       final: left.length ? left : null,
       added: [],
@@ -109,6 +155,16 @@ export function planRollout(req: RolloutRequest, seen: Observed, opts: PlanOptio
     const last = i === hostBatches.length - 1;
     const canary = i === 0 && opts.canary > 0;
     const so = [...cumulative];
+    const inScope = new Set(targets.map((t) => t.name));
+    const units = [
+      ...kept,
+      ...req.units.map((u) =>
+        last || liveNames.has(u.name)
+          ? u
+          : { ...u, hosts: (targets.find((t) => t.name === u.name)?.hosts ?? []).filter((h) => so.includes(h)) },
+      ),
+    ];
+    const placing = units.filter((u) => inScope.has(u.name));
     return {
       title: hostBatches.length > 1 ? `${canary ? "Canary" : "Batch"} ${i + 1}/${hostBatches.length}` : null,
       canary: canary && !last,
@@ -116,82 +172,23 @@ export function planRollout(req: RolloutRequest, seen: Observed, opts: PlanOptio
       // only units new to the stack are narrowed, each to its previewed hosts among the hosts so
       // far: one that is live already (same name) keeps running where it is, else a canary would
       // stop it on the other hosts
-      units: [
-        ...kept,
-        ...req.units.map((u) =>
-          last || liveNames.has(u.name)
-            ? u
-            : { ...u, hosts: (targets.find((t) => t.name === u.name)?.hosts ?? []).filter((h) => so.includes(h)) },
-        ),
-      ],
+      units,
       scope: targets.map((t) => ({ name: t.name, hosts: t.hosts.filter((h) => so.includes(h)) })),
+      placing: placing.every(isGlobal) ? [] : placing,
     };
   });
   const replaced = replacedUnits(kept, req.deployment.group);
+  const svc = req.units.find((u) => u.role === "service");
   return {
     ...base,
     warnings,
     batches,
-    confirm: req.deployment.type === "service" && !opts.skipConsul,
+    confirm:
+      req.deployment.type === "service" && !opts.skipConsul && svc
+        ? { unit: svc.name, service: svc.service?.name ?? req.stack, tags: serviceTags(svc.version, svc.group) }
+        : null,
     replaced,
     final: [...kept.filter((u) => !replaced.includes(u.name)), ...req.units],
     added: req.units.filter((u) => !(before?.units ?? []).some((b) => b.name === u.name)).map((u) => u.name),
   };
-}
-
-export interface Failure {
-  unit: string;
-  host: string;
-  reason: string;
-}
-
-/** How far a rollout got: what the loop tells the planner after each step. */
-export interface RolloutProgress {
-  written: number;
-  confirmed: number;
-  failure: Failure | null;
-  /** the replaced units were removed (success), or the new ones restored away or kept (failure) */
-  settled: boolean;
-}
-
-export const START: RolloutProgress = { written: 0, confirmed: 0, failure: null, settled: false };
-
-export type RolloutStep =
-  | { kind: "write-batch"; index: number; batch: Batch }
-  | { kind: "follow-batch"; index: number; batch: Batch; confirm: boolean }
-  | { kind: "prune"; replaced: string[]; units: UnitSpec[] | null }
-  | { kind: "restore"; failure: Failure; added: string[]; units: UnitSpec[] | null }
-  | { kind: "keep-failed"; failure: Failure; added: string[] }
-  | { kind: "done"; ok: boolean; result: HistoryRecord["result"]; message: string };
-
-export function nextStep(plan: RolloutPlan, p: RolloutProgress, noRemoval: boolean): RolloutStep {
-  const req = plan.request;
-  if (p.failure) {
-    if (!p.settled) {
-      return noRemoval
-        ? { kind: "keep-failed", failure: p.failure, added: plan.added }
-        : { kind: "restore", failure: p.failure, added: plan.added, units: plan.restore };
-    }
-    const f = p.failure;
-    return {
-      kind: "done",
-      ok: false,
-      result: noRemoval ? "failed" : "rolled-back",
-      message: `Deployment of ${req.label} failed: ${f.unit} failed on ${f.host}: ${f.reason.split("\n")[0]}`,
-    };
-  }
-  const batch = plan.batches[p.confirmed];
-  if (batch && p.written === p.confirmed) return { kind: "write-batch", index: p.written, batch };
-  if (batch) return { kind: "follow-batch", index: p.confirmed, batch, confirm: plan.confirm };
-  if (!p.settled && plan.replaced.length > 0) return { kind: "prune", replaced: plan.replaced, units: plan.final };
-  if (req.kind === "remove") {
-    return {
-      kind: "done",
-      ok: true,
-      result: "removed",
-      message: `Removed ${plan.replaced.length} units of ${req.stack}${req.group ? ` group ${req.group}` : ""}`,
-    };
-  }
-  const what = req.deployment.type === "service" ? " and its dependencies" : "";
-  return { kind: "done", ok: true, result: "success", message: `Deployment of ${req.label}${what} successful.` };
 }

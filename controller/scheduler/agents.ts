@@ -2,57 +2,45 @@
  * The native backend: Houston's agents. Hosts are the agents registered under agents/ with their
  * Consul health; global units go to every matching host (each agent decides), other units where
  * the agent holding the scheduler role placed them (placements/<stack>, shared/schedule.ts);
- * reports are the agents' status/<node>/<stack> documents.
+ * reports are the agents' status/<node>/<stack> documents. It refuses nothing: canaries, batches,
+ * Instances=, Socket= and Requires= chains are all the agents'; nothing happens after confirmation.
  */
 import type { Consul } from "../../shared/consul.js";
-import { errorText } from "../../shared/errors.js";
 import type { KvLayout } from "../../shared/kv-layout.js";
-import { PlacementDocSchema, type PlacementDoc } from "../../shared/schedule.js";
-import { StackSpecSchema, decodeJson, type StackSpec } from "../../shared/spec.js";
-import { TimeoutError, followReports, parseReports, readHosts } from "../rollout/fleet-view.js";
+import type { PlacementDoc } from "../../shared/schedule.js";
+import { listHosts } from "../../shared/stores/agents.js";
+import { decodePlacement, listPlacements, readablePlacements } from "../../shared/stores/placements.js";
+import { listReports } from "../../shared/stores/reports.js";
+import { listSpecs } from "../../shared/stores/specs.js";
+import { TimeoutError, followReports } from "./agent-reports.js";
 import type { Scheduler } from "./scheduler.js";
 import { placedTargets, previewTargets, type PlacementView } from "./targets.js";
+import { AGENTS_UNIT_RULES } from "./unit-rules.js";
 
 export function agentsScheduler(consul: Consul, kv: KvLayout): Scheduler {
   return {
     name: "agents",
-    hosts: () => readHosts(consul, kv),
+    checkRollout: () => undefined,
+    unitRules: AGENTS_UNIT_RULES,
+    specFields: {},
+    planNote: null,
+    unitText: (_stack, unit) => unit.text,
+    afterConfirmed: async () => [],
+    hosts: () => listHosts(consul, kv),
     view: () => readView(consul, kv),
     place: previewTargets,
     placed: async (stack, generation, units, hosts, deadline) =>
       placedTargets(units, await waitPlacements(consul, kv, stack, generation, deadline, () => null), hosts),
     follow: (stack, deadline, check, describe, signal) =>
       followReports(consul, kv, stack, deadline, check, describe, signal),
-    reports: async () => parseReports(await consul.kvList(kv.status), kv),
+    reports: async () => (await listReports(consul, kv)).reports,
   };
 }
 
-/** Live specs and placement documents (unreadable ones left out). */
+/** Live specs and placement documents (unreadable ones left out: status reports them, the scheduler replaces them). */
 export async function readView(consul: Consul, kv: KvLayout): Promise<PlacementView> {
-  const specs: StackSpec[] = [];
-  for (const e of await consul.kvList(kv.stacks)) {
-    if (!kv.stackOfSpecKey(e.key)) continue;
-    try {
-      specs.push(decodeJson(StackSpecSchema, e.key, e.value));
-    } catch {
-      /* status reports unreadable specs; placement ignores them */
-    }
-  }
-  return { specs, placements: await readPlacements(consul, kv) };
-}
-
-export async function readPlacements(consul: Consul, kv: KvLayout): Promise<Map<string, PlacementDoc>> {
-  const docs = new Map<string, PlacementDoc>();
-  for (const e of await consul.kvList(kv.placements)) {
-    const stack = kv.stackOfPlacementKey(e.key);
-    if (!stack) continue;
-    try {
-      docs.set(stack, decodeJson(PlacementDocSchema, e.key, e.value));
-    } catch {
-      /* the scheduler replaces it */
-    }
-  }
-  return docs;
+  const { specs } = await listSpecs(consul, kv);
+  return { specs, placements: readablePlacements(await listPlacements(consul, kv)) };
 }
 
 /**
@@ -75,14 +63,15 @@ export async function waitPlacements(
     for await (const { entries } of consul.watchPrefix(kv.placements, { signal: ac.signal, wait: "30s" })) {
       const e = entries.find((x) => x.key === key);
       if (!e) continue;
-      try {
-        const doc = decodeJson(PlacementDocSchema, key, e.value);
-        const missing = doc.generation >= generation ? pending(doc) : `placements are for generation ${doc.generation}`;
-        if (missing === null) return doc;
-        last = missing;
-      } catch (err) {
-        last = errorText(err);
+      const d = decodePlacement(stack, e);
+      if (!d.ok) {
+        last = d.error;
+        continue;
       }
+      const doc = d.value;
+      const missing = doc.generation >= generation ? pending(doc) : `placements are for generation ${doc.generation}`;
+      if (missing === null) return doc;
+      last = missing;
     }
     throw new TimeoutError(
       `the scheduler has not placed generation ${generation} of ${stack} (${last}); is an agent holding ${kv.schedulerLeader}? see houston nodes`,

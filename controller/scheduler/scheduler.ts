@@ -1,20 +1,50 @@
 /**
- * The scheduler seam: where units go and what the hosts say about them. The controller writes
- * specs and asks a Scheduler; a backend answers. Today's backend is Houston's own agents
- * (agents.ts: one agent holds the scheduler role and writes placements/<stack>); another (fleet)
- * goes beside it in this folder and must pass the same contract (test/unit/scheduler-contract.test.ts).
+ * The scheduler seam: where units go, what the hosts say about them, and what a backend can do
+ * and refuses. The controller writes specs and asks a Scheduler; a backend answers. Two backends:
+ * Houston's own agents (agents.ts: one agent holds the scheduler role and writes placements/<stack>)
+ * and fleet (fleet.ts: fleetd places the units). Callers never ask which one they hold; both pass
+ * the same contract (test/unit/scheduler-contract.test.ts). This folder imports nothing from
+ * controller/rollout/ (the rollout is its caller).
  */
-import type { StatusReport, UnitSpec } from "../../shared/spec.js";
-import type { HostView, UnitTarget } from "../rollout/progress.js";
-import type { PlacementView } from "./targets.js";
+import type { StackSpec, StatusReport, UnitSpec } from "../../shared/spec.js";
+import type { HostView, PlacementView, UnitTarget } from "./targets.js";
+import type { UnitRules } from "./unit-rules.js";
 
 export interface Placed {
   targets: UnitTarget[];
   unplaced: { unit: string; reason: string }[];
 }
 
+/** The rollout options a backend may refuse. */
+export interface RolloutAsk {
+  canary: number;
+  maxParallel: number | null;
+}
+
 export interface Scheduler {
   readonly name: string;
+
+  // ---- what it can do and what it refuses ----
+  /**
+   * Refuses what this backend cannot roll out (a ConfigError naming the flag), before anything is
+   * locked or written: fleet starts the units itself, so it refuses canaries and batches.
+   */
+  checkRollout(ask: RolloutAsk): void;
+  /** the rules for unit files rendered for this backend (Instances=, Socket=, dependency chaining) */
+  readonly unitRules: UnitRules;
+  /** what every spec written for this backend carries (fleet: `scheduler: "fleet"`, for the mirror) */
+  readonly specFields: Pick<StackSpec, "scheduler">;
+  /** a line for `houston plan` about who places the units (null: nothing to say) */
+  readonly planNote: string | null;
+  /** a unit's text as this backend runs it (fleet: with its [X-Fleet] section) */
+  unitText(stack: string, unit: UnitSpec): string;
+  /**
+   * After a deployment of `stack` was confirmed: what the backend does besides, as lines to show
+   * (fleet: the original Houston's adopted units of the stack are released, so fleet destroys them).
+   */
+  afterConfirmed(stack: string): Promise<string[]>;
+
+  // ---- where units go ----
   /** the hosts that can run units now, with their metadata and agent health */
   hosts(): Promise<HostView[]>;
   /** what placement depends on besides the hosts: live specs and placements in force */
@@ -27,6 +57,8 @@ export interface Scheduler {
    * (TimeoutError). Global units go to the matching `hosts` (those the rollout planned with).
    */
   placed(stack: string, generation: number, units: UnitSpec[], hosts: HostView[], deadline: number): Promise<Placed>;
+
+  // ---- what the hosts say ----
   /**
    * What the hosts report about a stack, followed (blocking, no polling) until `check` returns a
    * value; a TimeoutError carrying `describe()` at the deadline; ends early on `signal`.

@@ -1,13 +1,39 @@
 /**
- * Where units go, seen from the controller (pure): a preview of what the scheduler agent will
- * decide (the same shared/schedule.ts over the same observations), and the targets read back
- * from the placements it wrote. Global units go to every matching host; the rest where placed.
+ * Where units go, seen from the controller (pure): the hosts as the controller sees them and
+ * which of them a unit targets (the agents' own rule, over their metadata); a preview of what the
+ * scheduler will decide (the same shared/schedule.ts over the same observations); and the targets
+ * read back from the placements it wrote. Global units go to every matching host; the rest where
+ * placed.
  */
-import { isGlobal } from "../../shared/placement.js";
+import { isGlobal, unitTargetsNode } from "../../shared/placement.js";
+import { HoustonError } from "../../shared/errors.js";
 import { schedule, type Machine, type PlacementDoc } from "../../shared/schedule.js";
+import { isFleetStack } from "../../shared/fleet-mirror.js";
 import { SCHEMA_VERSION, type StackSpec, type UnitSpec } from "../../shared/spec.js";
-import { hostsForUnit, type HostView, type UnitTarget } from "../rollout/progress.js";
-import { UnplaceableUnitError } from "../rollout/rollout-plan.js";
+
+/** A unit no host can take (refused when planning, before anything is written). */
+export class UnplaceableUnitError extends HoustonError {}
+
+export interface HostView {
+  node: string;
+  meta: Record<string, string>;
+  /** /etc/machine-id, when the agent reported it ([X-Fleet] MachineID=) */
+  machineId?: string | undefined;
+  /** houston-agent's Consul check: passing, warning, critical, or missing */
+  agent: string;
+}
+
+export function hostsForUnit(unit: Pick<UnitSpec, "placements" | "hosts">, hosts: HostView[]): string[] {
+  return hosts
+    .filter((h) => unitTargetsNode(unit, h.node, h.meta))
+    .map((h) => h.node)
+    .sort();
+}
+
+export interface UnitTarget {
+  name: string;
+  hosts: string[];
+}
 
 /** What the scheduler sees besides the hosts: every live spec and the placements in force. */
 export interface PlacementView {
@@ -87,6 +113,18 @@ function globalWants(u: UnitSpec, hosts: HostView[]): string {
       })`,
   );
   return `it wants ${where}; hosts: ${known.join(", ") || "none"}`;
+}
+
+/**
+ * Where a live spec's units are, by the backend that wrote it: the placements document (for a
+ * fleet stack, fleet's /state is the truth for global units too).
+ */
+export function specTargets(
+  spec: StackSpec,
+  doc: PlacementDoc | undefined,
+  hosts: HostView[],
+): { targets: UnitTarget[]; unplaced: { unit: string; reason: string }[] } {
+  return placedTargets(spec.units, doc, hosts, isFleetStack(spec));
 }
 
 /** The targets of these units in the placements the scheduler wrote, and the units it could not place. */

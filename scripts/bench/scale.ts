@@ -18,7 +18,7 @@ import { Agent } from "../../agent/agent.js";
 import { parseAgentConfig } from "../../agent/config.js";
 import { AgentState } from "../../agent/state.js";
 import type { SystemdApi, UnitState } from "../../agent/systemd.js";
-import { writeSpec } from "../../controller/rollout/publish.js";
+import { writeSpec } from "../../shared/stores/specs.js";
 import { Consul } from "../../shared/consul.js";
 import { KvLayout } from "../../shared/kv-layout.js";
 import { TrustStore } from "../../shared/signing.js";
@@ -209,7 +209,7 @@ export async function scale(sizes: number[]): Promise<ScaleResult[]> {
           ],
         };
         const t0 = Date.now();
-        await writeSpec(agents[0]!.c.consul, kv, spec, 0, null);
+        await writeSpec(agents[0]!.c.consul, kv, spec, { modifyIndex: 0, signer: null });
         const deadline = t0 + 300_000;
         while (agents.some((a) => a.c.reportedAt < t0) && Date.now() < deadline)
           await new Promise((r) => setTimeout(r, 50));

@@ -3,7 +3,8 @@ import { SpecSignatureSchema, SpecSigner, generateSigningKeys, signatureProblem 
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { CHUNK_SIZE, fetchArchive, uploadArchive } from "../../shared/archive-store.js";
 import { buildArchive } from "../../controller/plan/archive.js";
-import { writeSpec, readSpecAt, ConcurrentChangeError } from "../../controller/rollout/publish.js";
+import { writeSpec, readSpec } from "../../shared/stores/specs.js";
+import { ConcurrentChangeError } from "../../shared/errors.js";
 import { KvLayout } from "../../shared/kv-layout.js";
 import type { StackSpec } from "../../shared/spec.js";
 import { startConsul, type TestConsul } from "../harness/consul-dev.js";
@@ -72,17 +73,17 @@ describe("archives and specs in a real Consul", () => {
       deployment: { type: "standalone", name: "s", version: null, group: null },
       units: [],
     };
-    const idx = await writeSpec(consul.client, kv, spec, 0, null);
+    const idx = await writeSpec(consul.client, kv, spec, { modifyIndex: 0, signer: null });
     // the index comes from the write itself, not from a read that another writer could precede
     expect(idx).toBe((await consul.client.kvGet(kv.spec("s")))?.modifyIndex);
-    await expect(writeSpec(consul.client, kv, { ...spec, generation: 2 }, 0, null)).rejects.toThrow(
-      ConcurrentChangeError,
-    );
+    await expect(
+      writeSpec(consul.client, kv, { ...spec, generation: 2 }, { modifyIndex: 0, signer: null }),
+    ).rejects.toThrow(ConcurrentChangeError);
     await consul.client.kvPut(kv.spec("s"), JSON.stringify({ ...spec, generation: 7 })); // someone else
-    await expect(writeSpec(consul.client, kv, { ...spec, generation: 2 }, idx, null)).rejects.toThrow(
-      /changed while this deployment ran/,
-    );
-    expect((await readSpecAt(consul.client, kv, "s")).spec?.generation).toBe(7);
+    await expect(
+      writeSpec(consul.client, kv, { ...spec, generation: 2 }, { modifyIndex: idx, signer: null }),
+    ).rejects.toThrow(/changed while this deployment ran/);
+    expect((await readSpec(consul.client, kv, "s")).spec?.generation).toBe(7);
   });
 
   it("a signed spec and its signature are written in one transaction; an unsigned write drops a stale signature", async () => {
@@ -98,7 +99,7 @@ describe("archives and specs in a real Consul", () => {
       deployment: { type: "standalone", name: "signed", version: null, group: null },
       units: [],
     };
-    const idx = await writeSpec(consul.client, kv, spec, 0, signer);
+    const idx = await writeSpec(consul.client, kv, spec, { modifyIndex: 0, signer: signer });
     const sig = SpecSignatureSchema.parse(
       JSON.parse(String((await consul.client.kvGet(kv.signature("signed")))?.value)),
     );
@@ -107,7 +108,7 @@ describe("archives and specs in a real Consul", () => {
     expect(signatureProblem("signed", 1, Buffer.concat([bytes, Buffer.from(" ")]), sig, trusted)).toMatch(
       /does not match/,
     );
-    await writeSpec(consul.client, kv, { ...spec, generation: 2 }, idx, null);
+    await writeSpec(consul.client, kv, { ...spec, generation: 2 }, { modifyIndex: idx, signer: null });
     expect(await consul.client.kvGet(kv.signature("signed"))).toBeNull();
   });
 });

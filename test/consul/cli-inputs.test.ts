@@ -170,6 +170,12 @@ const cases: { title: string; files?: Record<string, string>; args: string[]; er
     err: /app.service: \[X-Houston\] Instances=2 needs the agents scheduler/,
   },
   {
+    title: "Socket= when fleet schedules",
+    files: { "units/service/svc.service": "[Service]\nExecStart=/bin/true\n[X-Houston]\nSocket=8080\n" },
+    args: ["plan", "service", "svc", "1", "--scheduler", "fleet"],
+    err: /svc.service: \[X-Houston\] Socket= needs the agents scheduler \(this environment's scheduler is fleet\)/,
+  },
+  {
     title: "a canary when fleet schedules",
     files: {
       "manifest.yaml": "environments:\n  test: {fleet: 'http://127.0.0.1:1'}\nshared-stacks:\n  web: [app:1]\n",

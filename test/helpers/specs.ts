@@ -1,7 +1,7 @@
 /** Publishing hand-made deployments into a fleet's KV, and waiting on what agents report. */
 import type { FileEntry } from "../../controller/plan/inputs.js";
 import { planDeployment, type DeploymentRequest, type PlanInputUnit } from "../../controller/plan/plan-deployment.js";
-import { readSpecAt, writeSpec } from "../../controller/rollout/publish.js";
+import { readSpec, writeSpec } from "../../shared/stores/specs.js";
 import { uploadArchive } from "../../shared/archive-store.js";
 import type { Consul } from "../../shared/consul.js";
 import type { KvLayout } from "../../shared/kv-layout.js";
@@ -54,7 +54,7 @@ export async function publish(
   units: UnitSpec[],
   signer: SpecSigner | null = null,
 ): Promise<number> {
-  const { spec, modifyIndex } = await readSpecAt(consul, kv, stack);
+  const { spec, modifyIndex } = await readSpec(consul, kv, stack);
   const next: StackSpec = {
     schema: 1,
     stack,
@@ -64,7 +64,7 @@ export async function publish(
     deployment: { type: "standalone", name: stack, version: null, group: null },
     units,
   };
-  await writeSpec(consul, kv, next, modifyIndex, signer);
+  await writeSpec(consul, kv, next, { modifyIndex, signer });
   return next.generation;
 }
 

@@ -6,7 +6,7 @@ import { existsSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { DeployLock } from "../../controller/rollout/lock.js";
-import { readSpecAt } from "../../controller/rollout/publish.js";
+import { readSpec } from "../../shared/stores/specs.js";
 import { LocalFleet } from "../harness/local-fleet.js";
 import { ROOT } from "../harness/paths.js";
 import { configDir, houston, startCli, writeConfig } from "../helpers/cli.js";
@@ -98,7 +98,7 @@ describe("rollout end to end", () => {
     });
     expect((await run(dir, "-s", "service", "up", "1")).code).toBe(0);
     const archiveOf = async () =>
-      (await readSpecAt(fleet.consul, fleet.kv, "up")).spec!.units.find((u) => u.archive)!.archive!;
+      (await readSpec(fleet.consul, fleet.kv, "up")).spec!.units.find((u) => u.archive)!.archive!;
     const oldArchive = await archiveOf();
     writeConfig(dir, { "files/service/up.yaml": "- {path: /etc/up/conf, content: v2}\n" });
     // keeping one generation's archives (the live one), the old archive goes at once
@@ -306,7 +306,7 @@ describe("rollout end to end", () => {
       /Batch 1\/2 \(generation \d+\): e2e1[\s\S]*batched@1\.service is active on e2e1\n[\s\S]*Batch 2\/2 \(generation \d+\): e2e2[\s\S]*batched@1\.service is active on e2e1, e2e2/,
     );
     // the last batch lifts the host allowlist: the spec is the plain deployment again
-    const spec = (await readSpecAt(fleet.consul, fleet.kv, "batched")).spec!;
+    const spec = (await readSpec(fleet.consul, fleet.kv, "batched")).spec!;
     expect(spec.units.every((u) => u.hosts === undefined)).toBe(true);
   });
 

@@ -22,6 +22,7 @@ import type { PlacementDoc } from "../../shared/schedule.js";
 import { SCHEMA_VERSION, type StackSpec } from "../../shared/spec.js";
 import type { Manifest } from "../../controller/config/manifest.js";
 import { dep, file } from "../helpers/specs.js";
+import { FLEET_UNIT_RULES } from "../../controller/scheduler/unit-rules.js";
 
 const sleeper = (xfleet: string, houston = "") =>
   `[Unit]\nDescription=x\n\n[Service]\nExecStart=/bin/sleep infinity\n\n[X-Fleet]\n${xfleet}\n${houston}`;
@@ -33,12 +34,11 @@ const REQ: DeploymentRequest = {
   version: null,
   group: null,
   dependencies: true,
-  scheduler: "fleet",
 };
 
 function fleetSpec(units: ReturnType<typeof dep>[], files = [file("/srv/web/index.html", "hi")]): StackSpec {
   const req = REQ;
-  const plan = planDeployment({ units, files, filesSource: "test:files", variables: {} }, req);
+  const plan = planDeployment({ units, files, filesSource: "test:files", variables: {} }, req, FLEET_UNIT_RULES);
   return {
     schema: SCHEMA_VERSION,
     stack: "web",
@@ -89,6 +89,7 @@ describe("what fleet gets", () => {
           variables: {},
         },
         req,
+        FLEET_UNIT_RULES,
       );
     expect(plan).toThrow(ConfigError);
     expect(plan).toThrow(/test:app.*Instances=2 needs the agents scheduler/);

@@ -1,13 +1,7 @@
 import { archivesToKeep } from "../../controller/rollout/progress.js";
 import { describe, expect, it } from "vitest";
-import {
-  decide,
-  hostsForUnit,
-  makeBatches,
-  removalPending,
-  unhealthy,
-  type HostView,
-} from "../../controller/rollout/progress.js";
+import { decide, makeBatches, removalPending, reportIsCurrent, unhealthy } from "../../controller/rollout/progress.js";
+import { hostsForUnit, type HostView } from "../../controller/scheduler/targets.js";
 import type { StatusReport } from "../../shared/spec.js";
 
 const rep = (
@@ -204,4 +198,15 @@ describe("unhealthy (--min-healthy)", () => {
       if (c.want === null) expect(f).toBeNull();
       else expect(f && `${f.host} ${f.unit} ${f.reason}`).toMatch(c.want);
     });
+});
+
+describe("reportIsCurrent (the one rule decide and unhealthy share)", () => {
+  const cases: [string, StatusReport | undefined, boolean][] = [
+    ["no report", undefined, false],
+    ["an agent that has seen no spec yet", rep("h1", null, []), false],
+    ["an older generation", rep("h1", 4, []), false],
+    ["this generation", rep("h1", 5, []), true],
+    ["a later generation", rep("h1", 6, []), true],
+  ];
+  for (const [title, r, want] of cases) it(title, () => expect(reportIsCurrent(r, 5)).toBe(want));
 });

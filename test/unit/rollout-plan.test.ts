@@ -1,21 +1,25 @@
 /**
  * The rollout planner as a table, like reconcileHost's: what is asked and what is live → the plan;
  * the plan and how far it got → the next step. Each case runs a whole rollout against scripted
- * outcomes of the follow steps and lists the steps taken.
+ * outcomes of the steps (a failure in a given batch's phase) and lists the steps taken.
+ * rollout-steps.test.ts tests each phase's transitions on their own.
  */
 import { describe, expect, it } from "vitest";
+import { PLAN_OPTS } from "../helpers/rollout.js";
 import {
   NoAgentsError,
-  START,
-  UnplaceableUnitError,
-  nextStep,
   planRollout,
-  type Failure,
   type RolloutPlan,
   type RolloutRequest,
 } from "../../controller/rollout/rollout-plan.js";
-import type { HostView, UnitTarget } from "../../controller/rollout/progress.js";
-import { NO_PLACEMENTS, previewTargets } from "../../controller/scheduler/targets.js";
+import { advance, nextStep, start, type Failure, type Outcome } from "../../controller/rollout/rollout-steps.js";
+import {
+  NO_PLACEMENTS,
+  UnplaceableUnitError,
+  previewTargets,
+  type HostView,
+  type UnitTarget,
+} from "../../controller/scheduler/targets.js";
 import type { HistoryRecord, StackSpec, UnitSpec } from "../../shared/spec.js";
 
 const unit = (name: string, version: string, extra: Partial<UnitSpec> = {}): UnitSpec => ({
@@ -66,47 +70,58 @@ const hist = (generation: number, finalGeneration: number): HistoryRecord => ({
   units: [],
   finalGeneration,
 });
-const OPTS = { canary: 0, maxParallel: null, skipConsul: false };
+const OPTS = PLAN_OPTS;
 
-/** Runs the plan to the end; follow outcomes come from `fails` (batch index → failure). */
-function run(plan: RolloutPlan, fails: Record<number, Failure> = {}, noRemoval = false): string[] {
+/**
+ * Runs the plan to the end; outcomes come from `fails` ("<batch> <phase>" → failure, e.g.
+ * "0 await-active"); a batch's await-active line shows where it follows its units, "+consul" when
+ * the service is confirmed next.
+ */
+function run(plan: RolloutPlan, fails: Record<string, Failure> = {}): string[] {
   const steps: string[] = [];
-  let p = START;
-  for (let i = 0; i < 20; i++) {
-    const s = nextStep(plan, p, noRemoval);
+  let p = start(plan);
+  for (let i = 0; i < 60; i++) {
+    const s = nextStep(plan, p);
+    let o: Outcome;
     switch (s.kind) {
       case "write-batch":
         steps.push(
           `write ${s.batch.units.map((u) => `${u.name}${u.hosts ? `[${u.hosts.join(",")}]` : ""}`).join(" ")}`,
         );
-        p = { ...p, written: p.written + 1 };
+        o = { kind: s.kind };
         break;
-      case "follow-batch": {
-        const f = fails[s.index];
+      case "await-placement":
+        o = { kind: s.kind, scope: s.batch.scope, failure: fails[`${s.index} ${s.kind}`] ?? null };
+        break;
+      case "await-active":
         steps.push(
-          `follow ${s.batch.scope.map((t) => `${t.name}@${t.hosts.join(",")}`).join(" ")}${s.confirm ? " +consul" : ""}`,
+          `follow ${s.scope.map((t) => `${t.name}@${t.hosts.join(",")}`).join(" ")}${plan.confirm ? " +consul" : ""}`,
         );
-        p = f ? { ...p, failure: f } : { ...p, confirmed: p.confirmed + 1 };
+        o = { kind: s.kind, failure: fails[`${s.index} ${s.kind}`] ?? null };
         break;
-      }
+      case "confirm":
+      case "watch":
+        o = { kind: s.kind, failure: fails[`${s.index} ${s.kind}`] ?? null };
+        break;
       case "prune":
         steps.push(
           `prune ${s.replaced.join(",")} → ${s.units === null ? "delete" : s.units.map((u) => u.name).join(" ")}`,
         );
-        p = { ...p, settled: true };
+        o = { kind: s.kind, removalComplete: true };
         break;
       case "restore":
         steps.push(`restore → ${s.units === null ? "delete" : s.units.map((u) => u.name).join(" ")}`);
-        p = { ...p, settled: true };
+        o = { kind: s.kind };
         break;
       case "keep-failed":
         steps.push(`keep ${s.added.join(",")}`);
-        p = { ...p, settled: true };
+        o = { kind: s.kind };
         break;
       case "done":
         steps.push(`done ${s.result}: ${s.message}`);
         return steps;
     }
+    p = advance(plan, p, o);
   }
   throw new Error("the rollout did not end");
 }
@@ -119,8 +134,7 @@ describe("planRollout + nextStep", () => {
   const cases: {
     title: string;
     plan: () => RolloutPlan;
-    fails?: Record<number, Failure>;
-    noRemoval?: boolean;
+    fails?: Record<string, Failure>;
     steps: string[];
   }[] = [
     {
@@ -190,7 +204,7 @@ describe("planRollout + nextStep", () => {
           { place: targetsOf, live: spec(4, v1), history: [], hosts: [host("a"), host("b")] },
           { ...OPTS, canary: 1 },
         ),
-      fails: { 0: crash },
+      fails: { "0 await-active": crash },
       steps: [
         "write web@1.service web-db@1.service web@2.service[a]",
         "follow web-db@1.service@a web@2.service@a +consul",
@@ -202,7 +216,7 @@ describe("planRollout + nextStep", () => {
       title: "a unit failing after it was active (during confirmation): restored, the first log line in the message",
       plan: () =>
         planRollout(deploy(v2), { place: targetsOf, live: spec(4, v1), history: [], hosts: [host("a")] }, OPTS),
-      fails: { 0: { unit: "web@2.service", host: "a", reason: "failed (exit-code) after it was active" } },
+      fails: { "0 confirm": { unit: "web@2.service", host: "a", reason: "failed (exit-code) after it was active" } },
       steps: [
         "write web@1.service web-db@1.service web@2.service",
         "follow web-db@1.service@a web@2.service@a +consul",
@@ -213,9 +227,12 @@ describe("planRollout + nextStep", () => {
     {
       title: "--no-removal: the failed units stay, recorded as failed",
       plan: () =>
-        planRollout(deploy(v2), { place: targetsOf, live: spec(4, v1), history: [], hosts: [host("a")] }, OPTS),
-      fails: { 0: crash },
-      noRemoval: true,
+        planRollout(
+          deploy(v2),
+          { place: targetsOf, live: spec(4, v1), history: [], hosts: [host("a")] },
+          { ...OPTS, noRemoval: true },
+        ),
+      fails: { "0 await-active": crash },
       steps: [
         "write web@1.service web-db@1.service web@2.service",
         "follow web-db@1.service@a web@2.service@a +consul",
@@ -232,7 +249,11 @@ describe("planRollout + nextStep", () => {
           { ...OPTS, skipConsul: true },
         ),
       fails: {
-        0: { unit: "web@1.service", host: "a", reason: "timed out after 75s: web@1.service not active yet on a" },
+        "0 await-active": {
+          unit: "web@1.service",
+          host: "a",
+          reason: "timed out after 75s: web@1.service not active yet on a",
+        },
       },
       steps: [
         "write web-db@1.service web@1.service",
@@ -285,7 +306,7 @@ describe("planRollout + nextStep", () => {
       steps: ["prune web:blue@1.service → web:green@1.service", "done removed: Removed 1 units of web group blue"],
     },
   ];
-  for (const c of cases) it(c.title, () => expect(run(c.plan(), c.fails, c.noRemoval)).toEqual(c.steps));
+  for (const c of cases) it(c.title, () => expect(run(c.plan(), c.fails)).toEqual(c.steps));
 
   it("generations go forward past the live spec and the history", () => {
     expect(

@@ -1,0 +1,34 @@
+/**
+ * What a backend allows in the unit files rendered for it (pure): the planner
+ * (controller/plan/plan-deployment.ts) asks these rules and never which backend it plans for.
+ * Houston's agents run several copies of a unit, share a socket between versions, and run a
+ * deployment's chain on one machine (Requires= binds the units' lifetimes); fleet runs one copy,
+ * has no shared sockets, and may put the units of one chain on different machines, so each needs
+ * the file unit (global, always beside it) and only Wants= its predecessor.
+ */
+
+export interface UnitRules {
+  /** a unit asking for [X-Houston] Instances=n (n > 1): why it is refused, or null */
+  refuseInstances(n: number): string | null;
+  /** [X-Houston] Socket= on the service unit: why it is refused, or null */
+  refuseSocket: string | null;
+  /** how a unit needs the one before it in the chain (the file unit is always required) */
+  chainNeed(previousIsArchive: boolean): "Requires" | "Wants";
+  /** every unit also requires the deployment's file unit (not only the first of the chain) */
+  eachRequiresArchive: boolean;
+}
+
+export const AGENTS_UNIT_RULES: UnitRules = {
+  refuseInstances: () => null,
+  refuseSocket: null,
+  chainNeed: () => "Requires",
+  eachRequiresArchive: false,
+};
+
+export const FLEET_UNIT_RULES: UnitRules = {
+  refuseInstances: (n) =>
+    `[X-Houston] Instances=${n} needs the agents scheduler: fleet runs one copy of a unit (this environment's scheduler is fleet)`,
+  refuseSocket: "[X-Houston] Socket= needs the agents scheduler (this environment's scheduler is fleet)",
+  chainNeed: (previousIsArchive) => (previousIsArchive ? "Requires" : "Wants"),
+  eachRequiresArchive: true,
+};
