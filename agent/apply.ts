@@ -122,7 +122,7 @@ async function applyStep(step: Step, d: ApplyDeps & { probe: HealthProbe }): Pro
     }
     case "deregister-service":
       await d.consul.agentServiceDeregister(step.serviceId);
-      if (step.fleet) d.state.forgetFleetService(step.name);
+      if (step.runner === "fleet") d.state.forgetFleetService(step.name);
       else d.state.setServiceId(step.name, null);
       return;
     case "stop-unit": {
@@ -185,7 +185,7 @@ async function applyStep(step: Step, d: ApplyDeps & { probe: HealthProbe }): Pro
           ? "another version serves its port, Consul's check will tell"
           : "Consul's check will tell";
       d.log(`registered ${s.name} for ${step.name}: ${how}`);
-      if (step.fleet) d.state.setFleetService(step.name, step.stack, step.serviceId, step.fleet.hash);
+      if (step.runner === "fleet") d.state.setFleetService(step.name, step.stack, step.serviceId, step.hash);
       else d.state.setServiceId(step.name, step.serviceId);
       return;
     }

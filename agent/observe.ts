@@ -34,6 +34,7 @@ export async function observeHost(
   const foreign = new Map<string, string>();
   const unknown = new Set<string>();
   for (const u of desired.units) {
+    if (u.runner !== "agent") continue; // fleet writes its own units: not ours to find clashes for
     if (ownedNames.has(u.name) || foreign.has(u.name) || unknown.has(u.name)) continue;
     if (existsSync(join(unitDir, u.name)))
       foreign.set(u.name, `unit file ${u.name} exists and was not created by Houston; not touching it`);
