@@ -185,6 +185,26 @@ describe("reconcileHost", () => {
       ]),
       steps: ["register-service s@2.service"],
     },
+    {
+      title: "a unit fleet runs here: its service is registered, nothing written, started or blocked",
+      current: host([], { foreign: new Map([["f@1.service", "unit file f@1.service exists"]]) }),
+      desired: desired([
+        want("f@1.service", "t", {
+          runner: "fleet",
+          role: "service",
+          service: { name: "f", port: 80, interval: "2s" },
+        }),
+      ]),
+      steps: ["register-service f@1.service"],
+    },
+    {
+      title: "fleet moved a unit away: its service is deregistered, the unit is not stopped here",
+      current: host([], {
+        fleetServices: new Map([["f@1.service", { stack: "s", serviceId: "houston:f@1.service", hash: "h" }]]),
+      }),
+      desired: desired([]),
+      steps: ["deregister-service f@1.service"],
+    },
   ];
   for (const c of cases) it(c.title, () => expect(kinds(reconcileHost(c.current, c.desired))).toEqual(c.steps));
 
