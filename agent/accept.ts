@@ -1,8 +1,11 @@
 /**
- * Which specs read from KV the agent may act on (pure): valid against the schema, at the key of
- * their own stack, and — when the agent trusts signing keys — signed by one of them and not older
- * than a generation it has already accepted (so an old signed spec cannot be replayed). A refused
- * spec is reported as its stack's error; the last good spec stays in force.
+ * Which specs read from KV the agent may act on, and taking them in. `acceptSpec` decides (pure):
+ * valid against the schema, at the key of their own stack, and — when the agent trusts signing
+ * keys — signed by one of them and not older than a generation it has already accepted (so an old
+ * signed spec cannot be replayed). `intakeSpecs` and `intakePlacements` apply a watch answer to
+ * the state database (SQLite): what is accepted replaces the cached documents, a refused or
+ * unreadable one keeps its stack's last good one in force; a refused spec is reported as its
+ * stack's error.
  */
 import type { KeyObject } from "node:crypto";
 import { errorText } from "../shared/errors.js";

@@ -1,7 +1,9 @@
 /**
  * Carries out reconcile steps against the edges (systemd, files, Consul, state). A failing step
  * marks its stack as errored for this pass and the stack's later steps are skipped; other stacks
- * go on. Nothing here decides *what* to do: that is reconcile.ts.
+ * go on (a failing step of no stack, the daemon reload, marks every stack of the pass). Nothing
+ * here decides *what* to do: that is reconcile.ts; only how (stops go to systemd together, a
+ * service's name and check URL are checked again before it is registered).
  */
 import { realpathSync } from "node:fs";
 import { networkInterfaces } from "node:os";

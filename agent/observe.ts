@@ -1,7 +1,9 @@
 /**
  * What this host has now, for reconcileHost: the units Houston owns with their file hash, last
- * started content and systemd state; and wanted names that exist already without Houston (a file
- * in the unit dir, or a unit systemd loads from elsewhere: vendor, template, generator, runtime).
+ * started content and systemd state; names of units the agent is to run that exist already
+ * without Houston (a file in the unit dir, or a unit systemd loads from elsewhere: vendor,
+ * template, generator, runtime); and from the state database the installed archives, whether a
+ * daemon reload is still owed, and the services registered for units fleet runs here.
  */
 import { createHash } from "node:crypto";
 import { existsSync, readFileSync } from "node:fs";

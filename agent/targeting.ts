@@ -7,7 +7,7 @@
  * spec allows this host too (a placement can only choose among the machines the spec admits: see
  * shared/placement.ts and shared/schedule.ts).
  * The text is rendered for this host: dependencies on units of the same stack that are not
- * placed here are dropped from Requires=/After=/Wants=/BindsTo=/Requisite=/PartOf=, else
+ * placed here are dropped from Requires=/After=/Wants=/BindsTo=/Requisite=/PartOf=/Before=, else
  * systemd would refuse to start a unit whose predecessor lives on another host.
  */
 import { createHash } from "node:crypto";
