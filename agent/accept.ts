@@ -24,7 +24,15 @@ export interface SpecCandidate {
   signature: { key: string; value: Buffer } | null;
 }
 
-export type Acceptance = { ok: true; spec: StackSpec } | { ok: false; reason: string };
+/** `generation`: the refused spec's, null when it could not be read */
+export type Acceptance = { ok: true; spec: StackSpec } | { ok: false; reason: string; generation: number | null };
+
+/** a stack whose spec in KV was refused (its last good one stays in force) */
+export interface Refusal {
+  stack: string;
+  generation: number | null;
+  reason: string;
+}
 
 /**
  * `trusted`: null when the agent trusts no keys (unsigned specs are applied); otherwise the keys,
@@ -40,12 +48,13 @@ export function acceptSpec(
   try {
     spec = decodeJson(StackSpecSchema, c.key, c.value);
   } catch (err) {
-    return { ok: false, reason: errorText(err) };
+    return { ok: false, reason: errorText(err), generation: null };
   }
-  if (spec.stack !== c.stack) return { ok: false, reason: `spec at ${c.key} names stack ${spec.stack}` };
+  const refuse = (reason: string): Acceptance => ({ ok: false, reason, generation: spec.generation });
+  if (spec.stack !== c.stack) return refuse(`spec at ${c.key} names stack ${spec.stack}`);
   if (trusted === null) return { ok: true, spec };
   if (trusted instanceof Error)
-    return { ok: false, reason: `not applying ${c.key}: the trusted keys cannot be read (${trusted.message})` };
+    return refuse(`not applying ${c.key}: the trusted keys cannot be read (${trusted.message})`);
   let problem: string | null;
   try {
     const sig = c.signature ? decodeJson(SpecSignatureSchema, c.signature.key, c.signature.value) : null;
@@ -53,26 +62,24 @@ export function acceptSpec(
   } catch (err) {
     problem = errorText(err);
   }
-  if (problem) return { ok: false, reason: `not applying ${c.key} generation ${spec.generation}: ${problem}` };
-  if (highest !== undefined && spec.generation < highest) {
-    return {
-      ok: false,
-      reason: `not applying ${c.key}: generation ${spec.generation} is older than generation ${highest} already accepted (a replayed spec?)`,
-    };
-  }
+  if (problem) return refuse(`not applying ${c.key} generation ${spec.generation}: ${problem}`);
+  if (highest !== undefined && spec.generation < highest)
+    return refuse(
+      `not applying ${c.key}: generation ${spec.generation} is older than generation ${highest} already accepted (a replayed spec?)`,
+    );
   return { ok: true, spec };
 }
 
 /**
  * Takes in a watch answer of stacks/: the specs accepted replace the cached ones (a refused spec
- * keeps its stack's last good one in force). Returns each refused stack's error.
+ * keeps its stack's last good one in force). Returns the refusals.
  */
 export function intakeSpecs(
   entries: KvEntry[],
   kv: KvLayout,
   state: AgentState,
   trusted: Map<string, KeyObject> | Error | null,
-): Map<string, string[]> {
+): Refusal[] {
   const cached = new Map(state.specs().map((s) => [s.stack, s]));
   const signatures = new Map<string, KvEntry>();
   for (const e of entries) {
@@ -81,7 +88,7 @@ export function intakeSpecs(
   }
   const highest = state.acceptedGenerations();
   const next: StackSpec[] = [];
-  const errors = new Map<string, string[]>();
+  const refusals: Refusal[] = [];
   for (const e of entries) {
     const stack = kv.stackOfSpecKey(e.key);
     if (!stack) continue;
@@ -95,13 +102,34 @@ export function intakeSpecs(
       state.noteAccepted(stack, result.spec.generation);
     } else {
       // nothing applied from a refused spec; the last good one (if any) stays in force
-      errors.set(stack, [result.reason]);
+      refusals.push({ stack, generation: result.generation, reason: result.reason });
       const old = cached.get(stack);
       if (old) next.push(old);
     }
   }
   state.replaceSpecs(next);
-  return errors;
+  return refusals;
+}
+
+/**
+ * Says each refusal once (to the journal): a spec is taken in again on every change under
+ * stacks/, and its refusal would be logged as often. Remembers only the refusals in force, so a
+ * refusal that ends and comes back is said again.
+ */
+export class RefusalLog {
+  private said = new Set<string>();
+
+  /** the lines to log for these refusals (those in force now) */
+  lines(refusals: Refusal[]): string[] {
+    const now = new Map(refusals.map((r) => [JSON.stringify([r.stack, r.generation, r.reason]), r]));
+    const lines = [...now].flatMap(([key, r]) =>
+      this.said.has(key)
+        ? []
+        : [`refused ${r.generation === null ? "the spec" : `generation ${r.generation}`} of ${r.stack}: ${r.reason}`],
+    );
+    this.said = new Set(now.keys());
+    return lines;
+  }
 }
 
 /**

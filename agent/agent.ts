@@ -19,7 +19,7 @@ import { AgentRecordSchema, SCHEMA_VERSION, type AgentRecord } from "../shared/s
 import { identify } from "./identity.js";
 import { observeHost } from "./observe.js";
 import { Registrar } from "./registrar.js";
-import { intakePlacements, intakeSpecs } from "./accept.js";
+import { RefusalLog, intakePlacements, intakeSpecs } from "./accept.js";
 import { applySteps, type ApplyDeps } from "./apply.js";
 import type { AgentConfig } from "./config.js";
 import { Metrics } from "./metrics.js";
@@ -63,6 +63,7 @@ export class Agent {
   private readonly registrar: Registrar;
   private readonly reporter: Reporter;
   private readonly runner: PassRunner;
+  private readonly refusalLog = new RefusalLog();
   readonly role: SchedulerRole;
   machineId: string | undefined;
   /** called after every pass (local archive requests wait on them) */
@@ -172,7 +173,9 @@ export class Agent {
         void this.register();
       }
       this.consulReachable = true;
-      this.facts = { ...this.facts, refused: intakeSpecs(entries, this.deps.kv, this.deps.state, this.trustedKeys()) };
+      const refusals = intakeSpecs(entries, this.deps.kv, this.deps.state, this.trustedKeys());
+      for (const line of this.refusalLog.lines(refusals)) this.log(line);
+      this.facts = { ...this.facts, refused: new Map(refusals.map((r) => [r.stack, [r.reason]])) };
       this.role.nudge();
       this.trigger();
     }

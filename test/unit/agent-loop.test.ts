@@ -3,17 +3,17 @@
  * blocking-watch code runs against it), systemd as a map, real SQLite state in a temporary
  * directory. Every wait is for an event (a write, a job), never a fixed time.
  */
-import { mkdtempSync, rmSync } from "node:fs";
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { afterEach, describe, expect, it } from "vitest";
+import { afterEach, describe, expect, it, vi } from "vitest";
 import { Agent } from "../../agent/agent.js";
 import { parseAgentConfig } from "../../agent/config.js";
 import { AgentState } from "../../agent/state.js";
 import type { SystemdApi, UnitState } from "../../agent/systemd.js";
 import { Consul, type KvEntry, type ServiceRegistration } from "../../shared/consul.js";
 import { KvLayout } from "../../shared/kv-layout.js";
-import { TrustStore } from "../../shared/signing.js";
+import { TrustStore, generateSigningKeys } from "../../shared/signing.js";
 import { StatusReportSchema, type StackSpec, type StatusReport } from "../../shared/spec.js";
 import { dep, planUnits, unitText } from "../helpers/specs.js";
 
@@ -171,9 +171,16 @@ afterEach(async () => {
   for (const d of dirs.splice(0)) rmSync(d, { recursive: true, force: true });
 });
 
-async function setup() {
+/** `trusting`: the agent applies only specs signed by a key (none of this test's specs is signed) */
+async function setup(opts: { trusting?: boolean } = {}) {
   const dir = mkdtempSync(join(tmpdir(), "houston-agent-loop-"));
   dirs.push(dir);
+  const trust: string[] = [];
+  if (opts.trusting) {
+    mkdirSync(join(dir, "trust"));
+    writeFileSync(join(dir, "trust", "k.pub"), generateSigningKeys().publicPem);
+    trust.push(join(dir, "trust"));
+  }
   const events: Event[] = [];
   const consul = new MemoryConsul(events);
   const systemd = new MemorySystemd((e) => {
@@ -183,7 +190,9 @@ async function setup() {
   const kv = new KvLayout("houston/");
   const state = new AgentState(join(dir, "agent.sqlite"));
   const replaceSpecs = state.replaceSpecs.bind(state);
+  let intakes = 0;
   state.replaceSpecs = (specs) => {
+    intakes++;
     replaceSpecs(specs);
     consul.poke();
   };
@@ -191,7 +200,7 @@ async function setup() {
     ["--node", "h1", "--unit-dir", dir, "--root", dir, "--state-dir", dir, "--no-scheduler", "--no-journal"],
     {},
   );
-  const agent = new Agent(cfg, { consul, kv, systemd, state, trust: new TrustStore([]) });
+  const agent = new Agent(cfg, { consul, kv, systemd, state, trust: new TrustStore(trust) });
   agents.push({ agent, state });
   let generation = 0;
   /** writes generation n+1 of stack s: one global unit per version given */
@@ -219,7 +228,7 @@ async function setup() {
     });
     return consul.report("s")!;
   };
-  return { agent, consul, systemd, kv, state, events, publish, settledAt };
+  return { agent, consul, systemd, kv, state, events, publish, settledAt, intakes: () => intakes };
 }
 
 describe("the agent's loop", () => {
@@ -278,5 +287,33 @@ describe("the agent's loop", () => {
     expect(at("stop s-a@1.service")).toBeGreaterThan(-1);
     expect(at("delete houston/status/h1/s")).toBeGreaterThan(at("stop s-a@1.service"));
     expect(at("reload")).toBeGreaterThan(at("delete houston/status/h1/s"));
+  });
+
+  it("says a refused spec once in its log, not at each change under stacks/", async () => {
+    const h = await setup({ trusting: true });
+    const lines: string[] = [];
+    const write = vi.spyOn(process.stderr, "write").mockImplementation((chunk) => {
+      lines.push(String(chunk));
+      return true;
+    });
+    try {
+      await h.agent.start();
+      const g = await h.publish("1");
+      await h.consul.until(() => h.consul.report("s")?.errors.length === 1);
+      // another change under stacks/: the spec is taken in (and refused) again
+      const intakes = h.intakes();
+      await h.consul.kvPut(`${h.kv.stacks}other/notes`, "x");
+      await h.consul.until(() => h.intakes() > intakes);
+      await h.agent.stop();
+      const refusals = lines.filter((l) => l.includes("refused"));
+      expect(refusals).toHaveLength(1);
+      expect(refusals[0]).toMatch(
+        new RegExp(
+          `refused generation ${g} of s: not applying .* the spec is not signed and this agent trusts only signed specs`,
+        ),
+      );
+    } finally {
+      write.mockRestore();
+    }
   });
 });
