@@ -76,7 +76,14 @@ class MemoryConsul extends Consul {
       .map(([key, e]) => ({ key, value: e.value, modifyIndex: e.modifyIndex, createIndex: e.modifyIndex, flags: 0 }));
     return { entries, index: this.prefixIndex(prefix) };
   }
+  /** writes of these keys fail (Consul refusing or away) */
+  failing: ((key: string) => boolean) | null = null;
   override async kvPut(key: string, value: Buffer | string): Promise<boolean> {
+    if (this.failing?.(key)) {
+      this.events.push(`failed put ${key}`);
+      this.poke();
+      throw new Error("Consul is away");
+    }
     this.kv.set(key, { value: Buffer.from(value), modifyIndex: this.index + 1 });
     this.events.push(`put ${key}`);
     this.touch();
@@ -315,5 +322,18 @@ describe("the agent's loop", () => {
     } finally {
       write.mockRestore();
     }
+  });
+
+  it("a report Consul did not take is sent again later by the reporter (the pass succeeded)", async () => {
+    const h = await setup();
+    await h.agent.start();
+    h.consul.failing = (key) => key.startsWith("houston/status/");
+    const g = await h.publish("1");
+    await h.consul.until(() => h.events.includes("start s-a@1.service"));
+    await h.consul.until(() => h.events.includes("failed put houston/status/h1/s"));
+    h.consul.failing = null;
+    await h.settledAt(g); // the retry, after the reporter's backoff
+    // every pass succeeded (a report that fails does not fail the pass): no pass retry brought it
+    expect(h.agent.metrics.failures).toBe(0);
   });
 });
