@@ -6,19 +6,20 @@
  * fleet errors become the placement document's note (the rollout shows it) and the role's
  * lastError (/status); transient ones (503, a dropped connection) are retried on the next pass.
  */
-import type { Consul, KvEntry } from "../shared/consul.js";
+import type { Consul } from "../shared/consul.js";
 import { ConsulPermissionError, errorText } from "../shared/errors.js";
 import { FleetUnavailableError, type Fleet } from "../shared/fleet.js";
-import {
-  FleetOwnedSchema,
-  desiredFleetUnits,
-  mirrorSteps,
-  placementsFromState,
-  type FleetOwned,
-} from "../shared/fleet-mirror.js";
+import { desiredFleetUnits, mirrorSteps, placementsFromState } from "../shared/fleet-mirror.js";
 import type { KvLayout } from "../shared/kv-layout.js";
 import type { PlacementDoc } from "../shared/schedule.js";
-import { decodeJson, type StackSpec } from "../shared/spec.js";
+import type { StackSpec } from "../shared/spec.js";
+import {
+  forgetDestroyed,
+  readOwned,
+  recordCreating,
+  writeOwned,
+  type FleetOwned,
+} from "../shared/stores/fleet-owned.js";
 
 /** how often fleet's /state is read while something is on its way, and when all is settled */
 const POLL_BUSY_MS = 1000;
@@ -50,17 +51,16 @@ export class FleetMirror {
   ): Promise<MirrorResult> {
     const { consul, kv, fleet } = this.deps;
     const desired = desiredFleetUnits(specs);
-    let entry: KvEntry | null;
+    let owned: FleetOwned;
+    let index: number;
     try {
-      entry = await consul.kvGet(kv.fleetOwned);
+      ({ owned, index } = await readOwned(consul, kv));
     } catch (err) {
       // an agent token made before fleet/ was in the agent policy: fine while no stack uses fleet
       if (desired.length === 0 && err instanceof ConsulPermissionError)
         return { docs: new Map(), pollMs: null, ok: true };
       throw err;
     }
-    let owned: FleetOwned = { schema: 1, units: {} };
-    if (entry) owned = decodeJson(FleetOwnedSchema, entry.key, entry.value);
     const fleetStacks = specs.filter((s) => s.scheduler === "fleet");
     if (desired.length === 0 && Object.keys(owned.units).length === 0)
       return { docs: new Map(), pollMs: null, ok: true };
@@ -77,17 +77,12 @@ export class FleetMirror {
       );
       // recorded as Houston's before fleet has them, so that a crash in between never leaks one
       const creating = steps.filter((s) => s.kind === "create" && owned.units[s.name] === undefined);
-      let index = entry?.modifyIndex ?? 0;
       if (creating.length) {
-        const made = new Set(creating.map((s) => s.name));
-        const next = {
-          ...owned,
-          units: { ...owned.units, ...Object.fromEntries(creating.map((s) => [s.name, s.stack])) },
-          adopted: Object.fromEntries(Object.entries(adopted).filter(([n]) => !made.has(n))),
-        };
-        if (!(await this.writeOwned(session, next, index))) return { docs: new Map(), pollMs: 0, ok: false };
+        const next = recordCreating(owned, creating);
+        const written = await writeOwned(consul, kv, next, index, session);
+        if (written === null) return { docs: new Map(), pollMs: 0, ok: false };
         owned = next;
-        index = (await consul.kvGet(kv.fleetOwned))?.modifyIndex ?? 0;
+        index = written;
       }
       const destroyed: string[] = [];
       for (const s of steps) {
@@ -110,11 +105,11 @@ export class FleetMirror {
           problems.set(s.name, errorText(err));
         }
       }
-      if (destroyed.length) {
-        const units = Object.fromEntries(Object.entries(owned.units).filter(([n]) => !destroyed.includes(n)));
-        if (!(await this.writeOwned(session, { ...owned, units }, index)))
-          return { docs: new Map(), pollMs: 0, ok: false };
-      }
+      if (
+        destroyed.length &&
+        (await writeOwned(consul, kv, forgetDestroyed(owned, destroyed), index, session)) === null
+      )
+        return { docs: new Map(), pollMs: 0, ok: false };
       const states = await fleet.states();
       const active = new Set(states.filter((s) => s.systemdActiveState === "active").map((s) => s.name));
       const gone = new Set(destroyed);
@@ -146,16 +141,6 @@ export class FleetMirror {
       }
       return { docs, pollMs: POLL_BUSY_MS * 2, ok: true };
     }
-  }
-
-  /** false when the session check or the CAS failed */
-  private async writeOwned(session: string, owned: FleetOwned, index: number): Promise<boolean> {
-    const { consul, kv } = this.deps;
-    const res = await consul.txn([
-      { verb: "check-session", key: kv.schedulerLeader, session },
-      { verb: "cas", key: kv.fleetOwned, value: JSON.stringify(owned, null, 2), index },
-    ]);
-    return res.ok;
   }
 }
 

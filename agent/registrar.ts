@@ -9,6 +9,7 @@ import type { Consul } from "../shared/consul.js";
 import { errorText } from "../shared/errors.js";
 import type { KvLayout } from "../shared/kv-layout.js";
 import { AGENT_SERVICE, type AgentRecord, type StatusReport } from "../shared/spec.js";
+import { putAgent } from "../shared/stores/agents.js";
 import { serviceChanges, stackService, type StackService } from "./stack-service.js";
 
 export class Registrar {
@@ -39,7 +40,7 @@ export class Registrar {
           Meta: { houston_node: r.node },
           Check: { HTTP: `http://${check.host}:${check.port}/health`, Interval: "5s", Timeout: "2s" },
         });
-        await this.consul.kvPut(this.kv.agent(r.node), JSON.stringify(r));
+        await putAgent(this.consul, this.kv, r);
         return;
       } catch (err) {
         this.log(`registration in Consul failed, retrying: ${errorText(err)}`);

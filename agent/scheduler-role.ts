@@ -8,19 +8,14 @@
  * fleet-scheduled stacks it hands placement to fleetd instead (fleet-mirror.ts).
  */
 import { Backoff, sleep } from "../shared/backoff.js";
-import { worstStatus, type Consul, type HealthEntry } from "../shared/consul.js";
+import type { Consul, HealthEntry } from "../shared/consul.js";
 import { errorText } from "../shared/errors.js";
 import type { KvLayout } from "../shared/kv-layout.js";
-import {
-  PlacementDocSchema,
-  machineStates,
-  samePlacements,
-  schedule,
-  type LeaderRecord,
-  type ObservedMachine,
-  type PlacementDoc,
-} from "../shared/schedule.js";
-import { AGENT_SERVICE, AgentRecordSchema, decodeJson, type StackSpec } from "../shared/spec.js";
+import { machineStates, samePlacements, schedule } from "../shared/schedule.js";
+import { AGENT_SERVICE, type StackSpec } from "../shared/spec.js";
+import { agentViews, healthByNode, listAgents } from "../shared/stores/agents.js";
+import { acquireLeader, leaderOf, readLeader } from "../shared/stores/leader.js";
+import { deletePlacement, listPlacements, readablePlacements, writePlacement } from "../shared/stores/placements.js";
 import type { Fleet } from "../shared/fleet.js";
 import { isFleetStack } from "../shared/fleet-mirror.js";
 import { FleetMirror } from "./fleet-mirror.js";
@@ -110,15 +105,12 @@ export class SchedulerRole {
       (this.opts.ttlSeconds * 1000) / 3,
     );
     try {
-      const key = this.deps.kv.schedulerLeader;
-      const watch = this.deps.consul.watchPrefix(this.deps.kv.scheduler, { signal: ac.signal, wait: "1m" });
+      const { consul, kv } = this.deps;
+      const watch = consul.watchPrefix(kv.scheduler, { signal: ac.signal, wait: "1m" });
       for await (const { entries } of watch) {
-        const holder = entries.find((e) => e.key === key)?.session;
-        if (holder === session) continue;
-        if (holder) continue; // someone else leads: wait for the key to change
-        const record: LeaderRecord = { node: this.deps.node(), since: new Date().toISOString() };
-        const body = JSON.stringify(record);
-        if (await this.deps.consul.kvPut(key, body, { acquire: session })) {
+        if (leaderOf(entries, kv).session) continue; // held (by us or someone else): wait for the key to change
+        const record = { node: this.deps.node(), since: new Date().toISOString() };
+        if (await acquireLeader(consul, kv, session, record)) {
           this.leadingSince = new Date().toISOString();
           this.everLed = true;
           this.deps.log("took the scheduler role");
@@ -185,65 +177,42 @@ export class SchedulerRole {
     const { consul, kv } = this.deps;
     const now = Date.now();
     const health = this.health ?? (this.health = (await consul.healthService(AGENT_SERVICE)).entries);
-    const status = new Map<string, string>();
-    for (const e of health) status.set(e.Node.Node, worstStatus(e));
-    const observed: ObservedMachine[] = [];
-    for (const e of await consul.kvList(kv.agents)) {
-      try {
-        const r = decodeJson(AgentRecordSchema, e.key, e.value);
-        observed.push({ node: r.node, meta: r.meta, machineId: r.machineId, agent: status.get(r.node) ?? "missing" });
-      } catch (err) {
-        this.deps.log(`scheduler: ignoring ${errorText(err)}`);
-      }
-    }
+    const agents = await listAgents(consul, kv);
+    for (const bad of agents.ignored) this.deps.log(`scheduler: ignoring ${bad.error}`);
+    const observed = agentViews(agents.records, healthByNode(health));
     for (const o of observed) {
       if (o.agent === "passing") this.unwellSince.delete(o.node);
       else if (!this.unwellSince.has(o.node)) this.unwellSince.set(o.node, now);
     }
     const machines = machineStates(observed, this.unwellSince, now, this.opts.graceMs);
-    const previous = new Map<string, { doc: PlacementDoc | null; index: number }>();
-    for (const e of await consul.kvList(kv.placements)) {
-      const stack = kv.stackOfPlacementKey(e.key);
-      if (!stack) continue;
-      let doc: PlacementDoc | null = null;
-      try {
-        doc = decodeJson(PlacementDocSchema, e.key, e.value);
-      } catch (err) {
-        this.deps.log(`scheduler: replacing ${errorText(err)}`);
-      }
-      previous.set(stack, { doc, index: e.modifyIndex });
-    }
+    const previous = await listPlacements(consul, kv);
+    for (const p of previous.values()) if (!p.ok) this.deps.log(`scheduler: replacing ${p.error}`);
+    const prevDocs = readablePlacements(previous);
     const specs = this.deps.specs();
     const docs = schedule({
       specs: specs.filter((s) => !isFleetStack(s)),
       machines,
-      previous: new Map([...previous].flatMap(([s, p]) => (p.doc ? [[s, p.doc] as const] : []))),
+      previous: prevDocs,
       scheduler: this.deps.node(),
       now: new Date(now).toISOString(),
     });
     const nodeOfMachine = new Map(observed.flatMap((o) => (o.machineId ? [[o.machineId, o.node] as const] : [])));
-    const prevDocs = new Map([...previous].flatMap(([s, p]) => (p.doc ? [[s, p.doc] as const] : [])));
     const mirrored = await this.mirror.pass(specs, session, nodeOfMachine, prevDocs, this.deps.node());
     if (!mirrored.ok) return this.lostOrRetry(session);
     for (const [stack, doc] of mirrored.docs) docs.set(stack, doc);
-    const lock = { verb: "check-session" as const, key: kv.schedulerLeader, session };
     for (const [stack, doc] of docs) {
       const prev = previous.get(stack);
-      if (prev?.doc && samePlacements(prev.doc, doc)) continue;
-      const res = await consul.txn([
-        lock,
-        { verb: "cas", key: kv.placement(stack), value: JSON.stringify(doc, null, 2), index: prev?.index ?? 0 },
-      ]);
-      if (!res.ok) return this.lostOrRetry(session);
+      const prevDoc = prevDocs.get(stack);
+      if (prevDoc && samePlacements(prevDoc, doc)) continue;
+      if (!(await writePlacement(consul, kv, doc, prev?.index ?? 0, session))) return this.lostOrRetry(session);
       for (const m of doc.moves.filter((x) => x.at === doc.updatedAt))
         this.deps.log(`moved ${m.unit} from ${m.from} to ${m.to ?? "nowhere"}: ${m.reason}`);
       for (const [u, why] of Object.entries(doc.unplaced))
-        if (prev?.doc?.unplaced[u] !== why) this.deps.log(`cannot place ${u}: ${why}`);
+        if (prevDoc?.unplaced[u] !== why) this.deps.log(`cannot place ${u}: ${why}`);
     }
     for (const [stack, prev] of previous) {
       if (docs.has(stack)) continue;
-      const res = await consul.txn([lock, { verb: "delete-cas", key: kv.placement(stack), index: prev.index }]);
-      if (!res.ok) return this.lostOrRetry(session);
+      if (!(await deletePlacement(consul, kv, stack, prev.index, session))) return this.lostOrRetry(session);
     }
     const ends = machines.flatMap((m) =>
       m.state === "suspect" ? [(this.unwellSince.get(m.node) ?? now) + this.opts.graceMs - now] : [],
@@ -254,8 +223,7 @@ export class SchedulerRole {
 
   /** A transaction failed: either the lock is gone, or a placement changed under us (place again). */
   private async lostOrRetry(session: string): Promise<false | number> {
-    const entry = await this.deps.consul.kvGet(this.deps.kv.schedulerLeader);
-    if (entry?.session !== session) return false;
+    if ((await readLeader(this.deps.consul, this.deps.kv)).session !== session) return false;
     this.dirty = true;
     return 0;
   }

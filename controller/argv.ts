@@ -3,62 +3,42 @@
  *  - deploy flags may come before the command (`houston -e test -g blue service web 2`): they are
  *    moved after it;
  *  - the seed's bare form `houston -c config -e ENV NAME VERSION` means `service NAME VERSION`.
+ * Which words are commands and which flags take a value is read from the commander program
+ * (argvGrammar): the options are declared once, in controller/cli.ts and commands/register.ts.
  */
-const COMMANDS = new Set([
-  "plan",
-  "keygen",
-  "acl",
-  "service",
-  "standalone",
-  "global",
-  "remove",
-  "rollback",
-  "status",
-  "history",
-  "nodes",
-  "adopt",
-  "help",
-]);
-/** program-level options that take a value (they stay where they are) */
-const GLOBAL_WITH_VALUE = new Set([
-  "-c",
-  "--config",
-  "-e",
-  "--environment",
-  "--consul",
-  "--token",
-  "--prefix",
-  "--signing-key",
-  "--ca-file",
-  "--client-cert",
-  "--client-key",
-  "--tls-server-name",
-  "--max-archive-size",
-]);
-const DEPLOY_WITH_VALUE = new Set([
-  "-g",
-  "--group",
-  "-d",
-  "--delay",
-  "-m",
-  "--max-tries",
-  "--timeout",
-  "--max-parallel",
-  "--canary",
-  "--min-healthy",
-  "--keep-generations",
-]);
-const DEPLOY_FLAGS = new Set([
-  "--no-dependencies",
-  "-n",
-  "--no-removal",
-  "--remove",
-  "-s",
-  "--skip-consul",
-  "--force-unlock",
-]);
+import type { Command, Option } from "commander";
 
-export function normalizeArgv(argv: string[]): string[] {
+export interface ArgvGrammar {
+  /** command names (and commander's help command) */
+  commands: ReadonlySet<string>;
+  /** program-level options that take a value (they stay where they are) */
+  globalWithValue: ReadonlySet<string>;
+  /** a deployment's options (those of `service`) that take a value, and those that do not */
+  deployWithValue: ReadonlySet<string>;
+  deployFlags: ReadonlySet<string>;
+}
+
+function names(options: readonly Option[], withValue: boolean): Set<string> {
+  return new Set(
+    options
+      .filter((o) => (o.required || o.optional) === withValue)
+      .flatMap((o) => [o.short, o.long].filter((n): n is string => n !== undefined)),
+  );
+}
+
+/** The grammar of a commander program: its commands, its options, and those of its `service` command. */
+export function argvGrammar(program: Command): ArgvGrammar {
+  const commands = program.createHelp().visibleCommands(program);
+  const deploy = program.commands.find((c) => c.name() === "service")?.options ?? [];
+  return {
+    commands: new Set(commands.flatMap((c) => [c.name(), ...c.aliases()])),
+    globalWithValue: names(program.options, true),
+    deployWithValue: names(deploy, true),
+    deployFlags: names(deploy, false),
+  };
+}
+
+export function normalizeArgv(argv: string[], grammar: ArgvGrammar): string[] {
   const before: string[] = [];
   const moved: string[] = [];
   let i = 0;
@@ -67,19 +47,19 @@ export function normalizeArgv(argv: string[]): string[] {
     const name = a.split("=")[0] ?? a;
     if (!a.startsWith("-") || a === "--") break;
     const hasInlineValue = a.includes("=");
-    if (GLOBAL_WITH_VALUE.has(name)) {
+    if (grammar.globalWithValue.has(name)) {
       before.push(a);
       if (!hasInlineValue && i + 1 < argv.length) before.push(argv[++i] ?? "");
-    } else if (DEPLOY_WITH_VALUE.has(name)) {
+    } else if (grammar.deployWithValue.has(name)) {
       moved.push(a);
       if (!hasInlineValue && i + 1 < argv.length) moved.push(argv[++i] ?? "");
-    } else if (DEPLOY_FLAGS.has(name)) moved.push(a);
+    } else if (grammar.deployFlags.has(name)) moved.push(a);
     else before.push(a);
   }
   const rest = argv.slice(i);
   const first = rest[0];
   if (first === undefined) return [...before, ...moved];
-  if (!COMMANDS.has(first)) {
+  if (!grammar.commands.has(first)) {
     // the seed's `houston … NAME VERSION`
     const positionals = rest.filter((a) => !a.startsWith("-"));
     if (positionals.length === 2) return [...before, "service", ...rest, ...moved];

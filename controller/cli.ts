@@ -10,7 +10,7 @@ import {
   LockHeldError,
   errorText,
 } from "../shared/errors.js";
-import { normalizeArgv } from "./argv.js";
+import { argvGrammar, normalizeArgv } from "./argv.js";
 import { NAME_RE } from "../shared/unit-name.js";
 import { HOUSTON_VERSION } from "../shared/version.js";
 import { loadManifestFor, makeContext, type GlobalOptions } from "./context.js";
@@ -121,7 +121,7 @@ export function exitCodeFor(err: unknown): number {
 export async function main(argv: string[]): Promise<number> {
   const program = buildProgram();
   try {
-    await program.parseAsync(normalizeArgv(argv), { from: "user" });
+    await program.parseAsync(normalizeArgv(argv, argvGrammar(program)), { from: "user" });
     return process.exitCode === undefined ? EXIT.ok : Number(process.exitCode);
   } catch (err) {
     if (err instanceof CommanderError) return exitCodeFor(err);

@@ -50,6 +50,9 @@ export class InvalidKvDataError extends HoustonError {
   }
 }
 
+/** A KV document changed under a CAS write (another writer got there first); nothing was written. */
+export class ConcurrentChangeError extends HoustonError {}
+
 /** An archive failed verification or would write outside the root. Nothing is written. */
 export class ArchiveRejectedError extends HoustonError {}
 

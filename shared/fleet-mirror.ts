@@ -2,10 +2,10 @@
  * Stacks scheduled by fleet (pure): the units fleet gets for a spec, what to change in fleet to
  * match the specs, and fleet's /state read back as placements. The I/O is agent/fleet-mirror.ts.
  *
- * Ownership: only units Houston created (recorded in KV, fleet/owned) are ever replaced or
- * destroyed; a fleet unit of the same name that Houston did not create is reported, never touched.
+ * Ownership: only units Houston created (recorded in KV fleet/owned, shared/stores/fleet-owned.ts)
+ * are ever replaced or destroyed; a fleet unit of the same name that Houston did not create is
+ * reported, never touched.
  */
-import { z } from "zod";
 import type { FleetUnit, FleetUnitState, UnitOption } from "./fleet.js";
 import { sameOptions, unitOptions } from "./fleet.js";
 import { MOVES_KEPT, type Move, type PlacementDoc } from "./schedule.js";
@@ -14,22 +14,13 @@ import { renderUnitFile, type UnitFile } from "./unit-file.js";
 import { isGlobal } from "./placement.js";
 import { ordinal } from "./order.js";
 
+/** fleet's MachineMetadata is matched by the one metadata rule (placement.ts) */
+export { metadataMatches } from "./placement.js";
+
 /** Where the agent listens for local requests (root only): the fleet file unit asks it for files. */
 export const AGENT_SOCKET = "/run/houston/agent.sock";
 /** The local request path that installs a stack's archive and answers when the files are in place. */
 export const ARCHIVE_REQUEST_RE = /^\/v1\/archives\/([A-Za-z0-9][A-Za-z0-9_.-]*)\/([0-9a-f]{64})$/;
-
-/**
- * fleet/owned: the fleet units Houston created, and the stack each belongs to; `adopted`: the
- * original Houston's units taken over by `houston adopt`, replaced by a deploy of their stack but
- * destroyed only once such a deploy is confirmed (then they move to `units`).
- */
-export const FleetOwnedSchema = z.object({
-  schema: z.literal(1),
-  units: z.record(z.string()),
-  adopted: z.record(z.string()).optional(),
-});
-export type FleetOwned = z.infer<typeof FleetOwnedSchema>;
 
 export function isFleetStack(spec: Pick<StackSpec, "scheduler">): boolean {
   return spec.scheduler === "fleet";
@@ -43,11 +34,6 @@ export function fleetArchiveMetadata(u: Pick<UnitSpec, "placements">): Record<st
   const metas = new Set(u.placements.map((p) => JSON.stringify(p.metadata)));
   const only = u.placements[0];
   return metas.size === 1 && only ? only.metadata : {};
-}
-
-/** Whether a node's metadata matches a fleet MachineMetadata set (all keys, any value each). */
-export function metadataMatches(want: Record<string, string[]>, meta: Record<string, string>): boolean {
-  return Object.entries(want).every(([k, vs]) => meta[k] !== undefined && vs.includes(meta[k]));
 }
 
 /**

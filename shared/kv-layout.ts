@@ -64,11 +64,24 @@ export class KvLayout {
   stackStatus(node: string, stack: string): string {
     return `${this.nodeStatus(node)}${stack}`;
   }
+  /** node and stack of a status key (status/<node>/<stack>), or null for anything else */
+  nodeStackOfStatusKey(key: string): { node: string; stack: string } | null {
+    if (!key.startsWith(this.status)) return null;
+    const parts = key.slice(this.status.length).split("/");
+    const [node, stack] = parts;
+    return parts.length === 2 && node && stack ? { node, stack } : null;
+  }
   get agents(): string {
     return `${this.prefix}agents/`;
   }
   agent(node: string): string {
     return `${this.agents}${node}`;
+  }
+  /** node of an agent record key (agents/<node>), or null */
+  nodeOfAgentKey(key: string): string | null {
+    if (!key.startsWith(this.agents)) return null;
+    const node = key.slice(this.agents.length);
+    return node && !node.includes("/") ? node : null;
   }
   get placements(): string {
     return `${this.prefix}placements/`;

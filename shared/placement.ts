@@ -114,11 +114,19 @@ export function isGlobal(u: { placements: Placement[] }): boolean {
   return u.placements.every((p) => p.global);
 }
 
-export function placementMatches(placement: Placement, nodeMeta: Record<string, string>): boolean {
-  return Object.entries(placement.metadata).every(([key, allowed]) => {
+/**
+ * The one metadata rule (placements, fleet's MachineMetadata): every key wanted is present on the
+ * node with one of its allowed values.
+ */
+export function metadataMatches(want: Record<string, string[]>, nodeMeta: Record<string, string>): boolean {
+  return Object.entries(want).every(([key, allowed]) => {
     const have = nodeMeta[key];
     return have !== undefined && allowed.includes(have);
   });
+}
+
+export function placementMatches(placement: Placement, nodeMeta: Record<string, string>): boolean {
+  return metadataMatches(placement.metadata, nodeMeta);
 }
 
 /**

@@ -7,10 +7,15 @@
 import { existsSync, readdirSync } from "node:fs";
 import { join } from "node:path";
 import { ConfigError } from "../../shared/errors.js";
-import { FleetOwnedSchema, type FleetOwned } from "../../shared/fleet-mirror.js";
 import type { Consul } from "../../shared/consul.js";
 import type { KvLayout } from "../../shared/kv-layout.js";
-import { decodeJson } from "../../shared/spec.js";
+import {
+  adoptUnits,
+  readOwned,
+  releaseAdopted as releaseAdoptedOf,
+  updateOwned,
+  type FleetOwned,
+} from "../../shared/stores/fleet-owned.js";
 import { ARCHIVE_COMPONENT, GLOBAL_STACK } from "../../shared/unit-name.js";
 import type { Manifest } from "../config/manifest.js";
 import type { Context } from "../context.js";
@@ -75,13 +80,6 @@ function serviceStacksOf(dir: string): string[] {
     .map((f) => f.slice(0, -".service".length));
 }
 
-async function readOwned(consul: Consul, kv: KvLayout): Promise<{ owned: FleetOwned; index: number }> {
-  const e = await consul.kvGet(kv.fleetOwned);
-  return e
-    ? { owned: decodeJson(FleetOwnedSchema, e.key, e.value), index: e.modifyIndex }
-    : { owned: { schema: 1, units: {} }, index: 0 };
-}
-
 export async function adoptCommand(
   ctx: Context,
   manifest: Manifest,
@@ -94,31 +92,30 @@ export async function adoptCommand(
     throw new ConfigError(manifest.file, `environments.${env}.fleet is not set: adopt needs the fleet to look at`);
   const prefixes = originalPrefixes(manifest, serviceStacksOf(ctx.dir));
   const units = (await ctx.fleet.units()).map((u) => u.name);
-  for (let attempt = 0; ; attempt++) {
-    const { owned, index } = await readOwned(ctx.consul, ctx.kv);
-    const { adopt, foreign } = adoptCandidates(prefixes, units, owned);
-    if (apply && adopt.length) {
-      const next: FleetOwned = {
-        ...owned,
-        adopted: { ...owned.adopted, ...Object.fromEntries(adopt.map((a) => [a.name, a.stack])) },
-      };
-      if (!(await ctx.consul.kvPut(ctx.kv.fleetOwned, JSON.stringify(next, null, 2), { cas: index }))) {
-        if (attempt < 5) continue; // the scheduler wrote meanwhile: read again
-        throw new Error(`${ctx.kv.fleetOwned} kept changing; try again`);
-      }
-    }
-    if (json) {
-      out.print(JSON.stringify({ applied: apply, adopt, foreign }, null, 2));
-      return;
-    }
-    for (const a of adopt) out.info(`${apply ? "Adopted" : "Would adopt"} ${a.name} (stack ${a.stack})`);
-    for (const f of foreign) out.info(`Left alone: ${f} (no stack of this config)`);
-    if (adopt.length === 0)
-      out.info("Nothing to adopt: no fleet unit under the original Houston's names of these stacks");
-    else if (!apply) out.info(`Run again with --yes to adopt ${adopt.length} unit(s)`);
-    else out.info("The next deploy of each stack replaces its adopted units and destroys them once it is confirmed");
+  const candidates = (owned: FleetOwned): { adopt: AdoptCandidate[]; foreign: string[] } =>
+    adoptCandidates(prefixes, units, owned);
+  let found = { adopt: [] as AdoptCandidate[], foreign: [] as string[] };
+  if (!apply) found = candidates((await readOwned(ctx.consul, ctx.kv)).owned);
+  else {
+    // the scheduler may write meanwhile: each attempt takes the candidates from its own read
+    const change = (owned: FleetOwned): FleetOwned | null => {
+      found = candidates(owned);
+      return found.adopt.length ? adoptUnits(owned, found.adopt) : null;
+    };
+    if (!(await updateOwned(ctx.consul, ctx.kv, change, 6)))
+      throw new Error(`${ctx.kv.fleetOwned} kept changing; try again`);
+  }
+  const { adopt, foreign } = found;
+  if (json) {
+    out.print(JSON.stringify({ applied: apply, adopt, foreign }, null, 2));
     return;
   }
+  for (const a of adopt) out.info(`${apply ? "Adopted" : "Would adopt"} ${a.name} (stack ${a.stack})`);
+  for (const f of foreign) out.info(`Left alone: ${f} (no stack of this config)`);
+  if (adopt.length === 0)
+    out.info("Nothing to adopt: no fleet unit under the original Houston's names of these stacks");
+  else if (!apply) out.info(`Run again with --yes to adopt ${adopt.length} unit(s)`);
+  else out.info("The next deploy of each stack replaces its adopted units and destroys them once it is confirmed");
 }
 
 /**
@@ -126,16 +123,17 @@ export async function adoptCommand(
  * no spec wants, so the scheduler destroys them. Returns their names.
  */
 export async function releaseAdopted(consul: Consul, kv: KvLayout, stack: string): Promise<string[]> {
-  for (let attempt = 0; attempt < 5; attempt++) {
-    const { owned, index } = await readOwned(consul, kv);
-    const mine = Object.entries(owned.adopted ?? {}).filter(([, s]) => s === stack);
-    if (mine.length === 0) return [];
-    const next: FleetOwned = {
-      ...owned,
-      units: { ...owned.units, ...Object.fromEntries(mine) },
-      adopted: Object.fromEntries(Object.entries(owned.adopted ?? {}).filter(([, s]) => s !== stack)),
-    };
-    if (await consul.kvPut(kv.fleetOwned, JSON.stringify(next, null, 2), { cas: index })) return mine.map(([n]) => n);
-  }
-  throw new Error(`${kv.fleetOwned} kept changing; the adopted units of ${stack} stay`);
+  let released: string[] = [];
+  const written = await updateOwned(
+    consul,
+    kv,
+    (owned) => {
+      const r = releaseAdoptedOf(owned, stack);
+      released = r?.released ?? [];
+      return r?.next ?? null;
+    },
+    5,
+  );
+  if (!written) throw new Error(`${kv.fleetOwned} kept changing; the adopted units of ${stack} stay`);
+  return released;
 }

@@ -6,9 +6,9 @@ import type { Manifest } from "../config/manifest.js";
 import type { Context } from "../context.js";
 import type { Output } from "../output.js";
 import type { DeploymentRequest } from "../plan/plan-deployment.js";
-import { readHistory } from "../rollout/history.js";
+import { listHistory } from "../../shared/stores/history.js";
 import { forceUnlock } from "../rollout/lock.js";
-import { readSpecAt } from "../rollout/publish.js";
+import { readSpec } from "../../shared/stores/specs.js";
 import { rollout, type RolloutOptions } from "../rollout/rollout.js";
 import { NotDeployedError } from "../rollout/rollout-plan.js";
 import { makePlan } from "./plan.js";
@@ -58,7 +58,7 @@ export async function removeCommand(
   out: Output,
   keepGenerations = DEFAULT_KEEP_GENERATIONS,
 ): Promise<boolean> {
-  const { spec } = await readSpecAt(ctx.consul, ctx.kv, stack);
+  const { spec } = await readSpec(ctx.consul, ctx.kv, stack);
   if (!spec) throw new NotDeployedError(`stack ${stack} is not deployed (no ${ctx.kv.spec(stack)})`);
   const input = {
     kind: "remove" as const,
@@ -94,7 +94,7 @@ export async function rollbackCommand(
   opts: RolloutOptions,
   out: Output,
 ): Promise<boolean> {
-  const history = await readHistory(ctx.consul, ctx.kv, stack);
+  const history = await listHistory(ctx.consul, ctx.kv, stack);
   const ok = history.filter((h) => h.result === "success");
   const target = generation === null ? ok.at(-2) : history.find((h) => h.generation === generation);
   if (!target) {

@@ -3,13 +3,14 @@
  * history, nodes. Text tables on stdout, or one JSON document with --json.
  */
 import { retrying, type FleetMachine } from "../../shared/fleet.js";
-import { LeaderRecordSchema, type LeaderRecord } from "../../shared/schedule.js";
 import { errorText } from "../../shared/errors.js";
-import { StackSpecSchema, decodeJson, type StackSpec, type StatusReport } from "../../shared/spec.js";
+import type { StatusReport } from "../../shared/spec.js";
+import { listAgents } from "../../shared/stores/agents.js";
+import { listHistory } from "../../shared/stores/history.js";
+import { readLeader } from "../../shared/stores/leader.js";
+import { listSpecs } from "../../shared/stores/specs.js";
 import type { Context } from "../context.js";
 import type { Output } from "../output.js";
-import { readAgents } from "../rollout/fleet-view.js";
-import { readHistory } from "../rollout/history.js";
 import { isFleetStack } from "../../shared/fleet-mirror.js";
 import { isGlobal } from "../../shared/placement.js";
 import { placedTargets } from "../scheduler/targets.js";
@@ -39,17 +40,8 @@ export async function statusCommand(
   out: Output,
 ): Promise<boolean> {
   const now = Date.now();
-  const specs: StackSpec[] = [];
-  const specErrors: string[] = [];
-  for (const e of await ctx.consul.kvList(ctx.kv.stacks)) {
-    const name = ctx.kv.stackOfSpecKey(e.key);
-    if (!name || (stack && name !== stack)) continue;
-    try {
-      specs.push(decodeJson(StackSpecSchema, e.key, e.value));
-    } catch (err) {
-      specErrors.push(errorText(err));
-    }
-  }
+  const { specs, unreadable } = await listSpecs(ctx.consul, ctx.kv, stack || undefined);
+  const specErrors = unreadable.map((u) => u.error);
   const reports = await ctx.scheduler.reports();
   const hosts = await ctx.scheduler.hosts();
   const { placements } = await ctx.scheduler.view();
@@ -173,7 +165,7 @@ export async function statusCommand(
 }
 
 export async function historyCommand(ctx: Context, stack: string, json: boolean, out: Output): Promise<void> {
-  const records = await readHistory(ctx.consul, ctx.kv, stack);
+  const records = await listHistory(ctx.consul, ctx.kv, stack);
   // a successful generation can be rolled back to while every archive it used is still in Consul
   const present = new Set(await ctx.consul.kvKeys(ctx.kv.archives, "/"));
   const canRollBack = (r: (typeof records)[number]): boolean =>
@@ -215,7 +207,9 @@ export async function historyCommand(ctx: Context, stack: string, json: boolean,
 }
 
 export async function nodesCommand(ctx: Context, json: boolean, out: Output): Promise<void> {
-  const { records, invalid } = await readAgents(ctx.consul, ctx.kv);
+  const agents = await listAgents(ctx.consul, ctx.kv);
+  const records = [...agents.records.values()];
+  const invalid = agents.ignored.map((u) => u.error);
   const hosts = await ctx.scheduler.hosts();
   const health = new Map(hosts.map((h) => [h.node, h.agent]));
   const fleet = await fleetMachines(ctx);
@@ -235,15 +229,8 @@ export async function nodesCommand(ctx: Context, json: boolean, out: Output): Pr
   }));
   const agentIds = new Set(records.flatMap((r) => (r.machineId ? [r.machineId] : [])));
   const fleetOnly = (fleet?.machines ?? []).filter((m) => !agentIds.has(m.id));
-  const leader = await ctx.consul.kvGet(ctx.kv.schedulerLeader);
-  let scheduler: LeaderRecord | null = null;
-  if (leader?.session) {
-    try {
-      scheduler = decodeJson(LeaderRecordSchema, leader.key, leader.value);
-    } catch {
-      scheduler = { node: "?", since: "?" };
-    }
-  }
+  const leader = await readLeader(ctx.consul, ctx.kv);
+  const scheduler = leader.session ? (leader.record ?? { node: "?", since: "?" }) : null;
   if (json) {
     out.print(
       JSON.stringify(

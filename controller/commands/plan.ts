@@ -9,7 +9,7 @@ import type { Context } from "../context.js";
 import type { Output } from "../output.js";
 import { diffPlan, type PlanDiff } from "../plan/diff.js";
 import { planDeployment, type DeploymentRequest, type Plan } from "../plan/plan-deployment.js";
-import { readSpecAt } from "../rollout/publish.js";
+import { readSpec } from "../../shared/stores/specs.js";
 import { UnplaceableUnitError } from "../rollout/rollout-plan.js";
 import { checkNameClash } from "../plan/clash.js";
 import { isGlobal } from "../../shared/placement.js";
@@ -47,7 +47,7 @@ export async function planCommand(
   /** where each unit would run now (the scheduler's preview), or why it cannot be placed */
   let placement: { hosts: Record<string, string[]>; error: string | null } | null = null;
   try {
-    const { spec } = await readSpecAt(ctx.consul, ctx.kv, plan.stack);
+    const { spec } = await readSpec(ctx.consul, ctx.kv, plan.stack);
     diff = diffPlan(plan.units, req.group, spec);
     consul = { reachable: true, address: ctx.consul.addr, generation: spec?.generation ?? null };
     const view = await ctx.scheduler.view();

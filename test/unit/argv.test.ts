@@ -1,5 +1,8 @@
 import { describe, expect, it } from "vitest";
-import { normalizeArgv } from "../../controller/argv.js";
+import { argvGrammar, normalizeArgv } from "../../controller/argv.js";
+import { buildProgram } from "../../controller/cli.js";
+
+const grammar = argvGrammar(buildProgram());
 
 describe("normalizeArgv (the seed's command lines)", () => {
   const cases: [string, string, string][] = [
@@ -28,5 +31,34 @@ describe("normalizeArgv (the seed's command lines)", () => {
     ["flags only", "-n --remove", "-n --remove"],
   ];
   for (const [title, input, want] of cases)
-    it(title, () => expect(normalizeArgv(input.split(" ")).join(" ")).toBe(want));
+    it(title, () => expect(normalizeArgv(input.split(" "), grammar).join(" ")).toBe(want));
+});
+
+describe("argvGrammar (read from the commander program, declared once)", () => {
+  it("has every command, commander's help among them", () =>
+    expect([...grammar.commands].sort()).toEqual(
+      [
+        "acl",
+        "adopt",
+        "global",
+        "help",
+        "history",
+        "keygen",
+        "nodes",
+        "plan",
+        "remove",
+        "rollback",
+        "service",
+        "standalone",
+        "status",
+      ].sort(),
+    ));
+  it("tells options that take a value from flags, short and long names alike", () => {
+    expect(grammar.globalWithValue.has("-e") && grammar.globalWithValue.has("--signing-key")).toBe(true);
+    expect(grammar.globalWithValue.has("--json")).toBe(false);
+    expect([...grammar.deployWithValue]).toEqual(expect.arrayContaining(["-g", "--group", "-d", "--min-healthy"]));
+    expect([...grammar.deployFlags].sort()).toEqual(
+      ["--force-unlock", "--no-dependencies", "--no-removal", "--remove", "--skip-consul", "-n", "-s"].sort(),
+    );
+  });
 });
