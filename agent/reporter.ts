@@ -9,6 +9,7 @@ import { Backoff } from "../shared/backoff.js";
 import type { Consul } from "../shared/consul.js";
 import { errorText } from "../shared/errors.js";
 import type { KvLayout } from "../shared/kv-layout.js";
+import { deleteReport, putReport } from "../shared/stores/reports.js";
 import type { Metrics } from "./metrics.js";
 import type { Registrar } from "./registrar.js";
 import { buildReports } from "./report.js";
@@ -101,15 +102,13 @@ export class Reporter {
         const key = kv.stackStatus(node, r.stack);
         const body = JSON.stringify(r);
         if (state.lastReport(key) === body) continue;
-        // pretty-printed: operators read these in the Consul UI's key/value view
-        await consul.kvPut(key, JSON.stringify({ ...r, updatedAt: new Date().toISOString() }, null, 2));
+        await putReport(consul, kv, node, r);
         state.setLastReport(key, body);
       }
       for (const stack of this.reportedStacks(node)) {
         if (present.has(stack)) continue;
-        const key = kv.stackStatus(node, stack);
-        await consul.kvDelete(key);
-        state.setLastReport(key, null);
+        await deleteReport(consul, kv, node, stack);
+        state.setLastReport(kv.stackStatus(node, stack), null);
       }
     } catch (err) {
       pending = true;
