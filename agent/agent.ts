@@ -1,12 +1,15 @@
 /**
- * The agent loop. Watches stack specs and the scheduler's placements with blocking queries, caches
- * the last valid ones in SQLite, and runs reconcile passes (observe → reconcileHost → applySteps
- * → report). It also competes for the scheduler role (scheduler-role.ts).
- * Passes never overlap; a change during a pass triggers another. Without Consul it keeps what it
- * has, retries with backoff, and resumes without restarting anything.
+ * The agent. Watches stack specs and the scheduler's placements with blocking queries, caches
+ * the last valid ones in SQLite, and runs reconcile passes (observe → reconcileHost → carry out
+ * the steps → report → carry out what waited for the report). It also competes for the scheduler
+ * role (scheduler-role.ts).
+ * Passes never overlap and a change during a pass triggers another (pass-runner.ts); each
+ * stack's phase comes from what the passes found (stack-phase.ts); reports go out through
+ * reporter.ts. Without Consul it keeps what it has, retries with backoff, and resumes without
+ * restarting anything.
  */
 import type { KeyObject } from "node:crypto";
-import { Backoff, sleep } from "../shared/backoff.js";
+import { Backoff } from "../shared/backoff.js";
 import { HOUSTON_VERSION } from "../shared/version.js";
 import type { Consul } from "../shared/consul.js";
 import { errorText } from "../shared/errors.js";
@@ -16,12 +19,14 @@ import { AgentRecordSchema, SCHEMA_VERSION, type AgentRecord } from "../shared/s
 import { identify } from "./identity.js";
 import { observeHost } from "./observe.js";
 import { Registrar } from "./registrar.js";
-import { intakePlacements, intakeSpecs } from "./accept.js";
+import { RefusalLog, intakePlacements, intakeSpecs } from "./accept.js";
 import { applySteps, type ApplyDeps } from "./apply.js";
 import type { AgentConfig } from "./config.js";
 import { Metrics } from "./metrics.js";
+import { PassRunner } from "./pass-runner.js";
 import { reconcileHost, type HostObservation } from "./reconcile.js";
-import { buildReports } from "./report.js";
+import { Reporter } from "./reporter.js";
+import { NO_FACTS, afterPass, allErrors, type StackFacts } from "./stack-phase.js";
 import type { AgentState } from "./state.js";
 import type { SystemdApi } from "./systemd.js";
 import { desiredForHost, type HostDesired } from "./targeting.js";
@@ -49,26 +54,21 @@ export class Agent {
   lastPassAt: string | null = null;
   /** identified and reconciled once */
   ready = false;
-  /** errors per stack from specs that could not be read (kept apart from pass errors) */
-  private specErrors = new Map<string, string[]>();
-  private passErrors = new Map<string, string[]>();
-  /** stacks with steps still to do */
-  private converging = new Set<string>();
+  /** what the passes and the spec watch found, per stack (its phase: stack-phase.ts) */
+  private facts: StackFacts = NO_FACTS;
+  /** Consul came back: the local agent may have lost our services (cleared by a pass without error) */
   private registrationsStale = false;
   /** the trusted key IDs in the last agents/<node> record written (JSON) */
   private publishedKeys = "";
   private readonly startedAt = new Date().toISOString();
-  private reporting: Promise<void> = Promise.resolve();
   private desiredCache: { key: string; value: HostDesired } | null = null;
   private readonly unitStates: UnitStates;
   private readonly registrar: Registrar;
+  private readonly reporter: Reporter;
+  private readonly runner: PassRunner;
+  private readonly refusalLog = new RefusalLog();
   readonly role: SchedulerRole;
   machineId: string | undefined;
-  private running = false;
-  private again = false;
-  private retry: NodeJS.Timeout | null = null;
-  private reportTimer: NodeJS.Timeout | null = null;
-  private readonly backoff = new Backoff({ minMs: 500, maxMs: 15_000 });
   /** called after every pass (local archive requests wait on them) */
   private readonly passWaiters = new Set<() => void>();
   private readonly abort = new AbortController();
@@ -79,6 +79,29 @@ export class Agent {
   ) {
     this.registrar = new Registrar(deps.consul, deps.kv, (m) => this.log(m));
     this.unitStates = new UnitStates(deps.systemd, cfg.journal);
+    this.runner = new PassRunner({
+      pass: () => this.pass(),
+      backoff: new Backoff({ minMs: 500, maxMs: 15_000 }),
+      onError: (err) => this.log(`reconcile pass failed: ${errorText(err)}`),
+      afterPass: () => {
+        for (const w of this.passWaiters) w();
+      },
+    });
+    this.reporter = new Reporter(
+      {
+        ...deps,
+        registrar: this.registrar,
+        unitStates: this.unitStates,
+        metrics: this.metrics,
+        log: (m) => this.log(m),
+        node: () => this.node,
+        desired: () => this.desired(),
+        facts: () => this.facts,
+        registrationsStale: () => this.registrationsStale,
+        passRunning: () => this.runner.running,
+      },
+      this.abort.signal,
+    );
     this.role = new SchedulerRole(
       {
         consul: deps.consul,
@@ -101,7 +124,8 @@ export class Agent {
     }
     this.deps.systemd.onStateChange(() => this.scheduleReport());
     void this.register();
-    await this.pass();
+    this.runner.trigger();
+    await this.runner.settled();
     this.ready = true;
     this.registrar.agentReady();
     void this.follow();
@@ -111,9 +135,8 @@ export class Agent {
 
   async stop(): Promise<void> {
     this.abort.abort();
-    for (const t of [this.retry, this.reportTimer]) if (t) clearTimeout(t);
-    while (this.running) await sleep(20);
-    await this.reporting; // the state database closes after this
+    await this.runner.stop();
+    await this.reporter.stop(); // the state database closes after this
   }
 
   /** The houston-agent service (a TTL check the agent passes itself) and the agents/<node> record; retried until done. */
@@ -158,7 +181,9 @@ export class Agent {
       }
       this.consulReachable = true;
       const keys = this.trustedKeys();
-      this.specErrors = intakeSpecs(entries, this.deps.kv, this.deps.state, keys);
+      const refusals = intakeSpecs(entries, this.deps.kv, this.deps.state, keys);
+      for (const line of this.refusalLog.lines(refusals)) this.log(line);
+      this.facts = { ...this.facts, refused: new Map(refusals.map((r) => [r.stack, [r.reason]])) };
       // a key dropped into (or removed from) the trust directory: the record says so (rotation)
       const ids = JSON.stringify(keys === null ? null : keys instanceof Error ? [] : [...keys.keys()]);
       if (ids !== this.publishedKeys) void this.register();
@@ -207,54 +232,34 @@ export class Agent {
   }
 
   trigger(): void {
-    if (this.running) {
-      this.again = true;
-      return;
-    }
-    void this.pass();
+    this.runner.trigger();
   }
 
-  private async pass(): Promise<void> {
-    if (this.abort.signal.aborted) return;
-    this.running = true;
+  /** One reconcile pass (run by the pass runner, never two at once); true when every step succeeded. */
+  private async pass(): Promise<boolean> {
     const t0 = process.hrtime.bigint();
-    let failed = false;
+    let ok = false;
     try {
       const desired = this.desired();
-      const all = reconcileHost(await this.observe(desired), desired);
-      // a reload that only forgets removed units waits until the report is out (see reconcile.ts)
-      const later = all.filter((s) => s.kind === "reload" && s.afterReport);
-      const steps = all.filter((s) => !later.includes(s));
+      const plan = reconcileHost(await this.observe(desired), desired);
       // reports sent while the steps run (unit state changes) say these stacks are converging
-      this.converging = new Set(steps.flatMap((s) => ("stack" in s ? [s.stack] : [])));
-      this.passErrors = steps.length ? await applySteps(steps, this.applyDeps()) : new Map();
-      // every step ran: what is left to do is what failed (a spec change meanwhile triggers another pass)
-      this.converging = new Set(this.passErrors.keys());
+      this.facts = { ...this.facts, pending: new Set(plan.steps.flatMap((s) => ("stack" in s ? [s.stack] : []))) };
+      const errors = plan.steps.length ? await applySteps(plan.steps, this.applyDeps()) : new Map<string, string[]>();
+      this.facts = afterPass(this.facts, errors);
       for (const [stack, gen] of desired.generations) {
-        if (!this.passErrors.has(stack)) this.deps.state.setApplied(stack, gen);
+        if (!errors.has(stack)) this.deps.state.setApplied(stack, gen);
       }
       for (const stack of this.deps.state.applied().keys())
         if (!desired.generations.has(stack)) this.deps.state.setApplied(stack, null);
-      failed = this.passErrors.size > 0;
-      if (!failed) this.registrationsStale = false;
-      await this.publish(desired);
-      if (later.length > 0 && (await applySteps(later, this.applyDeps())).size > 0) failed = true;
-    } catch (err) {
-      failed = true;
-      this.log(`reconcile pass failed: ${errorText(err)}`);
+      ok = errors.size === 0;
+      if (ok) this.registrationsStale = false;
+      await this.reporter.publish(desired);
+      if (plan.afterReport.length > 0 && (await applySteps(plan.afterReport, this.applyDeps())).size > 0) ok = false;
     } finally {
-      this.metrics.recordPass(Number(process.hrtime.bigint() - t0) / 1e9, failed);
+      this.metrics.recordPass(Number(process.hrtime.bigint() - t0) / 1e9, !ok);
       this.lastPassAt = new Date().toISOString();
-      this.running = false;
     }
-    for (const w of this.passWaiters) w();
-    if (this.again) {
-      this.again = false;
-      void this.pass();
-    } else if (failed && !this.abort.signal.aborted) {
-      if (this.retry) clearTimeout(this.retry);
-      this.retry = setTimeout(() => this.trigger(), this.backoff.next());
-    } else this.backoff.reset();
+    return ok;
   }
 
   private applyDeps(): ApplyDeps {
@@ -277,7 +282,7 @@ export class Agent {
       const answer = archiveRequestAnswer({
         specs: this.deps.state.specs(),
         installed: this.deps.state.installedArchives(),
-        errors: [...(this.specErrors.get(stack) ?? []), ...(this.passErrors.get(stack) ?? [])],
+        errors: [...(this.facts.refused.get(stack) ?? []), ...(this.facts.failed.get(stack) ?? [])],
         node: this.node,
         meta: this.meta,
         stack,
@@ -305,80 +310,7 @@ export class Agent {
 
   /** A report soon (unit state changes come in bursts); passes report at their end anyway. */
   scheduleReport(): void {
-    if (this.reportTimer || this.abort.signal.aborted) return;
-    // during a pass over many units (starting one after another) at most one report a second: each
-    // one reads every unit's state and rewrites the stack's report; the pass reports at its end anyway
-    const many = this.running && this.deps.state.units().length > 20;
-    this.reportTimer = setTimeout(
-      () => {
-        this.reportTimer = null;
-        void this.publish(this.desired());
-      },
-      many ? 1000 : 100,
-    );
-  }
-
-  /** Reports one at a time, so an older one never lands after a newer one. */
-  private publish(desired: HostDesired): Promise<void> {
-    this.reporting = this.reporting
-      .then(() => this.report(desired))
-      .catch((err: unknown) => this.log(`report failed: ${errorText(err)}`));
-    return this.reporting;
-  }
-
-  /** Publishes each stack's report when it changed; retried later if Consul is away. */
-  private async report(desired: HostDesired): Promise<void> {
-    const converging = this.converging;
-    const owned = this.deps.state.units();
-    const { states, lingering } = await this.unitStates.read(owned, desired);
-    const errors = new Map([...this.specErrors, ...this.passErrors]);
-    const reports = buildReports({
-      node: this.node,
-      desired,
-      owned,
-      states,
-      applied: this.deps.state.applied(),
-      converging,
-      errors,
-      archives: this.deps.state.installedArchives(),
-      lingering,
-    });
-    this.metrics.setUnitStates([...states.values()].map((s) => s.activeState));
-    let pending = false;
-    const present = new Set(reports.map((r) => r.stack));
-    try {
-      for (const r of reports) {
-        const key = this.deps.kv.stackStatus(this.node, r.stack);
-        const body = JSON.stringify(r);
-        if (this.deps.state.lastReport(key) === body) continue;
-        // pretty-printed: operators read these in the Consul UI's key/value view
-        await this.deps.consul.kvPut(key, JSON.stringify({ ...r, updatedAt: new Date().toISOString() }, null, 2));
-        this.deps.state.setLastReport(key, body);
-      }
-      for (const stack of this.reportedStacks()) {
-        if (present.has(stack)) continue;
-        const key = this.deps.kv.stackStatus(this.node, stack);
-        await this.deps.consul.kvDelete(key);
-        this.deps.state.setLastReport(key, null);
-      }
-    } catch (err) {
-      pending = true;
-      this.log(`could not publish status (${errorText(err)}); will retry`);
-    }
-    if (!pending) {
-      if (this.registrationsStale) this.registrar.forget();
-      const versions = new Map(this.deps.state.specs().map((s) => [s.stack, s.deployment.version]));
-      pending = !(await this.registrar.syncStacks(this.node, reports, versions));
-    }
-    if (pending && !this.abort.signal.aborted) setTimeout(() => this.scheduleReport(), this.backoff.next()).unref();
-  }
-
-  private reportedStacks(): string[] {
-    const prefix = this.deps.kv.nodeStatus(this.node);
-    return this.deps.state
-      .reportKeys()
-      .filter((k) => k.startsWith(prefix))
-      .map((k) => k.slice(prefix.length));
+    this.reporter.schedule();
   }
 
   /** key IDs this agent trusts; null when it applies unsigned specs */
@@ -413,7 +345,7 @@ export class Agent {
       applied: Object.fromEntries(this.deps.state.applied()),
       units: this.deps.state.units().map((u) => ({ ...u, ...(this.unitStates.last.get(u.name) ?? {}) })),
       archives: Object.fromEntries(this.deps.state.installedArchives()),
-      errors: Object.fromEntries([...this.specErrors, ...this.passErrors]),
+      errors: Object.fromEntries(allErrors(this.facts)),
     };
   }
 

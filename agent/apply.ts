@@ -1,7 +1,9 @@
 /**
  * Carries out reconcile steps against the edges (systemd, files, Consul, state). A failing step
  * marks its stack as errored for this pass and the stack's later steps are skipped; other stacks
- * go on. Nothing here decides *what* to do: that is reconcile.ts.
+ * go on (a failing step of no stack, the daemon reload, marks every stack of the pass). Nothing
+ * here decides *what* to do: that is reconcile.ts; only how (stops go to systemd together, a
+ * service's name and check URL are checked again before it is registered).
  */
 import { realpathSync } from "node:fs";
 import { networkInterfaces } from "node:os";
@@ -122,7 +124,7 @@ async function applyStep(step: Step, d: ApplyDeps & { probe: HealthProbe }): Pro
     }
     case "deregister-service":
       await d.consul.agentServiceDeregister(step.serviceId);
-      if (step.fleet) d.state.forgetFleetService(step.name);
+      if (step.runner === "fleet") d.state.forgetFleetService(step.name);
       else d.state.setServiceId(step.name, null);
       return;
     case "stop-unit": {
@@ -185,7 +187,7 @@ async function applyStep(step: Step, d: ApplyDeps & { probe: HealthProbe }): Pro
           ? "another version serves its port, Consul's check will tell"
           : "Consul's check will tell";
       d.log(`registered ${s.name} for ${step.name}: ${how}`);
-      if (step.fleet) d.state.setFleetService(step.name, step.stack, step.serviceId, step.fleet.hash);
+      if (step.runner === "fleet") d.state.setFleetService(step.name, step.stack, step.serviceId, step.hash);
       else d.state.setServiceId(step.name, step.serviceId);
       return;
     }

@@ -1,5 +1,6 @@
 /**
- * Entry point of the houston-agent bundle: wires config, Consul, systemd, state and HTTP.
+ * Entry point of the houston-agent bundle: wires config, Consul, systemd, state, HTTP and the
+ * local socket, and stops the agent on SIGTERM/SIGINT.
  */
 import { join } from "node:path";
 import { Consul } from "../shared/consul.js";

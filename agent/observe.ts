@@ -1,7 +1,9 @@
 /**
  * What this host has now, for reconcileHost: the units Houston owns with their file hash, last
- * started content and systemd state; and wanted names that exist already without Houston (a file
- * in the unit dir, or a unit systemd loads from elsewhere: vendor, template, generator, runtime).
+ * started content and systemd state; names of units the agent is to run that exist already
+ * without Houston (a file in the unit dir, or a unit systemd loads from elsewhere: vendor,
+ * template, generator, runtime); and from the state database the installed archives, whether a
+ * daemon reload is still owed, and the services registered for units fleet runs here.
  */
 import { createHash } from "node:crypto";
 import { existsSync, readFileSync } from "node:fs";
@@ -34,6 +36,7 @@ export async function observeHost(
   const foreign = new Map<string, string>();
   const unknown = new Set<string>();
   for (const u of desired.units) {
+    if (u.runner !== "agent") continue; // fleet writes its own units: not ours to find clashes for
     if (ownedNames.has(u.name) || foreign.has(u.name) || unknown.has(u.name)) continue;
     if (existsSync(join(unitDir, u.name)))
       foreign.set(u.name, `unit file ${u.name} exists and was not created by Houston; not touching it`);

@@ -1,18 +1,22 @@
 /**
  * The agent's pure core: (what this host has) + (what it should have) → ordered steps.
  * Re-derived from fresh observations on every pass, so a crash between two steps is harmless.
+ * One reconciler for every desired unit, whoever runs it: a unit the agent runs is written,
+ * started, stopped and removed here; a unit fleet runs (runner "fleet") only has its service
+ * registered while fleet places it here (the agent never writes, starts or stops it).
  *
- * Order: install archives → write unit files → deregister, stop and remove unwanted units →
- * one daemon reload (skipped when systemd loaded every added file by itself; after the report
- * when the pass only removes) → start wanted units in spec order → register services → remove
- * archives.
+ * Order: install archives → write unit files → deregister, stop and remove unwanted units (an
+ * unwanted fleet unit's service: deregistered only) → one daemon reload (skipped when systemd
+ * loaded every added file by itself) → start wanted units in spec order → register services →
+ * remove archives. What must wait until the pass's report is out comes apart (`afterReport`):
+ * the reload of a pass that only removes units.
  * A service whose unit is (re)started is registered afresh: a check's status never carries over
  * from the process it described to the next one.
  * A unit is started once per content: a unit that failed stays failed (and reported) until its
  * content changes; Houston does not loop restarting it.
  */
 import type { ServiceDecl } from "../shared/spec.js";
-import type { DesiredUnit, HostDesired } from "./targeting.js";
+import type { DesiredUnit, HostDesired, Runner } from "./targeting.js";
 
 export interface ObservedUnit {
   name: string;
@@ -22,6 +26,13 @@ export interface ObservedUnit {
   startedHash: string | null;
   activeState: string;
   serviceId: string | null;
+}
+
+/** a service the agent registered for a unit fleet runs here, with the unit content it was for */
+export interface FleetService {
+  stack: string;
+  serviceId: string;
+  hash: string;
 }
 
 export interface HostObservation {
@@ -39,15 +50,15 @@ export interface HostObservation {
   registrationsStale: boolean;
   /** a unit file was removed since systemd's last reload (the agent stopped before it reloaded) */
   reloadPending?: boolean;
-  /** services registered for units fleet runs here, by unit */
-  fleetServices?: ReadonlyMap<string, { stack: string; serviceId: string; hash: string }>;
+  /** services registered for units fleet runs here, by unit (fleet's units are not owned here) */
+  fleetServices?: ReadonlyMap<string, FleetService>;
 }
 
 export type Step =
   | { kind: "blocked"; stack: string; name: string; reason: string }
   | { kind: "install-archive"; stack: string; sha: string }
   | { kind: "write-unit"; stack: string; name: string; text: string; hash: string }
-  | { kind: "deregister-service"; stack: string; name: string; serviceId: string; fleet?: true }
+  | { kind: "deregister-service"; stack: string; name: string; serviceId: string; runner: Runner }
   | { kind: "stop-unit"; stack: string; name: string }
   | { kind: "remove-unit-file"; stack: string; name: string }
   | {
@@ -58,12 +69,6 @@ export type Step =
        * skipped once it has loaded each
        */
       added?: string[];
-      /**
-       * set when the pass only removes units: no step of the pass needs the reload (it makes
-       * systemd forget the removed files), so the agent reports first; with hundreds of units
-       * loaded a reload takes a second
-       */
-      afterReport?: true;
     }
   | { kind: "start-unit"; stack: string; name: string; hash: string; restart: boolean }
   | {
@@ -74,8 +79,10 @@ export type Step =
       service: ServiceDecl;
       version: string;
       group: string | null;
-      /** a unit fleet runs: recorded with its content hash, not as a unit Houston owns */
-      fleet?: { hash: string };
+      /** a unit fleet runs is recorded with its content `hash`, not as a unit Houston owns */
+      runner: Runner;
+      /** the unit content the registration is for */
+      hash: string;
       /**
        * the service is registered already, for a process this pass replaces: Consul would carry
        * its check's status over to the new process, so the registration is dropped first
@@ -93,18 +100,31 @@ export function serviceIdFor(unit: string): string {
   return `houston:${unit}`;
 }
 
+/** A pass's steps: the loop carries out `steps`, reports, then carries out `afterReport`. */
+export interface HostPlan {
+  steps: Step[];
+  /**
+   * the reload of a pass that only removes units: no step of the pass needs it (it makes systemd
+   * forget the removed files), so the agent reports first; with hundreds of units loaded a reload
+   * takes a second
+   */
+  afterReport: Step[];
+}
+
 const RUNNING = new Set(["active", "activating", "reloading"]);
 
-export function reconcileHost(current: HostObservation, desired: HostDesired): Step[] {
+export function reconcileHost(current: HostObservation, desired: HostDesired): HostPlan {
   const owned = new Map(current.owned.map((u) => [u.name, u]));
+  const fleetServices = current.fleetServices ?? new Map<string, FleetService>();
+  const ours = desired.units.filter((u) => u.runner === "agent");
   // wanted by the stack that owns it: another stack asking for a name does not keep it alive
-  const wanted = new Set(desired.units.map((u) => `${u.stack}/${u.name}`));
+  const wanted = new Set(ours.map((u) => `${u.stack}/${u.name}`));
   const blockedStacks = new Map<string, Step>();
   const claimedBy = new Map<string, string>();
   const block = (stack: string, name: string, reason: string): void => {
     if (!blockedStacks.has(stack)) blockedStacks.set(stack, { kind: "blocked", stack, name, reason });
   };
-  for (const u of desired.units) {
+  for (const u of ours) {
     const o = owned.get(u.name);
     const first = claimedBy.get(u.name);
     if (first === undefined) claimedBy.set(u.name, u.stack);
@@ -117,18 +137,26 @@ export function reconcileHost(current: HostObservation, desired: HostDesired): S
       if (found !== undefined) block(u.stack, u.name, found);
     }
   }
+  // fleet's units are never blocked here: the agent writes none of them
   const live = desired.units.filter((u) => !blockedStacks.has(u.stack));
+  const liveOurs = live.filter((u) => u.runner === "agent");
   const steps: Step[] = [...blockedStacks.values()];
+  const afterReport: Step[] = [];
 
   for (const [sha, stack] of desired.archives) {
     if (!blockedStacks.has(stack) && !current.archives.has(sha)) steps.push({ kind: "install-archive", stack, sha });
   }
-  const writes = live.filter((u) => owned.get(u.name)?.fileHash !== u.hash);
+  const writes = liveOurs.filter((u) => owned.get(u.name)?.fileHash !== u.hash);
   for (const u of writes) steps.push({ kind: "write-unit", stack: u.stack, name: u.name, text: u.text, hash: u.hash });
 
   const unwanted = current.owned.filter((u) => !wanted.has(`${u.stack}/${u.name}`)).reverse();
+  const placedByFleet = new Set(desired.units.filter((u) => u.runner === "fleet").map((u) => u.name));
+  for (const [name, o] of fleetServices)
+    if (!placedByFleet.has(name))
+      steps.push({ kind: "deregister-service", stack: o.stack, name, serviceId: o.serviceId, runner: "fleet" });
   for (const u of unwanted)
-    if (u.serviceId) steps.push({ kind: "deregister-service", stack: u.stack, name: u.name, serviceId: u.serviceId });
+    if (u.serviceId)
+      steps.push({ kind: "deregister-service", stack: u.stack, name: u.name, serviceId: u.serviceId, runner: "agent" });
   for (const u of unwanted) steps.push({ kind: "stop-unit", stack: u.stack, name: u.name });
   for (const u of unwanted) steps.push({ kind: "remove-unit-file", stack: u.stack, name: u.name });
 
@@ -136,71 +164,52 @@ export function reconcileHost(current: HostObservation, desired: HostDesired): S
   const onlyAdded = !pending && unwanted.length === 0 && writes.every((u) => !owned.has(u.name));
   if (writes.length > 0)
     steps.push(onlyAdded ? { kind: "reload", added: writes.map((u) => u.name) } : { kind: "reload" });
-  else if (unwanted.length > 0 || pending) steps.push({ kind: "reload", afterReport: true });
+  else if (unwanted.length > 0 || pending) afterReport.push({ kind: "reload" });
 
-  for (const u of live) {
+  for (const u of liveOurs) {
     const o = owned.get(u.name);
     if (o?.startedHash === u.hash) continue;
     const restart = o !== undefined && o.startedHash !== null && RUNNING.has(o.activeState);
     steps.push({ kind: "start-unit", stack: u.stack, name: u.name, hash: u.hash, restart });
   }
-  const serving = (u: DesiredUnit): boolean => RUNNING.has(owned.get(u.name)?.activeState ?? "");
+  // fleet's units' states are not observed here: any other of the stack on the port may be serving
+  const serving = (u: DesiredUnit): boolean =>
+    u.runner === "fleet" || RUNNING.has(owned.get(u.name)?.activeState ?? "");
+  const registered = (u: DesiredUnit): Registered | undefined => {
+    if (u.runner === "fleet") return fleetServices.get(u.name);
+    const o = owned.get(u.name);
+    return o && { stack: o.stack, serviceId: o.serviceId, hash: o.startedHash };
+  };
   for (const u of live) {
     const shared = live.some(
       (x) => x !== u && x.stack === u.stack && x.service?.port === u.service?.port && serving(x),
     );
-    steps.push(...registration(u, owned.get(u.name), current.registrationsStale, shared));
+    steps.push(...registration(u, registered(u), current.registrationsStale, shared));
   }
-
-  steps.push(...fleetRegistrations(current, desired));
 
   for (const [sha, stack] of current.archives)
     if (!desired.archives.has(sha)) steps.push({ kind: "remove-archive", stack, sha });
-  return steps;
+  return { steps, afterReport };
 }
 
-/** Units fleet runs here: their services are registered while fleet places them here, no longer. */
-function fleetRegistrations(current: HostObservation, desired: HostDesired): Step[] {
-  const have = current.fleetServices ?? new Map<string, { stack: string; serviceId: string; hash: string }>();
-  const steps: Step[] = [];
-  const wanted = new Set<string>();
-  for (const u of desired.fleet ?? []) {
-    if (!u.service) continue;
-    wanted.add(u.name);
-    const o = have.get(u.name);
-    if (o && o.hash === u.hash && o.stack === u.stack && !current.registrationsStale) continue;
-    // fleet restarts a unit whose content changed: the old process's check status is not the new one's
-    const resetCheck = o !== undefined && o.hash !== u.hash && o.serviceId === serviceIdFor(u.name);
-    // fleet's units' states are not observed here: any other of the stack on the port may be serving
-    const sharedPort = (desired.fleet ?? []).some(
-      (x) => x !== u && x.stack === u.stack && x.service?.port === u.service?.port,
-    );
-    steps.push({
-      kind: "register-service",
-      stack: u.stack,
-      name: u.name,
-      serviceId: serviceIdFor(u.name),
-      service: u.service,
-      version: u.version,
-      group: u.group,
-      fleet: { hash: u.hash },
-      ...(resetCheck ? { resetCheck: true as const } : {}),
-      ...(sharedPort ? { sharedPort: true as const } : {}),
-    });
-  }
-  for (const [name, o] of have)
-    if (!wanted.has(name))
-      steps.unshift({ kind: "deregister-service", stack: o.stack, name, serviceId: o.serviceId, fleet: true });
-  return steps;
+/** what is registered for a unit now: the service, and the unit content it was registered for */
+interface Registered {
+  stack: string;
+  serviceId: string | null;
+  /** the unit agent runs: the content last started; a unit fleet runs: the content fleet was given */
+  hash: string | null;
 }
 
-function registration(u: DesiredUnit, o: ObservedUnit | undefined, stale: boolean, sharedPort: boolean): Step[] {
+function registration(u: DesiredUnit, r: Registered | undefined, stale: boolean, sharedPort: boolean): Step[] {
   if (!u.service)
-    return o?.serviceId ? [{ kind: "deregister-service", stack: u.stack, name: u.name, serviceId: o.serviceId }] : [];
+    return r?.serviceId
+      ? [{ kind: "deregister-service", stack: u.stack, name: u.name, serviceId: r.serviceId, runner: u.runner }]
+      : [];
   const id = serviceIdFor(u.name);
   // re-register when the unit (re)starts too: its content, and so its declaration, may have changed
-  if (o?.serviceId === id && o.startedHash === u.hash && !stale) return [];
-  const resetCheck = o?.serviceId === id && o.startedHash !== u.hash;
+  if (r?.serviceId === id && r.stack === u.stack && r.hash === u.hash && !stale) return [];
+  // the unit is (re)started with other content (by the agent, or by fleet): a new process
+  const resetCheck = r?.serviceId === id && r.hash !== u.hash;
   return [
     {
       kind: "register-service",
@@ -210,6 +219,8 @@ function registration(u: DesiredUnit, o: ObservedUnit | undefined, stale: boolea
       service: u.service,
       version: u.version,
       group: u.group,
+      runner: u.runner,
+      hash: u.hash,
       ...(resetCheck ? { resetCheck: true as const } : {}),
       ...(sharedPort ? { sharedPort: true as const } : {}),
     },

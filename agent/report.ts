@@ -1,7 +1,10 @@
 /**
- * Builds the per-stack status reports this host publishes at status/<node>/<stack> (pure).
+ * Builds the per-stack status reports this host publishes at status/<node>/<stack> (pure): each
+ * stack's units with their systemd state, its generations, and its phase (stack-phase.ts) as
+ * `converging` and `errors`.
  */
 import { SCHEMA_VERSION, type StatusReport, type UnitStatus } from "../shared/spec.js";
+import { allErrors, isConverging, stackErrors, stackPhase, type StackFacts } from "./stack-phase.js";
 import type { OwnedUnit } from "./state.js";
 import type { HostDesired } from "./targeting.js";
 
@@ -12,9 +15,8 @@ export interface ReportInput {
   /** systemd state per unit (desired or owned), with error text/log lines for failures */
   states: Map<string, Omit<UnitStatus, "name">>;
   applied: Map<string, number>;
-  /** stacks with steps still to do */
-  converging: Set<string>;
-  errors: Map<string, string[]>;
+  /** what the passes found: each stack's phase and errors */
+  facts: StackFacts;
   /** installed archive → stack */
   archives: Map<string, string>;
   /** units fleet ran here for a stack and has not stopped yet (reported until they are gone) */
@@ -26,16 +28,13 @@ export function buildReports(input: ReportInput): Omit<StatusReport, "updatedAt"
   const stacks = new Set<string>([
     ...input.desired.generations.keys(),
     ...input.owned.map((u) => u.stack),
-    ...input.errors.keys(),
+    ...allErrors(input.facts).keys(),
     ...(input.lingering ?? []).map((u) => u.stack),
   ]);
   const out: Omit<StatusReport, "updatedAt">[] = [];
   for (const stack of [...stacks].sort()) {
     const names = [
-      ...input.desired.units.filter((u) => u.stack === stack).map((u) => u.name),
-      ...[...(input.desired.fleet ?? []), ...(input.lingering ?? [])]
-        .filter((u) => u.stack === stack)
-        .map((u) => u.name),
+      ...[...input.desired.units, ...(input.lingering ?? [])].filter((u) => u.stack === stack).map((u) => u.name),
       ...input.owned.filter((u) => u.stack === stack).map((u) => u.name),
     ];
     const units: UnitStatus[] = [...new Set(names)].map((name) => ({
@@ -43,7 +42,7 @@ export function buildReports(input: ReportInput): Omit<StatusReport, "updatedAt"
       ...(input.states.get(name) ?? { activeState: "unknown", subState: "unknown" }),
     }));
     const desiredHere = input.desired.generations.has(stack);
-    const errors = input.errors.get(stack) ?? [];
+    const errors = stackErrors(input.facts, stack);
     if (!desiredHere && units.length === 0 && errors.length === 0) continue;
     out.push({
       schema: SCHEMA_VERSION,
@@ -51,7 +50,7 @@ export function buildReports(input: ReportInput): Omit<StatusReport, "updatedAt"
       stack,
       generation: input.applied.get(stack) ?? null,
       desiredGeneration: input.desired.generations.get(stack) ?? null,
-      converging: input.converging.has(stack),
+      converging: isConverging(stackPhase(input.facts, stack)),
       units,
       archives: [...input.archives]
         .filter(([, s]) => s === stack)

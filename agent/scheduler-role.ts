@@ -4,7 +4,8 @@
  * node's serfHealth and to this agent's own houston-agent check, so a dead host or a killed agent
  * gives it up within seconds and another agent takes it. The holder watches the agents' health,
  * is nudged when specs change, and writes placements/<stack> (shared/schedule.ts decides) in
- * transactions that also check it still holds the lock: a deposed holder can never write.
+ * transactions that also check it still holds the lock: a deposed holder can never write. For
+ * fleet-scheduled stacks it hands placement to fleetd instead (fleet-mirror.ts).
  */
 import { Backoff, sleep } from "../shared/backoff.js";
 import type { Consul, HealthEntry } from "../shared/consul.js";

@@ -1,10 +1,13 @@
 /**
- * Which units of which stacks belong on this host (pure). A global unit belongs here when one of
- * its placements matches the node's metadata; any other unit when the scheduler placed it here
- * (placements/<stack>) and the signed spec allows this host too (a placement can only choose
- * among the machines the spec admits: see shared/placement.ts and shared/schedule.ts).
+ * Which units of which stacks belong on this host (pure), as one list, each unit saying who runs
+ * it: `agent` (Houston writes, starts and stops it) or `fleet` (a fleet-scheduled stack's unit
+ * that fleet placed here: fleet writes, starts and stops it; the agent reports it and registers
+ * its service). A global unit belongs here when one of its placements matches the node's
+ * metadata; any other unit when the scheduler placed it here (placements/<stack>) and the signed
+ * spec allows this host too (a placement can only choose among the machines the spec admits: see
+ * shared/placement.ts and shared/schedule.ts).
  * The text is rendered for this host: dependencies on units of the same stack that are not
- * placed here are dropped from Requires=/After=/Wants=/BindsTo=/Requisite=/PartOf=, else
+ * placed here are dropped from Requires=/After=/Wants=/BindsTo=/Requisite=/PartOf=/Before=, else
  * systemd would refuse to start a unit whose predecessor lives on another host.
  */
 import { createHash } from "node:crypto";
@@ -15,8 +18,12 @@ import { fleetArchiveMetadata, fleetUnitText, isFleetStack, metadataMatches } fr
 import { parseUnitFile, renderUnitFile, splitWords } from "../shared/unit-file.js";
 import { ordinal } from "../shared/order.js";
 
+/** who writes, starts and stops a unit on this host */
+export type Runner = "agent" | "fleet";
+
 export interface DesiredUnit {
   name: string;
+  runner: Runner;
   stack: string;
   role: UnitRole;
   version: string;
@@ -28,11 +35,8 @@ export interface DesiredUnit {
 }
 
 export interface HostDesired {
-  /** stack by stack (sorted), each in spec order */
+  /** stack by stack (sorted), each in spec order; a stack's units have one runner */
   units: DesiredUnit[];
-  /** units of fleet-scheduled stacks that fleet placed here: fleet starts them, the agent reports
-   * them and registers their services */
-  fleet?: DesiredUnit[];
   /** archive digest → stack */
   archives: Map<string, string>;
   generations: Map<string, number>;
@@ -55,7 +59,6 @@ export function desiredForHost(
   const units: DesiredUnit[] = [];
   const archives = new Map<string, string>();
   const generations = new Map<string, number>();
-  const fleet: DesiredUnit[] = [];
   for (const spec of [...specs].sort((a, b) => ordinal(a.stack, b.stack))) {
     generations.set(spec.stack, spec.generation);
     const placed = placements.get(spec.stack)?.units ?? {};
@@ -65,7 +68,7 @@ export function desiredForHost(
         if (u.archive && metadataMatches(fleetArchiveMetadata(u), nodeMeta)) archives.set(u.archive, spec.stack);
         if (!(placed[u.name] ?? []).includes(node)) continue;
         const text = fleetUnitText(spec.stack, u);
-        fleet.push({ ...pick(u, spec.stack), text, hash: hashText(text) });
+        units.push({ ...pick(u, spec.stack, "fleet"), text, hash: hashText(text) });
       }
       continue;
     }
@@ -85,16 +88,17 @@ export function desiredForHost(
     const elsewhere = new Set(spec.units.filter((u) => !here.includes(u)).map((u) => u.name));
     for (const u of here) {
       const text = elsewhere.size ? dropDependencies(u.text, elsewhere, `${spec.stack}/${u.name}`) : u.text;
-      units.push({ ...pick(u, spec.stack), text, hash: hashText(text) });
+      units.push({ ...pick(u, spec.stack, "agent"), text, hash: hashText(text) });
       if (u.archive) archives.set(u.archive, spec.stack);
     }
   }
-  return { units, archives, generations, fleet };
+  return { units, archives, generations };
 }
 
-function pick(u: UnitSpec, stack: string): Omit<DesiredUnit, "text" | "hash"> {
+function pick(u: UnitSpec, stack: string, runner: Runner): Omit<DesiredUnit, "text" | "hash"> {
   return {
     name: u.name,
+    runner,
     stack,
     role: u.role,
     version: u.version,

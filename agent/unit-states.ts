@@ -29,16 +29,12 @@ export class UnitStates {
     owned: OwnedUnit[],
     desired: HostDesired,
   ): Promise<{ states: Map<string, UnitReportState>; lingering: { name: string; stack: string }[] }> {
-    for (const u of desired.fleet ?? []) this.fleetSeen.set(u.name, u.stack);
+    const placedHere = new Set(desired.units.filter((u) => u.runner === "fleet").map((u) => u.name));
+    for (const u of desired.units) if (u.runner === "fleet") this.fleetSeen.set(u.name, u.stack);
     const names = [
-      ...new Set([
-        ...owned.map((u) => u.name),
-        ...[...desired.units, ...(desired.fleet ?? [])].map((u) => u.name),
-        ...this.fleetSeen.keys(),
-      ]),
+      ...new Set([...owned.map((u) => u.name), ...desired.units.map((u) => u.name), ...this.fleetSeen.keys()]),
     ];
     const now = await this.systemd.unitStates(names);
-    const placedHere = new Set((desired.fleet ?? []).map((u) => u.name));
     const lingering: { name: string; stack: string }[] = [];
     for (const [name, stack] of this.fleetSeen) {
       if (placedHere.has(name)) continue;

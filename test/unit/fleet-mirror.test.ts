@@ -233,11 +233,16 @@ describe("the agent and a fleet stack", () => {
   };
   it("writes and starts nothing itself: reports what fleet placed here, installs the files", () => {
     const d = desiredForHost([spec], new Map([["web", doc]]), "a", { role: "web" });
-    expect(d.units).toEqual([]);
-    expect(d.fleet?.map((u) => u.name).sort()).toEqual([archive.name, "web-app@2.service"].sort());
+    expect(d.units.filter((u) => u.runner === "agent")).toEqual([]);
+    expect(
+      d.units
+        .filter((u) => u.runner === "fleet")
+        .map((u) => u.name)
+        .sort(),
+    ).toEqual([archive.name, "web-app@2.service"].sort());
     expect([...d.archives.keys()]).toEqual([archive.archive]);
-    const steps = reconcileHost({ owned: [], foreign: new Map(), archives: new Map(), registrationsStale: false }, d);
-    expect(steps.map((s) => s.kind)).toEqual(["install-archive"]);
+    const plan = reconcileHost({ owned: [], foreign: new Map(), archives: new Map(), registrationsStale: false }, d);
+    expect([...plan.steps, ...plan.afterReport].map((s) => s.kind)).toEqual(["install-archive"]);
   });
 
   it("answers the file unit's request only for an archive of an accepted fleet spec meant for this host", () => {

@@ -1,11 +1,12 @@
 import { describe, expect, it } from "vitest";
-import { reconcileHost, type HostObservation, type ObservedUnit, type Step } from "../../agent/reconcile.js";
+import { reconcileHost, type HostObservation, type HostPlan, type ObservedUnit } from "../../agent/reconcile.js";
 import type { PlacementDoc } from "../../shared/schedule.js";
 import { desiredForHost, hashText, type DesiredUnit, type HostDesired } from "../../agent/targeting.js";
 import type { StackSpec, UnitSpec } from "../../shared/spec.js";
 
 const want = (name: string, text = `text of ${name}`, extra: Partial<DesiredUnit> = {}): DesiredUnit => ({
   name,
+  runner: "agent",
   stack: "s",
   role: "dependency",
   version: "1",
@@ -30,8 +31,13 @@ const host = (owned: ObservedUnit[], o: Partial<HostObservation> = {}): HostObse
   registrationsStale: false,
   ...o,
 });
-const kinds = (steps: Step[]) =>
-  steps.map((s) => ("name" in s ? `${s.kind} ${s.name}` : "sha" in s ? `${s.kind} ${s.sha}` : s.kind));
+/** the steps, then those that wait until the pass's report is out */
+const kinds = (plan: HostPlan) => [
+  ...plan.steps.map(stepText),
+  ...plan.afterReport.map((s) => `after report: ${stepText(s)}`),
+];
+const stepText = (s: HostPlan["steps"][number]) =>
+  "name" in s ? `${s.kind} ${s.name}` : "sha" in s ? `${s.kind} ${s.sha}` : s.kind;
 
 describe("reconcileHost", () => {
   const cases: { title: string; current: HostObservation; desired: HostDesired; steps: string[] }[] = [
@@ -81,8 +87,8 @@ describe("reconcileHost", () => {
         "stop-unit a@1.service",
         "remove-unit-file s@1.service",
         "remove-unit-file a@1.service",
-        "reload",
         "remove-archive abc",
+        "after report: reload",
       ],
     },
     {
@@ -179,12 +185,35 @@ describe("reconcileHost", () => {
       ]),
       steps: ["register-service s@2.service"],
     },
+    {
+      title: "a unit fleet runs here: its service is registered, nothing written, started or blocked",
+      current: host([], { foreign: new Map([["f@1.service", "unit file f@1.service exists"]]) }),
+      desired: desired([
+        want("f@1.service", "t", {
+          runner: "fleet",
+          role: "service",
+          service: { name: "f", port: 80, interval: "2s" },
+        }),
+      ]),
+      steps: ["register-service f@1.service"],
+    },
+    {
+      title: "fleet moved a unit away: its service is deregistered, the unit is not stopped here",
+      current: host([], {
+        fleetServices: new Map([["f@1.service", { stack: "s", serviceId: "houston:f@1.service", hash: "h" }]]),
+      }),
+      desired: desired([]),
+      steps: ["deregister-service f@1.service"],
+    },
   ];
   for (const c of cases) it(c.title, () => expect(kinds(reconcileHost(c.current, c.desired))).toEqual(c.steps));
 
   it("a pass that only adds unit files says which: the reload is skipped if systemd loaded them itself", () => {
-    const reload = (current: HostObservation, d: HostDesired) =>
-      reconcileHost(current, d).find((s) => s.kind === "reload");
+    const reload = (current: HostObservation, d: HostDesired) => {
+      const plan = reconcileHost(current, d);
+      const later = plan.afterReport.find((s) => s.kind === "reload");
+      return plan.steps.find((s) => s.kind === "reload") ?? (later && { ...later, afterReport: true });
+    };
     expect(reload(host([has("a@1.service")]), desired([want("a@1.service"), want("b@1.service")]))).toEqual({
       kind: "reload",
       added: ["b@1.service"],
@@ -213,7 +242,9 @@ describe("reconcileHost", () => {
   it("registers a restarted unit's service afresh: the old process's check status does not carry over", () => {
     const svc = { role: "service" as const, version: "2", service: { name: "s", port: 80, interval: "2s" } };
     const reg = (current: HostObservation, text = "text of s@2.service") =>
-      reconcileHost(current, desired([want("s@2.service", text, svc)])).find((s) => s.kind === "register-service");
+      reconcileHost(current, desired([want("s@2.service", text, svc)])).steps.find(
+        (s) => s.kind === "register-service",
+      );
     const registered = has("s@2.service", { serviceId: "houston:s@2.service" });
     expect(reg(host([registered]), "new text")).toMatchObject({ resetCheck: true });
     // never registered, or registered again after an outage for the same process: nothing to reset
@@ -227,7 +258,7 @@ describe("reconcileHost", () => {
       reconcileHost(
         host([has("s@1.service", { activeState: oldState, serviceId: "houston:s@1.service" })]),
         desired([want("s@1.service", "text of s@1.service", svc(oldPort)), want("s@2.service", "v2", svc(80))]),
-      ).find((s) => s.kind === "register-service" && s.name === "s@2.service");
+      ).steps.find((s) => s.kind === "register-service" && s.name === "s@2.service");
     expect(step("active", 80)).toMatchObject({ sharedPort: true });
     expect(step("failed", 80)).not.toHaveProperty("sharedPort");
     expect(step("active", 81)).not.toHaveProperty("sharedPort");
@@ -235,24 +266,29 @@ describe("reconcileHost", () => {
 
   it("registers a service fleet runs afresh when fleet has new content for its unit", () => {
     const fleetUnit = {
-      ...want("f@1.service", "v2", { role: "service", service: { name: "s", port: 80, interval: "2s" } }),
+      ...want("f@1.service", "v2", {
+        runner: "fleet",
+        role: "service",
+        service: { name: "s", port: 80, interval: "2s" },
+      }),
     };
-    const fleetDesired: HostDesired = { ...desired([]), fleet: [fleetUnit] };
+    const fleetDesired: HostDesired = desired([fleetUnit]);
     const registered = (hash: string): HostObservation =>
       host([], { fleetServices: new Map([["f@1.service", { stack: "s", serviceId: "houston:f@1.service", hash }]]) });
-    const step = (o: HostObservation) => reconcileHost(o, fleetDesired).find((s) => s.kind === "register-service");
-    expect(step(registered(hashText("v1")))).toMatchObject({ resetCheck: true, fleet: { hash: hashText("v2") } });
+    const step = (o: HostObservation) =>
+      reconcileHost(o, fleetDesired).steps.find((s) => s.kind === "register-service");
+    expect(step(registered(hashText("v1")))).toMatchObject({ resetCheck: true, runner: "fleet", hash: hashText("v2") });
     expect(step(registered(fleetUnit.hash))).toBeUndefined();
     expect(step(host([]))).not.toHaveProperty("resetCheck");
   });
 
   it("marks restarts only for units that were running with other content", () => {
-    const steps = reconcileHost(
+    const { steps } = reconcileHost(
       host([has("a@1.service", { fileHash: "old", startedHash: "old" })]),
       desired([want("a@1.service")]),
     );
     expect(steps.find((s) => s.kind === "start-unit")).toMatchObject({ restart: true });
-    const fresh = reconcileHost(host([]), desired([want("a@1.service")]));
+    const fresh = reconcileHost(host([]), desired([want("a@1.service")])).steps;
     expect(fresh.find((s) => s.kind === "start-unit")).toMatchObject({ restart: false });
   });
 });

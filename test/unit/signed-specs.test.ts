@@ -7,7 +7,7 @@ import { mkdtempSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
-import { acceptSpec, type SpecCandidate } from "../../agent/accept.js";
+import { RefusalLog, acceptSpec, type SpecCandidate } from "../../agent/accept.js";
 import { SpecSigner, TrustStore, generateSigningKeys } from "../../shared/signing.js";
 import type { StackSpec } from "../../shared/spec.js";
 
@@ -166,5 +166,25 @@ describe("acceptSpec", () => {
     expect(new Set(store.keys().keys())).toEqual(new Set([k1.keyId, k2.keyId]));
     writeFileSync(join(dir, "broken.pub"), "not a key");
     expect(() => store.keys()).toThrow(/trusted key .*broken.pub/);
+  });
+});
+
+describe("RefusalLog", () => {
+  const unsigned = { stack: "web", generation: 9, reason: "the spec is not signed" };
+  it("says a refusal once while it stays in force", () => {
+    const log = new RefusalLog();
+    expect(log.lines([unsigned])).toEqual(["refused generation 9 of web: the spec is not signed"]);
+    expect(log.lines([unsigned])).toEqual([]);
+    expect(log.lines([unsigned, { stack: "db", generation: null, reason: "bad JSON" }])).toEqual([
+      "refused the spec of db: bad JSON",
+    ]);
+  });
+  it("a new generation or another reason is said again; so is a refusal that ended and came back", () => {
+    const log = new RefusalLog();
+    log.lines([unsigned]);
+    expect(log.lines([{ ...unsigned, generation: 10 }])).toHaveLength(1);
+    expect(log.lines([{ ...unsigned, generation: 10, reason: "signed by a stranger" }])).toHaveLength(1);
+    expect(log.lines([])).toEqual([]);
+    expect(log.lines([unsigned])).toHaveLength(1);
   });
 });
