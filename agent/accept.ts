@@ -1,7 +1,8 @@
 /**
  * Which specs read from KV the agent may act on, and taking them in. `acceptSpec` decides (pure):
  * valid against the schema, at the key of their own stack, and — when the agent trusts signing
- * keys — signed by one of them (decoding and verifying are the specs store's:
+ * keys — signed by one of them for this agent's scope (its KV prefix, its cluster name and, when
+ * it is configured with one, its environment; decoding and verifying are the specs store's:
  * shared/stores/specs.ts) and not older than a generation it has already accepted (so an old
  * signed spec cannot be replayed). `intakeSpecs` and `intakePlacements` apply a watch answer to
  * the state database (SQLite): what is accepted replaces the cached documents, a refused or
@@ -13,6 +14,7 @@ import type { StackSpec } from "../shared/spec.js";
 import type { KvEntry } from "../shared/consul.js";
 import type { KvLayout } from "../shared/kv-layout.js";
 import type { PlacementDoc } from "../shared/schedule.js";
+import type { AcceptScope } from "../shared/signing.js";
 import { decodePlacements } from "../shared/stores/placements.js";
 import { decodeSpec, specEntries, verifySpec, type SpecEntry } from "../shared/stores/specs.js";
 import type { AgentState } from "./state.js";
@@ -33,11 +35,13 @@ export interface Refusal {
 /**
  * `trusted`: null when the agent trusts no keys (unsigned specs are applied); otherwise the keys,
  * or the error that loading them gave (then nothing is accepted: fail closed).
+ * `scope`: what signatures must be for (this agent's prefix, cluster, environment).
  * `highest`: the highest generation of this stack accepted before.
  */
 export function acceptSpec(
   c: SpecCandidate,
   trusted: Map<string, KeyObject> | Error | null,
+  scope: AcceptScope,
   highest: number | undefined,
 ): Acceptance {
   // unreadable, or naming another stack than its key's
@@ -48,7 +52,7 @@ export function acceptSpec(
   if (trusted === null) return { ok: true, spec };
   if (trusted instanceof Error)
     return refuse(`not applying ${c.key}: the trusted keys cannot be read (${trusted.message})`);
-  const problem = verifySpec({ ...c, index: 0 }, spec, trusted);
+  const problem = verifySpec({ ...c, index: 0 }, spec, trusted, scope);
   if (problem) return refuse(`not applying ${c.key} generation ${spec.generation}: ${problem}`);
   if (highest !== undefined && spec.generation < highest)
     return refuse(
@@ -66,13 +70,14 @@ export function intakeSpecs(
   kv: KvLayout,
   state: AgentState,
   trusted: Map<string, KeyObject> | Error | null,
+  scope: AcceptScope,
 ): Refusal[] {
   const cached = new Map(state.specs().map((s) => [s.stack, s]));
   const highest = state.acceptedGenerations();
   const next: StackSpec[] = [];
   const refusals: Refusal[] = [];
   for (const e of specEntries(entries, kv)) {
-    const result = acceptSpec(e, trusted, highest.get(e.stack));
+    const result = acceptSpec(e, trusted, scope, highest.get(e.stack));
     if (result.ok) {
       next.push(result.spec);
       state.noteAccepted(e.stack, result.spec.generation);

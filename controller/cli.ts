@@ -44,6 +44,10 @@ export function buildProgram(): Command {
     .option("--max-archive-size <MiB>", "largest file archive a deployment may carry", "64")
     .option("--prefix <prefix>", "KV prefix", "houston/")
     .option("--signing-key <file>", "sign every spec written with this ed25519 key (default: $HOUSTON_SIGNING_KEY)")
+    .option(
+      "--cluster <name>",
+      "cluster name bound into signatures, as the agents' --cluster (default: $HOUSTON_CLUSTER)",
+    )
     .option("-v, --verbose", "debug output", false)
     .option("--json", "machine-readable output on stdout", false)
     .showHelpAfterError()

@@ -10,7 +10,7 @@ import { Consul } from "../shared/consul.js";
 import { isLoopback, parseConsulAddress, tlsFromEnv } from "../shared/consul-transport.js";
 import { ConfigError, errorText } from "../shared/errors.js";
 import { KvLayout } from "../shared/kv-layout.js";
-import { SpecSigner } from "../shared/signing.js";
+import { CLUSTER_RE, SpecSigner } from "../shared/signing.js";
 import { Fleet } from "../shared/fleet.js";
 import { agentsScheduler } from "./scheduler/agents.js";
 import { fleetScheduler } from "./scheduler/fleet.js";
@@ -28,6 +28,8 @@ export interface GlobalOptions {
   json: boolean;
   /** ed25519 private key (PEM) to sign specs with; default $HOUSTON_SIGNING_KEY */
   signingKey?: string;
+  /** the cluster name bound into signatures (agents' --cluster); default $HOUSTON_CLUSTER, else "" */
+  cluster?: string;
   /** allow sending the token over plain http to a non-loopback address */
   insecureToken?: boolean;
   caFile?: string;
@@ -101,7 +103,7 @@ export function makeContext(opts: GlobalOptions, manifest?: Manifest): Context {
       schedulerName === "fleet"
         ? fleetScheduler(consul, kv, (stack) => releaseAdopted(consul, kv, stack))
         : agentsScheduler(consul, kv),
-    signer: signerFor(opts),
+    signer: signerFor(opts, kv),
     maxArchiveBytes: archiveLimit(opts.maxArchiveSize),
   };
 }
@@ -210,11 +212,18 @@ function definedOnly<T extends object>(o: T): Partial<T> {
   return Object.fromEntries(Object.entries(o).filter(([, v]) => v !== undefined)) as Partial<T>;
 }
 
-function signerFor(opts: GlobalOptions): SpecSigner | null {
+/** The signer, for this prefix and cluster name (bound into every signature); null without a key. */
+function signerFor(opts: GlobalOptions, kv: KvLayout): SpecSigner | null {
   const path = opts.signingKey ?? process.env.HOUSTON_SIGNING_KEY;
   if (path === undefined || path === "") return null;
+  const cluster = opts.cluster ?? process.env.HOUSTON_CLUSTER ?? "";
+  if (!CLUSTER_RE.test(cluster))
+    throw new ConfigError(
+      opts.cluster !== undefined ? "--cluster" : "$HOUSTON_CLUSTER",
+      `${JSON.stringify(cluster)} is not a cluster name (up to 63 letters, digits, '.', '_', '-')`,
+    );
   try {
-    return SpecSigner.fromFile(path);
+    return SpecSigner.fromFile(path, { prefix: kv.prefix, cluster });
   } catch (err) {
     throw new ConfigError(opts.signingKey ? "--signing-key" : "$HOUSTON_SIGNING_KEY", errorText(err));
   }

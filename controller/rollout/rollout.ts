@@ -123,12 +123,14 @@ export async function rollout(
         live = null;
         return generation;
       }
+      // a removal keeps what is live: its deployment and its environment (the signature binds it)
       const deployment = before && req.kind === "remove" ? before.deployment : input.deployment;
+      const environment = before && req.kind === "remove" ? before.environment : input.environment;
       const spec: StackSpec = {
         schema: SCHEMA_VERSION,
         stack: input.stack,
         generation,
-        environment: input.environment,
+        environment,
         deployment,
         createdAt: new Date().toISOString(),
         units,

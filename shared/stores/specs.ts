@@ -9,7 +9,7 @@ import type { KeyObject } from "node:crypto";
 import type { Consul, KvEntry } from "../consul.js";
 import { ConcurrentChangeError, errorText } from "../errors.js";
 import type { KvLayout } from "../kv-layout.js";
-import { SpecSignatureSchema, signatureProblem, type SpecSigner } from "../signing.js";
+import { AnySignatureSchema, signatureProblem, type AcceptScope, type SpecSigner } from "../signing.js";
 import { StackSpecSchema, decodeJson, type StackSpec } from "../spec.js";
 import { decodeEntry, documentOf, unreadable, type Decoded, type Unreadable } from "./document.js";
 
@@ -50,13 +50,25 @@ export function decodeSpec(e: Pick<SpecEntry, "stack" | "key" | "value" | "index
 }
 
 /**
- * Why a decoded spec must not be applied under these trusted keys, or null when its signature
- * verifies. The signature entry is decoded here too (an unreadable one is the problem).
+ * Why a decoded spec must not be applied under these trusted keys by a reader in `scope` (its KV
+ * prefix, cluster and environment), or null when its signature verifies. The signature entry is
+ * decoded here too (an unreadable one is the problem).
  */
-export function verifySpec(e: SpecEntry, spec: StackSpec, trusted: Map<string, KeyObject>): string | null {
+export function verifySpec(
+  e: SpecEntry,
+  spec: StackSpec,
+  trusted: Map<string, KeyObject>,
+  scope: AcceptScope,
+): string | null {
   try {
-    const sig = e.signature ? decodeJson(SpecSignatureSchema, e.signature.key, e.signature.value) : null;
-    return signatureProblem(spec.stack, spec.generation, e.value, sig, trusted);
+    const sig = e.signature ? decodeJson(AnySignatureSchema, e.signature.key, e.signature.value) : null;
+    const subject = {
+      kind: "spec" as const,
+      stack: spec.stack,
+      generation: spec.generation,
+      environment: spec.environment,
+    };
+    return signatureProblem(subject, e.value, sig, trusted, scope);
   } catch (err) {
     return errorText(err);
   }
@@ -105,7 +117,13 @@ export async function writeSpec(
   const bytes = Buffer.from(JSON.stringify(StackSpecSchema.parse(spec)));
   const key = kv.spec(spec.stack);
   const sigKey = kv.signature(spec.stack);
-  const signature = signer && JSON.stringify(signer.sign(spec.stack, spec.generation, bytes));
+  const subject = {
+    kind: "spec" as const,
+    stack: spec.stack,
+    generation: spec.generation,
+    environment: spec.environment,
+  };
+  const signature = signer && JSON.stringify(signer.sign(subject, bytes));
   const res = await consul.txn([
     { verb: "cas", key, value: bytes, index: modifyIndex },
     signature ? { verb: "set", key: sigKey, value: signature } : { verb: "delete", key: sigKey },

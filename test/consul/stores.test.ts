@@ -67,11 +67,13 @@ describe("specs", () => {
 
   it("a signer's signature is written with the spec; an unsigned write removes a stale one", async () => {
     const keys = generateSigningKeys();
-    const signer = new SpecSigner(createPrivateKey(keys.privatePem));
+    const signer = new SpecSigner(createPrivateKey(keys.privatePem), { prefix: kv.prefix, cluster: "" });
     const index = await writeSpec(c, kv, spec("signed", 1), { modifyIndex: 0, signer });
     const [e] = specEntries(await c.kvList(kv.stacks), kv).filter((x) => x.stack === "signed");
     const trusted = new Map([[keys.keyId, createPublicKey(keys.publicPem)]]);
-    expect(verifySpec(e!, spec("signed", 1), trusted)).toBeNull();
+    expect(
+      verifySpec(e!, spec("signed", 1), trusted, { prefix: kv.prefix, cluster: "", environment: null }),
+    ).toBeNull();
     await writeSpec(c, kv, spec("signed", 2), { modifyIndex: index, signer: null });
     expect(await c.kvGet(kv.signature("signed"))).toBeNull();
     await deleteSpec(c, kv, "signed", (await readSpec(c, kv, "signed")).modifyIndex);
