@@ -4,10 +4,13 @@
  * keys — signed by one of them for this agent's scope (its KV prefix, its cluster name and, when
  * it is configured with one, its environment; decoding and verifying are the specs store's:
  * shared/stores/specs.ts) and not older than a generation it has already accepted (so an old
- * signed spec cannot be replayed). `intakeSpecs` and `intakePlacements` apply a watch answer to
- * the state database (SQLite): what is accepted replaces the cached documents, a refused or
- * unreadable one keeps its stack's last good one in force; a refused spec is reported as its
- * stack's error. `RefusalLog` says each refusal once.
+ * signed spec cannot be replayed), nor older than the stack's signed latest record
+ * (shared/stores/latest.ts: a fresh host has no memory of its own). `removalOf` decides (pure)
+ * whether a stack whose spec vanished is removed: with trusted keys, only on a signed tombstone
+ * newer than what runs; otherwise it keeps running and is refused, saying why. `intakeSpecs` and
+ * `intakePlacements` apply a watch answer to the state database (SQLite): what is accepted
+ * replaces the cached documents, a refused or unreadable one keeps its stack's last good one in
+ * force; a refusal is reported as its stack's error. `RefusalLog` says each refusal once.
  */
 import type { KeyObject } from "node:crypto";
 import type { StackSpec } from "../shared/spec.js";
@@ -17,6 +20,7 @@ import type { PlacementDoc } from "../shared/schedule.js";
 import type { AcceptScope } from "../shared/signing.js";
 import { decodePlacements } from "../shared/stores/placements.js";
 import { decodeSpec, specEntries, verifySpec, type SpecEntry } from "../shared/stores/specs.js";
+import { latestEntries, verifyLatest, type LatestRecord } from "../shared/stores/latest.js";
 import type { AgentState } from "./state.js";
 
 /** a spec's entry with its signature's (shared/stores/specs.ts); its ModifyIndex plays no part here */
@@ -37,12 +41,14 @@ export interface Refusal {
  * or the error that loading them gave (then nothing is accepted: fail closed).
  * `scope`: what signatures must be for (this agent's prefix, cluster, environment).
  * `highest`: the highest generation of this stack accepted before.
+ * `latest`: the stack's latest record, when its signature verified (else null: it raises no floor).
  */
 export function acceptSpec(
   c: SpecCandidate,
   trusted: Map<string, KeyObject> | Error | null,
   scope: AcceptScope,
   highest: number | undefined,
+  latest: LatestRecord | null = null,
 ): Acceptance {
   // unreadable, or naming another stack than its key's
   const decoded = decodeSpec({ ...c, index: 0 });
@@ -58,12 +64,51 @@ export function acceptSpec(
     return refuse(
       `not applying ${c.key}: generation ${spec.generation} is older than generation ${highest} already accepted (a replayed spec?)`,
     );
+  if (latest?.state === "removed" && spec.generation <= latest.generation)
+    return refuse(
+      `not applying ${c.key}: the stack was removed at generation ${latest.generation} (signed), and generation ${spec.generation} is not newer (a replayed spec?)`,
+    );
   return { ok: true, spec };
+}
+
+/** What becomes of a stack whose spec vanished from KV: removed (at a generation, when signed), or kept and why. */
+export type Removal = { remove: true; generation: number | null } | { remove: false; reason: string };
+
+/**
+ * Whether a stack the agent runs (`running`: its generation, the highest accepted for it) and
+ * whose spec vanished is removed: without trusted keys, yes (as the controller deleted it); with
+ * them, only on the stack's latest record in state removed, signed for this agent's scope, at a
+ * generation above `running` (a tombstone cannot be replayed over a later deployment).
+ */
+export function removalOf(
+  stack: string,
+  running: number,
+  latest: { key: string; value: Buffer } | undefined,
+  trusted: Map<string, KeyObject> | Error | null,
+  scope: AcceptScope,
+): Removal {
+  if (trusted === null) return { remove: true, generation: null };
+  const keep = (why: string): Removal => ({
+    remove: false,
+    reason: `the spec of ${stack} vanished from KV ${why}: generation ${running} keeps running`,
+  });
+  if (trusted instanceof Error) return keep(`but the trusted keys cannot be read (${trusted.message})`);
+  if (!latest) return keep("without a signed removal (no tombstone)");
+  const v = verifyLatest(stack, latest, trusted, scope);
+  if (!v.ok) return keep(`and its removal is not valid (${v.problem})`);
+  if (v.record.state !== "removed")
+    return keep(`but its latest record says generation ${v.record.generation} is live, not removed`);
+  if (v.record.generation <= running)
+    return keep(
+      `and its removal is for generation ${v.record.generation}, not newer than generation ${running} (a replayed removal?)`,
+    );
+  return { remove: true, generation: v.record.generation };
 }
 
 /**
  * Takes in a watch answer of stacks/: the specs accepted replace the cached ones (a refused spec
- * keeps its stack's last good one in force). Returns the refusals.
+ * keeps its stack's last good one in force; so does a vanished one without a valid tombstone).
+ * Returns the refusals.
  */
 export function intakeSpecs(
   entries: KvEntry[],
@@ -74,10 +119,20 @@ export function intakeSpecs(
 ): Refusal[] {
   const cached = new Map(state.specs().map((s) => [s.stack, s]));
   const highest = state.acceptedGenerations();
+  const latest = latestEntries(entries, kv);
+  /** a stack's latest record when it verifies (only then does it raise the floor) */
+  const signedLatest = (stack: string): LatestRecord | null => {
+    const e = latest.get(stack);
+    if (!e || !(trusted instanceof Map)) return null;
+    const v = verifyLatest(stack, e, trusted, scope);
+    return v.ok ? v.record : null;
+  };
   const next: StackSpec[] = [];
   const refusals: Refusal[] = [];
+  const present = new Set<string>();
   for (const e of specEntries(entries, kv)) {
-    const result = acceptSpec(e, trusted, scope, highest.get(e.stack));
+    present.add(e.stack);
+    const result = acceptSpec(e, trusted, scope, highest.get(e.stack), signedLatest(e.stack));
     if (result.ok) {
       next.push(result.spec);
       state.noteAccepted(e.stack, result.spec.generation);
@@ -87,6 +142,15 @@ export function intakeSpecs(
       const old = cached.get(e.stack);
       if (old) next.push(old);
     }
+  }
+  for (const [stack, old] of cached) {
+    if (present.has(stack)) continue;
+    const running = Math.max(old.generation, highest.get(stack) ?? 0);
+    const removal = removalOf(stack, running, latest.get(stack), trusted, scope);
+    if (!removal.remove) {
+      refusals.push({ stack, generation: null, reason: removal.reason });
+      next.push(old);
+    } else if (removal.generation !== null) state.noteAccepted(stack, removal.generation);
   }
   state.replaceSpecs(next);
   return refusals;

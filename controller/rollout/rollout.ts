@@ -119,7 +119,9 @@ export async function rollout(
     const write = async (units: UnitSpec[] | null): Promise<number> => {
       generation++;
       if (units === null) {
-        await deleteSpec(consul, kv, input.stack, index);
+        // the signed tombstone: agents with --trust remove the stack only on its word
+        const environment = before?.environment ?? input.environment;
+        await deleteSpec(consul, kv, input.stack, index, { generation, environment, signer: ctx.signer });
         live = null;
         return generation;
       }

@@ -1,7 +1,8 @@
 /**
  * The store of stack specs: stacks/<stack>/spec with its signature at stacks/<stack>/signature.
  * Lists and decodes them (a spec must name the stack of its key), verifies a signature against
- * trusted keys, and CAS-writes a spec together with its signature (or without a stale one).
+ * trusted keys, and CAS-writes a spec together with its signature (or without a stale one) and
+ * the stack's latest record (shared/stores/latest.ts); deleting a spec leaves a signed tombstone.
  * An unreadable spec is returned as Unreadable; the caller says what it means (status reports it,
  * placement ignores it, archive pruning keeps everything).
  */
@@ -12,6 +13,7 @@ import type { KvLayout } from "../kv-layout.js";
 import { AnySignatureSchema, signatureProblem, type AcceptScope, type SpecSigner } from "../signing.js";
 import { StackSpecSchema, decodeJson, type StackSpec } from "../spec.js";
 import { decodeEntry, documentOf, unreadable, type Decoded, type Unreadable } from "./document.js";
+import { latestOp } from "./latest.js";
 
 /** A spec's entry, with its stack (from the key) and its signature's entry, if any. */
 export interface SpecEntry {
@@ -127,6 +129,11 @@ export async function writeSpec(
   const res = await consul.txn([
     { verb: "cas", key, value: bytes, index: modifyIndex },
     signature ? { verb: "set", key: sigKey, value: signature } : { verb: "delete", key: sigKey },
+    latestOp(
+      kv,
+      { stack: spec.stack, generation: spec.generation, environment: spec.environment, state: "live" },
+      signer,
+    ),
   ]);
   if (res.ok) return res.indexes[0] ?? modifyIndex;
   throw new ConcurrentChangeError(
@@ -134,11 +141,29 @@ export async function writeSpec(
   );
 }
 
-/** Deletes the spec (if still at `modifyIndex`) and its signature; ConcurrentChangeError otherwise. */
-export async function deleteSpec(consul: Consul, kv: KvLayout, stack: string, modifyIndex: number): Promise<void> {
+/**
+ * Deletes the spec (if still at `modifyIndex`) and its signature; ConcurrentChangeError otherwise.
+ * With `removal` and a signer, a signed tombstone (the latest record, state removed, at
+ * `removal.generation`: above the live one) is written in the same transaction, without which
+ * agents with --trust keep running the stack; without a signer the latest record goes too.
+ */
+export async function deleteSpec(
+  consul: Consul,
+  kv: KvLayout,
+  stack: string,
+  modifyIndex: number,
+  removal?: { generation: number; environment: string; signer: SpecSigner | null },
+): Promise<void> {
   const res = await consul.txn([
     { verb: "delete-cas", key: kv.spec(stack), index: modifyIndex },
     { verb: "delete", key: kv.signature(stack) },
+    removal
+      ? latestOp(
+          kv,
+          { stack, generation: removal.generation, environment: removal.environment, state: "removed" },
+          removal.signer,
+        )
+      : { verb: "delete", key: kv.latest(stack) },
   ]);
   if (!res.ok) throw new ConcurrentChangeError(`${kv.spec(stack)} changed while removing it; not deleting`);
 }

@@ -74,9 +74,38 @@ describe("specs", () => {
     expect(
       verifySpec(e!, spec("signed", 1), trusted, { prefix: kv.prefix, cluster: "", environment: null }),
     ).toBeNull();
+    expect(JSON.parse(String((await c.kvGet(kv.latest("signed")))?.value))).toMatchObject({
+      state: "live",
+      generation: 1,
+      signature: { kind: "latest", keyId: keys.keyId },
+    });
     await writeSpec(c, kv, spec("signed", 2), { modifyIndex: index, signer: null });
     expect(await c.kvGet(kv.signature("signed"))).toBeNull();
+    expect(await c.kvGet(kv.latest("signed"))).toBeNull();
     await deleteSpec(c, kv, "signed", (await readSpec(c, kv, "signed")).modifyIndex);
+  });
+
+  it("a removal with a signer leaves a signed tombstone above the live generation; without one, nothing", async () => {
+    const keys = generateSigningKeys();
+    const signer = new SpecSigner(createPrivateKey(keys.privatePem), { prefix: kv.prefix, cluster: "" });
+    const index = await writeSpec(c, kv, spec("tomb", 2), { modifyIndex: 0, signer });
+    await deleteSpec(c, kv, "tomb", index, { generation: 3, environment: "test", signer });
+    expect(await c.kvGet(kv.spec("tomb"))).toBeNull();
+    expect(await c.kvGet(kv.signature("tomb"))).toBeNull();
+    expect(JSON.parse(String((await c.kvGet(kv.latest("tomb")))?.value))).toMatchObject({
+      stack: "tomb",
+      generation: 3,
+      state: "removed",
+      signature: { kind: "latest", generation: 3 },
+    });
+    // a deploy after the removal replaces the tombstone with the live record
+    const again = await writeSpec(c, kv, spec("tomb", 4), { modifyIndex: 0, signer });
+    expect(JSON.parse(String((await c.kvGet(kv.latest("tomb")))?.value))).toMatchObject({
+      state: "live",
+      generation: 4,
+    });
+    await deleteSpec(c, kv, "tomb", again, { generation: 5, environment: "test", signer: null });
+    expect(await c.kvList(`${kv.stacks}tomb/`)).toEqual([]);
   });
 
   it("lists every spec; an unreadable one is named, not thrown, except where one stack is read", async () => {
