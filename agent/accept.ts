@@ -68,6 +68,10 @@ export function acceptSpec(
     return refuse(
       `not applying ${c.key}: the stack was removed at generation ${latest.generation} (signed), and generation ${spec.generation} is not newer (a replayed spec?)`,
     );
+  if (latest?.state === "live" && spec.generation < latest.generation)
+    return refuse(
+      `not applying ${c.key}: generation ${spec.generation} is older than generation ${latest.generation}, the stack's latest signed generation (a replayed spec?)`,
+    );
   return { ok: true, spec };
 }
 

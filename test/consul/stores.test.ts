@@ -4,7 +4,12 @@
  * (placements, fleet/owned) happen only while its session holds scheduler/leader.
  */
 import { createPrivateKey, createPublicKey } from "node:crypto";
+import { mkdtempSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { intakeSpecs } from "../../agent/accept.js";
+import { AgentState } from "../../agent/state.js";
 import type { Consul } from "../../shared/consul.js";
 import { ConcurrentChangeError, InvalidKvDataError } from "../../shared/errors.js";
 import { KvLayout } from "../../shared/kv-layout.js";
@@ -106,6 +111,28 @@ describe("specs", () => {
     });
     await deleteSpec(c, kv, "tomb", again, { generation: 5, environment: "test", signer: null });
     expect(await c.kvList(`${kv.stacks}tomb/`)).toEqual([]);
+  });
+
+  it("a fresh host refuses an older signed spec written back over a newer one: the signed latest record is in KV", async () => {
+    const keys = generateSigningKeys();
+    const signer = new SpecSigner(createPrivateKey(keys.privatePem), { prefix: kv.prefix, cluster: "" });
+    const trusted = new Map([[keys.keyId, createPublicKey(keys.publicPem)]]);
+    const scope = { prefix: kv.prefix, cluster: "", environment: null };
+    let index = await writeSpec(c, kv, spec("fresh", 3), { modifyIndex: 0, signer });
+    const [oldSpec, oldSig] = await Promise.all([c.kvGet(kv.spec("fresh")), c.kvGet(kv.signature("fresh"))]);
+    index = await writeSpec(c, kv, spec("fresh", 5), { modifyIndex: index, signer });
+    // a KV writer without the key puts generation 3 (spec and signature) back
+    await c.txn([
+      { verb: "set", key: kv.spec("fresh"), value: oldSpec!.value },
+      { verb: "set", key: kv.signature("fresh"), value: oldSig!.value },
+    ]);
+    const state = new AgentState(join(mkdtempSync(join(tmpdir(), "houston-fresh-")), "agent.sqlite"));
+    const refusals = intakeSpecs(await c.kvList(`${kv.stacks}fresh/`), kv, state, trusted, scope);
+    expect(refusals.map((r) => r.reason)).toEqual([
+      expect.stringMatching(/generation 3 is older than generation 5, the stack's latest signed generation/),
+    ]);
+    expect(state.specs()).toEqual([]);
+    await c.kvDeletePrefix(`${kv.stacks}fresh/`);
   });
 
   it("lists every spec; an unreadable one is named, not thrown, except where one stack is read", async () => {

@@ -146,6 +146,12 @@ describe("removalOf: a vanished spec", () => {
 describe("acceptSpec: the signed latest record is a floor a fresh host has too", () => {
   const verified = (facts: Partial<LatestFacts> & { generation: number }) =>
     LatestRecordSchema.parse(JSON.parse(latest(facts).value.toString()));
+  it("a replayed older signed spec is refused with no memory of its own (a re-imaged host)", () => {
+    const r = acceptSpec(candidate(3), trusted, AGENT, undefined, verified({ generation: 5, state: "live" }));
+    expect(r.ok ? "accepted" : r.reason).toMatch(
+      /generation 3 is older than generation 5, the stack's latest signed generation \(a replayed spec\?\)/,
+    );
+  });
   it("a signed spec older than, or at, the stack's signed removal is refused", () => {
     const r = acceptSpec(candidate(5), trusted, AGENT, undefined, verified({ generation: 5 }));
     expect(r.ok ? "accepted" : r.reason).toMatch(/the stack was removed at generation 5 \(signed\)/);
