@@ -42,6 +42,13 @@ export async function statusCommand(
   const { specs, unreadable } = await listSpecs(ctx.consul, ctx.kv, stack || undefined);
   const specErrors = unreadable.map((u) => u.error);
   const reports = await ctx.scheduler.reports();
+  // a stack whose spec is gone but which hosts still run and report errors for (with --trust: a
+  // spec deleted without a signed removal keeps running, refused): say so, by host
+  for (const [name, byHost] of reports) {
+    if ((stack && name !== stack) || specs.some((s) => s.stack === name)) continue;
+    for (const [node, r] of byHost)
+      if (r.errors.length > 0) specErrors.push(`${name} on ${node} (no spec in KV): ${r.errors.join("; ")}`);
+  }
   const hosts = await ctx.scheduler.hosts();
   const { placements } = await ctx.scheduler.view();
   const agentOf = new Map(hosts.map((h) => [h.node, h.agent]));

@@ -1,7 +1,8 @@
 /**
  * The agent's trust boundary on a real systemd host: a stack cannot shadow a unit systemd already
  * has (vendor template instance, runtime unit), cannot take over another stack's unit, and — with
- * a trusted key — nothing is applied from a spec that is unsigned, tampered with, or replayed.
+ * a trusted key — nothing is applied from a spec that is unsigned, tampered with, or replayed, and
+ * a stack whose spec is deleted without a signed removal keeps running.
  */
 import { appendFileSync, existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
@@ -198,5 +199,39 @@ describe("signed specs (real agent with --trust)", () => {
       (n) => n.node === H,
     );
     expect(rec?.trustedKeys.sort()).toEqual([keyId, nextId].sort());
+  });
+
+  it("a spec deleted by hand keeps running (refused, shown by status); houston remove, signed, removes it", async () => {
+    const dir = configDir({
+      "manifest.yaml": "environments:\n  test: {}\nshared-stacks:\n  gone: [app:1]\n",
+      "units/shared/app.service": sleeper,
+    });
+    const d = await houston(fleet.consulAddr, dir, "--signing-key", keyFile, "standalone", "gone");
+    expect(d.code, d.stderr).toBe(0);
+    const pid = await mainPid("gone-app@1.service");
+    // a KV writer without the key deletes the spec and its signature
+    await c().txn([
+      { verb: "delete", key: kv().spec("gone") },
+      { verb: "delete", key: kv().signature("gone") },
+    ]);
+    await errorsOf("gone", /vanished from KV without a signed removal \(no tombstone\)/);
+    expect(await mainPid("gone-app@1.service")).toBe(pid);
+    expect(existsSync(unitFile("gone-app@1.service"))).toBe(true);
+    const st = await houston(fleet.consulAddr, dir, "status");
+    expect(st.stderr).toMatch(new RegExp(`gone on ${H} \\(no spec in KV\\): .*no tombstone`));
+    // the controller's removal: a signed tombstone; the agent removes the stack
+    const gen = JSON.parse(String((await c().kvGet(kv().latest("gone")))?.value)) as { generation: number };
+    // remove starts from the live spec: deploy it again (signed), then remove it
+    const redeploy = await houston(fleet.consulAddr, dir, "--signing-key", keyFile, "standalone", "gone");
+    expect(redeploy.code, redeploy.stderr).toBe(0);
+    const r = await houston(fleet.consulAddr, dir, "--signing-key", keyFile, "remove", "gone");
+    expect(r.code, r.stderr).toBe(0);
+    const tomb = JSON.parse(String((await c().kvGet(kv().latest("gone")))?.value)) as {
+      state: string;
+      generation: number;
+    };
+    expect(tomb.state).toBe("removed");
+    expect(tomb.generation).toBeGreaterThan(gen.generation);
+    await eventually("the unit file to be gone", async () => !existsSync(unitFile("gone-app@1.service")));
   });
 });
