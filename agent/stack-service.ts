@@ -77,7 +77,8 @@ export function serviceChanges(
   // Consul keeps a re-registered check's status and output: new and changed checks are sent, no
   // others (a stack of 200 units re-registered after one was removed sends nothing more)
   const old = new Map((before?.checks ?? []).map((c) => [c.id, c]));
-  // Consul keeps a check left out of a re-registration: a unit that left takes its check along
+  // a unit that left takes its check along: Consul 1.8 drops a check left out of a re-registration,
+  // deregistered explicitly all the same (cheap; no reliance on that)
   const now = new Set(after.checks.map((c) => c.id));
   return {
     register: shape(before) !== shape(after) ? after : null,

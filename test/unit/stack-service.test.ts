@@ -74,7 +74,7 @@ describe("serviceChanges", () => {
     expect(change.register).toBe(c);
     // Consul keeps an unchanged check's status and output when the service is registered again
     expect(change.update.map((u) => u.unit)).toEqual(["web@3.service"]);
-    // a unit that left takes its check along (Consul keeps a check left out of a registration)
+    // a unit that left takes its check along (explicitly, whatever Consul does with a re-registration)
     const fewer = serviceChanges(c, b);
     expect(fewer).toEqual({
       register: b,
