@@ -226,18 +226,20 @@ describe("signed specs (real agent with --trust)", () => {
     const d = await houston(fleet.consulAddr, dir, "--signing-key", keyFile, "standalone", "gone");
     expect(d.code, d.stderr).toBe(0);
     const pid = await mainPid("gone-app@1.service");
-    // a KV writer without the key deletes the spec and its signature
+    const gen = (JSON.parse(String((await c().kvGet(kv().spec("gone")))?.value)) as { generation: number }).generation;
+    // a KV writer without the key deletes the spec and its signature, then the stack's latest record
     await c().txn([
       { verb: "delete", key: kv().spec("gone") },
       { verb: "delete", key: kv().signature("gone") },
     ]);
+    await errorsOf("gone", /vanished from KV but its latest record says generation \d+ is live, not removed/);
+    await c().kvDelete(kv().latest("gone"));
     await errorsOf("gone", /vanished from KV without a signed removal \(no tombstone\)/);
     expect(await mainPid("gone-app@1.service")).toBe(pid);
     expect(existsSync(unitFile("gone-app@1.service"))).toBe(true);
     const st = await houston(fleet.consulAddr, dir, "status");
     expect(st.stderr).toMatch(new RegExp(`gone on ${H} \\(no spec in KV\\): .*no tombstone`));
     // the controller's removal: a signed tombstone; the agent removes the stack
-    const gen = JSON.parse(String((await c().kvGet(kv().latest("gone")))?.value)) as { generation: number };
     // remove starts from the live spec: deploy it again (signed), then remove it
     const redeploy = await houston(fleet.consulAddr, dir, "--signing-key", keyFile, "standalone", "gone");
     expect(redeploy.code, redeploy.stderr).toBe(0);
@@ -248,7 +250,7 @@ describe("signed specs (real agent with --trust)", () => {
       generation: number;
     };
     expect(tomb.state).toBe("removed");
-    expect(tomb.generation).toBeGreaterThan(gen.generation);
+    expect(tomb.generation).toBeGreaterThan(gen);
     await eventually("the unit file to be gone", async () => !existsSync(unitFile("gone-app@1.service")));
   });
 });
