@@ -237,10 +237,10 @@ export function registerCommands(program: Command, env: CommandEnv): void {
     });
   program
     .command("history")
-    .argument("<stack>")
-    .description("deployments of a stack with result and duration")
-    .action(async (stack: string, _f: unknown, cmd: Command) => {
-      stackArg(stack);
+    .argument("[stack]")
+    .description("deployments of a stack with result and duration (without one: every stack's last deployments)")
+    .action(async (stack: string | undefined, _f: unknown, cmd: Command) => {
+      if (stack !== undefined) stackArg(stack);
       const { ctx, json, out } = inspectCtx(cmd);
       await historyCommand(ctx, stack, json, out);
     });
