@@ -229,7 +229,8 @@ export const HistoryRecordSchema = z.object({
   startedAt: z.string(),
   finishedAt: z.string(),
   durationMs: z.number(),
-  result: z.enum(["success", "failed", "rolled-back", "removed"]),
+  /** interrupted: the controller was stopped (Ctrl-C, SIGTERM, SIGHUP) before the rollout ended */
+  result: z.enum(["success", "failed", "rolled-back", "removed", "interrupted"]),
   message: z.string(),
   /** the deployment's own units, as deployed (rollback redeploys them) */
   units: z.array(UnitSpecSchema),
