@@ -196,6 +196,11 @@ export const StatusReportSchema = z.object({
   generation: z.number().int().nullable(),
   /** newest generation the agent has seen and works towards (errors relate to it) */
   desiredGeneration: z.number().int().nullable(),
+  /** the version the desired generation deploys (a service's; null for global and standalone);
+   * optional: agents before it did not say */
+  version: z.string().nullable().optional(),
+  /** what the desired generation deploys (type, name, version, group); optional, as `version` */
+  deployment: DeploymentSchema.optional(),
   /** true while the agent is still working towards `generation`'s successor */
   converging: z.boolean(),
   units: z.array(UnitStatusSchema),
