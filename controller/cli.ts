@@ -87,17 +87,19 @@ export function buildProgram(): Command {
     (type: DeploymentType) =>
     async (...args: unknown[]) => {
       const cmd = args.at(-1) as Command;
-      const opts = cmd.opts<{ group?: string; dependencies?: boolean }>();
+      const opts = cmd.opts<{ group?: string; dependencies?: boolean; full?: boolean }>();
       const [name, version] = args.filter((a): a is string => typeof a === "string");
       const req = env.request(cmd, type, name ?? "global", version ?? null, opts);
       const manifest = env.manifest(cmd);
-      await planCommand(makeContext(env.globals(cmd), manifest), manifest, req, env.output(cmd), env.globals(cmd).json);
+      const g = env.globals(cmd);
+      await planCommand(makeContext(g, manifest), manifest, req, env.output(cmd), g.json, opts.full === true);
     };
   const planOpts = (c: Command): Command =>
     c
       .option("-g, --group <group>", "deployment group (blue/green)")
       .option("--no-dependencies", "do not chain units with Requires=/After=")
-      .option("--scheduler <name>", "plan for this scheduler (agents or fleet) instead of the environment's");
+      .option("--scheduler <name>", "plan for this scheduler (agents or fleet) instead of the environment's")
+      .option("--full", "every unit's whole text, not only what changes against the live stack");
   planOpts(
     plan.command("service").argument("<name>").argument("<version>").description("plan a service deployment"),
   ).action(planAction("service"));
