@@ -14,7 +14,7 @@ import { argvGrammar, normalizeArgv } from "./argv.js";
 import { NAME_RE } from "../shared/unit-name.js";
 import { HOUSTON_VERSION } from "../shared/version.js";
 import { loadManifestFor, makeContext, type GlobalOptions } from "./context.js";
-import { EXIT, consoleOutput } from "./output.js";
+import { EXIT, consoleOutput, liveTerminal, visible } from "./output.js";
 import { planCommand } from "./commands/plan.js";
 import type { DeploymentType } from "./plan/plan-deployment.js";
 import type { CommandEnv } from "./commands/env.js";
@@ -57,7 +57,7 @@ export function buildProgram(): Command {
       return consoleOutput({
         verbose: g.verbose,
         events: g.json,
-        live: !g.json && process.stderr.isTTY === true && !process.env.CI,
+        live: !g.json && liveTerminal(process.stderr, process.env),
       });
     },
     manifest: (cmd) => loadManifestFor(env.globals(cmd)),
@@ -130,7 +130,7 @@ export async function main(argv: string[]): Promise<number> {
   } catch (err) {
     if (err instanceof CommanderError) return exitCodeFor(err);
     const text = err instanceof HoustonError ? err.message : errorText(err);
-    process.stderr.write(`${"ERROR".padEnd(8)} ${text}\n`);
+    process.stderr.write(`${"ERROR".padEnd(8)} ${visible(text)}\n`);
     if (!(err instanceof HoustonError) && err instanceof Error && err.stack) process.stderr.write(`${err.stack}\n`);
     return exitCodeFor(err);
   }
