@@ -18,6 +18,8 @@ export interface ArgvGrammar {
   /** a deployment's options (those of `service`) that take a value, and those that do not */
   deployWithValue: ReadonlySet<string>;
   deployFlags: ReadonlySet<string>;
+  /** every command's (and subcommand's) options that take a value: their values are not words */
+  anyWithValue: ReadonlySet<string>;
 }
 
 function names(options: readonly Option[], withValue: boolean): Set<string> {
@@ -26,6 +28,10 @@ function names(options: readonly Option[], withValue: boolean): Set<string> {
       .filter((o) => (o.required || o.optional) === withValue)
       .flatMap((o) => [o.short, o.long].filter((n): n is string => n !== undefined)),
   );
+}
+
+function allCommands(c: Command): Command[] {
+  return c.commands.flatMap((sub) => [sub, ...allCommands(sub)]);
 }
 
 /** The grammar of a commander program: its commands, its options, and those of its `service` command. */
@@ -37,6 +43,10 @@ export function argvGrammar(program: Command): ArgvGrammar {
     globalWithValue: names(program.options, true),
     deployWithValue: names(deploy, true),
     deployFlags: names(deploy, false),
+    anyWithValue: new Set([
+      ...names(program.options, true),
+      ...allCommands(program).flatMap((c) => [...names(c.options, true)]),
+    ]),
   };
 }
 
@@ -62,7 +72,7 @@ function tokens(argv: string[], g: ArgvGrammar): Token[] {
     const name = a.startsWith("--") ? (a.split("=")[0] ?? a) : a.slice(0, 2);
     // `--name=value`, or a short option with its value attached (`-d3`)
     const inline = a.startsWith("--") ? a.includes("=") : a.length > 2;
-    const withValue = g.globalWithValue.has(name) || g.deployWithValue.has(name);
+    const withValue = g.globalWithValue.has(name) || g.deployWithValue.has(name) || g.anyWithValue.has(name);
     const words = withValue && !inline && i + 1 < argv.length ? [a, argv[++i] ?? ""] : [a];
     const kind = g.globalWithValue.has(name)
       ? "global"

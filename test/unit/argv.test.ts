@@ -67,6 +67,11 @@ describe("normalizeArgv (the seed's command lines)", () => {
       "-e status -c plan service hello 4",
     ],
     ["three words are not the bare form", "-e test hello 4 5", "-e test hello 4 5"],
+    [
+      "another command's option value is not a word (plan --scheduler fleet service web 2)",
+      "-e test plan --scheduler fleet -g blue service web 2",
+      "-e test plan service --scheduler fleet -g blue web 2",
+    ],
   ];
   for (const [title, input, want] of cases)
     it(title, () => expect(normalizeArgv(input.split(" "), grammar).join(" ")).toBe(want));
