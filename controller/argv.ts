@@ -72,7 +72,11 @@ function tokens(argv: string[], g: ArgvGrammar): Token[] {
     const name = a.startsWith("--") ? (a.split("=")[0] ?? a) : a.slice(0, 2);
     // `--name=value`, or a short option with its value attached (`-d3`)
     const inline = a.startsWith("--") ? a.includes("=") : a.length > 2;
-    const withValue = g.globalWithValue.has(name) || g.deployWithValue.has(name) || g.anyWithValue.has(name);
+    // the program's and a deployment's own arity first: another command's same-named option may differ
+    const withValue =
+      g.globalWithValue.has(name) ||
+      g.deployWithValue.has(name) ||
+      (!g.deployFlags.has(name) && g.anyWithValue.has(name));
     const words = withValue && !inline && i + 1 < argv.length ? [a, argv[++i] ?? ""] : [a];
     const kind = g.globalWithValue.has(name)
       ? "global"
