@@ -2,7 +2,8 @@
  * `houston remove STACK` on a terminal (a pseudo-terminal from util-linux `script`) asks first,
  * naming each unit that stops and the hosts that report it; "n" leaves the stack as it is, `-y`
  * does not ask. Off a terminal it does not ask (scripts keep working). No agent answers here, so a
- * removal that went on is interrupted once it has written its first generation.
+ * removal that went on is interrupted once it has written its first generation: Ctrl-C, SIGINT and
+ * SIGHUP alike leave an `interrupted` history row and a free lock.
  */
 import { spawn } from "node:child_process";
 import { join } from "node:path";
@@ -12,6 +13,7 @@ import { KvLayout } from "../../shared/kv-layout.js";
 import { putReport } from "../../shared/stores/reports.js";
 import { readSpec } from "../../shared/stores/specs.js";
 import { whatStops } from "../../controller/commands/confirm-remove.js";
+import { DeployLock } from "../../controller/rollout/lock.js";
 import { configDir, houston, startCli } from "../helpers/cli.js";
 import { dep, eventually, planUnits, publish, unitText } from "../helpers/specs.js";
 import { startConsul, type TestConsul } from "../harness/consul-dev.js";
@@ -45,7 +47,7 @@ async function deployed(stack: string): Promise<string> {
 beforeAll(async () => {
   consul = await startConsul();
   c = new Consul({ addr: consul.addr, token: "" });
-  for (const stack of ["web", "yes", "script"]) units.set(stack, await deployed(stack));
+  for (const stack of ["web", "yes", "script", "hup"]) units.set(stack, await deployed(stack));
 });
 afterAll(async () => consul?.stop());
 
@@ -106,6 +108,18 @@ describe("remove asks on a terminal", () => {
     expect(r.stderr).not.toContain("[y/N]");
     const h = await houston(consul.addr, dir, "history", "script");
     expect(h.stdout).toMatch(/\n\d+(→\d+)? +interrupted /);
+  });
+
+  it("SIGHUP (the terminal closed) is handled like Ctrl-C: the lock is free at once", async () => {
+    const cli = startCli(consul.addr, dir, ["remove", "hup"]);
+    await removalUnderWay("hup");
+    cli.child.kill("SIGHUP");
+    const r = await cli.done;
+    expect(r.code).toBe(130);
+    expect(r.stderr).toMatch(/Interrupted during the deployment of hup; released the deploy lock of hup\./);
+    const lock = await DeployLock.acquire(c, kv, "hup", "test"); // throws while another holds it
+    await lock.release();
+    expect((await houston(consul.addr, dir, "history", "hup")).stdout).toMatch(/ interrupted /);
   });
 });
 
