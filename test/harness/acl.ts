@@ -18,11 +18,19 @@ export function clientAclHcl(master: string): string {
   return `acl { enabled = true default_policy = "deny" tokens { agent = "${master}" } }`;
 }
 
-/** One token per node with that node's agent policy (what `houston acl bootstrap-tokens` makes). */
-export async function agentTokens(consul: Consul, kv: KvLayout, nodes: string[]): Promise<Map<string, string>> {
+/**
+ * One token per node with that node's agent policy (what `houston acl bootstrap-tokens` makes),
+ * allowed to register the services of `stacks` besides houston-*.
+ */
+export async function agentTokens(
+  consul: Consul,
+  kv: KvLayout,
+  nodes: string[],
+  stacks: string[],
+): Promise<Map<string, string>> {
   const out = new Map<string, string>();
   for (const node of nodes) {
-    const p = agentPolicy(kv, node);
+    const p = agentPolicy(kv, node, stacks);
     await upsertPolicy(consul, { name: p.name, description: p.description, rules: rulesHcl(p.rules) });
     out.set(node, (await createToken(consul, `test agent ${node}`, [p.name])).secretId);
   }
