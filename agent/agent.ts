@@ -212,11 +212,11 @@ export class Agent {
   private desired(): HostDesired {
     const { state } = this.deps;
     const key = `${state.revision} ${this.node} ${this.machineId ?? ""} ${JSON.stringify(this.meta)}`;
-    if (this.desiredCache?.key !== key)
-      this.desiredCache = {
-        key,
-        value: desiredForHost(state.specs(), state.placements(), this.node, this.meta, this.machineId),
-      };
+    if (this.desiredCache?.key !== key) {
+      const value = desiredForHost(state.specs(), state.placements(), this.node, this.meta, this.machineId);
+      for (const line of [...value.refused.values()].flat()) this.log(line);
+      this.desiredCache = { key, value };
+    }
     return this.desiredCache.value;
   }
 
