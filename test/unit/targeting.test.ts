@@ -5,7 +5,10 @@
  * unit, the host and the rule in the stack's report.
  */
 import { describe, expect, it } from "vitest";
+import { buildReports } from "../../agent/report.js";
+import { NO_FACTS } from "../../agent/stack-phase.js";
 import { desiredForHost, placementProblem } from "../../agent/targeting.js";
+import { decide } from "../../controller/rollout/progress.js";
 import type { Placement } from "../../shared/placement.js";
 import type { Machine, PlacementDoc } from "../../shared/schedule.js";
 import type { StackSpec, UnitSpec } from "../../shared/spec.js";
@@ -152,5 +155,28 @@ describe("desiredForHost refuses placements that break a rule, and reports them"
     );
     expect(d.units.map((u) => u.name)).toEqual(["web@1.service", "api@1.service"]);
     expect(d.refused.size).toBe(0);
+  });
+
+  it("the refusal reaches the host's report, and a rollout waiting for that host fails naming unit, host and rule", () => {
+    const s = spec("s", [unit("web@1.service", { machineId: "m-2" })]);
+    const desired = desiredForHost([s], new Map([["s", doc(s, { "web@1.service": ["h1"] })]]), "h1", {}, "m-1");
+    const [report] = buildReports({
+      node: "h1",
+      desired,
+      owned: [],
+      states: new Map(),
+      applied: new Map(),
+      facts: NO_FACTS,
+      archives: new Map(),
+    });
+    const why = "placement of web@1.service on h1 refused: MachineID=m-2 is not this machine (m-1)";
+    expect(report?.errors).toEqual([why]);
+    const reports = new Map([["h1", { ...report!, updatedAt: "" }]]);
+    expect(decide([{ name: "web@1.service", hosts: ["h1"] }], 4, reports)).toEqual({
+      kind: "failed",
+      unit: "web@1.service",
+      host: "h1",
+      reason: why,
+    });
   });
 });
