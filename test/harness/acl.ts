@@ -19,6 +19,20 @@ export function clientAclHcl(master: string): string {
 }
 
 /**
+ * Consul 1.8 answers ACL requests with 500 "The ACL system is currently in legacy mode" for a
+ * moment after its leader is elected, until it has checked that every server can do the new ACLs.
+ */
+async function untilAclsReady(consul: Consul): Promise<void> {
+  const deadline = Date.now() + 60_000;
+  for (;;) {
+    const res = await consul.request("GET", "/v1/acl/policies");
+    if (!/legacy mode/.test(res.body.toString())) return;
+    if (Date.now() > deadline) throw new Error("Consul's ACL system stayed in legacy mode for 60 s");
+    await new Promise((r) => setTimeout(r, 200));
+  }
+}
+
+/**
  * One token per node with that node's agent policy (what `houston acl bootstrap-tokens` makes),
  * allowed to register the services of `stacks` besides houston-*.
  */
@@ -28,6 +42,7 @@ export async function agentTokens(
   nodes: string[],
   stacks: string[],
 ): Promise<Map<string, string>> {
+  await untilAclsReady(consul);
   const out = new Map<string, string>();
   for (const node of nodes) {
     const p = agentPolicy(kv, node, stacks);
