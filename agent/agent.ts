@@ -212,6 +212,7 @@ export class Agent {
       const holder = await checkLeader(this.deps.consul, this.deps.kv, this.holderSessions).catch(
         (err: unknown) => new Error(errorText(err)),
       );
+      if (this.abort.signal.aborted) return; // stopped meanwhile: the state may be closed
       // the holder cannot be read (Consul away, or a policy made before session reads): as before
       if (holder instanceof Error) this.log(`scheduler role's session not checked: ${holder.message}`);
       const ignored = holder instanceof Error || !holder.problem ? null : ignoredHolder(holder);
