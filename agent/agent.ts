@@ -11,7 +11,8 @@
 import type { KeyObject } from "node:crypto";
 import { Backoff } from "../shared/backoff.js";
 import { HOUSTON_VERSION } from "../shared/version.js";
-import type { Consul } from "../shared/consul.js";
+import type { Consul, SessionInfo } from "../shared/consul.js";
+import { checkLeader, ignoredHolder } from "../shared/stores/leader.js";
 import { errorText } from "../shared/errors.js";
 import type { KvLayout } from "../shared/kv-layout.js";
 import type { AcceptScope, TrustStore } from "../shared/signing.js";
@@ -56,6 +57,10 @@ export class Agent {
   ready = false;
   /** what the passes and the spec watch found, per stack (its phase: stack-phase.ts) */
   private facts: StackFacts = NO_FACTS;
+  /** the scheduler role's sessions seen, by ID (is the holder bound to its health?) */
+  private readonly holderSessions = new Map<string, SessionInfo | null>();
+  /** why the latest placements were not taken in (an ill-shaped role holder), or null */
+  placementsIgnored: string | null = null;
   /** Consul came back: the local agent may have lost our services (cleared by a pass without error) */
   private registrationsStale = false;
   /** the trusted key IDs in the last agents/<node> record written (JSON) */
@@ -207,6 +212,17 @@ export class Agent {
       consistent: true,
     });
     for await (const { entries } of watch) {
+      // placements are taken in only while the role's holder (if any) is bound to its health
+      const holder = await checkLeader(this.deps.consul, this.deps.kv, this.holderSessions).catch(
+        (err: unknown) => new Error(errorText(err)),
+      );
+      if (this.abort.signal.aborted) return; // stopped meanwhile: the state may be closed
+      // the holder cannot be read (Consul away, or a policy made before session reads): as before
+      if (holder instanceof Error) this.log(`scheduler role's session not checked: ${holder.message}`);
+      const ignored = holder instanceof Error || !holder.problem ? null : ignoredHolder(holder);
+      if (ignored !== this.placementsIgnored && ignored) this.log(ignored);
+      this.placementsIgnored = ignored;
+      if (ignored) continue;
       intakePlacements(entries, this.deps.kv, this.deps.state, (m) => this.log(m));
       this.trigger();
     }
@@ -216,11 +232,11 @@ export class Agent {
   private desired(): HostDesired {
     const { state } = this.deps;
     const key = `${state.revision} ${this.node} ${this.machineId ?? ""} ${JSON.stringify(this.meta)}`;
-    if (this.desiredCache?.key !== key)
-      this.desiredCache = {
-        key,
-        value: desiredForHost(state.specs(), state.placements(), this.node, this.meta, this.machineId),
-      };
+    if (this.desiredCache?.key !== key) {
+      const value = desiredForHost(state.specs(), state.placements(), this.node, this.meta, this.machineId);
+      for (const line of [...value.refused.values()].flat()) this.log(line);
+      this.desiredCache = { key, value };
+    }
     return this.desiredCache.value;
   }
 
@@ -354,6 +370,8 @@ export class Agent {
               fleet: { endpoint: this.cfg.fleet, lastError: this.role.mirror.lastError },
             }
           : { role: "standby" },
+      // an ill-shaped scheduler role holder: its placements are not taken in (the last good ones stay)
+      ...(this.placementsIgnored ? { placementsIgnored: this.placementsIgnored } : {}),
       meta: this.meta,
       consulReachable: this.consulReachable,
       lastPassAt: this.lastPassAt,

@@ -1,7 +1,8 @@
 /**
  * Builds the per-stack status reports this host publishes at status/<node>/<stack> (pure): each
  * stack's units with their systemd state, its generations, what the desired generation deploys
- * (its version, for the Consul UI), and its phase (stack-phase.ts) as `converging` and `errors`.
+ * (its version, for the Consul UI), and its phase (stack-phase.ts) as `converging` and `errors`
+ * (with the placements of the stack's generation this host refused).
  */
 import { SCHEMA_VERSION, type Deployment, type StatusReport, type UnitStatus } from "../shared/spec.js";
 import { allErrors, isConverging, stackErrors, stackPhase, stackRefusal, type StackFacts } from "./stack-phase.js";
@@ -29,6 +30,7 @@ export function buildReports(input: ReportInput): Omit<StatusReport, "updatedAt"
     ...input.desired.generations.keys(),
     ...input.owned.map((u) => u.stack),
     ...allErrors(input.facts).keys(),
+    ...input.desired.refused.keys(),
     ...(input.lingering ?? []).map((u) => u.stack),
   ]);
   const out: Omit<StatusReport, "updatedAt">[] = [];
@@ -42,7 +44,8 @@ export function buildReports(input: ReportInput): Omit<StatusReport, "updatedAt"
       ...(input.states.get(name) ?? { activeState: "unknown", subState: "unknown" }),
     }));
     const desiredHere = input.desired.generations.has(stack);
-    const errors = stackErrors(input.facts, stack);
+    // why this host refused a placement of the stack's generation (agent/targeting.ts)
+    const errors = [...stackErrors(input.facts, stack), ...(input.desired.refused.get(stack) ?? [])];
     const refused = stackRefusal(input.facts, stack);
     if (!desiredHere && units.length === 0 && errors.length === 0) continue;
     out.push({

@@ -4,7 +4,9 @@
  * node's serfHealth and to this agent's own houston-agent check, so a dead host or a killed agent
  * gives it up within seconds and another agent takes it. The holder watches the agents' health,
  * is nudged when specs change, and writes placements/<stack> (shared/schedule.ts decides) in
- * transactions that also check it still holds the lock: a deposed holder can never write. For
+ * transactions that also check it still holds the lock: a deposed holder can never write. On
+ * taking the role it writes every document once, even unchanged, so that agents which ignored an
+ * ill-shaped holder before it (shared/stores/leader.ts) take the placements in again. For
  * fleet-scheduled stacks it hands placement to fleetd instead (fleet-mirror.ts).
  */
 import { Backoff, sleep } from "../shared/backoff.js";
@@ -14,7 +16,7 @@ import type { KvLayout } from "../shared/kv-layout.js";
 import { machineStates, samePlacements, schedule } from "../shared/schedule.js";
 import { AGENT_SERVICE, type StackSpec } from "../shared/spec.js";
 import { agentViews, healthByNode, listAgents } from "../shared/stores/agents.js";
-import { acquireLeader, leaderOf, readLeader } from "../shared/stores/leader.js";
+import { HOLDER_CHECKS, acquireLeader, leaderOf, readLeader } from "../shared/stores/leader.js";
 import { deletePlacement, listPlacements, readablePlacements, writePlacement } from "../shared/stores/placements.js";
 import type { Fleet } from "../shared/fleet.js";
 import { isFleetStack } from "../shared/fleet-mirror.js";
@@ -45,6 +47,8 @@ export class SchedulerRole {
   private everLed = false;
   private wake: (() => void) | null = null;
   private dirty = true;
+  /** the first pass of a new holder writes every document, even unchanged (see lead) */
+  private rewrite = false;
   private health: HealthEntry[] | null = null;
   private readonly unwellSince = new Map<string, number>();
   readonly mirror: FleetMirror;
@@ -73,7 +77,7 @@ export class SchedulerRole {
           ttlSeconds: this.opts.ttlSeconds,
           lockDelay: "0s",
           behavior: "release",
-          checks: ["serfHealth", `service:${AGENT_SERVICE}`],
+          checks: [...HOLDER_CHECKS],
         });
         await this.holdOrWait(session, signal);
         backoff.reset();
@@ -126,6 +130,7 @@ export class SchedulerRole {
 
   private async lead(session: string, signal: AbortSignal): Promise<void> {
     this.dirty = true;
+    this.rewrite = true;
     void this.watchHealth(signal);
     while (!signal.aborted) {
       const wait = this.dirty ? await this.pass(session) : null;
@@ -203,7 +208,7 @@ export class SchedulerRole {
     for (const [stack, doc] of docs) {
       const prev = previous.get(stack);
       const prevDoc = prevDocs.get(stack);
-      if (prevDoc && samePlacements(prevDoc, doc)) continue;
+      if (prevDoc && samePlacements(prevDoc, doc) && !this.rewrite) continue;
       if (!(await writePlacement(consul, kv, doc, prev?.index ?? 0, session))) return this.lostOrRetry(session);
       for (const m of doc.moves.filter((x) => x.at === doc.updatedAt))
         this.deps.log(`moved ${m.unit} from ${m.from} to ${m.to ?? "nowhere"}: ${m.reason}`);
@@ -214,6 +219,7 @@ export class SchedulerRole {
       if (docs.has(stack)) continue;
       if (!(await deletePlacement(consul, kv, stack, prev.index, session))) return this.lostOrRetry(session);
     }
+    this.rewrite = false;
     const ends = machines.flatMap((m) =>
       m.state === "suspect" ? [(this.unwellSince.get(m.node) ?? now) + this.opts.graceMs - now] : [],
     );

@@ -159,3 +159,21 @@ export function waitMs(wait: string): number {
   const n = Number(m[1]);
   return m[2] === "ms" ? n : m[2] === "s" ? n * 1000 : n * 60_000;
 }
+
+/** A row of /v1/session/info/<id> (1.8: Checks; 1.10+: NodeChecks and ServiceChecks too). */
+export const SessionRow = z.object({
+  ID: z.string(),
+  Node: z.string(),
+  Checks: z.array(z.string()).nullish(),
+  NodeChecks: z.array(z.string()).nullish(),
+  ServiceChecks: z.array(z.object({ ID: z.string() })).nullish(),
+  TTL: z.string().nullish(),
+});
+
+export interface SessionInfo {
+  id: string;
+  node: string;
+  /** the IDs of every health check bound to the session (node and service checks) */
+  checks: string[];
+  ttl: string;
+}

@@ -17,6 +17,7 @@ import {
   HealthEntry,
   KvRows,
   MAX_TXN_OPS,
+  SessionRow,
   checkKey,
   checkPrefix,
   encodeKey,
@@ -26,6 +27,7 @@ import {
   type ConsulOptions,
   type KvEntry,
   type ServiceRegistration,
+  type SessionInfo,
   type TxnOp,
 } from "./consul-wire.js";
 
@@ -38,6 +40,7 @@ export {
   type HealthEntry,
   type KvEntry,
   type ServiceRegistration,
+  type SessionInfo,
   type TxnOp,
 } from "./consul-wire.js";
 
@@ -317,6 +320,25 @@ export class Consul {
     if (res.status === 404) return false;
     if (res.status !== 200) this.fail(`session renew ${id}`, res, "session:write");
     return true;
+  }
+
+  /**
+   * A session as Consul holds it: its node and the health checks bound to it (Consul 1.8: `Checks`;
+   * later versions also NodeChecks/ServiceChecks), its TTL ("" when none); null when it is gone.
+   */
+  async sessionInfo(id: string): Promise<SessionInfo | null> {
+    const res = await this.request("GET", `/v1/session/info/${encodeURIComponent(id)}`);
+    if (res.status !== 200) this.fail(`session info ${id}`, res, "session:read on the session's node");
+    const rows = parseJson(z.array(SessionRow).nullable(), res.body, `session info ${id}`) ?? [];
+    const r = rows[0];
+    if (!r) return null;
+    const service = (r.ServiceChecks ?? []).map((c) => c.ID);
+    return {
+      id: r.ID,
+      node: r.Node,
+      checks: [...(r.Checks ?? []), ...(r.NodeChecks ?? []), ...service],
+      ttl: r.TTL ?? "",
+    };
   }
 
   async sessionDestroy(id: string): Promise<void> {

@@ -6,8 +6,13 @@
  *    signed tombstone of a removal: all under stacks/, nothing wider), archives and the other
  *    agents' records; writes only status/N/ and agents/N, and (as the scheduler, when it holds
  *    the role) scheduler/ and placements/;
- *    registers services on its own Consul agent; reads its own agent's identity and the health
- *    of every node (machines that go away); holds a session on its own node.
+ *    registers, on its own Consul agent, only the services Houston registers: `houston-*` (its
+ *    own houston-agent and the per-stack houston-<stack>) and, per stack named when the policy is
+ *    made, the names that stack may declare (`<stack>` and `<stack>-*`, shared/spec.ts
+ *    serviceNameProblem) — never a foreign name such as `vault`; reads its own agent's identity,
+ *    the health of every node (machines that go away) and every session (the scheduler role's
+ *    holder must be bound to its node's health: agent/scheduler-role.ts); holds a session on its
+ *    own node.
  *  - operator (read-only): plan, status, history, nodes.
  * Rendered as HCL (for `consul acl policy create -rules @file`) and as Consul's JSON rules.
  */
@@ -17,7 +22,15 @@ type Access = "read" | "write";
 /** resource kind → name → access; "" as a *_prefix name means everything */
 export type Rules = Partial<
   Record<
-    "key" | "key_prefix" | "session" | "session_prefix" | "node" | "node_prefix" | "service_prefix" | "agent",
+    | "key"
+    | "key_prefix"
+    | "session"
+    | "session_prefix"
+    | "node"
+    | "node_prefix"
+    | "service"
+    | "service_prefix"
+    | "agent",
     Record<string, Access>
   >
 >;
@@ -49,7 +62,24 @@ export function controllerPolicy(kv: KvLayout): Policy {
   };
 }
 
-export function agentPolicy(kv: KvLayout, node: string): Policy {
+/**
+ * The services an agent may register: `houston-*` and, per stack, the names the controller lets
+ * that stack declare. Everything else (a passing `vault`) is refused by Consul.
+ */
+export function agentServiceRules(stacks: readonly string[]): Pick<Rules, "service" | "service_prefix"> {
+  const sorted = [...new Set(stacks)].sort();
+  return {
+    service: Object.fromEntries(sorted.map((s) => [s, "write" as const])),
+    service_prefix: {
+      // discovery and health of every service (the scheduler watches houston-agent; reports read checks)
+      "": "read",
+      "houston-": "write",
+      ...Object.fromEntries(sorted.map((s) => [`${s}-`, "write" as const])),
+    },
+  };
+}
+
+export function agentPolicy(kv: KvLayout, node: string, stacks: readonly string[]): Policy {
   return {
     name: `houston-agent-${node}`,
     description: `Houston agent on node ${node}: reads specs and archives, reports for ${node} only`,
@@ -67,10 +97,11 @@ export function agentPolicy(kv: KvLayout, node: string): Policy {
       },
       key: { [kv.agent(node)]: "write" },
       // services are registered through the node's own Consul agent (/v1/agent/service/register)
-      service_prefix: { "": "write" },
+      ...agentServiceRules(stacks),
       node: { [node]: "read" },
       node_prefix: { "": "read" },
       session: { [node]: "write" },
+      session_prefix: { "": "read" },
       agent: { [node]: "read" },
     },
   };
@@ -80,12 +111,18 @@ export function operatorPolicy(kv: KvLayout): Policy {
   return {
     name: "houston-operator",
     description: "Houston read-only operator: plan, status, history, nodes",
-    rules: { key_prefix: { [kv.prefix]: "read" }, node_prefix: { "": "read" }, service_prefix: { "": "read" } },
+    rules: {
+      key_prefix: { [kv.prefix]: "read" },
+      node_prefix: { "": "read" },
+      service_prefix: { "": "read" },
+      // `nodes` reads the scheduler role's session (is it bound to its holder's health?)
+      session_prefix: { "": "read" },
+    },
   };
 }
 
-export function allPolicies(kv: KvLayout, nodes: string[]): Policy[] {
-  return [controllerPolicy(kv), operatorPolicy(kv), ...nodes.map((n) => agentPolicy(kv, n))];
+export function allPolicies(kv: KvLayout, nodes: string[], stacks: readonly string[]): Policy[] {
+  return [controllerPolicy(kv), operatorPolicy(kv), ...nodes.map((n) => agentPolicy(kv, n, stacks))];
 }
 
 export function rulesHcl(rules: Rules): string {

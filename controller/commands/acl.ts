@@ -4,9 +4,12 @@
  * what is missing — the controller and operator tokens once, and per --node the Houston agent's
  * token and the Consul client agent's token (a node identity) — and prints the new secrets once.
  * A role that already has a token is reported as existing and nothing is created for it, so adding
- * a node later is `bootstrap-tokens --node NEW`.
+ * a node later is `bootstrap-tokens --node NEW`; the policies themselves are written again each
+ * time (a stack added to the config is granted by running it again).
+ * Agents may register only `houston-*` and the services of the stacks the config declares (every
+ * stack of the manifest and of units/service/) plus each `--stack NAME`: see declaredStacks.
  */
-import { existsSync, mkdirSync, writeFileSync } from "node:fs";
+import { existsSync, mkdirSync, readdirSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import {
   createNodeIdentityToken,
@@ -18,6 +21,8 @@ import {
 import type { KvLayout } from "../../shared/kv-layout.js";
 import { NAME_RE } from "../../shared/unit-name.js";
 import { ConfigError } from "../../shared/errors.js";
+import { loadManifest } from "../config/manifest.js";
+import { readYamlFile } from "../config/yaml-file.js";
 import {
   agentPolicy,
   allPolicies,
@@ -36,6 +41,35 @@ function checkNodes(nodes: string[]): string[] {
   return nodes;
 }
 
+function checkStacks(stacks: string[]): string[] {
+  for (const s of stacks)
+    if (!NAME_RE.test(s)) throw new ConfigError("--stack", `${JSON.stringify(s)} is not a stack name`);
+  return stacks;
+}
+
+/**
+ * Every stack the config dir can deploy (whose service names agents must be able to register):
+ * the manifest's standalone stacks, its services, `global` when it has global units, and every
+ * service template in units/service/ (NAME.service, or the stacks a NAME.yaml maps). No manifest:
+ * none (only --stack names are granted).
+ */
+export function declaredStacks(dir: string): string[] {
+  if (!existsSync(join(dir, "manifest.yaml"))) return [];
+  const m = loadManifest(dir);
+  const out = new Set([...Object.keys(m.standalone), ...Object.keys(m.services)]);
+  if (m.globalUnits.length) out.add("global");
+  const folder = join(dir, "units", "service");
+  for (const f of existsSync(folder) ? readdirSync(folder).sort() : []) {
+    if (f.endsWith(".service")) out.add(f.slice(0, -".service".length));
+    else if (f.endsWith(".yaml")) {
+      const y = readYamlFile(join(folder, f), dir);
+      if (y.data !== null && typeof y.data === "object" && !Array.isArray(y.data))
+        for (const k of Object.keys(y.data)) if (k !== "global") out.add(k);
+    }
+  }
+  return [...out].filter((s) => NAME_RE.test(s)).sort();
+}
+
 /** The files `acl policies --out DIR` writes: NAME.hcl and NAME.json per policy. */
 export function policyFiles(policies: Policy[]): { file: string; text: string }[] {
   return policies.flatMap((p) => [
@@ -47,11 +81,12 @@ export function policyFiles(policies: Policy[]): { file: string; text: string }[
 export function aclPoliciesCommand(
   kv: KvLayout,
   nodes: string[],
+  stacks: string[],
   json: boolean,
   outDir: string | undefined,
   out: Output,
 ): void {
-  const policies = allPolicies(kv, checkNodes(nodes.length ? nodes : ["NODE"]));
+  const policies = allPolicies(kv, checkNodes(nodes.length ? nodes : ["NODE"]), checkStacks(stacks));
   if (outDir !== undefined) {
     const files = policyFiles(policies);
     // nothing half-written: refuse before writing when any file is there already
@@ -102,16 +137,18 @@ function tokenFor(role: Role, tokens: TokenSummary[]): TokenSummary | undefined 
 export async function aclBootstrapCommand(
   ctx: Context,
   nodes: string[],
+  stacks: string[],
   datacenter: string | undefined,
   json: boolean,
   out: Output,
 ): Promise<void> {
   checkNodes(nodes);
+  checkStacks(stacks);
   const roles: Role[] = [
     { role: "controller", policy: controllerPolicy(ctx.kv) },
     { role: "operator", policy: operatorPolicy(ctx.kv) },
     ...nodes.flatMap((n) => [
-      { role: `agent-${n}`, policy: agentPolicy(ctx.kv, n), node: n },
+      { role: `agent-${n}`, policy: agentPolicy(ctx.kv, n, stacks), node: n },
       { role: `consul-agent-${n}`, policy: null, node: n },
     ]),
   ];
@@ -123,6 +160,11 @@ export async function aclBootstrapCommand(
   const kept: { role: string; accessorId: string }[] = [];
   for (const r of roles) {
     const had = tokenFor(r, existing);
+    if (had && r.policy) {
+      // the token stays; its policy is brought up to date (e.g. a stack added to the config)
+      const p = r.policy;
+      await upsertPolicy(ctx.consul, { name: p.name, description: p.description, rules: rulesHcl(p.rules) });
+    }
     if (had) {
       kept.push({ role: r.role, accessorId: had.accessorId });
       out.info(`${r.role}: a token exists already (accessor ${had.accessorId}); nothing created`);

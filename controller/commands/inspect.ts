@@ -7,7 +7,7 @@ import { errorText } from "../../shared/errors.js";
 import type { HistoryRecord, StatusReport } from "../../shared/spec.js";
 import { listAgents } from "../../shared/stores/agents.js";
 import { historyStacks, listHistory } from "../../shared/stores/history.js";
-import { readLeader } from "../../shared/stores/leader.js";
+import { checkLeader, ignoredHolder, readLeader } from "../../shared/stores/leader.js";
 import { listSpecs } from "../../shared/stores/specs.js";
 import type { Context } from "../context.js";
 import type { Output } from "../output.js";
@@ -279,8 +279,18 @@ export async function nodesCommand(ctx: Context, json: boolean, out: Output): Pr
   }));
   const agentIds = new Set(records.flatMap((r) => (r.machineId ? [r.machineId] : [])));
   const fleetOnly = (fleet?.machines ?? []).filter((m) => !agentIds.has(m.id));
-  const leader = await readLeader(ctx.consul, ctx.kv);
-  const scheduler = leader.session ? (leader.record ?? { node: "?", since: "?" }) : null;
+  // the holder is the session's node as Consul records it; an ill-shaped session is not the scheduler
+  const leader = await checkLeader(ctx.consul, ctx.kv).catch(async (err: unknown) => {
+    out.warn(`the scheduler role's session could not be read: ${errorText(err)}`);
+    return { ...(await readLeader(ctx.consul, ctx.kv)), node: null, problem: null };
+  });
+  const scheduler = leader.session
+    ? {
+        node: leader.node ?? leader.record?.node ?? "?",
+        since: leader.record?.since ?? "?",
+        ...(leader.problem ? { ignored: ignoredHolder(leader) } : {}),
+      }
+    : null;
   if (json) {
     out.print(
       JSON.stringify(
@@ -338,6 +348,7 @@ export async function nodesCommand(ctx: Context, json: boolean, out: Output): Pr
       ? `scheduler: ${scheduler.node} (since ${scheduler.since})`
       : "scheduler: no agent holds the role (non-global units are not placed)",
   );
+  if (scheduler?.ignored) out.warn(scheduler.ignored);
   for (const e of invalid) out.error(e);
 }
 

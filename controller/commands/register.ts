@@ -17,7 +17,11 @@ import { historyCommand, nodesCommand, statusCommand } from "./inspect.js";
 import { adoptCommand } from "./adopt.js";
 import { confirmRemove } from "./confirm-remove.js";
 import { writeSigningKeys } from "./keygen.js";
-import { aclBootstrapCommand, aclPoliciesCommand } from "./acl.js";
+import { aclBootstrapCommand, aclPoliciesCommand, declaredStacks } from "./acl.js";
+
+const STACK_FLAG = "--stack <name>";
+const STACK_HELP = "a stack whose services (NAME, NAME-*) agents may register, besides the config's (repeatable)";
+const repeat = (v: string, prev: string[]): string[] => [...prev, v];
 import { KvLayout } from "../../shared/kv-layout.js";
 
 interface DeployFlags {
@@ -262,10 +266,12 @@ export function registerCommands(program: Command, env: CommandEnv): void {
       (v: string, prev: string[]) => [...prev, v],
       [] as string[],
     )
+    .option(STACK_FLAG, STACK_HELP, repeat, [] as string[])
     .option("--out <dir>", "write NAME.hcl and NAME.json per policy into this directory")
-    .action((flags: { node: string[]; out?: string }, cmd: Command) => {
+    .action((flags: { node: string[]; stack: string[]; out?: string }, cmd: Command) => {
       const g = env.globals(cmd);
-      aclPoliciesCommand(new KvLayout(g.prefix), flags.node, g.json, flags.out, env.output(cmd));
+      const stacks = [...declaredStacks(g.config), ...flags.stack];
+      aclPoliciesCommand(new KvLayout(g.prefix), flags.node, stacks, g.json, flags.out, env.output(cmd));
     });
   acl
     .command("bootstrap-tokens")
@@ -278,10 +284,12 @@ export function registerCommands(program: Command, env: CommandEnv): void {
       (v: string, prev: string[]) => [...prev, v],
       [] as string[],
     )
+    .option(STACK_FLAG, STACK_HELP, repeat, [] as string[])
     .option("--datacenter <dc>", "the node identities' datacenter (default: the Consul agent's)")
-    .action(async (flags: { node: string[]; datacenter?: string }, cmd: Command) => {
+    .action(async (flags: { node: string[]; stack: string[]; datacenter?: string }, cmd: Command) => {
       const { ctx, json, out } = inspectCtx(cmd);
-      await aclBootstrapCommand(ctx, flags.node, flags.datacenter, json, out);
+      const stacks = [...declaredStacks(env.globals(cmd).config), ...flags.stack];
+      await aclBootstrapCommand(ctx, flags.node, stacks, flags.datacenter, json, out);
     });
 
   program

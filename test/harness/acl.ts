@@ -32,12 +32,20 @@ async function untilAclsReady(consul: Consul): Promise<void> {
   }
 }
 
-/** One token per node with that node's agent policy (what `houston acl bootstrap-tokens` makes). */
-export async function agentTokens(consul: Consul, kv: KvLayout, nodes: string[]): Promise<Map<string, string>> {
+/**
+ * One token per node with that node's agent policy (what `houston acl bootstrap-tokens` makes),
+ * allowed to register the services of `stacks` besides houston-*.
+ */
+export async function agentTokens(
+  consul: Consul,
+  kv: KvLayout,
+  nodes: string[],
+  stacks: string[],
+): Promise<Map<string, string>> {
   await untilAclsReady(consul);
   const out = new Map<string, string>();
   for (const node of nodes) {
-    const p = agentPolicy(kv, node);
+    const p = agentPolicy(kv, node, stacks);
     await upsertPolicy(consul, { name: p.name, description: p.description, rules: rulesHcl(p.rules) });
     out.set(node, (await createToken(consul, `test agent ${node}`, [p.name])).secretId);
   }

@@ -42,6 +42,8 @@ export interface FleetOptions {
   /** ACLs on with default deny; `acl` is the management token; each host's agent gets its own
    * least-privilege token (houston-agent-<node> policy) */
   acl?: string;
+  /** with `acl`: the stacks whose services (NAME, NAME-*) the agents may register besides houston-* */
+  aclStacks?: string[];
   /** Consul servers on the machine (default 1); with 3, a real Raft cluster whose leader can be lost */
   servers?: number;
   /** run the agent from this OCI archive (npm run image) with systemd/houston-agent-container.service */
@@ -99,7 +101,9 @@ export class LocalFleet {
       this.record();
     }
     const hostNames = this.hosts.map((h) => h.name);
-    const tokens = this.opts.acl ? await agentTokens(this.consul, this.kv, hostNames) : new Map<string, string>();
+    const tokens = this.opts.acl
+      ? await agentTokens(this.consul, this.kv, hostNames, this.opts.aclStacks ?? [])
+      : new Map<string, string>();
     for (const h of this.hosts) {
       installAgent(h, {
         consulUnit: this.consulServers.clientUnit(h),

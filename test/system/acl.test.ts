@@ -16,6 +16,7 @@ beforeAll(async () => {
       { name: "acl2", meta: { role: "web" } },
     ],
     acl: MASTER,
+    aclStacks: ["web"],
   });
 });
 afterAll(async () => fleet?.stop());

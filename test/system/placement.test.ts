@@ -235,4 +235,34 @@ describe("placement with fleet's semantics", () => {
       "rm -rf /run/systemd/system/houston-agent.service.d && systemctl daemon-reload && systemctl start houston-agent.service",
     );
   });
+
+  it("a placement putting two conflicting units on one host is refused there and reported (unit, host, rule)", async () => {
+    await fleet.waitForAgents();
+    const dir = configDir({
+      "manifest.yaml": "environments:\n  test: {}\nshared-stacks:\n  pair: [a:1, b:1]\n",
+      "units/shared/a.service": sleeper("MachineMetadata=role=web\nConflicts=pair-b@*"),
+      "units/shared/b.service": sleeper("MachineMetadata=role=web"),
+    });
+    const r = await run(dir, "standalone", "pair");
+    expect(r.code, r.stderr).toBe(0);
+    const doc = await placements("pair");
+    const [host] = doc?.units["pair-a@1.service"] ?? [];
+    expect(host).toBeDefined();
+    expect(doc?.units["pair-b@1.service"]).not.toContain(host);
+    // a host's token may write placements/: it puts both units on one host, for the live generation
+    const rogue = { ...doc!, units: { "pair-a@1.service": [host!], "pair-b@1.service": [host!] } };
+    await fleet.consul.kvPut(fleet.kv.placement("pair"), JSON.stringify(rogue));
+    const errors = await eventually("the host to report the refusal", async () => {
+      const e = await fleet.consul.kvGet(fleet.kv.stackStatus(host!, "pair"));
+      const rep = e ? (JSON.parse(e.value.toString("utf8")) as { errors: string[] }) : null;
+      return rep?.errors.length ? rep.errors : null;
+    });
+    expect(errors).toContain(
+      `placement of pair-a@1.service on ${host} refused: Conflicts=pair-b@*: pair-b@1.service runs or is placed here`,
+    );
+    expect(errors).toContain(
+      `placement of pair-b@1.service on ${host} refused: pair-a@1.service, which runs or is placed here, has Conflicts=pair-b@*`,
+    );
+    expect(await fleet.unitState(host!, "pair-b@1.service")).not.toBe("active");
+  });
 });

@@ -23,6 +23,7 @@ const desired = (units: DesiredUnit[], archives: [string, string][] = []): HostD
   units,
   archives: new Map(archives),
   generations: new Map([["s", 1]]),
+  refused: new Map(),
 });
 const host = (owned: ObservedUnit[], o: Partial<HostObservation> = {}): HostObservation => ({
   owned,
@@ -80,7 +81,7 @@ describe("reconcileHost", () => {
       current: host([has("a@1.service"), has("s@1.service", { serviceId: "houston:s@1.service" })], {
         archives: new Map([["abc", "s"]]),
       }),
-      desired: { units: [], archives: new Map(), generations: new Map() },
+      desired: { units: [], archives: new Map(), generations: new Map(), refused: new Map() },
       steps: [
         "deregister-service s@1.service",
         "stop-unit s@1.service",

@@ -25,6 +25,7 @@ const desired = (units: DesiredUnit[], generations: [string, number][] = [["s", 
   units,
   archives: new Map(),
   generations: new Map(generations),
+  refused: new Map(),
 });
 const input = (o: Partial<ReportInput>): ReportInput => ({
   node: "h1",
