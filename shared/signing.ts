@@ -72,6 +72,16 @@ export class SpecSigner {
     return new SpecSigner(key);
   }
 
+  /** The public half, keyed by its ID: what the controller verifies what it reads back against. */
+  trusted(): Map<string, KeyObject> {
+    return new Map([[this.keyId, createPublicKey(this.key)]]);
+  }
+
+  /** ed25519 over a message another module domain-separates (shared/record-signing.ts). */
+  signMessage(msg: Buffer): string {
+    return sign(null, msg, this.key).toString("base64");
+  }
+
   sign(stack: string, generation: number, specBytes: Buffer): SpecSignature {
     const signature = sign(null, message(stack, generation, specBytes), this.key).toString("base64");
     return { schema: 1, algorithm: "ed25519", keyId: this.keyId, stack, generation, signature };

@@ -29,9 +29,10 @@ import {
   watchHealthy,
   type BatchWatch,
 } from "./follow.js";
-import { listHistory, putHistory } from "../../shared/stores/history.js";
+import { putHistory } from "../../shared/stores/history.js";
 import { DeployLock, whoAmI } from "./lock.js";
-import { deleteSpec, readSpec, writeSpec } from "../../shared/stores/specs.js";
+import { deleteSpec, writeSpec } from "../../shared/stores/specs.js";
+import { readHistory, readLiveSpec } from "./read-back.js";
 import { planRollout, type PlanOptions, type RolloutPlan, type RolloutRequest } from "./rollout-plan.js";
 import { advance, nextStep, start, type Outcome, type RolloutStep } from "./rollout-steps.js";
 
@@ -89,8 +90,9 @@ export async function rollout(
   try {
     const hosts = await scheduler.hosts();
     const view = await scheduler.view();
-    const history = await listHistory(consul, kv, input.stack);
-    const { spec: before, modifyIndex } = await readSpec(consul, kv, input.stack);
+    // with signing on, only what verifies against the controller's key is kept, restored or counted
+    const { records: history } = await readHistory(ctx, input.stack, out);
+    const { spec: before, modifyIndex } = await readLiveSpec(ctx, input.stack, out);
     if (req.kind === "deploy") checkNameClash(input.stack, input.units, view.specs);
     const place = (units: UnitSpec[], on: HostView[]): UnitTarget[] => scheduler.place(units, on, view);
     const plan = planRollout(req, { live: before, history, hosts, place }, opts);
@@ -247,7 +249,7 @@ async function finish(
     units: removal ? removedUnits : input.units,
     finalGeneration: live,
   };
-  await putHistory(ctx.consul, ctx.kv, record);
+  await putHistory(ctx.consul, ctx.kv, record, ctx.signer);
   const candidates = new Set([...(plan.restore ?? []), ...input.units].flatMap((u) => (u.archive ? [u.archive] : [])));
   await pruneArchives(ctx, input.stack, candidates, keepGenerations, out);
   if (step.ok && !removal) for (const line of await ctx.scheduler.afterConfirmed(input.stack)) out.info(line);
