@@ -3,7 +3,8 @@
  * with ACLs on (default deny, the controller's token from `houston acl bootstrap-tokens`): with a
  * signing key, a live spec or a history record a KV writer changed is refused before anything is
  * written — a routine deploy does not keep (and sign) a unit someone added to the live spec,
- * rollback does not redeploy an edited record, remove does not act on an unverified spec.
+ * rollback does not redeploy an edited record, remove does not act on an unverified spec — and
+ * --trust-kv-as-is takes them as they are, naming each key in a WARNING.
  */
 import { createPrivateKey } from "node:crypto";
 import { writeFileSync } from "node:fs";
@@ -156,12 +157,17 @@ describe("with a signing key the controller acts only on what it signed", () => 
     expect(await historyKeys()).toHaveLength(2);
   });
 
-  it("remove does not act on an unverified live spec", async () => {
+  it("remove does not act on an unverified live spec; --trust-kv-as-is does, naming the key", async () => {
     const tampered = await tamper("unsigned");
     const r = await signed("remove", "web", "-g", "blue");
     expect(r.code, r.stderr).toBe(1);
     expect(r.stderr).toContain("houston/stacks/web/spec does not verify against this controller's signing key");
     expect((await c.kvGet(kv.spec("web")))!.value).toEqual(tampered);
+    const forced = await signed("remove", "web", "-g", "blue", "--trust-kv-as-is");
+    expect(forced.code, forced.stderr).toBe(0);
+    expect(forced.stderr).toMatch(/WARNING +--trust-kv-as-is: taking houston\/stacks\/web\/spec as it is although/);
+    const { spec: after } = await readSpec(c, kv, "web");
+    expect(after?.units.map((u) => u.name)).toEqual(["web-app@2.service"]);
   });
 
   it("history is signed when written: what the controller wrote verifies, and without a key nothing is checked", async () => {
