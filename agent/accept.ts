@@ -2,13 +2,14 @@
  * Which specs read from KV the agent may act on, and taking them in. `acceptSpec` decides (pure):
  * valid against the schema, at the key of their own stack, and — when the agent trusts signing
  * keys — signed by one of them (decoding and verifying are the specs store's:
- * shared/stores/specs.ts) and not older than a generation it has already accepted (so an old
- * signed spec cannot be replayed). `intakeSpecs` and `intakePlacements` apply a watch answer to
+ * shared/stores/specs.ts) and newer than the generation it accepted last (so an old signed spec
+ * cannot be replayed; at that same generation only the very spec it accepted, read again). `intakeSpecs` and `intakePlacements` apply a watch answer to
  * the state database (SQLite): what is accepted replaces the cached documents, a refused or
  * unreadable one keeps its stack's last good one in force; a refused spec is reported as its
  * stack's error. `RefusalLog` says each refusal once.
  */
 import type { KeyObject } from "node:crypto";
+import { isDeepStrictEqual } from "node:util";
 import type { StackSpec } from "../shared/spec.js";
 import type { KvEntry } from "../shared/consul.js";
 import type { KvLayout } from "../shared/kv-layout.js";
@@ -33,12 +34,14 @@ export interface Refusal {
 /**
  * `trusted`: null when the agent trusts no keys (unsigned specs are applied); otherwise the keys,
  * or the error that loading them gave (then nothing is accepted: fail closed).
- * `highest`: the highest generation of this stack accepted before.
+ * `highest`: the highest generation of this stack accepted before; `current`: the spec in force
+ * for the stack (the one accepted last), if any.
  */
 export function acceptSpec(
   c: SpecCandidate,
   trusted: Map<string, KeyObject> | Error | null,
   highest: number | undefined,
+  current?: StackSpec,
 ): Acceptance {
   // unreadable, or naming another stack than its key's
   const decoded = decodeSpec({ ...c, index: 0 });
@@ -54,7 +57,16 @@ export function acceptSpec(
     return refuse(
       `not applying ${c.key}: generation ${spec.generation} is older than generation ${highest} already accepted (a replayed spec?)`,
     );
+  // the same generation again is only the spec in force, read again: another spec must be newer
+  if (highest !== undefined && spec.generation === highest && !sameSpec(spec, current))
+    return refuse(
+      `not applying ${c.key}: generation ${spec.generation} was already accepted with other contents; a new spec needs a greater generation`,
+    );
   return { ok: true, spec };
+}
+
+function sameSpec(a: StackSpec, b: StackSpec | undefined): boolean {
+  return b !== undefined && isDeepStrictEqual(a, b);
 }
 
 /**
@@ -72,11 +84,9 @@ export function intakeSpecs(
   const next: StackSpec[] = [];
   const refusals: Refusal[] = [];
   for (const e of specEntries(entries, kv)) {
-    const result = acceptSpec(e, trusted, highest.get(e.stack));
-    if (result.ok) {
-      next.push(result.spec);
-      state.noteAccepted(e.stack, result.spec.generation);
-    } else {
+    const result = acceptSpec(e, trusted, highest.get(e.stack), cached.get(e.stack));
+    if (result.ok) next.push(result.spec);
+    else {
       // nothing applied from a refused spec; the last good one (if any) stays in force
       refusals.push({ stack: e.stack, generation: result.generation, reason: result.reason });
       const old = cached.get(e.stack);
@@ -84,6 +94,8 @@ export function intakeSpecs(
     }
   }
   state.replaceSpecs(next);
+  // noted after the specs are cached: the spec in force is never older than the generation noted
+  for (const s of next) state.noteAccepted(s.stack, s.generation);
   return refusals;
 }
 

@@ -178,3 +178,29 @@ describe("with a signing key the controller acts only on what it signed", () => 
     expect(r.code, r.stderr).toBe(0);
   });
 });
+
+describe("generations are safe integers and only go forward", () => {
+  const absurd = kv.historyEntry("web", 99999999);
+  const plant = () => c.kvPut(absurd, JSON.stringify({ ...record(2, []), generation: 1e300, finalGeneration: 1e300 }));
+
+  it("with a signing key, a history record claiming generation 1e300 is not counted: the next generation follows the live one", async () => {
+    await plant();
+    const r = await signed("standalone", "web", "-d", "1", "-m", "1", "--timeout", "30");
+    expect(r.stderr).toContain(`not counting invalid data at KV key ${absurd}`);
+    const gens = (await historyKeys()).filter((k) => k !== absurd);
+    expect(gens.at(-1)).toBe(kv.historyEntry("web", 3));
+    const { spec: live } = await readSpec(c, kv, "web");
+    expect(live!.generation).toBeLessThan(10);
+    expect(r.stderr).not.toMatch(/\n\s+at /);
+  });
+
+  it("without a signing key it is an error naming the key, and nothing is written", async () => {
+    await plant();
+    const before = (await c.kvGet(kv.spec("web")))!.value;
+    const r = await cli("standalone", "web", "-d", "1", "-m", "1", "--timeout", "30");
+    expect(r.code, r.stderr).toBe(1);
+    expect(r.stderr).toContain(`invalid data at KV key ${absurd}`);
+    expect((await c.kvGet(kv.spec("web")))!.value).toEqual(before);
+    expect(r.stderr).not.toMatch(/\n\s+at /);
+  });
+});

@@ -1,13 +1,16 @@
 /**
  * The agent's trust boundary on a real systemd host: a stack cannot shadow a unit systemd already
  * has (vendor template instance, runtime unit), cannot take over another stack's unit, and — with
- * a trusted key — nothing is applied from a spec that is unsigned, tampered with, or replayed.
+ * a trusted key — nothing is applied from a spec that is unsigned, tampered with, replayed, or
+ * another spec signed at a generation already accepted.
  */
 import { appendFileSync, existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { LocalFleet } from "../harness/local-fleet.js";
+import { SpecSigner } from "../../shared/signing.js";
 import { AgentRecordSchema, decodeJson } from "../../shared/spec.js";
+import { readSpec, writeSpec } from "../../shared/stores/specs.js";
 import { configDir, houston } from "../helpers/cli.js";
 import { dep, eventually, planUnits, publish, report, reportAt, unitText } from "../helpers/specs.js";
 
@@ -172,6 +175,27 @@ describe("signed specs (real agent with --trust)", () => {
     expect(await fleet.unitState(H, "sig-app@2.service")).toBe("active");
     expect(existsSync(unitFile("sig-app@1.service"))).toBe(false);
     expect(pid).not.toBe("");
+  });
+
+  it("another spec signed at the generation already accepted is refused: generations strictly increase", async () => {
+    // KV holds the replayed generation-1 spec now; the agent runs the newer one it accepted
+    const accepted = (await report(c(), kv(), H, "sig"))!.generation!;
+    const { spec: old, modifyIndex } = await readSpec(c(), kv(), "sig");
+    const pid = await mainPid("sig-app@2.service");
+    await writeSpec(
+      c(),
+      kv(),
+      { ...old!, generation: accepted },
+      { modifyIndex, signer: SpecSigner.fromFile(keyFile) },
+    );
+    await errorsOf(
+      "sig",
+      new RegExp(
+        `generation ${accepted} was already accepted with other contents; a new spec needs a greater generation`,
+      ),
+    );
+    expect(existsSync(unitFile("sig-app@1.service"))).toBe(false);
+    expect(await mainPid("sig-app@2.service")).toBe(pid);
   });
 
   it("after a key rotation (a second .pub in the trust directory) nodes lists both keys", async () => {

@@ -67,6 +67,8 @@ describe("acceptSpec", () => {
     c: SpecCandidate;
     trusted: Map<string, KeyObject> | null;
     highest?: number;
+    /** the spec in force (the one accepted at `highest`) */
+    current?: StackSpec;
     refused: RegExp | null;
   }[] = [
     {
@@ -113,11 +115,27 @@ describe("acceptSpec", () => {
       refused: /generation 3 is older than generation 5 already accepted/,
     },
     {
-      title: "the same generation again (a re-read): applied",
+      title: "the same generation again (the spec in force, re-read): applied",
       c: candidate(spec(5), signer(k1)),
       trusted: trust(k1),
       highest: 5,
+      current: spec(5),
       refused: null,
+    },
+    {
+      title: "another signed spec at the generation already accepted: refused (generations strictly increase)",
+      c: candidate(spec(5, "[Service]\nExecStart=/bin/sleep 1\n"), signer(k1)),
+      trusted: trust(k1),
+      highest: 5,
+      current: spec(5),
+      refused: /generation 5 was already accepted with other contents; a new spec needs a greater generation/,
+    },
+    {
+      title: "the generation already accepted, with nothing in force to compare (a removed stack's): refused",
+      c: candidate(spec(5), signer(k1)),
+      trusted: trust(k1),
+      highest: 5,
+      refused: /generation 5 was already accepted with other contents/,
     },
     {
       title: "rotation: either of two trusted keys is accepted (old)",
@@ -134,9 +152,9 @@ describe("acceptSpec", () => {
       refused: null,
     },
   ];
-  for (const { title, c, trusted, highest, refused } of cases) {
+  for (const { title, c, trusted, highest, current, refused } of cases) {
     it(title, () => {
-      const r = acceptSpec(c, trusted, highest);
+      const r = acceptSpec(c, trusted, highest, current);
       if (refused === null) expect(r).toMatchObject({ ok: true });
       else expect(r.ok ? "accepted" : r.reason).toMatch(refused);
     });
