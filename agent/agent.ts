@@ -14,7 +14,7 @@ import { HOUSTON_VERSION } from "../shared/version.js";
 import type { Consul } from "../shared/consul.js";
 import { errorText } from "../shared/errors.js";
 import type { KvLayout } from "../shared/kv-layout.js";
-import type { TrustStore } from "../shared/signing.js";
+import type { AcceptScope, TrustStore } from "../shared/signing.js";
 import { AgentRecordSchema, SCHEMA_VERSION, type AgentRecord } from "../shared/spec.js";
 import { identify } from "./identity.js";
 import { observeHost } from "./observe.js";
@@ -181,7 +181,7 @@ export class Agent {
       }
       this.consulReachable = true;
       const keys = this.trustedKeys();
-      const refusals = intakeSpecs(entries, this.deps.kv, this.deps.state, keys);
+      const refusals = intakeSpecs(entries, this.deps.kv, this.deps.state, keys, this.scope);
       for (const line of this.refusalLog.lines(refusals)) this.log(line);
       this.facts = {
         ...this.facts,
@@ -222,6 +222,11 @@ export class Agent {
         value: desiredForHost(state.specs(), state.placements(), this.node, this.meta, this.machineId),
       };
     return this.desiredCache.value;
+  }
+
+  /** what signatures must be for: this agent's KV prefix, cluster and environment */
+  private get scope(): AcceptScope {
+    return { prefix: this.deps.kv.prefix, cluster: this.cfg.cluster, environment: this.cfg.environment };
   }
 
   /** null: no keys configured (unsigned specs are applied); an Error fails closed. */
@@ -330,7 +335,13 @@ export class Agent {
       signatures:
         keys === null
           ? "not checked: no trusted keys, unsigned specs are applied"
-          : { required: true, trustedKeys: keys },
+          : {
+              required: true,
+              trustedKeys: keys,
+              environment: this.cfg.environment ?? "any",
+              prefix: this.deps.kv.prefix,
+              cluster: this.cfg.cluster,
+            },
       node: this.node,
       ready: this.ready,
       scheduler: !this.cfg.scheduler

@@ -5,6 +5,7 @@ import { parseArgs } from "node:util";
 import { tlsFromEnv, type TlsOptions } from "../shared/consul-transport.js";
 import { AgentConfigError } from "../shared/errors.js";
 import { DEFAULT_PREFIX } from "../shared/kv-layout.js";
+import { CLUSTER_RE } from "../shared/signing.js";
 
 export interface AgentConfig {
   /** node name; default: the local Consul agent's */
@@ -25,6 +26,10 @@ export interface AgentConfig {
   startTimeoutMs: number;
   /** files or directories (every *.pub) of trusted ed25519 public keys; empty: unsigned specs are applied */
   trust: string[];
+  /** the environment whose signed specs this agent applies; null: any (the prefix and cluster still bind) */
+  environment: string | null;
+  /** the cluster name signatures must be for ("" none; the controller's --cluster) */
+  cluster: string;
   /** TLS to Consul (flags; the environment's CONSUL_CACERT etc. fill the rest) */
   tls: TlsOptions;
   insecureToken: boolean;
@@ -56,6 +61,10 @@ export const USAGE = `houston-agent [options]
   --meta K=V           node metadata, repeatable (HOUSTON_META="k=v,k2=v2")
   --trust PATH         trusted ed25519 public key (PEM) or a directory of *.pub keys, repeatable
                        (HOUSTON_TRUST="path,path"); with any, only specs signed by one are applied
+  --environment ENV    apply only specs signed for this environment (HOUSTON_ENVIRONMENT; default:
+                       any environment, the KV prefix and cluster still bind the signature)
+  --cluster NAME       cluster name signatures must be for, as the controller's --cluster
+                       (HOUSTON_CLUSTER; default none)
   --max-archive-size MIB  largest archive this agent fetches (default 64)
   --scheduler-grace SEC  how long a machine's agent may stay unwell before the scheduler moves its
                        non-global units elsewhere (HOUSTON_SCHEDULER_GRACE; default 30, fleet's agent_ttl)
@@ -89,6 +98,8 @@ export function parseAgentConfig(argv: string[], env: NodeJS.ProcessEnv): AgentC
       "start-timeout": { type: "string" },
       help: { type: "boolean" },
       trust: { type: "string", multiple: true },
+      environment: { type: "string" },
+      cluster: { type: "string" },
       "ca-file": { type: "string" },
       "client-cert": { type: "string" },
       "client-key": { type: "string" },
@@ -128,7 +139,16 @@ export function parseAgentConfig(argv: string[], env: NodeJS.ProcessEnv): AgentC
   const localSocket = values["local-socket"] ?? env.HOUSTON_LOCAL_SOCKET ?? "/run/houston/agent.sock";
   if (localSocket !== "" && !localSocket.startsWith("/"))
     throw new AgentConfigError(`--local-socket ${JSON.stringify(localSocket)}: expected an absolute path (or "")`);
+  const environment = values.environment ?? (env.HOUSTON_ENVIRONMENT || undefined) ?? null;
+  if (environment === "") throw new AgentConfigError("--environment: expected an environment name");
+  const cluster = values.cluster ?? env.HOUSTON_CLUSTER ?? "";
+  if (!CLUSTER_RE.test(cluster))
+    throw new AgentConfigError(
+      `--cluster ${JSON.stringify(cluster)}: expected up to 63 letters, digits, '.', '_', '-'`,
+    );
   return {
+    environment,
+    cluster,
     fleet,
     localSocket,
     scheduler: values["no-scheduler"] !== true,

@@ -10,7 +10,7 @@ import { Consul } from "../shared/consul.js";
 import { isLoopback, parseConsulAddress, tlsFromEnv } from "../shared/consul-transport.js";
 import { ConfigError, errorText } from "../shared/errors.js";
 import { KvLayout } from "../shared/kv-layout.js";
-import { SpecSigner } from "../shared/signing.js";
+import { CLUSTER_RE, SpecSigner } from "../shared/signing.js";
 import { Fleet } from "../shared/fleet.js";
 import { agentsScheduler } from "./scheduler/agents.js";
 import { fleetScheduler } from "./scheduler/fleet.js";
@@ -30,6 +30,8 @@ export interface GlobalOptions {
   signingKey?: string;
   /** rollouts: take specs and history read back from KV as they are, though they do not verify */
   trustKvAsIs?: boolean;
+  /** the cluster name bound into signatures (agents' --cluster); default $HOUSTON_CLUSTER, else "" */
+  cluster?: string;
   /** allow sending the token over plain http to a non-loopback address */
   insecureToken?: boolean;
   caFile?: string;
@@ -113,7 +115,7 @@ export function makeContext(opts: GlobalOptions, manifest?: Manifest): Context {
               : null,
           )
         : agentsScheduler(consul, kv),
-    signer: signerFor(opts),
+    signer: signerFor(opts, kv),
     trustKvAsIs: opts.trustKvAsIs === true,
     maxArchiveBytes: archiveLimit(opts.maxArchiveSize),
   };
@@ -142,12 +144,34 @@ export function consulToken(
   addr: ConsulAddress,
   env: NodeJS.ProcessEnv,
 ): string | undefined {
-  if (opts.token !== undefined) return opts.token;
-  const ambient = env.CONSUL_HTTP_TOKEN || undefined;
+  if (opts.token !== undefined) return checkToken("--token", opts.token);
+  const ambient = env.CONSUL_HTTP_TOKEN ? checkToken("$CONSUL_HTTP_TOKEN", env.CONSUL_HTTP_TOKEN) : undefined;
   if (ambient === undefined || addr.manifestKey === undefined) return ambient;
   throw new ConfigError(
     addr.source,
     `the token from $CONSUL_HTTP_TOKEN is not sent to ${addr.value}, which only the manifest names (${addr.manifestKey}): pass --consul ${addr.value} (or set CONSUL_HTTP_ADDR) to send it there, or give a token with --token`,
+  );
+}
+
+/**
+ * A token goes into an HTTP header: a line break or another control character in it (a pasted token
+ * file, `--token $'abc\nX-Injected: 1'`) is a usage error naming where it came from and the
+ * character, before anything is sent.
+ */
+export function checkToken(source: string, token: string): string {
+  const bad = /[\u0000-\u0020\u007f-\u00a0]/.exec(token);
+  if (bad === null) return token;
+  const c = bad[0];
+  const named: Record<string, string> = {
+    "\n": "a line break (\\n)",
+    "\r": "a carriage return (\\r)",
+    "\t": "a tab",
+    " ": "a space",
+  };
+  const what = named[c] ?? `the control character U+${c.charCodeAt(0).toString(16).toUpperCase().padStart(4, "0")}`;
+  throw new ConfigError(
+    source,
+    `the Consul token has ${what} at character ${bad.index + 1}: a token is one word (was a file pasted with its line break?)`,
   );
 }
 
@@ -223,11 +247,18 @@ function definedOnly<T extends object>(o: T): Partial<T> {
   return Object.fromEntries(Object.entries(o).filter(([, v]) => v !== undefined)) as Partial<T>;
 }
 
-function signerFor(opts: GlobalOptions): SpecSigner | null {
+/** The signer, for this prefix and cluster name (bound into every signature); null without a key. */
+function signerFor(opts: GlobalOptions, kv: KvLayout): SpecSigner | null {
   const path = opts.signingKey ?? process.env.HOUSTON_SIGNING_KEY;
   if (path === undefined || path === "") return null;
+  const cluster = opts.cluster ?? process.env.HOUSTON_CLUSTER ?? "";
+  if (!CLUSTER_RE.test(cluster))
+    throw new ConfigError(
+      opts.cluster !== undefined ? "--cluster" : "$HOUSTON_CLUSTER",
+      `${JSON.stringify(cluster)} is not a cluster name (up to 63 letters, digits, '.', '_', '-')`,
+    );
   try {
-    return SpecSigner.fromFile(path);
+    return SpecSigner.fromFile(path, { prefix: kv.prefix, cluster });
   } catch (err) {
     throw new ConfigError(opts.signingKey ? "--signing-key" : "$HOUSTON_SIGNING_KEY", errorText(err));
   }

@@ -2,6 +2,8 @@
  * The KV layout, in one place. Prefix default `houston/`.
  *   stacks/<stack>/spec               desired stack spec (StackSpec JSON)
  *   stacks/<stack>/signature          the controller's signature of that spec (SpecSignature JSON)
+ *   stacks/<stack>/latest             the latest generation the controller wrote, live or removed
+ *                                     (the signed tombstone), signed when signing is on (LatestRecord JSON)
  *   archives/<sha256>/meta            ArchiveMeta JSON
  *   archives/<sha256>/<n>             chunk n (raw bytes, ≤ 512 KiB), n = 0..chunks-1, zero-padded
  *   status/<node>/<stack>             agent report (StatusReport JSON)
@@ -31,12 +33,18 @@ export class KvLayout {
   signature(stack: string): string {
     return `${this.stacks}${checkName(stack)}/signature`;
   }
+  latest(stack: string): string {
+    return `${this.stacks}${checkName(stack)}/latest`;
+  }
   /** stack name of a spec key, or null for anything else under stacks/ */
   stackOfSpecKey(key: string): string | null {
     return this.stackOf(key, "/spec");
   }
   stackOfSignatureKey(key: string): string | null {
     return this.stackOf(key, "/signature");
+  }
+  stackOfLatestKey(key: string): string | null {
+    return this.stackOf(key, "/latest");
   }
   private stackOf(key: string, suffix: string): string | null {
     if (!key.startsWith(this.stacks) || !key.endsWith(suffix)) return null;
@@ -110,8 +118,11 @@ export class KvLayout {
   lock(stack: string): string {
     return `${this.prefix}locks/${checkName(stack)}`;
   }
+  get historyRoot(): string {
+    return `${this.prefix}history/`;
+  }
   history(stack: string): string {
-    return `${this.prefix}history/${checkName(stack)}/`;
+    return `${this.historyRoot}${checkName(stack)}/`;
   }
   historyEntry(stack: string, generation: number): string {
     return `${this.history(stack)}${String(generation).padStart(8, "0")}`;

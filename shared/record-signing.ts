@@ -1,7 +1,7 @@
 /**
  * Signed records other than specs (e.g. history/<stack>/<generation>): the controller signs the
  * exact bytes it writes at a KV key, and verifies them with its own public key before it acts on
- * them (controller/read-back.ts). The signed message binds the KV key (prefix, stack and
+ * them (controller/rollout/read-back.ts). The signed message binds the KV key (prefix, stack and
  * generation included) and is domain-separated from a spec's, so neither signature passes for the
  * other and a record copied to another key does not verify.
  */

@@ -2,8 +2,10 @@
  * Least-privilege Consul ACL policies for Houston (pure): who may write what under the KV prefix.
  *  - controller: writes specs (and signatures), archives, locks and history; reads status and
  *    agents; holds lock sessions; reads the catalog and health to follow rollouts.
- *  - agent on node N: reads specs, archives and the other agents' records; writes only status/N/
- *    and agents/N, and (as the scheduler, when it holds the role) scheduler/ and placements/;
+ *  - agent on node N: reads specs (with their signatures and each stack's latest record, the
+ *    signed tombstone of a removal: all under stacks/, nothing wider), archives and the other
+ *    agents' records; writes only status/N/ and agents/N, and (as the scheduler, when it holds
+ *    the role) scheduler/ and placements/;
  *    registers services on its own Consul agent; reads its own agent's identity and the health
  *    of every node (machines that go away); holds a session on its own node.
  *  - operator (read-only): plan, status, history, nodes.

@@ -11,6 +11,7 @@ import { Option, type Command } from "commander";
 import { Document } from "yaml";
 import { ConfigError, errorText } from "../../shared/errors.js";
 import { NAME_RE } from "../../shared/unit-name.js";
+import { CLUSTER_RE } from "../../shared/signing.js";
 import { HOUSTON_VERSION } from "../../shared/version.js";
 import { hostButane, type AgentKind, type HostConfig, type ShippedUnits, type Source } from "../host-config/butane.js";
 import type { CommandEnv } from "./env.js";
@@ -118,8 +119,15 @@ function source(flag: string, url?: string, sha512?: string, local?: string): So
   return { kind: "present" };
 }
 
-/** Checks every flag and assembles the host's values (flags: what commander parsed). */
-export function hostConfigFrom(f: HostConfigFlags, prefix: string): HostConfig {
+/**
+ * Checks every flag and assembles the host's values (flags: what commander parsed; `scope`: the
+ * global -e and --cluster, which the agent's signatures must be for).
+ */
+export function hostConfigFrom(
+  f: HostConfigFlags,
+  prefix: string,
+  scope: { environment?: string | undefined; cluster?: string | undefined } = {},
+): HostConfig {
   if (!NAME_RE.test(f.node)) throw new ConfigError("--node", `${JSON.stringify(f.node)} is not a node name`);
   if (!/^[A-Za-z0-9_.\/-]+$/.test(prefix))
     throw new ConfigError("--prefix", `${JSON.stringify(prefix)} is not a KV prefix`);
@@ -161,10 +169,17 @@ export function hostConfigFrom(f: HostConfigFlags, prefix: string): HostConfig {
   const image = f.image ?? `localhost/houston-agent:${HOUSTON_VERSION}`;
   if (!/^[a-z0-9][a-z0-9._\-/:@]*$/.test(image))
     throw new ConfigError("--image", `${JSON.stringify(image)} is not an image name`);
+  const cluster = scope.cluster ?? "";
+  if (!CLUSTER_RE.test(cluster)) throw new ConfigError("--cluster", `${JSON.stringify(cluster)} is not a cluster name`);
+  const environment = scope.environment ?? null;
+  if (environment !== null && !/^[A-Za-z0-9_.-]+$/.test(environment))
+    throw new ConfigError("--environment", `${JSON.stringify(environment)} is not an environment name`);
   return {
     node: f.node,
     meta,
     prefix,
+    environment,
+    cluster,
     datacenter: f.datacenter ?? null,
     consulJoin: f.consulJoin,
     consulBind: f.consulBind ?? null,
@@ -236,7 +251,12 @@ export function registerHostConfig(program: Command, env: CommandEnv): void {
     .action((flags: HostConfigFlags, cmd: Command) => {
       const g = env.globals(cmd);
       const out = env.output(cmd);
-      const cfg = hostConfigFrom(flags, g.prefix);
+      const cfg = hostConfigFrom(flags, g.prefix, {
+        environment: g.environment,
+        cluster: g.cluster ?? process.env.HOUSTON_CLUSTER,
+      });
+      if (cfg.trustKeys.length > 0 && cfg.environment === null)
+        out.warn("no -e/--environment: the agent will apply specs signed for any environment under its prefix");
       if (cfg.consulBinary.kind === "present")
         out.warn("no --consul-binary-url/-local: the host must have the consul binary at /opt/bin/consul already");
       if (!cfg.agentToken || !cfg.consulAgentToken)

@@ -33,6 +33,10 @@ export interface HostConfig {
   meta: Record<string, string>;
   /** KV prefix (HOUSTON_PREFIX) */
   prefix: string;
+  /** the environment whose signed specs the agent applies (HOUSTON_ENVIRONMENT); null: any */
+  environment: string | null;
+  /** the cluster name signatures must be for (HOUSTON_CLUSTER); "" none */
+  cluster: string;
   datacenter: string | null;
   consulJoin: string[];
   consulBind: string | null;
@@ -154,6 +158,8 @@ export function agentEnv(c: HostConfig): string {
     ...(c.agentToken ? [`CONSUL_HTTP_TOKEN=${c.agentToken}`] : []),
     `HOUSTON_NODE=${c.node}`,
     `HOUSTON_PREFIX=${c.prefix}`,
+    ...(c.environment !== null ? [`HOUSTON_ENVIRONMENT=${c.environment}`] : []),
+    ...(c.cluster ? [`HOUSTON_CLUSTER=${c.cluster}`] : []),
     ...(meta ? [`HOUSTON_META=${meta}`] : []),
     ...(c.trustKeys.length ? [`HOUSTON_TRUST=${PATHS.trustDir}`] : []),
     "",

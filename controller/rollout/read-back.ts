@@ -43,7 +43,10 @@ export async function readLiveSpec(
   out: Output,
 ): Promise<{ spec: StackSpec | null; modifyIndex: number }> {
   if (!ctx.signer) return readSpec(ctx.consul, ctx.kv, stack);
-  const r = await readVerifiedSpec(ctx.consul, ctx.kv, stack, ctx.signer.trusted());
+  // verified as the signer signs: for its prefix and cluster, and for the spec's own environment
+  // (a rollout may change it: a rollback, or a deployment with another -e)
+  const scope = { ...ctx.signer.scope, environment: null };
+  const r = await readVerifiedSpec(ctx.consul, ctx.kv, stack, ctx.signer.trusted(), scope);
   if (r.problem !== null) {
     if (!ctx.trustKvAsIs)
       throw new UnverifiedKvError(

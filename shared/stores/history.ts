@@ -13,6 +13,7 @@ import { RecordSignatureSchema, recordSignatureProblem, signRecord } from "../re
 import type { SpecSigner } from "../signing.js";
 import { HistoryRecordSchema, decodeJson, type HistoryRecord } from "../spec.js";
 import { decodeEntry, type Unreadable } from "./document.js";
+import { NAME_RE } from "../unit-name.js";
 
 /** The record entries of a stack's history listing, each with its signature's entry, if any. */
 function recordEntries(entries: KvEntry[]): { entry: KvEntry; signature: KvEntry | null }[] {
@@ -28,6 +29,16 @@ export async function listHistory(consul: Consul, kv: KvLayout, stack: string): 
     decodeJson(HistoryRecordSchema, e.key, e.value),
   );
   return records.sort((a, b) => a.generation - b.generation);
+}
+
+/** The stacks with a history (history/<stack>/ folders whose name is a stack name), sorted. */
+export async function historyStacks(consul: Consul, kv: KvLayout): Promise<string[]> {
+  const root = kv.historyRoot;
+  return (await consul.kvKeys(root, "/"))
+    .filter((k) => k.endsWith("/"))
+    .map((k) => k.slice(root.length, -1))
+    .filter((s) => NAME_RE.test(s))
+    .sort();
 }
 
 export interface VerifiedHistory {

@@ -1,7 +1,8 @@
 /**
  * The store of stack specs: stacks/<stack>/spec with its signature at stacks/<stack>/signature.
  * Lists and decodes them (a spec must name the stack of its key), verifies a signature against
- * trusted keys, and CAS-writes a spec together with its signature (or without a stale one).
+ * trusted keys, and CAS-writes a spec together with its signature (or without a stale one) and
+ * the stack's latest record (shared/stores/latest.ts); deleting a spec leaves a signed tombstone.
  * An unreadable spec is returned as Unreadable; the caller says what it means (status reports it,
  * placement ignores it, archive pruning keeps everything).
  */
@@ -9,9 +10,10 @@ import type { KeyObject } from "node:crypto";
 import type { Consul, KvEntry } from "../consul.js";
 import { ConcurrentChangeError, errorText } from "../errors.js";
 import type { KvLayout } from "../kv-layout.js";
-import { SpecSignatureSchema, signatureProblem, type SpecSigner } from "../signing.js";
+import { AnySignatureSchema, signatureProblem, type AcceptScope, type SpecSigner } from "../signing.js";
 import { StackSpecSchema, decodeJson, type StackSpec } from "../spec.js";
 import { decodeEntry, documentOf, unreadable, type Decoded, type Unreadable } from "./document.js";
+import { latestOp } from "./latest.js";
 
 /** A spec's entry, with its stack (from the key) and its signature's entry, if any. */
 export interface SpecEntry {
@@ -50,13 +52,25 @@ export function decodeSpec(e: Pick<SpecEntry, "stack" | "key" | "value" | "index
 }
 
 /**
- * Why a decoded spec must not be applied under these trusted keys, or null when its signature
- * verifies. The signature entry is decoded here too (an unreadable one is the problem).
+ * Why a decoded spec must not be applied under these trusted keys by a reader in `scope` (its KV
+ * prefix, cluster and environment), or null when its signature verifies. The signature entry is
+ * decoded here too (an unreadable one is the problem).
  */
-export function verifySpec(e: SpecEntry, spec: StackSpec, trusted: Map<string, KeyObject>): string | null {
+export function verifySpec(
+  e: SpecEntry,
+  spec: StackSpec,
+  trusted: Map<string, KeyObject>,
+  scope: AcceptScope,
+): string | null {
   try {
-    const sig = e.signature ? decodeJson(SpecSignatureSchema, e.signature.key, e.signature.value) : null;
-    return signatureProblem(spec.stack, spec.generation, e.value, sig, trusted);
+    const sig = e.signature ? decodeJson(AnySignatureSchema, e.signature.key, e.signature.value) : null;
+    const subject = {
+      kind: "spec" as const,
+      stack: spec.stack,
+      generation: spec.generation,
+      environment: spec.environment,
+    };
+    return signatureProblem(subject, e.value, sig, trusted, scope);
   } catch (err) {
     return errorText(err);
   }
@@ -93,19 +107,21 @@ export async function readSpec(
 
 /**
  * One stack's live spec as readSpec reads it, with what is wrong with its signature under these
- * trusted keys (null: it verifies, or there is no spec). Spec and signature are read together.
+ * trusted keys for `scope` (null: it verifies, or there is no spec). Spec and signature are read
+ * together.
  */
 export async function readVerifiedSpec(
   consul: Consul,
   kv: KvLayout,
   stack: string,
   trusted: Map<string, KeyObject>,
+  scope: AcceptScope,
 ): Promise<{ spec: StackSpec | null; modifyIndex: number; key: string; problem: string | null }> {
   const key = kv.spec(stack);
   const entry = specEntries(await consul.kvList(`${kv.stacks}${stack}/`), kv).find((e) => e.stack === stack);
   if (!entry) return { spec: null, modifyIndex: 0, key, problem: null };
   const spec = documentOf(decodeSpec(entry));
-  return { spec, modifyIndex: entry.index, key, problem: verifySpec(entry, spec, trusted) };
+  return { spec, modifyIndex: entry.index, key, problem: verifySpec(entry, spec, trusted, scope) };
 }
 
 /**
@@ -122,10 +138,21 @@ export async function writeSpec(
   const bytes = Buffer.from(JSON.stringify(StackSpecSchema.parse(spec)));
   const key = kv.spec(spec.stack);
   const sigKey = kv.signature(spec.stack);
-  const signature = signer && JSON.stringify(signer.sign(spec.stack, spec.generation, bytes));
+  const subject = {
+    kind: "spec" as const,
+    stack: spec.stack,
+    generation: spec.generation,
+    environment: spec.environment,
+  };
+  const signature = signer && JSON.stringify(signer.sign(subject, bytes));
   const res = await consul.txn([
     { verb: "cas", key, value: bytes, index: modifyIndex },
     signature ? { verb: "set", key: sigKey, value: signature } : { verb: "delete", key: sigKey },
+    latestOp(
+      kv,
+      { stack: spec.stack, generation: spec.generation, environment: spec.environment, state: "live" },
+      signer,
+    ),
   ]);
   if (res.ok) return res.indexes[0] ?? modifyIndex;
   throw new ConcurrentChangeError(
@@ -133,11 +160,29 @@ export async function writeSpec(
   );
 }
 
-/** Deletes the spec (if still at `modifyIndex`) and its signature; ConcurrentChangeError otherwise. */
-export async function deleteSpec(consul: Consul, kv: KvLayout, stack: string, modifyIndex: number): Promise<void> {
+/**
+ * Deletes the spec (if still at `modifyIndex`) and its signature; ConcurrentChangeError otherwise.
+ * With `removal` and a signer, a signed tombstone (the latest record, state removed, at
+ * `removal.generation`: above the live one) is written in the same transaction, without which
+ * agents with --trust keep running the stack; without a signer the latest record goes too.
+ */
+export async function deleteSpec(
+  consul: Consul,
+  kv: KvLayout,
+  stack: string,
+  modifyIndex: number,
+  removal?: { generation: number; environment: string; signer: SpecSigner | null },
+): Promise<void> {
   const res = await consul.txn([
     { verb: "delete-cas", key: kv.spec(stack), index: modifyIndex },
     { verb: "delete", key: kv.signature(stack) },
+    removal
+      ? latestOp(
+          kv,
+          { stack, generation: removal.generation, environment: removal.environment, state: "removed" },
+          removal.signer,
+        )
+      : { verb: "delete", key: kv.latest(stack) },
   ]);
   if (!res.ok) throw new ConcurrentChangeError(`${kv.spec(stack)} changed while removing it; not deleting`);
 }

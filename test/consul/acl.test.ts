@@ -1,8 +1,8 @@
 /**
  * Least-privilege ACLs on a real Consul with `default_policy = "deny"`: Houston's policies as
  * `houston acl bootstrap-tokens` creates them. An agent's token cannot write another node's
- * status, any spec or any archive; a read-only token reads but cannot deploy; every refusal names
- * the permission that is missing.
+ * status, any spec, tombstone or archive; a read-only token reads but cannot deploy; every refusal
+ * names the permission that is missing.
  */
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { mkdtempSync, readdirSync, readFileSync } from "node:fs";
@@ -12,6 +12,10 @@ import { Consul } from "../../shared/consul.js";
 import { listTokens } from "../../shared/consul-acl.js";
 import { ConsulPermissionError } from "../../shared/errors.js";
 import { KvLayout } from "../../shared/kv-layout.js";
+import { createPrivateKey, createPublicKey } from "node:crypto";
+import { removalOf } from "../../agent/accept.js";
+import { SpecSigner, generateSigningKeys } from "../../shared/signing.js";
+import { deleteSpec, readSpec, writeSpec } from "../../shared/stores/specs.js";
 import { bootstrapTokens, configDir, houston } from "../helpers/cli.js";
 import { startConsul, type TestConsul } from "../harness/consul-dev.js";
 
@@ -128,6 +132,36 @@ describe("ACL policies (default deny)", () => {
     const session = await c.sessionCreate({ name: "t", ttlSeconds: 15 });
     expect(await c.kvPut(kv.lock("web"), "me", { acquire: session })).toBe(true);
     await expect(c.kvPut(kv.stackStatus("n1", "web"), "{}")).rejects.toThrow(ConsulPermissionError);
+  });
+
+  it("a signed removal: the controller's token writes the tombstone, an agent's token reads it and cannot forge one", async () => {
+    const keys = generateSigningKeys();
+    const signer = new SpecSigner(createPrivateKey(keys.privatePem), { prefix: kv.prefix, cluster: "" });
+    const trusted = new Map([[keys.keyId, createPublicKey(keys.publicPem)]]);
+    const scope = { prefix: kv.prefix, cluster: "", environment: "test" };
+    const ctl = as("controller");
+    const spec = {
+      schema: 1 as const,
+      stack: "gone",
+      generation: 3,
+      environment: "test",
+      createdAt: "",
+      deployment: { type: "standalone" as const, name: "gone", version: null, group: null },
+      units: [],
+    };
+    const index = await writeSpec(ctl, kv, spec, { modifyIndex: 0, signer });
+    expect(JSON.parse(String((await ctl.kvGet(kv.latest("gone")))?.value))).toMatchObject({
+      state: "live",
+      generation: 3,
+    });
+    const agent = as("agent-n1");
+    const err = await agent.kvPut(kv.latest("gone"), "{}").catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(ConsulPermissionError);
+    expect(String(err)).toMatch(/key:write on houston\/stacks\/gone\/latest/);
+    await deleteSpec(ctl, kv, "gone", index, { generation: 4, environment: "test", signer });
+    expect((await readSpec(agent, kv, "gone")).spec).toBeNull();
+    const tombstone = (await agent.kvGet(kv.latest("gone")))!;
+    expect(removalOf("gone", 3, tombstone, trusted, scope)).toEqual({ remove: true, generation: 4 });
   });
 
   it("acl policies prints HCL and JSON rules for each role", async () => {

@@ -88,7 +88,7 @@ describe("archives and specs in a real Consul", () => {
 
   it("a signed spec and its signature are written in one transaction; an unsigned write drops a stale signature", async () => {
     const keys = generateSigningKeys();
-    const signer = new SpecSigner(createPrivateKey(keys.privatePem));
+    const signer = new SpecSigner(createPrivateKey(keys.privatePem), { prefix: kv.prefix, cluster: "" });
     const trusted = new Map([[keys.keyId, createPublicKey(keys.publicPem)]]);
     const spec: StackSpec = {
       schema: 1,
@@ -104,8 +104,10 @@ describe("archives and specs in a real Consul", () => {
       JSON.parse(String((await consul.client.kvGet(kv.signature("signed")))?.value)),
     );
     const bytes = (await consul.client.kvGet(kv.spec("signed")))!.value;
-    expect(signatureProblem("signed", 1, bytes, sig, trusted)).toBeNull();
-    expect(signatureProblem("signed", 1, Buffer.concat([bytes, Buffer.from(" ")]), sig, trusted)).toMatch(
+    const subject = { kind: "spec" as const, stack: "signed", generation: 1, environment: "e" };
+    const scope = { prefix: kv.prefix, cluster: "", environment: "e" };
+    expect(signatureProblem(subject, bytes, sig, trusted, scope)).toBeNull();
+    expect(signatureProblem(subject, Buffer.concat([bytes, Buffer.from(" ")]), sig, trusted, scope)).toMatch(
       /does not match/,
     );
     await writeSpec(consul.client, kv, { ...spec, generation: 2 }, { modifyIndex: idx, signer: null });

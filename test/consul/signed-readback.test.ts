@@ -86,8 +86,8 @@ beforeAll(async () => {
   const keys = generateSigningKeys();
   keyFile = join(dir, "signing.key");
   writeFileSync(keyFile, keys.privatePem, { mode: 0o600 });
-  signer = new SpecSigner(createPrivateKey(keys.privatePem));
-  other = new SpecSigner(createPrivateKey(generateSigningKeys().privatePem));
+  signer = new SpecSigner(createPrivateKey(keys.privatePem), { prefix: kv.prefix, cluster: "" });
+  other = new SpecSigner(createPrivateKey(generateSigningKeys().privatePem), { prefix: kv.prefix, cluster: "" });
   // one passing agent, so a deploy that did not refuse would go on and write
   await c.agentServiceRegister({ ID: AGENT_SERVICE, Name: AGENT_SERVICE, Check: { TTL: "1h", Status: "passing" } });
   await putAgent(c, kv, { schema: 1, node, meta: {}, version: "test", startedAt: "" });

@@ -4,7 +4,12 @@
  * (placements, fleet/owned) happen only while its session holds scheduler/leader.
  */
 import { createPrivateKey, createPublicKey } from "node:crypto";
+import { mkdtempSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { intakeSpecs } from "../../agent/accept.js";
+import { AgentState } from "../../agent/state.js";
 import type { Consul } from "../../shared/consul.js";
 import { ConcurrentChangeError, InvalidKvDataError } from "../../shared/errors.js";
 import { KvLayout } from "../../shared/kv-layout.js";
@@ -67,14 +72,67 @@ describe("specs", () => {
 
   it("a signer's signature is written with the spec; an unsigned write removes a stale one", async () => {
     const keys = generateSigningKeys();
-    const signer = new SpecSigner(createPrivateKey(keys.privatePem));
+    const signer = new SpecSigner(createPrivateKey(keys.privatePem), { prefix: kv.prefix, cluster: "" });
     const index = await writeSpec(c, kv, spec("signed", 1), { modifyIndex: 0, signer });
     const [e] = specEntries(await c.kvList(kv.stacks), kv).filter((x) => x.stack === "signed");
     const trusted = new Map([[keys.keyId, createPublicKey(keys.publicPem)]]);
-    expect(verifySpec(e!, spec("signed", 1), trusted)).toBeNull();
+    expect(
+      verifySpec(e!, spec("signed", 1), trusted, { prefix: kv.prefix, cluster: "", environment: null }),
+    ).toBeNull();
+    expect(JSON.parse(String((await c.kvGet(kv.latest("signed")))?.value))).toMatchObject({
+      state: "live",
+      generation: 1,
+      signature: { kind: "latest", keyId: keys.keyId },
+    });
     await writeSpec(c, kv, spec("signed", 2), { modifyIndex: index, signer: null });
     expect(await c.kvGet(kv.signature("signed"))).toBeNull();
+    expect(await c.kvGet(kv.latest("signed"))).toBeNull();
     await deleteSpec(c, kv, "signed", (await readSpec(c, kv, "signed")).modifyIndex);
+  });
+
+  it("a removal with a signer leaves a signed tombstone above the live generation; without one, nothing", async () => {
+    const keys = generateSigningKeys();
+    const signer = new SpecSigner(createPrivateKey(keys.privatePem), { prefix: kv.prefix, cluster: "" });
+    const index = await writeSpec(c, kv, spec("tomb", 2), { modifyIndex: 0, signer });
+    await deleteSpec(c, kv, "tomb", index, { generation: 3, environment: "test", signer });
+    expect(await c.kvGet(kv.spec("tomb"))).toBeNull();
+    expect(await c.kvGet(kv.signature("tomb"))).toBeNull();
+    expect(JSON.parse(String((await c.kvGet(kv.latest("tomb")))?.value))).toMatchObject({
+      stack: "tomb",
+      generation: 3,
+      state: "removed",
+      signature: { kind: "latest", generation: 3 },
+    });
+    // a deploy after the removal replaces the tombstone with the live record
+    const again = await writeSpec(c, kv, spec("tomb", 4), { modifyIndex: 0, signer });
+    expect(JSON.parse(String((await c.kvGet(kv.latest("tomb")))?.value))).toMatchObject({
+      state: "live",
+      generation: 4,
+    });
+    await deleteSpec(c, kv, "tomb", again, { generation: 5, environment: "test", signer: null });
+    expect(await c.kvList(`${kv.stacks}tomb/`)).toEqual([]);
+  });
+
+  it("a fresh host refuses an older signed spec written back over a newer one: the signed latest record is in KV", async () => {
+    const keys = generateSigningKeys();
+    const signer = new SpecSigner(createPrivateKey(keys.privatePem), { prefix: kv.prefix, cluster: "" });
+    const trusted = new Map([[keys.keyId, createPublicKey(keys.publicPem)]]);
+    const scope = { prefix: kv.prefix, cluster: "", environment: null };
+    let index = await writeSpec(c, kv, spec("fresh", 3), { modifyIndex: 0, signer });
+    const [oldSpec, oldSig] = await Promise.all([c.kvGet(kv.spec("fresh")), c.kvGet(kv.signature("fresh"))]);
+    index = await writeSpec(c, kv, spec("fresh", 5), { modifyIndex: index, signer });
+    // a KV writer without the key puts generation 3 (spec and signature) back
+    await c.txn([
+      { verb: "set", key: kv.spec("fresh"), value: oldSpec!.value },
+      { verb: "set", key: kv.signature("fresh"), value: oldSig!.value },
+    ]);
+    const state = new AgentState(join(mkdtempSync(join(tmpdir(), "houston-fresh-")), "agent.sqlite"));
+    const refusals = intakeSpecs(await c.kvList(`${kv.stacks}fresh/`), kv, state, trusted, scope);
+    expect(refusals.map((r) => r.reason)).toEqual([
+      expect.stringMatching(/generation 3 is older than generation 5, the stack's latest signed generation/),
+    ]);
+    expect(state.specs()).toEqual([]);
+    await c.kvDeletePrefix(`${kv.stacks}fresh/`);
   });
 
   it("lists every spec; an unreadable one is named, not thrown, except where one stack is read", async () => {

@@ -2,7 +2,8 @@
  * The agent's trust boundary on a real systemd host: a stack cannot shadow a unit systemd already
  * has (vendor template instance, runtime unit), cannot take over another stack's unit, and — with
  * a trusted key — nothing is applied from a spec that is unsigned, tampered with, replayed, or
- * another spec signed at a generation already accepted.
+ * another spec signed at a generation already accepted, and a stack whose spec is deleted without
+ * a signed removal keeps running.
  */
 import { appendFileSync, existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
@@ -201,7 +202,7 @@ describe("signed specs (real agent with --trust)", () => {
       c(),
       kv(),
       { ...old!, generation: accepted },
-      { modifyIndex, signer: SpecSigner.fromFile(keyFile) },
+      { modifyIndex, signer: SpecSigner.fromFile(keyFile, { prefix: kv().prefix, cluster: "" }) },
     );
     await errorsOf(
       "sig",
@@ -263,5 +264,41 @@ describe("signed specs (real agent with --trust)", () => {
     expect(d.stderr).not.toMatch(/timed out/);
     expect(await fleet.unitState(H, "sig-app@3.service")).toBe("active");
     expect(existsSync(unitFile("sig-app@9.service"))).toBe(false);
+  });
+
+  it("a spec deleted by hand keeps running (refused, shown by status); houston remove, signed, removes it", async () => {
+    const dir = configDir({
+      "manifest.yaml": "environments:\n  test: {}\nshared-stacks:\n  gone: [app:1]\n",
+      "units/shared/app.service": sleeper,
+    });
+    const d = await houston(fleet.consulAddr, dir, "--signing-key", keyFile, "standalone", "gone");
+    expect(d.code, d.stderr).toBe(0);
+    const pid = await mainPid("gone-app@1.service");
+    const gen = (JSON.parse(String((await c().kvGet(kv().spec("gone")))?.value)) as { generation: number }).generation;
+    // a KV writer without the key deletes the spec and its signature, then the stack's latest record
+    await c().txn([
+      { verb: "delete", key: kv().spec("gone") },
+      { verb: "delete", key: kv().signature("gone") },
+    ]);
+    await errorsOf("gone", /vanished from KV but its latest record says generation \d+ is live, not removed/);
+    await c().kvDelete(kv().latest("gone"));
+    await errorsOf("gone", /vanished from KV without a signed removal \(no tombstone\)/);
+    expect(await mainPid("gone-app@1.service")).toBe(pid);
+    expect(existsSync(unitFile("gone-app@1.service"))).toBe(true);
+    const st = await houston(fleet.consulAddr, dir, "status");
+    expect(st.stderr).toMatch(new RegExp(`gone on ${H} \\(no spec in KV\\): .*no tombstone`));
+    // the controller's removal: a signed tombstone; the agent removes the stack
+    // remove starts from the live spec: deploy it again (signed), then remove it
+    const redeploy = await houston(fleet.consulAddr, dir, "--signing-key", keyFile, "standalone", "gone");
+    expect(redeploy.code, redeploy.stderr).toBe(0);
+    const r = await houston(fleet.consulAddr, dir, "--signing-key", keyFile, "remove", "gone");
+    expect(r.code, r.stderr).toBe(0);
+    const tomb = JSON.parse(String((await c().kvGet(kv().latest("gone")))?.value)) as {
+      state: string;
+      generation: number;
+    };
+    expect(tomb.state).toBe("removed");
+    expect(tomb.generation).toBeGreaterThan(gen);
+    await eventually("the unit file to be gone", async () => !existsSync(unitFile("gone-app@1.service")));
   });
 });

@@ -110,6 +110,16 @@ describe("houston host-config", () => {
     expect(fileAt(butane(), "/etc/houston/trust/ci.pub")?.contents.inline).toBe(readFileSync(pub, "utf8"));
   });
 
+  it("the agent's env says the environment and cluster its signed specs must be for (-e, --cluster); none: not set", () => {
+    const scoped = renderButane(hostConfigFrom(flags(), "houston/", { environment: "prod", cluster: "east" }), shipped);
+    const env = fileAt(parse(scoped) as Parsed, "/etc/houston/agent.env")?.contents.inline ?? "";
+    expect(env.split("\n")).toEqual(expect.arrayContaining(["HOUSTON_ENVIRONMENT=prod", "HOUSTON_CLUSTER=east"]));
+    expect(fileAt(butane(), "/etc/houston/agent.env")?.contents.inline).not.toMatch(
+      /HOUSTON_ENVIRONMENT|HOUSTON_CLUSTER/,
+    );
+    expect(() => hostConfigFrom(flags(), "houston/", { cluster: "a b" })).toThrow(/--cluster/);
+  });
+
   it("the Consul client joins, encrypts gossip, uses its own token, and verifies the servers with the CA", () => {
     const b = butane();
     const cfg = JSON.parse(fileAt(b, "/etc/consul.d/houston-client.json")?.contents.inline ?? "{}") as Record<

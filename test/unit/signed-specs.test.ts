@@ -8,23 +8,39 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
 import { RefusalLog, acceptSpec, type SpecCandidate } from "../../agent/accept.js";
-import { SpecSigner, TrustStore, generateSigningKeys } from "../../shared/signing.js";
+import { parseAgentConfig } from "../../agent/config.js";
+import {
+  SpecSigner,
+  TrustStore,
+  generateSigningKeys,
+  type AcceptScope,
+  type SigningScope,
+} from "../../shared/signing.js";
 import type { StackSpec } from "../../shared/spec.js";
 
 const k1 = generateSigningKeys();
 const k2 = generateSigningKeys();
 const stranger = generateSigningKeys();
-const signer = (k: { privatePem: string }) => new SpecSigner(createPrivateKey(k.privatePem));
+const SCOPE = { prefix: "houston/", cluster: "" };
+/** this agent: prefix houston/, no cluster, environment "test" */
+const AGENT: AcceptScope = { ...SCOPE, environment: "test" };
+const signer = (k: { privatePem: string }, scope: SigningScope = SCOPE) =>
+  new SpecSigner(createPrivateKey(k.privatePem), scope);
 const trust = (...ks: { publicPem: string; keyId: string }[]): Map<string, KeyObject> =>
   new Map(ks.map((k) => [k.keyId, createPublicKey(k.publicPem)]));
 
 const archive = "a".repeat(64);
-function spec(generation: number, text = "[Service]\nExecStart=/bin/sleep infinity\n", digest = archive): StackSpec {
+function spec(
+  generation: number,
+  text = "[Service]\nExecStart=/bin/sleep infinity\n",
+  digest = archive,
+  environment = "test",
+): StackSpec {
   return {
     schema: 1,
     stack: "web",
     generation,
-    environment: "test",
+    environment,
     createdAt: "",
     deployment: { type: "standalone", name: "web", version: null, group: null },
     units: [
@@ -55,7 +71,14 @@ function spec(generation: number, text = "[Service]\nExecStart=/bin/sleep infini
 function candidate(s: StackSpec, by: SpecSigner | null, edit?: (bytes: Buffer) => Buffer): SpecCandidate {
   const bytes = Buffer.from(JSON.stringify(s));
   const signature = by
-    ? { key: "houston/stacks/web/signature", value: Buffer.from(JSON.stringify(by.sign(s.stack, s.generation, bytes))) }
+    ? {
+        key: "houston/stacks/web/signature",
+        value: Buffer.from(
+          JSON.stringify(
+            by.sign({ kind: "spec", stack: s.stack, generation: s.generation, environment: s.environment }, bytes),
+          ),
+        ),
+      }
     : null;
   return { stack: "web", key: "houston/stacks/web/spec", value: edit ? edit(bytes) : bytes, signature };
 }
@@ -69,6 +92,8 @@ describe("acceptSpec", () => {
     highest?: number;
     /** the spec in force (the one accepted at `highest`) */
     current?: StackSpec;
+    /** the agent's scope; default AGENT */
+    scope?: AcceptScope;
     refused: RegExp | null;
   }[] = [
     {
@@ -151,10 +176,82 @@ describe("acceptSpec", () => {
       highest: 5,
       refused: null,
     },
+    {
+      title: "a spec signed for another environment (staging), copied into prod: refused, naming both",
+      c: candidate(spec(7, undefined, undefined, "staging"), signer(k1)),
+      trusted: trust(k1),
+      highest: 5,
+      scope: { ...AGENT, environment: "prod" },
+      refused: /the spec is for environment "staging"; this agent is in environment "prod"/,
+    },
+    {
+      title: "no environment configured: a spec for any environment is applied (prefix and cluster still bind)",
+      c: candidate(spec(7, undefined, undefined, "staging"), signer(k1)),
+      trusted: trust(k1),
+      scope: { ...AGENT, environment: null },
+      refused: null,
+    },
+    {
+      title: "an environment edited in the spec's bytes: the signature does not match",
+      c: candidate(
+        spec(7, undefined, undefined, "staging"),
+        signer(k1),
+        swap('"environment":"staging"', '"environment":"test"'),
+      ),
+      trusted: trust(k1),
+      refused: /signature is for environment "staging", not "test"/,
+    },
+    {
+      title: "a spec signed for another KV prefix, copied into this one: refused, naming both",
+      c: candidate(spec(7), signer(k1, { prefix: "houston-staging/", cluster: "" })),
+      trusted: trust(k1),
+      refused: /signature is for KV prefix "houston-staging\/"; this agent reads "houston\/"/,
+    },
+    {
+      title: "a spec signed for another cluster: refused, naming both",
+      c: candidate(spec(7), signer(k1, { prefix: "houston/", cluster: "east" })),
+      trusted: trust(k1),
+      scope: { ...AGENT, cluster: "west" },
+      refused: /signature is for cluster "east"; this agent is in cluster "west"/,
+    },
+    {
+      title: "a signature record that lies about its scope does not verify",
+      c: (() => {
+        const c = candidate(spec(7), signer(k1, { prefix: "houston-staging/", cluster: "" }));
+        const sig = JSON.parse(c.signature!.value.toString()) as Record<string, unknown>;
+        return {
+          ...c,
+          signature: { ...c.signature!, value: Buffer.from(JSON.stringify({ ...sig, prefix: "houston/" })) },
+        };
+      })(),
+      trusted: trust(k1),
+      refused: /does not match the spec \(tampered\?\)/,
+    },
+    {
+      title: "a signature of the first format (stack and generation only): refused, saying why",
+      c: {
+        ...candidate(spec(7), null),
+        signature: {
+          key: "houston/stacks/web/signature",
+          value: Buffer.from(
+            JSON.stringify({
+              schema: 1,
+              algorithm: "ed25519",
+              keyId: k1.keyId,
+              stack: "web",
+              generation: 7,
+              signature: "AAAA",
+            }),
+          ),
+        },
+      },
+      trusted: trust(k1),
+      refused: /signed in the first format \(houston-spec-v1\), which binds neither environment, KV prefix nor cluster/,
+    },
   ];
-  for (const { title, c, trusted, highest, current, refused } of cases) {
+  for (const { title, c, trusted, highest, current, scope, refused } of cases) {
     it(title, () => {
-      const r = acceptSpec(c, trusted, highest, current);
+      const r = acceptSpec(c, trusted, scope ?? AGENT, highest, null, current);
       if (refused === null) expect(r).toMatchObject({ ok: true });
       else expect(r.ok ? "accepted" : r.reason).toMatch(refused);
     });
@@ -163,15 +260,20 @@ describe("acceptSpec", () => {
   it("a signature copied from another generation or stack does not verify", () => {
     const s1 = candidate(spec(1), signer(k1));
     const s2 = candidate(spec(2), null);
-    expect(acceptSpec({ ...s2, signature: s1.signature }, trust(k1), undefined)).toMatchObject({
+    expect(acceptSpec({ ...s2, signature: s1.signature }, trust(k1), AGENT, undefined)).toMatchObject({
       ok: false,
-      reason: expect.stringMatching(/signature is for web generation 1, not web generation 2/),
+      reason: expect.stringMatching(/signature is for generation 1, not 2/),
     });
   });
 
   it("unreadable trusted keys fail closed", () => {
     expect(
-      acceptSpec(candidate(spec(1), signer(k1)), new Error("trusted key /etc/houston/trust/x.pub: bad PEM"), undefined),
+      acceptSpec(
+        candidate(spec(1), signer(k1)),
+        new Error("trusted key /etc/houston/trust/x.pub: bad PEM"),
+        AGENT,
+        undefined,
+      ),
     ).toMatchObject({ ok: false, reason: expect.stringMatching(/trusted keys cannot be read/) });
   });
 
@@ -204,5 +306,20 @@ describe("RefusalLog", () => {
     expect(log.lines([{ ...unsigned, generation: 10, reason: "signed by a stranger" }])).toHaveLength(1);
     expect(log.lines([])).toEqual([]);
     expect(log.lines([unsigned])).toHaveLength(1);
+  });
+});
+
+describe("the agent's scope settings", () => {
+  it("--environment / HOUSTON_ENVIRONMENT and --cluster / HOUSTON_CLUSTER (flags win); unset: any environment, no cluster", () => {
+    expect(parseAgentConfig([], {})).toMatchObject({ environment: null, cluster: "" });
+    expect(parseAgentConfig([], { HOUSTON_ENVIRONMENT: "prod", HOUSTON_CLUSTER: "east" })).toMatchObject({
+      environment: "prod",
+      cluster: "east",
+    });
+    expect(
+      parseAgentConfig(["--environment", "staging", "--cluster", "west"], { HOUSTON_ENVIRONMENT: "prod" }),
+    ).toMatchObject({ environment: "staging", cluster: "west" });
+    expect(() => parseAgentConfig(["--cluster", "a/b"], {})).toThrow(/--cluster "a\/b"/);
+    expect(() => parseAgentConfig(["--environment", ""], {})).toThrow(/--environment/);
   });
 });

@@ -110,22 +110,23 @@ describe("specs store", () => {
   it("pairs each spec with its signature and verifies it against trusted keys", () => {
     const keys = generateSigningKeys();
     const other = generateSigningKeys();
-    const signer = new SpecSigner(createPrivateKey(keys.privatePem));
+    const signer = new SpecSigner(createPrivateKey(keys.privatePem), { prefix: kv.prefix, cluster: "" });
     const bytes = Buffer.from(JSON.stringify(spec("a", 2)));
-    const sig = signer.sign("a", 2, bytes);
+    const sig = signer.sign({ kind: "spec", stack: "a", generation: 2, environment: "test" }, bytes);
+    const scope = { prefix: kv.prefix, cluster: "", environment: "test" };
     const [e] = specEntries(
       [entry("houston/stacks/a/signature", sig), { ...entry("houston/stacks/a/spec", ""), value: bytes }],
       kv,
     );
     expect(e?.signature?.key).toBe("houston/stacks/a/signature");
     const trusted = new Map([[keys.keyId, createPublicKey(keys.publicPem)]]);
-    expect(verifySpec(e!, spec("a", 2), trusted)).toBeNull();
-    expect(verifySpec(e!, spec("a", 2), new Map([[other.keyId, createPublicKey(other.publicPem)]]))).toMatch(
+    expect(verifySpec(e!, spec("a", 2), trusted, scope)).toBeNull();
+    expect(verifySpec(e!, spec("a", 2), new Map([[other.keyId, createPublicKey(other.publicPem)]]), scope)).toMatch(
       /does not trust/,
     );
-    expect(verifySpec({ ...e!, signature: null }, spec("a", 2), trusted)).toMatch(/not signed/);
+    expect(verifySpec({ ...e!, signature: null }, spec("a", 2), trusted, scope)).toMatch(/not signed/);
     const garbled = { ...e!, signature: { key: "houston/stacks/a/signature", value: Buffer.from("{") } };
-    expect(verifySpec(garbled, spec("a", 2), trusted)).toMatch(/houston\/stacks\/a\/signature: not valid JSON/);
+    expect(verifySpec(garbled, spec("a", 2), trusted, scope)).toMatch(/houston\/stacks\/a\/signature: not valid JSON/);
   });
 });
 
