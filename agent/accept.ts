@@ -4,15 +4,17 @@
  * keys — signed by one of them for this agent's scope (its KV prefix, its cluster name and, when
  * it is configured with one, its environment; decoding and verifying are the specs store's:
  * shared/stores/specs.ts) and not older than a generation it has already accepted (so an old
- * signed spec cannot be replayed), nor older than the stack's signed latest record
- * (shared/stores/latest.ts: a fresh host has no memory of its own). `removalOf` decides (pure)
- * whether a stack whose spec vanished is removed: with trusted keys, only on a signed tombstone
- * newer than what runs; otherwise it keeps running and is refused, saying why. `intakeSpecs` and
- * `intakePlacements` apply a watch answer to the state database (SQLite): what is accepted
- * replaces the cached documents, a refused or unreadable one keeps its stack's last good one in
- * force; a refusal is reported as its stack's error. `RefusalLog` says each refusal once.
+ * signed spec cannot be replayed; at that same generation only the very spec it accepted, read
+ * again), nor older than the stack's signed latest record (shared/stores/latest.ts: a fresh host
+ * has no memory of its own). `removalOf` decides (pure) whether a stack whose spec vanished is
+ * removed: with trusted keys, only on a signed tombstone newer than what runs; otherwise it keeps
+ * running and is refused, saying why. `intakeSpecs` and `intakePlacements` apply a watch answer
+ * to the state database (SQLite): what is accepted replaces the cached documents, a refused or
+ * unreadable one keeps its stack's last good one in force; a refusal is reported as its stack's
+ * error. `RefusalLog` says each refusal once.
  */
 import type { KeyObject } from "node:crypto";
+import { isDeepStrictEqual } from "node:util";
 import type { StackSpec } from "../shared/spec.js";
 import type { KvEntry } from "../shared/consul.js";
 import type { KvLayout } from "../shared/kv-layout.js";
@@ -45,6 +47,7 @@ export interface Refusal {
  * `scope`: what signatures must be for (this agent's prefix, cluster, environment).
  * `highest`: the highest generation of this stack accepted before.
  * `latest`: the stack's latest record, when its signature verified (else null: it raises no floor).
+ * `current`: the spec in force for the stack (the one accepted last), if any.
  */
 export function acceptSpec(
   c: SpecCandidate,
@@ -52,6 +55,7 @@ export function acceptSpec(
   scope: AcceptScope,
   highest: number | undefined,
   latest: LatestRecord | null = null,
+  current?: StackSpec,
 ): Acceptance {
   // unreadable, or naming another stack than its key's
   const decoded = decodeSpec({ ...c, index: 0 });
@@ -76,6 +80,11 @@ export function acceptSpec(
     return stale(
       `generation ${spec.generation} is older than generation ${highest} already accepted (a replayed spec?)`,
     );
+  // the same generation again is only the spec in force, read again: another spec must be newer
+  if (highest !== undefined && spec.generation === highest && !sameSpec(spec, current))
+    return stale(
+      `generation ${spec.generation} was already accepted with other contents; a new spec needs a greater generation`,
+    );
   if (latest?.state === "removed" && spec.generation <= latest.generation)
     return stale(
       `the stack was removed at generation ${latest.generation} (signed), and generation ${spec.generation} is not newer (a replayed spec?)`,
@@ -85,6 +94,10 @@ export function acceptSpec(
       `generation ${spec.generation} is older than generation ${latest.generation}, the stack's latest signed generation (a replayed spec?)`,
     );
   return { ok: true, spec };
+}
+
+function sameSpec(a: StackSpec, b: StackSpec | undefined): boolean {
+  return b !== undefined && isDeepStrictEqual(a, b);
 }
 
 /** What becomes of a stack whose spec vanished from KV: removed (at a generation, when signed), or kept and why. */
@@ -148,11 +161,9 @@ export function intakeSpecs(
   const present = new Set<string>();
   for (const e of specEntries(entries, kv)) {
     present.add(e.stack);
-    const result = acceptSpec(e, trusted, scope, highest.get(e.stack), signedLatest(e.stack));
-    if (result.ok) {
-      next.push(result.spec);
-      state.noteAccepted(e.stack, result.spec.generation);
-    } else {
+    const result = acceptSpec(e, trusted, scope, highest.get(e.stack), signedLatest(e.stack), cached.get(e.stack));
+    if (result.ok) next.push(result.spec);
+    else {
       // nothing applied from a refused spec; the last good one (if any) stays in force
       refusals.push({ stack: e.stack, generation: result.generation, reason: result.reason, problem: result.problem });
       const old = cached.get(e.stack);
@@ -169,6 +180,8 @@ export function intakeSpecs(
     } else if (removal.generation !== null) state.noteAccepted(stack, removal.generation);
   }
   state.replaceSpecs(next);
+  // noted after the specs are cached: the spec in force is never older than the generation noted
+  for (const s of next) state.noteAccepted(s.stack, s.generation);
   return refusals;
 }
 

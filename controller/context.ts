@@ -28,6 +28,8 @@ export interface GlobalOptions {
   json: boolean;
   /** ed25519 private key (PEM) to sign specs with; default $HOUSTON_SIGNING_KEY */
   signingKey?: string;
+  /** rollouts: take specs and history read back from KV as they are, though they do not verify */
+  trustKvAsIs?: boolean;
   /** the cluster name bound into signatures (agents' --cluster); default $HOUSTON_CLUSTER, else "" */
   cluster?: string;
   /** allow sending the token over plain http to a non-loopback address */
@@ -46,8 +48,11 @@ export interface Context {
   dir: string;
   consul: Consul;
   kv: KvLayout;
-  /** signs every spec written, when a signing key is configured */
+  /** signs every spec and history record written, when a signing key is configured; what is
+   * read back is then verified against it (controller/rollout/read-back.ts) */
   signer: SpecSigner | null;
+  /** --trust-kv-as-is: what is read back is taken as it is, with a warning naming each key */
+  trustKvAsIs: boolean;
   /** the largest file archive a deployment may carry */
   maxArchiveBytes: number;
   /** where units go, what hosts report, what the backend refuses (controller/scheduler/; manifest
@@ -111,6 +116,7 @@ export function makeContext(opts: GlobalOptions, manifest?: Manifest): Context {
           )
         : agentsScheduler(consul, kv),
     signer: signerFor(opts, kv),
+    trustKvAsIs: opts.trustKvAsIs === true,
     maxArchiveBytes: archiveLimit(opts.maxArchiveSize),
   };
 }

@@ -127,6 +127,10 @@ export class KvLayout {
   historyEntry(stack: string, generation: number): string {
     return `${this.history(stack)}${String(generation).padStart(8, "0")}`;
   }
+  /** the signature of a history record (shared/record-signing.ts) */
+  historySignature(stack: string, generation: number): string {
+    return `${this.historyEntry(stack, generation)}/signature`;
+  }
 }
 
 function checkName(name: string): string {

@@ -118,6 +118,16 @@ export class SpecSigner {
     return new SpecSigner(key, scope);
   }
 
+  /** The public half, keyed by its ID: what the controller verifies what it reads back against. */
+  trusted(): Map<string, KeyObject> {
+    return new Map([[this.keyId, createPublicKey(this.key)]]);
+  }
+
+  /** ed25519 over a message another module domain-separates (shared/record-signing.ts). */
+  signMessage(msg: Buffer): string {
+    return sign(null, msg, this.key).toString("base64");
+  }
+
   sign(subject: SignedSubject, bytes: Buffer): SpecSignature {
     const signature = sign(null, message(this.scope, subject, bytes), this.key).toString("base64");
     const { kind, stack, generation, environment } = subject;

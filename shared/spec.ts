@@ -125,7 +125,8 @@ export const StackSpecSchema = z
       errorMap: () => ({ message: `unknown schema version (this Houston reads ${SCHEMA_VERSION})` }),
     }),
     stack: Name,
-    generation: z.number().int().min(1),
+    /** a safe integer: generations are compared and incremented (1e300 + 1 is 1e300) */
+    generation: z.number().int().safe().min(1),
     environment: z.string(),
     deployment: DeploymentSchema,
     createdAt: z.string(),
@@ -232,7 +233,7 @@ export type AgentRecord = z.infer<typeof AgentRecordSchema>;
 export const HistoryRecordSchema = z.object({
   schema: z.literal(SCHEMA_VERSION),
   stack: z.string(),
-  generation: z.number().int(),
+  generation: z.number().int().safe().min(1),
   environment: z.string(),
   deployment: DeploymentSchema,
   user: z.string(),
@@ -245,7 +246,7 @@ export const HistoryRecordSchema = z.object({
   /** the deployment's own units, as deployed (rollback redeploys them) */
   units: z.array(UnitSpecSchema),
   /** the spec generation that was live after this deployment ended */
-  finalGeneration: z.number().int().nullable(),
+  finalGeneration: z.number().int().safe().min(1).nullable(),
 });
 export type HistoryRecord = z.infer<typeof HistoryRecordSchema>;
 

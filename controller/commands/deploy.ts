@@ -8,9 +8,8 @@ import type { Manifest } from "../config/manifest.js";
 import type { Context } from "../context.js";
 import type { Output } from "../output.js";
 import type { DeploymentRequest } from "../plan/plan-deployment.js";
-import { listHistory } from "../../shared/stores/history.js";
 import { forceUnlock } from "../rollout/lock.js";
-import { readSpec } from "../../shared/stores/specs.js";
+import { checkRollbackTarget, readHistory, readLiveSpec } from "../rollout/read-back.js";
 import { rollout, type OnInterrupt, type RolloutOptions } from "../rollout/rollout.js";
 import { NotDeployedError } from "../rollout/rollout-plan.js";
 import { makePlan } from "./plan.js";
@@ -88,7 +87,8 @@ export async function removeCommand(
   out: Output,
   keepGenerations = DEFAULT_KEEP_GENERATIONS,
 ): Promise<boolean> {
-  const { spec } = await readSpec(ctx.consul, ctx.kv, stack);
+  // the units removed come from the live spec: with signing on, only one that verifies
+  const { spec } = await readLiveSpec(ctx, stack, out);
   if (!spec) throw new NotDeployedError(`stack ${stack} is not deployed (no ${ctx.kv.spec(stack)})`);
   const input = {
     kind: "remove" as const,
@@ -124,7 +124,9 @@ export async function rollbackCommand(
   opts: RolloutOptions,
   out: Output,
 ): Promise<boolean> {
-  const history = await listHistory(ctx.consul, ctx.kv, stack);
+  // with signing on, only records signed by this controller are redeployed
+  const { records: history, refused } = await readHistory(ctx, stack, out);
+  if (generation !== null) checkRollbackTarget(ctx, generation, refused);
   const ok = history.filter((h) => h.result === "success");
   const target = generation === null ? ok.at(-2) : history.find((h) => h.generation === generation);
   if (!target) {

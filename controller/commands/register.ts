@@ -111,6 +111,10 @@ function rolloutFlags(c: Command): Command {
     )
     .option("--force-unlock", "break the stack's deploy lock (says whose it was) first")
     .option(
+      "--trust-kv-as-is",
+      "with a signing key: take the live spec and history as KV holds them though they do not verify against it (warns naming each key)",
+    )
+    .option(
       "--keep-generations <n>",
       "keep the archives of this many recent successful deployments (rollback targets)",
       String(DEFAULT_KEEP_GENERATIONS),
@@ -183,6 +187,10 @@ export function registerCommands(program: Command, env: CommandEnv): void {
     .description("remove a stack's units and archives (with -g: only that group)")
     .option("-g, --group <group>", "remove only this group")
     .option("--force-unlock", "break the stack's deploy lock first")
+    .option(
+      "--trust-kv-as-is",
+      "with a signing key: take the live spec as KV holds it though it does not verify against it (warns naming the key)",
+    )
     .option(
       "--keep-generations <n>",
       "keep the archives of this many recent successful deployments",

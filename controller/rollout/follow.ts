@@ -14,7 +14,7 @@ import type { Scheduler } from "../scheduler/scheduler.js";
 import type { HostView, UnitTarget } from "../scheduler/targets.js";
 import { describeHost } from "./confirm.js";
 import { followHealth } from "./health-watch.js";
-import { listHistory } from "../../shared/stores/history.js";
+import { readHistory } from "./read-back.js";
 import { listSpecs } from "../../shared/stores/specs.js";
 import { archivesToKeep, decide, refusal, removalPending, unhealthy } from "./progress.js";
 import type { Batch, ServiceCheck } from "./rollout-plan.js";
@@ -290,7 +290,8 @@ export async function pruneArchives(
   keepGenerations: number,
   out: Output,
 ): Promise<void> {
-  const history = await listHistory(ctx.consul, ctx.kv, stack);
+  // with signing on, records that do not verify name no archive to keep or delete (said before)
+  const { records: history } = await readHistory(ctx, stack, null);
   const keep = archivesToKeep(history, keepGenerations);
   const all = new Set([
     ...candidates,

@@ -29,9 +29,10 @@ import {
   watchHealthy,
   type BatchWatch,
 } from "./follow.js";
-import { listHistory, putHistory } from "../../shared/stores/history.js";
+import { putHistory } from "../../shared/stores/history.js";
 import { DeployLock, whoAmI } from "./lock.js";
-import { deleteSpec, readSpec, writeSpec } from "../../shared/stores/specs.js";
+import { deleteSpec, writeSpec } from "../../shared/stores/specs.js";
+import { readHistory, readLiveSpec } from "./read-back.js";
 import { planRollout, type PlanOptions, type RolloutPlan, type RolloutRequest } from "./rollout-plan.js";
 import { advance, nextStep, start, type Outcome, type RolloutStep } from "./rollout-steps.js";
 
@@ -90,8 +91,9 @@ export async function rollout(
   try {
     const hosts = await scheduler.hosts();
     const view = await scheduler.view();
-    const history = await listHistory(consul, kv, input.stack);
-    const { spec: before, modifyIndex } = await readSpec(consul, kv, input.stack);
+    // with signing on, only what verifies against the controller's key is kept, restored or counted
+    const { records: history } = await readHistory(ctx, input.stack, out);
+    const { spec: before, modifyIndex } = await readLiveSpec(ctx, input.stack, out);
     if (req.kind === "deploy") checkNameClash(input.stack, input.units, view.specs);
     const place = (units: UnitSpec[], on: HostView[]): UnitTarget[] => scheduler.place(units, on, view);
     const plan = planRollout(req, { live: before, history, hosts, place }, opts);
@@ -105,7 +107,6 @@ export async function rollout(
     /** the generation live in KV now (null once the spec is deleted) */
     let live: number | null = plan.liveGeneration;
     let generation = plan.firstGeneration - 1;
-    // interrupted: give the lock back at once (rather than after its TTL) and say where things stand
     // interrupted: a history row says so, and the lock is given back at once (rather than after its TTL)
     stopListening = onInterrupt(async () => {
       const what =
@@ -116,7 +117,7 @@ export async function rollout(
             : " with the new units";
       const said = `Interrupted during the deployment of ${input.label}; released the deploy lock of ${input.stack}. Generation ${live ?? "none"} is live${what}: run the same command again to finish it.`;
       const record = historyRecord(input, plan, t0, live, "interrupted", said);
-      await putHistory(consul, kv, record).catch(() => undefined);
+      await putHistory(consul, kv, record, ctx.signer).catch(() => undefined);
       await lock.release().catch(() => undefined);
       return said;
     });
@@ -240,7 +241,7 @@ async function finish(
   keepGenerations: number,
 ): Promise<void> {
   const removal = plan.request.kind === "remove";
-  await putHistory(ctx.consul, ctx.kv, historyRecord(input, plan, t0, live, step.result, step.message));
+  await putHistory(ctx.consul, ctx.kv, historyRecord(input, plan, t0, live, step.result, step.message), ctx.signer);
   const candidates = new Set([...(plan.restore ?? []), ...input.units].flatMap((u) => (u.archive ? [u.archive] : [])));
   await pruneArchives(ctx, input.stack, candidates, keepGenerations, out);
   if (step.ok && !removal) for (const line of await ctx.scheduler.afterConfirmed(input.stack)) out.info(line);

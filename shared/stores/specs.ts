@@ -106,6 +106,25 @@ export async function readSpec(
 }
 
 /**
+ * One stack's live spec as readSpec reads it, with what is wrong with its signature under these
+ * trusted keys for `scope` (null: it verifies, or there is no spec). Spec and signature are read
+ * together.
+ */
+export async function readVerifiedSpec(
+  consul: Consul,
+  kv: KvLayout,
+  stack: string,
+  trusted: Map<string, KeyObject>,
+  scope: AcceptScope,
+): Promise<{ spec: StackSpec | null; modifyIndex: number; key: string; problem: string | null }> {
+  const key = kv.spec(stack);
+  const entry = specEntries(await consul.kvList(`${kv.stacks}${stack}/`), kv).find((e) => e.stack === stack);
+  if (!entry) return { spec: null, modifyIndex: 0, key, problem: null };
+  const spec = documentOf(decodeSpec(entry));
+  return { spec, modifyIndex: entry.index, key, problem: verifySpec(entry, spec, trusted, scope) };
+}
+
+/**
  * Writes the spec only if its key is still at `modifyIndex` (0: only if absent), with its
  * signature (or without a stale one) in the same transaction; returns the new ModifyIndex.
  * Throws ConcurrentChangeError when the key changed meanwhile (nothing written).

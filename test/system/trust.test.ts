@@ -1,14 +1,17 @@
 /**
  * The agent's trust boundary on a real systemd host: a stack cannot shadow a unit systemd already
  * has (vendor template instance, runtime unit), cannot take over another stack's unit, and — with
- * a trusted key — nothing is applied from a spec that is unsigned, tampered with, or replayed, and
- * a stack whose spec is deleted without a signed removal keeps running.
+ * a trusted key — nothing is applied from a spec that is unsigned, tampered with, replayed, or
+ * another spec signed at a generation already accepted, and a stack whose spec is deleted without
+ * a signed removal keeps running.
  */
 import { appendFileSync, existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { LocalFleet } from "../harness/local-fleet.js";
+import { SpecSigner } from "../../shared/signing.js";
 import { AgentRecordSchema, decodeJson } from "../../shared/spec.js";
+import { readSpec, writeSpec } from "../../shared/stores/specs.js";
 import { configDir, houston } from "../helpers/cli.js";
 import { dep, eventually, planUnits, publish, report, reportAt, unitText } from "../helpers/specs.js";
 
@@ -134,7 +137,7 @@ describe("signed specs (real agent with --trust)", () => {
     expect(nodes.stdout, nodes.stderr).toMatch(new RegExp(`${H} .*signed by ${keyId}`));
   });
 
-  it("unsigned: refused and reported; signed by the controller: applied", async () => {
+  it("unsigned: refused and reported (by the controller too); signed by the controller: applied", async () => {
     const units = await planUnits(c(), kv(), "sig", [dep("app", "1", sleeper)]);
     await publish(c(), kv(), "sig", units);
     await errorsOf("sig", /not signed and this agent trusts only signed specs/);
@@ -143,8 +146,13 @@ describe("signed specs (real agent with --trust)", () => {
       "manifest.yaml": "environments:\n  test: {}\nshared-stacks:\n  sig: [app:1]\n",
       "units/shared/app.service": sleeper,
     });
-    const d = await houston(fleet.consulAddr, dir, "--signing-key", keyFile, "standalone", "sig");
+    // the controller does not build on a live spec it did not sign, unless told to take it as it is
+    const refused = await houston(fleet.consulAddr, dir, "--signing-key", keyFile, "standalone", "sig");
+    expect(refused.code, refused.stderr).toBe(1);
+    expect(refused.stderr).toMatch(/houston\/stacks\/sig\/spec does not verify against this controller's signing key/);
+    const d = await houston(fleet.consulAddr, dir, "--signing-key", keyFile, "standalone", "sig", "--trust-kv-as-is");
     expect(d.code, d.stderr).toBe(0);
+    expect(d.stderr).toMatch(/WARNING +--trust-kv-as-is: taking houston\/stacks\/sig\/spec as it is/);
     expect(await fleet.unitState(H, "sig-app@1.service")).toBe("active");
   });
 
@@ -158,11 +166,21 @@ describe("signed specs (real agent with --trust)", () => {
     await c().kvPut(kv().spec("sig"), tampered);
     await errorsOf("sig", /does not match the spec \(tampered\?\)/);
     expect(existsSync(join(fleet.host(H).root, "pwned"))).toBe(false);
-    // a newer signed generation, then the old signed one written back (spec and signature)
+    // the controller refuses to build on (and sign) the tampered spec; the good one put back, a
+    // newer signed generation, then the old signed one written back (spec and signature)
     const dir = configDir({
       "manifest.yaml": "environments:\n  test: {}\nshared-stacks:\n  sig: [app:2]\n",
       "units/shared/app.service": sleeper,
     });
+    const refused = await houston(fleet.consulAddr, dir, "--signing-key", keyFile, "standalone", "sig");
+    expect(refused.code, refused.stderr).toBe(1);
+    expect(refused.stderr).toMatch(
+      /houston\/stacks\/sig\/spec does not verify .*does not match the spec \(tampered\?\)/,
+    );
+    await c().txn([
+      { verb: "set", key: kv().spec("sig"), value: good.value },
+      { verb: "set", key: kv().signature("sig"), value: goodSig.value },
+    ]);
     const d = await houston(fleet.consulAddr, dir, "--signing-key", keyFile, "standalone", "sig");
     expect(d.code, d.stderr).toBe(0);
     await c().txn([
@@ -175,6 +193,27 @@ describe("signed specs (real agent with --trust)", () => {
     expect(pid).not.toBe("");
   });
 
+  it("another spec signed at the generation already accepted is refused: generations strictly increase", async () => {
+    // KV holds the replayed generation-1 spec now; the agent runs the newer one it accepted
+    const accepted = (await report(c(), kv(), H, "sig"))!.generation!;
+    const { spec: old, modifyIndex } = await readSpec(c(), kv(), "sig");
+    const pid = await mainPid("sig-app@2.service");
+    await writeSpec(
+      c(),
+      kv(),
+      { ...old!, generation: accepted },
+      { modifyIndex, signer: SpecSigner.fromFile(keyFile, { prefix: kv().prefix, cluster: "" }) },
+    );
+    await errorsOf(
+      "sig",
+      new RegExp(
+        `generation ${accepted} was already accepted with other contents; a new spec needs a greater generation`,
+      ),
+    );
+    expect(existsSync(unitFile("sig-app@1.service"))).toBe(false);
+    expect(await mainPid("sig-app@2.service")).toBe(pid);
+  });
+
   it("after a key rotation (a second .pub in the trust directory) nodes lists both keys", async () => {
     const dir = configDir({
       "manifest.yaml": "environments:\n  test: {}\nshared-stacks:\n  sig: [app:3]\n",
@@ -185,7 +224,16 @@ describe("signed specs (real agent with --trust)", () => {
     const nextId = /key ([0-9a-f]{16})/.exec(k.stderr)?.[1] ?? "";
     writeFileSync(join(fleet.host(H).root, "etc/houston/trust", "next.pub"), readFileSync(join(dir, "next.pub")));
     // no restart: the next spec the agent reads is signed by the new key and applied
-    const d = await houston(fleet.consulAddr, dir, "--signing-key", join(dir, "next.key"), "standalone", "sig");
+    // the live spec and history are signed by the old key: the first deploy with the new one is told to take them
+    const d = await houston(
+      fleet.consulAddr,
+      dir,
+      "--signing-key",
+      join(dir, "next.key"),
+      "standalone",
+      "sig",
+      "--trust-kv-as-is",
+    );
     expect(d.code, d.stderr).toBe(0);
     await eventually("the agent record to name both keys", async () => {
       const e = await c().kvGet(kv().agent(H));

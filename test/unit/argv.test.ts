@@ -102,7 +102,16 @@ describe("argvGrammar (read from the commander program, declared once)", () => {
     expect(grammar.globalWithValue.has("--json")).toBe(false);
     expect([...grammar.deployWithValue]).toEqual(expect.arrayContaining(["-g", "--group", "-d", "--min-healthy"]));
     expect([...grammar.deployFlags].sort()).toEqual(
-      ["--force-unlock", "--no-dependencies", "--no-removal", "--remove", "--skip-consul", "-n", "-s"].sort(),
+      [
+        "--force-unlock",
+        "--no-dependencies",
+        "--no-removal",
+        "--remove",
+        "--skip-consul",
+        "--trust-kv-as-is",
+        "-n",
+        "-s",
+      ].sort(),
     );
   });
 });

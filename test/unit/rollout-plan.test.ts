@@ -20,7 +20,8 @@ import {
   type HostView,
   type UnitTarget,
 } from "../../controller/scheduler/targets.js";
-import type { HistoryRecord, StackSpec, UnitSpec } from "../../shared/spec.js";
+import { GenerationOverflowError, nextGeneration } from "../../controller/rollout/history.js";
+import { HistoryRecordSchema, type HistoryRecord, type StackSpec, type UnitSpec } from "../../shared/spec.js";
 
 const unit = (name: string, version: string, extra: Partial<UnitSpec> = {}): UnitSpec => ({
   name: `web@${version}.service`.replace("web@", `${name}@`),
@@ -347,5 +348,26 @@ describe("planRollout + nextStep", () => {
         OPTS,
       ),
     ).toThrow(/web-db@1.service targets no host: it wants role=web; hosts: w \(role=worker\)/);
+  });
+});
+
+describe("nextGeneration: safe integers, strictly increasing", () => {
+  const rec = (generation: number, finalGeneration: number | null = generation) => ({ generation, finalGeneration });
+  it.each([
+    { live: null, history: [], next: 1 },
+    { live: 4, history: [rec(2), rec(3)], next: 5 },
+    { live: 2, history: [rec(3, null)], next: 4 },
+    { live: null, history: [rec(5, 7)], next: 8 },
+  ])("live $live, history $history → $next", ({ live, history, next }) => {
+    expect(nextGeneration(live === null ? null : { generation: live }, history)).toBe(next);
+  });
+  it.each([1e300, Number.MAX_SAFE_INTEGER])("refuses rather than freezing at %d (the next would equal it)", (g) => {
+    expect(() => nextGeneration({ generation: 1 }, [rec(g)])).toThrow(GenerationOverflowError);
+    expect(() => nextGeneration({ generation: g }, [])).toThrow(/the next generation after .* is not a safe integer/);
+  });
+  it("the schemas take only safe integers", () => {
+    expect(HistoryRecordSchema.shape.generation.safeParse(1e300).success).toBe(false);
+    expect(HistoryRecordSchema.shape.finalGeneration.safeParse(2 ** 53).success).toBe(false);
+    expect(HistoryRecordSchema.shape.generation.safeParse(Number.MAX_SAFE_INTEGER).success).toBe(true);
   });
 });

@@ -90,6 +90,8 @@ describe("acceptSpec", () => {
     c: SpecCandidate;
     trusted: Map<string, KeyObject> | null;
     highest?: number;
+    /** the spec in force (the one accepted at `highest`) */
+    current?: StackSpec;
     /** the agent's scope; default AGENT */
     scope?: AcceptScope;
     refused: RegExp | null;
@@ -138,11 +140,27 @@ describe("acceptSpec", () => {
       refused: /generation 3 is older than generation 5 already accepted/,
     },
     {
-      title: "the same generation again (a re-read): applied",
+      title: "the same generation again (the spec in force, re-read): applied",
       c: candidate(spec(5), signer(k1)),
       trusted: trust(k1),
       highest: 5,
+      current: spec(5),
       refused: null,
+    },
+    {
+      title: "another signed spec at the generation already accepted: refused (generations strictly increase)",
+      c: candidate(spec(5, "[Service]\nExecStart=/bin/sleep 1\n"), signer(k1)),
+      trusted: trust(k1),
+      highest: 5,
+      current: spec(5),
+      refused: /generation 5 was already accepted with other contents; a new spec needs a greater generation/,
+    },
+    {
+      title: "the generation already accepted, with nothing in force to compare (a removed stack's): refused",
+      c: candidate(spec(5), signer(k1)),
+      trusted: trust(k1),
+      highest: 5,
+      refused: /generation 5 was already accepted with other contents/,
     },
     {
       title: "rotation: either of two trusted keys is accepted (old)",
@@ -231,9 +249,9 @@ describe("acceptSpec", () => {
       refused: /signed in the first format \(houston-spec-v1\), which binds neither environment, KV prefix nor cluster/,
     },
   ];
-  for (const { title, c, trusted, highest, scope, refused } of cases) {
+  for (const { title, c, trusted, highest, current, scope, refused } of cases) {
     it(title, () => {
-      const r = acceptSpec(c, trusted, scope ?? AGENT, highest);
+      const r = acceptSpec(c, trusted, scope ?? AGENT, highest, null, current);
       if (refused === null) expect(r).toMatchObject({ ok: true });
       else expect(r.ok ? "accepted" : r.reason).toMatch(refused);
     });
