@@ -183,8 +183,10 @@ export const UnitStatusSchema = z.object({
   /** systemd's Service Result, e.g. "exit-code" when failed */
   result: z.string().optional(),
   error: z.string().optional(),
-  /** last journal lines when the unit failed, if the agent could read them */
+  /** last journal lines when the unit failed or restarted, if the agent could read them */
   log: z.array(z.string()).optional(),
+  /** systemd's NRestarts (automatic restarts since the unit was last started); absent from older agents */
+  nRestarts: z.number().int().min(0).optional(),
 });
 export type UnitStatus = z.infer<typeof UnitStatusSchema>;
 

@@ -70,7 +70,7 @@ export async function deployCommand(
       archives: plan.archives,
       label,
     },
-    opts,
+    { ...opts, environmentMinHealthy: manifest.environments[req.environment]?.minHealthy ?? null },
     out,
     exitOnSignal(out),
   );

@@ -13,6 +13,7 @@ import { readSpec } from "../../shared/stores/specs.js";
 import { UnplaceableUnitError } from "../scheduler/targets.js";
 import { checkNameClash } from "../plan/clash.js";
 import { isGlobal } from "../../shared/placement.js";
+import { deploymentWindows } from "../rollout/watch-window.js";
 
 export function makePlan(ctx: Context, manifest: Manifest, req: DeploymentRequest): Plan {
   const inputs = loadDeploymentInputs(ctx.dir, req, manifest);
@@ -41,6 +42,14 @@ export async function planCommand(
   json: boolean,
 ): Promise<void> {
   const plan = makePlan(ctx, manifest, req);
+  // at the rollout's defaults (--delay 5, no --min-healthy): how long each unit is watched once active
+  const windows = deploymentWindows(plan.units, plan.deployment.type, {
+    flag: null,
+    environment: manifest.environments[req.environment]?.minHealthy ?? null,
+    delaySeconds: 5,
+    skipConsul: false,
+  });
+  const windowOf = (name: string): string => windows.find((w) => w.unit === name)?.why ?? "";
   let diff: PlanDiff | null = null;
   let consul: { reachable: boolean; address: string; error?: string; generation?: number | null };
   /** where each unit would run now (the scheduler's preview), or why it cannot be placed */
@@ -78,6 +87,7 @@ export async function planCommand(
             service: u.service ?? null,
             archive: u.archive ?? null,
             text: u.text,
+            window: windows.find((w) => w.unit === u.name) ?? null,
           })),
           archives: plan.archives.map((a) => ({
             sha256: a.sha256,
@@ -120,7 +130,7 @@ export async function planCommand(
         : "";
     const on = placement?.hosts[u.name];
     const where = on ? ` → ${on.length ? on.join(", ") : "no host yet"}${isGlobal(u) ? " (global)" : ""}` : "";
-    out.info(`Unit ${u.name} (${u.role}, ${state}${shared})${where}`);
+    out.info(`Unit ${u.name} (${u.role}, ${state}${shared})${where}; watched once active: ${windowOf(u.name)}`);
     out.print(ctx.scheduler.unitText(plan.stack, u).replace(/^/gm, "    ").trimEnd() + "\n");
   }
   for (const a of plan.archives) {

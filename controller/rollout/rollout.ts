@@ -34,6 +34,7 @@ import { DeployLock, whoAmI } from "./lock.js";
 import { deleteSpec, readSpec, writeSpec } from "../../shared/stores/specs.js";
 import { planRollout, type PlanOptions, type RolloutPlan, type RolloutRequest } from "./rollout-plan.js";
 import { advance, nextStep, start, type Outcome, type RolloutStep } from "./rollout-steps.js";
+import type { RestartBaseline } from "./progress.js";
 
 export interface RolloutOptions extends PlanOptions {
   timeoutSeconds: number;
@@ -138,6 +139,7 @@ export async function rollout(
       live = generation;
       return generation;
     };
+    const restarts: RestartBaseline = new Map();
     const watch = (scope: UnitTarget[]): BatchWatch => ({
       stack: input.stack,
       generation,
@@ -145,6 +147,7 @@ export async function rollout(
       deadline,
       perUnitMs: plan.policy.perUnitMs,
       unwell,
+      restarts,
     });
 
     /** Does one step; says what it came to. */
@@ -165,7 +168,11 @@ export async function rollout(
             failure: await confirmService(consul, scheduler, watch(step.scope), step.service, out),
           };
         case "watch": {
-          const failure = await watchHealthy(scheduler, watch(step.scope), step.seconds, out);
+          const longest = plan.policy.windows
+            .filter((x) => x.seconds === step.seconds)
+            .map((x) => `${x.unit} ${x.why}`);
+          const why = longest.length ? longest.join("; ") : `${step.seconds}s`;
+          const failure = await watchHealthy(scheduler, watch(step.scope), { seconds: step.seconds, why }, out);
           if (!failure && step.batch.canary) out.info(`Canary confirmed on ${step.batch.hosts.join(", ")}`);
           return { kind: step.kind, failure };
         }
