@@ -170,8 +170,10 @@ export async function rollout(
         case "watch": {
           const longest = plan.policy.windows
             .filter((x) => x.seconds === step.seconds)
-            .map((x) => `${x.unit} ${x.why}`);
-          const why = longest.length ? longest.join("; ") : `${step.seconds}s`;
+            .map((x) => ({ unit: x.unit, reason: x.why.replace(/^\d+s: /, "") }));
+          const reasons = [...new Set(longest.map((x) => x.reason))];
+          const why =
+            reasons.length === 1 ? (reasons[0] ?? "") : longest.map((x) => `${x.unit}: ${x.reason}`).join("; ");
           const failure = await watchHealthy(scheduler, watch(step.scope), { seconds: step.seconds, why }, out);
           if (!failure && step.batch.canary) out.info(`Canary confirmed on ${step.batch.hosts.join(", ")}`);
           return { kind: step.kind, failure };

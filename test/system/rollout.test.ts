@@ -286,7 +286,7 @@ describe("rollout end to end", () => {
     expect(r.code).toBe(1);
     expect(r.stderr).toMatch(
       new RegExp(
-        `watched@1\\.service failed on ${canary}: watched@1\\.service failed \\(Result=signal\\) within --min-healthy`,
+        `watched@1\\.service failed on ${canary}: watched@1\\.service failed \\(Result=signal\\) within its window`,
       ),
     );
     expect(r.stderr).not.toContain("Batch 2/2");
