@@ -237,6 +237,8 @@ export const HistoryRecordSchema = z.object({
   units: z.array(UnitSpecSchema),
   /** the spec generation that was live after this deployment ended */
   finalGeneration: z.number().int().nullable(),
+  /** a success whose units failed after they stood their window (seen by a later command): rollback skips it by default */
+  failedLater: z.object({ at: z.string(), unit: z.string(), host: z.string(), reason: z.string() }).optional(),
 });
 export type HistoryRecord = z.infer<typeof HistoryRecordSchema>;
 

@@ -8,7 +8,9 @@ import type { Manifest } from "../config/manifest.js";
 import type { Context } from "../context.js";
 import type { Output } from "../output.js";
 import type { DeploymentRequest } from "../plan/plan-deployment.js";
-import { listHistory } from "../../shared/stores/history.js";
+import { listHistory, putHistory } from "../../shared/stores/history.js";
+import type { HistoryRecord, StatusReport } from "../../shared/spec.js";
+import { defaultRollbackTarget, laterFailure } from "../rollout/history.js";
 import { forceUnlock } from "../rollout/lock.js";
 import { readSpec } from "../../shared/stores/specs.js";
 import { rollout, type OnInterrupt, type RolloutOptions } from "../rollout/rollout.js";
@@ -53,6 +55,8 @@ export async function deployCommand(
   out: Output,
 ): Promise<boolean> {
   const plan = makePlan(ctx, manifest, req);
+  // the live deployment's units failed after their window? history says so from now on
+  await markLaterFailure(ctx, plan.stack, await listHistory(ctx.consul, ctx.kv, plan.stack), out);
   const label = [
     req.type === "service" ? plan.stack : req.type === "global" ? "global units" : `standalone stack ${plan.stack}`,
     req.version,
@@ -122,18 +126,24 @@ export async function rollbackCommand(
   out: Output,
 ): Promise<boolean> {
   const history = await listHistory(ctx.consul, ctx.kv, stack);
-  const ok = history.filter((h) => h.result === "success");
-  const target = generation === null ? ok.at(-2) : history.find((h) => h.generation === generation);
+  await markLaterFailure(ctx, stack, history, out);
+  const target =
+    generation === null ? defaultRollbackTarget(history) : history.find((h) => h.generation === generation);
   if (!target) {
     throw new RollbackUnavailableError(
       generation === null
-        ? `stack ${stack} has no earlier successful deployment to roll back to (see houston history ${stack})`
+        ? `stack ${stack} has no earlier successful deployment to roll back to that did not fail later (see houston history ${stack})`
         : `stack ${stack} has no deployment at generation ${generation} (see houston history ${stack})`,
     );
   }
   if (target.result !== "success")
     throw new RollbackUnavailableError(
       `generation ${target.generation} of ${stack} did not succeed (${target.result}); pick a successful one`,
+    );
+  // named explicitly, a generation that failed after its window may be returned to: say so
+  if (target.failedLater)
+    out.warn(
+      `generation ${target.generation} failed after its window (${target.failedLater.unit} on ${target.failedLater.host}: ${target.failedLater.reason}); rolling back to it as asked`,
     );
   for (const u of target.units) {
     if (u.archive && !(await ctx.consul.kvGet(ctx.kv.archiveMeta(u.archive)))) {
@@ -163,5 +173,27 @@ export async function rollbackCommand(
     opts,
     out,
     exitOnSignal(out),
+  );
+}
+
+/**
+ * Marks the live deployment's history record when its units failed after they stood their window
+ * (the agents' reports say so now), so that `history` shows it and `rollback` skips it.
+ */
+export async function markLaterFailure(
+  ctx: Context,
+  stack: string,
+  history: HistoryRecord[],
+  out: Output,
+): Promise<void> {
+  const { spec } = await readSpec(ctx.consul, ctx.kv, stack);
+  const reports = (await ctx.scheduler.reports()).get(stack) ?? new Map<string, StatusReport>();
+  const f = laterFailure(history, spec, reports);
+  if (!f) return;
+  const failedLater = { at: new Date().toISOString(), unit: f.unit, host: f.host, reason: f.reason };
+  f.record.failedLater = failedLater;
+  await putHistory(ctx.consul, ctx.kv, { ...f.record, failedLater });
+  out.warn(
+    `generation ${f.record.generation} of ${stack} passed its window but failed later (${f.unit} on ${f.host}: ${f.reason}); marked in history, rollback skips it`,
   );
 }

@@ -190,10 +190,17 @@ export async function historyCommand(ctx: Context, stack: string, json: boolean,
   const rows = [["GENERATION", "RESULT", "ROLLBACK", "DURATION", "FINISHED", "BY", "DEPLOYMENT", "MESSAGE"]];
   for (const r of records) {
     const d = r.deployment;
-    const rb = r.result !== "success" ? "-" : canRollBack(r) ? "yes" : "no (archive pruned)";
+    const rb =
+      r.result !== "success"
+        ? "-"
+        : !canRollBack(r)
+          ? "no (archive pruned)"
+          : r.failedLater
+            ? "only by generation"
+            : "yes";
     rows.push([
       String(r.generation),
-      r.result,
+      r.failedLater ? `${r.result}, failed later (${r.failedLater.unit} on ${r.failedLater.host})` : r.result,
       rb,
       `${(r.durationMs / 1000).toFixed(1)}s`,
       r.finishedAt,
