@@ -4,7 +4,7 @@
  */
 import { retrying, type FleetMachine } from "../../shared/fleet.js";
 import { errorText } from "../../shared/errors.js";
-import type { StatusReport } from "../../shared/spec.js";
+import type { HistoryRecord, StatusReport } from "../../shared/spec.js";
 import { listAgents } from "../../shared/stores/agents.js";
 import { listHistory } from "../../shared/stores/history.js";
 import { readLeader } from "../../shared/stores/leader.js";
@@ -45,6 +45,13 @@ export async function statusCommand(
   const hosts = await ctx.scheduler.hosts();
   const { placements } = await ctx.scheduler.view();
   const agentOf = new Map(hosts.map((h) => [h.node, h.agent]));
+  // `status STACK`: after what is live, the failed attempt since (if any), from history
+  const attempts = new Map<string, HistoryRecord>();
+  if (stack)
+    for (const spec of specs) {
+      const last = (await listHistory(ctx.consul, ctx.kv, spec.stack)).at(-1);
+      if (last && (last.result === "failed" || last.result === "rolled-back")) attempts.set(spec.stack, last);
+    }
   const stacks = specs.map((spec) => {
     const byHost: ReadonlyMap<string, StatusReport> = reports.get(spec.stack) ?? new Map<string, StatusReport>();
     const doc = placements.get(spec.stack);
@@ -98,6 +105,7 @@ export async function statusCommand(
       generation: spec.generation,
       deployment: spec.deployment,
       createdAt: spec.createdAt,
+      failedAttempt: failedAttempt(attempts.get(spec.stack)),
       units: rows,
       leaving: stale,
       placements: {
@@ -123,8 +131,13 @@ export async function statusCommand(
   for (const s of stacks) {
     const d = s.deployment;
     out.print(
-      `${s.stack}: generation ${s.generation}, ${d.type} ${d.name}${d.version ? ` ${d.version}` : ""}${d.group ? ` group ${d.group}` : ""}, written ${age(s.createdAt, now)} ago`,
+      `${s.stack}: live: generation ${s.generation}, ${d.type} ${d.name}${d.version ? ` ${d.version}` : ""}${d.group ? ` group ${d.group}` : ""}, written ${age(s.createdAt, now)} ago`,
     );
+    const f = s.failedAttempt;
+    if (f)
+      out.print(
+        `  last attempt ${f.result}: generation ${f.generation}, ${f.deployment.type} ${f.deployment.name}${f.deployment.version ? ` ${f.deployment.version}` : ""}, ${age(f.finishedAt, now)} ago: ${f.message}`,
+      );
     const rows = [["  HOST", "UNIT", "VERSION", "STATE", "GENERATION", "AGE", "ERRORS"]];
     for (const u of s.units) {
       const gen = u.applied === null ? "-" : `${u.applied}${u.converging ? ` (→${u.seen})` : ""}`;
@@ -309,4 +322,18 @@ async function fleetMachines(
   } catch (err) {
     return { endpoint: fleet.endpoint, machines: [], error: errorText(err) };
   }
+}
+
+/** A failed attempt as `status` shows it (null: none). */
+function failedAttempt(
+  r: HistoryRecord | undefined,
+): Pick<HistoryRecord, "generation" | "result" | "deployment" | "finishedAt" | "message"> | null {
+  if (!r) return null;
+  return {
+    generation: r.generation,
+    result: r.result,
+    deployment: r.deployment,
+    finishedAt: r.finishedAt,
+    message: r.message,
+  };
 }

@@ -116,15 +116,16 @@ export async function rollout(
             : " with the new units";
       return `Interrupted during the deployment of ${input.label}; released the deploy lock of ${input.stack}. Generation ${live ?? "none"} is live${what}: run the same command again to finish it.`;
     });
-    /** writes the next generation with these units, or deletes the spec (null) */
-    const write = async (units: UnitSpec[] | null): Promise<number> => {
+    /** writes the next generation with these units, or deletes the spec (null); `restoring`: the
+     * previous generation's units, under its own deployment (what runs, not the failed attempt) */
+    const write = async (units: UnitSpec[] | null, restoring = false): Promise<number> => {
       generation++;
       if (units === null) {
         await deleteSpec(consul, kv, input.stack, index);
         live = null;
         return generation;
       }
-      const deployment = before && req.kind === "remove" ? before.deployment : input.deployment;
+      const deployment = before && (req.kind === "remove" || restoring) ? before.deployment : input.deployment;
       const spec: StackSpec = {
         schema: SCHEMA_VERSION,
         stack: input.stack,
@@ -194,7 +195,7 @@ export async function rollout(
         case "restore": {
           out.error(`${step.failure.unit} failed on ${step.failure.host}: ${step.failure.reason}`);
           for (const name of step.added) out.info(`Removing ${name}`);
-          await write(step.units);
+          await write(step.units, true);
           await waitRemoved(scheduler, input.stack, step.added, generation, plan.policy.removalWaitMs, out);
           out.info(
             before
