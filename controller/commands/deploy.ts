@@ -8,12 +8,11 @@ import type { Manifest } from "../config/manifest.js";
 import type { Context } from "../context.js";
 import type { Output } from "../output.js";
 import type { DeploymentRequest } from "../plan/plan-deployment.js";
-import { listHistory, putHistory } from "../../shared/stores/history.js";
-import type { HistoryRecord, StatusReport } from "../../shared/spec.js";
-import { defaultRollbackTarget, laterFailure } from "../rollout/history.js";
+import { listHistory } from "../../shared/stores/history.js";
+import { defaultRollbackTarget } from "../rollout/history.js";
 import { forceUnlock } from "../rollout/lock.js";
 import { readSpec } from "../../shared/stores/specs.js";
-import { rollout, type OnInterrupt, type RolloutOptions } from "../rollout/rollout.js";
+import { markLaterFailure, rollout, type OnInterrupt, type RolloutOptions } from "../rollout/rollout.js";
 import { NotDeployedError } from "../rollout/rollout-plan.js";
 import { makePlan } from "./plan.js";
 
@@ -55,8 +54,6 @@ export async function deployCommand(
   out: Output,
 ): Promise<boolean> {
   const plan = makePlan(ctx, manifest, req);
-  // the live deployment's units failed after their window? history says so from now on
-  await markLaterFailure(ctx, plan.stack, await listHistory(ctx.consul, ctx.kv, plan.stack), out);
   const label = [
     req.type === "service" ? plan.stack : req.type === "global" ? "global units" : `standalone stack ${plan.stack}`,
     req.version,
@@ -126,7 +123,7 @@ export async function rollbackCommand(
   out: Output,
 ): Promise<boolean> {
   const history = await listHistory(ctx.consul, ctx.kv, stack);
-  await markLaterFailure(ctx, stack, history, out);
+  await markLaterFailure(ctx, stack, history, (await readSpec(ctx.consul, ctx.kv, stack)).spec, out);
   const target =
     generation === null ? defaultRollbackTarget(history) : history.find((h) => h.generation === generation);
   if (!target) {
@@ -173,27 +170,5 @@ export async function rollbackCommand(
     opts,
     out,
     exitOnSignal(out),
-  );
-}
-
-/**
- * Marks the live deployment's history record when its units failed after they stood their window
- * (the agents' reports say so now), so that `history` shows it and `rollback` skips it.
- */
-export async function markLaterFailure(
-  ctx: Context,
-  stack: string,
-  history: HistoryRecord[],
-  out: Output,
-): Promise<void> {
-  const { spec } = await readSpec(ctx.consul, ctx.kv, stack);
-  const reports = (await ctx.scheduler.reports()).get(stack) ?? new Map<string, StatusReport>();
-  const f = laterFailure(history, spec, reports);
-  if (!f) return;
-  const failedLater = { at: new Date().toISOString(), unit: f.unit, host: f.host, reason: f.reason };
-  f.record.failedLater = failedLater;
-  await putHistory(ctx.consul, ctx.kv, { ...f.record, failedLater });
-  out.warn(
-    `generation ${f.record.generation} of ${stack} passed its window but failed later (${f.unit} on ${f.host}: ${f.reason}); marked in history, rollback skips it`,
   );
 }

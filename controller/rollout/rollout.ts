@@ -13,6 +13,7 @@ import {
   type Deployment,
   type HistoryRecord,
   type StackSpec,
+  type StatusReport,
   type UnitSpec,
 } from "../../shared/spec.js";
 import type { Context } from "../context.js";
@@ -30,6 +31,7 @@ import {
   type BatchWatch,
 } from "./follow.js";
 import { listHistory, putHistory } from "../../shared/stores/history.js";
+import { laterFailure } from "./history.js";
 import { DeployLock, whoAmI } from "./lock.js";
 import { deleteSpec, readSpec, writeSpec } from "../../shared/stores/specs.js";
 import { planRollout, type PlanOptions, type RolloutPlan, type RolloutRequest } from "./rollout-plan.js";
@@ -92,6 +94,8 @@ export async function rollout(
     const view = await scheduler.view();
     const history = await listHistory(consul, kv, input.stack);
     const { spec: before, modifyIndex } = await readSpec(consul, kv, input.stack);
+    // the live deployment's units failed after their window? history says so from now on
+    if (req.kind === "deploy") await markLaterFailure(ctx, input.stack, history, before, out);
     if (req.kind === "deploy") checkNameClash(input.stack, input.units, view.specs);
     const place = (units: UnitSpec[], on: HostView[]): UnitTarget[] => scheduler.place(units, on, view);
     const plan = planRollout(req, { live: before, history, hosts, place }, opts);
@@ -266,4 +270,26 @@ async function finish(
     out.info(step.message);
     out.info("Eagle, looking great. You're Go.");
   } else out.error(step.message);
+}
+
+/**
+ * Marks the live deployment's history record when its units failed after they stood their window
+ * (the agents' reports say so now), so that `history` shows it and `rollback` skips it.
+ */
+export async function markLaterFailure(
+  ctx: Context,
+  stack: string,
+  history: HistoryRecord[],
+  spec: StackSpec | null,
+  out: Output,
+): Promise<void> {
+  const reports = (await ctx.scheduler.reports()).get(stack) ?? new Map<string, StatusReport>();
+  const f = laterFailure(history, spec, reports);
+  if (!f) return;
+  const failedLater = { at: new Date().toISOString(), unit: f.unit, host: f.host, reason: f.reason };
+  f.record.failedLater = failedLater;
+  await putHistory(ctx.consul, ctx.kv, { ...f.record, failedLater });
+  out.warn(
+    `generation ${f.record.generation} of ${stack} passed its window but failed later (${f.unit} on ${f.host}: ${f.reason}); marked in history, rollback skips it`,
+  );
 }
