@@ -26,6 +26,8 @@ export interface EnvironmentConfig {
   scheduler: SchedulerName;
   /** `min-healthy:` the window (seconds) of units that prove no readiness (null: the rollout's --delay) */
   minHealthy: number | null;
+  /** fleet was chosen because `fleet:` is named, not by `scheduler: fleet` (a rollout says so) */
+  fleetByEndpoint?: true;
 }
 
 export interface Manifest {
@@ -119,7 +121,13 @@ export function manifestFromYaml(y: YamlFile): Manifest {
         ["environments", name, "min-healthy"],
         `must be a whole number of seconds (0 to 86400), got ${JSON.stringify(mh)}`,
       );
-    environments[name] = { consul, fleet, scheduler, minHealthy: typeof mh === "number" ? mh : null };
+    environments[name] = {
+      consul,
+      fleet,
+      scheduler,
+      minHealthy: typeof mh === "number" ? mh : null,
+      ...(str("scheduler") === null && fleet !== null ? { fleetByEndpoint: true as const } : {}),
+    };
   }
 
   const variables: Record<string, Record<string, string>> = Object.create(null) as Record<
