@@ -130,7 +130,8 @@ export async function planCommand(
         : "";
     const on = placement?.hosts[u.name];
     const where = on ? ` → ${on.length ? on.join(", ") : "no host yet"}${isGlobal(u) ? " (global)" : ""}` : "";
-    out.info(`Unit ${u.name} (${u.role}, ${state}${shared})${where}; watched once active: ${windowOf(u.name)}`);
+    out.info(`Unit ${u.name} (${u.role}, ${state}${shared})${where}`);
+    out.info(`  watched once active: ${windowOf(u.name)}`);
     out.print(ctx.scheduler.unitText(plan.stack, u).replace(/^/gm, "    ").trimEnd() + "\n");
   }
   for (const a of plan.archives) {
