@@ -1,7 +1,7 @@
 /**
  * Following a rollout on the fleet (I/O, through the scheduler): where a batch's units were
  * placed, units becoming active host by host, the service's checks in Consul, the batch watched
- * for --min-healthy, removals, and the archives left to prune. Each returns what it saw;
+ * for its window (watch-window.ts), removals, and the archives left to prune. Each returns what it saw;
  * rollout-steps.ts decides what comes next.
  */
 import type { Consul } from "../../shared/consul.js";

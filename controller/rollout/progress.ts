@@ -4,6 +4,8 @@
  *  - whether a host's report speaks for a generation (one rule, for following and for watching);
  *  - whether a generation's units are active everywhere, still pending, or failed somewhere
  *    (and where, and why), and whether removed units are gone;
+ *  - while a batch stands its window: whether a unit failed, left active or restarted (NRestarts
+ *    grown past what this rollout first saw, or auto-restart);
  *  - whether an agent refused the generation's spec (unsigned, untrusted key, ...): that fails it.
  */
 import type { UnitTarget } from "../scheduler/targets.js";
