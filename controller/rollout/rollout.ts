@@ -111,15 +111,19 @@ export async function rollout(
     let live: number | null = plan.liveGeneration;
     let generation = plan.firstGeneration - 1;
     // interrupted: give the lock back at once (rather than after its TTL) and say where things stand
+    // interrupted: a history row says so, and the lock is given back at once (rather than after its TTL)
     stopListening = onInterrupt(async () => {
-      await lock.release().catch(() => undefined);
       const what =
         live === null || live === before?.generation
           ? ""
           : before
             ? " with the new units beside the old ones"
             : " with the new units";
-      return `Interrupted during the deployment of ${input.label}; released the deploy lock of ${input.stack}. Generation ${live ?? "none"} is live${what}: run the same command again to finish it.`;
+      const said = `Interrupted during the deployment of ${input.label}; released the deploy lock of ${input.stack}. Generation ${live ?? "none"} is live${what}: run the same command again to finish it.`;
+      const record = historyRecord(input, plan, t0, live, "interrupted", said);
+      await putHistory(consul, kv, record).catch(() => undefined);
+      await lock.release().catch(() => undefined);
+      return said;
     });
     /** writes the next generation with these units, or deletes the spec (null); `restoring`: the
      * previous generation's units, under its own deployment (what runs, not the failed attempt) */
@@ -246,23 +250,7 @@ async function finish(
   keepGenerations: number,
 ): Promise<void> {
   const removal = plan.request.kind === "remove";
-  const removedUnits = (plan.restore ?? []).filter((u) => plan.replaced.includes(u.name));
-  const record: HistoryRecord = {
-    schema: SCHEMA_VERSION,
-    stack: input.stack,
-    generation: plan.firstGeneration,
-    environment: input.environment,
-    deployment: input.deployment,
-    user: whoAmI(),
-    startedAt: new Date(t0).toISOString(),
-    finishedAt: new Date().toISOString(),
-    durationMs: Date.now() - t0,
-    result: step.result,
-    message: step.message,
-    units: removal ? removedUnits : input.units,
-    finalGeneration: live,
-  };
-  await putHistory(ctx.consul, ctx.kv, record);
+  await putHistory(ctx.consul, ctx.kv, historyRecord(input, plan, t0, live, step.result, step.message));
   const candidates = new Set([...(plan.restore ?? []), ...input.units].flatMap((u) => (u.archive ? [u.archive] : [])));
   await pruneArchives(ctx, input.stack, candidates, keepGenerations, out);
   if (step.ok && !removal) for (const line of await ctx.scheduler.afterConfirmed(input.stack)) out.info(line);
@@ -293,4 +281,31 @@ export async function markLaterFailure(
   out.warn(
     `generation ${f.record.generation} of ${stack} passed its window but failed later (${f.unit} on ${f.host}: ${f.reason}); marked in history, rollback skips it`,
   );
+}
+
+/** The history row of a rollout that ended (or was interrupted) with `live` the generation in KV. */
+function historyRecord(
+  input: RolloutInput,
+  plan: RolloutPlan,
+  t0: number,
+  live: number | null,
+  result: HistoryRecord["result"],
+  message: string,
+): HistoryRecord {
+  const removedUnits = (plan.restore ?? []).filter((u) => plan.replaced.includes(u.name));
+  return {
+    schema: SCHEMA_VERSION,
+    stack: input.stack,
+    generation: plan.firstGeneration,
+    environment: input.environment,
+    deployment: input.deployment,
+    user: whoAmI(),
+    startedAt: new Date(t0).toISOString(),
+    finishedAt: new Date().toISOString(),
+    durationMs: Date.now() - t0,
+    result,
+    message,
+    units: plan.request.kind === "remove" ? removedUnits : input.units,
+    finalGeneration: live,
+  };
 }
