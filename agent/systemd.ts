@@ -28,6 +28,8 @@ export interface UnitState {
   subState: string;
   /** Service Result (e.g. exit-code) for .service units */
   result?: string;
+  /** systemd's NRestarts: automatic restarts since the unit was last started by a job (.service units, when asked) */
+  nRestarts?: number;
 }
 
 type StateListener = (unit: string, state: Partial<UnitState>) => void;
@@ -195,9 +197,11 @@ export class Systemd {
   /**
    * The states of many units in one call (ListUnitsByNames), plus the Service Result of the
    * .service units that failed or are restarting (one more call each): a report of N units costs
-   * 1 + few calls, not 3 × N.
+   * 1 + few calls, not 3 × N. With `restarts`, also NRestarts of each loaded .service unit that
+   * runs or restarts (one more call each, made concurrently): what a report needs to tell a
+   * rollout that a unit restarted between two looks.
    */
-  async unitStates(names: string[]): Promise<Map<string, UnitState>> {
+  async unitStates(names: string[], opts: { restarts?: boolean } = {}): Promise<Map<string, UnitState>> {
     const out = new Map<string, UnitState>();
     const paths = new Map<string, string>();
     if (names.length === 0) return out;
@@ -225,6 +229,18 @@ export class Systemd {
       if (state.activeState !== "failed" && state.activeState !== "activating") continue;
       const path = paths.get(name) ?? (await this.unitPath(name));
       state.result = str(await this.getProperty(path, SERVICE, "Result"), "Result");
+    }
+    if (opts.restarts) {
+      const running = [...out].filter(
+        ([name, s]) => name.endsWith(".service") && s.loadState === "loaded" && s.activeState !== "inactive",
+      );
+      await Promise.all(
+        running.map(async ([name, state]) => {
+          const path = paths.get(name) ?? (await this.unitPath(name));
+          const n = await this.getProperty(path, SERVICE, "NRestarts");
+          if (typeof n === "number" && Number.isInteger(n) && n >= 0) state.nRestarts = n;
+        }),
+      );
     }
     return out;
   }

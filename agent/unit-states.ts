@@ -1,7 +1,7 @@
 /**
  * What a report says of each unit: systemd's state now (one ListUnitsByNames call), Result for a
- * unit that failed or is restarting, and a failed unit's last journal lines (read once per
- * failure). Also the units fleet ran here and is still stopping: they stay in the report until
+ * unit that failed or is restarting, NRestarts of each running service, and the last journal
+ * lines of a unit that failed or restarted (read again only when that changed). Also the units fleet ran here and is still stopping: they stay in the report until
  * they are gone, so that a removal waits for them.
  */
 import { execFile } from "node:child_process";
@@ -34,7 +34,7 @@ export class UnitStates {
     const names = [
       ...new Set([...owned.map((u) => u.name), ...desired.units.map((u) => u.name), ...this.fleetSeen.keys()]),
     ];
-    const now = await this.systemd.unitStates(names);
+    const now = await this.systemd.unitStates(names, { restarts: true });
     const lingering: { name: string; stack: string }[] = [];
     for (const [name, stack] of this.fleetSeen) {
       if (placedHere.has(name)) continue;
@@ -49,8 +49,15 @@ export class UnitStates {
         activeState: s.activeState,
         subState: s.subState,
         ...(s.result && s.result !== "success" ? { result: s.result } : {}),
+        ...(s.nRestarts !== undefined ? { nRestarts: s.nRestarts } : {}),
       };
-      if (s.activeState === "failed") st.log = this.last.get(name)?.log ?? (await this.journalLines(name));
+      // a failed or restarting unit's own words; read again when it restarted since the last report
+      const before = this.last.get(name);
+      const troubled = s.activeState === "failed" || s.subState === "auto-restart" || (s.nRestarts ?? 0) > 0;
+      if (troubled) {
+        const same = before?.log && before.nRestarts === s.nRestarts && before.activeState === s.activeState;
+        st.log = same ? before.log : ((await this.journalLines(name)) ?? before?.log);
+      }
       states.set(name, st);
     }
     this.last = states;

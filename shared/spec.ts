@@ -184,8 +184,10 @@ export const UnitStatusSchema = z.object({
   /** systemd's Service Result, e.g. "exit-code" when failed */
   result: z.string().optional(),
   error: z.string().optional(),
-  /** last journal lines when the unit failed, if the agent could read them */
+  /** last journal lines when the unit failed or restarted, if the agent could read them */
   log: z.array(z.string()).optional(),
+  /** systemd's NRestarts (automatic restarts since the unit was last started); absent from older agents */
+  nRestarts: z.number().int().min(0).optional(),
 });
 export type UnitStatus = z.infer<typeof UnitStatusSchema>;
 
@@ -247,6 +249,8 @@ export const HistoryRecordSchema = z.object({
   units: z.array(UnitSpecSchema),
   /** the spec generation that was live after this deployment ended */
   finalGeneration: z.number().int().safe().min(1).nullable(),
+  /** a success whose units failed after they stood their window (seen by a later command): rollback skips it by default */
+  failedLater: z.object({ at: z.string(), unit: z.string(), host: z.string(), reason: z.string() }).optional(),
 });
 export type HistoryRecord = z.infer<typeof HistoryRecordSchema>;
 

@@ -8,9 +8,10 @@ import type { Manifest } from "../config/manifest.js";
 import type { Context } from "../context.js";
 import type { Output } from "../output.js";
 import type { DeploymentRequest } from "../plan/plan-deployment.js";
+import { defaultRollbackTarget } from "../rollout/history.js";
 import { forceUnlock } from "../rollout/lock.js";
 import { checkRollbackTarget, readHistory, readLiveSpec } from "../rollout/read-back.js";
-import { rollout, type OnInterrupt, type RolloutOptions } from "../rollout/rollout.js";
+import { markLaterFailure, rollout, type OnInterrupt, type RolloutOptions } from "../rollout/rollout.js";
 import { NotDeployedError } from "../rollout/rollout-plan.js";
 import { makePlan } from "./plan.js";
 
@@ -72,7 +73,7 @@ export async function deployCommand(
       archives: plan.archives,
       label,
     },
-    opts,
+    { ...opts, environmentMinHealthy: manifest.environments[req.environment]?.minHealthy ?? null },
     out,
     exitOnSignal(out),
   );
@@ -127,18 +128,24 @@ export async function rollbackCommand(
   // with signing on, only records signed by this controller are redeployed
   const { records: history, refused } = await readHistory(ctx, stack, out);
   if (generation !== null) checkRollbackTarget(ctx, generation, refused);
-  const ok = history.filter((h) => h.result === "success");
-  const target = generation === null ? ok.at(-2) : history.find((h) => h.generation === generation);
+  await markLaterFailure(ctx, stack, history, (await readLiveSpec(ctx, stack, out)).spec, out);
+  const target =
+    generation === null ? defaultRollbackTarget(history) : history.find((h) => h.generation === generation);
   if (!target) {
     throw new RollbackUnavailableError(
       generation === null
-        ? `stack ${stack} has no earlier successful deployment to roll back to (see houston history ${stack})`
+        ? `stack ${stack} has no earlier successful deployment to roll back to that did not fail later (see houston history ${stack})`
         : `stack ${stack} has no deployment at generation ${generation} (see houston history ${stack})`,
     );
   }
   if (target.result !== "success")
     throw new RollbackUnavailableError(
       `generation ${target.generation} of ${stack} did not succeed (${target.result}); pick a successful one`,
+    );
+  // named explicitly, a generation that failed after its window may be returned to: say so
+  if (target.failedLater)
+    out.warn(
+      `generation ${target.generation} failed after its window (${target.failedLater.unit} on ${target.failedLater.host}: ${target.failedLater.reason}); rolling back to it as asked`,
     );
   for (const u of target.units) {
     if (u.archive && !(await ctx.consul.kvGet(ctx.kv.archiveMeta(u.archive)))) {

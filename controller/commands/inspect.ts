@@ -52,6 +52,13 @@ export async function statusCommand(
   const hosts = await ctx.scheduler.hosts();
   const { placements } = await ctx.scheduler.view();
   const agentOf = new Map(hosts.map((h) => [h.node, h.agent]));
+  // `status STACK`: after what is live, the failed attempt since (if any), from history
+  const attempts = new Map<string, HistoryRecord>();
+  if (stack)
+    for (const spec of specs) {
+      const last = (await listHistory(ctx.consul, ctx.kv, spec.stack)).at(-1);
+      if (last && ["failed", "rolled-back", "interrupted"].includes(last.result)) attempts.set(spec.stack, last);
+    }
   const stacks = specs.map((spec) => {
     const byHost: ReadonlyMap<string, StatusReport> = reports.get(spec.stack) ?? new Map<string, StatusReport>();
     const doc = placements.get(spec.stack);
@@ -105,6 +112,7 @@ export async function statusCommand(
       generation: spec.generation,
       deployment: spec.deployment,
       createdAt: spec.createdAt,
+      failedAttempt: failedAttempt(attempts.get(spec.stack)),
       units: rows,
       leaving: stale,
       placements: {
@@ -130,8 +138,13 @@ export async function statusCommand(
   for (const s of stacks) {
     const d = s.deployment;
     out.print(
-      `${s.stack}: generation ${s.generation}, ${d.type} ${d.name}${d.version ? ` ${d.version}` : ""}${d.group ? ` group ${d.group}` : ""}, written ${age(s.createdAt, now)} ago`,
+      `${s.stack}: live: generation ${s.generation}, ${d.type} ${d.name}${d.version ? ` ${d.version}` : ""}${d.group ? ` group ${d.group}` : ""}, written ${age(s.createdAt, now)} ago`,
     );
+    const f = s.failedAttempt;
+    if (f)
+      out.print(
+        `  last attempt ${f.result}: generation ${f.generation}, ${f.deployment.type} ${f.deployment.name}${f.deployment.version ? ` ${f.deployment.version}` : ""}, ${age(f.finishedAt, now)} ago: ${f.message}`,
+      );
     const rows = [["  HOST", "UNIT", "VERSION", "STATE", "GENERATION", "AGE", "ERRORS"]];
     for (const u of s.units) {
       const gen = u.applied === null ? "-" : `${u.applied}${u.converging ? ` (→${u.seen})` : ""}`;
@@ -229,13 +242,20 @@ export async function historyCommand(
   for (const { stack: s, records } of shown)
     for (const r of records) {
       const d = r.deployment;
-      const rb = r.result !== "success" ? "-" : canRollBack(r) ? "yes" : "no (archive pruned)";
+      const rb =
+        r.result !== "success"
+          ? "-"
+          : !canRollBack(r)
+            ? "no (archive pruned)"
+            : r.failedLater
+              ? "only by generation"
+              : "yes";
       const ended = r.finalGeneration !== null && r.finalGeneration !== r.generation;
       later ||= ended;
       rows.push([
         ...(stack === undefined ? [s] : []),
         ended ? `${r.generation}→${r.finalGeneration}` : String(r.generation),
-        r.result,
+        r.failedLater ? `${r.result}, failed later (${r.failedLater.unit} on ${r.failedLater.host})` : r.result,
         rb,
         `${(r.durationMs / 1000).toFixed(1)}s`,
         r.finishedAt,
@@ -364,4 +384,18 @@ async function fleetMachines(
   } catch (err) {
     return { endpoint: fleet.endpoint, machines: [], error: errorText(err) };
   }
+}
+
+/** A failed attempt as `status` shows it (null: none). */
+function failedAttempt(
+  r: HistoryRecord | undefined,
+): Pick<HistoryRecord, "generation" | "result" | "deployment" | "finishedAt" | "message"> | null {
+  if (!r) return null;
+  return {
+    generation: r.generation,
+    result: r.result,
+    deployment: r.deployment,
+    finishedAt: r.finishedAt,
+    message: r.message,
+  };
 }

@@ -17,6 +17,7 @@ import { unifiedDiff } from "../plan/unified-diff.js";
 import { UnplaceableUnitError } from "../scheduler/targets.js";
 import { checkNameClash } from "../plan/clash.js";
 import { isGlobal } from "../../shared/placement.js";
+import { deploymentWindows } from "../rollout/watch-window.js";
 
 export function makePlan(ctx: Context, manifest: Manifest, req: DeploymentRequest): Plan {
   const inputs = loadDeploymentInputs(ctx.dir, req, manifest);
@@ -46,6 +47,14 @@ export async function planCommand(
   full = false,
 ): Promise<void> {
   const plan = makePlan(ctx, manifest, req);
+  // at the rollout's defaults (--delay 5, no --min-healthy): how long each unit is watched once active
+  const windows = deploymentWindows(plan.units, plan.deployment.type, {
+    flag: null,
+    environment: manifest.environments[req.environment]?.minHealthy ?? null,
+    delaySeconds: 5,
+    skipConsul: false,
+  });
+  const windowOf = (name: string): string => windows.find((w) => w.unit === name)?.why ?? "";
   let diff: PlanDiff | null = null;
   let live: StackSpec | null = null;
   let consul: { reachable: boolean; address: string; error?: string; generation?: number | null };
@@ -85,6 +94,7 @@ export async function planCommand(
             service: u.service ?? null,
             archive: u.archive ?? null,
             text: u.text,
+            window: windows.find((w) => w.unit === u.name) ?? null,
           })),
           archives: plan.archives.map((a) => ({
             sha256: a.sha256,
@@ -132,6 +142,7 @@ export async function planCommand(
     out.info(
       `Unit ${u.name} (${u.role}, ${state}${before?.replaces ? `, replaces ${before.replaces}` : ""}${shared})${where}`,
     );
+    out.info(`  watched once active: ${windowOf(u.name)}`);
     if (state === "unchanged" && before) continue;
     const text = ctx.scheduler.unitText(plan.stack, u);
     const shown = before ? changeOf(ctx, plan.stack, before.unit, u, live?.generation) : text;

@@ -35,7 +35,7 @@ interface DeployFlags {
   timeout: string;
   maxParallel?: string;
   canary: string;
-  minHealthy: string;
+  minHealthy?: string;
   forceUnlock?: boolean;
   keepGenerations: string;
 }
@@ -80,7 +80,7 @@ function rolloutOptions(f: DeployFlags): RolloutOptions {
     noRemoval: f.removal === false,
     maxParallel: f.maxParallel === undefined ? null : positive("--max-parallel", f.maxParallel),
     canary: positive("--canary", f.canary, true),
-    minHealthySeconds: seconds("--min-healthy", f.minHealthy, true),
+    minHealthySeconds: f.minHealthy === undefined ? null : seconds("--min-healthy", f.minHealthy, true),
     keepGenerations: positive("--keep-generations", f.keepGenerations),
   };
 }
@@ -106,8 +106,7 @@ function rolloutFlags(c: Command): Command {
     .option("--canary <n>", "deploy to n hosts and confirm them before the rest", "0")
     .option(
       "--min-healthy <seconds>",
-      "after each batch (a canary, the rest) is active and confirmed, watch it this long: a unit that fails or restarts meanwhile fails the rollout",
-      "0",
+      "watch every unit this long after it is active, overriding each unit's window (default: --delay for units that prove no readiness, 0 for Type=notify/oneshot/forking or a passing HTTP check; see `plan`); a unit that fails or restarts meanwhile fails the rollout",
     )
     .option("--force-unlock", "break the stack's deploy lock (says whose it was) first")
     .option(

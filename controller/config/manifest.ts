@@ -24,6 +24,8 @@ export interface EnvironmentConfig {
   fleet: string | null;
   /** who places units: Houston's agents, or fleet (the default when `fleet:` is named) */
   scheduler: SchedulerName;
+  /** `min-healthy:` the window (seconds) of units that prove no readiness (null: the rollout's --delay) */
+  minHealthy: number | null;
   /** fleet was chosen because `fleet:` is named, not by `scheduler: fleet` (a rollout says so) */
   fleetByEndpoint?: true;
 }
@@ -89,7 +91,7 @@ export function manifestFromYaml(y: YamlFile): Manifest {
     y.fail(["environments"], "at least one environment is required");
   for (const [name, value] of Object.entries(envs)) {
     const v = value ?? {};
-    if (!isRecord(v)) y.fail(["environments", name], "must be a mapping with consul/fleet/scheduler");
+    if (!isRecord(v)) y.fail(["environments", name], "must be a mapping with consul/fleet/scheduler/min-healthy");
     const str = (k: string): string | null => {
       const x = v[k];
       if (x === undefined || x === null) return null;
@@ -113,10 +115,17 @@ export function manifestFromYaml(y: YamlFile): Manifest {
     const scheduler = str("scheduler") ?? (fleet !== null ? "fleet" : "agents");
     if (scheduler !== "agents" && scheduler !== "fleet")
       y.fail(["environments", name, "scheduler"], `${JSON.stringify(scheduler)} is not a scheduler (agents or fleet)`);
+    const mh = v["min-healthy"];
+    if (mh !== undefined && mh !== null && (typeof mh !== "number" || !Number.isInteger(mh) || mh < 0 || mh > 86_400))
+      y.fail(
+        ["environments", name, "min-healthy"],
+        `must be a whole number of seconds (0 to 86400), got ${JSON.stringify(mh)}`,
+      );
     environments[name] = {
       consul,
       fleet,
       scheduler,
+      minHealthy: typeof mh === "number" ? mh : null,
       ...(str("scheduler") === null && fleet !== null ? { fleetByEndpoint: true as const } : {}),
     };
   }

@@ -1,7 +1,7 @@
 /**
  * Following a rollout on the fleet (I/O, through the scheduler): where a batch's units were
  * placed, units becoming active host by host, the service's checks in Consul, the batch watched
- * for --min-healthy, removals, and the archives left to prune. Each returns what it saw;
+ * for its window (watch-window.ts), removals, and the archives left to prune. Each returns what it saw;
  * rollout-steps.ts decides what comes next.
  */
 import type { Consul } from "../../shared/consul.js";
@@ -16,7 +16,15 @@ import { describeHost } from "./confirm.js";
 import { followHealth } from "./health-watch.js";
 import { readHistory } from "./read-back.js";
 import { listSpecs } from "../../shared/stores/specs.js";
-import { archivesToKeep, decide, refusal, removalPending, unhealthy } from "./progress.js";
+import {
+  archivesToKeep,
+  decide,
+  noteRestarts,
+  refusal,
+  removalPending,
+  unhealthy,
+  type RestartBaseline,
+} from "./progress.js";
 import type { Batch, ServiceCheck } from "./rollout-plan.js";
 import type { Failure } from "./rollout-steps.js";
 
@@ -33,6 +41,8 @@ export interface BatchWatch {
   perUnitMs: number;
   /** hosts whose agent was not passing when the rollout began, and its state (named in a timeout) */
   unwell: ReadonlyMap<string, string>;
+  /** each unit's NRestarts when first reported in this rollout: a restart is counted from there */
+  restarts: RestartBaseline;
 }
 
 /**
@@ -43,7 +53,7 @@ export interface BatchWatch {
  */
 export async function awaitPlacement(
   scheduler: Scheduler,
-  w: Omit<BatchWatch, "scope" | "perUnitMs" | "unwell">,
+  w: Pick<BatchWatch, "stack" | "generation" | "deadline">,
   batch: Batch,
   hosts: HostView[],
 ): Promise<{ scope: UnitTarget[]; failure: Failure | null }> {
@@ -96,6 +106,7 @@ export async function followUnits(scheduler: Scheduler, w: BatchWatch, out: Outp
         w.stack,
         until,
         (reports) => {
+          noteRestarts(w.restarts, units, w.generation, reports);
           const d = decide(units, w.generation, reports);
           if (d.kind === "failed") return { failed: { unit: d.unit, host: d.host, reason: d.reason }, at: current };
           last = d.kind === "waiting" ? `${d.unit} not active yet on ${d.pending.join(", ")}` : "";
@@ -139,8 +150,15 @@ export async function followUnits(scheduler: Scheduler, w: BatchWatch, out: Outp
 
 /** The first failed unit of the batch in these reports, as a rollout failure. */
 function failedUnit(w: BatchWatch, reports: ReadonlyMap<string, StatusReport>): Failure | null {
+  noteRestarts(w.restarts, w.scope, w.generation, reports);
   const d = decide(w.scope, w.generation, reports);
   return d.kind === "failed" ? { unit: d.unit, host: d.host, reason: d.reason } : null;
+}
+
+/** The first unit of the batch that failed, restarted or left active in these reports. */
+function unwellUnit(w: BatchWatch, reports: ReadonlyMap<string, StatusReport>): Failure | null {
+  noteRestarts(w.restarts, w.scope, w.generation, reports);
+  return unhealthy(w.scope, w.generation, reports, w.restarts);
 }
 
 /**
@@ -213,27 +231,28 @@ export async function confirmService(
 }
 
 /**
- * Units can fail after they became active: a Type=simple unit is active as soon as it forks. By
- * default one more look before the batch counts as done; with --min-healthy N the batch is watched
- * for N seconds (blocking queries, no polling), and a unit that fails or leaves active meanwhile
- * fails the rollout at once.
+ * Units can fail after they became active: a Type=simple unit is active as soon as it forks. The
+ * batch is watched for its window (its units' longest, see watch-window.ts; blocking queries, no
+ * polling): a unit that fails, restarts or leaves active meanwhile fails the rollout at once. A
+ * window of 0 (every unit proved readiness) is one more look.
  */
 export async function watchHealthy(
   scheduler: Scheduler,
   w: BatchWatch,
-  seconds: number,
+  window: { seconds: number; why: string },
   out: Output,
 ): Promise<Failure | null> {
   const reports = async (): Promise<ReadonlyMap<string, StatusReport>> =>
     (await scheduler.reports()).get(w.stack) ?? new Map();
-  if (seconds <= 0) return failedUnit(w, await reports());
+  const seconds = window.seconds;
+  if (seconds <= 0) return unwellUnit(w, await reports());
   const until = Date.now() + seconds * 1000;
-  out.info(`Watching ${w.scope.map((u) => u.name).join(", ")} for ${seconds}s (--min-healthy)`);
+  out.info(`Watching ${w.scope.map((u) => u.name).join(", ")} for ${seconds}s (${window.why})`);
   try {
     return await scheduler.follow(
       w.stack,
       Math.min(until, w.deadline),
-      (r) => unhealthy(w.scope, w.generation, r) ?? undefined,
+      (r) => unwellUnit(w, r) ?? undefined,
       () => "",
     );
   } catch (err) {
@@ -242,9 +261,9 @@ export async function watchHealthy(
       return {
         unit: w.scope.map((u) => u.name).join(", "),
         host: [...new Set(w.scope.flatMap((u) => u.hosts))].join(", "),
-        reason: `--timeout ran out while watching the units for --min-healthy ${seconds}s`,
+        reason: `--timeout ran out while watching the units for their window of ${seconds}s`,
       };
-    return unhealthy(w.scope, w.generation, await reports());
+    return unwellUnit(w, await reports());
   }
 }
 

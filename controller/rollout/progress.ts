@@ -4,6 +4,8 @@
  *  - whether a host's report speaks for a generation (one rule, for following and for watching);
  *  - whether a generation's units are active everywhere, still pending, or failed somewhere
  *    (and where, and why), and whether removed units are gone;
+ *  - while a batch stands its window: whether a unit failed, left active or restarted (NRestarts
+ *    grown past what this rollout first saw, or auto-restart);
  *  - whether an agent refused the generation's spec (unsigned, untrusted key, ...): that fails it.
  */
 import type { UnitTarget } from "../scheduler/targets.js";
@@ -78,6 +80,8 @@ export function decide(units: UnitTarget[], generation: number, reports: Readonl
           host,
           reason: withLog(`${u.name} failed${s.result ? ` (Result=${s.result})` : ""}`, s),
         };
+      if (s?.subState === "auto-restart")
+        return { kind: "failed", unit: u.name, host, reason: withLog(restartedText(u.name, s), s) };
       if (s?.activeState === "active") done.push(host);
       else pending.push(host);
     }
@@ -103,15 +107,42 @@ export function archivesToKeep(history: Pick<HistoryRecord, "result" | "units">[
   return new Set(recent.flatMap((h) => h.units.flatMap((u) => (u.archive ? [u.archive] : []))));
 }
 
+/** Where a unit's NRestarts was first seen in this rollout (the baseline a restart is counted from), by host and unit. */
+export type RestartBaseline = Map<string, number>;
+
+const restartKey = (host: string, unit: string): string => `${host}\u0000${unit}`;
+
 /**
- * While a batch is watched after it became active (--min-healthy): the first unit that failed, or
- * is no longer active (restarting, stopped) or gone, on a host whose report is of this generation.
- * A host without such a report (its agent away) is no evidence either way.
+ * Notes the NRestarts each unit of the batch had when first reported for `generation` (a unit new
+ * to the host starts from 0; one kept from before keeps its old count): a unit restarted when its
+ * count grows past that.
+ */
+export function noteRestarts(
+  baseline: RestartBaseline,
+  units: UnitTarget[],
+  generation: number,
+  reports: ReadonlyMap<string, StatusReport>,
+): void {
+  for (const u of units)
+    for (const host of u.hosts) {
+      const r = reports.get(host);
+      if (!reportIsCurrent(r, generation)) continue;
+      const n = r.units.find((x) => x.name === u.name)?.nRestarts;
+      if (n !== undefined && !baseline.has(restartKey(host, u.name))) baseline.set(restartKey(host, u.name), n);
+    }
+}
+
+/**
+ * While a batch is watched after it became active (its window, see watch-window.ts): the first
+ * unit that failed, restarted (NRestarts grew past `baseline`, or it is in auto-restart), is no
+ * longer active (stopped) or gone, on a host whose report is of this generation. A host without
+ * such a report (its agent away) is no evidence either way.
  */
 export function unhealthy(
   units: UnitTarget[],
   generation: number,
   reports: ReadonlyMap<string, StatusReport>,
+  baseline: ReadonlyMap<string, number> = new Map(),
 ): { unit: string; host: string; reason: string } | null {
   for (const u of units) {
     for (const host of u.hosts) {
@@ -120,13 +151,27 @@ export function unhealthy(
       if (r.errors.length > 0) return { unit: u.name, host, reason: r.errors.join("; ") };
       const s = r.units.find((x) => x.name === u.name);
       if (!s) return { unit: u.name, host, reason: `${u.name} is no longer in the host's report` };
+      const since = baseline.get(restartKey(host, u.name));
+      const grew = s.nRestarts !== undefined && since !== undefined && s.nRestarts > since;
+      if (s.subState === "auto-restart" || grew)
+        return { unit: u.name, host, reason: withLog(`${restartedText(u.name, s, since)} within its window`, s) };
       if (s.activeState === "active" || s.activeState === "reloading") continue;
       const what = s.activeState === "failed" ? "failed" : `left active (now ${s.activeState}/${s.subState})`;
       const result = s.result && s.result !== "success" ? ` (Result=${s.result})` : "";
-      return { unit: u.name, host, reason: withLog(`${u.name} ${what}${result} within --min-healthy`, s) };
+      return { unit: u.name, host, reason: withLog(`${u.name} ${what}${result} within its window`, s) };
     }
   }
   return null;
+}
+
+/** "x restarted (NRestarts 0 → 3, Result=exit-code)": how a rollout names a restart. */
+function restartedText(unit: string, s: Pick<UnitStatus, "nRestarts" | "result" | "subState">, since?: number): string {
+  const parts = [
+    ...(s.nRestarts !== undefined ? [`NRestarts ${since !== undefined ? `${since} → ` : ""}${s.nRestarts}`] : []),
+    ...(s.subState === "auto-restart" ? ["now activating/auto-restart"] : []),
+    ...(s.result && s.result !== "success" ? [`Result=${s.result}`] : []),
+  ];
+  return `${unit} restarted${parts.length ? ` (${parts.join(", ")})` : ""}`;
 }
 
 /** A unit's failure as a rollout reports it: what happened, then the unit's last log lines. */

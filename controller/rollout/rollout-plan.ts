@@ -12,6 +12,7 @@ import type { HostView, UnitTarget } from "../scheduler/targets.js";
 import { replacedUnits } from "../plan/diff.js";
 import { nextGeneration } from "./history.js";
 import { makeBatches } from "./progress.js";
+import { batchWindow, deploymentWindows, type UnitWindow } from "./watch-window.js";
 
 export class NoAgentsError extends HoustonError {}
 export class NotDeployedError extends HoustonError {}
@@ -40,8 +41,10 @@ export interface PlanOptions {
   /** -d and -m: a unit may take delaySeconds × maxTries to become active */
   delaySeconds: number;
   maxTries: number;
-  /** after a batch is active (and confirmed), watch it this long; 0: one more look */
-  minHealthySeconds: number;
+  /** --min-healthy: every unit's window after it is active (null: each unit's own, see watch-window.ts) */
+  minHealthySeconds: number | null;
+  /** the environment's min-healthy (manifest.yaml): the window of units that prove no readiness (null: --delay) */
+  environmentMinHealthy?: number | null;
 }
 
 /** The one rule for how long one unit may take to become active (and a Consul check stay critical): -d × -m. */
@@ -53,8 +56,8 @@ export function perUnitMs(o: Pick<PlanOptions, "delaySeconds" | "maxTries">): nu
 export interface RolloutPolicy {
   /** the longest one unit may take to become active, and a Consul check to stay critical (-d × -m) */
   perUnitMs: number;
-  /** each batch is watched this long after it is active and confirmed (0: one more look) */
-  minHealthySeconds: number;
+  /** each unit's window: how long it is watched after it is active (and confirmed), and why */
+  windows: UnitWindow[];
   /** how long agents get to carry out a prune or a restore */
   removalWaitMs: number;
   /** on failure: restore the previous generation, or keep the new units (--no-removal) */
@@ -90,6 +93,8 @@ export interface Batch {
   /** the units in scope whose placement the scheduler decides (empty: every one is global, each
    * agent places it itself, so the preview is where they go and there is nothing to wait for) */
   placing: UnitSpec[];
+  /** after it is active (and confirmed) the batch is watched this long: its units' longest window */
+  watchSeconds: number;
 }
 
 export interface RolloutPlan {
@@ -111,11 +116,23 @@ export interface RolloutPlan {
 
 export function planRollout(req: RolloutRequest, seen: Observed, opts: PlanOptions): RolloutPlan {
   const before = seen.live;
+  const svc = req.units.find((u) => u.role === "service");
+  const confirm: ServiceCheck | null =
+    req.kind === "deploy" && req.deployment.type === "service" && !opts.skipConsul && svc
+      ? { unit: svc.name, service: svc.service?.name ?? req.stack, tags: serviceTags(svc.version, svc.group) }
+      : null;
+  const windows = deploymentWindows(req.units, req.deployment.type, {
+    flag: opts.minHealthySeconds,
+    environment: opts.environmentMinHealthy ?? null,
+    delaySeconds: opts.delaySeconds,
+    skipConsul: opts.skipConsul,
+  });
+  const watchSeconds = batchWindow(windows).seconds;
   const base = {
     request: req,
     policy: {
       perUnitMs: perUnitMs(opts),
-      minHealthySeconds: opts.minHealthySeconds,
+      windows,
       removalWaitMs: REMOVAL_WAIT_MS,
       onFailure: opts.noRemoval ? ("keep" as const) : ("restore" as const),
     },
@@ -175,18 +192,15 @@ export function planRollout(req: RolloutRequest, seen: Observed, opts: PlanOptio
       units,
       scope: targets.map((t) => ({ name: t.name, hosts: t.hosts.filter((h) => so.includes(h)) })),
       placing: placing.every(isGlobal) ? [] : placing,
+      watchSeconds,
     };
   });
   const replaced = replacedUnits(kept, req.deployment.group);
-  const svc = req.units.find((u) => u.role === "service");
   return {
     ...base,
     warnings,
     batches,
-    confirm:
-      req.deployment.type === "service" && !opts.skipConsul && svc
-        ? { unit: svc.name, service: svc.service?.name ?? req.stack, tags: serviceTags(svc.version, svc.group) }
-        : null,
+    confirm,
     replaced,
     final: [...kept.filter((u) => !replaced.includes(u.name)), ...req.units],
     added: req.units.filter((u) => !(before?.units ?? []).some((b) => b.name === u.name)).map((u) => u.name),

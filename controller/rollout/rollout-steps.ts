@@ -27,7 +27,7 @@ export type RolloutStep =
   | { kind: "await-active"; index: number; batch: Batch; scope: UnitTarget[] }
   /** the service passing in Consul's health API on its hosts */
   | { kind: "confirm"; index: number; batch: Batch; scope: UnitTarget[]; service: ServiceCheck }
-  /** one more look (0) or --min-healthy seconds of watching: nothing failed or left active */
+  /** the batch's window (its units' longest; 0: one more look): nothing failed, restarted or left active */
   | { kind: "watch"; index: number; batch: Batch; scope: UnitTarget[]; seconds: number }
   /** write the final spec without the replaced (or removed) units, and wait until they are gone */
   | { kind: "prune"; replaced: string[]; units: UnitSpec[] | null }
@@ -84,7 +84,7 @@ export function nextStep(plan: RolloutPlan, p: RolloutProgress): RolloutStep {
       return { kind: "confirm", index, batch: batch(), scope: p.scope, service: plan.confirm };
     }
     case "watch":
-      return { kind: "watch", index, batch: batch(), scope: p.scope, seconds: plan.policy.minHealthySeconds };
+      return { kind: "watch", index, batch: batch(), scope: p.scope, seconds: batch().watchSeconds };
     case "prune":
       return { kind: "prune", replaced: plan.replaced, units: plan.final };
     case "restore":

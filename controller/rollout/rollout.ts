@@ -13,6 +13,7 @@ import {
   type Deployment,
   type HistoryRecord,
   type StackSpec,
+  type StatusReport,
   type UnitSpec,
 } from "../../shared/spec.js";
 import type { Context } from "../context.js";
@@ -30,11 +31,13 @@ import {
   type BatchWatch,
 } from "./follow.js";
 import { putHistory } from "../../shared/stores/history.js";
+import { laterFailure } from "./history.js";
 import { DeployLock, whoAmI } from "./lock.js";
 import { deleteSpec, writeSpec } from "../../shared/stores/specs.js";
 import { readHistory, readLiveSpec } from "./read-back.js";
 import { planRollout, type PlanOptions, type RolloutPlan, type RolloutRequest } from "./rollout-plan.js";
 import { advance, nextStep, start, type Outcome, type RolloutStep } from "./rollout-steps.js";
+import type { RestartBaseline } from "./progress.js";
 
 export interface RolloutOptions extends PlanOptions {
   timeoutSeconds: number;
@@ -94,6 +97,8 @@ export async function rollout(
     // with signing on, only what verifies against the controller's key is kept, restored or counted
     const { records: history } = await readHistory(ctx, input.stack, out);
     const { spec: before, modifyIndex } = await readLiveSpec(ctx, input.stack, out);
+    // the live deployment's units failed after their window? history says so from now on
+    if (req.kind === "deploy") await markLaterFailure(ctx, input.stack, history, before, out);
     if (req.kind === "deploy") checkNameClash(input.stack, input.units, view.specs);
     const place = (units: UnitSpec[], on: HostView[]): UnitTarget[] => scheduler.place(units, on, view);
     const plan = planRollout(req, { live: before, history, hosts, place }, opts);
@@ -121,8 +126,9 @@ export async function rollout(
       await lock.release().catch(() => undefined);
       return said;
     });
-    /** writes the next generation with these units, or deletes the spec (null) */
-    const write = async (units: UnitSpec[] | null): Promise<number> => {
+    /** writes the next generation with these units, or deletes the spec (null); `restoring`: the
+     * previous generation's units, under its own deployment (what runs, not the failed attempt) */
+    const write = async (units: UnitSpec[] | null, restoring = false): Promise<number> => {
       generation++;
       if (units === null) {
         // the signed tombstone: agents with --trust remove the stack only on its word
@@ -131,8 +137,9 @@ export async function rollout(
         live = null;
         return generation;
       }
-      // a removal keeps what is live: its deployment and its environment (the signature binds it)
-      const deployment = before && req.kind === "remove" ? before.deployment : input.deployment;
+      // a removal keeps what is live: its deployment and its environment (the signature binds it);
+      // a restore writes the previous deployment's header
+      const deployment = before && (req.kind === "remove" || restoring) ? before.deployment : input.deployment;
       const environment = before && req.kind === "remove" ? before.environment : input.environment;
       const spec: StackSpec = {
         schema: SCHEMA_VERSION,
@@ -148,6 +155,7 @@ export async function rollout(
       live = generation;
       return generation;
     };
+    const restarts: RestartBaseline = new Map();
     const watch = (scope: UnitTarget[]): BatchWatch => ({
       stack: input.stack,
       generation,
@@ -155,6 +163,7 @@ export async function rollout(
       deadline,
       perUnitMs: plan.policy.perUnitMs,
       unwell,
+      restarts,
     });
 
     /** Does one step; says what it came to. */
@@ -175,7 +184,13 @@ export async function rollout(
             failure: await confirmService(consul, scheduler, watch(step.scope), step.service, out),
           };
         case "watch": {
-          const failure = await watchHealthy(scheduler, watch(step.scope), step.seconds, out);
+          const longest = plan.policy.windows
+            .filter((x) => x.seconds === step.seconds)
+            .map((x) => ({ unit: x.unit, reason: x.why.replace(/^\d+s: /, "") }));
+          const reasons = [...new Set(longest.map((x) => x.reason))];
+          const why =
+            reasons.length === 1 ? (reasons[0] ?? "") : longest.map((x) => `${x.unit}: ${x.reason}`).join("; ");
+          const failure = await watchHealthy(scheduler, watch(step.scope), { seconds: step.seconds, why }, out);
           if (!failure && step.batch.canary) out.info(`Canary confirmed on ${step.batch.hosts.join(", ")}`);
           return { kind: step.kind, failure };
         }
@@ -195,7 +210,7 @@ export async function rollout(
         case "restore": {
           out.error(`${step.failure.unit} failed on ${step.failure.host}: ${step.failure.reason}`);
           for (const name of step.added) out.info(`Removing ${name}`);
-          await write(step.units);
+          await write(step.units, true);
           await waitRemoved(scheduler, input.stack, step.added, generation, plan.policy.removalWaitMs, out);
           out.info(
             before
@@ -250,6 +265,28 @@ async function finish(
     out.info(step.message);
     out.info("Eagle, looking great. You're Go.");
   } else out.error(step.message);
+}
+
+/**
+ * Marks the live deployment's history record when its units failed after they stood their window
+ * (the agents' reports say so now), so that `history` shows it and `rollback` skips it.
+ */
+export async function markLaterFailure(
+  ctx: Context,
+  stack: string,
+  history: HistoryRecord[],
+  spec: StackSpec | null,
+  out: Output,
+): Promise<void> {
+  const reports = (await ctx.scheduler.reports()).get(stack) ?? new Map<string, StatusReport>();
+  const f = laterFailure(history, spec, reports);
+  if (!f) return;
+  const failedLater = { at: new Date().toISOString(), unit: f.unit, host: f.host, reason: f.reason };
+  f.record.failedLater = failedLater;
+  await putHistory(ctx.consul, ctx.kv, { ...f.record, failedLater }, ctx.signer);
+  out.warn(
+    `generation ${f.record.generation} of ${stack} passed its window but failed later (${f.unit} on ${f.host}: ${f.reason}); marked in history, rollback skips it`,
+  );
 }
 
 /** The history row of a rollout that ended (or was interrupted) with `live` the generation in KV. */

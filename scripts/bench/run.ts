@@ -14,7 +14,7 @@
  * used by the test suite so this code cannot rot).
  */
 import { execFileSync } from "node:child_process";
-import { cpSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { cpSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { parseArgs } from "node:util";
@@ -110,6 +110,29 @@ const say = (m: string) => process.stderr.write(`${m}\n`);
 const EXAMPLE = join(ROOT, "examples", "local");
 const houston = (consul: string, ...args: string[]): number => houstonCli(consul, EXAMPLE, "local", ...args);
 
+/**
+ * The example with its units not ready-aware (Type=simple, as the seed's were): at default flags
+ * each batch is then watched for --delay (5 s) after it is active. Set beside the ready-aware
+ * example so that a faster figure is seen to come from readiness, not from looking away.
+ */
+const SIMPLE_EXAMPLE = (() => {
+  const dir = mkdtempSync(join(tmpdir(), "houston-simple-example-"));
+  cpSync(EXAMPLE, dir, { recursive: true });
+  for (const sub of ["global", "service", "shared"])
+    for (const f of readdirSync(join(dir, "units", sub))) {
+      const path = join(dir, "units", sub, f);
+      writeFileSync(
+        path,
+        readFileSync(path, "utf8")
+          .replace(/^(Type=notify|NotifyAccess=all)\n/gm, "")
+          .replaceAll("systemd-notify --ready; ", ""),
+      );
+    }
+  return dir;
+})();
+const houstonSimple = (consul: string, ...args: string[]): number =>
+  houstonCli(consul, SIMPLE_EXAMPLE, "local", ...args);
+
 /** The example as the seed knew it: no shared socket (each version binds the port itself). */
 const SEED_EXAMPLE = (() => {
   const dir = mkdtempSync(join(tmpdir(), "houston-seed-example-"));
@@ -174,6 +197,7 @@ async function unitStartMs(fleet: LocalFleet, hosts: string[], stack: string): P
 async function rollout(fleet: LocalFleet): Promise<void> {
   const web = fleet.hosts.filter((h) => h.meta.role === "web").map((h) => h.name);
   const ours = { first: [] as number[], upgrade: [] as number[] };
+  const simple = { first: [] as number[], upgrade: [] as number[] };
   const seed: Record<string, { first: number[]; upgrade: number[] }> = {};
   const settings: [string, SeedOptions][] = smoke
     ? [["seed --delay 1, no sleep 30 (smoke)", { delaySeconds: 1, maxTries: 30, fileSleepSeconds: 0 }]]
@@ -189,6 +213,9 @@ async function rollout(fleet: LocalFleet): Promise<void> {
     overhead.push((ours.first.at(-1) ?? 0) - (unitsMs.at(-1) ?? 0));
     ours.upgrade.push(houston(fleet.consulAddr, "service", "example", `${r * 2 + 2}`));
     houston(fleet.consulAddr, "remove", "example");
+    simple.first.push(houstonSimple(fleet.consulAddr, "service", "example", `${r * 2 + 1}`));
+    simple.upgrade.push(houstonSimple(fleet.consulAddr, "service", "example", `${r * 2 + 2}`));
+    houstonSimple(fleet.consulAddr, "remove", "example");
     for (const [label, o] of settings) {
       const v1 = plan("s1");
       const v2 = plan("s2");
@@ -225,7 +252,8 @@ async function rollout(fleet: LocalFleet): Promise<void> {
     }
   }
   const rows: string[][] = [["", "first deploy", "upgrade", "first: seed / ours", "upgrade: seed / ours"]];
-  rows.push(["houston (ours)", s(median(ours.first)), s(median(ours.upgrade)), "", ""]);
+  rows.push(["houston, ready-aware units, default flags", s(median(ours.first)), s(median(ours.upgrade)), "", ""]);
+  rows.push(["houston, Type=simple units, default flags", s(median(simple.first)), s(median(simple.upgrade)), "", ""]);
   const out: Record<string, unknown> = {
     ours: {
       firstMs: median(ours.first),
@@ -233,6 +261,7 @@ async function rollout(fleet: LocalFleet): Promise<void> {
       unitsStartMs: median(unitsMs),
       overheadMs: median(overhead),
     },
+    simpleUnits: { firstMs: median(simple.first), upgradeMs: median(simple.upgrade) },
   };
   for (const [label, v] of Object.entries(seed)) {
     const f = median(v.first) / Math.max(1, median(ours.first));

@@ -25,7 +25,7 @@ describe("deploy with least-privilege tokens (default deny)", () => {
   it("the controller token deploys a service confirmed in Consul; the operator token reads status; agents used their own tokens", async () => {
     const dir = configDir({
       "manifest.yaml": "environments:\n  test: {}\nshared-units:\n  web: [cache:1]\n",
-      "units/shared/cache.service": "[Service]\nExecStart=/bin/sleep infinity\n",
+      "units/shared/cache.service": "[Service]\nExecStart=/bin/sleep infinity\n\n[X-Houston]\nMinHealthy=0\n", // not about confirmation
       "units/service/web.service":
         "[Service]\nExecStart=/usr/bin/python3 -m http.server 8088 --bind 127.0.0.1\n\n[X-Houston]\nInstances=2\nServicePort=8088\nServiceCheckInterval=1s\n",
     });

@@ -16,7 +16,8 @@ describe("npm run bench (smoke)", () => {
       { cwd: ROOT, encoding: "utf8" },
     );
     expect(r.status, r.stderr).toBe(0);
-    expect(r.stderr).toMatch(/houston \(ours\)/);
+    expect(r.stderr).toMatch(/houston, ready-aware units, default flags/);
+    expect(r.stderr).toMatch(/houston, Type=simple units, default flags/);
     const json = JSON.parse(readFileSync(join(ROOT, "test-artifacts", "bench.json"), "utf8")) as {
       rollout: { ours: { firstMs: number } };
       footprint: { idleRssMb: number };

@@ -42,7 +42,7 @@ afterAll(async () => fleet?.stop(), 120_000);
 
 const run = (dir: string, ...args: string[]) => houston(fleet.consulAddr, dir, ...args);
 const sleeper = (xfleet: string) =>
-  `[Unit]\nDescription=%p %i\n\n[Service]\nExecStart=/bin/sleep infinity\n\n[X-Fleet]\n${xfleet}\n`;
+  `[Unit]\nDescription=%p %i\n\n[Service]\nExecStart=/bin/sleep infinity\n\n[X-Fleet]\n${xfleet}\n\n[X-Houston]\nMinHealthy=0\n`; // not about confirmation (see watch.test.ts)
 // the service refuses to start without its files: the file unit must gate it
 const webService = (exec = "/usr/bin/python3 -m http.server 8094 --bind 127.0.0.1 --directory /srv/web") =>
   `[Unit]\nDescription=web %i\n\n[Service]\nExecStartPre=/bin/cat /srv/web/index.html\nExecStart=${exec}\n\n[X-Fleet]\nMachineMetadata=role=web\n\n[X-Houston]\nServicePort=8094\nServiceCheckInterval=1s\n`;

@@ -40,8 +40,9 @@ const leader = async (): Promise<string | null> => {
   const e = await fleet.consul.kvGet(fleet.kv.schedulerLeader);
   return e?.session ? (JSON.parse(e.value.toString("utf8")) as { node: string }).node : null;
 };
+// not about confirmation: MinHealthy=0 spares each rollout the 5 s window of a Type=simple unit (test/system/watch.test.ts checks that)
 const sleeper = (xfleet: string, houstonSection = "") =>
-  `[Unit]\nDescription=%p %i\n\n[Service]\nExecStart=/bin/sleep infinity\n\n[X-Fleet]\n${xfleet}\n${houstonSection ? `\n[X-Houston]\n${houstonSection}\n` : ""}`;
+  `[Unit]\nDescription=%p %i\n\n[Service]\nExecStart=/bin/sleep infinity\n\n[X-Fleet]\n${xfleet}\n\n[X-Houston]\nMinHealthy=0\n${houstonSection ? `${houstonSection}\n` : ""}`;
 
 const shopService = (port: number) =>
   `[Unit]\nDescription=shop %i\n\n[Service]\nExecStart=/usr/bin/python3 -m http.server ${port} --bind 127.0.0.1\n\n[X-Fleet]\nMachineMetadata=role=web\n\n[X-Houston]\nInstances=2\nServicePort=${port}\nServiceCheckInterval=1s\n`;

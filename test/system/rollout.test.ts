@@ -36,8 +36,9 @@ const manifest = (services: Record<string, string[]>) =>
   `environments:\n  test: {}\nshared-units:\n${Object.entries(services)
     .map(([k, v]) => `  ${k}: [${v.join(", ")}]`)
     .join("\n")}\n`;
+// not about confirmation: MinHealthy=0 spares each rollout the 5 s window of a Type=simple unit (test/system/watch.test.ts checks that)
 const sleeper =
-  "[Unit]\nDescription=sleeper %i\n\n[Service]\nExecStart=/bin/sleep infinity\n\n[X-Fleet]\nGlobal=true\nMachineMetadata=role=web\n";
+  "[Unit]\nDescription=sleeper %i\n\n[Service]\nExecStart=/bin/sleep infinity\n\n[X-Fleet]\nGlobal=true\nMachineMetadata=role=web\n\n[X-Houston]\nMinHealthy=0\n";
 
 describe("rollout end to end", () => {
   it("deploys all three types; the service is confirmed in Consul; status tells the truth", async () => {
@@ -300,7 +301,7 @@ describe("rollout end to end", () => {
     expect(r.code).toBe(1);
     expect(r.stderr).toMatch(
       new RegExp(
-        `watched@1\\.service failed on ${canary}: watched@1\\.service failed \\(Result=signal\\) within --min-healthy`,
+        `watched@1\\.service failed on ${canary}: watched@1\\.service failed \\(Result=signal\\) within its window`,
       ),
     );
     expect(r.stderr).not.toContain("Batch 2/2");

@@ -22,7 +22,7 @@ afterAll(async () => fleet?.stop());
 const config = () =>
   configDir({
     "manifest.yaml": "environments:\n  test: {}\nshared-stacks:\n  secure: [app:1]\n",
-    "units/shared/app.service": "[Service]\nExecStart=/bin/sleep infinity\n",
+    "units/shared/app.service": "[Service]\nExecStart=/bin/sleep infinity\n\n[X-Houston]\nMinHealthy=0\n", // not about confirmation
   });
 const tlsFlags = () => [
   "--ca-file",

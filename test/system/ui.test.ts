@@ -51,7 +51,8 @@ afterAll(async () => {
   await fleet?.stop();
 });
 
-const sleeper = "[Service]\nExecStart=/bin/sleep infinity\n\n[X-Fleet]\nGlobal=true\nMachineMetadata=role=web\n";
+const sleeper = // not about confirmation: no 5 s window (see watch.test.ts)
+  "[Service]\nExecStart=/bin/sleep infinity\n\n[X-Fleet]\nGlobal=true\nMachineMetadata=role=web\n\n[X-Houston]\nMinHealthy=0\n";
 
 describe("the Consul UI shows Houston's state", () => {
   it("deploys a healthy service and a stack whose unit fails", async () => {

@@ -12,7 +12,7 @@ import { ConfigError } from "../../shared/errors.js";
 
 const manifest = (consul: string | null): Manifest => ({
   file: "/cfg/manifest.yaml",
-  environments: { prod: { consul, fleet: null, scheduler: "agents" } },
+  environments: { prod: { consul, fleet: null, scheduler: "agents", minHealthy: null } },
   variables: {},
   globalUnits: [],
   standalone: {},

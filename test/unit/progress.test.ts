@@ -3,6 +3,7 @@ import { describe, expect, it } from "vitest";
 import {
   decide,
   makeBatches,
+  noteRestarts,
   refusal,
   removalPending,
   reportIsCurrent,
@@ -201,7 +202,7 @@ describe("archivesToKeep", () => {
   });
 });
 
-describe("unhealthy (--min-healthy)", () => {
+describe("unhealthy (within the window)", () => {
   const all = (state: string, result?: string): [string, string, string?][] => [
     ["a@1.service", state, result],
     ["b@1.service", "active"],
@@ -225,12 +226,12 @@ describe("unhealthy (--min-healthy)", () => {
     {
       title: "a unit that failed after it was active",
       reports: reports(rep("h1", 5, all("failed", "exit-code")), rep("h2", 5, [["a@1.service", "active"]])),
-      want: /^h1 a@1\.service a@1\.service failed \(Result=exit-code\) within --min-healthy$/,
+      want: /^h1 a@1\.service a@1\.service failed \(Result=exit-code\) within its window$/,
     },
     {
       title: "a unit restarting (Restart=) left active",
       reports: reports(rep("h1", 5, all("activating")), rep("h2", 5, [["a@1.service", "active"]])),
-      want: /^h1 a@1\.service a@1\.service left active \(now activating\/x\) within --min-healthy$/,
+      want: /^h1 a@1\.service a@1\.service left active \(now activating\/x\) within its window$/,
     },
     {
       title: "a unit gone from the host's report",
@@ -249,6 +250,77 @@ describe("unhealthy (--min-healthy)", () => {
       if (c.want === null) expect(f).toBeNull();
       else expect(f && `${f.host} ${f.unit} ${f.reason}`).toMatch(c.want);
     });
+});
+
+/** A report of one unit with its subState and NRestarts. */
+const restarting = (
+  node: string,
+  gen: number,
+  activeState: string,
+  subState: string,
+  nRestarts?: number,
+): StatusReport => ({
+  ...rep(node, gen, []),
+  units: [
+    { name: "a@1.service", activeState, subState, ...(nRestarts !== undefined ? { nRestarts } : {}), log: ["boom"] },
+  ],
+});
+
+describe("restarts: NRestarts growing or auto-restart fail the rollout, counted from the first report", () => {
+  const one = [{ name: "a@1.service", hosts: ["h1"] }];
+  const cases: { title: string; first: StatusReport; now: StatusReport; want: RegExp | null }[] = [
+    {
+      title: "unchanged NRestarts: healthy",
+      first: restarting("h1", 5, "active", "running", 0),
+      now: restarting("h1", 5, "active", "running", 0),
+      want: null,
+    },
+    {
+      title: "a unit kept from before with old restarts is not blamed for them",
+      first: restarting("h1", 5, "active", "running", 4),
+      now: restarting("h1", 5, "active", "running", 4),
+      want: null,
+    },
+    {
+      title: "NRestarts grew between two looks (it restarted and is active again)",
+      first: restarting("h1", 5, "active", "running", 0),
+      now: restarting("h1", 5, "active", "running", 2),
+      want: /^a@1\.service restarted \(NRestarts 0 → 2\) within its window; last log lines:\n\s+boom$/,
+    },
+    {
+      title: "caught in activating (auto-restart)",
+      first: restarting("h1", 5, "active", "running", 0),
+      now: restarting("h1", 5, "activating", "auto-restart", 1),
+      want: /^a@1\.service restarted \(NRestarts 0 → 1, now activating\/auto-restart\) within its window/,
+    },
+    {
+      title: "an older agent without NRestarts: states only",
+      first: restarting("h1", 5, "active", "running"),
+      now: restarting("h1", 5, "active", "running"),
+      want: null,
+    },
+  ];
+  for (const c of cases)
+    it(c.title, () => {
+      const baseline = new Map<string, number>();
+      noteRestarts(baseline, one, 5, reports(c.first));
+      noteRestarts(baseline, one, 5, reports(c.now));
+      const f = unhealthy(one, 5, reports(c.now), baseline);
+      if (c.want === null) expect(f).toBeNull();
+      else expect(f?.reason).toMatch(c.want);
+    });
+  it("a report of an older generation sets no baseline", () => {
+    const baseline = new Map<string, number>();
+    noteRestarts(baseline, one, 5, reports(restarting("h1", 4, "active", "running", 3)));
+    expect(baseline.size).toBe(0);
+  });
+  it("decide fails a unit in auto-restart before it was ever active, with its log", () => {
+    const d = decide(one, 5, reports(restarting("h1", 5, "activating", "auto-restart", 1)));
+    expect(d).toMatchObject({ kind: "failed", unit: "a@1.service", host: "h1" });
+    expect(d.kind === "failed" && d.reason).toMatch(
+      /restarted \(NRestarts 1, now activating\/auto-restart\); last log lines/,
+    );
+  });
 });
 
 describe("reportIsCurrent (the one rule decide and unhealthy share)", () => {

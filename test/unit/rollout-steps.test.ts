@@ -68,7 +68,13 @@ describe("the plan holds the policy", () => {
   it("the per-unit bound is -d × -m, computed once", () => expect(plan().policy.perUnitMs).toBe(75_000));
   it("--min-healthy, --no-removal and the wait for removals", () => {
     const p = plan({ minHealthySeconds: 30, noRemoval: true });
-    expect(p.policy).toEqual({ perUnitMs: 75_000, minHealthySeconds: 30, removalWaitMs: 120_000, onFailure: "keep" });
+    expect(p.policy).toEqual({
+      perUnitMs: 75_000,
+      windows: [{ unit: "web@2.service", seconds: 30, why: "30s: --min-healthy" }],
+      removalWaitMs: 120_000,
+      onFailure: "keep",
+    });
+    expect(p.batches.map((b) => b.watchSeconds)).toEqual([30]);
   });
   it("what to confirm in Consul: a service's unit, name and version tag; nothing otherwise", () => {
     expect(plan().confirm).toEqual({ unit: "web@2.service", service: "web", tags: ["version:2"] });
