@@ -153,6 +153,20 @@ describe("mirrorSteps", () => {
     expect(steps).toContain("create web-app@2.service");
     expect(steps).not.toContain("destroy web-app@0.9.service");
   });
+
+  it.each([
+    ["a unit Houston started under an adopted name stays (it was running before)", "shop-cache@1.4.service", []],
+    ["a unit only Houston started goes", "shop@2.service", ["destroy shop@2.service"]],
+  ])("restore after a failed first deploy after adopt: %s", (_t, name, want) => {
+    // the failed deploy's spec is gone: nothing is desired; both units are Houston's, one is also adopted
+    const owned = new Map([[name, "shop"]]);
+    const adopted = new Map([
+      ["shop-cache@1.4.service", "shop"],
+      ["shop@1.service", "shop"],
+    ]);
+    const inFleet = [name, "shop@1.service"].map((n) => ({ name: n, desiredState: "launched" as const }));
+    expect(mirrorSteps([], inFleet, owned, adopted).map((s) => `${s.kind} ${s.name}`)).toEqual(want);
+  });
 });
 
 describe("placementsFromState", () => {
