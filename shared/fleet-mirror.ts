@@ -130,6 +130,9 @@ export function mirrorSteps(
         stack: d.stack,
         reason: `fleet unit ${d.name} belongs to stack ${ours ?? "?"}; not taking it`,
       });
+    } else if (have && adopted.has(d.name) && !owned.has(d.name)) {
+      // an adopted unit of the very name: taken over in place, left running as the original had it
+      // until a confirmed deploy releases it (a failed one then leaves exactly what ran)
     } else if (!have || !sameOptions(have.options ?? [], d.options)) {
       steps.push({ kind: "create", name: d.name, stack: d.stack, options: d.options });
     } else if (have.desiredState !== "launched") {
