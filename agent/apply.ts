@@ -17,6 +17,7 @@ import type { Step } from "./reconcile.js";
 import { HealthProbe } from "./probe.js";
 import { removeSafely, writeFileSafely } from "./safe-fs.js";
 import type { AgentState } from "./state.js";
+import { adoptedFilesOf, readOwned } from "../shared/stores/fleet-owned.js";
 import type { SystemdApi } from "./systemd.js";
 
 export interface ApplyDeps {
@@ -86,6 +87,20 @@ async function resetStopped(batch: Step[], d: ApplyDeps, errors: Map<string, str
   }
 }
 
+/**
+ * The files the original Houston's archive of `stack` wrote, as `houston adopt` recorded them in
+ * fleet/owned: a deploy of that stack may replace exactly these. Nothing when the document cannot
+ * be read (a token without fleet/, an unreadable document): nothing is guessed.
+ */
+async function originalFiles(d: ApplyDeps, stack: string): Promise<ReadonlySet<string>> {
+  try {
+    return adoptedFilesOf((await readOwned(d.consul, d.kv)).owned, stack);
+  } catch (err) {
+    d.log(`fleet/owned not read (${errorText(err)}): no file of the original Houston is taken over`);
+    return new Set();
+  }
+}
+
 /** Stop jobs in flight at once: each holds two D-Bus calls at most, well under the bus's limit. */
 const STOPS_AT_ONCE = 16;
 
@@ -107,7 +122,9 @@ async function applyStep(step: Step, d: ApplyDeps & { probe: HealthProbe }): Pro
       throw new UnitRefusedError(step.reason);
     case "install-archive": {
       const bytes = await fetchArchive(d.consul, d.kv, step.sha, d.maxArchiveBytes);
-      installArchive(await parseArchive(bytes, step.sha), step.sha, step.stack, d.root, d.state, d.unitDir);
+      const entries = await parseArchive(bytes, step.sha);
+      const takeover = await originalFiles(d, step.stack);
+      installArchive(entries, step.sha, step.stack, d.root, d.state, d.unitDir, takeover);
       d.log(`installed archive ${step.sha.slice(0, 12)} of ${step.stack}`);
       return;
     }

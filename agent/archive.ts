@@ -3,7 +3,9 @@
  * written; parse and validate every entry (no '..', nothing escaping the root, no hardlinks,
  * devices or fifos, no path through a symlink); then write each file through safe-fs.ts (safe
  * directories only, exclusive temp file, owner and mode on the descriptor, rename). A file that
- * exists and Houston did not create, or that another stack's archive owns, is never overwritten.
+ * exists and Houston did not create, or that another stack's archive owns, is never overwritten;
+ * except a file the original Houston's archive of the same stack wrote (recorded by `houston
+ * adopt`): that one is taken over, and never deleted.
  */
 import { readFileSync, realpathSync } from "node:fs";
 import { join, posix, relative } from "node:path";
@@ -168,6 +170,8 @@ export function installArchive(
   root: string,
   state: AgentState,
   unitDir?: string,
+  /** the absolute paths the original Houston's archive of this stack wrote (houston adopt) */
+  takeover: ReadonlySet<string> = new Set(),
 ): void {
   const realRoot = realpathSync.native(root);
   const forbidden = unitDirectories(realRoot, unitDir);
@@ -209,9 +213,11 @@ export function installArchive(
     const abs = join(dir, name);
     const owner = state.fileOwner(key);
     const existing = lstatOrNull(abs);
+    // the very path the original's archive of this stack named (key is the real path: no symlink on the way)
+    const taken = !!existing && !owner && e.type === "file" && existing.isFile() && takeover.has(key);
     if (owner && owner.stack !== stack)
       problems.push(`${key} is owned by stack ${owner.stack}; refusing to take it over`);
-    else if (existing && !owner)
+    else if (existing && !owner && !taken)
       problems.push(`${key} exists and was not created by Houston; refusing to overwrite it`);
     if (existing?.isDirectory()) problems.push(`${key} is a directory`);
     if (e.type === "symlink") {
@@ -219,7 +225,7 @@ export function installArchive(
       if (to === null || !isInside(realRoot, to))
         problems.push(`/${e.path}: symlink to ${e.linkTarget} resolves outside the root${to ? ` (${to})` : ""}`);
     }
-    return { e, dir, name, key, uid, gid };
+    return { e, dir, name, key, uid, gid, taken };
   });
   if (problems.length)
     throw new ArchiveRejectedError(`archive ${sha} rejected, nothing written: ${problems.join("; ")}`);
@@ -227,7 +233,7 @@ export function installArchive(
   const dirs = [...newDirs].sort((a, b) => a.length - b.length);
   state.claimFiles(sha, stack, [
     ...dirs.map((d) => ({ path: `/${d}`, kind: "dir" as const })),
-    ...files.map((f) => ({ path: f.key, kind: "file" as const })),
+    ...files.map((f) => ({ path: f.key, kind: f.taken ? ("taken" as const) : ("file" as const) })),
   ]);
   makeDirectories(realRoot, dirs);
   for (const { e, dir, name, uid, gid } of files) {
@@ -278,7 +284,8 @@ function kernelResolveSafe(from: string, target: string, pending: Map<string, st
 }
 
 /**
- * Removes the files (and empty directories) this archive created and still owns, each only
+ * Removes the files (and empty directories) this archive created and still owns (a taken-over
+ * one is only forgotten), each only
  * through real, safe directories (see safe-fs.ts). What cannot be removed safely is left in
  * place, forgotten, and named in the error.
  */
@@ -286,7 +293,8 @@ export function removeArchive(sha: string, root: string, state: AgentState): voi
   const realRoot = realpathSync.native(root);
   const left: string[] = [];
   for (const f of state.filesOf(sha)) {
-    const why = removeSafely(realRoot, f.path.replace(/^\/+/, ""), f.kind);
+    // a file taken over from the original Houston was not Houston's to create: it stays
+    const why = f.kind === "taken" ? null : removeSafely(realRoot, f.path.replace(/^\/+/, ""), f.kind);
     if (why) left.push(why);
     state.forgetFile(f.path);
   }

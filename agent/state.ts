@@ -27,7 +27,8 @@ export interface OwnedUnit {
 export interface OwnedFile {
   path: string;
   archive: string;
-  kind: "file" | "dir";
+  /** taken: a file the original Houston wrote that a deploy of its stack replaced (never deleted) */
+  kind: "file" | "dir" | "taken";
 }
 
 const SCHEMA = `
@@ -239,17 +240,20 @@ export class AgentState {
   }
   /**
    * Claim paths for an archive before writing them. Re-claiming a file from another archive of
-   * the same stack is a hand-over; another stack's file is never taken (the caller refuses first).
+   * the same stack is a hand-over (a taken file stays taken); another stack's file is never taken
+   * (the caller refuses first).
    */
-  claimFiles(archive: string, stack: string, files: { path: string; kind: "file" | "dir" }[]): void {
+  claimFiles(archive: string, stack: string, files: { path: string; kind: OwnedFile["kind"] }[]): void {
     const up = this.stmt(
-      "INSERT INTO files (path, archive, kind, stack) VALUES (?, ?, 'file', ?) ON CONFLICT(path) DO UPDATE SET archive = excluded.archive WHERE files.kind = 'file' AND files.stack = excluded.stack",
+      "INSERT INTO files (path, archive, kind, stack) VALUES (?, ?, ?, ?) ON CONFLICT(path) DO UPDATE SET archive = excluded.archive WHERE files.kind IN ('file', 'taken') AND files.stack = excluded.stack",
     );
     const keepDir = this.stmt(
       "INSERT INTO files (path, archive, kind, stack) VALUES (?, ?, 'dir', ?) ON CONFLICT(path) DO NOTHING",
     );
     this.db.transaction(() => {
-      for (const f of files) (f.kind === "dir" ? keepDir : up).run(f.path, archive, stack);
+      for (const f of files)
+        if (f.kind === "dir") keepDir.run(f.path, archive, stack);
+        else up.run(f.path, archive, f.kind, stack);
     })();
   }
   filesOf(archive: string): OwnedFile[] {

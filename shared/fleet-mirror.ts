@@ -100,7 +100,7 @@ export type MirrorStep =
 /**
  * What to do in fleet so that it runs exactly the desired units: create what is missing (or
  * replace ours with different options), launch ours that are not launched, destroy ours that no
- * spec wants. Creates first (in spec order), destroys last.
+ * spec wants and that is not adopted. Creates first (in spec order), destroys last.
  */
 export function mirrorSteps(
   desired: DesiredFleetUnit[],
@@ -130,14 +130,19 @@ export function mirrorSteps(
         stack: d.stack,
         reason: `fleet unit ${d.name} belongs to stack ${ours ?? "?"}; not taking it`,
       });
+    } else if (have && adopted.has(d.name) && !owned.has(d.name)) {
+      // an adopted unit of the very name: taken over in place, left running as the original had it
+      // until a confirmed deploy releases it (a failed one then leaves exactly what ran)
     } else if (!have || !sameOptions(have.options ?? [], d.options)) {
       steps.push({ kind: "create", name: d.name, stack: d.stack, options: d.options });
     } else if (have.desiredState !== "launched") {
       steps.push({ kind: "launch", name: d.name, stack: d.stack, options: d.options });
     }
   }
+  // an adopted unit is never destroyed while adopted, even where Houston replaced it: a failed
+  // deploy returns to what ran before (only a confirmed deploy releases it, shared/stores/fleet-owned.ts)
   for (const [name, stack] of [...owned].sort(([a], [b]) => ordinal(a, b)))
-    if (!wanted.has(name)) steps.push({ kind: "destroy", name, stack });
+    if (!wanted.has(name) && !adopted.has(name)) steps.push({ kind: "destroy", name, stack });
   return steps;
 }
 

@@ -2,11 +2,13 @@
  * `houston adopt`: on a fleet cluster deployed by the original Houston 0.3.0, take over the fleet
  * units that belong to a stack of this config dir (recorded in KV fleet/owned as adopted), so that
  * the next deploy of that stack replaces them and, once confirmed, destroys them, instead of
- * running a second copy beside them. A dry run unless --yes. Units of no stack here stay foreign.
+ * running a second copy beside them; and the files the original's archive of each adopted file
+ * unit names (recorded per stack, so that a deploy of that stack may replace exactly those on the
+ * hosts). A dry run unless --yes. Units of no stack here stay foreign.
  */
 import { existsSync, readdirSync } from "node:fs";
 import { join } from "node:path";
-import { ConfigError } from "../../shared/errors.js";
+import { ConfigError, errorText, InvalidKvDataError } from "../../shared/errors.js";
 import type { Consul } from "../../shared/consul.js";
 import type { KvLayout } from "../../shared/kv-layout.js";
 import {
@@ -17,6 +19,7 @@ import {
   type FleetOwned,
 } from "../../shared/stores/fleet-owned.js";
 import { ARCHIVE_COMPONENT, GLOBAL_STACK } from "../../shared/unit-name.js";
+import { ORIGINAL_ARCHIVE_PREFIX, originalArchivePaths, originalFileUnitStack } from "../../shared/original-archive.js";
 import type { Manifest } from "../config/manifest.js";
 import type { Context } from "../context.js";
 import type { Output } from "../output.js";
@@ -72,6 +75,33 @@ export function adoptCandidates(
   return { adopt, foreign };
 }
 
+/** The files each of the original's file units among `units` wrote, by unit name (its archive in KV). */
+async function originalArchives(
+  consul: Consul,
+  prefixes: ReadonlyMap<string, string>,
+  units: string[],
+): Promise<Map<string, { stack: string; key: string; paths: string[] }>> {
+  const out = new Map<string, { stack: string; key: string; paths: string[] }>();
+  for (const name of units) {
+    const s = originalFileUnitStack(name);
+    const stack = s === null ? undefined : prefixes.get(`${s}-${ARCHIVE_COMPONENT}`);
+    if (!stack) continue;
+    const key = `${ORIGINAL_ARCHIVE_PREFIX}${name}`;
+    const e = await consul.kvGet(key);
+    let paths: string[] = [];
+    try {
+      paths = e ? await originalArchivePaths(e.value) : [];
+    } catch (err) {
+      throw new InvalidKvDataError(
+        key,
+        `the original Houston's archive of ${name} cannot be read (${errorText(err)}); nothing adopted`,
+      );
+    }
+    out.set(name, { stack, key, paths });
+  }
+  return out;
+}
+
 function serviceStacksOf(dir: string): string[] {
   const d = join(dir, "units", "service");
   if (!existsSync(d)) return [];
@@ -92,6 +122,15 @@ export async function adoptCommand(
     throw new ConfigError(manifest.file, `environments.${env}.fleet is not set: adopt needs the fleet to look at`);
   const prefixes = originalPrefixes(manifest, serviceStacksOf(ctx.dir));
   const units = (await ctx.fleet.units()).map((u) => u.name);
+  const archives = await originalArchives(ctx.consul, prefixes, units);
+  const filesOf = (adopt: AdoptCandidate[]): Record<string, string[]> => {
+    const files: Record<string, string[]> = {};
+    for (const a of adopt) {
+      const arch = archives.get(a.name);
+      if (arch?.paths.length) files[arch.stack] = [...(files[arch.stack] ?? []), ...arch.paths];
+    }
+    return files;
+  };
   const candidates = (owned: FleetOwned): { adopt: AdoptCandidate[]; foreign: string[] } =>
     adoptCandidates(prefixes, units, owned);
   let found = { adopt: [] as AdoptCandidate[], foreign: [] as string[] };
@@ -100,17 +139,27 @@ export async function adoptCommand(
     // the scheduler may write meanwhile: each attempt takes the candidates from its own read
     const change = (owned: FleetOwned): FleetOwned | null => {
       found = candidates(owned);
-      return found.adopt.length ? adoptUnits(owned, found.adopt) : null;
+      return found.adopt.length ? adoptUnits(owned, found.adopt, filesOf(found.adopt)) : null;
     };
     if (!(await updateOwned(ctx.consul, ctx.kv, change, 6)))
       throw new Error(`${ctx.kv.fleetOwned} kept changing; try again`);
   }
   const { adopt, foreign } = found;
   if (json) {
-    out.print(JSON.stringify({ applied: apply, adopt, foreign }, null, 2));
+    out.print(JSON.stringify({ applied: apply, adopt, foreign, files: filesOf(adopt) }, null, 2));
     return;
   }
-  for (const a of adopt) out.info(`${apply ? "Adopted" : "Would adopt"} ${a.name} (stack ${a.stack})`);
+  for (const a of adopt) {
+    out.info(`${apply ? "Adopted" : "Would adopt"} ${a.name} (stack ${a.stack})`);
+    const arch = archives.get(a.name);
+    if (!arch) continue;
+    if (arch.paths.length === 0)
+      out.warn(`${arch.key}: no archive of the original there; files it wrote stay refused to the next deploy`);
+    else
+      out.info(
+        `  ${apply ? "A deploy" : "Would let a deploy"} of ${a.stack} ${apply ? "may now replace" : "replace"} the files of the original's archive ${arch.key}: ${arch.paths.join(", ")}`,
+      );
+  }
   for (const f of foreign) out.info(`Left alone: ${f} (no stack of this config)`);
   if (adopt.length === 0)
     out.info("Nothing to adopt: no fleet unit under the original Houston's names of these stacks");

@@ -259,7 +259,12 @@ async function finish(
   await putHistory(ctx.consul, ctx.kv, historyRecord(input, plan, t0, live, step.result, step.message), ctx.signer);
   const candidates = new Set([...(plan.restore ?? []), ...input.units].flatMap((u) => (u.archive ? [u.archive] : [])));
   await pruneArchives(ctx, input.stack, candidates, keepGenerations, out);
-  if (step.ok && !removal) for (const line of await ctx.scheduler.afterConfirmed(input.stack)) out.info(line);
+  if (step.ok && !removal)
+    for (const line of await ctx.scheduler.afterConfirmed(
+      input.stack,
+      input.units.map((u) => u.name),
+    ))
+      out.info(line);
   if (removal) out.info(step.message);
   else if (step.ok) {
     out.info(step.message);

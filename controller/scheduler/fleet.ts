@@ -9,9 +9,10 @@
  * What it refuses: canaries and --max-parallel batches (fleet starts the units itself), Instances=
  * above 1 and Socket= (unit-rules.ts). Its unit texts: a chain only Wants= its predecessor and each
  * unit requires the file unit. After a confirmed deploy the original Houston's units adopted for
- * the stack are released, so fleet destroys them. When no scheduler agent reaches fleetd (its
- * error stays the placement document's note for FLEET_UNREACHABLE_MS), the units are unplaced,
- * quoting that error, rather than waited for until --timeout.
+ * the stack are released, so fleet destroys them (one of a name the deployment has runs on as
+ * Houston's). When no scheduler agent reaches fleetd (its error stays the placement document's
+ * note for FLEET_UNREACHABLE_MS), the units are unplaced, quoting that error, rather than waited
+ * for until --timeout.
  */
 import type { Consul } from "../../shared/consul.js";
 import { ConfigError } from "../../shared/errors.js";
@@ -57,8 +58,12 @@ export function fleetScheduler(
     planNote:
       "Scheduler: fleet (the agent holding the scheduler role submits these units to fleetd; fleet picks the machines, → is a preview)",
     unitText: fleetUnitText,
-    afterConfirmed: async (stack) =>
-      (await releaseAdopted(stack)).map((name) => `Destroying ${name} (adopted from the original Houston)`),
+    afterConfirmed: async (stack, wanted) =>
+      (await releaseAdopted(stack)).map((name) =>
+        wanted.includes(name)
+          ? `${name} taken over in place (adopted from the original Houston, now Houston's own)`
+          : `Destroying ${name} (adopted from the original Houston)`,
+      ),
     placed: async (stack, generation, units, hosts, deadline) => {
       // fleet places asynchronously: wait until every non-global unit shows on a machine
       const waitingIn = (doc: PlacementDoc) =>

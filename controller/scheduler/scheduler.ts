@@ -42,9 +42,10 @@ export interface Scheduler {
   unitText(stack: string, unit: UnitSpec): string;
   /**
    * After a deployment of `stack` was confirmed: what the backend does besides, as lines to show
-   * (fleet: the original Houston's adopted units of the stack are released, so fleet destroys them).
+   * (fleet: the original Houston's adopted units of the stack are released, so fleet destroys
+   * them, except those the deployment's `units` share the name of: taken over in place).
    */
-  afterConfirmed(stack: string): Promise<string[]>;
+  afterConfirmed(stack: string, units: readonly string[]): Promise<string[]>;
 
   // ---- where units go ----
   /** the hosts that can run units now, with their metadata and agent health */

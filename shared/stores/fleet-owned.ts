@@ -17,6 +17,8 @@ export const FleetOwnedSchema = z.object({
   schema: z.literal(1),
   units: z.record(z.string()),
   adopted: z.record(z.string()).optional(),
+  /** per stack: the files the original's archive of that stack names (absolute paths), taken over by adopt */
+  adoptedFiles: z.record(z.array(z.string())).optional(),
 });
 export type FleetOwned = z.infer<typeof FleetOwnedSchema>;
 
@@ -28,19 +30,33 @@ export interface OwnedUnit {
   stack: string;
 }
 
-/** `houston adopt`: the original's units become adopted (kept until a deploy of their stack is confirmed). */
-export function adoptUnits(owned: FleetOwned, units: OwnedUnit[]): FleetOwned {
-  return { ...owned, adopted: { ...owned.adopted, ...Object.fromEntries(units.map((u) => [u.name, u.stack])) } };
-}
-
-/** Before fleet creates units: they are recorded as Houston's (so a crash in between never leaks one). */
-export function recordCreating(owned: FleetOwned, units: OwnedUnit[]): FleetOwned {
-  const made = new Set(units.map((u) => u.name));
+/**
+ * `houston adopt`: the original's units become adopted (kept until a deploy of their stack is
+ * confirmed), and the files its archives wrote become the stack's to replace (`files`: stack →
+ * absolute paths, added to what an earlier adopt recorded).
+ */
+export function adoptUnits(
+  owned: FleetOwned,
+  units: OwnedUnit[],
+  files: Readonly<Record<string, string[]>> = {},
+): FleetOwned {
+  const adoptedFiles = { ...owned.adoptedFiles };
+  for (const [stack, paths] of Object.entries(files))
+    adoptedFiles[stack] = [...new Set([...(adoptedFiles[stack] ?? []), ...paths])].sort();
   return {
     ...owned,
-    units: { ...owned.units, ...Object.fromEntries(units.map((u) => [u.name, u.stack])) },
-    adopted: Object.fromEntries(Object.entries(owned.adopted ?? {}).filter(([n]) => !made.has(n))),
+    adopted: { ...owned.adopted, ...Object.fromEntries(units.map((u) => [u.name, u.stack])) },
+    ...(Object.keys(adoptedFiles).length ? { adoptedFiles } : {}),
   };
+}
+
+/**
+ * Before fleet creates units: they are recorded as Houston's (so a crash in between never leaks
+ * one). An adopted unit of the same name stays adopted too: a failed deploy never destroys it
+ * (mirrorSteps destroys no adopted unit), only a confirmed one releases it.
+ */
+export function recordCreating(owned: FleetOwned, units: OwnedUnit[]): FleetOwned {
+  return { ...owned, units: { ...owned.units, ...Object.fromEntries(units.map((u) => [u.name, u.stack])) } };
 }
 
 /** After fleet destroyed units: they are no longer Houston's. */
@@ -50,18 +66,31 @@ export function forgetDestroyed(owned: FleetOwned, names: string[]): FleetOwned 
 }
 
 /**
- * After a confirmed deploy of `stack`: its adopted units become ordinary Houston units that no spec
- * wants (the scheduler then destroys them). `released`: their names; null when there are none.
+ * After a confirmed deploy of `stack`: its adopted units become ordinary Houston units (the
+ * scheduler then destroys those no spec wants; one the deployment shares the name of runs on as
+ * Houston's) and its adopted files are no longer recorded (the hosts have claimed them).
+ * `released`: the units' names; null when there is nothing to release.
  */
 export function releaseAdopted(owned: FleetOwned, stack: string): { next: FleetOwned; released: string[] } | null {
   const mine = Object.entries(owned.adopted ?? {}).filter(([, s]) => s === stack);
-  if (mine.length === 0) return null;
-  const next = {
+  if (mine.length === 0 && owned.adoptedFiles?.[stack] === undefined) return null;
+  const { [stack]: _done, ...adoptedFiles } = owned.adoptedFiles ?? {};
+  const next: FleetOwned = {
     ...owned,
     units: { ...owned.units, ...Object.fromEntries(mine) },
     adopted: Object.fromEntries(Object.entries(owned.adopted ?? {}).filter(([, s]) => s !== stack)),
+    adoptedFiles,
   };
+  if (Object.keys(adoptedFiles).length === 0) delete next.adoptedFiles;
   return { next, released: mine.map(([n]) => n) };
+}
+
+/**
+ * What the original's archive of `stack` wrote that a deploy of `stack` may replace on a host:
+ * exactly the absolute paths adopt recorded for that stack, nothing for any other.
+ */
+export function adoptedFilesOf(owned: FleetOwned, stack: string): ReadonlySet<string> {
+  return new Set(owned.adoptedFiles?.[stack] ?? []);
 }
 
 /** The document and its ModifyIndex (0 and nothing owned when absent); throws when unreadable. */

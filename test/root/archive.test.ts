@@ -8,6 +8,7 @@ import { verifyArchive } from "../../shared/archive-store.js";
 import { AgentState } from "../../agent/state.js";
 import { buildArchive } from "../../controller/plan/archive.js";
 import { ArchiveRejectedError } from "../../shared/errors.js";
+import { adoptedFilesOf } from "../../shared/stores/fleet-owned.js";
 import { rawTar } from "../helpers/tar.js";
 
 const sha = (b: Buffer) => createHash("sha256").update(b).digest("hex");
@@ -98,6 +99,71 @@ describe("archives on a host", () => {
     expect(readFileSync(join(r, "etc/hosts"), "utf8")).toBe("mine\n");
     expect(existsSync(join(r, "etc/aaa"))).toBe(false);
   });
+
+  // `houston adopt` recorded what the original Houston's archive of stack "shop" wrote: /etc/shop/shop.env
+  const takeoverCases: [string, { stack: string; path: string; symlinkedDir?: boolean }, RegExp | null][] = [
+    [
+      "the very file the original's archive of this stack named is replaced",
+      { stack: "shop", path: "/etc/shop/shop.env" },
+      null,
+    ],
+    [
+      "another stack may not take it",
+      { stack: "web", path: "/etc/shop/shop.env" },
+      /\/etc\/shop\/shop\.env exists and was not created by Houston/,
+    ],
+    [
+      "a file the original's archive did not name stays refused",
+      { stack: "shop", path: "/etc/shop/other.env" },
+      /\/etc\/shop\/other\.env exists and was not created by Houston/,
+    ],
+    [
+      "the named path reached through a symlink is not the named file",
+      { stack: "shop", path: "/etc/shop/shop.env", symlinkedDir: true },
+      /exists and was not created by Houston|symlink/,
+    ],
+  ];
+  for (const [title, c, refused] of takeoverCases)
+    it(`takeover of the original Houston's files: ${title}`, async () => {
+      const r = root();
+      const dir = c.symlinkedDir ? "srv/real" : "etc/shop";
+      mkdirSync(join(r, dir), { recursive: true });
+      if (c.symlinkedDir) symlinkSync(join(r, "srv/real"), join(r, "etc/shop"));
+      writeFileSync(join(r, "etc/shop", c.path.split("/").pop() ?? ""), "SHOP_ENVIRONMENT=lab\n");
+      const state = new AgentState(":memory:");
+      const a = buildArchive([
+        { path: c.path, content: Buffer.from("SHOP_ENVIRONMENT=lab2\n"), mode: 0o644, owner: "root", group: "root" },
+      ]);
+      const entries = await parseArchive(a.bytes, a.sha256);
+      const install = () =>
+        installArchive(
+          entries,
+          a.sha256,
+          c.stack,
+          r,
+          state,
+          undefined,
+          adoptedFilesOf({ schema: 1, units: {}, adoptedFiles: { shop: ["/etc/shop/shop.env"] } }, c.stack),
+        );
+      if (refused) {
+        expect(install).toThrow(refused);
+        expect(readFileSync(join(r, c.path), "utf8")).toBe("SHOP_ENVIRONMENT=lab\n");
+        return;
+      }
+      install();
+      expect(readFileSync(join(r, c.path), "utf8")).toBe("SHOP_ENVIRONMENT=lab2\n");
+      expect(state.fileOwner(c.path)?.stack).toBe("shop");
+      // the next archive of the stack hands it over; removing an archive never deletes a taken file
+      const b = buildArchive([
+        { path: c.path, content: Buffer.from("SHOP_ENVIRONMENT=lab3\n"), mode: 0o644, owner: "root", group: "root" },
+      ]);
+      installArchive(await parseArchive(b.bytes, b.sha256), b.sha256, "shop", r, state);
+      removeArchive(a.sha256, r, state);
+      expect(state.fileOwner(c.path)?.archive).toBe(b.sha256);
+      removeArchive(b.sha256, r, state);
+      expect(readFileSync(join(r, c.path), "utf8")).toBe("SHOP_ENVIRONMENT=lab3\n");
+      expect(state.fileOwner(c.path)).toBeNull();
+    });
 
   it("refuses parents that lead outside the root and unknown owners", async () => {
     const r = root();

@@ -14,6 +14,7 @@ import { FLEET_API_PORT, FLEET_BIN, fleetdAvailable } from "../harness/fleetd.js
 import { Fleet, unitOptions } from "../../shared/fleet.js";
 import { configDir, houston, writeConfig } from "../helpers/cli.js";
 import { eventually } from "../helpers/specs.js";
+import { rawTar } from "../helpers/tar.js";
 
 const available = fleetdAvailable();
 if (!available)
@@ -200,33 +201,77 @@ describe.skipIf(!available)("the fleet scheduler: Houston deploys through a real
     }
   });
 
-  it("adopt takes over the original Houston's units: the next deploy leaves exactly one copy", async () => {
-    // what the original 0.3.0 left in fleet for stack "shop": its service, a dependency, its file unit
-    const seedUnits = ["shop@0.9.service", "shop-cache@0.9.service", "shop-file-deploy@0a1b2c3d.service"];
+  it("adopt takes over the original Houston's units and files: a failed first deploy keeps them, the next one replaces them", async () => {
+    // what the original 0.3.0 left for stack "shop": its service, a dependency, its file unit (which
+    // wrote /etc/shop/shop.env on the web machines) and that unit's archive in KV, in its own layout
+    const fileUnit = "shop-file-deploy@0a1b2c3d.service";
+    const seedUnits = ["shop@0.9.service", "shop-cache@0.9.service", fileUnit];
+    const writeEnv = `[Unit]\nDescription=Houston File Archive Deployment\n\n[Service]\nType=oneshot\nRemainAfterExit=true\nExecStart=/bin/sh -c 'mkdir -p /etc/shop && echo SHOP=original > /etc/shop/shop.env'\n\n[X-Fleet]\nGlobal=true\nMachineMetadata=role=web\n`;
     for (const name of seedUnits)
-      await api.putUnit(name, unitOptions(sleeper("MachineMetadata=role=web"), name), "launched");
-    writeConfig(dir, {
-      "manifest.yaml": `environments:\n  test:\n    fleet: ${fleet.fleetEndpoint}\nglobal-units: [beat:1]\nshared-units:\n  web: [web-db:1]\n  shop: [cache:1]\n`,
+      await api.putUnit(
+        name,
+        unitOptions(name === fileUnit ? writeEnv : sleeper("MachineMetadata=role=web"), name),
+        "launched",
+      );
+    const tar = rawTar([{ path: "etc/shop/shop.env", data: "SHOP=original\n" }]);
+    await fleet.consul.kvPut(`houston/${fileUnit}`, tar.toString("base64"));
+    for (const h of ["hf1", "hf2"])
+      await eventually(`the original's file unit wrote /etc/shop/shop.env on ${h}`, async () =>
+        (await fleet.shell(h, "cat", "/etc/shop/shop.env").catch(() => "")).includes("SHOP=original") ? true : null,
+      );
+    // Houston's shop shares the dependency's name (cache 0.9) and writes the same file
+    const shopConfig = (exec: string) => ({
+      "manifest.yaml": `environments:\n  test:\n    fleet: ${fleet.fleetEndpoint}\nglobal-units: [beat:1]\nshared-units:\n  web: [web-db:1]\n  shop: [cache:0.9]\n`,
       "units/shared/cache.service": sleeper("MachineMetadata=role=web"),
-      "units/service/shop.service": sleeper("MachineMetadata=role=web"),
+      "units/service/shop.service": `[Unit]\nDescription=shop %i\n\n[Service]\nExecStartPre=/bin/cat /etc/shop/shop.env\nExecStart=${exec}\n\n[X-Fleet]\nMachineMetadata=role=web\n`,
+      "files/service/shop.yaml": "- {path: /etc/shop/shop.env, content: SHOP=houston}\n",
     });
+    writeConfig(dir, shopConfig("/bin/sleep infinity"));
     const dry = await run(dir, "adopt");
     expect(dry.code, dry.stderr).toBe(0);
     for (const name of seedUnits) expect(dry.stderr).toContain(`Would adopt ${name} (stack shop)`);
     expect(dry.stderr).toContain("Left alone: foreign.service");
+    expect(dry.stderr).toContain(`houston/${fileUnit}: /etc/shop/shop.env`);
     const yes = await run(dir, "adopt", "--yes");
     expect(yes.code, yes.stderr).toBe(0);
     expect(yes.stderr).toContain("Adopted shop@0.9.service (stack shop)");
+    expect(yes.stderr).toContain("A deploy of shop may now replace the files of the original's archive");
     // adopted units keep running until a deploy of their stack is confirmed
     expect(await fleetUnitNames()).toEqual(expect.arrayContaining(seedUnits));
+
+    // a failing first deploy after adopt: restore returns to exactly what ran, the original's units included
+    writeConfig(dir, shopConfig("/bin/false"));
+    const bad = await run(dir, "-s", "service", "shop", "0.95");
+    expect(bad.code).not.toBe(0);
+    await eventually("the failed deploy's own units destroyed", async () =>
+      (await fleetUnitNames()).some(
+        (n) => n === "shop@0.95.service" || (n.startsWith("shop-file-deploy@") && n !== fileUnit),
+      )
+        ? null
+        : true,
+    );
+    expect(await fleetUnitNames()).toEqual(expect.arrayContaining(seedUnits));
+    const running = await eventually("the original's shop and its dependency still active", async () => {
+      const f = await fleetctlUnits();
+      return f.get("shop@0.9.service")?.length && f.get("shop-cache@0.9.service")?.length ? f : null;
+    });
+    expect(running.get("shop@0.9.service")).toHaveLength(1);
+    for (const h of ["hf1", "hf2"]) expect(await fleet.shell(h, "cat", "/etc/shop/shop.env")).toMatch(/SHOP=/);
+
+    // the next deploy replaces the original's file (and only it), takes the shared-name unit over in place
+    writeConfig(dir, shopConfig("/bin/sleep infinity"));
     const d = await run(dir, "-s", "service", "shop", "1.0");
     expect(d.code, d.stderr).toBe(0);
     expect(d.stderr).toContain("Destroying shop@0.9.service (adopted from the original Houston)");
+    expect(d.stderr).toContain("shop-cache@0.9.service taken over in place");
+    expect(d.stderr).not.toContain("Destroying shop-cache@0.9.service");
+    for (const h of ["hf1", "hf2"])
+      expect((await fleet.shell(h, "cat", "/etc/shop/shop.env")).trim()).toBe("SHOP=houston");
     await eventually("the original's shop units destroyed", async () =>
-      (await fleetUnitNames()).some((n) => seedUnits.includes(n)) ? null : true,
+      (await fleetUnitNames()).some((n) => n === "shop@0.9.service" || n === fileUnit) ? null : true,
     );
-    const shop = (await fleetUnitNames()).filter((n) => n.startsWith("shop"));
-    expect(shop).toEqual(["shop-cache@1.service", "shop@1.0.service"]);
+    const shop = (await fleetUnitNames()).filter((n) => n.startsWith("shop") && !n.startsWith("shop-file-deploy@"));
+    expect(shop).toEqual(["shop-cache@0.9.service", "shop@1.0.service"]);
     expect(await fleetUnitNames()).toContain("foreign.service");
   });
 

@@ -140,7 +140,7 @@ describe("mirrorSteps", () => {
     expect(mirrorSteps(desired, inFleet, own).map((s) => `${s.kind} ${s.name}`)).toEqual(want);
   });
 
-  it("adopted units are replaced when wanted, but never destroyed by the mirror", () => {
+  it("adopted units are taken over in place when wanted (left as they run), never destroyed by the mirror", () => {
     const adopted = new Map([
       ["web-app@2.service", "web"],
       ["web-app@0.9.service", "web"],
@@ -150,8 +150,25 @@ describe("mirrorSteps", () => {
       { name: "web-app@0.9.service", desiredState: "launched" as const },
     ];
     const steps = mirrorSteps(desired, inFleet, new Map(), adopted).map((s) => `${s.kind} ${s.name}`);
-    expect(steps).toContain("create web-app@2.service");
+    expect(steps).not.toContain("create web-app@2.service");
     expect(steps).not.toContain("destroy web-app@0.9.service");
+    // once released (owned), it is replaced like any unit of Houston's
+    const released = mirrorSteps(desired, inFleet, adopted, new Map()).map((s) => `${s.kind} ${s.name}`);
+    expect(released).toContain("create web-app@2.service");
+  });
+
+  it.each([
+    ["a unit Houston started under an adopted name stays (it was running before)", "shop-cache@1.4.service", []],
+    ["a unit only Houston started goes", "shop@2.service", ["destroy shop@2.service"]],
+  ])("restore after a failed first deploy after adopt: %s", (_t, name, want) => {
+    // the failed deploy's spec is gone: nothing is desired; both units are Houston's, one is also adopted
+    const owned = new Map([[name, "shop"]]);
+    const adopted = new Map([
+      ["shop-cache@1.4.service", "shop"],
+      ["shop@1.service", "shop"],
+    ]);
+    const inFleet = [name, "shop@1.service"].map((n) => ({ name: n, desiredState: "launched" as const }));
+    expect(mirrorSteps([], inFleet, owned, adopted).map((s) => `${s.kind} ${s.name}`)).toEqual(want);
   });
 });
 

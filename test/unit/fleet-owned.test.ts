@@ -9,6 +9,7 @@ import {
   adoptUnits,
   forgetDestroyed,
   recordCreating,
+  adoptedFilesOf,
   releaseAdopted,
   type FleetOwned,
 } from "../../shared/stores/fleet-owned.js";
@@ -27,12 +28,27 @@ describe("fleet/owned transitions", () => {
       { schema: 1, units: {}, adopted: { "web@1.service": "web" } },
     ],
     [
-      "before create: recorded as Houston's; a unit created under an adopted name is no longer adopted",
+      "adopt with the original's archive: its files become the stack's to replace, merged with earlier ones",
+      () =>
+        adoptUnits(
+          { schema: 1, units: {}, adoptedFiles: { web: ["/etc/web.env"] } },
+          [{ name: "web-file-deploy@ab.service", stack: "web" }],
+          { web: ["/srv/web/index.html", "/etc/web.env"] },
+        ),
+      {
+        schema: 1,
+        units: {},
+        adopted: { "web-file-deploy@ab.service": "web" },
+        adoptedFiles: { web: ["/etc/web.env", "/srv/web/index.html"] },
+      },
+    ],
+    [
+      "before create: recorded as Houston's; a unit created under an adopted name stays adopted (a failed deploy keeps it)",
       () => recordCreating(owned, [{ name: "web@1.service", stack: "web" }]),
       {
         schema: 1,
         units: { "web-app@2.service": "web", "web@1.service": "web" },
-        adopted: { "db@1.service": "db" },
+        adopted: owned.adopted,
       },
     ],
     [
@@ -49,6 +65,22 @@ describe("fleet/owned transitions", () => {
         adopted: { "db@1.service": "db" },
       },
     ],
+    [
+      "after a confirmed deploy: the stack's adopted files are forgotten, another stack's stay",
+      () =>
+        releaseAdopted({ ...owned, adoptedFiles: { web: ["/etc/web.env"], db: ["/etc/db.env"] } }, "web")?.next ?? null,
+      {
+        schema: 1,
+        units: { "web-app@2.service": "web", "web@1.service": "web" },
+        adopted: { "db@1.service": "db" },
+        adoptedFiles: { db: ["/etc/db.env"] },
+      },
+    ],
+    [
+      "only files adopted: released too, and the empty record dropped",
+      () => releaseAdopted({ schema: 1, units: {}, adoptedFiles: { web: ["/etc/web.env"] } }, "web")?.next ?? null,
+      { schema: 1, units: {}, adopted: {} },
+    ],
     ["a stack with nothing adopted: nothing to write", () => releaseAdopted(owned, "api")?.next ?? null, null],
   ];
   for (const [title, run, want] of cases) it(title, () => expect(run()).toEqual(want));
@@ -57,5 +89,14 @@ describe("fleet/owned transitions", () => {
     const before = structuredClone(owned);
     expect(releaseAdopted(owned, "db")?.released).toEqual(["db@1.service"]);
     expect(owned).toEqual(before);
+  });
+
+  it.each([
+    ["the stack's own recorded files", "web", ["/etc/web.env"]],
+    ["another stack's files are not this stack's", "db", []],
+    ["nothing recorded: nothing", "api", []],
+  ])("adoptedFilesOf: %s", (_t, stack, want) => {
+    const doc: FleetOwned = { schema: 1, units: {}, adoptedFiles: { web: ["/etc/web.env"] } };
+    expect([...adoptedFilesOf(doc, stack)]).toEqual(want);
   });
 });

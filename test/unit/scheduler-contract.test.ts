@@ -73,7 +73,7 @@ interface Backend {
   skip: Partial<Record<"waits until every non-global unit is placed", string>>;
 }
 
-const RELEASED = ["old-web.service"];
+const RELEASED = ["old-web.service", "kept.service"];
 const BACKENDS: Record<string, Backend> = {
   agents: {
     make: (c) => agentsScheduler(c, KV),
@@ -108,7 +108,10 @@ const BACKENDS: Record<string, Backend> = {
       specFields: { scheduler: "fleet" },
       planNote: /^Scheduler: fleet \(.*fleet picks the machines/,
       archiveTextRewritten: true,
-      afterConfirmed: ["Destroying old-web.service (adopted from the original Houston)"],
+      afterConfirmed: [
+        "Destroying old-web.service (adopted from the original Houston)",
+        "kept.service taken over in place (adopted from the original Houston, now Houston's own)",
+      ],
     },
     skip: {},
   },
@@ -245,8 +248,8 @@ for (const [name, b] of Object.entries(BACKENDS)) {
         else expect(s.unitText("web", archive)).toBe(archive.text);
       });
       it("after confirmation: what else it does, as lines to show", async () => {
-        expect(await s.afterConfirmed("web")).toEqual(b.expect.afterConfirmed);
-        expect(await s.afterConfirmed("other")).toEqual([]);
+        expect(await s.afterConfirmed("web", ["web@2.service", "kept.service"])).toEqual(b.expect.afterConfirmed);
+        expect(await s.afterConfirmed("other", [])).toEqual([]);
       });
     });
 
