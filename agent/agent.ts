@@ -24,7 +24,7 @@ import { applySteps, type ApplyDeps } from "./apply.js";
 import type { AgentConfig } from "./config.js";
 import { Metrics } from "./metrics.js";
 import { PassRunner } from "./pass-runner.js";
-import { reconcileHost, type HostObservation } from "./reconcile.js";
+import { reconcileHost, withoutReplaced, type HostObservation } from "./reconcile.js";
 import { Reporter } from "./reporter.js";
 import { NO_FACTS, afterPass, allErrors, type StackFacts } from "./stack-phase.js";
 import type { AgentState } from "./state.js";
@@ -208,14 +208,18 @@ export class Agent {
     }
   }
 
-  /** What this host should run now, from the cached specs and placements (derived again only when they change). */
+  /**
+   * What this host should run now, from the cached specs and placements (derived again only when
+   * they change); without the units a replacement displaces here (stop then start), so the report
+   * does not list them as wanted.
+   */
   private desired(): HostDesired {
     const { state } = this.deps;
     const key = `${state.revision} ${this.node} ${this.machineId ?? ""} ${JSON.stringify(this.meta)}`;
     if (this.desiredCache?.key !== key)
       this.desiredCache = {
         key,
-        value: desiredForHost(state.specs(), state.placements(), this.node, this.meta, this.machineId),
+        value: withoutReplaced(desiredForHost(state.specs(), state.placements(), this.node, this.meta, this.machineId)),
       };
     return this.desiredCache.value;
   }

@@ -32,6 +32,8 @@ export interface DesiredUnit {
   hash: string;
   archive?: string;
   service?: ServiceDecl;
+  /** stop then start: units of the stack this one replaces where both would run (reconcile.ts) */
+  replaces?: string[];
 }
 
 export interface HostDesired {
@@ -105,6 +107,7 @@ function pick(u: UnitSpec, stack: string, runner: Runner): Omit<DesiredUnit, "te
     group: u.group,
     archive: u.archive,
     service: u.service,
+    ...(u.replaces?.length ? { replaces: u.replaces } : {}),
   };
 }
 

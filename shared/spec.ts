@@ -108,6 +108,17 @@ export const UnitSpecSchema = z.object({
   service: ServiceDeclSchema.optional(),
   /** rollout batches and canaries: when set, only these nodes (that also match placements) run it */
   hosts: z.array(z.string()).optional(),
+  /**
+   * how a new version of this unit takes over from the old (the planner's choice, see
+   * controller/plan/strategy.ts): "replace": stop the old, then start the new, host by host
+   * (absent: side by side, the old removed after confirmation)
+   */
+  upgrade: z.literal("replace").optional(),
+  /**
+   * set by a rollout on a "replace" unit: the live units it replaces. On a host where both would
+   * run, the agent stops and removes these before it starts this one (agent/reconcile.ts)
+   */
+  replaces: z.array(UnitNameSchema).optional(),
 });
 export type UnitSpec = z.infer<typeof UnitSpecSchema>;
 

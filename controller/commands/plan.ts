@@ -91,6 +91,7 @@ export async function planCommand(
             })),
           })),
           diff,
+          strategies: plan.strategies,
           scheduler: ctx.scheduler.name,
           placement,
           consul,
@@ -122,6 +123,10 @@ export async function planCommand(
     const where = on ? ` → ${on.length ? on.join(", ") : "no host yet"}${isGlobal(u) ? " (global)" : ""}` : "";
     out.info(`Unit ${u.name} (${u.role}, ${state}${shared})${where}`);
     out.print(ctx.scheduler.unitText(plan.stack, u).replace(/^/gm, "    ").trimEnd() + "\n");
+  }
+  for (const { unit, strategy } of plan.strategies) {
+    out.info(`Upgrade of ${unit.replace(/@[^@]*$/, "@*")}: ${strategy.reason}`);
+    if (strategy.warning) out.warn(`${unit}: ${strategy.warning}`);
   }
   for (const a of plan.archives) {
     out.info(

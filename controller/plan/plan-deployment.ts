@@ -25,6 +25,7 @@ import { buildArchive, type BuiltArchive } from "./archive.js";
 import { addDependency, dropGroupMetadata, rewriteReferences, serviceDeclOf } from "./render-unit.js";
 import { attachSocket, socketGuardUnit, socketSpecs, socketUnit } from "./socket.js";
 import { AGENTS_UNIT_RULES, type UnitRules } from "../scheduler/unit-rules.js";
+import { upgradeOf, upgradeStrategy, type UpgradeStrategy } from "./strategy.js";
 
 export type DeploymentType = Deployment["type"];
 
@@ -58,6 +59,8 @@ export interface Plan {
   deployment: Deployment;
   units: UnitSpec[];
   archives: BuiltArchive[];
+  /** how each versioned unit's new version takes over from the old (controller/plan/strategy.ts) */
+  strategies: { unit: string; strategy: UpgradeStrategy }[];
 }
 
 export { ARCHIVE_COMPONENT };
@@ -95,6 +98,7 @@ export function planDeployment(inputs: PlanInputs, req: DeploymentRequest, rules
     source: string;
   }
   const rendered: Rendered[] = [];
+  const strategies: Plan["strategies"] = [];
   const refNames = new Map<string, string>();
   for (const input of inputs.units) {
     const component = input.role === "service" ? null : input.name;
@@ -116,6 +120,16 @@ export function planDeployment(inputs: PlanInputs, req: DeploymentRequest, rules
     }
     if (req.group === null) dropGroupMetadata(unit);
     refNames.set(`${input.name}.service`, name);
+    const service = serviceDeclOf(unit, stack, component, input.template.source);
+    const strategy = upgradeStrategy({
+      role: input.role,
+      port: service?.port ?? null,
+      socket: input.role === "service" && socketSpecs(unit, input.template.source).length > 0,
+      upgrade: upgradeOf(unit, input.template.source),
+      refuseReplace: rules.refuseReplace,
+      source: input.template.source,
+    });
+    if (strategy) strategies.push({ unit: name, strategy });
     rendered.push({
       spec: {
         name,
@@ -125,7 +139,8 @@ export function planDeployment(inputs: PlanInputs, req: DeploymentRequest, rules
         version,
         role: input.role,
         placements: [placementOf(unit, input.template.source)],
-        service: serviceDeclOf(unit, stack, component, input.template.source),
+        service,
+        ...(strategy?.kind === "replace" ? { upgrade: "replace" as const } : {}),
       },
       unit,
       source: input.template.source,
@@ -185,6 +200,7 @@ export function planDeployment(inputs: PlanInputs, req: DeploymentRequest, rules
     deployment: { type: req.type, name: stack, version: req.version, group: req.group },
     units,
     archives,
+    strategies,
   };
 }
 

@@ -76,6 +76,49 @@ describe("reconcileHost", () => {
       steps: ["write-unit a@2.service", "reload", "start-unit a@2.service"],
     },
     {
+      title: "stop then start: the old version is deregistered, stopped and removed before the new one starts",
+      current: host([has("s@1.service", { serviceId: "houston:s@1.service" })]),
+      desired: desired([
+        want("s@1.service"),
+        want("s@2.service", undefined, { replaces: ["s@1.service"], role: "service" }),
+      ]),
+      steps: [
+        "write-unit s@2.service",
+        "deregister-service s@1.service",
+        "stop-unit s@1.service",
+        "remove-unit-file s@1.service",
+        "reload",
+        "start-unit s@2.service",
+      ],
+    },
+    {
+      title: "stop then start: where the replaced unit is not here, the new one just starts",
+      current: host([]),
+      desired: desired([want("s@2.service", undefined, { replaces: ["s@1.service"] })]),
+      steps: ["write-unit s@2.service", "reload", "start-unit s@2.service"],
+    },
+    {
+      title: "stop then start: another stack's unit of the same name is not replaced",
+      current: host([has("s@1.service", { stack: "t" })]),
+      desired: desired([
+        want("s@1.service", undefined, { stack: "t" }),
+        want("s@2.service", undefined, { replaces: ["s@1.service"] }),
+      ]),
+      steps: ["write-unit s@2.service", "reload", "start-unit s@2.service"],
+    },
+    {
+      title: "restore after a failed replacement: the new one stopped and removed, the old one back",
+      current: host([has("s@2.service", { activeState: "failed" })]),
+      desired: desired([want("s@1.service")]),
+      steps: [
+        "write-unit s@1.service",
+        "stop-unit s@2.service",
+        "remove-unit-file s@2.service",
+        "reload",
+        "start-unit s@1.service",
+      ],
+    },
+    {
       title: "spec drops units: deregister, stop in reverse order, remove files, reload, remove archive",
       current: host([has("a@1.service"), has("s@1.service", { serviceId: "houston:s@1.service" })], {
         archives: new Map([["abc", "s"]]),
