@@ -115,6 +115,11 @@ export const UnitSpecSchema = z.object({
    */
   upgrade: z.literal("replace").optional(),
   /**
+   * a unit of a service deployment with no placement of its own: it runs where the deployment's
+   * service runs, on every machine that runs one of its instances (shared/schedule.ts, follows)
+   */
+  together: z.literal(true).optional(),
+  /**
    * set by a rollout on a "replace" unit: the live units it replaces. On a host where both would
    * run, the agent stops and removes these before it starts this one (agent/reconcile.ts)
    */

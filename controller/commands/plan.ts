@@ -13,6 +13,7 @@ import { readSpec } from "../../shared/stores/specs.js";
 import { UnplaceableUnitError } from "../scheduler/targets.js";
 import { checkNameClash } from "../plan/clash.js";
 import { isGlobal } from "../../shared/placement.js";
+import { droppedDependencies } from "../plan/together.js";
 
 export function makePlan(ctx: Context, manifest: Manifest, req: DeploymentRequest): Plan {
   const inputs = loadDeploymentInputs(ctx.dir, req, manifest);
@@ -141,5 +142,7 @@ export async function planCommand(
     for (const r of diff.replaced) out.info(`Would remove after confirmation: ${r}`);
     for (const r of diff.untouched) out.info(`Left alone: ${r}`);
     if (placement?.error) out.warn(`Would fail: ${placement.error}`);
+    else if (placement)
+      for (const w of droppedDependencies(plan.units, new Map(Object.entries(placement.hosts)))) out.warn(w);
   }
 }

@@ -3,7 +3,8 @@
  * deployment. Pure: no I/O, same input → same output (archives included).
  *
  * Order: file archive first (for global deployments: after the global units), then the
- * dependencies in manifest order, then the service. Each unit Requires=/After= the previous one
+ * dependencies in manifest order, then the service. A service's dependencies with no placement of
+ * their own go where the service goes (controller/plan/together.ts). Each unit Requires=/After= the previous one
  * unless dependencies are off; what the environment's scheduler refuses or ties differently
  * (Instances=, Socket=, Wants= chains) comes from its unit rules (controller/scheduler/unit-rules.ts).
  */
@@ -26,6 +27,7 @@ import { addDependency, dropGroupMetadata, rewriteReferences, serviceDeclOf } fr
 import { attachSocket, socketGuardUnit, socketSpecs, socketUnit } from "./socket.js";
 import { AGENTS_UNIT_RULES, type UnitRules } from "../scheduler/unit-rules.js";
 import { upgradeOf, upgradeStrategy, type UpgradeStrategy } from "./strategy.js";
+import { hasNoPlacementOfItsOwn, writeTogetherForFleet } from "./together.js";
 
 export type DeploymentType = Deployment["type"];
 
@@ -146,6 +148,17 @@ export function planDeployment(inputs: PlanInputs, req: DeploymentRequest, rules
       source: input.template.source,
     });
   }
+
+  // a service's units with no placement of their own go where the service goes
+  const service = req.type === "service" ? rendered.find((r) => r.spec.role === "service") : undefined;
+  const servicePlacement = service?.spec.placements[0];
+  if (service && servicePlacement)
+    for (const r of rendered) {
+      const own = r.spec.placements[0];
+      if (r.spec.role !== "dependency" || !own || !hasNoPlacementOfItsOwn(own, servicePlacement)) continue;
+      if (rules.together === "follow") r.spec = { ...r.spec, together: true };
+      else writeTogetherForFleet(r.unit, service.spec.name, servicePlacement);
+    }
 
   const archives: BuiltArchive[] = [];
   if (inputs.files.length > 0) {

@@ -10,6 +10,7 @@ import { isGlobal } from "../../shared/placement.js";
 import { serviceTags, type Deployment, type HistoryRecord, type StackSpec, type UnitSpec } from "../../shared/spec.js";
 import type { HostView, UnitTarget } from "../scheduler/targets.js";
 import { replacedUnits } from "../plan/diff.js";
+import { droppedDependencies } from "../plan/together.js";
 import { nextGeneration } from "./history.js";
 import { makeBatches } from "./progress.js";
 
@@ -144,9 +145,12 @@ export function planRollout(req: RolloutRequest, seen: Observed, opts: PlanOptio
     throw new NoAgentsError("no Houston agents are registered in Consul (see `houston nodes`)");
   const targets = seen.place(req.units, seen.hosts);
   const targetHosts = [...new Set(targets.flatMap((t) => t.hosts))].sort();
-  const warnings = seen.hosts
-    .filter((h) => h.agent !== "passing" && targetHosts.includes(h.node))
-    .map((h) => `houston-agent on ${h.node} is ${h.agent}: its units cannot be confirmed until it reports again`);
+  const warnings = [
+    ...seen.hosts
+      .filter((h) => h.agent !== "passing" && targetHosts.includes(h.node))
+      .map((h) => `houston-agent on ${h.node} is ${h.agent}: its units cannot be confirmed until it reports again`),
+    ...droppedDependencies(req.units, new Map(targets.map((t) => [t.name, t.hosts]))),
+  ];
   const names = new Set(req.units.map((u) => u.name));
   const liveNames = new Set((before?.units ?? []).map((u) => u.name));
   const kept = (before?.units ?? []).filter((u) => !names.has(u.name));

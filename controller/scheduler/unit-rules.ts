@@ -19,6 +19,13 @@ export interface UnitRules {
   eachRequiresArchive: boolean;
   /** why a new version cannot be stopped-then-started host by host here (null: it can) */
   refuseReplace: string | null;
+  /**
+   * how a service's units with no placement of their own are kept with the service: "follow" (the
+   * spec marks them `together`, the scheduler and each agent put them where the service runs) or
+   * "fleet" (written into their [X-Fleet] as fleet understands it: MachineOf= the service's unit,
+   * or Global= and the service's metadata)
+   */
+  together: "follow" | "fleet";
 }
 
 export const AGENTS_UNIT_RULES: UnitRules = {
@@ -27,6 +34,7 @@ export const AGENTS_UNIT_RULES: UnitRules = {
   chainNeed: () => "Requires",
   eachRequiresArchive: false,
   refuseReplace: null,
+  together: "follow",
 };
 
 export const FLEET_UNIT_RULES: UnitRules = {
@@ -37,4 +45,5 @@ export const FLEET_UNIT_RULES: UnitRules = {
   eachRequiresArchive: true,
   refuseReplace:
     "fleet starts the units itself, so it cannot stop the old version before it starts the new one (use the agents scheduler, or Socket=)",
+  together: "fleet",
 };
