@@ -206,7 +206,14 @@ export function withoutReplaced(desired: HostDesired): HostDesired {
     desired.units.filter((u) => u.runner === "agent").flatMap((u) => (u.replaces ?? []).map((r) => `${u.stack}/${r}`)),
   );
   if (replaced.size === 0) return desired;
-  return { ...desired, units: desired.units.filter((u) => !replaced.has(`${u.stack}/${u.name}`)) };
+  const here = new Set(desired.units.map((u) => `${u.stack}/${u.name}`));
+  const units = desired.units
+    .filter((u) => !replaced.has(`${u.stack}/${u.name}`))
+    .map((u) => {
+      const replacing = u.runner === "agent" ? (u.replaces ?? []).filter((r) => here.has(`${u.stack}/${r}`)) : [];
+      return replacing.length ? { ...u, replacing } : u;
+    });
+  return { ...desired, units };
 }
 
 /** what is registered for a unit now: the service, and the unit content it was registered for */

@@ -1,7 +1,7 @@
 /**
  * Builds the per-stack status reports this host publishes at status/<node>/<stack> (pure): each
- * stack's units with their systemd state, its generations, and its phase (stack-phase.ts) as
- * `converging` and `errors`.
+ * stack's units with their systemd state (and, stop then start, the units each replaced here), its
+ * generations, and its phase (stack-phase.ts) as `converging` and `errors`.
  */
 import { SCHEMA_VERSION, type StatusReport, type UnitStatus } from "../shared/spec.js";
 import { allErrors, isConverging, stackErrors, stackPhase, type StackFacts } from "./stack-phase.js";
@@ -37,10 +37,17 @@ export function buildReports(input: ReportInput): Omit<StatusReport, "updatedAt"
       ...[...input.desired.units, ...(input.lingering ?? [])].filter((u) => u.stack === stack).map((u) => u.name),
       ...input.owned.filter((u) => u.stack === stack).map((u) => u.name),
     ];
-    const units: UnitStatus[] = [...new Set(names)].map((name) => ({
-      name,
-      ...(input.states.get(name) ?? { activeState: "unknown", subState: "unknown" }),
-    }));
+    const replaced = new Map(
+      input.desired.units.flatMap((u) => (u.stack === stack && u.replacing ? [[u.name, u.replacing]] : [])),
+    );
+    const units: UnitStatus[] = [...new Set(names)].map((name) => {
+      const r = replaced.get(name);
+      return {
+        name,
+        ...(input.states.get(name) ?? { activeState: "unknown", subState: "unknown" }),
+        ...(r ? { replaced: r } : {}),
+      };
+    });
     const desiredHere = input.desired.generations.has(stack);
     const errors = stackErrors(input.facts, stack);
     if (!desiredHere && units.length === 0 && errors.length === 0) continue;

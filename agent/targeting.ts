@@ -34,6 +34,8 @@ export interface DesiredUnit {
   service?: ServiceDecl;
   /** stop then start: units of the stack this one replaces where both would run (reconcile.ts) */
   replaces?: string[];
+  /** those of `replaces` that were wanted on this host, so stopped here first (reported) */
+  replacing?: string[];
 }
 
 export interface HostDesired {

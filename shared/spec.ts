@@ -201,6 +201,8 @@ export const UnitStatusSchema = z.object({
   error: z.string().optional(),
   /** last journal lines when the unit failed, if the agent could read them */
   log: z.array(z.string()).optional(),
+  /** stop then start: the units this one replaced on this host (stopped before it started) */
+  replaced: z.array(z.string()).optional(),
 });
 export type UnitStatus = z.infer<typeof UnitStatusSchema>;
 

@@ -1,5 +1,11 @@
 import { describe, expect, it } from "vitest";
-import { reconcileHost, type HostObservation, type HostPlan, type ObservedUnit } from "../../agent/reconcile.js";
+import {
+  reconcileHost,
+  withoutReplaced,
+  type HostObservation,
+  type HostPlan,
+  type ObservedUnit,
+} from "../../agent/reconcile.js";
 import type { PlacementDoc } from "../../shared/schedule.js";
 import { desiredForHost, hashText, type DesiredUnit, type HostDesired } from "../../agent/targeting.js";
 import type { StackSpec, UnitSpec } from "../../shared/spec.js";
@@ -515,5 +521,23 @@ describe("desiredForHost (targeting)", () => {
       ["alpha", 4],
       ["zeta", 4],
     ]);
+  });
+});
+
+describe("withoutReplaced (stop then start)", () => {
+  it("drops the replaced units wanted here and says on the replacement which it replaced here", () => {
+    const d = withoutReplaced(
+      desired([want("s@1.service"), want("s@2.service", undefined, { replaces: ["s@1.service", "s@0.service"] })]),
+    );
+    expect(d.units.map((u) => [u.name, u.replacing ?? []])).toEqual([["s@2.service", ["s@1.service"]]]);
+  });
+  it("a fleet-run unit replaces nothing (fleet starts its units itself)", () => {
+    const d = withoutReplaced(
+      desired([
+        want("s@1.service", undefined, { runner: "fleet" }),
+        want("s@2.service", undefined, { runner: "fleet", replaces: ["s@1.service"] }),
+      ]),
+    );
+    expect(d.units.map((u) => u.name)).toEqual(["s@1.service", "s@2.service"]);
   });
 });

@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { serviceChanges, stackService } from "../../agent/stack-service.js";
+import { serviceChanges, stackService, unitCheck } from "../../agent/stack-service.js";
 
 const report = (
   units: { name: string; activeState: string; subState?: string; result?: string; log?: string[] }[],
@@ -79,4 +79,18 @@ describe("serviceChanges", () => {
   });
   it("stack gone: deregistered", () =>
     expect(serviceChanges(b, null)).toEqual({ register: null, update: [], deregister: "houston-stack:web" }));
+});
+
+describe("unitCheck", () => {
+  it("a unit that replaced another here (stop then start) says so in the UI", () => {
+    const c = unitCheck("s", {
+      name: "s@2.service",
+      activeState: "active",
+      subState: "running",
+      replaced: ["s@1.service"],
+    });
+    expect(c.output).toBe(
+      "s@2.service: ActiveState=active SubState=running; replaced s@1.service on this host (stop, then start)",
+    );
+  });
 });
