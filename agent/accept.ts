@@ -21,13 +21,16 @@ import type { AgentState } from "./state.js";
 export type SpecCandidate = Omit<SpecEntry, "index">;
 
 /** `generation`: the refused spec's, null when it could not be read */
-export type Acceptance = { ok: true; spec: StackSpec } | { ok: false; reason: string; generation: number | null };
+/** `reason`: for the journal and the report's errors; `problem`: the same without the key (the controller quotes it) */
+export type Acceptance =
+  { ok: true; spec: StackSpec } | { ok: false; reason: string; problem: string; generation: number | null };
 
 /** a stack whose spec in KV was refused (its last good one stays in force) */
 export interface Refusal {
   stack: string;
   generation: number | null;
   reason: string;
+  problem: string;
 }
 
 /**
@@ -42,18 +45,25 @@ export function acceptSpec(
 ): Acceptance {
   // unreadable, or naming another stack than its key's
   const decoded = decodeSpec({ ...c, index: 0 });
-  if (!decoded.ok) return { ok: false, reason: decoded.error, generation: null };
+  if (!decoded.ok) return { ok: false, reason: decoded.error, problem: decoded.error, generation: null };
   const spec = decoded.value;
-  const refuse = (reason: string): Acceptance => ({ ok: false, reason, generation: spec.generation });
+  const refuse = (reason: string, problem: string): Acceptance => ({
+    ok: false,
+    reason,
+    problem,
+    generation: spec.generation,
+  });
   if (trusted === null) return { ok: true, spec };
-  if (trusted instanceof Error)
-    return refuse(`not applying ${c.key}: the trusted keys cannot be read (${trusted.message})`);
+  if (trusted instanceof Error) {
+    const problem = `the trusted keys cannot be read (${trusted.message})`;
+    return refuse(`not applying ${c.key}: ${problem}`, problem);
+  }
   const problem = verifySpec({ ...c, index: 0 }, spec, trusted);
-  if (problem) return refuse(`not applying ${c.key} generation ${spec.generation}: ${problem}`);
-  if (highest !== undefined && spec.generation < highest)
-    return refuse(
-      `not applying ${c.key}: generation ${spec.generation} is older than generation ${highest} already accepted (a replayed spec?)`,
-    );
+  if (problem) return refuse(`not applying ${c.key} generation ${spec.generation}: ${problem}`, problem);
+  if (highest !== undefined && spec.generation < highest) {
+    const replay = `generation ${spec.generation} is older than generation ${highest} already accepted (a replayed spec?)`;
+    return refuse(`not applying ${c.key}: ${replay}`, replay);
+  }
   return { ok: true, spec };
 }
 
@@ -78,7 +88,7 @@ export function intakeSpecs(
       state.noteAccepted(e.stack, result.spec.generation);
     } else {
       // nothing applied from a refused spec; the last good one (if any) stays in force
-      refusals.push({ stack: e.stack, generation: result.generation, reason: result.reason });
+      refusals.push({ stack: e.stack, generation: result.generation, reason: result.reason, problem: result.problem });
       const old = cached.get(e.stack);
       if (old) next.push(old);
     }
@@ -96,7 +106,7 @@ export class RefusalLog {
   private said = new Set<string>();
 
   /** the lines to log for these refusals (those in force now) */
-  lines(refusals: Refusal[]): string[] {
+  lines(refusals: Pick<Refusal, "stack" | "generation" | "reason">[]): string[] {
     const now = new Map(refusals.map((r) => [JSON.stringify([r.stack, r.generation, r.reason]), r]));
     const lines = [...now].flatMap(([key, r]) =>
       this.said.has(key)

@@ -183,7 +183,11 @@ export class Agent {
       const keys = this.trustedKeys();
       const refusals = intakeSpecs(entries, this.deps.kv, this.deps.state, keys);
       for (const line of this.refusalLog.lines(refusals)) this.log(line);
-      this.facts = { ...this.facts, refused: new Map(refusals.map((r) => [r.stack, [r.reason]])) };
+      this.facts = {
+        ...this.facts,
+        refused: new Map(refusals.map((r) => [r.stack, [r.reason]])),
+        refusals: new Map(refusals.map((r) => [r.stack, { generation: r.generation, problem: r.problem }])),
+      };
       // a key dropped into (or removed from) the trust directory: the record says so (rotation)
       const ids = JSON.stringify(keys === null ? null : keys instanceof Error ? [] : [...keys.keys()]);
       if (ids !== this.publishedKeys) void this.register();

@@ -1,8 +1,10 @@
 /**
  * What the agent tells its local Consul agent about itself and its stacks: the houston-agent
  * service with its agents/<node> record, and per stack it runs a houston-<stack> service whose
- * checks mirror systemd (stack-service.ts decides; this sends only the changes). After Consul was
- * away everything is sent again, in case it forgot.
+ * checks mirror systemd (stack-service.ts decides; this sends only the changes; a unit's check
+ * leaves with it). After a start, or when Consul was away, everything is sent again, in case it
+ * forgot, and Houston's registrations that match nothing here any more (strays, left by an agent
+ * that stopped mid-way or lost its state) are dropped: never another tool's.
  * The houston-agent check is a TTL check that the agent itself passes while it is ready, not an
  * HTTP check on its port: whoever takes the port while the agent is down (it exits when the port
  * is taken, and systemd restarts it) would answer an HTTP check for it, and keep the scheduler
@@ -14,7 +16,7 @@ import { errorText } from "../shared/errors.js";
 import type { KvLayout } from "../shared/kv-layout.js";
 import { AGENT_SERVICE, type AgentRecord, type StatusReport } from "../shared/spec.js";
 import { putAgent } from "../shared/stores/agents.js";
-import { serviceChanges, stackService, type StackService } from "./stack-service.js";
+import { serviceChanges, stackService, strays, type StackService } from "./stack-service.js";
 
 /** Consul's ID of a service's own check */
 const AGENT_CHECK = `service:${AGENT_SERVICE}`;
@@ -22,6 +24,8 @@ const AGENT_CHECK = `service:${AGENT_SERVICE}`;
 export class Registrar {
   /** what the local Consul agent was last sent for each stack's service */
   private readonly sent = new Map<string, StackService>();
+  /** the local Consul agent's registrations were compared with ours (stack services; declared ones) */
+  private reconciled = { stacks: false, declared: false };
   private readonly checkTtlSeconds: number;
   /** the heartbeat of the agent's own check, once registered: wakes it early */
   private heartbeat: { wake: () => void } | null = null;
@@ -110,18 +114,26 @@ export class Registrar {
   /** Consul may have lost what it was told: send everything again next time. */
   forget(): void {
     this.sent.clear();
+    this.reconciled = { stacks: false, declared: false };
   }
 
-  /** Mirrors each stack's report into its Consul service and unit checks; false if Consul failed. */
+  /**
+   * Mirrors each stack's report into its Consul service and unit checks; false if Consul failed.
+   * `declared`: the IDs of the units' declared services this agent registered, or null while a
+   * pass may be registering one (then those are left alone: only stack services are reconciled);
+   * asked after Consul's listing, so a service a pass registered meanwhile is known or null.
+   */
   async syncStacks(
     node: string,
     reports: Omit<StatusReport, "updatedAt">[],
     versions: Map<string, string | null>,
+    declared: () => ReadonlySet<string> | null = () => null,
   ): Promise<boolean> {
     // a stack with nothing on this host (placed elsewhere) has no service here
     const here = reports.filter((r) => r.units.length > 0 || r.errors.length > 0);
     const wanted = new Map(here.map((r) => [r.stack, stackService(r, versions.get(r.stack) ?? null)]));
     try {
+      if (!this.reconciled.stacks || !this.reconciled.declared) await this.dropStrays([...wanted.values()], declared);
       for (const stack of new Set([...this.sent.keys(), ...wanted.keys()])) {
         const before = this.sent.get(stack) ?? null;
         const after = wanted.get(stack) ?? null;
@@ -146,6 +158,7 @@ export class Registrar {
             })),
           });
         }
+        for (const id of change.dropChecks) await this.consul.agentCheckDeregister(id);
         for (const c of change.update) await this.consul.agentCheckUpdate(c.id, c.status, c.output);
         if (after) this.sent.set(stack, after);
       }
@@ -154,5 +167,21 @@ export class Registrar {
       this.log(`could not update the stacks' Consul services (${errorText(err)}); will retry`);
       return false;
     }
+  }
+
+  /** Deregisters Houston's services and checks on the local Consul agent that match nothing here. */
+  private async dropStrays(wanted: StackService[], known: () => ReadonlySet<string> | null): Promise<void> {
+    const registered = { services: await this.consul.agentServices(), checks: await this.consul.agentChecks() };
+    const declared = known();
+    const drop = strays(registered, wanted, declared);
+    for (const id of drop.services) {
+      await this.consul.agentServiceDeregister(id);
+      this.log(`deregistered ${id} from Consul: nothing of it runs here any more`);
+    }
+    for (const id of drop.checks) {
+      await this.consul.agentCheckDeregister(id);
+      this.log(`deregistered check ${id} from Consul: its unit is no longer here`);
+    }
+    this.reconciled = { stacks: true, declared: this.reconciled.declared || declared !== null };
   }
 }

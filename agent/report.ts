@@ -4,7 +4,7 @@
  * generations, and its phase (stack-phase.ts) as `converging` and `errors`.
  */
 import { SCHEMA_VERSION, type StatusReport, type UnitStatus } from "../shared/spec.js";
-import { allErrors, isConverging, stackErrors, stackPhase, type StackFacts } from "./stack-phase.js";
+import { allErrors, isConverging, stackErrors, stackPhase, stackRefusal, type StackFacts } from "./stack-phase.js";
 import type { OwnedUnit } from "./state.js";
 import type { HostDesired } from "./targeting.js";
 
@@ -50,6 +50,7 @@ export function buildReports(input: ReportInput): Omit<StatusReport, "updatedAt"
     });
     const desiredHere = input.desired.generations.has(stack);
     const errors = stackErrors(input.facts, stack);
+    const refused = stackRefusal(input.facts, stack);
     if (!desiredHere && units.length === 0 && errors.length === 0) continue;
     out.push({
       schema: SCHEMA_VERSION,
@@ -64,6 +65,7 @@ export function buildReports(input: ReportInput): Omit<StatusReport, "updatedAt"
         .map(([sha]) => sha)
         .sort(),
       errors,
+      ...(refused ? { refused } : {}),
     });
   }
   return out;

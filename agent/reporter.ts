@@ -117,7 +117,15 @@ export class Reporter {
     if (!pending) {
       if (this.deps.registrationsStale()) registrar.forget();
       const versions = new Map(state.specs().map((s) => [s.stack, s.deployment.version]));
-      pending = !(await registrar.syncStacks(node, reports, versions));
+      // the units' declared services it registered; none while a pass may be registering one
+      const declared = (): ReadonlySet<string> | null =>
+        this.deps.passRunning()
+          ? null
+          : new Set([
+              ...state.units().flatMap((u) => (u.serviceId ? [u.serviceId] : [])),
+              ...[...state.fleetServices().values()].map((f) => f.serviceId),
+            ]);
+      pending = !(await registrar.syncStacks(node, reports, versions, declared));
     }
     if (!pending) this.backoff.reset();
     else if (!this.signal.aborted) setTimeout(() => this.schedule(), this.backoff.next()).unref();

@@ -18,6 +18,8 @@ export interface StackFacts {
   failed: ReadonlyMap<string, string[]>;
   /** why a stack's spec in KV was refused (kept apart from pass errors: they come from the watch) */
   refused: ReadonlyMap<string, string[]>;
+  /** the refused spec's generation and the problem, per stack (the report's `refused`, which the controller follows) */
+  refusals?: ReadonlyMap<string, { generation: number | null; problem: string }>;
 }
 
 export const NO_FACTS: StackFacts = { pending: new Set(), failed: new Map(), refused: new Map() };
@@ -37,6 +39,15 @@ export function isConverging(phase: StackPhase): boolean {
 /** The errors a report shows for a stack: its last pass's if it failed, else why its spec was refused. */
 export function stackErrors(facts: StackFacts, stack: string): string[] {
   return facts.failed.get(stack) ?? facts.refused.get(stack) ?? [];
+}
+
+/** What a stack's report says was refused (its generation and why), if anything. */
+export function stackRefusal(
+  facts: StackFacts,
+  stack: string,
+): { generation: number | null; reason: string } | undefined {
+  const r = facts.refusals?.get(stack);
+  return r ? { generation: r.generation, reason: r.problem } : undefined;
 }
 
 /** Every stack with errors, as a report or /status shows them. */

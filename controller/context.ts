@@ -99,7 +99,14 @@ export function makeContext(opts: GlobalOptions, manifest?: Manifest): Context {
     kv,
     scheduler:
       schedulerName === "fleet"
-        ? fleetScheduler(consul, kv, (stack) => releaseAdopted(consul, kv, stack))
+        ? fleetScheduler(
+            consul,
+            kv,
+            (stack) => releaseAdopted(consul, kv, stack),
+            opts.scheduler === undefined && envCfg?.fleetByEndpoint && fleetEndpoint
+              ? `scheduling through fleetd at ${fleetEndpoint}, as the config's fleet: endpoint says; \`scheduler: agents\` to use Houston's own`
+              : null,
+          )
         : agentsScheduler(consul, kv),
     signer: signerFor(opts),
     maxArchiveBytes: archiveLimit(opts.maxArchiveSize),

@@ -56,14 +56,17 @@ MOD=$WORK/better-sqlite3-$BS3-node$NODE_VERSION-small
 UNUSED='DBSTAT_VTAB|FTS3|FTS3_PARENTHESIS|FTS4|FTS5|GEOPOLY|RTREE|STAT4|MATH_FUNCTIONS|PERCENTILE'
 if [ ! -f "$MOD/build/Release/better_sqlite3.node" ]; then
   say "building better-sqlite3 $BS3 for Node $NODE_VERSION (a few minutes on 2 cores)"
-  rm -rf "$MOD"; mkdir -p "$MOD"
-  cp -r node_modules/better-sqlite3/{package.json,binding.gyp,deps,src,lib} "$MOD/"
-  sed -i -E "/'SQLITE_ENABLE_($UNUSED)'|'SQLITE_SOUNDEX'/d" "$MOD/deps/defines.gypi"
+  # built beside its place and moved there whole: a reader (the footprint benchmark, running
+  # beside this in the test suite) never sees half a build
+  rm -rf "$MOD" "$MOD.partial"; mkdir -p "$MOD.partial"
+  cp -r node_modules/better-sqlite3/{package.json,binding.gyp,deps,src,lib} "$MOD.partial/"
+  sed -i -E "/'SQLITE_ENABLE_($UNUSED)'|'SQLITE_SOUNDEX'/d" "$MOD.partial/deps/defines.gypi"
   # npm run passes its own npm_config_* (nodedir, target…) that node-gyp would prefer to ours;
   # CFLAGS come after binding.gyp's -O3 on the compiler's command line, so -Os wins
-  (cd "$MOD" && env $(env | sed -n 's/^\(npm_config_[^=]*\)=.*/-u \1/p') CFLAGS=-Os CXXFLAGS=-Os \
+  (cd "$MOD.partial" && env $(env | sed -n 's/^\(npm_config_[^=]*\)=.*/-u \1/p') CFLAGS=-Os CXXFLAGS=-Os \
     node "$OLDPWD/node_modules/node-gyp/bin/node-gyp.js" rebuild --release --nodedir="$NODE_DIR" --target="$NODE_VERSION" -j 2 \
-    >"$WORK/node-gyp.log" 2>&1) || { tail -20 "$WORK/node-gyp.log" >&2; rm -rf "$MOD"; exit 1; }
+    >"$WORK/node-gyp.log" 2>&1) || { tail -20 "$WORK/node-gyp.log" >&2; rm -rf "$MOD.partial"; exit 1; }
+  mv "$MOD.partial" "$MOD"
 fi
 # it loads, runs SQL, and was built as asked (none of the unused extensions is compiled in)
 (cd "$MOD" && "$NODE24" -e '

@@ -98,6 +98,14 @@ export const AgentSelf = z.object({
   Meta: NodeMeta.optional(),
 });
 
+/** /v1/agent/services: what the local agent has registered, by service ID (only what Houston reads) */
+export const AgentServices = z.record(
+  z.object({ ID: z.string(), Service: z.string(), Meta: z.record(z.string()).nullable().optional() }),
+);
+
+/** /v1/agent/checks: the local agent's checks, by check ID */
+export const AgentChecks = z.record(z.object({ CheckID: z.string(), ServiceID: z.string().optional() }));
+
 export const MAX_TXN_OPS = 64;
 
 /** Keys Consul would 301 or misinterpret are refused before they are sent. */

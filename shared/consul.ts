@@ -11,7 +11,9 @@ import { Backoff, sleep } from "./backoff.js";
 import { ConsulTransport, parseConsulAddress, tlsFromEnv, type RawResponse } from "./consul-transport.js";
 import { ConsulError, ConsulPermissionError, ValueTooLargeError } from "./errors.js";
 import {
+  AgentChecks,
   AgentSelf,
+  AgentServices,
   HealthEntry,
   KvRows,
   MAX_TXN_OPS,
@@ -361,6 +363,33 @@ export class Consul {
       body: JSON.stringify({ Status: status, Output: output }),
     });
     if (res.status !== 200) this.fail(`update check ${id}`, res, "service:write on the check's service");
+  }
+
+  /** The services registered with the local Consul agent: ID, name and Meta. */
+  async agentServices(): Promise<{ id: string; name: string; meta: Record<string, string> }[]> {
+    const res = await this.request("GET", "/v1/agent/services");
+    if (res.status !== 200) this.fail("agent services", res, "service:read on the services");
+    return Object.values(parseJson(AgentServices, res.body, "agent services")).map((s) => ({
+      id: s.ID,
+      name: s.Service,
+      meta: s.Meta ?? {},
+    }));
+  }
+
+  /** The checks registered with the local Consul agent: ID and the service they belong to ("" for none). */
+  async agentChecks(): Promise<{ id: string; serviceId: string }[]> {
+    const res = await this.request("GET", "/v1/agent/checks");
+    if (res.status !== 200) this.fail("agent checks", res, "service:read and node:read");
+    return Object.values(parseJson(AgentChecks, res.body, "agent checks")).map((c) => ({
+      id: c.CheckID,
+      serviceId: c.ServiceID ?? "",
+    }));
+  }
+
+  async agentCheckDeregister(id: string): Promise<void> {
+    const res = await this.request("PUT", `/v1/agent/check/deregister/${encodeURIComponent(id)}`);
+    if (res.status !== 200 && res.status !== 404)
+      this.fail(`deregister check ${id}`, res, "service:write on the check's service");
   }
 
   async agentServiceDeregister(id: string): Promise<void> {

@@ -219,6 +219,11 @@ export const StatusReportSchema = z.object({
   units: z.array(UnitStatusSchema),
   archives: z.array(z.string()),
   errors: z.array(z.string()),
+  /**
+   * the spec in KV this agent refused (its generation, null when unreadable) and why; the last
+   * good one stays in force. Optional: older agents only say it in `errors`.
+   */
+  refused: z.object({ generation: z.number().int().nullable(), reason: z.string() }).optional(),
   updatedAt: z.string(),
 });
 export type StatusReport = z.infer<typeof StatusReportSchema>;

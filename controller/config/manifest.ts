@@ -24,6 +24,8 @@ export interface EnvironmentConfig {
   fleet: string | null;
   /** who places units: Houston's agents, or fleet (the default when `fleet:` is named) */
   scheduler: SchedulerName;
+  /** fleet was chosen because `fleet:` is named, not by `scheduler: fleet` (a rollout says so) */
+  fleetByEndpoint?: true;
 }
 
 export interface Manifest {
@@ -111,7 +113,12 @@ export function manifestFromYaml(y: YamlFile): Manifest {
     const scheduler = str("scheduler") ?? (fleet !== null ? "fleet" : "agents");
     if (scheduler !== "agents" && scheduler !== "fleet")
       y.fail(["environments", name, "scheduler"], `${JSON.stringify(scheduler)} is not a scheduler (agents or fleet)`);
-    environments[name] = { consul, fleet, scheduler };
+    environments[name] = {
+      consul,
+      fleet,
+      scheduler,
+      ...(str("scheduler") === null && fleet !== null ? { fleetByEndpoint: true as const } : {}),
+    };
   }
 
   const variables: Record<string, Record<string, string>> = Object.create(null) as Record<

@@ -16,7 +16,7 @@ import { describeHost } from "./confirm.js";
 import { followHealth } from "./health-watch.js";
 import { listHistory } from "../../shared/stores/history.js";
 import { listSpecs } from "../../shared/stores/specs.js";
-import { archivesToKeep, decide, removalPending, unhealthy } from "./progress.js";
+import { archivesToKeep, decide, refusal, removalPending, unhealthy } from "./progress.js";
 import type { Batch, ServiceCheck } from "./rollout-plan.js";
 import type { Failure } from "./rollout-steps.js";
 
@@ -37,7 +37,9 @@ export interface BatchWatch {
 
 /**
  * The batch's units where the scheduler put them in the written generation (the plan's scope is
- * a preview); a unit it could not place fails the rollout, saying what no machine satisfies.
+ * a preview); a unit it could not place fails the rollout, saying what no machine satisfies. An
+ * agent that refused the generation's spec (the scheduler agent refuses to place it too) fails it
+ * as soon as its report says so.
  */
 export async function awaitPlacement(
   scheduler: Scheduler,
@@ -45,19 +47,37 @@ export async function awaitPlacement(
   batch: Batch,
   hosts: HostView[],
 ): Promise<{ scope: UnitTarget[]; failure: Failure | null }> {
+  const ac = new AbortController();
+  const unit = batch.placing[0]?.name ?? "?";
+  const refused = scheduler
+    .follow(
+      w.stack,
+      w.deadline,
+      (reports) => refusal(w.generation, reports) ?? undefined,
+      () => "",
+      ac.signal,
+    )
+    .then(
+      (r) => ({ scope: batch.scope, failure: { unit, host: r.host, reason: r.reason } }),
+      () => new Promise<never>(() => undefined), // ends with the placement's wait
+    );
+  const placement = scheduler.placed(w.stack, w.generation, batch.placing, hosts, w.deadline).then(
+    (placed) => {
+      const first = placed.unplaced[0];
+      return {
+        scope: placed.targets,
+        failure: first ? { unit: first.unit, host: "any machine", reason: first.reason } : null,
+      };
+    },
+    (err: unknown) => {
+      if (!(err instanceof TimeoutError)) throw err;
+      return { scope: batch.scope, failure: { unit, host: "-", reason: err.message } };
+    },
+  );
   try {
-    const placed = await scheduler.placed(w.stack, w.generation, batch.placing, hosts, w.deadline);
-    const first = placed.unplaced[0];
-    return {
-      scope: placed.targets,
-      failure: first ? { unit: first.unit, host: "any machine", reason: first.reason } : null,
-    };
-  } catch (err) {
-    if (!(err instanceof TimeoutError)) throw err;
-    return {
-      scope: batch.scope,
-      failure: { unit: batch.placing[0]?.name ?? "?", host: "-", reason: err.message },
-    };
+    return await Promise.race([placement, refused]);
+  } finally {
+    ac.abort();
   }
 }
 

@@ -3,7 +3,8 @@
  *  - how hosts are split into a canary and batches of --max-parallel;
  *  - whether a host's report speaks for a generation (one rule, for following and for watching);
  *  - whether a generation's units are active everywhere, still pending, or failed somewhere
- *    (and where, and why), and whether removed units are gone.
+ *    (and where, and why), and whether removed units are gone;
+ *  - whether an agent refused the generation's spec (unsigned, untrusted key, ...): that fails it.
  */
 import type { UnitTarget } from "../scheduler/targets.js";
 import type { HistoryRecord, StatusReport, UnitStatus } from "../../shared/spec.js";
@@ -32,9 +33,28 @@ export function reportIsCurrent(r: StatusReport | undefined, generation: number)
 }
 
 /**
+ * The first of `hosts` (all reporting hosts when null) whose agent refused `generation` of the
+ * stack's spec, or a later one: it will not apply it, so the rollout fails now, with its reason.
+ * (Its report stays at the last good generation, so it never speaks for this one.)
+ */
+export function refusal(
+  generation: number,
+  reports: ReadonlyMap<string, StatusReport>,
+  hosts: readonly string[] | null = null,
+): { host: string; reason: string } | null {
+  for (const host of hosts ?? [...reports.keys()].sort()) {
+    const r = reports.get(host)?.refused;
+    if (r && r.generation !== null && r.generation >= generation)
+      return { host, reason: `${host} refused generation ${r.generation}: ${r.reason}` };
+  }
+  return null;
+}
+
+/**
  * A unit counts as done on a host when that host's agent has seen `generation` (or later) and
- * reports the unit active. A failed unit, or an agent error for this generation, fails the rollout
- * at once, even while earlier units are still pending. Units are considered in order.
+ * reports the unit active. A failed unit, an agent error for this generation, or the agent's refusal
+ * of the generation's spec fails the rollout at once, even while earlier units are still pending.
+ * Units are considered in order.
  */
 export function decide(units: UnitTarget[], generation: number, reports: ReadonlyMap<string, StatusReport>): Decision {
   let waiting: Decision | null = null;
@@ -44,6 +64,8 @@ export function decide(units: UnitTarget[], generation: number, reports: Readonl
     for (const host of u.hosts) {
       const r = reports.get(host);
       if (!reportIsCurrent(r, generation)) {
+        const refused = refusal(generation, reports, [host]);
+        if (refused) return { kind: "failed", unit: u.name, host, reason: refused.reason };
         pending.push(host);
         continue;
       }

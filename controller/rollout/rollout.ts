@@ -83,6 +83,7 @@ export async function rollout(
     units: input.units,
     group: input.deployment.group,
   };
+  if (scheduler.rolloutNote) out.info(scheduler.rolloutNote);
   scheduler.checkRollout(opts);
   const lock = await DeployLock.acquire(consul, kv, input.stack, `${req.kind} ${input.label}`);
   let stopListening = (): void => undefined;

@@ -24,6 +24,7 @@ export function agentsScheduler(consul: Consul, kv: KvLayout): Scheduler {
     unitRules: AGENTS_UNIT_RULES,
     specFields: {},
     planNote: null,
+    rolloutNote: null,
     unitText: (_stack, unit) => unit.text,
     afterConfirmed: async () => [],
     hosts: () => listHosts(consul, kv),

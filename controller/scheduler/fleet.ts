@@ -9,7 +9,9 @@
  * What it refuses: canaries and --max-parallel batches (fleet starts the units itself), Instances=
  * above 1 and Socket= (unit-rules.ts). Its unit texts: a chain only Wants= its predecessor and each
  * unit requires the file unit. After a confirmed deploy the original Houston's units adopted for
- * the stack are released, so fleet destroys them.
+ * the stack are released, so fleet destroys them. When no scheduler agent reaches fleetd (its
+ * error stays the placement document's note for FLEET_UNREACHABLE_MS), the units are unplaced,
+ * quoting that error, rather than waited for until --timeout.
  */
 import type { Consul } from "../../shared/consul.js";
 import { ConfigError } from "../../shared/errors.js";
@@ -17,19 +19,25 @@ import { fleetUnitText } from "../../shared/fleet-mirror.js";
 import type { KvLayout } from "../../shared/kv-layout.js";
 import { isGlobal } from "../../shared/placement.js";
 import type { PlacementDoc } from "../../shared/schedule.js";
+import { TimeoutError } from "./agent-reports.js";
 import { agentsScheduler, waitPlacements } from "./agents.js";
 import type { Scheduler } from "./scheduler.js";
 import { placedTargets } from "./targets.js";
 import { FLEET_UNIT_RULES } from "./unit-rules.js";
 
+/** how long the scheduler agent's fleet error may stand before the rollout fails with it */
+export const FLEET_UNREACHABLE_MS = 5000;
+
 /**
  * `releaseAdopted`: hands the original Houston's units adopted for a stack over to the scheduler
  * (which destroys them) and returns their names; the command layer's adopt gives it.
+ * `rolloutNote`: the line a rollout starts with (fleet chosen by the config's fleet: endpoint).
  */
 export function fleetScheduler(
   consul: Consul,
   kv: KvLayout,
   releaseAdopted: (stack: string) => Promise<string[]> = async () => [],
+  rolloutNote: string | null = null,
 ): Scheduler {
   // hosts, view, preview and reports are the agents' as with the native backend; only where a
   // generation's units went is fleet's to say
@@ -45,6 +53,7 @@ export function fleetScheduler(
     },
     unitRules: FLEET_UNIT_RULES,
     specFields: { scheduler: "fleet" },
+    rolloutNote,
     planNote:
       "Scheduler: fleet (the agent holding the scheduler role submits these units to fleetd; fleet picks the machines, → is a preview)",
     unitText: fleetUnitText,
@@ -52,12 +61,37 @@ export function fleetScheduler(
       (await releaseAdopted(stack)).map((name) => `Destroying ${name} (adopted from the original Houston)`),
     placed: async (stack, generation, units, hosts, deadline) => {
       // fleet places asynchronously: wait until every non-global unit shows on a machine
+      const waitingIn = (doc: PlacementDoc) =>
+        units.filter((u) => !isGlobal(u) && !doc.units[u.name]?.length && !doc.unplaced[u.name]);
+      // the scheduler agent's fleet error on this generation's document, and since when it stands
+      const seen: { noted: { doc: PlacementDoc; note: string; since: number } | null } = { noted: null };
       const pending = (doc: PlacementDoc): string | null => {
-        const waiting = units.filter((u) => !isGlobal(u) && !doc.units[u.name]?.length && !doc.unplaced[u.name]);
+        const waiting = waitingIn(doc);
         if (!waiting.length) return null;
+        const before = seen.noted;
+        seen.noted = doc.note
+          ? { doc, note: doc.note, since: before?.note === doc.note ? before.since : Date.now() }
+          : null;
         return `fleet has not scheduled ${waiting.map((u) => u.name).join(", ")} yet${doc.note ? ` (${doc.note})` : ""}`;
       };
-      return placedTargets(units, await waitPlacements(consul, kv, stack, generation, deadline, pending), hosts);
+      // the document is rewritten only when it changes: look again when a standing error is due
+      for (;;) {
+        const until = Math.min(deadline, (seen.noted?.since ?? Date.now()) + FLEET_UNREACHABLE_MS);
+        try {
+          return placedTargets(units, await waitPlacements(consul, kv, stack, generation, until, pending), hosts);
+        } catch (err) {
+          if (!(err instanceof TimeoutError) || Date.now() >= deadline) throw err;
+          const standing = seen.noted;
+          if (standing && Date.now() - standing.since >= FLEET_UNREACHABLE_MS) {
+            const placed = placedTargets(units, standing.doc, hosts);
+            const reason = `no scheduler agent reached fleetd for ${FLEET_UNREACHABLE_MS / 1000}s: ${standing.note}`;
+            return {
+              ...placed,
+              unplaced: [...placed.unplaced, ...waitingIn(standing.doc).map((u) => ({ unit: u.name, reason }))],
+            };
+          }
+        }
+      }
     },
   };
 }

@@ -36,6 +36,8 @@ export interface Scheduler {
   readonly specFields: Pick<StackSpec, "scheduler">;
   /** a line for `houston plan` about who places the units (null: nothing to say) */
   readonly planNote: string | null;
+  /** the line a rollout starts with when the backend was chosen implicitly (null: nothing to say) */
+  readonly rolloutNote: string | null;
   /** a unit's text as this backend runs it (fleet: with its [X-Fleet] section) */
   unitText(stack: string, unit: UnitSpec): string;
   /**

@@ -64,7 +64,12 @@ function imageRuntime(): { node: string; version: string; sqlite: string } | nul
     const sqlite = readdirSync(cache).find(
       (x) => x.startsWith("better-sqlite3-") && x.endsWith(`-node${version}-small`),
     );
-    if (sqlite && existsSync(join(cache, d, "bin", "node")))
+    // build-image.sh moves a finished build into place whole; an older cache may lack the module
+    if (
+      sqlite &&
+      existsSync(join(cache, d, "bin", "node")) &&
+      existsSync(join(cache, sqlite, "build", "Release", "better_sqlite3.node"))
+    )
       return { node: join(cache, d, "bin", "node"), version, sqlite: join(cache, sqlite) };
   }
   return null;

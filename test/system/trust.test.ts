@@ -199,4 +199,21 @@ describe("signed specs (real agent with --trust)", () => {
     );
     expect(rec?.trustedKeys.sort()).toEqual([keyId, nextId].sort());
   });
+
+  it("a deploy without --signing-key fails with the agent's refusal, not a timeout", async () => {
+    const dir = configDir({
+      "manifest.yaml": "environments:\n  test: {}\nshared-stacks:\n  sig: [app:9]\n",
+      "units/shared/app.service": sleeper,
+    });
+    // the rollout ends when the report naming the refusal arrives (a blocking query), not at a
+    // timer: the default --timeout (10 min) and -d × -m are far away
+    const d = await houston(fleet.consulAddr, dir, "standalone", "sig");
+    expect(d.code, d.stderr).not.toBe(0);
+    expect(d.stderr).toMatch(
+      new RegExp(`${H} refused generation \\d+: the spec is not signed and this agent trusts only signed specs`),
+    );
+    expect(d.stderr).not.toMatch(/timed out/);
+    expect(await fleet.unitState(H, "sig-app@3.service")).toBe("active");
+    expect(existsSync(unitFile("sig-app@9.service"))).toBe(false);
+  });
 });

@@ -108,6 +108,15 @@ class MemoryConsul extends Consul {
     this.events.push(`deregister ${id}`);
   }
   override async agentCheckUpdate(): Promise<void> {}
+  override async agentServices(): Promise<{ id: string; name: string; meta: Record<string, string> }[]> {
+    return [];
+  }
+  override async agentChecks(): Promise<{ id: string; serviceId: string }[]> {
+    return [];
+  }
+  override async agentCheckDeregister(id: string): Promise<void> {
+    this.events.push(`deregister check ${id}`);
+  }
   report(stack: string): StatusReport | null {
     const e = this.kv.get(`houston/status/h1/${stack}`);
     return e ? StatusReportSchema.parse(JSON.parse(e.value.toString())) : null;

@@ -55,6 +55,9 @@ describe("manifest.yaml", () => {
     expect(m.environments.seed?.scheduler).toBe("fleet");
     expect(m.environments.plain?.scheduler).toBe("agents");
     expect(m.environments.pinned?.scheduler).toBe("agents");
+    // chosen by the endpoint alone: the rollout says so (never silently)
+    expect(m.environments.seed?.fleetByEndpoint).toBe(true);
+    expect(m.environments.pinned?.fleetByEndpoint).toBeUndefined();
   });
 
   const bad: [string, string, RegExp][] = [

@@ -1,6 +1,13 @@
 import { archivesToKeep } from "../../controller/rollout/progress.js";
 import { describe, expect, it } from "vitest";
-import { decide, makeBatches, removalPending, reportIsCurrent, unhealthy } from "../../controller/rollout/progress.js";
+import {
+  decide,
+  makeBatches,
+  refusal,
+  removalPending,
+  reportIsCurrent,
+  unhealthy,
+} from "../../controller/rollout/progress.js";
 import { hostsForUnit, type HostView } from "../../controller/scheduler/targets.js";
 import type { StatusReport } from "../../shared/spec.js";
 
@@ -27,6 +34,12 @@ const rep = (
   })),
 });
 const reports = (...rs: StatusReport[]) => new Map(rs.map((r) => [r.node, r]));
+/** a report of an agent that stays at generation `at` and refused `generation` */
+const refusing = (node: string, at: number | null, generation: number | null, reason: string): StatusReport => ({
+  ...rep(node, at, []),
+  errors: [`not applying stacks/s generation ${generation}: ${reason}`],
+  refused: { generation, reason },
+});
 const units = [
   { name: "a@1.service", hosts: ["h1", "h2"] },
   { name: "b@1.service", hosts: ["h1"] },
@@ -88,6 +101,24 @@ describe("decide", () => {
       want: { kind: "failed", unit: "a@1.service", host: "h2", reason: "install-archive abc: digest mismatch" },
     },
     {
+      title: "an agent that refused this generation's spec fails it, quoting the refusal",
+      reports: reports(
+        rep("h1", 5, [["a@1.service", "active"]]),
+        refusing("h2", 4, 5, "the spec is not signed and this agent trusts only signed specs"),
+      ),
+      want: {
+        kind: "failed",
+        unit: "a@1.service",
+        host: "h2",
+        reason: "h2 refused generation 5: the spec is not signed and this agent trusts only signed specs",
+      },
+    },
+    {
+      title: "a refusal of an older generation (or of an unreadable spec) is no evidence about this one",
+      reports: reports(refusing("h1", null, 4, "unsigned"), refusing("h2", 4, null, "not valid JSON")),
+      want: { kind: "waiting", unit: "a@1.service", pending: ["h1", "h2"], done: [] },
+    },
+    {
       title: "an error from an older generation is ignored",
       reports: reports(rep("h2", 4, [], ["old trouble"])),
       want: { kind: "waiting", unit: "a@1.service", pending: ["h1", "h2"], done: [] },
@@ -100,6 +131,26 @@ describe("decide", () => {
     r.units[0]!.log = ["boom", "exit 3"];
     const d = decide(units, 5, reports(r));
     expect(d.kind === "failed" && d.reason).toContain("last log lines:\n      boom\n      exit 3");
+  });
+});
+
+describe("refusal", () => {
+  it("names the first host (sorted) that refused this generation or a later one", () => {
+    const rs = reports(
+      rep("h0", 5, [["a@1.service", "active"]]),
+      refusing("h3", 4, 6, "signed by key k2, which this agent does not trust"),
+      refusing("h2", 4, 5, "unsigned"),
+    );
+    expect(refusal(5, rs)).toEqual({ host: "h2", reason: "h2 refused generation 5: unsigned" });
+    expect(refusal(6, rs)).toEqual({
+      host: "h3",
+      reason: "h3 refused generation 6: signed by key k2, which this agent does not trust",
+    });
+    expect(refusal(7, rs)).toBeNull();
+    expect(refusal(5, rs, ["h0", "h3"])?.host).toBe("h3");
+  });
+  it("older agents' reports (no refused field) are no refusal", () => {
+    expect(refusal(5, reports(rep("h1", 4, [], ["not applying stacks/s: unsigned"])))).toBeNull();
   });
 });
 

@@ -107,6 +107,27 @@ describe("buildReports", () => {
       input({ desired: desired([], []), facts: { ...NO_FACTS, refused: new Map([["x", ["bad spec"]]]) } }),
     );
     expect(reports).toMatchObject([{ stack: "x", desiredGeneration: null, units: [], errors: ["bad spec"] }]);
+    expect(reports[0]?.refused).toBeUndefined();
+  });
+
+  it("a refused spec's generation and problem are reported as `refused` (what the controller follows)", () => {
+    const reports = buildReports(
+      input({
+        desired: desired([], []),
+        facts: {
+          ...NO_FACTS,
+          refused: new Map([["x", ["not applying stacks/x generation 9: unsigned"]]]),
+          refusals: new Map([["x", { generation: 9, problem: "unsigned" }]]),
+        },
+      }),
+    );
+    expect(reports).toMatchObject([
+      {
+        stack: "x",
+        errors: ["not applying stacks/x generation 9: unsigned"],
+        refused: { generation: 9, reason: "unsigned" },
+      },
+    ]);
   });
 
   it("a removed stack is reported while its owned units remain, then not at all", () => {
