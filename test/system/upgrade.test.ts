@@ -3,7 +3,9 @@
  * http.server) on two real systemd test hosts, upgraded v1 → v2 → v3 at default flags while a
  * bounded request loop from this machine (outside the hosts) asks both hosts again and again: at
  * every moment at least one host answers. A v2 that fails under stop-then-start has v1 restored on
- * the host it replaced.
+ * the host it replaced. A service's units stay together: a singleton service and its singleton
+ * dependency land on one machine; a dependency with metadata of its own lands elsewhere, and plan
+ * and the rollout warn about the Requires= dropped there.
  */
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { LocalFleet } from "../harness/local-fleet.js";
@@ -13,7 +15,12 @@ import { configDir, houston, startCli, writeConfig } from "../helpers/cli.js";
 const HOSTS = ["up1", "up2"];
 let fleet: LocalFleet;
 beforeAll(async () => {
-  fleet = await LocalFleet.start({ hosts: HOSTS.map((name) => ({ name, meta: { role: "web" } })) });
+  fleet = await LocalFleet.start({
+    hosts: [
+      { name: "up1", meta: { role: "web" } },
+      { name: "up2", meta: { role: "web", disk: "ssd" } },
+    ],
+  });
 });
 afterAll(async () => fleet?.stop());
 
@@ -98,4 +105,48 @@ describe("stop then start, host by host (a fixed port without Socket=)", () => {
     expect(await activeOn("upf@2.service")).toEqual([]);
     for (const ip of HOSTS.map((h) => fleet.host(h).ip)) expect(await get(ip, 8082)).toBe(true);
   }, 600_000);
+});
+
+const sleeper = (xfleet: string) =>
+  `[Unit]\nDescription=%p %i\n\n[Service]\nExecStart=/bin/sleep infinity\n${xfleet ? `\n[X-Fleet]\n${xfleet}\n` : ""}`;
+
+describe("a service's units stay together", () => {
+  it("a singleton service and its singleton dependency land on one machine, nothing is dropped", async () => {
+    const dir = configDir({
+      "manifest.yaml": "environments:\n  test: {}\nshared-units:\n  hello: [store:1]\n",
+      "units/shared/store.service": sleeper(""),
+      "units/service/hello.service": sleeper(""),
+    });
+    const plan = await houston(fleet.consulAddr, dir, "plan", "service", "hello", "1");
+    expect(plan.code, plan.stderr).toBe(0);
+    expect(plan.stderr).not.toMatch(/dropped/);
+    const r = await houston(fleet.consulAddr, dir, "-s", "service", "hello", "1");
+    expect(r.code, r.stderr).toBe(0);
+    expect(r.stderr).not.toMatch(/dropped/);
+    const on = await activeOn("hello@1.service");
+    expect(on).toHaveLength(1);
+    expect(await activeOn("hello-store@1.service")).toEqual(on);
+    // the Requires= on the store is kept in the unit the host runs
+    expect(await fleet.shell(on[0]!, "systemctl", "show", "-p", "Requires", "--value", "hello@1.service")).toMatch(
+      /hello-store@1\.service/,
+    );
+  }, 300_000);
+
+  it("a dependency with metadata of its own lands elsewhere: plan and the rollout warn, naming both", async () => {
+    const dir = configDir({
+      "manifest.yaml": "environments:\n  test: {}\nshared-units:\n  apart: [store:1]\n",
+      "units/shared/store.service": sleeper("MachineMetadata=disk=ssd"),
+      "units/service/apart.service": sleeper("MachineID=up1"),
+    });
+    const warning =
+      /apart@1\.service needs apart-store@1\.service \(Requires=\/After=\), but on up1 it runs without it \(apart-store@1\.service runs on up2\): the dependency is dropped there\. To keep them together, .*MachineOf=apart-store@1\.service/;
+    const plan = await houston(fleet.consulAddr, dir, "plan", "service", "apart", "1");
+    expect(plan.code, plan.stderr).toBe(0);
+    expect(plan.stderr).toMatch(warning);
+    const r = await houston(fleet.consulAddr, dir, "-s", "service", "apart", "1");
+    expect(r.code, r.stderr).toBe(0);
+    expect(r.stderr).toMatch(warning);
+    expect(await activeOn("apart@1.service")).toEqual(["up1"]);
+    expect(await activeOn("apart-store@1.service")).toEqual(["up2"]);
+  }, 300_000);
 });
