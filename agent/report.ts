@@ -1,9 +1,10 @@
 /**
  * Builds the per-stack status reports this host publishes at status/<node>/<stack> (pure): each
  * stack's units with their systemd state (and, stop then start, the units each replaced here), its
- * generations, and its phase (stack-phase.ts) as `converging` and `errors`.
+ * generations, what the desired generation deploys (its version, for the Consul UI), and its phase
+ * (stack-phase.ts) as `converging` and `errors`.
  */
-import { SCHEMA_VERSION, type StatusReport, type UnitStatus } from "../shared/spec.js";
+import { SCHEMA_VERSION, type Deployment, type StatusReport, type UnitStatus } from "../shared/spec.js";
 import { allErrors, isConverging, stackErrors, stackPhase, stackRefusal, type StackFacts } from "./stack-phase.js";
 import type { OwnedUnit } from "./state.js";
 import type { HostDesired } from "./targeting.js";
@@ -58,6 +59,7 @@ export function buildReports(input: ReportInput): Omit<StatusReport, "updatedAt"
       stack,
       generation: input.applied.get(stack) ?? null,
       desiredGeneration: input.desired.generations.get(stack) ?? null,
+      ...versionOf(input.desired.deployments?.get(stack)),
       converging: isConverging(stackPhase(input.facts, stack)),
       units,
       archives: [...input.archives]
@@ -69,4 +71,9 @@ export function buildReports(input: ReportInput): Omit<StatusReport, "updatedAt"
     });
   }
   return out;
+}
+
+/** The desired generation's deployment and version (a service's; null for global and standalone). */
+function versionOf(d: Deployment | undefined): Pick<StatusReport, "version" | "deployment"> {
+  return d ? { version: d.version, deployment: d } : {};
 }

@@ -13,7 +13,7 @@
 import { createHash } from "node:crypto";
 import { isGlobal, unitTargetsNode } from "../shared/placement.js";
 import { admits, follows, isFollower, type PlacementDoc } from "../shared/schedule.js";
-import type { ServiceDecl, StackSpec, UnitRole, UnitSpec } from "../shared/spec.js";
+import type { Deployment, ServiceDecl, StackSpec, UnitRole, UnitSpec } from "../shared/spec.js";
 import { fleetArchiveMetadata, fleetUnitText, isFleetStack, metadataMatches } from "../shared/fleet-mirror.js";
 import { parseUnitFile, renderUnitFile, splitWords } from "../shared/unit-file.js";
 import { ordinal } from "../shared/order.js";
@@ -44,6 +44,8 @@ export interface HostDesired {
   /** archive digest → stack */
   archives: Map<string, string>;
   generations: Map<string, number>;
+  /** what each stack's spec deploys (type, name, version, group), named in the status report */
+  deployments?: Map<string, Deployment>;
 }
 
 const DEP_KEYS = new Set(["Requires", "After", "Wants", "BindsTo", "Requisite", "PartOf", "Before"]);
@@ -63,8 +65,10 @@ export function desiredForHost(
   const units: DesiredUnit[] = [];
   const archives = new Map<string, string>();
   const generations = new Map<string, number>();
+  const deployments = new Map<string, Deployment>();
   for (const spec of [...specs].sort((a, b) => ordinal(a.stack, b.stack))) {
     generations.set(spec.stack, spec.generation);
+    deployments.set(spec.stack, spec.deployment);
     const placed = placements.get(spec.stack)?.units ?? {};
     if (isFleetStack(spec)) {
       for (const u of spec.units) {
@@ -96,7 +100,7 @@ export function desiredForHost(
       if (u.archive) archives.set(u.archive, spec.stack);
     }
   }
-  return { units, archives, generations };
+  return { units, archives, generations, deployments };
 }
 
 function pick(u: UnitSpec, stack: string, runner: Runner): Omit<DesiredUnit, "text" | "hash"> {

@@ -14,7 +14,7 @@ import { argvGrammar, normalizeArgv } from "./argv.js";
 import { NAME_RE } from "../shared/unit-name.js";
 import { HOUSTON_VERSION } from "../shared/version.js";
 import { loadManifestFor, makeContext, type GlobalOptions } from "./context.js";
-import { EXIT, consoleOutput } from "./output.js";
+import { EXIT, consoleOutput, liveTerminal, visible } from "./output.js";
 import { planCommand } from "./commands/plan.js";
 import type { DeploymentType } from "./plan/plan-deployment.js";
 import type { CommandEnv } from "./commands/env.js";
@@ -57,7 +57,7 @@ export function buildProgram(): Command {
       return consoleOutput({
         verbose: g.verbose,
         events: g.json,
-        live: !g.json && process.stderr.isTTY === true && !process.env.CI,
+        live: !g.json && liveTerminal(process.stderr, process.env),
       });
     },
     manifest: (cmd) => loadManifestFor(env.globals(cmd)),
@@ -87,17 +87,19 @@ export function buildProgram(): Command {
     (type: DeploymentType) =>
     async (...args: unknown[]) => {
       const cmd = args.at(-1) as Command;
-      const opts = cmd.opts<{ group?: string; dependencies?: boolean }>();
+      const opts = cmd.opts<{ group?: string; dependencies?: boolean; full?: boolean }>();
       const [name, version] = args.filter((a): a is string => typeof a === "string");
       const req = env.request(cmd, type, name ?? "global", version ?? null, opts);
       const manifest = env.manifest(cmd);
-      await planCommand(makeContext(env.globals(cmd), manifest), manifest, req, env.output(cmd), env.globals(cmd).json);
+      const g = env.globals(cmd);
+      await planCommand(makeContext(g, manifest), manifest, req, env.output(cmd), g.json, opts.full === true);
     };
   const planOpts = (c: Command): Command =>
     c
       .option("-g, --group <group>", "deployment group (blue/green)")
       .option("--no-dependencies", "do not chain units with Requires=/After=")
-      .option("--scheduler <name>", "plan for this scheduler (agents or fleet) instead of the environment's");
+      .option("--scheduler <name>", "plan for this scheduler (agents or fleet) instead of the environment's")
+      .option("--full", "every unit's whole text, not only what changes against the live stack");
   planOpts(
     plan.command("service").argument("<name>").argument("<version>").description("plan a service deployment"),
   ).action(planAction("service"));
@@ -128,7 +130,7 @@ export async function main(argv: string[]): Promise<number> {
   } catch (err) {
     if (err instanceof CommanderError) return exitCodeFor(err);
     const text = err instanceof HoustonError ? err.message : errorText(err);
-    process.stderr.write(`${"ERROR".padEnd(8)} ${text}\n`);
+    process.stderr.write(`${"ERROR".padEnd(8)} ${visible(text)}\n`);
     if (!(err instanceof HoustonError) && err instanceof Error && err.stack) process.stderr.write(`${err.stack}\n`);
     return exitCodeFor(err);
   }

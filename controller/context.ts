@@ -136,12 +136,34 @@ export function consulToken(
   addr: ConsulAddress,
   env: NodeJS.ProcessEnv,
 ): string | undefined {
-  if (opts.token !== undefined) return opts.token;
-  const ambient = env.CONSUL_HTTP_TOKEN || undefined;
+  if (opts.token !== undefined) return checkToken("--token", opts.token);
+  const ambient = env.CONSUL_HTTP_TOKEN ? checkToken("$CONSUL_HTTP_TOKEN", env.CONSUL_HTTP_TOKEN) : undefined;
   if (ambient === undefined || addr.manifestKey === undefined) return ambient;
   throw new ConfigError(
     addr.source,
     `the token from $CONSUL_HTTP_TOKEN is not sent to ${addr.value}, which only the manifest names (${addr.manifestKey}): pass --consul ${addr.value} (or set CONSUL_HTTP_ADDR) to send it there, or give a token with --token`,
+  );
+}
+
+/**
+ * A token goes into an HTTP header: a line break or another control character in it (a pasted token
+ * file, `--token $'abc\nX-Injected: 1'`) is a usage error naming where it came from and the
+ * character, before anything is sent.
+ */
+export function checkToken(source: string, token: string): string {
+  const bad = /[\u0000-\u0020\u007f-\u00a0]/.exec(token);
+  if (bad === null) return token;
+  const c = bad[0];
+  const named: Record<string, string> = {
+    "\n": "a line break (\\n)",
+    "\r": "a carriage return (\\r)",
+    "\t": "a tab",
+    " ": "a space",
+  };
+  const what = named[c] ?? `the control character U+${c.charCodeAt(0).toString(16).toUpperCase().padStart(4, "0")}`;
+  throw new ConfigError(
+    source,
+    `the Consul token has ${what} at character ${bad.index + 1}: a token is one word (was a file pasted with its line break?)`,
   );
 }
 

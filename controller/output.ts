@@ -1,5 +1,8 @@
 /**
  * The controller's voice: seed-style `INFO     message` lines on stderr, JSON on stdout with --json.
+ * It writes no terminal escape code of its own except the live progress line (a terminal only, not
+ * with TERM=dumb), and none that text read from KV, hosts or files carries: control characters in
+ * what it prints are shown as `\u001b` (visible()).
  */
 export type Level = "DEBUG" | "INFO" | "WARNING" | "ERROR";
 
@@ -26,6 +29,23 @@ export interface ConsoleOptions {
   repeatMs?: number;
 }
 
+/**
+ * Text as it may reach a terminal: control characters other than line breaks and tabs (an escape
+ * sequence in an agent's error, a unit's text, a KV document) are written as `\u001b`, so that
+ * nothing read from elsewhere can move the cursor, recolour or retitle the user's terminal.
+ */
+export function visible(text: string): string {
+  return text.replace(
+    /[\u0000-\u0008\u000b-\u001f\u007f-\u009f]/g,
+    (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, "0")}`,
+  );
+}
+
+/** Whether a live, rewritten progress line may be drawn on this stream (a terminal that is not dumb). */
+export function liveTerminal(stream: { isTTY?: boolean }, env: NodeJS.ProcessEnv): boolean {
+  return stream.isTTY === true && !env.CI && env.TERM !== "dumb";
+}
+
 /** Off a terminal, a wait that has not changed for this long is said again. */
 export const PROGRESS_REPEAT_MS = 10_000;
 
@@ -44,7 +64,7 @@ export function consoleOutput(opts: ConsoleOptions): Output {
       process.stdout.write(`${JSON.stringify({ time: new Date().toISOString(), elapsedMs: Date.now() - t0, ...e })}\n`);
   };
   const draw = (): void => {
-    if (shown) process.stderr.write(`\r\x1b[K${shown} (${Math.round((Date.now() - t0) / 1000)}s)`);
+    if (shown) process.stderr.write(`\r\x1b[K${visible(shown)} (${Math.round((Date.now() - t0) / 1000)}s)`);
   };
   const clear = (): void => {
     if (shown) process.stderr.write("\r\x1b[K");
@@ -52,7 +72,7 @@ export function consoleOutput(opts: ConsoleOptions): Output {
   const log = (level: Level, message: string): void => {
     if (level === "DEBUG" && !opts.verbose) return;
     clear();
-    process.stderr.write(`${level.padEnd(8)} ${message}\n`);
+    process.stderr.write(`${level.padEnd(8)} ${visible(message)}\n`);
     draw();
     event({ event: "log", level, message });
   };
@@ -62,7 +82,7 @@ export function consoleOutput(opts: ConsoleOptions): Output {
     warn: (m) => log("WARNING", m),
     error: (m) => log("ERROR", m),
     debug: (m) => log("DEBUG", m),
-    print: (text) => process.stdout.write(text.endsWith("\n") ? text : `${text}\n`),
+    print: (text) => process.stdout.write(visible(text.endsWith("\n") ? text : `${text}\n`)),
     progress(text) {
       if (text === lastProgress) return;
       lastProgress = text;

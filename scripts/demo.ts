@@ -37,6 +37,18 @@ function houston(consul: string, ...args: string[]): Promise<number> {
   });
 }
 
+/** Commands a user can copy into another shell while the fleet is up: they work as printed. */
+function tryItBlock(consulAddr: string, root: string): string {
+  const h = "npx houston -c examples/local -e local";
+  return [
+    `cd ${root}`,
+    `export CONSUL_HTTP_ADDR=${consulAddr}`,
+    `${h} status`,
+    `${h} service example 3`,
+    `${h} history`,
+  ].join("\n");
+}
+
 /** Resolves on SIGINT or SIGTERM; the timer keeps the event loop (and so the demo) alive until then. */
 function untilSignal(): Promise<void> {
   return new Promise<void>((resolve) => {
@@ -92,8 +104,15 @@ async function main(): Promise<number> {
       process.stderr.write(`(exit status ${code})\n`);
     }
   };
+  const tryIt = (): void => {
+    say(
+      `Try it yourself in another shell while the fleet is up${keep ? "" : " (npm run demo -- --keep keeps it up)"}:`,
+    );
+    process.stderr.write(`${tryItBlock(fleet.consulAddr, ROOT)}\n`);
+  };
   try {
     process.stderr.write(`   Consul UI while the demo runs: ${fleet.consulAddr}/ui/\n`);
+    tryIt();
     await step("Hosts and their metadata", "nodes");
     await step("Global units: heartbeat@1 runs on every host (Global=true)", "global");
     await step(
@@ -128,6 +147,7 @@ async function main(): Promise<number> {
     process.off("SIGINT", onInterrupt);
     process.off("SIGTERM", onInterrupt);
     if (keep && !interrupted) {
+      tryIt();
       say(`Keeping everything up (--keep). Consul UI: ${fleet.consulAddr}/ui/  Ctrl-C tears down.`);
       await untilSignal();
     }

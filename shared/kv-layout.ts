@@ -110,8 +110,11 @@ export class KvLayout {
   lock(stack: string): string {
     return `${this.prefix}locks/${checkName(stack)}`;
   }
+  get historyRoot(): string {
+    return `${this.prefix}history/`;
+  }
   history(stack: string): string {
-    return `${this.prefix}history/${checkName(stack)}/`;
+    return `${this.historyRoot}${checkName(stack)}/`;
   }
   historyEntry(stack: string, generation: number): string {
     return `${this.history(stack)}${String(generation).padStart(8, "0")}`;

@@ -214,6 +214,11 @@ export const StatusReportSchema = z.object({
   generation: z.number().int().nullable(),
   /** newest generation the agent has seen and works towards (errors relate to it) */
   desiredGeneration: z.number().int().nullable(),
+  /** the version the desired generation deploys (a service's; null for global and standalone);
+   * optional: agents before it did not say */
+  version: z.string().nullable().optional(),
+  /** what the desired generation deploys (type, name, version, group); optional, as `version` */
+  deployment: DeploymentSchema.optional(),
   /** true while the agent is still working towards `generation`'s successor */
   converging: z.boolean(),
   units: z.array(UnitStatusSchema),
@@ -252,7 +257,8 @@ export const HistoryRecordSchema = z.object({
   startedAt: z.string(),
   finishedAt: z.string(),
   durationMs: z.number(),
-  result: z.enum(["success", "failed", "rolled-back", "removed"]),
+  /** interrupted: the controller was stopped (Ctrl-C, SIGTERM, SIGHUP) before the rollout ended */
+  result: z.enum(["success", "failed", "rolled-back", "removed", "interrupted"]),
   message: z.string(),
   /** the deployment's own units, as deployed (rollback redeploys them) */
   units: z.array(UnitSpecSchema),

@@ -1,7 +1,7 @@
 /**
  * Deploy-side commands: service / standalone / global deployments, remove, rollback, force-unlock.
- * The process edge of a rollout is here: SIGINT/SIGTERM during one release its deploy lock, say
- * where things stand and exit 130.
+ * The process edge of a rollout is here: SIGINT/SIGTERM/SIGHUP (the terminal closed) during one
+ * record it in history, release its deploy lock, say where things stand and exit 130.
  */
 import { HoustonError } from "../../shared/errors.js";
 import type { Manifest } from "../config/manifest.js";
@@ -15,26 +15,29 @@ import { rollout, type OnInterrupt, type RolloutOptions } from "../rollout/rollo
 import { NotDeployedError } from "../rollout/rollout-plan.js";
 import { makePlan } from "./plan.js";
 
-/** The exit code of a rollout interrupted by SIGINT or SIGTERM (128 + SIGINT). */
+/** The exit code of a rollout interrupted by SIGINT, SIGTERM or SIGHUP (128 + SIGINT). */
 export const INTERRUPTED_EXIT = 130;
 
 /**
- * Ctrl-C or SIGTERM during a rollout: the rollout gives its lock back at once (rather than after
- * its TTL) and says where things stand; then the process exits.
+ * Ctrl-C, SIGTERM or SIGHUP (the terminal closed) during a rollout: the rollout records it in
+ * history, gives its lock back at once (rather than after its TTL) and says where things stand;
+ * then the process exits.
  */
 function exitOnSignal(out: Output): OnInterrupt {
   return (stop) => {
+    let stopping = false;
     const interrupted = (): void => {
+      if (stopping) return; // a second signal while stopping: the first one finishes
+      stopping = true;
       void stop().then((said) => {
         out.error(said);
         process.exit(INTERRUPTED_EXIT);
       });
     };
-    process.once("SIGINT", interrupted);
-    process.once("SIGTERM", interrupted);
+    const signals = ["SIGINT", "SIGTERM", "SIGHUP"] as const;
+    for (const s of signals) process.once(s, interrupted);
     return () => {
-      process.off("SIGINT", interrupted);
-      process.off("SIGTERM", interrupted);
+      for (const s of signals) process.off(s, interrupted);
     };
   };
 }

@@ -1,12 +1,12 @@
 /**
  * Read-only commands: status (per host and unit, from agents' reports against the desired spec),
- * history, nodes. Text tables on stdout, or one JSON document with --json.
+ * history (of a stack, or every stack's last deployments), nodes. Text tables on stdout, or one JSON document with --json.
  */
 import { retrying, type FleetMachine } from "../../shared/fleet.js";
 import { errorText } from "../../shared/errors.js";
-import type { StatusReport, UnitSpec } from "../../shared/spec.js";
+import type { HistoryRecord, StatusReport, UnitSpec } from "../../shared/spec.js";
 import { listAgents } from "../../shared/stores/agents.js";
-import { listHistory } from "../../shared/stores/history.js";
+import { historyStacks, listHistory } from "../../shared/stores/history.js";
 import { readLeader } from "../../shared/stores/leader.js";
 import { listSpecs } from "../../shared/stores/specs.js";
 import type { Context } from "../context.js";
@@ -172,46 +172,90 @@ export async function statusCommand(
   return healthy;
 }
 
-export async function historyCommand(ctx: Context, stack: string, json: boolean, out: Output): Promise<void> {
-  const records = await listHistory(ctx.consul, ctx.kv, stack);
+/** Without a stack, `history` shows this many of each stack's last deployments. */
+export const HISTORY_PER_STACK = 5;
+
+/**
+ * A stack's deployments (all of them), or every stack's last HISTORY_PER_STACK without one. The
+ * generation column says which generations a deployment wrote: `6→7` when it ended with a later
+ * one live (the prune of the old version, or a restore, writes the next), so it agrees with status.
+ */
+export async function historyCommand(
+  ctx: Context,
+  stack: string | undefined,
+  json: boolean,
+  out: Output,
+): Promise<void> {
+  const stacks = stack !== undefined ? [stack] : await historyStacks(ctx.consul, ctx.kv);
+  const all = await Promise.all(
+    stacks.map(async (s) => ({ stack: s, records: await listHistory(ctx.consul, ctx.kv, s) })),
+  );
   // a successful generation can be rolled back to while every archive it used is still in Consul
   const present = new Set(await ctx.consul.kvKeys(ctx.kv.archives, "/"));
-  const canRollBack = (r: (typeof records)[number]): boolean =>
+  const canRollBack = (r: HistoryRecord): boolean =>
     r.result === "success" && r.units.every((u) => !u.archive || present.has(ctx.kv.archive(u.archive)));
+  const shown = all.map(({ stack: s, records }) => ({
+    stack: s,
+    total: records.length,
+    records: stack === undefined ? records.slice(-HISTORY_PER_STACK) : records,
+  }));
   if (json) {
-    out.print(
-      JSON.stringify(
-        records.map(({ units, ...r }) => ({
-          ...r,
-          units: units.map((u) => u.name),
-          rollback: canRollBack({ ...r, units }),
-        })),
-        null,
-        2,
-      ),
+    const rows = shown.flatMap(({ records }) =>
+      records.map(({ units, ...r }) => ({
+        ...r,
+        units: units.map((u) => u.name),
+        rollback: canRollBack({ ...r, units }),
+      })),
     );
+    out.print(JSON.stringify(rows, null, 2));
     return;
   }
-  if (records.length === 0) {
-    out.print(`no deployments of ${stack} recorded`);
+  if (shown.every((s) => s.total === 0)) {
+    out.print(stack !== undefined ? `no deployments of ${stack} recorded` : "no deployments recorded");
     return;
   }
-  const rows = [["GENERATION", "RESULT", "ROLLBACK", "DURATION", "FINISHED", "BY", "DEPLOYMENT", "MESSAGE"]];
-  for (const r of records) {
-    const d = r.deployment;
-    const rb = r.result !== "success" ? "-" : canRollBack(r) ? "yes" : "no (archive pruned)";
-    rows.push([
-      String(r.generation),
-      r.result,
-      rb,
-      `${(r.durationMs / 1000).toFixed(1)}s`,
-      r.finishedAt,
-      r.user,
-      `${d.type} ${d.name}${d.version ? ` ${d.version}` : ""}${d.group ? `:${d.group}` : ""}`,
-      r.message,
-    ]);
-  }
+  const rows = [
+    [
+      ...(stack === undefined ? ["STACK"] : []),
+      "GENERATION",
+      "RESULT",
+      "ROLLBACK",
+      "DURATION",
+      "FINISHED",
+      "BY",
+      "DEPLOYMENT",
+      "MESSAGE",
+    ],
+  ];
+  let later = false;
+  for (const { stack: s, records } of shown)
+    for (const r of records) {
+      const d = r.deployment;
+      const rb = r.result !== "success" ? "-" : canRollBack(r) ? "yes" : "no (archive pruned)";
+      const ended = r.finalGeneration !== null && r.finalGeneration !== r.generation;
+      later ||= ended;
+      rows.push([
+        ...(stack === undefined ? [s] : []),
+        ended ? `${r.generation}→${r.finalGeneration}` : String(r.generation),
+        r.result,
+        rb,
+        `${(r.durationMs / 1000).toFixed(1)}s`,
+        r.finishedAt,
+        r.user,
+        `${d.type} ${d.name}${d.version ? ` ${d.version}` : ""}${d.group ? `:${d.group}` : ""}`,
+        r.message,
+      ]);
+    }
   out.print(table(rows));
+  if (later)
+    out.print(
+      "A→B: the deployment wrote generation A and ended with B live (the prune of the old version or a restore wrote the later ones).",
+    );
+  const cut = shown.filter((s) => s.records.length < s.total);
+  if (cut.length)
+    out.print(
+      `The last ${HISTORY_PER_STACK} of each stack: houston history STACK shows all (${cut.map((s) => `${s.stack}: ${s.total}`).join(", ")}).`,
+    );
 }
 
 export async function nodesCommand(ctx: Context, json: boolean, out: Output): Promise<void> {

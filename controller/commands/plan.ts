@@ -1,6 +1,8 @@
 /**
- * `houston plan …`: the rendered deployment, and what it would change against Consul now.
- * Needs no Consul to render; says so when Consul is unreachable.
+ * `houston plan …`: the rendered deployment, and what it would change against Consul now: against
+ * a live stack, unchanged units in one line, changed ones (and a new version against the one it
+ * replaces) as a unified diff, removed ones marked; every unit's whole text with --full, or when
+ * nothing is live. Needs no Consul to render; says so when Consul is unreachable.
  */
 import { ConfigError, ConsulUnreachableError, errorText } from "../../shared/errors.js";
 import { loadDeploymentInputs } from "../config/load.js";
@@ -10,6 +12,8 @@ import type { Output } from "../output.js";
 import { diffPlan, type PlanDiff } from "../plan/diff.js";
 import { planDeployment, type DeploymentRequest, type Plan } from "../plan/plan-deployment.js";
 import { readSpec } from "../../shared/stores/specs.js";
+import type { StackSpec, UnitSpec } from "../../shared/spec.js";
+import { unifiedDiff } from "../plan/unified-diff.js";
 import { UnplaceableUnitError } from "../scheduler/targets.js";
 import { checkNameClash } from "../plan/clash.js";
 import { isGlobal } from "../../shared/placement.js";
@@ -40,14 +44,17 @@ export async function planCommand(
   req: DeploymentRequest,
   out: Output,
   json: boolean,
+  full = false,
 ): Promise<void> {
   const plan = makePlan(ctx, manifest, req);
   let diff: PlanDiff | null = null;
+  let live: StackSpec | null = null;
   let consul: { reachable: boolean; address: string; error?: string; generation?: number | null };
   /** where each unit would run now (the scheduler's preview), or why it cannot be placed */
   let placement: { hosts: Record<string, string[]>; error: string | null } | null = null;
   try {
     const { spec } = await readSpec(ctx.consul, ctx.kv, plan.stack);
+    live = spec;
     diff = diffPlan(plan.units, req.group, spec);
     consul = { reachable: true, address: ctx.consul.addr, generation: spec?.generation ?? null };
     const view = await ctx.scheduler.view();
@@ -122,8 +129,15 @@ export async function planCommand(
         : "";
     const on = placement?.hosts[u.name];
     const where = on ? ` → ${on.length ? on.join(", ") : "no host yet"}${isGlobal(u) ? " (global)" : ""}` : "";
-    out.info(`Unit ${u.name} (${u.role}, ${state}${shared})${where}`);
-    out.print(ctx.scheduler.unitText(plan.stack, u).replace(/^/gm, "    ").trimEnd() + "\n");
+    // against a live stack, what changes: a unified diff (a new version against the one it replaces)
+    const before = live && !full ? unitBefore(u, live, diff) : null;
+    out.info(
+      `Unit ${u.name} (${u.role}, ${state}${before?.replaces ? `, replaces ${before.replaces}` : ""}${shared})${where}`,
+    );
+    if (state === "unchanged" && before) continue;
+    const text = ctx.scheduler.unitText(plan.stack, u);
+    const shown = before ? changeOf(ctx, plan.stack, before.unit, u, live?.generation) : text;
+    out.print(shown.replace(/^/gm, "    ").trimEnd() + "\n");
   }
   for (const { unit, strategy } of plan.strategies) {
     out.info(`Upgrade of ${unit.replace(/@[^@]*$/, "@*")}: ${strategy.reason}`);
@@ -140,9 +154,37 @@ export async function planCommand(
       `Against Consul (generation ${consul.generation ?? "none"}): ${diff.added.length} new, ${diff.changed.length} changed, ${diff.unchanged.length} unchanged`,
     );
     for (const r of diff.replaced) out.info(`Would remove after confirmation: ${r}`);
+    if (live && !full) out.info("Unchanged units in one line, changed ones as a diff: --full shows every unit's text");
     for (const r of diff.untouched) out.info(`Left alone: ${r}`);
     if (placement?.error) out.warn(`Would fail: ${placement.error}`);
     else if (placement)
       for (const w of droppedDependencies(plan.units, new Map(Object.entries(placement.hosts)))) out.warn(w);
   }
+}
+
+/**
+ * The live unit a planned one is compared with: the same unit (changed or unchanged), or for a new
+ * one the replaced unit of the same name at another version (`web@1` for `web@2`); null: all new.
+ */
+function unitBefore(u: UnitSpec, live: StackSpec, diff: PlanDiff | null): { unit: UnitSpec; replaces?: string } | null {
+  const same = live.units.find((x) => x.name === u.name);
+  if (same) return { unit: same };
+  const base = u.name.replace(/@.*$/, "");
+  const old = live.units.find((x) => diff?.replaced.includes(x.name) && x.name.replace(/@.*$/, "") === base);
+  return old ? { unit: old, replaces: old.name } : null;
+}
+
+/** A unit's text as a diff against the live one; its placement when only that changed. */
+function changeOf(ctx: Context, stack: string, before: UnitSpec, u: UnitSpec, generation: number | undefined): string {
+  const from = `${before.name} (generation ${generation ?? "?"})`;
+  const text = unifiedDiff(
+    ctx.scheduler.unitText(stack, before),
+    ctx.scheduler.unitText(stack, u),
+    from,
+    `${u.name} (this plan)`,
+  );
+  const placed = JSON.stringify(u.placements);
+  if (JSON.stringify(before.placements) !== placed)
+    return `${text}${text ? "\n" : ""}placement: ${JSON.stringify(before.placements)} → ${placed}`;
+  return text || `the same text as ${from}`;
 }

@@ -15,6 +15,7 @@ import { perUnitMs } from "../rollout/rollout-plan.js";
 import { DEFAULT_KEEP_GENERATIONS, breakLockIfAsked, deployCommand, removeCommand, rollbackCommand } from "./deploy.js";
 import { historyCommand, nodesCommand, statusCommand } from "./inspect.js";
 import { adoptCommand } from "./adopt.js";
+import { confirmRemove } from "./confirm-remove.js";
 import { writeSigningKeys } from "./keygen.js";
 import { aclBootstrapCommand, aclPoliciesCommand } from "./acl.js";
 import { KvLayout } from "../../shared/kv-layout.js";
@@ -183,13 +184,20 @@ export function registerCommands(program: Command, env: CommandEnv): void {
       "keep the archives of this many recent successful deployments",
       String(DEFAULT_KEEP_GENERATIONS),
     )
+    .option("-y, --yes", "do not ask (on a terminal, remove asks first, naming the units and hosts that stop)")
     .action(
       async (
         stack: string,
-        flags: { group?: string; forceUnlock?: boolean; keepGenerations: string },
+        flags: { group?: string; forceUnlock?: boolean; keepGenerations: string; yes?: boolean },
         cmd: Command,
       ) => {
-        const { ctx, g, out } = await stackCommand(stack, cmd, flags.forceUnlock === true);
+        const { ctx, g, out } = await stackCommand(stack, cmd, false);
+        const terminal = process.stdin.isTTY === true && process.stderr.isTTY === true;
+        if (!(await confirmRemove(ctx, stack, flags.group ?? null, flags.yes === true, terminal))) {
+          out.info(`Not removed: ${stack} keeps running`);
+          return setExit(false);
+        }
+        await breakLockIfAsked(ctx, stack, flags.forceUnlock === true, out);
         setExit(
           await removeCommand(
             ctx,
@@ -237,10 +245,10 @@ export function registerCommands(program: Command, env: CommandEnv): void {
     });
   program
     .command("history")
-    .argument("<stack>")
-    .description("deployments of a stack with result and duration")
-    .action(async (stack: string, _f: unknown, cmd: Command) => {
-      stackArg(stack);
+    .argument("[stack]")
+    .description("deployments of a stack with result and duration (without one: every stack's last deployments)")
+    .action(async (stack: string | undefined, _f: unknown, cmd: Command) => {
+      if (stack !== undefined) stackArg(stack);
       const { ctx, json, out } = inspectCtx(cmd);
       await historyCommand(ctx, stack, json, out);
     });

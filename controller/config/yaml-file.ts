@@ -2,7 +2,7 @@
  * Reading config files with errors that name the file and line; only from inside the config
  * directory (a symlink that leaves it is refused, naming the link and its target).
  */
-import { lstatSync, readFileSync, readlinkSync, realpathSync, type Stats } from "node:fs";
+import { lstatSync, readFileSync, readlinkSync, realpathSync, statSync, type Stats } from "node:fs";
 import { dirname, isAbsolute, join, relative, resolve, sep } from "node:path";
 import { LineCounter, parseDocument, isScalar, type Document, type Node } from "yaml";
 import { ConfigError } from "../../shared/errors.js";
@@ -30,11 +30,24 @@ export function readYamlFile(file: string, dir?: string): YamlFile {
 export function readConfigText(file: string, dir?: string): string {
   if (dir !== undefined) assertInsideConfig(dir, file);
   try {
+    const what = notAFile(statSync(file));
+    if (what) throw new ConfigError(file, `is ${what}, not a file`);
     return readFileSync(file, "utf8");
   } catch (err) {
+    if (err instanceof ConfigError) throw err;
     const code = (err as NodeJS.ErrnoException).code;
     throw new ConfigError(file, code === "ENOENT" ? "file not found" : `cannot read (${code ?? String(err)})`);
   }
+}
+
+/** What a path that is not a regular file is (a fifo would block the read), or null for a file. */
+function notAFile(st: Stats): string | null {
+  if (st.isFile()) return null;
+  if (st.isDirectory()) return "a directory";
+  if (st.isFIFO()) return "a named pipe";
+  if (st.isSocket()) return "a socket";
+  if (st.isCharacterDevice() || st.isBlockDevice()) return "a device";
+  return "not a regular file";
 }
 
 /**

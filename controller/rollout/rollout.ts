@@ -106,15 +106,19 @@ export async function rollout(
     let live: number | null = plan.liveGeneration;
     let generation = plan.firstGeneration - 1;
     // interrupted: give the lock back at once (rather than after its TTL) and say where things stand
+    // interrupted: a history row says so, and the lock is given back at once (rather than after its TTL)
     stopListening = onInterrupt(async () => {
-      await lock.release().catch(() => undefined);
       const what =
         live === null || live === before?.generation
           ? ""
           : before
             ? " with the new units beside the old ones"
             : " with the new units";
-      return `Interrupted during the deployment of ${input.label}; released the deploy lock of ${input.stack}. Generation ${live ?? "none"} is live${what}: run the same command again to finish it.`;
+      const said = `Interrupted during the deployment of ${input.label}; released the deploy lock of ${input.stack}. Generation ${live ?? "none"} is live${what}: run the same command again to finish it.`;
+      const record = historyRecord(input, plan, t0, live, "interrupted", said);
+      await putHistory(consul, kv, record).catch(() => undefined);
+      await lock.release().catch(() => undefined);
+      return said;
     });
     /** writes the next generation with these units, or deletes the spec (null) */
     const write = async (units: UnitSpec[] | null): Promise<number> => {
@@ -234,8 +238,28 @@ async function finish(
   keepGenerations: number,
 ): Promise<void> {
   const removal = plan.request.kind === "remove";
+  await putHistory(ctx.consul, ctx.kv, historyRecord(input, plan, t0, live, step.result, step.message));
+  const candidates = new Set([...(plan.restore ?? []), ...input.units].flatMap((u) => (u.archive ? [u.archive] : [])));
+  await pruneArchives(ctx, input.stack, candidates, keepGenerations, out);
+  if (step.ok && !removal) for (const line of await ctx.scheduler.afterConfirmed(input.stack)) out.info(line);
+  if (removal) out.info(step.message);
+  else if (step.ok) {
+    out.info(step.message);
+    out.info("Eagle, looking great. You're Go.");
+  } else out.error(step.message);
+}
+
+/** The history row of a rollout that ended (or was interrupted) with `live` the generation in KV. */
+function historyRecord(
+  input: RolloutInput,
+  plan: RolloutPlan,
+  t0: number,
+  live: number | null,
+  result: HistoryRecord["result"],
+  message: string,
+): HistoryRecord {
   const removedUnits = (plan.restore ?? []).filter((u) => plan.replaced.includes(u.name));
-  const record: HistoryRecord = {
+  return {
     schema: SCHEMA_VERSION,
     stack: input.stack,
     generation: plan.firstGeneration,
@@ -245,18 +269,9 @@ async function finish(
     startedAt: new Date(t0).toISOString(),
     finishedAt: new Date().toISOString(),
     durationMs: Date.now() - t0,
-    result: step.result,
-    message: step.message,
-    units: removal ? removedUnits : input.units,
+    result,
+    message,
+    units: plan.request.kind === "remove" ? removedUnits : input.units,
     finalGeneration: live,
   };
-  await putHistory(ctx.consul, ctx.kv, record);
-  const candidates = new Set([...(plan.restore ?? []), ...input.units].flatMap((u) => (u.archive ? [u.archive] : [])));
-  await pruneArchives(ctx, input.stack, candidates, keepGenerations, out);
-  if (step.ok && !removal) for (const line of await ctx.scheduler.afterConfirmed(input.stack)) out.info(line);
-  if (removal) out.info(step.message);
-  else if (step.ok) {
-    out.info(step.message);
-    out.info("Eagle, looking great. You're Go.");
-  } else out.error(step.message);
 }

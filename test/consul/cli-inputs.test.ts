@@ -6,7 +6,7 @@
 import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
-import { configDir, houston, writeConfig } from "../helpers/cli.js";
+import { configDir, houston, startCli, writeConfig } from "../helpers/cli.js";
 import { ROOT } from "../harness/paths.js";
 
 const CLOSED = "http://127.0.0.1:1";
@@ -94,6 +94,16 @@ const cases: { title: string; files?: Record<string, string>; args: string[]; er
     title: "a token over plain http to another host",
     args: ["--consul", "http://192.0.2.1:8500", "--token", "t", "status"],
     err: /refusing to send the Consul token over plain http to 192.0.2.1:8500/,
+  },
+  {
+    title: "a token with a line break (a header injection)",
+    args: ["--token", "abc\nX-Injected: 1", "status"],
+    err: /--token: the Consul token has a line break \(\\n\) at character 4/,
+  },
+  {
+    title: "a token with a carriage return (a token file pasted from Windows)",
+    args: ["--token", "abc\r", "status"],
+    err: /--token: the Consul token has a carriage return \(\\r\) at character 4/,
   },
   {
     title: "MachineMetadata without '='",
@@ -202,6 +212,19 @@ describe("bad input is refused at the door (exit 2, no stack trace, nothing sent
       expect(r.stderr).not.toMatch(/\n\s+at |unreachable/);
     });
   }
+
+  it("a token with a line break in $CONSUL_HTTP_TOKEN names the variable", async () => {
+    const dir = configDir(base);
+    const r = await startCli(CLOSED, dir, ["status"], { ...process.env, CONSUL_HTTP_TOKEN: "abc\nX-Injected: 1" }).done;
+    expect(r.stderr).toMatch(/\$CONSUL_HTTP_TOKEN: the Consul token has a line break \(\\n\) at character 4/);
+    expect(r.code).toBe(2);
+  });
+
+  it("a manifest.yaml that is a directory says so (not 'file not found')", async () => {
+    const r = await houston(CLOSED, configDir({ "manifest.yaml/README": "not a manifest\n" }), "status");
+    expect(r.stderr).toMatch(/manifest.yaml: is a directory, not a file\n/);
+    expect(r.code).toBe(2);
+  });
 
   it("an archive over the size limit is refused at plan time with its size and the limit", async () => {
     const dir = configDir({

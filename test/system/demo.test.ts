@@ -1,9 +1,10 @@
 /**
  * The demo as a new user runs it: `npm run demo -- --keep` stays up (a few seconds later the
- * fleet is still there and the Consul UI answers), Ctrl-C tears everything down; `--down`
+ * fleet is still there and the Consul UI answers), the commands it prints to copy work as printed
+ * from another shell (status, a deploy of v3, history), Ctrl-C tears everything down; `--down`
  * cleans up after a demo that was killed outright.
  */
-import { spawn } from "node:child_process";
+import { spawn, type SpawnOptions } from "node:child_process";
 import { existsSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
@@ -39,6 +40,17 @@ function startDemo(...args: string[]) {
   return { child, output: () => out, exit };
 }
 
+function run(cmd: string, args: string[], opts: SpawnOptions) {
+  const child = spawn(cmd, args, { ...opts, stdio: ["ignore", "pipe", "pipe"] });
+  let stdout = "";
+  let stderr = "";
+  child.stdout?.on("data", (d: Buffer) => (stdout += d.toString()));
+  child.stderr?.on("data", (d: Buffer) => (stderr += d.toString()));
+  return new Promise<{ code: number; stdout: string; stderr: string }>((resolve) =>
+    child.on("close", (code) => resolve({ code: code ?? 1, stdout, stderr })),
+  );
+}
+
 describe("npm run demo -- --keep", () => {
   it("stays up until Ctrl-C, serves the Consul UI, then leaves nothing behind", async () => {
     const demo = startDemo("--keep");
@@ -50,10 +62,21 @@ describe("npm run demo -- --keep", () => {
     for (const h of HOSTS) expect(existsSync(join(TESTHOST_BASE, h))).toBe(true);
     const page = await fetch(ui!);
     expect(page.status).toBe(200);
+    // the block the demo printed to copy, run as printed in a new shell: status, a deploy of v3, history
+    const text = demo.output();
+    const block = /\n((?:.+\n)+)/.exec(text.slice(text.lastIndexOf("== Try it yourself")))?.[1] ?? "";
+    expect(block).toMatch(/^cd .*\nexport CONSUL_HTTP_ADDR=http:\/\/127\.0\.0\.1:\d+\n(npx houston .*\n){3}$/);
+    const env = Object.fromEntries(Object.entries(process.env).filter(([k]) => !k.startsWith("CONSUL_")));
+    const tried = await run("bash", ["-euxc", block], { env, cwd: "/" });
+    expect(tried.code, tried.stderr).toBe(0);
+    expect(tried.stdout).toMatch(/example: generation \d+, service example 2/); // status
+    expect(tried.stderr).toMatch(/You're Go/); // the deploy of v3
+    expect(tried.stdout).toMatch(/example[\s\S]*service example 3/); // history, every stack
     const state = JSON.parse(readFileSync(join(TESTHOST_BASE, "demo.fleet.json"), "utf8")) as { consulPids: number[] };
     demo.child.kill("SIGINT");
     expect(await demo.exit).toBe(0);
     expect(demo.output()).toContain("Demo complete: nothing left running");
+    expect(demo.output()).not.toContain("\x1b"); // off a terminal: no escape codes, from the demo or the CLI
     expect(nothingLeft()).toBe(true);
     expect(state.consulPids.length).toBeGreaterThan(0);
     for (const pid of state.consulPids) expect(alive(pid)).toBe(false);

@@ -236,6 +236,20 @@ describe("rollout end to end", () => {
     );
     const rerun = await run(dir, "-s", "service", "intr", "1");
     expect(rerun.code, rerun.stderr).toBe(0);
+    // the interrupted deploy left its row, then the rerun's; generations agree with status's
+    const history = await run(dir, "history", "intr");
+    expect(history.stdout).toMatch(/\n\d+ +interrupted .*Interrupted during the deployment of intr 1/);
+    expect(history.stdout).toMatch(/\n\d+(→\d+)? +success /);
+  });
+
+  it("SIGHUP (the terminal closed) mid-rollout is handled like Ctrl-C: the lock is given back at once", async () => {
+    const { dir, ...first } = await slowRollout("hup");
+    first.child.kill("SIGHUP");
+    const r = await first.done;
+    expect(r.code).toBe(130);
+    expect(r.stderr).toMatch(/Interrupted during the deployment of hup 1; released the deploy lock of hup\./);
+    const rerun = await run(dir, "-s", "service", "hup", "1"); // not refused (exit 4): the lock is free
+    expect(rerun.code, rerun.stderr).toBe(0);
   });
 
   it("a canary that fails stops the rollout before the other hosts get anything", async () => {

@@ -29,6 +29,49 @@ describe("normalizeArgv (the seed's command lines)", () => {
     ],
     ["a lone unknown word is left for commander to reject", "-e test statsu", "-e test statsu"],
     ["flags only", "-n --remove", "-n --remove"],
+    [
+      "the bare form with options after it (a flag's value is not a word)",
+      "-c config -e test hello 4 --min-healthy 3",
+      "-c config -e test service hello 4 --min-healthy 3",
+    ],
+    [
+      "the bare form with options around it, the seed's and Houston's",
+      "-c config -d 2 -e test hello 4 -m 3 --no-dependencies -s -v --consul http://x:1",
+      "-c config -e test service -d 2 hello 4 -m 3 --no-dependencies -s -v --consul http://x:1",
+    ],
+    [
+      "the bare form with inline values",
+      "--environment=test -d3 hello 4 --max-tries=3",
+      "--environment=test service -d3 hello 4 --max-tries=3",
+    ],
+    ["the bare form with --remove", "-e test hello 4 --remove -n", "-e test service hello 4 --remove -n"],
+    [
+      "Houston's options after the command stay there (commander reads them)",
+      "service web 2 -e test -c cfg --json -d 1",
+      "service web 2 -e test -c cfg --json -d 1",
+    ],
+    ["global and standalone with the seed's flags", "-n -e test global -d 1 -m 2 -s", "-e test global -n -d 1 -m 2 -s"],
+    [
+      "standalone with the deploy flags before and after",
+      "-e test --no-dependencies standalone db --remove",
+      "-e test standalone --no-dependencies db --remove",
+    ],
+    [
+      "plan with deploy flags before its subcommand",
+      "-e test plan -g blue service web 2",
+      "-e test plan service -g blue web 2",
+    ],
+    [
+      "a value that looks like a command stays a value",
+      "-e status -c plan hello 4",
+      "-e status -c plan service hello 4",
+    ],
+    ["three words are not the bare form", "-e test hello 4 5", "-e test hello 4 5"],
+    [
+      "another command's option value is not a word (plan --scheduler fleet service web 2)",
+      "-e test plan --scheduler fleet -g blue service web 2",
+      "-e test plan service --scheduler fleet -g blue web 2",
+    ],
   ];
   for (const [title, input, want] of cases)
     it(title, () => expect(normalizeArgv(input.split(" "), grammar).join(" ")).toBe(want));

@@ -67,6 +67,23 @@ describe("buildReports", () => {
     });
   });
 
+  it("names the version the desired generation deploys (what the Consul UI shows beside the generation)", () => {
+    const deployment = { type: "service" as const, name: "s", version: "7b7d061b", group: null };
+    const [r] = buildReports(
+      input({ desired: { ...desired([unit("s@7b7d061b.service")]), deployments: new Map([["s", deployment]]) } }),
+    );
+    expect(r).toMatchObject({ desiredGeneration: 3, version: "7b7d061b", deployment });
+    const [g] = buildReports(
+      input({
+        desired: {
+          ...desired([unit("beat@1.service")]),
+          deployments: new Map([["s", { type: "global" as const, name: "global", version: null, group: null }]]),
+        },
+      }),
+    );
+    expect(g).toMatchObject({ version: null, deployment: { type: "global" } });
+  });
+
   it("a unit with no state read is reported unknown", () => {
     const [r] = buildReports(input({ desired: desired([unit("a@1.service")]) }));
     expect(r?.units).toEqual([{ name: "a@1.service", activeState: "unknown", subState: "unknown" }]);

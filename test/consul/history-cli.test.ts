@@ -1,0 +1,89 @@
+/**
+ * `houston history` through the built CLI against a real Consul: without a stack it lists every
+ * stack's last deployments (as `status` lists every stack); generations agree with `status` (a
+ * deployment whose prune wrote the next generation shows `6→7`); an interrupted deploy's row shows.
+ */
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { Consul } from "../../shared/consul.js";
+import { KvLayout } from "../../shared/kv-layout.js";
+import { SCHEMA_VERSION, type HistoryRecord } from "../../shared/spec.js";
+import { putHistory } from "../../shared/stores/history.js";
+import { configDir, houston } from "../helpers/cli.js";
+import { startConsul, type TestConsul } from "../harness/consul-dev.js";
+
+let consul: TestConsul;
+const kv = new KvLayout("houston/");
+const dir = configDir({ "manifest.yaml": "environments:\n  test: {}\n" });
+
+const record = (
+  stack: string,
+  generation: number,
+  finalGeneration: number | null,
+  result: HistoryRecord["result"],
+  version: string,
+): HistoryRecord => ({
+  schema: SCHEMA_VERSION,
+  stack,
+  generation,
+  environment: "test",
+  deployment: { type: "service", name: stack, version, group: null },
+  user: "tester",
+  startedAt: "2026-01-01T00:00:00.000Z",
+  finishedAt: "2026-01-01T00:00:05.000Z",
+  durationMs: 5000,
+  result,
+  message: `${result} ${stack} ${version}`,
+  units: [],
+  finalGeneration,
+});
+
+beforeAll(async () => {
+  consul = await startConsul();
+  const c = new Consul({ addr: consul.addr, token: "" });
+  for (let v = 1; v <= 7; v++) await putHistory(c, kv, record("web", 2 * v - 1, 2 * v, "success", String(v)));
+  await putHistory(c, kv, record("api", 1, 1, "success", "1"));
+  await putHistory(c, kv, record("api", 2, 2, "interrupted", "2"));
+});
+afterAll(async () => consul?.stop());
+
+describe("houston history", () => {
+  it("without a stack: every stack's last deployments, with the generations they wrote", async () => {
+    const r = await houston(consul.addr, dir, "history");
+    expect(r.code, r.stderr).toBe(0);
+    const lines = r.stdout.split("\n");
+    expect(lines[0]).toMatch(/^STACK +GENERATION +RESULT/);
+    expect(lines.filter((l) => l.startsWith("api "))).toHaveLength(2);
+    expect(r.stdout).toMatch(/\napi +2 +interrupted .*interrupted api 2/);
+    // the last 5 of web's 7, each with the prune generation it ended with
+    const web = lines.filter((l) => l.startsWith("web "));
+    expect(web.map((l) => l.split(/ +/)[1])).toEqual(["5→6", "7→8", "9→10", "11→12", "13→14"]);
+    expect(r.stdout).toMatch(/A→B: the deployment wrote generation A and ended with B live/);
+    expect(r.stdout).toMatch(/houston history STACK shows all \(web: 7\)/);
+  });
+
+  it("with a stack: all of its deployments, no STACK column", async () => {
+    const r = await houston(consul.addr, dir, "history", "web");
+    expect(r.code, r.stderr).toBe(0);
+    expect(r.stdout).toMatch(/^GENERATION +RESULT/);
+    expect(r.stdout.split("\n").filter((l) => /^\d+→\d+ +success/.test(l))).toHaveLength(7);
+  });
+
+  it("--json without a stack: every stack's rows, each naming its stack", async () => {
+    const r = await houston(consul.addr, dir, "--json", "history");
+    const rows = JSON.parse(r.stdout) as { stack: string; generation: number; result: string }[];
+    expect(rows.map((x) => `${x.stack}:${x.generation}:${x.result}`)).toEqual([
+      "api:1:success",
+      "api:2:interrupted",
+      "web:5:success",
+      "web:7:success",
+      "web:9:success",
+      "web:11:success",
+      "web:13:success",
+    ]);
+  });
+
+  it("nothing recorded", async () => {
+    const r = await houston(consul.addr, dir, "--prefix", "empty/", "history");
+    expect(r.stdout.trim()).toBe("no deployments recorded");
+  });
+});
