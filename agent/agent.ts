@@ -25,7 +25,7 @@ import { applySteps, type ApplyDeps } from "./apply.js";
 import type { AgentConfig } from "./config.js";
 import { Metrics } from "./metrics.js";
 import { PassRunner } from "./pass-runner.js";
-import { reconcileHost, type HostObservation } from "./reconcile.js";
+import { reconcileHost, withoutReplaced, type HostObservation } from "./reconcile.js";
 import { Reporter } from "./reporter.js";
 import { NO_FACTS, afterPass, allErrors, type StackFacts } from "./stack-phase.js";
 import type { AgentState } from "./state.js";
@@ -228,14 +228,18 @@ export class Agent {
     }
   }
 
-  /** What this host should run now, from the cached specs and placements (derived again only when they change). */
+  /**
+   * What this host should run now, from the cached specs and placements (derived again only when
+   * they change); without the units a replacement displaces here (stop then start), so the report
+   * does not list them as wanted.
+   */
   private desired(): HostDesired {
     const { state } = this.deps;
     const key = `${state.revision} ${this.node} ${this.machineId ?? ""} ${JSON.stringify(this.meta)}`;
     if (this.desiredCache?.key !== key) {
       const value = desiredForHost(state.specs(), state.placements(), this.node, this.meta, this.machineId);
       for (const line of [...value.refused.values()].flat()) this.log(line);
-      this.desiredCache = { key, value };
+      this.desiredCache = { key, value: withoutReplaced(value) };
     }
     return this.desiredCache.value;
   }

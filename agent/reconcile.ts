@@ -14,6 +14,9 @@
  * from the process it described to the next one.
  * A unit is started once per content: a unit that failed stays failed (and reported) until its
  * content changes; Houston does not loop restarting it.
+ * Stop then start: a wanted unit that `replaces` another wanted unit of its stack (an upgrade of a
+ * fixed-port service) displaces it on this host: the old one is deregistered, stopped and removed
+ * before the new one starts, in the same pass (the old one stays wherever its successor is not).
  */
 import type { ServiceDecl } from "../shared/spec.js";
 import type { DesiredUnit, HostDesired, Runner } from "./targeting.js";
@@ -113,7 +116,8 @@ export interface HostPlan {
 
 const RUNNING = new Set(["active", "activating", "reloading"]);
 
-export function reconcileHost(current: HostObservation, desired: HostDesired): HostPlan {
+export function reconcileHost(current: HostObservation, wants: HostDesired): HostPlan {
+  const desired = withoutReplaced(wants);
   const owned = new Map(current.owned.map((u) => [u.name, u]));
   const fleetServices = current.fleetServices ?? new Map<string, FleetService>();
   const ours = desired.units.filter((u) => u.runner === "agent");
@@ -190,6 +194,26 @@ export function reconcileHost(current: HostObservation, desired: HostDesired): H
   for (const [sha, stack] of current.archives)
     if (!desired.archives.has(sha)) steps.push({ kind: "remove-archive", stack, sha });
   return { steps, afterReport };
+}
+
+/**
+ * The desired units without those a unit of the same stack run by the agent replaces here (stop
+ * then start): they become unwanted, so their stop comes before the replacement's start. fleet
+ * starts its units itself: it never replaces (controller/scheduler/unit-rules.ts).
+ */
+export function withoutReplaced(desired: HostDesired): HostDesired {
+  const replaced = new Set(
+    desired.units.filter((u) => u.runner === "agent").flatMap((u) => (u.replaces ?? []).map((r) => `${u.stack}/${r}`)),
+  );
+  if (replaced.size === 0) return desired;
+  const here = new Set(desired.units.map((u) => `${u.stack}/${u.name}`));
+  const units = desired.units
+    .filter((u) => !replaced.has(`${u.stack}/${u.name}`))
+    .map((u) => {
+      const replacing = u.runner === "agent" ? (u.replaces ?? []).filter((r) => here.has(`${u.stack}/${r}`)) : [];
+      return replacing.length ? { ...u, replacing } : u;
+    });
+  return { ...desired, units };
 }
 
 /** what is registered for a unit now: the service, and the unit content it was registered for */

@@ -1,8 +1,9 @@
 /**
  * Builds the per-stack status reports this host publishes at status/<node>/<stack> (pure): each
- * stack's units with their systemd state, its generations, what the desired generation deploys
- * (its version, for the Consul UI), and its phase (stack-phase.ts) as `converging` and `errors`
- * (with the placements of the stack's generation this host refused).
+ * stack's units with their systemd state (and, stop then start, the units each replaced here), its
+ * generations, what the desired generation deploys (its version, for the Consul UI), and its phase
+ * (stack-phase.ts) as `converging` and `errors` (with the placements of the stack's generation
+ * this host refused).
  */
 import { SCHEMA_VERSION, type Deployment, type StatusReport, type UnitStatus } from "../shared/spec.js";
 import { allErrors, isConverging, stackErrors, stackPhase, stackRefusal, type StackFacts } from "./stack-phase.js";
@@ -39,10 +40,17 @@ export function buildReports(input: ReportInput): Omit<StatusReport, "updatedAt"
       ...[...input.desired.units, ...(input.lingering ?? [])].filter((u) => u.stack === stack).map((u) => u.name),
       ...input.owned.filter((u) => u.stack === stack).map((u) => u.name),
     ];
-    const units: UnitStatus[] = [...new Set(names)].map((name) => ({
-      name,
-      ...(input.states.get(name) ?? { activeState: "unknown", subState: "unknown" }),
-    }));
+    const replaced = new Map(
+      input.desired.units.flatMap((u) => (u.stack === stack && u.replacing ? [[u.name, u.replacing]] : [])),
+    );
+    const units: UnitStatus[] = [...new Set(names)].map((name) => {
+      const r = replaced.get(name);
+      return {
+        name,
+        ...(input.states.get(name) ?? { activeState: "unknown", subState: "unknown" }),
+        ...(r ? { replaced: r } : {}),
+      };
+    });
     const desiredHere = input.desired.generations.has(stack);
     // why this host refused a placement of the stack's generation (agent/targeting.ts)
     const errors = [...stackErrors(input.facts, stack), ...(input.desired.refused.get(stack) ?? [])];

@@ -2,10 +2,11 @@
  * Houston's own state, legible in Consul's UI (pure): per stack this host runs, a Consul service
  * `houston-<stack>` tagged with the deployed version and generation, with one TTL check per unit
  * that mirrors systemd: passing when active, warning while (de)activating or not running yet,
- * critical when failed (the Result and last log lines as the check's output). The agent sends
- * changes when systemd signals them; nothing polls. A unit that leaves the host takes its check
- * with it in the same report; after a restart (or Consul came back) `strays` says which of
- * Houston's registrations on the local Consul agent no longer match anything (never others').
+ * critical when failed (the Result and last log lines as the check's output; a unit that replaced
+ * another here, stop then start, says which). The agent sends changes when systemd signals them;
+ * nothing polls. A unit that leaves the host takes its check with it in the same report; after a
+ * restart (or Consul came back) `strays` says which of Houston's registrations on the local Consul
+ * agent no longer match anything (never others').
  */
 import type { StatusReport, UnitStatus } from "../shared/spec.js";
 
@@ -35,7 +36,8 @@ export function unitCheck(stack: string, u: UnitStatus): UnitCheck {
       : u.activeState === "failed" || u.activeState === "unknown"
         ? "critical"
         : "warning";
-  const head = `${u.name}: ActiveState=${u.activeState} SubState=${u.subState}${u.result ? ` Result=${u.result}` : ""}${u.error ? ` (${u.error})` : ""}`;
+  const replaced = u.replaced?.length ? `; replaced ${u.replaced.join(", ")} on this host (stop, then start)` : "";
+  const head = `${u.name}: ActiveState=${u.activeState} SubState=${u.subState}${u.result ? ` Result=${u.result}` : ""}${u.error ? ` (${u.error})` : ""}${replaced}`;
   return { id: `houston-unit:${stack}:${u.name}`, unit: u.name, status, output: [head, ...(u.log ?? [])].join("\n") };
 }
 

@@ -37,6 +37,10 @@ export interface DesiredUnit {
   hash: string;
   archive?: string;
   service?: ServiceDecl;
+  /** stop then start: units of the stack this one replaces where both would run (reconcile.ts) */
+  replaces?: string[];
+  /** those of `replaces` that were wanted on this host, so stopped here first (reported) */
+  replacing?: string[];
 }
 
 export interface HostDesired {
@@ -163,6 +167,7 @@ function pick(u: UnitSpec, stack: string, runner: Runner): Omit<DesiredUnit, "te
     group: u.group,
     archive: u.archive,
     service: u.service,
+    ...(u.replaces?.length ? { replaces: u.replaces } : {}),
   };
 }
 

@@ -116,7 +116,7 @@ async function main(): Promise<number> {
     await step("Hosts and their metadata", "nodes");
     await step("Global units: heartbeat@1 runs on every host (Global=true)", "global");
     await step(
-      "Where service example 1 would go: the service on both web hosts (Instances=2), the cache on every web host (global), the worker on one (a singleton, placed by the agents' scheduler)",
+      "Where service example 1 would go: the service on both web hosts (Instances=2), the cache on every web host (global), the worker beside the service (no placement of its own)",
       "plan",
       "service",
       "example",
@@ -129,7 +129,7 @@ async function main(): Promise<number> {
       "1",
     );
     await step("Standalone stack tools (role=worker hosts)", "standalone", "tools");
-    await step("What runs where (one example-worker: the singleton; heartbeat everywhere)", "status");
+    await step("What runs where (example-worker beside each copy of the service; heartbeat everywhere)", "status");
     const web = fleet.host("demo1");
     if (!interrupted) {
       say(`The service answering inside ${web.name}`);

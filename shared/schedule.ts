@@ -9,7 +9,8 @@
  *  - a lost machine's units move, and the move is recorded with its reason;
  *  - a unit that cannot be placed gets a reason naming what no machine satisfies.
  * Global units are not placed: every matching machine runs them. A deployment's file archive goes
- * where its units go, a stack's socket where its service goes. The agent holding the scheduler
+ * where its units go, a stack's socket where its service goes, and a service's unit with no
+ * placement of its own (`together`) where the service goes (like a Nomad task group). The agent holding the scheduler
  * role (agent/scheduler-role.ts) writes the result to placements/<stack>.
  */
 import { z } from "zod";
@@ -121,25 +122,31 @@ export function globMatch(pattern: string, name: string): boolean {
   }
 }
 
-/** Units that go where others go: a deployment's archive, a stack's socket and its guard. */
-export function isFollower(u: Pick<UnitSpec, "role">): boolean {
-  return u.role === "archive" || u.role === "socket" || u.role === "socket-guard";
+/**
+ * Units that go where others go: a deployment's archive, a stack's socket and its guard, a
+ * service's unit with no placement of its own (`together`).
+ */
+export function isFollower(u: Pick<UnitSpec, "role" | "together">): boolean {
+  return u.role === "archive" || u.role === "socket" || u.role === "socket-guard" || u.together === true;
 }
 
 /**
  * Whether follower `u` goes where `o` runs: an archive with its deployment's units (same group),
- * a socket with its service. One rule for the scheduler and for each agent (agent/targeting.ts).
+ * a socket and a `together` unit with their service. One rule for the scheduler and for each
+ * agent (agent/targeting.ts).
  */
-export function follows(u: Pick<UnitSpec, "role" | "group">, o: Pick<UnitSpec, "role" | "group">): boolean {
+export function follows(
+  u: Pick<UnitSpec, "role" | "group" | "together">,
+  o: Pick<UnitSpec, "role" | "group" | "together">,
+): boolean {
   return !isFollower(o) && o.group === u.group && (u.role === "archive" || o.role === "service");
 }
 
-type Kind = "placed" | "global" | "archive" | "socket";
+type Kind = "placed" | "global" | "follower";
 
 function kindOf(u: UnitSpec): Kind {
   if (isGlobal(u)) return "global";
-  if (u.role === "archive") return "archive";
-  if (u.role === "socket" || u.role === "socket-guard") return "socket";
+  if (isFollower(u)) return "follower";
   return "placed";
 }
 
@@ -233,7 +240,14 @@ export function schedule(input: ScheduleInput): Map<string, PlacementDoc> {
   const hostsOf = (name: string): string[] | null => {
     const placed = items.find((i) => i.unit.name === name);
     if (placed) return placed.hosts;
-    return globals.find((g) => g.unit.name === name)?.hosts ?? null;
+    const global = globals.find((g) => g.unit.name === name);
+    if (global) return global.hosts;
+    // MachineOf= a unit that goes with its service: where the service goes
+    const spec = specs.find((s) => s.units.some((u) => u.name === name && u.together));
+    const u = spec?.units.find((x) => x.name === name);
+    if (!spec || !u) return null;
+    const leaders = spec.units.filter((o) => follows(u, o)).map((o) => hostsOf(o.name) ?? []);
+    return [...new Set(leaders.flat())];
   };
 
   // 1. what stays: previous placements on machines that are not lost and still qualify
@@ -317,7 +331,7 @@ export function schedule(input: ScheduleInput): Map<string, PlacementDoc> {
     }
   }
 
-  // 3. archives go where their deployment's units go; sockets where their service goes
+  // 3. archives go where their deployment's units go; sockets and `together` units where their service goes
   const result = new Map<string, PlacementDoc>();
   for (const spec of specs) {
     const units: Record<string, string[]> = {};
@@ -325,8 +339,7 @@ export function schedule(input: ScheduleInput): Map<string, PlacementDoc> {
       items.find((i) => i.unit === u)?.hosts ?? globals.find((g) => g.unit === u)?.hosts ?? [];
     for (const item of items.filter((i) => i.stack === spec.stack)) units[item.unit.name] = [...item.hosts].sort();
     for (const u of spec.units) {
-      const kind = kindOf(u);
-      if (kind !== "archive" && kind !== "socket") continue;
+      if (kindOf(u) !== "follower") continue;
       const hosts = new Set(spec.units.filter((o) => follows(u, o)).flatMap(where));
       units[u.name] = machines.filter((m) => hosts.has(m.node) && admits(u, m)).map((m) => m.node);
     }

@@ -108,6 +108,22 @@ export const UnitSpecSchema = z.object({
   service: ServiceDeclSchema.optional(),
   /** rollout batches and canaries: when set, only these nodes (that also match placements) run it */
   hosts: z.array(z.string()).optional(),
+  /**
+   * how a new version of this unit takes over from the old (the planner's choice, see
+   * controller/plan/strategy.ts): "replace": stop the old, then start the new, host by host
+   * (absent: side by side, the old removed after confirmation)
+   */
+  upgrade: z.literal("replace").optional(),
+  /**
+   * a unit of a service deployment with no placement of its own: it runs where the deployment's
+   * service runs, on every machine that runs one of its instances (shared/schedule.ts, follows)
+   */
+  together: z.literal(true).optional(),
+  /**
+   * set by a rollout on a "replace" unit: the live units it replaces. On a host where both would
+   * run, the agent stops and removes these before it starts this one (agent/reconcile.ts)
+   */
+  replaces: z.array(UnitNameSchema).optional(),
 });
 export type UnitSpec = z.infer<typeof UnitSpecSchema>;
 
@@ -188,6 +204,8 @@ export const UnitStatusSchema = z.object({
   log: z.array(z.string()).optional(),
   /** systemd's NRestarts (automatic restarts since the unit was last started); absent from older agents */
   nRestarts: z.number().int().min(0).optional(),
+  /** stop then start: the units this one replaced on this host (stopped before it started) */
+  replaced: z.array(z.string()).optional(),
 });
 export type UnitStatus = z.infer<typeof UnitStatusSchema>;
 

@@ -4,7 +4,7 @@
  */
 import { retrying, type FleetMachine } from "../../shared/fleet.js";
 import { errorText } from "../../shared/errors.js";
-import type { HistoryRecord, StatusReport } from "../../shared/spec.js";
+import type { HistoryRecord, StatusReport, UnitSpec } from "../../shared/spec.js";
 import { listAgents } from "../../shared/stores/agents.js";
 import { historyStacks, listHistory } from "../../shared/stores/history.js";
 import { checkLeader, ignoredHolder, readLeader } from "../../shared/stores/leader.js";
@@ -63,30 +63,34 @@ export async function statusCommand(
     const byHost: ReadonlyMap<string, StatusReport> = reports.get(spec.stack) ?? new Map<string, StatusReport>();
     const doc = placements.get(spec.stack);
     const { targets, unplaced } = specTargets(spec, doc, hosts);
+    const replacing = replacingNow(spec.units, targets);
     const rows = spec.units.flatMap((u, i) =>
-      (targets[i]?.hosts ?? []).map((node) => {
-        const r = byHost.get(node);
-        const s = r?.units.find((x) => x.name === u.name);
-        // a report from a host whose agent is not passing may be stale: say so rather than trust it
-        const agent = agentOf.get(node) ?? "missing";
-        return {
-          node,
-          agent,
-          unit: u.name,
-          version: u.version,
-          group: u.group,
-          role: u.role,
-          activeState: agent !== "passing" ? "unknown" : (s?.activeState ?? "missing"),
-          reportedState: s?.activeState ?? null,
-          subState: s?.subState ?? "-",
-          result: s?.result ?? null,
-          applied: r?.generation ?? null,
-          seen: r?.desiredGeneration ?? null,
-          converging: r?.converging ?? null,
-          updatedAt: r?.updatedAt ?? null,
-          errors: r?.errors ?? [],
-        };
-      }),
+      (targets[i]?.hosts ?? [])
+        // stop then start: where its replacement runs, the old version is gone (not missing)
+        .filter((node) => !replacing.some((r) => r.unit === u.name && r.hosts.includes(node)))
+        .map((node) => {
+          const r = byHost.get(node);
+          const s = r?.units.find((x) => x.name === u.name);
+          // a report from a host whose agent is not passing may be stale: say so rather than trust it
+          const agent = agentOf.get(node) ?? "missing";
+          return {
+            node,
+            agent,
+            unit: u.name,
+            version: u.version,
+            group: u.group,
+            role: u.role,
+            activeState: agent !== "passing" ? "unknown" : (s?.activeState ?? "missing"),
+            reportedState: s?.activeState ?? null,
+            subState: s?.subState ?? "-",
+            result: s?.result ?? null,
+            applied: r?.generation ?? null,
+            seen: r?.desiredGeneration ?? null,
+            converging: r?.converging ?? null,
+            updatedAt: r?.updatedAt ?? null,
+            errors: r?.errors ?? [],
+          };
+        }),
     );
     const stale = [...byHost.values()].flatMap((r) =>
       r.units
@@ -114,6 +118,7 @@ export async function statusCommand(
       createdAt: spec.createdAt,
       failedAttempt: failedAttempt(attempts.get(spec.stack)),
       units: rows,
+      replacing,
       leaving: stale,
       placements: {
         generation: doc?.generation ?? null,
@@ -175,6 +180,10 @@ export async function statusCommand(
     for (const l of s.leaving) rows.push([`  ${l.node}`, l.unit, "", l.activeState, "", "", l.note]);
     for (const x of s.placements.unplaced) rows.push(["  -", x.unit, "", "unplaced", "", "", x.reason]);
     out.print(table(rows));
+    for (const r of s.replacing)
+      out.print(
+        `  replacing ${r.unit} with ${r.by} on ${r.hosts.join(", ")} (stop then start; other hosts keep serving)`,
+      );
     for (const m of s.placements.moves)
       out.print(`  moved ${m.unit} from ${m.from} to ${m.to ?? "nowhere"} ${age(m.at, now)} ago: ${m.reason}`);
     if (s.placements.note) out.warn(`${s.stack}: ${s.placements.note}`);
@@ -398,4 +407,21 @@ function failedAttempt(
     finishedAt: r.finishedAt,
     message: r.message,
   };
+}
+
+/**
+ * A rollout stopping then starting, as its spec shows it: each unit that replaces one still in the
+ * spec, and the hosts it was placed on (where the old one was stopped first).
+ */
+export function replacingNow(
+  units: UnitSpec[],
+  targets: { name: string; hosts: string[] }[],
+): { unit: string; by: string; hosts: string[] }[] {
+  const names = new Set(units.map((u) => u.name));
+  return units.flatMap((u) =>
+    (u.replaces ?? [])
+      .filter((old) => names.has(old))
+      .map((old) => ({ unit: old, by: u.name, hosts: targets.find((t) => t.name === u.name)?.hosts ?? [] }))
+      .filter((r) => r.hosts.length > 0),
+  );
 }

@@ -18,6 +18,7 @@ import { UnplaceableUnitError } from "../scheduler/targets.js";
 import { checkNameClash } from "../plan/clash.js";
 import { isGlobal } from "../../shared/placement.js";
 import { deploymentWindows } from "../rollout/watch-window.js";
+import { droppedDependencies } from "../plan/together.js";
 
 export function makePlan(ctx: Context, manifest: Manifest, req: DeploymentRequest): Plan {
   const inputs = loadDeploymentInputs(ctx.dir, req, manifest);
@@ -108,6 +109,7 @@ export async function planCommand(
             })),
           })),
           diff,
+          strategies: plan.strategies,
           scheduler: ctx.scheduler.name,
           placement,
           consul,
@@ -148,6 +150,10 @@ export async function planCommand(
     const shown = before ? changeOf(ctx, plan.stack, before.unit, u, live?.generation) : text;
     out.print(shown.replace(/^/gm, "    ").trimEnd() + "\n");
   }
+  for (const { unit, strategy } of plan.strategies) {
+    out.info(`Upgrade of ${unit.replace(/@[^@]*$/, "@*")}: ${strategy.reason}`);
+    if (strategy.warning) out.warn(`${unit}: ${strategy.warning}`);
+  }
   for (const a of plan.archives) {
     out.info(
       `Archive ${a.sha256} (${a.bytes.length} bytes): ${a.files.map((f) => `${f.path} 0${f.mode.toString(8)} ${f.owner}:${f.group}`).join(", ")}`,
@@ -162,6 +168,8 @@ export async function planCommand(
     if (live && !full) out.info("Unchanged units in one line, changed ones as a diff: --full shows every unit's text");
     for (const r of diff.untouched) out.info(`Left alone: ${r}`);
     if (placement?.error) out.warn(`Would fail: ${placement.error}`);
+    else if (placement)
+      for (const w of droppedDependencies(plan.units, new Map(Object.entries(placement.hosts)))) out.warn(w);
   }
 }
 

@@ -3,7 +3,8 @@
  * deployment. Pure: no I/O, same input → same output (archives included).
  *
  * Order: file archive first (for global deployments: after the global units), then the
- * dependencies in manifest order, then the service. Each unit Requires=/After= the previous one
+ * dependencies in manifest order, then the service. A service's dependencies with no placement of
+ * their own go where the service goes (controller/plan/together.ts). Each unit Requires=/After= the previous one
  * unless dependencies are off; what the environment's scheduler refuses or ties differently
  * (Instances=, Socket=, Wants= chains) comes from its unit rules (controller/scheduler/unit-rules.ts).
  */
@@ -25,6 +26,8 @@ import { buildArchive, type BuiltArchive } from "./archive.js";
 import { addDependency, dropGroupMetadata, rewriteReferences, serviceDeclOf } from "./render-unit.js";
 import { attachSocket, socketGuardUnit, socketSpecs, socketUnit } from "./socket.js";
 import { AGENTS_UNIT_RULES, type UnitRules } from "../scheduler/unit-rules.js";
+import { upgradeOf, upgradeStrategy, type UpgradeStrategy } from "./strategy.js";
+import { hasNoPlacementOfItsOwn, writeTogetherForFleet } from "./together.js";
 
 export type DeploymentType = Deployment["type"];
 
@@ -58,6 +61,8 @@ export interface Plan {
   deployment: Deployment;
   units: UnitSpec[];
   archives: BuiltArchive[];
+  /** how each versioned unit's new version takes over from the old (controller/plan/strategy.ts) */
+  strategies: { unit: string; strategy: UpgradeStrategy }[];
 }
 
 export { ARCHIVE_COMPONENT };
@@ -95,6 +100,7 @@ export function planDeployment(inputs: PlanInputs, req: DeploymentRequest, rules
     source: string;
   }
   const rendered: Rendered[] = [];
+  const strategies: Plan["strategies"] = [];
   const refNames = new Map<string, string>();
   for (const input of inputs.units) {
     const component = input.role === "service" ? null : input.name;
@@ -116,6 +122,16 @@ export function planDeployment(inputs: PlanInputs, req: DeploymentRequest, rules
     }
     if (req.group === null) dropGroupMetadata(unit);
     refNames.set(`${input.name}.service`, name);
+    const service = serviceDeclOf(unit, stack, component, input.template.source);
+    const strategy = upgradeStrategy({
+      role: input.role,
+      port: service?.port ?? null,
+      socket: input.role === "service" && socketSpecs(unit, input.template.source).length > 0,
+      upgrade: upgradeOf(unit, input.template.source),
+      refuseReplace: rules.refuseReplace,
+      source: input.template.source,
+    });
+    if (strategy) strategies.push({ unit: name, strategy });
     rendered.push({
       spec: {
         name,
@@ -125,12 +141,24 @@ export function planDeployment(inputs: PlanInputs, req: DeploymentRequest, rules
         version,
         role: input.role,
         placements: [placementOf(unit, input.template.source)],
-        service: serviceDeclOf(unit, stack, component, input.template.source),
+        service,
+        ...(strategy?.kind === "replace" ? { upgrade: "replace" as const } : {}),
       },
       unit,
       source: input.template.source,
     });
   }
+
+  // a service's units with no placement of their own go where the service goes
+  const service = req.type === "service" ? rendered.find((r) => r.spec.role === "service") : undefined;
+  const servicePlacement = service?.spec.placements[0];
+  if (service && servicePlacement)
+    for (const r of rendered) {
+      const own = r.spec.placements[0];
+      if (r.spec.role !== "dependency" || !own || !hasNoPlacementOfItsOwn(own, servicePlacement)) continue;
+      if (rules.together === "follow") r.spec = { ...r.spec, together: true };
+      else writeTogetherForFleet(r.unit, service.spec.name, servicePlacement);
+    }
 
   const archives: BuiltArchive[] = [];
   if (inputs.files.length > 0) {
@@ -185,6 +213,7 @@ export function planDeployment(inputs: PlanInputs, req: DeploymentRequest, rules
     deployment: { type: req.type, name: stack, version: req.version, group: req.group },
     units,
     archives,
+    strategies,
   };
 }
 

@@ -10,6 +10,7 @@ import { isGlobal } from "../../shared/placement.js";
 import { serviceTags, type Deployment, type HistoryRecord, type StackSpec, type UnitSpec } from "../../shared/spec.js";
 import type { HostView, UnitTarget } from "../scheduler/targets.js";
 import { replacedUnits } from "../plan/diff.js";
+import { droppedDependencies } from "../plan/together.js";
 import { nextGeneration } from "./history.js";
 import { makeBatches } from "./progress.js";
 import { batchWindow, deploymentWindows, type UnitWindow } from "./watch-window.js";
@@ -85,6 +86,8 @@ export interface Batch {
   canary: boolean;
   /** the hosts this batch adds */
   hosts: string[];
+  /** stop then start: on which of this batch's hosts which live unit the new one replaces */
+  replacing: { host: string; unit: string; by: string }[];
   /** the whole spec to write for this batch (new units narrowed to their hosts so far) */
   units: UnitSpec[];
   /** what to wait for: each new unit on the hosts so far (as previewed; the scheduler's
@@ -159,13 +162,20 @@ export function planRollout(req: RolloutRequest, seen: Observed, opts: PlanOptio
     throw new NoAgentsError("no Houston agents are registered in Consul (see `houston nodes`)");
   const targets = seen.place(req.units, seen.hosts);
   const targetHosts = [...new Set(targets.flatMap((t) => t.hosts))].sort();
-  const warnings = seen.hosts
-    .filter((h) => h.agent !== "passing" && targetHosts.includes(h.node))
-    .map((h) => `houston-agent on ${h.node} is ${h.agent}: its units cannot be confirmed until it reports again`);
+  const warnings = [
+    ...seen.hosts
+      .filter((h) => h.agent !== "passing" && targetHosts.includes(h.node))
+      .map((h) => `houston-agent on ${h.node} is ${h.agent}: its units cannot be confirmed until it reports again`),
+    ...droppedDependencies(req.units, new Map(targets.map((t) => [t.name, t.hosts]))),
+  ];
   const names = new Set(req.units.map((u) => u.name));
   const liveNames = new Set((before?.units ?? []).map((u) => u.name));
   const kept = (before?.units ?? []).filter((u) => !names.has(u.name));
-  const hostBatches = makeBatches(targetHosts, opts.canary, opts.maxParallel);
+  const newUnits = withReplaces(req.units, kept);
+  // stop then start: by default one host at a time, so the other hosts keep serving
+  const replacing = newUnits.some((u) => u.replaces?.length);
+  const maxParallel = replacing && opts.maxParallel === null ? 1 : opts.maxParallel;
+  const hostBatches = makeBatches(targetHosts, opts.canary, maxParallel);
   const cumulative: string[] = [];
   const batches = hostBatches.map((hosts, i): Batch => {
     cumulative.push(...hosts);
@@ -175,7 +185,7 @@ export function planRollout(req: RolloutRequest, seen: Observed, opts: PlanOptio
     const inScope = new Set(targets.map((t) => t.name));
     const units = [
       ...kept,
-      ...req.units.map((u) =>
+      ...newUnits.map((u) =>
         last || liveNames.has(u.name)
           ? u
           : { ...u, hosts: (targets.find((t) => t.name === u.name)?.hosts ?? []).filter((h) => so.includes(h)) },
@@ -186,6 +196,7 @@ export function planRollout(req: RolloutRequest, seen: Observed, opts: PlanOptio
       title: hostBatches.length > 1 ? `${canary ? "Canary" : "Batch"} ${i + 1}/${hostBatches.length}` : null,
       canary: canary && !last,
       hosts,
+      replacing: replacing ? replacingOn(newUnits, targets, hosts) : [],
       // only units new to the stack are narrowed, each to its previewed hosts among the hosts so
       // far: one that is live already (same name) keeps running where it is, else a canary would
       // stop it on the other hosts
@@ -202,7 +213,31 @@ export function planRollout(req: RolloutRequest, seen: Observed, opts: PlanOptio
     batches,
     confirm,
     replaced,
-    final: [...kept.filter((u) => !replaced.includes(u.name)), ...req.units],
+    final: [...kept.filter((u) => !replaced.includes(u.name)), ...newUnits],
     added: req.units.filter((u) => !(before?.units ?? []).some((b) => b.name === u.name)).map((u) => u.name),
   };
+}
+
+/**
+ * A new unit that upgrades by replacement names the live units it replaces (same component, group
+ * and role, another name): on a host where both would run, the agent stops those first.
+ */
+export function withReplaces(units: UnitSpec[], live: UnitSpec[]): UnitSpec[] {
+  return units.map((u) => {
+    const { replaces: _old, ...rest } = u;
+    if (u.upgrade !== "replace") return rest;
+    const old = live.filter(
+      (l) => l.name !== u.name && l.component === u.component && l.group === u.group && l.role === u.role,
+    );
+    return old.length ? { ...rest, replaces: old.map((l) => l.name) } : rest;
+  });
+}
+
+/** What a batch replaces where (as previewed): for `status` and the rollout's output. */
+function replacingOn(units: UnitSpec[], targets: UnitTarget[], hosts: string[]): Batch["replacing"] {
+  return units.flatMap((u) =>
+    (targets.find((t) => t.name === u.name)?.hosts ?? [])
+      .filter((h) => hosts.includes(h))
+      .flatMap((host) => (u.replaces ?? []).map((unit) => ({ host, unit, by: u.name }))),
+  );
 }

@@ -172,6 +172,8 @@ export async function rollout(
         case "write-batch": {
           const g = await write(step.batch.units);
           if (step.batch.title) out.info(`${step.batch.title} (generation ${g}): ${step.batch.hosts.join(", ")}`);
+          for (const r of step.batch.replacing)
+            out.info(`Replacing ${r.unit} with ${r.by} on ${r.host}: stop, then start (other hosts keep serving)`);
           return { kind: step.kind };
         }
         case "await-placement":

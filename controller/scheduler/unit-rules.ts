@@ -4,7 +4,8 @@
  * Houston's agents run several copies of a unit, share a socket between versions, and run a
  * deployment's chain on one machine (Requires= binds the units' lifetimes); fleet runs one copy,
  * has no shared sockets, and may put the units of one chain on different machines, so each needs
- * the file unit (global, always beside it) and only Wants= its predecessor.
+ * the file unit (global, always beside it) and only Wants= its predecessor. Only the agents stop an
+ * old version before they start the new one (an upgrade by replacement, controller/plan/strategy.ts).
  */
 
 export interface UnitRules {
@@ -16,6 +17,15 @@ export interface UnitRules {
   chainNeed(previousIsArchive: boolean): "Requires" | "Wants";
   /** every unit also requires the deployment's file unit (not only the first of the chain) */
   eachRequiresArchive: boolean;
+  /** why a new version cannot be stopped-then-started host by host here (null: it can) */
+  refuseReplace: string | null;
+  /**
+   * how a service's units with no placement of their own are kept with the service: "follow" (the
+   * spec marks them `together`, the scheduler and each agent put them where the service runs) or
+   * "fleet" (written into their [X-Fleet] as fleet understands it: MachineOf= the service's unit,
+   * or Global= and the service's metadata)
+   */
+  together: "follow" | "fleet";
 }
 
 export const AGENTS_UNIT_RULES: UnitRules = {
@@ -23,6 +33,8 @@ export const AGENTS_UNIT_RULES: UnitRules = {
   refuseSocket: null,
   chainNeed: () => "Requires",
   eachRequiresArchive: false,
+  refuseReplace: null,
+  together: "follow",
 };
 
 export const FLEET_UNIT_RULES: UnitRules = {
@@ -31,4 +43,7 @@ export const FLEET_UNIT_RULES: UnitRules = {
   refuseSocket: "[X-Houston] Socket= needs the agents scheduler (this environment's scheduler is fleet)",
   chainNeed: (previousIsArchive) => (previousIsArchive ? "Requires" : "Wants"),
   eachRequiresArchive: true,
+  refuseReplace:
+    "fleet starts the units itself, so it cannot stop the old version before it starts the new one (use the agents scheduler, or Socket=)",
+  together: "fleet",
 };

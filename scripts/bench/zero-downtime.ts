@@ -3,7 +3,8 @@
  * HTTP service that speaks socket activation, upgraded v1 → v2 → v3 by the houston CLI while a
  * bounded load generator (requests back to back, at most 100,000, stops when the upgrades end)
  * counts failed requests. With Socket= every version shares the socket; without, each binds the
- * port itself (SO_REUSEPORT) and versions overlap as Houston does.
+ * port itself (SO_REUSEPORT) and versions overlap (Upgrade=side-by-side: a fixed port would else
+ * stop then start).
  */
 import { spawn, spawnSync } from "node:child_process";
 import { mkdirSync, mkdtempSync, writeFileSync } from "node:fs";
@@ -42,7 +43,7 @@ signal.signal(signal.SIGTERM, lambda *_: threading.Thread(target=srv.shutdown).s
 srv.serve_forever(); srv.server_close()
 `;
 const unit = (port: number, socket: boolean) =>
-  `[Service]\nExecStart=/usr/bin/python3 /opt/zd/server.py %i ${port}\n\n[X-Fleet]\nGlobal=true\nMachineMetadata=role=web\n\n[X-Houston]\n${socket ? `Socket=${port}\n` : ""}ServicePort=${port}\nServiceCheckInterval=1s\n`;
+  `[Service]\nExecStart=/usr/bin/python3 /opt/zd/server.py %i ${port}\n\n[X-Fleet]\nGlobal=true\nMachineMetadata=role=web\n\n[X-Houston]\n${socket ? `Socket=${port}\n` : "Upgrade=side-by-side\n"}ServicePort=${port}\nServiceCheckInterval=1s\n`;
 /** A config dir with two services: zds shares a socket (Socket=8090), zdb binds 8091 itself. */
 export const zeroDowntimeConfig = (): string =>
   configDir({

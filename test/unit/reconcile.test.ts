@@ -1,5 +1,11 @@
 import { describe, expect, it } from "vitest";
-import { reconcileHost, type HostObservation, type HostPlan, type ObservedUnit } from "../../agent/reconcile.js";
+import {
+  reconcileHost,
+  withoutReplaced,
+  type HostObservation,
+  type HostPlan,
+  type ObservedUnit,
+} from "../../agent/reconcile.js";
 import type { PlacementDoc } from "../../shared/schedule.js";
 import { desiredForHost, hashText, type DesiredUnit, type HostDesired } from "../../agent/targeting.js";
 import type { StackSpec, UnitSpec } from "../../shared/spec.js";
@@ -75,6 +81,49 @@ describe("reconcileHost", () => {
       current: host([has("a@1.service")]),
       desired: desired([want("a@1.service"), want("a@2.service")]),
       steps: ["write-unit a@2.service", "reload", "start-unit a@2.service"],
+    },
+    {
+      title: "stop then start: the old version is deregistered, stopped and removed before the new one starts",
+      current: host([has("s@1.service", { serviceId: "houston:s@1.service" })]),
+      desired: desired([
+        want("s@1.service"),
+        want("s@2.service", undefined, { replaces: ["s@1.service"], role: "service" }),
+      ]),
+      steps: [
+        "write-unit s@2.service",
+        "deregister-service s@1.service",
+        "stop-unit s@1.service",
+        "remove-unit-file s@1.service",
+        "reload",
+        "start-unit s@2.service",
+      ],
+    },
+    {
+      title: "stop then start: where the replaced unit is not here, the new one just starts",
+      current: host([]),
+      desired: desired([want("s@2.service", undefined, { replaces: ["s@1.service"] })]),
+      steps: ["write-unit s@2.service", "reload", "start-unit s@2.service"],
+    },
+    {
+      title: "stop then start: another stack's unit of the same name is not replaced",
+      current: host([has("s@1.service", { stack: "t" })]),
+      desired: desired([
+        want("s@1.service", undefined, { stack: "t" }),
+        want("s@2.service", undefined, { replaces: ["s@1.service"] }),
+      ]),
+      steps: ["write-unit s@2.service", "reload", "start-unit s@2.service"],
+    },
+    {
+      title: "restore after a failed replacement: the new one stopped and removed, the old one back",
+      current: host([has("s@2.service", { activeState: "failed" })]),
+      desired: desired([want("s@1.service")]),
+      steps: [
+        "write-unit s@1.service",
+        "stop-unit s@2.service",
+        "remove-unit-file s@2.service",
+        "reload",
+        "start-unit s@1.service",
+      ],
     },
     {
       title: "spec drops units: deregister, stop in reverse order, remove files, reload, remove archive",
@@ -473,5 +522,23 @@ describe("desiredForHost (targeting)", () => {
       ["alpha", 4],
       ["zeta", 4],
     ]);
+  });
+});
+
+describe("withoutReplaced (stop then start)", () => {
+  it("drops the replaced units wanted here and says on the replacement which it replaced here", () => {
+    const d = withoutReplaced(
+      desired([want("s@1.service"), want("s@2.service", undefined, { replaces: ["s@1.service", "s@0.service"] })]),
+    );
+    expect(d.units.map((u) => [u.name, u.replacing ?? []])).toEqual([["s@2.service", ["s@1.service"]]]);
+  });
+  it("a fleet-run unit replaces nothing (fleet starts its units itself)", () => {
+    const d = withoutReplaced(
+      desired([
+        want("s@1.service", undefined, { runner: "fleet" }),
+        want("s@2.service", undefined, { runner: "fleet", replaces: ["s@1.service"] }),
+      ]),
+    );
+    expect(d.units.map((u) => u.name)).toEqual(["s@1.service", "s@2.service"]);
   });
 });

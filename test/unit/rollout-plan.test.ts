@@ -86,9 +86,7 @@ function run(plan: RolloutPlan, fails: Record<string, Failure> = {}): string[] {
     let o: Outcome;
     switch (s.kind) {
       case "write-batch":
-        steps.push(
-          `write ${s.batch.units.map((u) => `${u.name}${u.hosts ? `[${u.hosts.join(",")}]` : ""}`).join(" ")}`,
-        );
+        steps.push(`write ${s.batch.units.map(shown).join(" ")}`);
         o = { kind: s.kind };
         break;
       case "await-placement":
@@ -105,9 +103,7 @@ function run(plan: RolloutPlan, fails: Record<string, Failure> = {}): string[] {
         o = { kind: s.kind, failure: fails[`${s.index} ${s.kind}`] ?? null };
         break;
       case "prune":
-        steps.push(
-          `prune ${s.replaced.join(",")} → ${s.units === null ? "delete" : s.units.map((u) => u.name).join(" ")}`,
-        );
+        steps.push(`prune ${s.replaced.join(",")} → ${s.units === null ? "delete" : s.units.map(shown).join(" ")}`);
         o = { kind: s.kind, removalComplete: true };
         break;
       case "restore":
@@ -127,6 +123,11 @@ function run(plan: RolloutPlan, fails: Record<string, Failure> = {}): string[] {
   throw new Error("the rollout did not end");
 }
 
+/** a unit as a step line shows it: its name, [rollout hosts], >the units it replaces */
+const shown = (u: UnitSpec): string =>
+  `${u.name}${u.hosts ? `[${u.hosts.join(",")}]` : ""}${u.replaces ? `>${u.replaces.join(",")}` : ""}`;
+/** the service upgrades by replacement (a fixed port, or Upgrade=replace) */
+const replacing = (u: UnitSpec): UnitSpec => (u.role === "service" ? { ...u, upgrade: "replace" } : u);
 const v1 = [unit("web-db", "1"), unit("web", "1")];
 const v2 = [unit("web-db", "1"), unit("web", "2")];
 const crash: Failure = { unit: "web@2.service", host: "a", reason: "exit-code\nTraceback" };
@@ -211,6 +212,72 @@ describe("planRollout + nextStep", () => {
         "follow web-db@1.service@a web@2.service@a +consul",
         "restore → web-db@1.service web@1.service",
         "done rolled-back: Deployment of web 2 failed: web@2.service failed on a: exit-code",
+      ],
+    },
+    {
+      title: "stop then start (Upgrade=replace): one host at a time by default, the new unit names the old",
+      plan: () =>
+        planRollout(
+          deploy(v2.map(replacing)),
+          { place: targetsOf, live: spec(4, v1), history: [], hosts: [host("a"), host("b")] },
+          OPTS,
+        ),
+      steps: [
+        "write web@1.service web-db@1.service web@2.service[a]>web@1.service",
+        "follow web-db@1.service@a web@2.service@a +consul",
+        "write web@1.service web-db@1.service web@2.service>web@1.service",
+        "follow web-db@1.service@a,b web@2.service@a,b +consul",
+        "prune web@1.service → web-db@1.service web@2.service>web@1.service",
+        "done success: Deployment of web 2 and its dependencies successful.",
+      ],
+    },
+    {
+      title: "stop then start with --max-parallel 2: the batches the flags say",
+      plan: () =>
+        planRollout(
+          deploy(v2.map(replacing)),
+          { place: targetsOf, live: spec(4, v1), history: [], hosts: [host("a"), host("b"), host("c")] },
+          { ...OPTS, maxParallel: 2 },
+        ),
+      steps: [
+        "write web@1.service web-db@1.service web@2.service[a,b]>web@1.service",
+        "follow web-db@1.service@a,b web@2.service@a,b +consul",
+        "write web@1.service web-db@1.service web@2.service>web@1.service",
+        "follow web-db@1.service@a,b,c web@2.service@a,b,c +consul",
+        "prune web@1.service → web-db@1.service web@2.service>web@1.service",
+        "done success: Deployment of web 2 and its dependencies successful.",
+      ],
+    },
+    {
+      title: "stop then start failing on the second host: the old version restored on the hosts replaced",
+      plan: () =>
+        planRollout(
+          deploy(v2.map(replacing)),
+          { place: targetsOf, live: spec(4, v1), history: [], hosts: [host("a"), host("b")] },
+          OPTS,
+        ),
+      fails: { "1 await-active": { ...crash, host: "b" } },
+      steps: [
+        "write web@1.service web-db@1.service web@2.service[a]>web@1.service",
+        "follow web-db@1.service@a web@2.service@a +consul",
+        "write web@1.service web-db@1.service web@2.service>web@1.service",
+        "follow web-db@1.service@a,b web@2.service@a,b +consul",
+        "restore → web-db@1.service web@1.service",
+        "done rolled-back: Deployment of web 2 failed: web@2.service failed on b: exit-code",
+      ],
+    },
+    {
+      title: "stop then start on a first deploy: nothing to replace, one batch",
+      plan: () =>
+        planRollout(
+          deploy(v1.map(replacing), { label: "web 1" }),
+          { place: targetsOf, live: null, history: [], hosts: [host("a"), host("b")] },
+          OPTS,
+        ),
+      steps: [
+        "write web-db@1.service web@1.service",
+        "follow web-db@1.service@a,b web@1.service@a,b +consul",
+        "done success: Deployment of web 1 and its dependencies successful.",
       ],
     },
     {

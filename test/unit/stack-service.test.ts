@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { serviceChanges, stackService, strays, type Registered } from "../../agent/stack-service.js";
+import { serviceChanges, stackService, strays, unitCheck, type Registered } from "../../agent/stack-service.js";
 
 const report = (
   units: { name: string; activeState: string; subState?: string; result?: string; log?: string[] }[],
@@ -132,4 +132,18 @@ describe("strays", () => {
       services: ["houston-stack:gone", "houston-stack:web", "houston:web@1.service", "houston:web@3.service"],
       checks: [],
     }));
+});
+
+describe("unitCheck", () => {
+  it("a unit that replaced another here (stop then start) says so in the UI", () => {
+    const c = unitCheck("s", {
+      name: "s@2.service",
+      activeState: "active",
+      subState: "running",
+      replaced: ["s@1.service"],
+    });
+    expect(c.output).toBe(
+      "s@2.service: ActiveState=active SubState=running; replaced s@1.service on this host (stop, then start)",
+    );
+  });
 });
