@@ -195,7 +195,11 @@ async function applyStep(step: Step, d: ApplyDeps & { probe: HealthProbe }): Pro
           HTTP: url,
           Interval: s.interval,
           Timeout: `${CHECK_TIMEOUT_MS}ms`,
-          ...(passed ? { Status: "passing" } : {}),
+          // not passed yet: "warning" until Consul's own first run. That run's result then changes the
+          // status, so Consul sends its output (a 404, a refused connection) to the catalog at once;
+          // from "critical" to "critical" it would hold the output back for up to 5 minutes
+          // (check_update_interval), and the rollout could not quote the answer
+          Status: passed ? "passing" : "warning",
         },
       });
       const how = passed

@@ -7,7 +7,8 @@
  * and a rollout waits with it. When the agent's GET answers 2xx, the service is registered with
  * its check passing: it really passed, on this host, a moment ago. Consul's own runs take over from
  * there (a failure turns it critical within one interval). Anything else (refused, timed out, a
- * redirect, 429, 5xx, an https URL) registers it critical, as Consul would: only a pass is passed on.
+ * redirect, 4xx, 5xx, an https URL) registers it "warning" (not passed yet) until Consul's own first
+ * run decides: only a pass is passed on (agent/apply.ts says why not critical).
  *
  * The agent asks again only so long per pass (the budget), shared by all the pass's registrations;
  * each service's first ask gets the check's timeout. Once the budget is spent, no service is asked.

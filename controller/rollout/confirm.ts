@@ -16,7 +16,25 @@ export interface HostHealth {
 export type HealthDecision =
   | { kind: "passing" }
   | { kind: "waiting"; hosts: HostHealth[] }
-  | { kind: "failed"; host: HostHealth; criticalForMs: number };
+  /** `answered`: the check got an HTTP answer, an error, for the answer limit (not silence) */
+  | { kind: "failed"; host: HostHealth; criticalForMs: number; answered?: boolean };
+
+/**
+ * An HTTP check that got an answer, and it was an error (Consul's output: `HTTP GET URL: 404 Not
+ * Found Output: …`): the service is up and says no, so waiting the whole -d × -m is pointless.
+ */
+export function httpErrorAnswer(output: string): string | null {
+  const m = /^(HTTP [A-Z]+ \S+: ([1-5]\d\d)\b[^\n]*?)(?: Output: |$)/m.exec(output);
+  if (!m || m[2]!.startsWith("2")) return null;
+  return m[1]!.trim();
+}
+
+/** How long an HTTP check may answer with an error before the rollout fails: `answers` in a row. */
+export function answerLimitMs(interval: string, answers = 3): number {
+  const m = /^(\d+)(ms|s|m)$/.exec(interval);
+  const ms = m ? Number(m[1]) * (m[2] === "ms" ? 1 : m[2] === "s" ? 1000 : 60_000) : 2000;
+  return answers * Math.max(ms, 1000);
+}
 
 const RANK: Record<string, number> = { passing: 0, warning: 1, critical: 2 };
 
@@ -70,7 +88,21 @@ export function decideHealth(
   criticalSince: Map<string, number>,
   now: number,
   limitMs: number,
+  answers?: { since: Map<string, number>; limitMs: number },
 ): HealthDecision {
+  // a check answering with an HTTP error fails sooner (answers.limitMs) than one not answering
+  if (answers) {
+    for (const h of hosts) {
+      if (h.status === "critical" && httpErrorAnswer(h.output)) {
+        if (!answers.since.has(h.node)) answers.since.set(h.node, now);
+      } else answers.since.delete(h.node);
+    }
+    for (const h of hosts) {
+      const since = answers.since.get(h.node);
+      if (since !== undefined && now - since >= Math.min(answers.limitMs, limitMs))
+        return { kind: "failed", host: h, criticalForMs: now - since, answered: true };
+    }
+  }
   for (const h of hosts) {
     // never registered counts as critical: a service that never shows up fails after -d × -m,
     // not after the whole --timeout

@@ -12,7 +12,7 @@ import type { Output } from "../output.js";
 import { TimeoutError } from "../scheduler/agent-reports.js";
 import type { Scheduler } from "../scheduler/scheduler.js";
 import type { HostView, UnitTarget } from "../scheduler/targets.js";
-import { describeHost } from "./confirm.js";
+import { describeHost, httpErrorAnswer } from "./confirm.js";
 import { followHealth } from "./health-watch.js";
 import { readHistory } from "./read-back.js";
 import { listSpecs } from "../../shared/stores/specs.js";
@@ -181,6 +181,7 @@ export async function confirmService(
   const health = followHealth(consul, name, svc.tags, nodes, {
     deadline: w.deadline,
     limitMs: w.perUnitMs,
+    answerLimitMs: svc.answerLimitMs,
     signal: ac.signal,
     onChange: (hosts) => {
       const waiting = hosts.filter((h) => h.status !== "passing").map((h) => `${h.node} ${h.status}`);
@@ -201,7 +202,9 @@ export async function confirmService(
             reason:
               d.host.status === "missing"
                 ? `it was ${d.host.output} after ${Math.round(d.criticalForMs / 1000)}s`
-                : `its Consul check stayed critical for ${Math.round(d.criticalForMs / 1000)}s: ${d.host.output || "(no output in Consul's catalog yet)"}`,
+                : d.answered
+                  ? `its check answered ${httpErrorAnswer(d.host.output) ?? d.host.output} (for ${Math.round(d.criticalForMs / 1000)}s)`
+                  : `its Consul check stayed critical for ${Math.round(d.criticalForMs / 1000)}s: ${d.host.output || "(no output in Consul's catalog yet)"}`,
           },
     (err: unknown): Failure | null => {
       if (err instanceof TimeoutError)

@@ -16,15 +16,28 @@ export async function followHealth(
   service: string,
   tags: string[],
   nodes: string[],
-  opts: { deadline: number; limitMs: number; signal: AbortSignal; onChange: (hosts: HostHealth[]) => void },
+  opts: {
+    deadline: number;
+    limitMs: number;
+    /** how long a check may answer with an HTTP error before the host fails (confirm.ts) */
+    answerLimitMs?: number;
+    signal: AbortSignal;
+    onChange: (hosts: HostHealth[]) => void;
+  },
 ): Promise<HealthDecision & { kind: "passing" | "failed" }> {
   let index = 0;
   let last = "";
   let hosts: HostHealth[] = [];
   const criticalSince = new Map<string, number>();
+  const answers =
+    opts.answerLimitMs === undefined ? undefined : { since: new Map<string, number>(), limitMs: opts.answerLimitMs };
   while (Date.now() < opts.deadline && !opts.signal.aborted) {
     // wake up in time to fail a host that stays critical, even if nothing changes meanwhile
-    const nextLimit = Math.min(...[...criticalSince.values()].map((t) => t + opts.limitMs), opts.deadline);
+    const nextLimit = Math.min(
+      ...[...criticalSince.values()].map((t) => t + opts.limitMs),
+      ...[...(answers?.since.values() ?? [])].map((t) => t + (answers?.limitMs ?? 0)),
+      opts.deadline,
+    );
     const left = Math.max(1, Math.ceil((nextLimit - Date.now()) / 1000));
     let answer;
     try {
@@ -43,7 +56,7 @@ export async function followHealth(
     const text = JSON.stringify(hosts);
     if (text !== last) opts.onChange(hosts);
     last = text;
-    const d = decideHealth(hosts, criticalSince, Date.now(), opts.limitMs);
+    const d = decideHealth(hosts, criticalSince, Date.now(), opts.limitMs, answers);
     if (d.kind !== "waiting") return d;
     index = answer.index < index ? 0 : answer.index;
   }

@@ -11,6 +11,7 @@ import { serviceTags, type Deployment, type HistoryRecord, type StackSpec, type 
 import type { HostView, UnitTarget } from "../scheduler/targets.js";
 import { replacedUnits } from "../plan/diff.js";
 import { droppedDependencies } from "../plan/together.js";
+import { answerLimitMs } from "./confirm.js";
 import { nextGeneration } from "./history.js";
 import { makeBatches } from "./progress.js";
 import { batchWindow, deploymentWindows, type UnitWindow } from "./watch-window.js";
@@ -70,6 +71,8 @@ export interface ServiceCheck {
   unit: string;
   service: string;
   tags: string[];
+  /** its HTTP check answering with an error this long fails the rollout (3 checks in a row) */
+  answerLimitMs: number;
 }
 
 export interface Observed {
@@ -122,7 +125,12 @@ export function planRollout(req: RolloutRequest, seen: Observed, opts: PlanOptio
   const svc = req.units.find((u) => u.role === "service");
   const confirm: ServiceCheck | null =
     req.kind === "deploy" && req.deployment.type === "service" && !opts.skipConsul && svc
-      ? { unit: svc.name, service: svc.service?.name ?? req.stack, tags: serviceTags(svc.version, svc.group) }
+      ? {
+          unit: svc.name,
+          service: svc.service?.name ?? req.stack,
+          tags: serviceTags(svc.version, svc.group),
+          answerLimitMs: answerLimitMs(svc.service?.interval ?? "2s"),
+        }
       : null;
   const windows = deploymentWindows(req.units, req.deployment.type, {
     flag: opts.minHealthySeconds,

@@ -356,6 +356,21 @@ describe("rollout end to end", () => {
     expect(r.stderr).not.toMatch(/timed out/);
   });
 
+  it("a check that answers 404 fails the rollout after three answers, quoting the answer, not after -d × -m", async () => {
+    // the server is up and answers every path but /health with its file list: /health is 404
+    const notFound =
+      "[Unit]\nDescription=not found\n\n[Service]\nExecStart=/usr/bin/python3 -m http.server 18093 --bind 127.0.0.1\n\n[X-Fleet]\nGlobal=true\nMachineMetadata=role=web\n\n[X-Houston]\nServicePort=18093\nServiceCheckHTTP=http://127.0.0.1:18093/health\n";
+    const dir = configDir({ "manifest.yaml": manifest({ nf: [] }), "units/service/nf.service": notFound });
+    // default flags: -d 5 -m 15 would wait 75 s for a check that never answers; this one answers
+    const r = await run(dir, "service", "nf", "1");
+    expect(r.code).toBe(1);
+    expect(r.stderr).toMatch(
+      /ERROR +nf@1\.service failed on e2e\d: its check answered HTTP GET http:\/\/127\.0\.0\.1:18093\/health: 404 Not Found \(for \d+s\)/,
+    );
+    expect(r.stderr).not.toMatch(/serfHealth|Agent alive and reachable/);
+    expect(r.stderr).not.toMatch(/timed out/);
+  });
+
   it("a service that crashes right after it started fails the rollout at once, with its Result and log", async () => {
     // Type=simple: systemd says active first; the process dies a moment later
     const crashy =

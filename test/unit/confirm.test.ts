@@ -1,5 +1,11 @@
 import { describe, expect, it } from "vitest";
-import { decideHealth, hostHealth, type HostHealth } from "../../controller/rollout/confirm.js";
+import {
+  answerLimitMs,
+  decideHealth,
+  hostHealth,
+  httpErrorAnswer,
+  type HostHealth,
+} from "../../controller/rollout/confirm.js";
 import type { HealthEntry } from "../../shared/consul.js";
 
 const entry = (node: string, status: string, output = "", tags = ["version:2"]): HealthEntry => ({
@@ -126,6 +132,72 @@ describe("decideHealth", () => {
       let d = decideHealth([], since, 0, 10_000);
       for (const [now, hosts] of c.steps) d = decideHealth(hosts, since, now, 10_000);
       expect(d.kind === "failed" ? `failed ${d.host.node} ${d.host.output}` : d.kind).toBe(c.want);
+    });
+  }
+});
+
+describe("a check that answers with an HTTP error", () => {
+  const h = (status: string, output: string): HostHealth => ({ node: "a", status, output });
+  it("is told from one that does not answer, by Consul's output", () => {
+    expect(httpErrorAnswer("HTTP GET http://127.0.0.1:8093/health: 404 Not Found Output: <html>nope</html>")).toBe(
+      "HTTP GET http://127.0.0.1:8093/health: 404 Not Found",
+    );
+    expect(httpErrorAnswer("HTTP GET http://127.0.0.1:8093/: 503 Service Unavailable")).toBe(
+      "HTTP GET http://127.0.0.1:8093/: 503 Service Unavailable",
+    );
+    expect(httpErrorAnswer("HTTP GET http://127.0.0.1:8093/: 200 OK Output: fine")).toBeNull();
+    expect(
+      httpErrorAnswer('Get "http://127.0.0.1:8093/": dial tcp 127.0.0.1:8093: connect: connection refused'),
+    ).toBeNull();
+    expect(httpErrorAnswer("")).toBeNull();
+  });
+  it("waits 3 runs of the check (at least a second each)", () => {
+    expect(answerLimitMs("2s")).toBe(6000);
+    expect(answerLimitMs("500ms")).toBe(3000);
+    expect(answerLimitMs("1m")).toBe(180_000);
+  });
+  const cases: { title: string; steps: [number, HostHealth][]; want: string }[] = [
+    {
+      title: "404 for 3 runs: failed at once, not after -d × -m, quoting the answer",
+      steps: [
+        [0, h("critical", "HTTP GET http://127.0.0.1:1/h: 404 Not Found Output: x")],
+        [6_000, h("critical", "HTTP GET http://127.0.0.1:1/h: 404 Not Found Output: x")],
+      ],
+      want: "failed answered",
+    },
+    {
+      title: "404 while starting, then 200: passing",
+      steps: [
+        [0, h("critical", "HTTP GET http://127.0.0.1:1/h: 404 Not Found")],
+        [2_000, h("passing", "HTTP GET http://127.0.0.1:1/h: 200 OK")],
+      ],
+      want: "passing",
+    },
+    {
+      title: "refused connections are no answer: -d × -m still bounds them",
+      steps: [
+        [0, h("critical", "dial tcp: connection refused")],
+        [6_000, h("critical", "dial tcp: connection refused")],
+      ],
+      want: "waiting",
+    },
+    {
+      title: "refused, then 404: the answers count from the first 404",
+      steps: [
+        [0, h("critical", "dial tcp: connection refused")],
+        [4_000, h("critical", "HTTP GET http://127.0.0.1:1/h: 404 Not Found")],
+        [9_000, h("critical", "HTTP GET http://127.0.0.1:1/h: 404 Not Found")],
+      ],
+      want: "waiting",
+    },
+  ];
+  for (const c of cases) {
+    it(c.title, () => {
+      const since = new Map<string, number>();
+      const answers = { since: new Map<string, number>(), limitMs: 6_000 };
+      let d = decideHealth([], since, 0, 75_000, answers);
+      for (const [now, host] of c.steps) d = decideHealth([host], since, now, 75_000, answers);
+      expect(d.kind === "failed" ? `failed${d.answered ? " answered" : ""}` : d.kind).toBe(c.want);
     });
   }
 });

@@ -77,7 +77,8 @@ describe("the plan holds the policy", () => {
     expect(p.batches.map((b) => b.watchSeconds)).toEqual([30]);
   });
   it("what to confirm in Consul: a service's unit, name and version tag; nothing otherwise", () => {
-    expect(plan().confirm).toEqual({ unit: "web@2.service", service: "web", tags: ["version:2"] });
+    // an HTTP check answering with an error fails after 3 of its runs (2 s apart by default)
+    expect(plan().confirm).toEqual({ unit: "web@2.service", service: "web", tags: ["version:2"], answerLimitMs: 6000 });
     expect(plan({ skipConsul: true }).confirm).toBeNull();
     expect(plan({ type: "standalone" }).confirm).toBeNull();
   });
