@@ -69,7 +69,7 @@ describe("npm run demo -- --keep", () => {
     const env = Object.fromEntries(Object.entries(process.env).filter(([k]) => !k.startsWith("CONSUL_")));
     const tried = await run("bash", ["-euxc", block], { env, cwd: "/" });
     expect(tried.code, tried.stderr).toBe(0);
-    expect(tried.stdout).toMatch(/example: generation \d+, service example 2/); // status
+    expect(tried.stdout).toMatch(/example: live: generation \d+, service example 2/); // status
     expect(tried.stderr).toMatch(/You're Go/); // the deploy of v3
     expect(tried.stdout).toMatch(/example[\s\S]*service example 3/); // history, every stack
     const state = JSON.parse(readFileSync(join(TESTHOST_BASE, "demo.fleet.json"), "utf8")) as { consulPids: number[] };

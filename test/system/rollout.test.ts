@@ -365,7 +365,7 @@ describe("rollout end to end", () => {
     const r = await run(dir, "service", "nf", "1");
     expect(r.code).toBe(1);
     expect(r.stderr).toMatch(
-      /ERROR +nf@1\.service failed on e2e\d: its check answered HTTP GET http:\/\/127\.0\.0\.1:18093\/health: 404 Not Found \(for \d+s\)/,
+      /ERROR +nf@1\.service failed on e2e\d: its check answered HTTP GET http:\/\/127\.0\.0\.1:18093\/health: 404 File not found \(for \d+s\)/,
     );
     expect(r.stderr).not.toMatch(/serfHealth|Agent alive and reachable/);
     expect(r.stderr).not.toMatch(/timed out/);
