@@ -129,7 +129,7 @@ export class SpecSigner {
   }
 
   sign(subject: SignedSubject, bytes: Buffer): SpecSignature {
-    const signature = sign(null, message(this.scope, subject, bytes), this.key).toString("base64");
+    const signature = this.signMessage(message(this.scope, subject, bytes));
     const { kind, stack, generation, environment } = subject;
     const { prefix, cluster } = this.scope;
     return {
