@@ -1,8 +1,8 @@
 /**
  * The agent. Watches stack specs and the scheduler's placements with blocking queries, caches
- * the last valid ones in SQLite, and runs reconcile passes (observe → reconcileHost → carry out
- * the steps → report → carry out what waited for the report). It also competes for the scheduler
- * role (scheduler-role.ts).
+ * the last valid ones in SQLite, and runs reconcile passes (ports for ServicePort=auto → observe
+ * → reconcileHost → carry out the steps → report → carry out what waited for the report). It also
+ * competes for the scheduler role (scheduler-role.ts).
  * Passes never overlap and a change during a pass triggers another (pass-runner.ts); each
  * stack's phase comes from what the passes found (stack-phase.ts); reports go out through
  * reporter.ts. Without Consul it keeps what it has, retries with backoff, and resumes without
@@ -19,6 +19,7 @@ import type { AcceptScope, TrustStore } from "../shared/signing.js";
 import { AgentRecordSchema, SCHEMA_VERSION, type AgentRecord } from "../shared/spec.js";
 import { identify } from "./identity.js";
 import { observeHost } from "./observe.js";
+import { assignPorts } from "./ports.js";
 import { Registrar } from "./registrar.js";
 import { RefusalLog, intakePlacements, intakeSpecs } from "./accept.js";
 import { applySteps, type ApplyDeps } from "./apply.js";
@@ -269,7 +270,7 @@ export class Agent {
     const t0 = process.hrtime.bigint();
     let ok = false;
     try {
-      const desired = this.desired();
+      const desired = await assignPorts(this.desired(), this.deps.state);
       const plan = reconcileHost(await this.observe(desired), desired);
       // reports sent while the steps run (unit state changes) say these stacks are converging
       this.facts = { ...this.facts, pending: new Set(plan.steps.flatMap((s) => ("stack" in s ? [s.stack] : []))) };

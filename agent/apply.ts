@@ -3,19 +3,21 @@
  * marks its stack as errored for this pass and the stack's later steps are skipped; other stacks
  * go on (a failing step of no stack, the daemon reload, marks every stack of the pass). Nothing
  * here decides *what* to do: that is reconcile.ts; only how (stops go to systemd together, a
- * service's name and check URL are checked again before it is registered).
+ * service's name and check URL are checked again before it is registered; a unit's port drop-in
+ * is written before its file, in `<unit>.d/`, and removed with it).
  */
 import { realpathSync } from "node:fs";
 import { networkInterfaces } from "node:os";
 import type { Consul } from "../shared/consul.js";
 import { StepFailedError, UnitRefusedError, errorText } from "../shared/errors.js";
 import type { KvLayout } from "../shared/kv-layout.js";
-import { checkTargetProblem, serviceNameProblem, serviceTags } from "../shared/spec.js";
+import { checkTargetProblem, checkUrlOf, serviceNameProblem, serviceTags } from "../shared/spec.js";
 import { fetchArchive } from "../shared/archive-store.js";
 import { installArchive, parseArchive, removeArchive } from "./archive.js";
 import type { Step } from "./reconcile.js";
 import { HealthProbe } from "./probe.js";
-import { removeSafely, writeFileSafely } from "./safe-fs.js";
+import { PORT_DROP_IN } from "./ports.js";
+import { makeDirectories, removeSafely, resolveDirectory, writeFileSafely } from "./safe-fs.js";
 import type { AgentState } from "./state.js";
 import { adoptedFilesOf, readOwned } from "../shared/stores/fleet-owned.js";
 import type { SystemdApi } from "./systemd.js";
@@ -131,12 +133,15 @@ async function applyStep(step: Step, d: ApplyDeps & { probe: HealthProbe }): Pro
     case "write-unit": {
       d.state.claimUnit(step.name, step.stack, step.hash);
       const uid = process.getuid?.() ?? 0;
-      writeFileSafely(realpathSync.native(d.unitDir), step.name, {
-        data: step.text,
-        mode: 0o644,
-        uid,
-        gid: process.getgid?.() ?? uid,
-      });
+      const mode = { mode: 0o644, uid, gid: process.getgid?.() ?? uid };
+      const unitDir = realpathSync.native(d.unitDir);
+      if (step.dropIn !== undefined) {
+        const dir = resolveDirectory(unitDir, `${step.name}.d`);
+        makeDirectories(unitDir, dir.missing);
+        writeFileSafely(dir.real, PORT_DROP_IN, { data: step.dropIn, ...mode });
+      }
+      if (step.removeDropIn) removeDropIn(unitDir, step.name);
+      writeFileSafely(unitDir, step.name, { data: step.text, ...mode });
       return;
     }
     case "deregister-service":
@@ -153,7 +158,9 @@ async function applyStep(step: Step, d: ApplyDeps & { probe: HealthProbe }): Pro
     case "remove-unit-file": {
       // recorded first: should the agent stop before its reload, the next pass reloads
       d.state.setReloadPending(true);
-      const why = removeSafely(realpathSync.native(d.unitDir), step.name, "file");
+      const unitDir = realpathSync.native(d.unitDir);
+      removeDropIn(unitDir, step.name);
+      const why = removeSafely(unitDir, step.name, "file");
       if (why) throw new UnitRefusedError(why);
       d.state.forgetUnit(step.name);
       return;
@@ -177,7 +184,7 @@ async function applyStep(step: Step, d: ApplyDeps & { probe: HealthProbe }): Pro
     }
     case "register-service": {
       const s = step.service;
-      const url = s.checkHttp ?? `http://127.0.0.1:${s.port}/`;
+      const url = checkUrlOf(s, step.port);
       // re-checked here, by the party that acts on it (and before the agent asks the URL itself)
       const problem =
         serviceNameProblem(step.stack, s.name) ?? (s.checkHttp ? checkTargetProblem(url, ownAddresses()) : null);
@@ -188,7 +195,7 @@ async function applyStep(step: Step, d: ApplyDeps & { probe: HealthProbe }): Pro
       await d.consul.agentServiceRegister({
         ID: step.serviceId,
         Name: s.name,
-        Port: s.port,
+        Port: step.port,
         Tags: serviceTags(step.version, step.group),
         Meta: { houston_unit: step.name, houston_stack: step.stack },
         Check: {
@@ -207,7 +214,7 @@ async function applyStep(step: Step, d: ApplyDeps & { probe: HealthProbe }): Pro
         : step.sharedPort
           ? "another version serves its port, Consul's check will tell"
           : "Consul's check will tell";
-      d.log(`registered ${s.name} for ${step.name}: ${how}`);
+      d.log(`registered ${s.name} for ${step.name} on port ${step.port}: ${how}`);
       if (step.runner === "fleet") d.state.setFleetService(step.name, step.stack, step.serviceId, step.hash);
       else d.state.setServiceId(step.name, step.serviceId);
       return;
@@ -222,6 +229,12 @@ async function applyStep(step: Step, d: ApplyDeps & { probe: HealthProbe }): Pro
       throw new Error(`no handler for step ${JSON.stringify(unhandled)}`);
     }
   }
+}
+
+/** A unit's port drop-in and its `<unit>.d` directory (left if anything else is in it). */
+function removeDropIn(unitDir: string, name: string): void {
+  const why = removeSafely(unitDir, `${name}.d/${PORT_DROP_IN}`, "file") ?? removeSafely(unitDir, `${name}.d`, "dir");
+  if (why) throw new UnitRefusedError(why);
 }
 
 /** Consul's timeout for a service's HTTP check, and the agent's for its own first one */

@@ -2,13 +2,15 @@
  * What this host has now, for reconcileHost: the units Houston owns with their file hash, last
  * started content and systemd state; names of units the agent is to run that exist already
  * without Houston (a file in the unit dir, or a unit systemd loads from elsewhere: vendor,
- * template, generator, runtime); and from the state database the installed archives, whether a
+ * template, generator, runtime); each owned unit's port drop-in (ServicePort=auto); and from
+ * the state database the installed archives, whether a
  * daemon reload is still owed, and the services registered for units fleet runs here.
  */
 import { createHash } from "node:crypto";
 import { existsSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 import type { AgentDeps } from "./agent.js";
+import { PORT_DROP_IN } from "./ports.js";
 import type { HostObservation } from "./reconcile.js";
 import type { HostDesired } from "./targeting.js";
 
@@ -31,6 +33,7 @@ export async function observeHost(
       startedHash: u.startedHash,
       activeState: state.activeState,
       serviceId: u.serviceId,
+      dropIn: readOrNull(join(unitDir, `${u.name}.d`, PORT_DROP_IN)),
     });
   }
   const foreign = new Map<string, string>();
@@ -62,6 +65,14 @@ export async function observeHost(
     reloadPending: deps.state.reloadPending(),
     fleetServices: deps.state.fleetServices(),
   };
+}
+
+function readOrNull(path: string): string | null {
+  try {
+    return readFileSync(path, "utf8");
+  } catch {
+    return null;
+  }
 }
 
 function fileHash(unitDir: string, name: string): string | null {

@@ -17,8 +17,11 @@
  * Stop then start: a wanted unit that `replaces` another wanted unit of its stack (an upgrade of a
  * fixed-port service) displaces it on this host: the old one is deregistered, stopped and removed
  * before the new one starts, in the same pass (the old one stays wherever its successor is not).
+ * ServicePort=auto: a unit's port drop-in (agent/ports.ts) is written with its file (and again
+ * when it is missing or differs) and removed with it; a unit without a port is blocked, naming why.
  */
 import type { ServiceDecl } from "../shared/spec.js";
+import { servicePort, wantedDropIn } from "./ports.js";
 import type { DesiredUnit, HostDesired, Runner } from "./targeting.js";
 
 export interface ObservedUnit {
@@ -29,6 +32,8 @@ export interface ObservedUnit {
   startedHash: string | null;
   activeState: string;
   serviceId: string | null;
+  /** the port drop-in beside the unit file (ServicePort=auto), as on disk; absent or null: none */
+  dropIn?: string | null;
 }
 
 /** a service the agent registered for a unit fleet runs here, with the unit content it was for */
@@ -60,7 +65,17 @@ export interface HostObservation {
 export type Step =
   | { kind: "blocked"; stack: string; name: string; reason: string }
   | { kind: "install-archive"; stack: string; sha: string }
-  | { kind: "write-unit"; stack: string; name: string; text: string; hash: string }
+  | {
+      kind: "write-unit";
+      stack: string;
+      name: string;
+      text: string;
+      hash: string;
+      /** the port drop-in to write beside it (before it: systemd may load the unit any time) */
+      dropIn?: string;
+      /** a port drop-in is there that the unit no longer wants */
+      removeDropIn?: true;
+    }
   | { kind: "deregister-service"; stack: string; name: string; serviceId: string; runner: Runner }
   | { kind: "stop-unit"; stack: string; name: string }
   | { kind: "remove-unit-file"; stack: string; name: string }
@@ -80,6 +95,8 @@ export type Step =
       name: string;
       serviceId: string;
       service: ServiceDecl;
+      /** the port registered: the declared one, or the one the agent chose (ServicePort=auto) */
+      port: number;
       version: string;
       group: string | null;
       /** a unit fleet runs is recorded with its content `hash`, not as a unit Houston owns */
@@ -140,6 +157,8 @@ export function reconcileHost(current: HostObservation, wants: HostDesired): Hos
       const found = current.foreign.get(u.name);
       if (found !== undefined) block(u.stack, u.name, found);
     }
+    if (u.service?.portRange && u.port === undefined)
+      block(u.stack, u.name, u.portProblem ?? `no port chosen for ${u.name} (ServicePort=auto)`);
   }
   // fleet's units are never blocked here: the agent writes none of them
   const live = desired.units.filter((u) => !blockedStacks.has(u.stack));
@@ -150,8 +169,22 @@ export function reconcileHost(current: HostObservation, wants: HostDesired): Hos
   for (const [sha, stack] of desired.archives) {
     if (!blockedStacks.has(stack) && !current.archives.has(sha)) steps.push({ kind: "install-archive", stack, sha });
   }
-  const writes = liveOurs.filter((u) => owned.get(u.name)?.fileHash !== u.hash);
-  for (const u of writes) steps.push({ kind: "write-unit", stack: u.stack, name: u.name, text: u.text, hash: u.hash });
+  const writes = liveOurs.filter((u) => {
+    const o = owned.get(u.name);
+    return o?.fileHash !== u.hash || (o.dropIn ?? null) !== wantedDropIn(u);
+  });
+  for (const u of writes) {
+    const dropIn = wantedDropIn(u);
+    const had = owned.get(u.name)?.dropIn ?? null;
+    steps.push({
+      kind: "write-unit",
+      stack: u.stack,
+      name: u.name,
+      text: u.text,
+      hash: u.hash,
+      ...(dropIn !== null ? { dropIn } : had !== null ? { removeDropIn: true as const } : {}),
+    });
+  }
 
   const unwanted = current.owned.filter((u) => !wanted.has(`${u.stack}/${u.name}`)).reverse();
   const placedByFleet = new Set(desired.units.filter((u) => u.runner === "fleet").map((u) => u.name));
@@ -186,7 +219,7 @@ export function reconcileHost(current: HostObservation, wants: HostDesired): Hos
   };
   for (const u of live) {
     const shared = live.some(
-      (x) => x !== u && x.stack === u.stack && x.service?.port === u.service?.port && serving(x),
+      (x) => x !== u && x.stack === u.stack && x.service && servicePort(x) === servicePort(u) && serving(x),
     );
     steps.push(...registration(u, registered(u), current.registrationsStale, shared));
   }
@@ -229,6 +262,9 @@ function registration(u: DesiredUnit, r: Registered | undefined, stale: boolean,
     return r?.serviceId
       ? [{ kind: "deregister-service", stack: u.stack, name: u.name, serviceId: r.serviceId, runner: u.runner }]
       : [];
+  const port = servicePort(u);
+  // a port the agent did not choose: the unit is blocked (or, run by fleet, refused with its spec)
+  if (port === undefined) return [];
   const id = serviceIdFor(u.name);
   // re-register when the unit (re)starts too: its content, and so its declaration, may have changed
   if (r?.serviceId === id && r.stack === u.stack && r.hash === u.hash && !stale) return [];
@@ -241,6 +277,7 @@ function registration(u: DesiredUnit, r: Registered | undefined, stale: boolean,
       name: u.name,
       serviceId: id,
       service: u.service,
+      port,
       version: u.version,
       group: u.group,
       runner: u.runner,

@@ -2,7 +2,8 @@
  * The agent's own state in SQLite: the last valid spec of each stack (so it keeps running what it
  * has while Consul is away), which unit files and archive files Houston created (ownership: nothing
  * else is ever touched), which content each unit was last started with, applied generations, and
- * the last report written per stack. Survives restarts. It holds every spec of the fleet (other
+ * the last report written per stack, and the port chosen for each unit with ServicePort=auto
+ * (agent/ports.ts). Survives restarts. It holds every spec of the fleet (other
  * hosts' file contents too): the directory is 0700 and the database files 0600, whatever the umask.
  */
 import Database from "better-sqlite3";
@@ -44,6 +45,7 @@ CREATE TABLE IF NOT EXISTS placements (stack TEXT PRIMARY KEY, body TEXT NOT NUL
 CREATE TABLE IF NOT EXISTS fleet_services (name TEXT PRIMARY KEY, stack TEXT NOT NULL, service_id TEXT NOT NULL, hash TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS identity (id INTEGER PRIMARY KEY CHECK (id = 1), node TEXT NOT NULL, meta TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS reload_pending (id INTEGER PRIMARY KEY CHECK (id = 1));
+CREATE TABLE IF NOT EXISTS ports (unit TEXT PRIMARY KEY, port INTEGER NOT NULL UNIQUE);
 `;
 
 /**
@@ -205,8 +207,29 @@ export class AgentState {
   setServiceId(name: string, id: string | null): void {
     this.stmt("UPDATE units SET service_id = ? WHERE name = ?").run(id, name);
   }
+  /** the unit is gone: so is the port it held (ServicePort=auto) */
   forgetUnit(name: string): void {
-    this.stmt("DELETE FROM units WHERE name = ?").run(name);
+    this.db.transaction(() => {
+      this.stmt("DELETE FROM units WHERE name = ?").run(name);
+      this.stmt("DELETE FROM ports WHERE unit = ?").run(name);
+    })();
+  }
+
+  // ---- ports chosen for units with ServicePort=auto or a range (agent/ports.ts) -------------
+  /** unit → port; a port is held by one unit at most (UNIQUE) */
+  ports(): Map<string, number> {
+    const rows = this.stmt("SELECT unit, port FROM ports").all() as { unit: string; port: number }[];
+    return new Map(rows.map((r) => [r.unit, r.port]));
+  }
+  /** throws when another unit holds `port` (never taken from it) */
+  setPort(unit: string, port: number): void {
+    this.stmt("INSERT INTO ports (unit, port) VALUES (?, ?) ON CONFLICT(unit) DO UPDATE SET port = excluded.port").run(
+      unit,
+      port,
+    );
+  }
+  releasePort(unit: string): void {
+    this.stmt("DELETE FROM ports WHERE unit = ?").run(unit);
   }
 
   // ---- services of units fleet runs here (fleet-scheduled stacks) ---------------------------------

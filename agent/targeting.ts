@@ -41,6 +41,10 @@ export interface DesiredUnit {
   replaces?: string[];
   /** those of `replaces` that were wanted on this host, so stopped here first (reported) */
   replacing?: string[];
+  /** ServicePort=auto or a range: the port the agent chose for this unit here (agent/ports.ts) */
+  port?: number;
+  /** ServicePort=auto or a range: why no port could be chosen (the stack is blocked) */
+  portProblem?: string;
 }
 
 export interface HostDesired {

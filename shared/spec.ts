@@ -72,23 +72,74 @@ export function serviceNameProblem(stack: string, name: string): string | null {
   return `service name ${name} is not stack ${stack}'s to register (use ${stack} or ${stack}-<name>)`;
 }
 
-export const ServiceDeclSchema = z.object({
-  name: Name,
-  port: z.number().int().min(1).max(65535),
-  /** URL Consul polls; default http://127.0.0.1:<port>/; the host itself only (see checkTargetProblem) */
-  checkHttp: z
-    .string()
-    .refine(
-      (u) => isIP(hostOf(u)) !== 0 || hostOf(u) === "localhost",
-      "check URL must name this host by address (loopback or its own)",
-    )
-    .optional(),
-  interval: z
-    .string()
-    .regex(/^\d+(ms|s|m)$/)
-    .default("2s"),
-});
+/** `${HOUSTON_PORT}` in a check URL: the port the agent chose for the version ([X-Houston] ServicePort=auto or a range) */
+export const PORT_PLACEHOLDER = "${HOUSTON_PORT}";
+/** ServicePort=auto: the range the agent chooses a version's port from (below Linux's ephemeral ports, 32768 on) */
+export const AUTO_PORT_RANGE = { from: 20000, to: 29999 } as const;
+
+const Port = z.number().int().min(1).max(65535);
+
+export const ServiceDeclSchema = z
+  .object({
+    name: Name,
+    /** a fixed port; absent when the agent chooses one from `portRange` */
+    port: Port.optional(),
+    /** ServicePort=auto or FROM-TO: each version on each host gets a free port of these (agent/ports.ts) */
+    portRange: z
+      .object({ from: Port, to: Port })
+      .refine((r) => r.from <= r.to, "port range must run from low to high")
+      .optional(),
+    /**
+     * URL Consul polls; default http://127.0.0.1:<port>/; the host itself only (see
+     * checkTargetProblem); with a port range its port is written ${HOUSTON_PORT}
+     */
+    checkHttp: z
+      .string()
+      .refine(
+        (u) => isIP(hostOf(fillPort(u))) !== 0 || hostOf(fillPort(u)) === "localhost",
+        "check URL must name this host by address (loopback or its own)",
+      )
+      .optional(),
+    interval: z
+      .string()
+      .regex(/^\d+(ms|s|m)$/)
+      .default("2s"),
+  })
+  .superRefine((s, ctx) => {
+    const problem = servicePortProblem(s);
+    if (problem) ctx.addIssue({ code: "custom", message: problem });
+  });
 export type ServiceDecl = z.infer<typeof ServiceDeclSchema>;
+
+/** A check URL with ${HOUSTON_PORT} filled in with `port` (a sample port, to check its form). */
+function fillPort(url: string, port = 1): string {
+  return url.split(PORT_PLACEHOLDER).join(String(port));
+}
+
+/**
+ * Why a service's port and check URL do not fit together, or null: exactly one of a fixed port
+ * and a range; with a range, a declared check names its port ${HOUSTON_PORT} (a fixed one would
+ * ask whichever version holds it); with a fixed port, ${HOUSTON_PORT} is not set.
+ */
+export function servicePortProblem(s: {
+  port?: number;
+  portRange?: { from: number; to: number };
+  checkHttp?: string;
+}): string | null {
+  if ((s.port === undefined) === (s.portRange === undefined))
+    return "a service has either a fixed port or a port range (ServicePort=auto), not both or neither";
+  const named = s.checkHttp?.includes(PORT_PLACEHOLDER) ?? false;
+  if (s.portRange && s.checkHttp !== undefined && !named)
+    return `check URL ${s.checkHttp} must name its port ${PORT_PLACEHOLDER} with ServicePort=auto or a range (each version has its own port)`;
+  if (s.port !== undefined && named)
+    return `check URL ${s.checkHttp}: ${PORT_PLACEHOLDER} is only set with ServicePort=auto or a range (this service's port is ${s.port})`;
+  return null;
+}
+
+/** The URL Consul's check asks for a service serving on `port`: the declared one (its ${HOUSTON_PORT} filled in), or / on loopback. */
+export function checkUrlOf(s: Pick<ServiceDecl, "checkHttp">, port: number): string {
+  return s.checkHttp !== undefined ? fillPort(s.checkHttp, port) : `http://127.0.0.1:${port}/`;
+}
 
 export const UnitRoleSchema = z.enum(["archive", "dependency", "service", "global", "socket", "socket-guard"]);
 export type UnitRole = z.infer<typeof UnitRoleSchema>;
@@ -169,9 +220,14 @@ export const StackSpecSchema = z
       if (u.service) {
         const problem =
           serviceNameProblem(spec.stack, u.service.name) ??
-          (u.service.checkHttp ? checkUrlProblem(u.service.checkHttp) : null);
+          (u.service.checkHttp ? checkUrlProblem(fillPort(u.service.checkHttp)) : null);
         if (problem) ctx.addIssue({ code: "custom", message: `unit ${u.name}: ${problem}` });
       }
+      if (u.service?.portRange && spec.scheduler === "fleet")
+        ctx.addIssue({
+          code: "custom",
+          message: `unit ${u.name}: ServicePort=auto or a range needs the agents scheduler (fleet starts its units itself)`,
+        });
       if (u.role === "archive" && !u.archive)
         ctx.addIssue({ code: "custom", message: `archive unit ${u.name} has no archive digest` });
     }

@@ -126,6 +126,8 @@ export function planDeployment(inputs: PlanInputs, req: DeploymentRequest, rules
     const strategy = upgradeStrategy({
       role: input.role,
       port: service?.port ?? null,
+      portRange: service?.portRange ?? null,
+      refuseDynamicPort: rules.refuseDynamicPort,
       socket: input.role === "service" && socketSpecs(unit, input.template.source).length > 0,
       upgrade: upgradeOf(unit, input.template.source),
       refuseReplace: rules.refuseReplace,

@@ -3,8 +3,15 @@
  * units of the run, dropping group placement, and reading Houston's own [X-Houston] section.
  */
 import { ConfigError } from "../../shared/errors.js";
-import { ServiceDeclSchema, checkTargetProblem, serviceNameProblem, type ServiceDecl } from "../../shared/spec.js";
-import { splitWords, values, type UnitFile } from "../../shared/unit-file.js";
+import {
+  AUTO_PORT_RANGE,
+  ServiceDeclSchema,
+  checkTargetProblem,
+  checkUrlOf,
+  serviceNameProblem,
+  type ServiceDecl,
+} from "../../shared/spec.js";
+import { entries, splitWords, type UnitFile } from "../../shared/unit-file.js";
 
 /** Adds Requires=/After= on `previous` (after Description, as the seed did), unless already there. */
 export function addDependency(unit: UnitFile, previous: string, need: "Requires" | "Wants" = "Requires"): void {
@@ -45,8 +52,10 @@ export function dropGroupMetadata(unit: UnitFile): void {
 }
 
 /**
- * [X-Houston] ServicePort= (required for a service), ServiceName=, ServiceCheckHTTP=,
- * ServiceCheckInterval=: the agent registers the unit as a Consul service with these.
+ * [X-Houston] ServicePort= (required for a service: a port, `auto`, or a range FROM-TO),
+ * ServiceName=, ServiceCheckHTTP=, ServiceCheckInterval=: the agent registers the unit as a Consul
+ * service with these. With `auto` or a range the agent chooses each version's port on each host
+ * (agent/ports.ts). A bad value names source:line.
  */
 export function serviceDeclOf(
   unit: UnitFile,
@@ -55,26 +64,64 @@ export function serviceDeclOf(
   source: string,
 ): ServiceDecl | undefined {
   const defaultName = component ? `${stack}-${component}` : stack;
-  const one = (key: string): string | undefined => values(unit, "X-Houston", key).at(-1);
-  const port = one("ServicePort");
-  if (port === undefined) {
-    if (one("ServiceName") ?? one("ServiceCheckHTTP"))
-      throw new ConfigError(source, "[X-Houston] declares a service without ServicePort=");
+  const last = (key: string) => entries(unit, "X-Houston", key).at(-1);
+  const one = (key: string): string | undefined => last(key)?.value;
+  const portEntry = last("ServicePort");
+  if (portEntry === undefined) {
+    const stray = last("ServiceName") ?? last("ServiceCheckHTTP");
+    if (stray) throw new ConfigError(source, "[X-Houston] declares a service without ServicePort=", stray.line);
     return undefined;
   }
+  const port = servicePortOf(portEntry.value.trim());
+  if (typeof port === "string")
+    throw new ConfigError(source, `[X-Houston] ServicePort=${portEntry.value}: ${port}`, portEntry.line);
   const parsed = ServiceDeclSchema.safeParse({
     name: one("ServiceName") ?? defaultName,
-    port: /^\d+$/.test(port) ? Number(port) : port,
+    ...port,
     checkHttp: one("ServiceCheckHTTP"),
     interval: one("ServiceCheckInterval"),
   });
+  const lineOf = (path: readonly (string | number)[]): number | undefined =>
+    last(
+      path[0] === "name"
+        ? "ServiceName"
+        : path[0] === "checkHttp"
+          ? "ServiceCheckHTTP"
+          : path[0] === "interval"
+            ? "ServiceCheckInterval"
+            : "ServicePort",
+    )?.line;
   if (!parsed.success) {
     const issue = parsed.error.issues[0];
-    throw new ConfigError(source, `[X-Houston] ${issue?.path.join(".") ?? ""}: ${issue?.message ?? "invalid"}`);
+    const where = issue?.path.length ? `${issue.path.join(".")}: ` : "";
+    throw new ConfigError(source, `[X-Houston] ${where}${issue?.message ?? "invalid"}`, lineOf(issue?.path ?? []));
   }
-  const problem =
-    serviceNameProblem(stack, parsed.data.name) ??
-    (parsed.data.checkHttp ? checkTargetProblem(parsed.data.checkHttp) : null);
-  if (problem) throw new ConfigError(source, `[X-Houston] ${problem}`);
+  const url = parsed.data.checkHttp;
+  const problem = serviceNameProblem(stack, parsed.data.name);
+  if (problem) throw new ConfigError(source, `[X-Houston] ${problem}`, lineOf(["name"]));
+  // ${HOUSTON_PORT} filled in with a sample port to check the URL's form; the message quotes it as written
+  const filled = url ? checkUrlOf(parsed.data, parsed.data.portRange?.from ?? 1) : null;
+  const target = url && filled ? checkTargetProblem(filled)?.replace(filled, url) : null;
+  if (target) throw new ConfigError(source, `[X-Houston] ${target}`, lineOf(["checkHttp"]));
   return parsed.data;
+}
+
+/**
+ * ServicePort='s value: a fixed port, `auto` (AUTO_PORT_RANGE), or a range FROM-TO; a string says
+ * why the value is refused.
+ */
+export function servicePortOf(value: string): { port: number } | { portRange: { from: number; to: number } } | string {
+  const valid = (n: number): boolean => Number.isInteger(n) && n >= 1 && n <= 65535;
+  if (value === "auto") return { portRange: { ...AUTO_PORT_RANGE } };
+  if (/^\d+$/.test(value)) {
+    const port = Number(value);
+    return valid(port) ? { port } : "a port is a number from 1 to 65535";
+  }
+  const m = /^(\d+)-(\d+)$/.exec(value);
+  if (!m) return "expected a port (8080), auto, or a range (20000-20999)";
+  const from = Number(m[1]);
+  const to = Number(m[2]);
+  if (!valid(from) || !valid(to)) return "a port is a number from 1 to 65535";
+  if (from > to) return `the range runs from low to high (${to}-${from})`;
+  return { portRange: { from, to } };
 }

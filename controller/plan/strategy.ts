@@ -6,16 +6,20 @@
  *    would fight over the port): on each host of a batch the old version is stopped, then the new
  *    one started; batches are one host at a time unless --canary/--max-parallel say otherwise, so
  *    the other hosts keep serving;
+ *  - dynamic-port: ServicePort=auto or a range: each version gets its own port on each host
+ *    (chosen by the agent, agent/ports.ts), so old and new run side by side and clients find the
+ *    new one through Consul; the old one is removed after confirmation;
  *  - side-by-side: Upgrade=side-by-side, or no port declared: the new version starts beside the
  *    old, which is removed after confirmation.
  * A backend that cannot stop then start (fleet starts the units itself) says why in its unit rules:
- * an explicit Upgrade=replace is then refused, and a fixed port stays side by side with a warning.
+ * an explicit Upgrade=replace is then refused, and a fixed port stays side by side with a warning;
+ * a backend that cannot hand a unit its port (fleet) refuses ServicePort=auto.
  */
 import { ConfigError } from "../../shared/errors.js";
 import type { UnitSpec } from "../../shared/spec.js";
 import { entries, type UnitFile } from "../../shared/unit-file.js";
 
-export type StrategyKind = "socket" | "replace" | "side-by-side";
+export type StrategyKind = "socket" | "replace" | "dynamic-port" | "side-by-side";
 
 export interface UpgradeStrategy {
   kind: StrategyKind;
@@ -42,11 +46,15 @@ export interface StrategyInput {
   role: UnitSpec["role"];
   /** the fixed port it declares ([X-Houston] ServicePort=), if any */
   port: number | null;
+  /** the range the agent chooses its port from (ServicePort=auto or FROM-TO), if any */
+  portRange?: { from: number; to: number } | null;
   /** the service shares the stack's socket ([X-Houston] Socket=) */
   socket: boolean;
   upgrade: UpgradeValue | null;
   /** why the backend cannot stop then start (null: it can) */
   refuseReplace: string | null;
+  /** why the backend cannot hand each version its own port (null: it can) */
+  refuseDynamicPort?: string | null;
   source: string;
 }
 
@@ -55,6 +63,14 @@ export function upgradeStrategy(u: StrategyInput): UpgradeStrategy | null {
   if (u.role !== "service" && u.role !== "dependency" && u.role !== "global") return null;
   const one =
     "stop then start, one host at a time (unless --canary/--max-parallel say otherwise); other hosts keep serving";
+  const range = u.portRange ? `${u.portRange.from}-${u.portRange.to}` : null;
+  if (range && u.refuseDynamicPort)
+    throw new ConfigError(u.source, `[X-Houston] ServicePort=${range}: ${u.refuseDynamicPort}`);
+  if (range && u.socket)
+    throw new ConfigError(
+      u.source,
+      `[X-Houston] Socket= and ServicePort=${range}: a socket hands every version one fixed port; declare ServicePort= as the socket's port, or drop Socket=`,
+    );
   if (u.socket) return { kind: "socket", reason: "Socket=: hand-over, zero downtime", warning: null };
   if (u.upgrade === "replace") {
     if (u.refuseReplace) throw new ConfigError(u.source, `[X-Houston] Upgrade=replace: ${u.refuseReplace}`);
@@ -64,6 +80,12 @@ export function upgradeStrategy(u: StrategyInput): UpgradeStrategy | null {
     return {
       kind: "side-by-side",
       reason: "Upgrade=side-by-side: the new version starts beside the old, which is removed after confirmation",
+      warning: null,
+    };
+  if (range)
+    return {
+      kind: "dynamic-port",
+      reason: `ServicePort=auto (${range}): each version gets its own port, registered in Consul; old and new run side by side, clients find the new one through Consul`,
       warning: null,
     };
   if (u.port !== null) {

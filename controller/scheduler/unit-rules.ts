@@ -5,7 +5,8 @@
  * deployment's chain on one machine (Requires= binds the units' lifetimes); fleet runs one copy,
  * has no shared sockets, and may put the units of one chain on different machines, so each needs
  * the file unit (global, always beside it) and only Wants= its predecessor. Only the agents stop an
- * old version before they start the new one (an upgrade by replacement, controller/plan/strategy.ts).
+ * old version before they start the new one (an upgrade by replacement, controller/plan/strategy.ts),
+ * and only they hand each version its own port (ServicePort=auto: a drop-in written before the start).
  */
 
 export interface UnitRules {
@@ -19,6 +20,8 @@ export interface UnitRules {
   eachRequiresArchive: boolean;
   /** why a new version cannot be stopped-then-started host by host here (null: it can) */
   refuseReplace: string | null;
+  /** [X-Houston] ServicePort=auto or a range: why this backend cannot hand each version its port (null: it can) */
+  refuseDynamicPort: string | null;
   /**
    * how a service's units with no placement of their own are kept with the service: "follow" (the
    * spec marks them `together`, the scheduler and each agent put them where the service runs) or
@@ -34,6 +37,7 @@ export const AGENTS_UNIT_RULES: UnitRules = {
   chainNeed: () => "Requires",
   eachRequiresArchive: false,
   refuseReplace: null,
+  refuseDynamicPort: null,
   together: "follow",
 };
 
@@ -45,5 +49,7 @@ export const FLEET_UNIT_RULES: UnitRules = {
   eachRequiresArchive: true,
   refuseReplace:
     "fleet starts the units itself, so it cannot stop the old version before it starts the new one (use the agents scheduler, or Socket=)",
+  refuseDynamicPort:
+    "needs the agents scheduler: fleet starts the units itself, before an agent could hand the unit its port (this environment's scheduler is fleet)",
   together: "fleet",
 };

@@ -223,9 +223,9 @@ async function rollout(fleet: LocalFleet): Promise<void> {
         const u = p.plan.units.find((x) => x.role === "service")!;
         return {
           name: `seed-${u.service!.name}`,
-          port: u.service!.port,
+          port: u.service!.port!,
           tag: `version:${u.version}`,
-          check: u.service!.checkHttp ?? `http://127.0.0.1:${u.service!.port}/`,
+          check: u.service!.checkHttp ?? `http://127.0.0.1:${u.service!.port!}/`,
         };
       };
       const entry = (seed[label] ??= { first: [], upgrade: [] });

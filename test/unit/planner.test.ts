@@ -335,7 +335,9 @@ describe("planDeployment: unit rendering", () => {
     );
     expect(() =>
       plan1([svc("example", "2", "[Service]\nExecStart=/bin/true\n[X-Houston]\nServicePort=http\n")], { version: "2" }),
-    ).toThrow(/units\/service\/example.service: \[X-Houston\] port/);
+    ).toThrow(
+      /units\/service\/example.service:4: \[X-Houston\] ServicePort=http: expected a port \(8080\), auto, or a range/,
+    );
     expect(() => plan1([dep("a", "1", simple), dep("a", "1", simple)])).toThrow(/listed twice/);
   });
 

@@ -60,6 +60,8 @@ interface Backend {
     batches: { flag: string; message: string } | null;
     instances: string | null;
     socket: string | null;
+    /** [X-Houston] ServicePort=auto or a range: null (each version gets its port) or the refusal */
+    dynamicPort: RegExp | null;
     /** how a unit needs its predecessor (not the file unit) */
     chain: "Requires" | "Wants";
     eachRequiresArchive: boolean;
@@ -81,6 +83,7 @@ const BACKENDS: Record<string, Backend> = {
       batches: null,
       instances: null,
       socket: null,
+      dynamicPort: null,
       chain: "Requires",
       eachRequiresArchive: false,
       specFields: {},
@@ -103,6 +106,8 @@ const BACKENDS: Record<string, Backend> = {
       instances:
         "[X-Houston] Instances=2 needs the agents scheduler: fleet runs one copy of a unit (this environment's scheduler is fleet)",
       socket: "[X-Houston] Socket= needs the agents scheduler (this environment's scheduler is fleet)",
+      dynamicPort:
+        /^needs the agents scheduler: fleet starts the units itself, before an agent could hand the unit its port/,
       chain: "Wants",
       eachRequiresArchive: true,
       specFields: { scheduler: "fleet" },
@@ -228,9 +233,11 @@ for (const [name, b] of Object.entries(BACKENDS)) {
         expect(err instanceof ConfigError && err.message).toContain(refusal.message);
         expect(() => s.checkRollout({ canary: 0, maxParallel: 2 })).toThrow(/--max-parallel/);
       });
-      it("unit rules: Instances=, Socket=, how a chain is tied", () => {
+      it("unit rules: Instances=, Socket=, ServicePort=auto, how a chain is tied", () => {
         expect(s.unitRules.refuseInstances(2)).toBe(b.expect.instances);
         expect(s.unitRules.refuseSocket).toBe(b.expect.socket);
+        if (b.expect.dynamicPort === null) expect(s.unitRules.refuseDynamicPort).toBeNull();
+        else expect(s.unitRules.refuseDynamicPort).toMatch(b.expect.dynamicPort);
         expect(s.unitRules.chainNeed(false)).toBe(b.expect.chain);
         expect(s.unitRules.chainNeed(true)).toBe("Requires"); // the file unit is always required
         expect(s.unitRules.eachRequiresArchive).toBe(b.expect.eachRequiresArchive);

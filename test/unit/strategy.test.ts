@@ -47,6 +47,18 @@ describe("upgradeStrategy", () => {
       kind: "side-by-side",
       reason: /^Upgrade=side-by-side/,
     },
+    {
+      title: "ServicePort=auto: each version its own port, side by side, found through Consul",
+      input: { portRange: { from: 20000, to: 29999 } },
+      kind: "dynamic-port",
+      reason:
+        /^ServicePort=auto \(20000-29999\): each version gets its own port, registered in Consul; old and new run side by side, clients find the new one through Consul$/,
+    },
+    {
+      title: "Upgrade=replace overrides a port range",
+      input: { portRange: { from: 20000, to: 20009 }, upgrade: "replace" },
+      kind: "replace",
+    },
     { title: "a dependency with a fixed port", input: { role: "dependency", port: 6379 }, kind: "replace" },
     { title: "the file unit is no version of anything", input: { role: "archive" }, kind: null },
     { title: "nor is the socket", input: { role: "socket" }, kind: null },
@@ -70,6 +82,18 @@ describe("upgradeStrategy", () => {
     expect(() =>
       upgradeStrategy({ ...base, upgrade: "replace", refuseReplace: FLEET_UNIT_RULES.refuseReplace }),
     ).toThrow(/units\/web.service: \[X-Houston\] Upgrade=replace: fleet starts the units itself/);
+  });
+});
+
+describe("ServicePort=auto where it cannot work", () => {
+  const auto = { ...base, portRange: { from: 20000, to: 29999 } };
+  it("fleet refuses it, naming the file and why", () => {
+    expect(() => upgradeStrategy({ ...auto, refuseDynamicPort: FLEET_UNIT_RULES.refuseDynamicPort })).toThrow(
+      /units\/web.service: \[X-Houston\] ServicePort=20000-29999: needs the agents scheduler: fleet starts the units itself/,
+    );
+  });
+  it("with Socket= it is refused: a socket hands every version one fixed port", () => {
+    expect(() => upgradeStrategy({ ...auto, socket: true })).toThrow(/Socket= and ServicePort=20000-29999/);
   });
 });
 

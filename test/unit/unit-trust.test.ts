@@ -65,7 +65,7 @@ describe("planner refuses what a stack may not ask for", () => {
           },
           req("web"),
         ),
-      /units\/service\/x.service: \[X-Houston\] check URL http:\/\/10.1.2.3:8080\/ must target this host \(loopback\)/,
+      /units\/service\/x.service:6: \[X-Houston\] check URL http:\/\/10.1.2.3:8080\/ must target this host \(loopback\)/,
     ],
     [
       "a check by DNS name",
