@@ -142,6 +142,31 @@ async function main(): Promise<number> {
       "2",
     );
     if (!interrupted) process.stderr.write(await fleet.shell(web.name, "curl", "-s", "127.0.0.1:8080/"));
+    // ServicePort=auto: no fixed port; the tools stack's client on demo3 finds the greeter through Consul
+    const findGreeter = async (): Promise<void> => {
+      if (interrupted) return;
+      say("The greeter found through Consul from demo3 (/opt/houston-tools/find-greeter, as greeter-client does)");
+      try {
+        process.stderr.write(await fleet.shell("demo3", "/opt/houston-tools/find-greeter"));
+      } catch (err) {
+        failed++;
+        process.stderr.write(`${err instanceof Error ? err.message : String(err)}\n`);
+      }
+    };
+    await step(
+      "Service greeter, version 1: ServicePort=auto, the agent picks its port and registers it in Consul",
+      "service",
+      "greeter",
+      "1",
+    );
+    await findGreeter();
+    await step(
+      "Service greeter, version 2: beside version 1 on a port of its own; once confirmed, version 1 is pruned",
+      "service",
+      "greeter",
+      "2",
+    );
+    await findGreeter();
     await step("Status after the upgrade", "status", "example");
     await step("History of example", "history", "example");
     process.off("SIGINT", onInterrupt);

@@ -17,7 +17,7 @@ describe("houston plan --json on the example dirs (built CLI)", () => {
       { encoding: "utf8", stdio: ["ignore", "pipe", "pipe"] },
     );
     return JSON.parse(out) as {
-      units: { name: string; text: string; placements: unknown[] }[];
+      units: { name: string; text: string; placements: unknown[]; service?: unknown }[];
       archives: { sha256: string; files: string[] }[];
       consul: { reachable: boolean };
     };
@@ -75,6 +75,19 @@ describe("houston plan --json on the example dirs (built CLI)", () => {
       "/etc/houston-example/greeting",
       "/opt/houston-example/server.py",
     ]);
+  });
+
+  it("local: the greeter has no fixed port (ServicePort=auto); the tools stack's client finds it through Consul", () => {
+    const p = plan("local", "local", "service", "greeter", "1");
+    expect(p.units.map((u) => u.name)).toEqual(["greeter@1.service"]);
+    expect(p.units[0]!.service).toEqual({ name: "greeter", portRange: { from: 20000, to: 29999 }, interval: "1s" });
+    expect(p.units[0]!.text).toContain("ExecStart=/usr/bin/python3 -m http.server ${HOUSTON_PORT}");
+    const tools = plan("local", "local", "standalone", "tools");
+    expect(tools.units.map((u) => u.name).slice(1)).toEqual([
+      "tools-toolbox@1.service",
+      "tools-greeter-client@1.service",
+    ]);
+    expect(tools.archives[0]!.files).toEqual(["/etc/houston-tools/motd", "/opt/houston-tools/find-greeter"]);
   });
 
   it("exits 2 with the file named on bad config", () => {
