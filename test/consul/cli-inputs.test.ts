@@ -148,7 +148,7 @@ const cases: { title: string; files?: Record<string, string>; args: string[]; er
         "[Service]\nExecStart=/bin/true\n[X-Houston]\nServicePort=80\nServiceCheckHTTP=http://10.0.0.9/\n",
     },
     args: ["plan", "service", "svc", "1"],
-    err: /svc.service: \[X-Houston\] check URL http:\/\/10.0.0.9\/ must target this host/,
+    err: /svc.service:5: \[X-Houston\] check URL http:\/\/10.0.0.9\/ must target this host/,
   },
   {
     title: "a unit rendering to a system name",
