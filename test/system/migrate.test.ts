@@ -1,0 +1,318 @@
+/**
+ * Migrating from the original Houston 0.3.0, for real: the original itself (../shared/original-
+ * houston, installed into a venv by its install.sh) deploys its example config dir — a global
+ * unit, service `shop` with two dependencies and a file archive — on three systemd test hosts
+ * running a REAL fleetd v1.0.0 (etcd on this machine) with Consul clients and Houston agents.
+ * Then this Houston, through the built CLI with that config dir unchanged and default flags:
+ * `adopt --yes`; a failing first deploy (a copy of the dir whose shop unit fails) that must leave
+ * the original's shop@1 and its dependencies serving; then `service shop 2`, which must replace
+ * them and the original's files. A probe from this machine (a process in each web host's network
+ * namespace only, asking its loopback shop port) runs throughout: at every moment at least one
+ * host answers. Without the original or the fleet binaries the suite is SKIPPED and says so.
+ */
+import { execFile, spawn, type ChildProcess } from "node:child_process";
+import { createHash } from "node:crypto";
+import { cpSync, existsSync, mkdtempSync, readFileSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { promisify } from "node:util";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { Fleet, unitOptions } from "../../shared/fleet.js";
+import { FLEET_BIN, fleetdAvailable } from "../harness/fleetd.js";
+import { LocalFleet } from "../harness/local-fleet.js";
+import { ROOT } from "../harness/paths.js";
+import type { CliResult } from "../helpers/cli.js";
+import { eventually } from "../helpers/specs.js";
+
+const ORIGINAL = join(ROOT, "..", "shared", "original-houston");
+const VENV = join(tmpdir(), "houston-original-0.3.0");
+const original = existsSync(join(ORIGINAL, "install.sh")) && existsSync(join(ORIGINAL, "example-stack"));
+const available = original && fleetdAvailable();
+if (!available)
+  process.stderr.write(
+    `\n*** SKIPPED test/system/migrate.test.ts: ${original ? `no real fleet in ${FLEET_BIN} (scripts/install-fleet.sh)` : `no original Houston in ${ORIGINAL}`} ***\n\n`,
+  );
+
+const WEB = ["mg1", "mg2"];
+const HOSTS = [...WEB, "mg3"];
+const SHOP_FILES = ["/usr/local/lib/shop/server.py", "/usr/local/lib/shop/consul-register", "/etc/shop/shop.env"];
+let fleet: LocalFleet;
+let api: Fleet;
+let dir = "";
+beforeAll(async () => {
+  if (!available) return;
+  await promisify(execFile)("bash", [join(ORIGINAL, "install.sh"), VENV], { timeout: 300_000 });
+  await LocalFleet.down("migrate");
+  fleet = await LocalFleet.start({
+    name: "migrate",
+    hosts: [
+      ...WEB.map((name) => ({ name, meta: { role: "web", service: "shop" } })),
+      { name: "mg3", meta: { role: "db" } },
+    ],
+    fleetd: true,
+  });
+  api = new Fleet(fleet.fleetEndpoint);
+  // the original's config dir as its users have it; only the two endpoints are this cluster's
+  dir = mkdtempSync(join(tmpdir(), "houston-migrate-"));
+  cpSync(join(ORIGINAL, "example-stack"), dir, { recursive: true });
+  const manifest = join(dir, "manifest.yaml");
+  writeFileSync(
+    manifest,
+    readFileSync(manifest, "utf8")
+      .replace(/^(\s+consul:\s*)\S+/m, `$1${fleet.consulAddr}`)
+      .replace(/^(\s+fleet:\s*)\S+/m, `$1${fleet.fleetEndpoint}`),
+  );
+}, 600_000);
+afterAll(async () => fleet?.stop(), 120_000);
+
+/** A command to its end: exit code and output (nothing waits on its speed). */
+function runCommand(cmd: string, args: string[]): Promise<CliResult> {
+  const child = spawn(cmd, args, { stdio: ["ignore", "pipe", "pipe"] });
+  let stdout = "";
+  let stderr = "";
+  child.stdout.on("data", (d: Buffer) => (stdout += d.toString()));
+  child.stderr.on("data", (d: Buffer) => (stderr += d.toString()));
+  return new Promise((resolve) =>
+    child.on("close", (code, signal) => resolve({ code: code ?? (signal ? 128 : 1), stdout, stderr })),
+  );
+}
+/** the original, as its users ran it */
+const theOriginal = (...args: string[]) => runCommand(join(VENV, "bin", "houston"), ["-c", dir, "-e", "lab", ...args]);
+/** this Houston, the built CLI, at default flags: the manifest names Consul and fleet */
+const ours = (configDir: string, ...args: string[]) =>
+  runCommand(process.execPath, [join(ROOT, "dist", "houston.js"), "-c", configDir, "-e", "lab", ...args]);
+
+const fleetUnits = async (): Promise<string[]> => (await api.units()).map((u) => u.name).sort();
+/** unit → machines where fleet's /state says it is active */
+async function activeInFleet(): Promise<Map<string, number>> {
+  const out = new Map<string, number>();
+  for (const s of await api.states())
+    if (s.systemdActiveState === "active") out.set(s.name, (out.get(s.name) ?? 0) + 1);
+  return out;
+}
+/** inode and content of each of the shop's files on a host ("-" where there is none) */
+async function shopFiles(host: string): Promise<Record<string, string>> {
+  const out: Record<string, string> = {};
+  for (const f of SHOP_FILES) {
+    const stat = await fleet.shell(host, "stat", "-c", "%i %a", f).catch(() => "-");
+    const text = await fleet.shell(host, "cat", f).catch(() => "");
+    out[f] = `${stat.trim()} ${createHash("sha256").update(text).digest("hex").slice(0, 12)}`;
+  }
+  return out;
+}
+
+// ---- the probe: one process per web host, in that host's network namespace only ----------------
+interface Sample {
+  host: string;
+  t: number;
+  ok: boolean;
+  answer: string;
+}
+const PROBE = `
+const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+(async () => { for (;;) {
+  let ok = false, answer = "";
+  try {
+    const res = await fetch("http://127.0.0.1:8088/", { signal: AbortSignal.timeout(2000) });
+    answer = (await res.text()).trim(); ok = res.status === 200;
+    if (!ok) answer = res.status + " " + answer;
+  } catch (e) { answer = String(e?.cause?.code ?? e?.name ?? e); }
+  process.stdout.write(JSON.stringify({ t: Date.now(), ok, answer }) + "\\n");
+  await sleep(50);
+} })();`;
+class Probe {
+  readonly samples: Sample[] = [];
+  private readonly children: ChildProcess[] = [];
+  constructor(hosts: string[]) {
+    for (const host of hosts) {
+      const child = spawn("nsenter", [`--net=/run/netns/th-${host}`, process.execPath, "-e", PROBE], {
+        stdio: ["ignore", "pipe", "inherit"],
+      });
+      let rest = "";
+      child.stdout?.on("data", (d: Buffer) => {
+        const lines = (rest + d.toString()).split("\n");
+        rest = lines.pop() ?? "";
+        for (const l of lines) this.samples.push({ host, ...(JSON.parse(l) as Omit<Sample, "host">) });
+      });
+      this.children.push(child);
+    }
+  }
+  /** answers seen from `host` since `since` */
+  answers(host: string, since: number): string[] {
+    return this.samples.filter((s) => s.host === host && s.t >= since).map((s) => (s.ok ? s.answer : "-"));
+  }
+  stop(): void {
+    for (const c of this.children) if (c.exitCode === null) c.kill();
+  }
+}
+
+/** Moments when no host answered: every host's latest sample a failure, from..to (ms since epoch). */
+export function outages(samples: Sample[], hosts: string[]): { from: number; to: number }[] {
+  const latest = new Map<string, boolean>();
+  const out: { from: number; to: number }[] = [];
+  let down: number | null = null;
+  for (const s of [...samples].sort((a, b) => a.t - b.t)) {
+    latest.set(s.host, s.ok);
+    const none = hosts.every((h) => latest.get(h) === false);
+    if (none && down === null) down = s.t;
+    if (!none && down !== null) {
+      out.push({ from: down, to: s.t });
+      down = null;
+    }
+  }
+  if (down !== null) out.push({ from: down, to: Number.POSITIVE_INFINITY });
+  return out;
+}
+
+/** What the probe saw, per host, on stderr: requests, failures and when (seconds from `t0`). */
+function report(what: string, probe: Probe, t0: number): void {
+  for (const h of WEB) {
+    const mine = probe.samples.filter((s) => s.host === h);
+    const failed = mine.filter((s) => !s.ok);
+    const when = failed.slice(0, 8).map((s) => `+${((s.t - t0) / 1000).toFixed(2)} s ${s.answer}`);
+    process.stderr.write(
+      `probe ${what} ${h}: ${mine.length} requests, ${failed.length} failed${when.length ? `: ${when.join("; ")}` : ""}\n`,
+    );
+  }
+}
+
+describe.skipIf(!available)(
+  "migrating from the real original Houston 0.3.0 on a real fleet",
+  { timeout: 600_000 },
+  () => {
+    const fileUnit = () =>
+      `shop-file-deploy@${createHash("md5")
+        .update(readFileSync(join(dir, "files", "service", "shop.yaml")))
+        .digest("hex")
+        .slice(0, 8)}.service`;
+    const originals = () => [
+      "beacon@1.service",
+      fileUnit(),
+      "shop-cache@1.4.service",
+      "shop-queue@2.0.service",
+      "shop@1.service",
+    ];
+    const before: Record<string, Record<string, string>> = {};
+
+    it("the original deploys its global unit and shop 1 (its own config, its own command lines)", async () => {
+      // what an operator put there besides: Houston must not touch it
+      await api.putUnit(
+        "foreign.service",
+        unitOptions("[Service]\nExecStart=/bin/sleep infinity\n\n[X-Fleet]\nGlobal=true\n", "x"),
+        "launched",
+      );
+      await fleet.shell("mg1", "sh", "-c", "mkdir -p /etc/shop && echo mine > /etc/shop/operator.conf");
+      const g = await theOriginal("global");
+      expect(g.code, g.stdout + g.stderr).toBe(0);
+      const s = await theOriginal("service", "shop", "1");
+      expect(s.code, s.stdout + s.stderr).toBe(0);
+      expect(await fleetUnits()).toEqual([...originals(), "foreign.service"].sort());
+      const probe = new Probe(WEB);
+      try {
+        for (const h of WEB)
+          await eventually(`the original's shop 1 answers on ${h}`, async () =>
+            probe.answers(h, 0).includes("shop 1 in lab") ? true : null,
+          );
+      } finally {
+        probe.stop();
+      }
+      for (const h of HOSTS) before[h] = await shopFiles(h);
+      expect(before.mg3?.["/etc/shop/shop.env"]).toMatch(/^- /); // the db host has no shop
+    });
+
+    it("adopt takes over the original's units and its archive's files", async () => {
+      const dry = await ours(dir, "adopt");
+      expect(dry.code, dry.stderr).toBe(0);
+      for (const u of originals()) expect(dry.stderr).toContain(`Would adopt ${u}`);
+      expect(dry.stderr).toContain("Left alone: foreign.service");
+      const yes = await ours(dir, "adopt", "--yes");
+      expect(yes.code, yes.stderr).toBe(0);
+      for (const u of originals()) expect(yes.stderr).toContain(`Adopted ${u}`);
+      expect(yes.stderr).toContain(`houston/${fileUnit()}: ${[...SHOP_FILES].sort().join(", ")}`);
+      expect(await fleetUnits()).toEqual([...originals(), "foreign.service"].sort());
+    });
+
+    it("a failing first deploy after adopt leaves the original's shop 1 and its dependencies serving, without an outage", async () => {
+      const bad = mkdtempSync(join(tmpdir(), "houston-migrate-bad-"));
+      cpSync(dir, bad, { recursive: true });
+      const unit = join(bad, "units", "service", "shop.service");
+      writeFileSync(unit, readFileSync(unit, "utf8").replace(/^ExecStart=.*$/m, "ExecStart=/bin/false"));
+      const probe = new Probe(WEB);
+      const t0 = Date.now();
+      try {
+        const r = await ours(bad, "service", "shop", "2");
+        expect(r.code, r.stderr).toBe(1);
+        expect(r.stderr).toMatch(/shop@2\.service failed on mg[12]/);
+        expect(r.stderr).not.toContain("nothing was deployed before");
+        expect(r.stderr).toContain(
+          "Returned to what ran before: the original Houston's units adopted for shop run on as they were",
+        );
+        await eventually("the failed deploy's own units gone from fleet", async () => {
+          const names = await fleetUnits();
+          return names.includes("shop@2.service") ||
+            names.some((n) => n.startsWith("shop-file-deploy@") && n !== fileUnit())
+            ? null
+            : true;
+        });
+        expect(await fleetUnits()).toEqual([...originals(), "foreign.service"].sort());
+        const active = await activeInFleet();
+        for (const u of originals().filter((n) => n !== "beacon@1.service")) expect(active.get(u), u).toBe(WEB.length);
+        for (const h of WEB)
+          expect(probe.answers(h, Date.now() - 1000).slice(-3)).toEqual(Array(3).fill("shop 1 in lab"));
+      } finally {
+        probe.stop();
+        report("(failing deploy)", probe, t0);
+      }
+      expect(outages(probe.samples, WEB)).toEqual([]);
+    });
+
+    it("service shop 2 with the unchanged config replaces the original's units and files, without an outage", async () => {
+      const probe = new Probe(WEB);
+      const t0 = Date.now();
+      let r: CliResult;
+      try {
+        r = await ours(dir, "service", "shop", "2");
+        expect(r.code, r.stderr).toBe(0);
+        await eventually("the original's shop 1 and file unit gone from fleet", async () => {
+          const names = await fleetUnits();
+          return names.includes("shop@1.service") || names.includes(fileUnit()) ? null : names;
+        });
+        for (const h of WEB)
+          await eventually(`only shop 2 answers on ${h}`, async () =>
+            probe.answers(h, Date.now() - 1500).every((a) => a === "shop 2 in lab") ? true : null,
+          );
+      } finally {
+        probe.stop();
+        report("(upgrade)", probe, t0);
+      }
+      expect(outages(probe.samples, WEB)).toEqual([]);
+      expect(r.stderr).toContain("Validated service is running with Consul");
+      expect(r.stderr).toContain("Destroying shop@1.service (adopted from the original Houston)");
+      expect(r.stderr).toContain("shop-queue@2.0.service taken over in place");
+      const names = await fleetUnits();
+      expect(names.filter((n) => !n.startsWith("shop-file-deploy@"))).toEqual([
+        "beacon@1.service",
+        "foreign.service",
+        "shop-cache@1.4.service",
+        "shop-queue@2.0.service",
+        "shop@2.service",
+      ]);
+      const active = await activeInFleet();
+      expect(active.get("shop@2.service")).toBe(WEB.length);
+      expect(active.get("beacon@1.service")).toBe(HOSTS.length);
+      expect(active.get("foreign.service")).toBe(HOSTS.length);
+      // the original's files were replaced on the web hosts (new inodes, same modes and content:
+      // the config is unchanged); the db host and the operator's file were not touched
+      for (const h of WEB) {
+        const now = await shopFiles(h);
+        for (const f of SHOP_FILES) {
+          const [inode, mode, sum] = (now[f] ?? "").split(" ");
+          const [inode0, mode0, sum0] = (before[h]?.[f] ?? "").split(" ");
+          expect({ f, h, inode: inode === inode0, mode, sum }).toEqual({ f, h, inode: false, mode: mode0, sum: sum0 });
+        }
+      }
+      expect(await shopFiles("mg3")).toEqual(before.mg3);
+      expect((await fleet.shell("mg1", "cat", "/etc/shop/operator.conf")).trim()).toBe("mine");
+    });
+  },
+);
