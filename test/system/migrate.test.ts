@@ -108,12 +108,13 @@ interface Sample {
   ok: boolean;
   answer: string;
 }
+// an answer within 10 s counts (a busy machine is slow, not down); each request is a new connection
 const PROBE = `
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 (async () => { for (;;) {
   let ok = false, answer = "";
   try {
-    const res = await fetch("http://127.0.0.1:8088/", { signal: AbortSignal.timeout(2000) });
+    const res = await fetch("http://127.0.0.1:8088/", { signal: AbortSignal.timeout(10000) });
     answer = (await res.text()).trim(); ok = res.status === 200;
     if (!ok) answer = res.status + " " + answer;
   } catch (e) { answer = String(e?.cause?.code ?? e?.name ?? e); }
@@ -122,6 +123,7 @@ const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 } })();`;
 class Probe {
   readonly samples: Sample[] = [];
+  readonly t0 = Date.now();
   private readonly children: ChildProcess[] = [];
   constructor(hosts: string[]) {
     for (const host of hosts) {
@@ -137,43 +139,55 @@ class Probe {
       this.children.push(child);
     }
   }
-  /** answers seen from `host` since `since` */
-  answers(host: string, since: number): string[] {
-    return this.samples.filter((s) => s.host === host && s.t >= since).map((s) => (s.ok ? s.answer : "-"));
+  /** until the last 3 answers of each web host, all after `since`, are `answer` */
+  async settled(answer: string, since = Date.now()): Promise<void> {
+    for (const h of WEB)
+      await eventually(`"${answer}" from ${h}`, async () => {
+        const last = this.samples.filter((s) => s.host === h && s.t >= since).slice(-3);
+        return last.length === 3 && last.every((s) => s.ok && s.answer === answer);
+      });
   }
-  stop(): void {
+  /** Stops; says per host on stderr how many requests failed and when (seconds from the start). */
+  stop(what: string): void {
     for (const c of this.children) if (c.exitCode === null) c.kill();
-  }
-}
-
-/** Moments when no host answered: every host's latest sample a failure, from..to (ms since epoch). */
-export function outages(samples: Sample[], hosts: string[]): { from: number; to: number }[] {
-  const latest = new Map<string, boolean>();
-  const out: { from: number; to: number }[] = [];
-  let down: number | null = null;
-  for (const s of [...samples].sort((a, b) => a.t - b.t)) {
-    latest.set(s.host, s.ok);
-    const none = hosts.every((h) => latest.get(h) === false);
-    if (none && down === null) down = s.t;
-    if (!none && down !== null) {
-      out.push({ from: down, to: s.t });
-      down = null;
+    for (const h of WEB) {
+      const mine = this.samples.filter((s) => s.host === h);
+      const failed = mine.filter((s) => !s.ok);
+      const when = failed.slice(0, 8).map((s) => `+${((s.t - this.t0) / 1000).toFixed(2)} s ${s.answer}`);
+      process.stderr.write(
+        `probe during ${what}, ${h}: ${mine.length} requests, ${failed.length} failed${when.length ? `: ${when.join("; ")}` : ""}\n`,
+      );
     }
   }
-  if (down !== null) out.push({ from: down, to: Number.POSITIVE_INFINITY });
-  return out;
+  /** Moments when no host answered: every host's latest answer a failure, as seconds from the start. */
+  outages(): string[] {
+    const latest = new Map<string, boolean>();
+    const out: string[] = [];
+    let down: number | null = null;
+    const at = (t: number) => `+${((t - this.t0) / 1000).toFixed(2)} s`;
+    for (const s of [...this.samples].sort((a, b) => a.t - b.t)) {
+      latest.set(s.host, s.ok);
+      const none = WEB.every((h) => latest.get(h) === false);
+      if (none && down === null) down = s.t;
+      if (!none && down !== null) {
+        out.push(`${at(down)} to ${at(s.t)}`);
+        down = null;
+      }
+    }
+    if (down !== null) out.push(`${at(down)} to the end`);
+    return out;
+  }
 }
 
-/** What the probe saw, per host, on stderr: requests, failures and when (seconds from `t0`). */
-function report(what: string, probe: Probe, t0: number): void {
-  for (const h of WEB) {
-    const mine = probe.samples.filter((s) => s.host === h);
-    const failed = mine.filter((s) => !s.ok);
-    const when = failed.slice(0, 8).map((s) => `+${((s.t - t0) / 1000).toFixed(2)} s ${s.answer}`);
-    process.stderr.write(
-      `probe ${what} ${h}: ${mine.length} requests, ${failed.length} failed${when.length ? `: ${when.join("; ")}` : ""}\n`,
-    );
+/** Runs `fn` with the probe on; no moment without an answer from some web host. */
+async function withoutOutage(what: string, fn: (probe: Probe) => Promise<void>): Promise<void> {
+  const probe = new Probe(WEB);
+  try {
+    await fn(probe);
+  } finally {
+    probe.stop(what);
   }
+  expect(probe.outages(), `moments when no web host answered shop during ${what}`).toEqual([]);
 }
 
 describe.skipIf(!available)(
@@ -185,36 +199,26 @@ describe.skipIf(!available)(
         .update(readFileSync(join(dir, "files", "service", "shop.yaml")))
         .digest("hex")
         .slice(0, 8)}.service`;
-    const originals = () => [
-      "beacon@1.service",
-      fileUnit(),
-      "shop-cache@1.4.service",
-      "shop-queue@2.0.service",
-      "shop@1.service",
-    ];
+    const shopUnits = () => [fileUnit(), "shop-cache@1.4.service", "shop-queue@2.0.service", "shop@1.service"];
+    const originals = () => ["beacon@1.service", ...shopUnits()];
     const before: Record<string, Record<string, string>> = {};
 
     it("the original deploys its global unit and shop 1 (its own config, its own command lines)", async () => {
       // what an operator put there besides: Houston must not touch it
-      await api.putUnit(
-        "foreign.service",
-        unitOptions("[Service]\nExecStart=/bin/sleep infinity\n\n[X-Fleet]\nGlobal=true\n", "x"),
-        "launched",
-      );
+      const foreign = "[Service]\nExecStart=/bin/sleep infinity\n\n[X-Fleet]\nGlobal=true\n";
+      await api.putUnit("foreign.service", unitOptions(foreign, "foreign"), "launched");
       await fleet.shell("mg1", "sh", "-c", "mkdir -p /etc/shop && echo mine > /etc/shop/operator.conf");
       const g = await theOriginal("global");
       expect(g.code, g.stdout + g.stderr).toBe(0);
       const s = await theOriginal("service", "shop", "1");
       expect(s.code, s.stdout + s.stderr).toBe(0);
+      expect(s.stderr).toContain("Validated service is running with Consul");
       expect(await fleetUnits()).toEqual([...originals(), "foreign.service"].sort());
       const probe = new Probe(WEB);
       try {
-        for (const h of WEB)
-          await eventually(`the original's shop 1 answers on ${h}`, async () =>
-            probe.answers(h, 0).includes("shop 1 in lab") ? true : null,
-          );
+        await probe.settled("shop 1 in lab", 0);
       } finally {
-        probe.stop();
+        probe.stop("the original's deploy");
       }
       for (const h of HOSTS) before[h] = await shopFiles(h);
       expect(before.mg3?.["/etc/shop/shop.env"]).toMatch(/^- /); // the db host has no shop
@@ -232,87 +236,111 @@ describe.skipIf(!available)(
       expect(await fleetUnits()).toEqual([...originals(), "foreign.service"].sort());
     });
 
-    it("a failing first deploy after adopt leaves the original's shop 1 and its dependencies serving, without an outage", async () => {
+    it("a failing first deploy after adopt: the original's shop 1 and its dependencies keep serving", async () => {
       const bad = mkdtempSync(join(tmpdir(), "houston-migrate-bad-"));
       cpSync(dir, bad, { recursive: true });
       const unit = join(bad, "units", "service", "shop.service");
       writeFileSync(unit, readFileSync(unit, "utf8").replace(/^ExecStart=.*$/m, "ExecStart=/bin/false"));
-      const probe = new Probe(WEB);
-      const t0 = Date.now();
-      try {
+      await withoutOutage("the failing deploy", async (probe) => {
         const r = await ours(bad, "service", "shop", "2");
         expect(r.code, r.stderr).toBe(1);
         expect(r.stderr).toMatch(/shop@2\.service failed on mg[12]/);
         expect(r.stderr).not.toContain("nothing was deployed before");
+        expect(r.stderr).not.toMatch(/Removing shop-(cache|queue)/); // the original's, of the same names
         expect(r.stderr).toContain(
-          "Returned to what ran before: the original Houston's units adopted for shop run on as they were",
+          `Returned to what ran before: the original Houston's units adopted for shop run on as they were (${[...shopUnits()].sort().join(", ")})`,
         );
         await eventually("the failed deploy's own units gone from fleet", async () => {
           const names = await fleetUnits();
-          return names.includes("shop@2.service") ||
-            names.some((n) => n.startsWith("shop-file-deploy@") && n !== fileUnit())
-            ? null
-            : true;
+          return (
+            !names.includes("shop@2.service") &&
+            !names.some((n) => n.startsWith("shop-file-deploy@") && n !== fileUnit())
+          );
         });
         expect(await fleetUnits()).toEqual([...originals(), "foreign.service"].sort());
         const active = await activeInFleet();
-        for (const u of originals().filter((n) => n !== "beacon@1.service")) expect(active.get(u), u).toBe(WEB.length);
-        for (const h of WEB)
-          expect(probe.answers(h, Date.now() - 1000).slice(-3)).toEqual(Array(3).fill("shop 1 in lab"));
-      } finally {
-        probe.stop();
-        report("(failing deploy)", probe, t0);
-      }
-      expect(outages(probe.samples, WEB)).toEqual([]);
+        for (const u of shopUnits()) expect(active.get(u), u).toBe(WEB.length);
+        await probe.settled("shop 1 in lab");
+      });
     });
 
-    it("service shop 2 with the unchanged config replaces the original's units and files, without an outage", async () => {
-      const probe = new Probe(WEB);
-      const t0 = Date.now();
-      let r: CliResult;
-      try {
+    it("service shop 2 with the unchanged config replaces the original's units and files", async () => {
+      let r: CliResult = { code: -1, stdout: "", stderr: "" };
+      await withoutOutage("the upgrade", async (probe) => {
         r = await ours(dir, "service", "shop", "2");
         expect(r.code, r.stderr).toBe(0);
         await eventually("the original's shop 1 and file unit gone from fleet", async () => {
           const names = await fleetUnits();
-          return names.includes("shop@1.service") || names.includes(fileUnit()) ? null : names;
+          return !names.includes("shop@1.service") && !names.includes(fileUnit());
         });
-        for (const h of WEB)
-          await eventually(`only shop 2 answers on ${h}`, async () =>
-            probe.answers(h, Date.now() - 1500).every((a) => a === "shop 2 in lab") ? true : null,
-          );
-      } finally {
-        probe.stop();
-        report("(upgrade)", probe, t0);
-      }
-      expect(outages(probe.samples, WEB)).toEqual([]);
+        await probe.settled("shop 2 in lab");
+      });
       expect(r.stderr).toContain("Validated service is running with Consul");
+      expect(r.stderr).toContain(`Destroying ${fileUnit()} (adopted from the original Houston)`);
       expect(r.stderr).toContain("Destroying shop@1.service (adopted from the original Houston)");
+      expect(r.stderr).toContain("shop-cache@1.4.service taken over in place");
       expect(r.stderr).toContain("shop-queue@2.0.service taken over in place");
       const names = await fleetUnits();
-      expect(names.filter((n) => !n.startsWith("shop-file-deploy@"))).toEqual([
-        "beacon@1.service",
-        "foreign.service",
-        "shop-cache@1.4.service",
-        "shop-queue@2.0.service",
-        "shop@2.service",
-      ]);
+      const houstonsFileUnit = names.find((n) => n.startsWith("shop-file-deploy@")) ?? "";
+      expect(names).toEqual(
+        [
+          ...["beacon@1.service", "foreign.service", "shop-cache@1.4.service", "shop-queue@2.0.service"],
+          houstonsFileUnit,
+          "shop@2.service",
+        ].sort(),
+      );
+      // the dependencies taken over in place run as Houston wrote them (after its file unit)
+      for (const dep of ["shop-cache@1.4.service", "shop-queue@2.0.service"])
+        await eventually(`${dep} as Houston wrote it, active on both web hosts`, async () => {
+          const options = (await api.unit(dep))?.options ?? [];
+          const houstons = options.some((o) => o.name === "Requires" && o.value === houstonsFileUnit);
+          return houstons && (await activeInFleet()).get(dep) === WEB.length;
+        });
       const active = await activeInFleet();
       expect(active.get("shop@2.service")).toBe(WEB.length);
       expect(active.get("beacon@1.service")).toBe(HOSTS.length);
       expect(active.get("foreign.service")).toBe(HOSTS.length);
-      // the original's files were replaced on the web hosts (new inodes, same modes and content:
-      // the config is unchanged); the db host and the operator's file were not touched
+      // the original's files were replaced on the web hosts (new inodes; modes and content as the
+      // unchanged config says); the db host and the operator's file were not touched
       for (const h of WEB) {
         const now = await shopFiles(h);
         for (const f of SHOP_FILES) {
           const [inode, mode, sum] = (now[f] ?? "").split(" ");
           const [inode0, mode0, sum0] = (before[h]?.[f] ?? "").split(" ");
-          expect({ f, h, inode: inode === inode0, mode, sum }).toEqual({ f, h, inode: false, mode: mode0, sum: sum0 });
+          expect({ f, h, replaced: inode !== inode0, mode, sum }).toEqual({
+            f,
+            h,
+            replaced: true,
+            mode: mode0,
+            sum: sum0,
+          });
         }
       }
       expect(await shopFiles("mg3")).toEqual(before.mg3);
       expect((await fleet.shell("mg1", "cat", "/etc/shop/operator.conf")).trim()).toBe("mine");
+      const st = await ours(dir, "status", "shop");
+      expect(st.code, st.stderr).toBe(0);
+      expect(st.stdout).toContain("shop@2.service");
+    });
+
+    it("global with the unchanged config takes the beacon over in place; nothing of the original is left", async () => {
+      await withoutOutage("global", async (probe) => {
+        const g = await ours(dir, "global");
+        expect(g.code, g.stderr).toBe(0);
+        expect(g.stderr).toContain("beacon@1.service taken over in place");
+        await eventually(
+          "beacon@1 active on every host",
+          async () => (await activeInFleet()).get("beacon@1.service") === HOSTS.length,
+        );
+        await probe.settled("shop 2 in lab");
+      });
+      const again = await ours(dir, "adopt");
+      expect(again.code, again.stderr).toBe(0);
+      expect(again.stderr).toContain("Nothing to adopt");
+      const owned = await fleet.consul.kvGet(fleet.kv.fleetOwned);
+      const doc = JSON.parse(owned?.value.toString("utf8") ?? "{}") as { adopted?: object; adoptedFiles?: object };
+      expect(Object.keys(doc.adopted ?? {})).toEqual([]);
+      expect(doc.adoptedFiles).toBeUndefined();
     });
   },
 );
