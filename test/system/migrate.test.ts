@@ -6,7 +6,7 @@
  * Then this Houston, through the built CLI with that config dir unchanged and default flags:
  * `adopt --yes`; a failing first deploy (a copy of the dir whose shop unit fails) that must leave
  * the original's shop@1 and its dependencies serving; then `service shop 2`, which must replace
- * them and the original's files. A probe from this machine (a process in each web host's network
+ * them and the original's files; then `global`, taking the global unit over in place. A probe from this machine (a process in each web host's network
  * namespace only, asking its loopback shop port) runs throughout: at every moment at least one
  * host answers. Without the original or the fleet binaries the suite is SKIPPED and says so.
  */
@@ -90,7 +90,7 @@ async function activeInFleet(): Promise<Map<string, number>> {
     if (s.systemdActiveState === "active") out.set(s.name, (out.get(s.name) ?? 0) + 1);
   return out;
 }
-/** inode and content of each of the shop's files on a host ("-" where there is none) */
+/** inode, mode and a digest of the content of each of the shop's files on a host ("-": none) */
 async function shopFiles(host: string): Promise<Record<string, string>> {
   const out: Record<string, string> = {};
   for (const f of SHOP_FILES) {
@@ -241,6 +241,8 @@ describe.skipIf(!available)(
       cpSync(dir, bad, { recursive: true });
       const unit = join(bad, "units", "service", "shop.service");
       writeFileSync(unit, readFileSync(unit, "utf8").replace(/^ExecStart=.*$/m, "ExecStart=/bin/false"));
+      const files = join(bad, "files", "service", "shop.yaml"); // and it would change a file of the original's
+      writeFileSync(files, readFileSync(files, "utf8").replace("SHOP_ENVIRONMENT={environment}", "SHOP_BROKEN=1"));
       await withoutOutage("the failing deploy", async (probe) => {
         const r = await ours(bad, "service", "shop", "2");
         expect(r.code, r.stderr).toBe(1);
@@ -262,6 +264,14 @@ describe.skipIf(!available)(
         for (const u of shopUnits()) expect(active.get(u), u).toBe(WEB.length);
         await probe.settled("shop 1 in lab");
       });
+      // where the failed deploy's file unit wrote them, the original's files are put back as they were
+      const content = (files: Record<string, string> | undefined) =>
+        Object.entries(files ?? {}).map(([f, v]) => `${f} ${v.split(" ").slice(1).join(" ")}`);
+      for (const h of HOSTS)
+        await eventually(
+          `the original's files on ${h} as the original wrote them`,
+          async () => JSON.stringify(content(await shopFiles(h))) === JSON.stringify(content(before[h])),
+        );
     });
 
     it("service shop 2 with the unchanged config replaces the original's units and files", async () => {
