@@ -4,11 +4,12 @@
  * unit, service `shop` with two dependencies and a file archive — on three systemd test hosts
  * running a REAL fleetd v1.0.0 (etcd on this machine) with Consul clients and Houston agents.
  * Then this Houston, through the built CLI with that config dir unchanged and default flags:
- * `adopt --yes`; a failing first deploy (a copy of the dir whose shop unit fails) that must leave
- * the original's shop@1 and its dependencies serving; then `service shop 2`, which must replace
- * them and the original's files; then `global`, taking the global unit over in place. A probe from this machine (a process in each web host's network
- * namespace only, asking its loopback shop port) runs throughout: at every moment at least one
- * host answers. Without the original or the fleet binaries the suite is SKIPPED and says so.
+ * `adopt --yes`; a failing first deploy (a copy of the dir whose shop unit fails and whose files
+ * differ) that must leave the original's shop@1 and its dependencies serving and its files as the
+ * original wrote them; then `service shop 2`, which must replace them and the original's files;
+ * then `global`, taking the global unit over in place. A probe from this machine (a process in
+ * each web host's network namespace only, asking its loopback shop port) runs throughout: at
+ * every moment at least one host answers. Without the original or the fleet binaries the suite is SKIPPED and says so.
  */
 import { execFile, spawn, type ChildProcess } from "node:child_process";
 import { createHash } from "node:crypto";
