@@ -91,7 +91,8 @@ async function resetStopped(batch: Step[], d: ApplyDeps, errors: Map<string, str
 
 /**
  * The files the original Houston's archive of `stack` wrote, as `houston adopt` recorded them in
- * fleet/owned: a deploy of that stack may replace exactly these. Nothing when the document cannot
+ * fleet/owned: a deploy of that stack may replace exactly these (and removing its archive before
+ * one is confirmed puts back what the original wrote). Nothing when the document cannot
  * be read (a token without fleet/, an unreadable document): nothing is guessed.
  */
 async function originalFiles(d: ApplyDeps, stack: string): Promise<ReadonlySet<string>> {
@@ -220,7 +221,8 @@ async function applyStep(step: Step, d: ApplyDeps & { probe: HealthProbe }): Pro
       return;
     }
     case "remove-archive":
-      removeArchive(step.sha, d.root, d.state);
+      // before a deploy of the stack is confirmed, the original Houston's files go back as they were
+      removeArchive(step.sha, d.root, d.state, await originalFiles(d, step.stack));
       d.log(`removed archive ${step.sha.slice(0, 12)} of ${step.stack}`);
       return;
     default: {

@@ -5,9 +5,10 @@
  * directories only, exclusive temp file, owner and mode on the descriptor, rename). A file that
  * exists and Houston did not create, or that another stack's archive owns, is never overwritten;
  * except a file the original Houston's archive of the same stack wrote (recorded by `houston
- * adopt`): that one is taken over, and never deleted.
+ * adopt`): that one is taken over, and never deleted; what it held is kept so that removing the
+ * archive before a deploy of the stack was confirmed (a failed deploy's restore) puts it back.
  */
-import { readFileSync, realpathSync } from "node:fs";
+import { closeSync, constants, fstatSync, openSync, readFileSync, realpathSync } from "node:fs";
 import { join, posix, relative } from "node:path";
 import type { ReadEntry } from "tar";
 import { ArchiveRejectedError, errorText } from "../shared/errors.js";
@@ -21,7 +22,7 @@ import {
   writeFileSafely,
   writeSymlinkSafely,
 } from "./safe-fs.js";
-import type { AgentState } from "./state.js";
+import type { AgentState, OriginalFile } from "./state.js";
 import { hiddenNameProblems } from "./tar-scan.js";
 
 export interface ArchiveEntry {
@@ -225,7 +226,14 @@ export function installArchive(
       if (to === null || !isInside(realRoot, to))
         problems.push(`/${e.path}: symlink to ${e.linkTarget} resolves outside the root${to ? ` (${to})` : ""}`);
     }
-    return { e, dir, name, key, uid, gid, taken };
+    let original: OriginalFile | null = null;
+    if (taken)
+      try {
+        original = readOriginal(abs);
+      } catch (err) {
+        problems.push(`${key}: what the original Houston wrote cannot be kept for a restore (${errorText(err)})`);
+      }
+    return { e, dir, name, key, uid, gid, taken, original };
   });
   if (problems.length)
     throw new ArchiveRejectedError(`archive ${sha} rejected, nothing written: ${problems.join("; ")}`);
@@ -235,6 +243,10 @@ export function installArchive(
     ...dirs.map((d) => ({ path: `/${d}`, kind: "dir" as const })),
     ...files.map((f) => ({ path: f.key, kind: f.taken ? ("taken" as const) : ("file" as const) })),
   ]);
+  for (const f of files) {
+    if (f.original) state.keepOriginal(f.key, stack, f.original);
+    else if (!takeover.has(f.key)) state.forgetOriginal(f.key); // the stack's for good: no way back
+  }
   makeDirectories(realRoot, dirs);
   for (const { e, dir, name, uid, gid } of files) {
     if (e.type === "symlink") writeSymlinkSafely(dir, name, e.linkTarget ?? "");
@@ -283,21 +295,65 @@ function kernelResolveSafe(from: string, target: string, pending: Map<string, st
   }
 }
 
+/** the most of a file of the original Houston kept for a restore */
+const ORIGINAL_MAX_BYTES = 8 << 20;
+
+/** A regular file's content, mode and owner, read without following a symlink. */
+function readOriginal(abs: string): OriginalFile {
+  const fd = openSync(abs, constants.O_RDONLY | constants.O_NOFOLLOW | constants.O_NONBLOCK);
+  try {
+    const st = fstatSync(fd);
+    if (!st.isFile()) throw new Error("not a regular file");
+    if (st.size > ORIGINAL_MAX_BYTES) throw new Error(`${st.size} bytes, more than ${ORIGINAL_MAX_BYTES}`);
+    return { data: readFileSync(fd), mode: st.mode & 0o7777, uid: st.uid, gid: st.gid };
+  } finally {
+    closeSync(fd);
+  }
+}
+
 /**
- * Removes the files (and empty directories) this archive created and still owns (a taken-over
- * one is only forgotten), each only
- * through real, safe directories (see safe-fs.ts). What cannot be removed safely is left in
- * place, forgotten, and named in the error.
+ * Removes the files (and empty directories) this archive created and still owns, each only
+ * through real, safe directories (see safe-fs.ts). A file taken over from the original Houston is
+ * never deleted: while `takeover` (what adopt recorded for the stack: no deploy of it confirmed
+ * yet) still names it, what the original wrote is put back; otherwise it stays as it is. What
+ * cannot be removed or put back safely is left in place, forgotten, and named in the error.
  */
-export function removeArchive(sha: string, root: string, state: AgentState): void {
+export function removeArchive(
+  sha: string,
+  root: string,
+  state: AgentState,
+  takeover: ReadonlySet<string> = new Set(),
+): void {
   const realRoot = realpathSync.native(root);
   const left: string[] = [];
   for (const f of state.filesOf(sha)) {
-    // a file taken over from the original Houston was not Houston's to create: it stays
-    const why = f.kind === "taken" ? null : removeSafely(realRoot, f.path.replace(/^\/+/, ""), f.kind);
+    const rel = f.path.replace(/^\/+/, "");
+    const why =
+      f.kind === "taken" ? putBack(realRoot, rel, f.path, state, takeover) : removeSafely(realRoot, rel, f.kind);
     if (why) left.push(why);
     state.forgetFile(f.path);
   }
   state.forgetArchive(sha);
   if (left.length) throw new ArchiveRejectedError(`archive ${sha}: left in place: ${left.join("; ")}`);
+}
+
+/** A taken-over file at its removal: the original's content back while adopt still names it. */
+function putBack(
+  realRoot: string,
+  rel: string,
+  path: string,
+  state: AgentState,
+  takeover: ReadonlySet<string>,
+): string | null {
+  const original = takeover.has(path) ? state.originalOf(path) : null;
+  state.forgetOriginal(path);
+  if (!original) return null; // the stack's deploy was confirmed (or nothing was kept): it stays
+  const dir = join(realRoot, posix.dirname(rel));
+  try {
+    if (realpathSync.native(dir) !== dir || !isInside(realRoot, dir)) throw new Error(`${dir} is not a real directory`);
+    writeFileSafely(dir, posix.basename(rel), original);
+    return null;
+  } catch (err) {
+    return `${path}: what the original Houston wrote was not put back (${errorText(err)})`;
+  }
 }

@@ -1,9 +1,10 @@
 /**
  * The agent's own state in SQLite: the last valid spec of each stack (so it keeps running what it
  * has while Consul is away), which unit files and archive files Houston created (ownership: nothing
- * else is ever touched), which content each unit was last started with, applied generations, and
- * the last report written per stack, and the port chosen for each unit with ServicePort=auto
- * (agent/ports.ts). Survives restarts. It holds every spec of the fleet (other
+ * else is ever touched), what the original Houston's files held when a deploy took them over,
+ * which content each unit was last started with, applied generations, the last report written per
+ * stack, and the port chosen for each unit with ServicePort=auto (agent/ports.ts). Survives
+ * restarts. It holds every spec of the fleet (other
  * hosts' file contents too): the directory is 0700 and the database files 0600, whatever the umask.
  */
 import Database from "better-sqlite3";
@@ -32,6 +33,14 @@ export interface OwnedFile {
   kind: "file" | "dir" | "taken";
 }
 
+/** a file's content, mode and owner as the original Houston left it (see keepOriginal) */
+export interface OriginalFile {
+  data: Buffer;
+  mode: number;
+  uid: number;
+  gid: number;
+}
+
 const SCHEMA = `
 CREATE TABLE IF NOT EXISTS specs (stack TEXT PRIMARY KEY, body TEXT NOT NULL, generation INTEGER NOT NULL);
 CREATE TABLE IF NOT EXISTS units (name TEXT PRIMARY KEY, stack TEXT NOT NULL, hash TEXT NOT NULL, started_hash TEXT, service_id TEXT);
@@ -46,6 +55,7 @@ CREATE TABLE IF NOT EXISTS fleet_services (name TEXT PRIMARY KEY, stack TEXT NOT
 CREATE TABLE IF NOT EXISTS identity (id INTEGER PRIMARY KEY CHECK (id = 1), node TEXT NOT NULL, meta TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS reload_pending (id INTEGER PRIMARY KEY CHECK (id = 1));
 CREATE TABLE IF NOT EXISTS ports (unit TEXT PRIMARY KEY, port INTEGER NOT NULL UNIQUE);
+CREATE TABLE IF NOT EXISTS taken_originals (path TEXT PRIMARY KEY, stack TEXT NOT NULL, data BLOB NOT NULL, mode INTEGER NOT NULL, uid INTEGER NOT NULL, gid INTEGER NOT NULL);
 `;
 
 /**
@@ -296,6 +306,23 @@ export class AgentState {
   }
   forgetArchive(sha: string): void {
     this.stmt("DELETE FROM archives WHERE sha = ?").run(sha);
+  }
+  /**
+   * What a file of the original Houston held when a deploy of `stack` took it over: kept until that
+   * stack's deploy is confirmed, so that a failed one puts it back.
+   */
+  keepOriginal(path: string, stack: string, f: OriginalFile): void {
+    this.stmt(
+      "INSERT OR REPLACE INTO taken_originals (path, stack, data, mode, uid, gid) VALUES (?, ?, ?, ?, ?, ?)",
+    ).run(path, stack, f.data, f.mode, f.uid, f.gid);
+  }
+  originalOf(path: string): OriginalFile | null {
+    const row = this.stmt("SELECT data, mode, uid, gid FROM taken_originals WHERE path = ?").get(path) as
+      OriginalFile | undefined;
+    return row ?? null;
+  }
+  forgetOriginal(path: string): void {
+    this.stmt("DELETE FROM taken_originals WHERE path = ?").run(path);
   }
 
   // ---- applied generations and reports ---------------------------------------------------------

@@ -8,6 +8,7 @@
  * The process edge (signals, exit codes) is the command layer's (commands/deploy.ts).
  */
 import { uploadArchive } from "../../shared/archive-store.js";
+import { errorText } from "../../shared/errors.js";
 import {
   SCHEMA_VERSION,
   type Deployment,
@@ -20,6 +21,7 @@ import type { Context } from "../context.js";
 import type { Output } from "../output.js";
 import type { BuiltArchive } from "../plan/archive.js";
 import { checkNameClash } from "../plan/clash.js";
+import type { Scheduler } from "../scheduler/scheduler.js";
 import type { HostView, UnitTarget } from "../scheduler/targets.js";
 import {
   awaitPlacement,
@@ -211,13 +213,20 @@ export async function rollout(
         }
         case "restore": {
           out.error(`${step.failure.unit} failed on ${step.failure.host}: ${step.failure.reason}`);
-          for (const name of step.added) out.info(`Removing ${name}`);
+          // units another tool left and Houston adopted are never removed by a failed deploy
+          const adopted = await adoptedUnits(scheduler, input.stack, out);
+          const removed = step.added.filter((name) => !adopted.includes(name));
+          for (const name of removed) out.info(`Removing ${name}`);
+          for (const name of step.added.filter((n) => adopted.includes(n)))
+            out.info(`Keeping ${name} as the original Houston ran it (adopted)`);
           await write(step.units, true);
-          await waitRemoved(scheduler, input.stack, step.added, generation, plan.policy.removalWaitMs, out);
+          await waitRemoved(scheduler, input.stack, removed, generation, plan.policy.removalWaitMs, out);
           out.info(
             before
               ? `Restored generation ${before.generation}'s units as generation ${generation}: the previous versions keep serving`
-              : "Removed the stack's units: nothing was deployed before",
+              : adopted.length
+                ? `Returned to what ran before: the original Houston's units adopted for ${input.stack} run on as they were (${adopted.join(", ")})`
+                : "Removed the stack's units: nothing was deployed before",
           );
           return { kind: step.kind };
         }
@@ -243,6 +252,16 @@ export async function rollout(
   } finally {
     stopListening();
     await lock.release();
+  }
+}
+
+/** The stack's adopted units (scheduler.adoptedOf); none, with a warning, when they cannot be read. */
+async function adoptedUnits(scheduler: Scheduler, stack: string, out: Output): Promise<string[]> {
+  try {
+    return await scheduler.adoptedOf(stack);
+  } catch (err) {
+    out.warn(`the units adopted for ${stack} could not be read (${errorText(err)})`);
+    return [];
   }
 }
 

@@ -27,6 +27,7 @@ export function agentsScheduler(consul: Consul, kv: KvLayout): Scheduler {
     rolloutNote: null,
     unitText: (_stack, unit) => unit.text,
     afterConfirmed: async () => [],
+    adoptedOf: async () => [],
     hosts: () => listHosts(consul, kv),
     view: () => readView(consul, kv),
     place: previewTargets,

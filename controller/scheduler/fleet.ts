@@ -20,6 +20,7 @@ import { fleetUnitText } from "../../shared/fleet-mirror.js";
 import type { KvLayout } from "../../shared/kv-layout.js";
 import { isGlobal } from "../../shared/placement.js";
 import type { PlacementDoc } from "../../shared/schedule.js";
+import { readOwned } from "../../shared/stores/fleet-owned.js";
 import { TimeoutError } from "./agent-reports.js";
 import { agentsScheduler, waitPlacements } from "./agents.js";
 import type { Scheduler } from "./scheduler.js";
@@ -64,6 +65,11 @@ export function fleetScheduler(
           ? `${name} taken over in place (adopted from the original Houston, now Houston's own)`
           : `Destroying ${name} (adopted from the original Houston)`,
       ),
+    adoptedOf: async (stack) =>
+      Object.entries((await readOwned(consul, kv)).owned.adopted ?? {})
+        .filter(([, s]) => s === stack)
+        .map(([name]) => name)
+        .sort(),
     placed: async (stack, generation, units, hosts, deadline) => {
       // fleet places asynchronously: wait until every non-global unit shows on a machine
       const waitingIn = (doc: PlacementDoc) =>

@@ -46,6 +46,12 @@ export interface Scheduler {
    * them, except those the deployment's `units` share the name of: taken over in place).
    */
   afterConfirmed(stack: string, units: readonly string[]): Promise<string[]>;
+  /**
+   * The units of `stack` that run as another tool left them and that Houston keeps until a deploy of
+   * the stack is confirmed (fleet: the original Houston's units adopted for it), sorted; what a
+   * failed deploy with nothing of Houston's before returns to.
+   */
+  adoptedOf(stack: string): Promise<string[]>;
 
   // ---- where units go ----
   /** the hosts that can run units now, with their metadata and agent health */

@@ -1,5 +1,14 @@
 import { createHash } from "node:crypto";
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, statSync, symlinkSync, writeFileSync } from "node:fs";
+import {
+  chmodSync,
+  existsSync,
+  mkdirSync,
+  mkdtempSync,
+  readFileSync,
+  statSync,
+  symlinkSync,
+  writeFileSync,
+} from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
@@ -135,16 +144,12 @@ describe("archives on a host", () => {
         { path: c.path, content: Buffer.from("SHOP_ENVIRONMENT=lab2\n"), mode: 0o644, owner: "root", group: "root" },
       ]);
       const entries = await parseArchive(a.bytes, a.sha256);
-      const install = () =>
-        installArchive(
-          entries,
-          a.sha256,
-          c.stack,
-          r,
-          state,
-          undefined,
-          adoptedFilesOf({ schema: 1, units: {}, adoptedFiles: { shop: ["/etc/shop/shop.env"] } }, c.stack),
-        );
+      chmodSync(join(r, "etc/shop", c.path.split("/").pop() ?? ""), 0o640);
+      const takeover = adoptedFilesOf(
+        { schema: 1, units: {}, adoptedFiles: { shop: ["/etc/shop/shop.env"] } },
+        c.stack,
+      );
+      const install = () => installArchive(entries, a.sha256, c.stack, r, state, undefined, takeover);
       if (refused) {
         expect(install).toThrow(refused);
         expect(readFileSync(join(r, c.path), "utf8")).toBe("SHOP_ENVIRONMENT=lab\n");
@@ -153,6 +158,15 @@ describe("archives on a host", () => {
       install();
       expect(readFileSync(join(r, c.path), "utf8")).toBe("SHOP_ENVIRONMENT=lab2\n");
       expect(state.fileOwner(c.path)?.stack).toBe("shop");
+      // removed while adopt still names it (a failed deploy's restore): what the original wrote comes back
+      removeArchive(a.sha256, r, state, takeover);
+      expect(readFileSync(join(r, c.path), "utf8")).toBe("SHOP_ENVIRONMENT=lab\n");
+      expect(statSync(join(r, c.path)).mode & 0o7777).toBe(0o640);
+      expect(state.fileOwner(c.path)).toBeNull();
+      expect(state.originalOf(c.path)).toBeNull();
+      // the next deploy takes it over again; once it is confirmed (adopt no longer names it) it stays
+      install();
+      expect(readFileSync(join(r, c.path), "utf8")).toBe("SHOP_ENVIRONMENT=lab2\n");
       // the next archive of the stack hands it over; removing an archive never deletes a taken file
       const b = buildArchive([
         { path: c.path, content: Buffer.from("SHOP_ENVIRONMENT=lab3\n"), mode: 0o644, owner: "root", group: "root" },
@@ -163,6 +177,7 @@ describe("archives on a host", () => {
       removeArchive(b.sha256, r, state);
       expect(readFileSync(join(r, c.path), "utf8")).toBe("SHOP_ENVIRONMENT=lab3\n");
       expect(state.fileOwner(c.path)).toBeNull();
+      expect(state.originalOf(c.path)).toBeNull();
     });
 
   it("refuses parents that lead outside the root and unknown owners", async () => {

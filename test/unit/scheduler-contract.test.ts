@@ -16,7 +16,7 @@ import { KvLayout } from "../../shared/kv-layout.js";
 import type { PlacementDoc } from "../../shared/schedule.js";
 import { AGENT_SERVICE, type StatusReport, type UnitSpec } from "../../shared/spec.js";
 
-/** Consul's KV and health API in memory: blocking list queries wait for the next write (or abort). */
+/** Consul's KV (reads) and health API in memory: blocking list queries wait for the next write (or abort). */
 class MemoryConsul extends Consul {
   private readonly kv = new Map<string, Buffer>();
   private index = 1;
@@ -45,6 +45,10 @@ class MemoryConsul extends Consul {
       .map(([key, value]) => ({ key, value, modifyIndex: this.index, createIndex: 1, flags: 0 }));
     return { entries, index: this.index };
   }
+  override async kvGet(key: string): Promise<KvEntry | null> {
+    const value = this.kv.get(key);
+    return value ? { key, value, modifyIndex: this.index, createIndex: 1, flags: 0 } : null;
+  }
   override async healthService(): Promise<{ entries: HealthEntry[]; index: number }> {
     return { entries: this.health, index: 1 };
   }
@@ -70,6 +74,8 @@ interface Backend {
     /** the archive unit's text: as the spec has it, or rewritten for the backend */
     archiveTextRewritten: boolean;
     afterConfirmed: string[];
+    /** adoptedOf("web") with fleet/owned adopting a@1 for web, b@1 for other */
+    adoptedOf: string[];
   };
   /** cases this backend skips, and why */
   skip: Partial<Record<"waits until every non-global unit is placed", string>>;
@@ -90,6 +96,7 @@ const BACKENDS: Record<string, Backend> = {
       planNote: null,
       archiveTextRewritten: false,
       afterConfirmed: [],
+      adoptedOf: [],
     },
     skip: {
       "waits until every non-global unit is placed":
@@ -117,6 +124,7 @@ const BACKENDS: Record<string, Backend> = {
         "Destroying old-web.service (adopted from the original Houston)",
         "kept.service taken over in place (adopted from the original Houston, now Houston's own)",
       ],
+      adoptedOf: ["a@1.service", "c@1.service"],
     },
     skip: {},
   },
@@ -257,6 +265,13 @@ for (const [name, b] of Object.entries(BACKENDS)) {
       it("after confirmation: what else it does, as lines to show", async () => {
         expect(await s.afterConfirmed("web", ["web@2.service", "kept.service"])).toEqual(b.expect.afterConfirmed);
         expect(await s.afterConfirmed("other", [])).toEqual([]);
+      });
+      it("adoptedOf: the units another tool left that a failed deploy returns to", async () => {
+        const c = new MemoryConsul();
+        expect(await b.make(c).adoptedOf("web")).toEqual([]);
+        const adopted = { "c@1.service": "web", "b@1.service": "other", "a@1.service": "web" };
+        c.put(KV.fleetOwned, { schema: 1, units: {}, adopted });
+        expect(await b.make(c).adoptedOf("web")).toEqual(b.expect.adoptedOf);
       });
     });
 
