@@ -253,10 +253,12 @@ export async function watchHealthy(
   const seconds = window.seconds;
   const now = Date.now();
   const until = (window.since ?? now) + seconds * 1000;
+  const names = w.scope.map((u) => u.name).join(", ");
+  if (seconds > 0 && until <= now) out.info(`Watched ${names} for ${seconds}s (${window.why}) while confirming`);
   if (seconds <= 0 || until <= now) return unwellUnit(w, await reports());
   const passed = (now - (window.since ?? now)) / 1000;
   out.info(
-    `Watching ${w.scope.map((u) => u.name).join(", ")} for ${seconds}s (${window.why})${passed >= 0.1 ? `: ${passed.toFixed(1)}s of it already, while confirming` : ""}`,
+    `Watching ${names} for ${seconds}s (${window.why})${passed >= 0.1 ? `: ${passed.toFixed(1)}s of it already, while confirming` : ""}`,
   );
   try {
     return await scheduler.follow(

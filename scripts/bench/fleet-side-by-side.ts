@@ -9,7 +9,7 @@
  * After each command (outside its time) the bench checks the cluster itself and records what it
  * found, so that a figure is never for less than it claims.
  */
-import { execFileSync, spawnSync } from "node:child_process";
+import { execFileSync, spawn } from "node:child_process";
 import { cpSync, existsSync, mkdtempSync, readFileSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -28,14 +28,28 @@ export interface ToolFigures {
   confirms: { global: string; first: string; upgrade: string };
 }
 
+/** when Houston printed "You're Go", per command */
+export interface Go {
+  globalMs: number[];
+  firstMs: number[];
+  upgradeMs: number[];
+}
+
 export interface FleetSideBySide {
   original: ToolFigures;
   houston: ToolFigures;
+  /** when Houston printed "You're Go" (the new version confirmed; the old one's removal is confirmed after) */
+  houstonGo: Go;
+  /** Houston with --min-healthy 0: no watch window, the original's level of confirmation after
+   * active (a breakdown of where the difference lies, not a result; null in smoke runs) */
+  noWindow: { exit: ToolFigures; go: Go } | null;
   /** what the bench found on the cluster after every command (checked outside the timings) */
   checkedAfter: { global: string; first: string; upgrade: string };
 }
 
-const say = (m: string) => process.stderr.write(`${m}\n`);
+let began = Date.now();
+const say = (m: string) =>
+  process.stderr.write(`${m} (${((Date.now() - began) / 1000).toFixed(0)} s into the section)\n`);
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 /** The original's config dir with the cluster's endpoints; `noFileSleep`: smoke runs only. */
@@ -58,12 +72,28 @@ function stackDir(consul: string, fleet: string, noFileSleep: boolean): string {
   return dir;
 }
 
-function timed(cmd: string, args: string[], what: string): number {
+/** Runs a command; its wall time, and when it printed a line matching `announce` (ms from its start). */
+function timed(
+  cmd: string,
+  args: string[],
+  what: string,
+  announce: RegExp | null = null,
+): Promise<{ ms: number; announcedMs: number | null }> {
   const t0 = Date.now();
-  const r = spawnSync(cmd, args, { encoding: "utf8", maxBuffer: 64 << 20 });
-  const ms = Date.now() - t0;
-  if (r.status !== 0) throw new Error(`${what} failed (exit ${r.status}): ${r.stderr.slice(-3000)}`);
-  return ms;
+  return new Promise((resolve, reject) => {
+    const child = spawn(cmd, args, { stdio: ["ignore", "ignore", "pipe"] });
+    let stderr = "";
+    let announcedMs: number | null = null;
+    child.stderr.on("data", (d: Buffer) => {
+      stderr += d.toString();
+      if (announcedMs === null && announce?.test(stderr)) announcedMs = Date.now() - t0;
+    });
+    child.on("close", (code) => {
+      const ms = Date.now() - t0;
+      if (code !== 0) reject(new Error(`${what} failed (exit ${code}): ${stderr.slice(-3000)}`));
+      else resolve({ ms, announcedMs });
+    });
+  });
 }
 
 /** The checks made after each command, on the cluster itself. */
@@ -154,6 +184,7 @@ async function clearCluster(lf: LocalFleet, api: Fleet, web: string[]): Promise<
  * `smoke`: the original at --delay 1 without its sleep 30, so that the suite's smoke run is short.
  */
 export async function fleetSideBySide(prefix: string, runs: number, smoke: boolean): Promise<FleetSideBySide | null> {
+  began = Date.now();
   if (!fleetdAvailable()) {
     say("fleet section SKIPPED: no real fleet in .fleet/bin (scripts/install-fleet.sh installs it)");
     return null;
@@ -175,18 +206,40 @@ export async function fleetSideBySide(prefix: string, runs: number, smoke: boole
   const checks = new Checks(lf, api, web);
   const dir = stackDir(lf.consulAddr, lf.fleetEndpoint, smoke);
   const delay = smoke ? ["-d", "1"] : [];
-  const original = (...args: string[]) =>
-    timed(
-      join(venv, "bin", "houston"),
-      ["-c", dir, "-e", "lab", ...delay, ...args],
-      `original houston ${args.join(" ")}`,
-    );
-  const houston = (...args: string[]) =>
+  const original = async (...args: string[]) =>
+    (
+      await timed(
+        join(venv, "bin", "houston"),
+        ["-c", dir, "-e", "lab", ...delay, ...args],
+        `original houston ${args.join(" ")}`,
+      )
+    ).ms;
+  const houstonRun = (...args: string[]) =>
     timed(
       process.execPath,
       [join(ROOT, "dist", "houston.js"), "-c", dir, "-e", "lab", "--consul", lf.consulAddr, ...args],
       `houston ${args.join(" ")}`,
+      /You're Go/,
     );
+  /** global, first deploy, upgrade of shop, each checked; then Houston removes both and the cluster is cleared */
+  const houstonPass = async (f: ToolFigures, go: Go, extra: string[]) => {
+    const deploy = async (into: number[], gos: number[], ...args: string[]) => {
+      const r = await houstonRun(...extra, ...args);
+      into.push(r.ms);
+      gos.push(r.announcedMs ?? r.ms);
+    };
+    await deploy(f.globalMs, go.globalMs, "global");
+    await checks.global();
+    await deploy(f.firstMs, go.firstMs, "service", "shop", "1");
+    await checks.deployed("1");
+    await deploy(f.upgradeMs, go.upgradeMs, "service", "shop", "2");
+    const gone = await checks.oldGone("1", true);
+    if (gone.leftInFleet || gone.leftOnHosts) throw new Error("houston returned with shop@1 still in fleet or running");
+    await checks.deployed("2");
+    await houstonRun("remove", "shop");
+    await houstonRun("remove", "global");
+    await clearCluster(lf, api, web);
+  };
   const o: ToolFigures = {
     globalMs: [],
     firstMs: [],
@@ -208,36 +261,38 @@ export async function fleetSideBySide(prefix: string, runs: number, smoke: boole
       first:
         "every unit active on every host it was placed on (the agents' reports), shop registered in Consul with tag 1 on every host and passing, watched for its window",
       upgrade:
-        "the same for shop@2; then shop@1 destroyed in fleet and stopped on every host (the agents' reports), all before the command returns",
+        "the same for shop@2, then You're Go; then, before the command returns, shop@1 destroyed in fleet and stopped on every host (the agents' reports)",
     },
   };
+  const go: Go = { globalMs: [], firstMs: [], upgradeMs: [] };
+  const nw: ToolFigures = {
+    globalMs: [],
+    firstMs: [],
+    upgradeMs: [],
+    confirms: { ...h.confirms, global: h.confirms.global.replace(", watched for its window", "") },
+  };
+  nw.confirms.first = nw.confirms.first.replace(", watched for its window", "");
+  const nwGo: Go = { globalMs: [], firstMs: [], upgradeMs: [] };
   let oldLeft = 0;
   try {
     for (let r = 0; r < runs; r++) {
       say(`  fleet run ${r + 1}/${runs}: the original Houston 0.3.0`);
-      o.globalMs.push(original("global"));
+      o.globalMs.push(await original("global"));
       await checks.global();
-      o.firstMs.push(original("service", "shop", "1"));
+      o.firstMs.push(await original("service", "shop", "1"));
       await checks.deployed("1");
-      o.upgradeMs.push(original("service", "shop", "2"));
+      o.upgradeMs.push(await original("service", "shop", "2"));
       const left = await checks.oldGone("1", true);
       if (left.leftInFleet || left.leftOnHosts) oldLeft++;
       await checks.deployed("2");
       await checks.oldGone("1", false);
       await clearCluster(lf, api, web);
       say(`  fleet run ${r + 1}/${runs}: Houston through fleet`);
-      h.globalMs.push(houston("global"));
-      await checks.global();
-      h.firstMs.push(houston("service", "shop", "1"));
-      await checks.deployed("1");
-      h.upgradeMs.push(houston("service", "shop", "2"));
-      const gone = await checks.oldGone("1", true);
-      if (gone.leftInFleet || gone.leftOnHosts)
-        throw new Error("houston returned with shop@1 still in fleet or running");
-      await checks.deployed("2");
-      houston("remove", "shop");
-      houston("remove", "global");
-      await clearCluster(lf, api, web);
+      await houstonPass(h, go, []);
+      if (!smoke) {
+        say(`  fleet run ${r + 1}/${runs}: Houston through fleet, --min-healthy 0 (a breakdown, not a result)`);
+        await houstonPass(nw, nwGo, ["--min-healthy", "0"]);
+      }
     }
   } finally {
     await lf.stop();
@@ -246,6 +301,8 @@ export async function fleetSideBySide(prefix: string, runs: number, smoke: boole
   return {
     original: o,
     houston: h,
+    houstonGo: go,
+    noWindow: smoke ? null : { exit: nw, go: nwGo },
     checkedAfter: {
       global: "beacon@1 active on all 3 hosts",
       first:
@@ -270,24 +327,39 @@ export async function fleetSection(
   const row = (label: string, o: number[], h: number[]) => {
     const [om, hm] = [median(o), median(h)];
     print(
-      `  ${label.padEnd(14)}${sec(om).padStart(12)}${sec(hm).padStart(12)}${`${(om / Math.max(1, hm)).toFixed(2)}×`.padStart(12)}   (runs: original ${o.map(sec).join(", ")}; houston ${h.map(sec).join(", ")})`,
+      `  ${label.padEnd(24)}${sec(om).padStart(12)}${sec(hm).padStart(12)}${`${(om / Math.max(1, hm)).toFixed(2)}×`.padStart(12)}   (runs: original ${o.map(sec).join(", ")}; houston ${h.map(sec).join(", ")})`,
     );
     return { originalMs: om, houstonMs: hm, ratio: om / Math.max(1, hm), originalRunsMs: o, houstonRunsMs: h };
   };
   print(
     `\nThrough a real fleet v1.0.0 (3 hosts): the original Houston 0.3.0${smoke ? " (smoke: -d 1, no sleep 30)" : " at its defaults"} vs Houston, the original's config dir, medians of ${runs}:`,
   );
-  print(`  ${"".padEnd(14)}${"original".padStart(12)}${"houston".padStart(12)}${"orig/ours".padStart(12)}`);
+  print(
+    `  ${"".padEnd(24)}${"original".padStart(12)}${"houston".padStart(12)}${"orig/ours".padStart(12)}   (houston: to its exit; "Go": to its "You're Go")`,
+  );
   const out = {
     global: row("global", r.original.globalMs, r.houston.globalMs),
     first: row("first deploy", r.original.firstMs, r.houston.firstMs),
     upgrade: row("upgrade", r.original.upgradeMs, r.houston.upgradeMs),
+    // Houston's "You're Go" (the new version confirmed): the old version's removal is confirmed after it
+    toGo: {
+      global: row("global, Go", r.original.globalMs, r.houstonGo.globalMs),
+      first: row("first, Go", r.original.firstMs, r.houstonGo.firstMs),
+      upgrade: row("upgrade, Go", r.original.upgradeMs, r.houstonGo.upgradeMs),
+    },
+    noWindow: r.noWindow && {
+      global: row("global, Go, no window", r.original.globalMs, r.noWindow.go.globalMs),
+      first: row("first, Go, no window", r.original.firstMs, r.noWindow.go.firstMs),
+      upgrade: row("upgrade, Go, no window", r.original.upgradeMs, r.noWindow.go.upgradeMs),
+      upgradeExit: row("upgrade, no window", r.original.upgradeMs, r.noWindow.exit.upgradeMs),
+    },
     confirms: { original: r.original.confirms, houston: r.houston.confirms },
     checkedAfter: r.checkedAfter,
   };
   for (const [who, c] of [
     ["original", r.original.confirms],
     ["houston", r.houston.confirms],
+    ...(r.noWindow ? ([['houston --min-healthy 0 ("no window")', r.noWindow.exit.confirms]] as const) : []),
   ] as const)
     print(`  ${who} confirms before it returns: global: ${c.global}; first: ${c.first}; upgrade: ${c.upgrade}`);
   print(
