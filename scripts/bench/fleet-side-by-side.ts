@@ -150,7 +150,8 @@ class Checks {
   }
 }
 
-/** Destroys every unit in fleet and waits until the hosts run none of them; removes the original's leftovers. */
+/** Destroys every unit in fleet and waits until the hosts run none of them and fleet's /state is
+ * empty; removes the original's leftovers. */
 async function clearCluster(lf: LocalFleet, api: Fleet, web: string[]): Promise<void> {
   for (const u of await api.units()) await api.destroyUnit(u.name);
   const ours = ["beacon@", "shop"];
@@ -170,7 +171,8 @@ async function clearCluster(lf: LocalFleet, api: Fleet, web: string[]): Promise<
       .join("\n")
       .split("\n")
       .filter((l) => ours.some((p) => l.startsWith(p)));
-    if (running.length === 0 && (await api.units()).length === 0) break;
+    // fleet's /state keeps a destroyed unit for a few seconds: the original would take it as running
+    if (running.length === 0 && (await api.units()).length === 0 && (await api.states()).length === 0) break;
     if (Date.now() > deadline) throw new Error(`fleet did not clear the cluster in 120 s: ${running.join("; ")}`);
   }
   // the original's archives in KV and the files its file unit wrote (Houston refuses to overwrite those)
