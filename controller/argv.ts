@@ -1,7 +1,8 @@
 /**
  * The seed's command lines, normalised for commander (pure):
  *  - deploy flags may come before the command (`houston -e test -g blue service web 2`): they are
- *    moved after it; Houston's own options may come anywhere (commander reads them after the command);
+ *    moved after it, as are other commands' own options (`houston -y remove web`); Houston's own
+ *    options may come anywhere (commander reads them after the command);
  *  - the seed's bare form `houston -c config -e ENV NAME VERSION [options]` means
  *    `service NAME VERSION [options]`, options before or after the two words alike.
  * Which words are commands and which options take a value is read from the commander program
@@ -20,6 +21,8 @@ export interface ArgvGrammar {
   deployFlags: ReadonlySet<string>;
   /** every command's (and subcommand's) options that take a value: their values are not words */
   anyWithValue: ReadonlySet<string>;
+  /** every command's (and subcommand's) options that take no value */
+  anyFlags: ReadonlySet<string>;
 }
 
 function names(options: readonly Option[], withValue: boolean): Set<string> {
@@ -47,13 +50,15 @@ export function argvGrammar(program: Command): ArgvGrammar {
       ...names(program.options, true),
       ...allCommands(program).flatMap((c) => [...names(c.options, true)]),
     ]),
+    anyFlags: new Set(allCommands(program).flatMap((c) => [...names(c.options, false)])),
   };
 }
 
 interface Token {
   /** the option and its value, or one word */
   words: string[];
-  kind: "global" | "deploy" | "other-option" | "word";
+  /** command-option: some command's own (it goes after the command); other-option: nobody's (--help) */
+  kind: "global" | "deploy" | "command-option" | "other-option" | "word";
 }
 
 /** Splits a command line into options (with their values) and words, by the grammar. */
@@ -82,7 +87,9 @@ function tokens(argv: string[], g: ArgvGrammar): Token[] {
       ? "global"
       : g.deployWithValue.has(name) || g.deployFlags.has(name)
         ? "deploy"
-        : "other-option";
+        : g.anyWithValue.has(name) || g.anyFlags.has(name)
+          ? "command-option"
+          : "other-option";
     out.push({ words, kind });
   }
   return out;
@@ -94,9 +101,10 @@ export function normalizeArgv(argv: string[], grammar: ArgvGrammar): string[] {
   if (first < 0) return argv;
   const flat = (ts: Token[]): string[] => ts.flatMap((t) => t.words);
   const before = toks.slice(0, first);
-  // options before the command: the program's stay in front of it, a deployment's go after it
-  const staying = flat(before.filter((t) => t.kind !== "deploy"));
-  const moved = flat(before.filter((t) => t.kind === "deploy"));
+  // options before the command: the program's stay in front of it, a command's go after it
+  const goesAfter = (t: Token): boolean => t.kind === "deploy" || t.kind === "command-option";
+  const staying = flat(before.filter((t) => !goesAfter(t)));
+  const moved = flat(before.filter(goesAfter));
   const rest = toks.slice(first);
   const command = rest[0]?.words[0] ?? "";
   if (!grammar.commands.has(command)) {

@@ -5,7 +5,7 @@
  * network.
  */
 import { spawn } from "node:child_process";
-import { mkdirSync, mkdtempSync } from "node:fs";
+import { closeSync, existsSync, mkdirSync, mkdtempSync, openSync, readFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { Consul } from "../../shared/consul.js";
@@ -27,10 +27,17 @@ export interface ConsulServerOptions {
   acl?: string;
 }
 
+/** A server process exited before there was a leader (a port taken since it was probed, most often). */
+export class ConsulServerExited extends Error {}
+
 /** Server i uses ports port + 3i (HTTP or HTTPS), + 1 (serf LAN), + 2 (server RPC). */
 export class ConsulServers {
   /** one per server (0: not running) */
   readonly pids: number[] = [];
+  /** what each server process printed (stdout and stderr), for the error when it does not come up */
+  private readonly logs: string[] = [];
+  /** servers whose process exited since it was spawned, with how */
+  private readonly exited = new Map<number, string>();
   /** with `tls`: the certificates' directory and the files a client needs */
   tlsDir = "";
   tlsFiles: TlsFiles | null = null;
@@ -88,6 +95,8 @@ export class ConsulServers {
         : [];
       const dataDir = many ? join(this.dataDir, `server-${i + 1}`) : this.dataDir;
       mkdirSync(dataDir, { recursive: true });
+      this.logs[i] = join(this.dataDir, `server-${i + 1}.log`);
+      const out = openSync(this.logs[i] ?? "", "a");
       const child = spawn(
         CONSUL_BIN,
         [
@@ -127,16 +136,27 @@ export class ConsulServers {
           ...tlsArgs,
           ...(this.opts.acl ? ["-hcl", serverAclHcl(this.opts.acl)] : []),
         ],
-        { detached: true, stdio: ["ignore", "ignore", "ignore"] },
+        { detached: true, stdio: ["ignore", out, out] },
       );
+      closeSync(out);
+      this.exited.delete(i);
+      child.once("exit", (code, signal) => {
+        if (this.pids[i] === child.pid) this.exited.set(i, signal ? `killed by ${signal}` : `exit code ${code ?? "?"}`);
+      });
       child.unref();
       this.pids[i] = child.pid ?? 0;
     }
   }
 
-  /** Until there is a leader (60 s at most); then the hosts' clients join at once (serf alone retries failed members every 30 s). */
-  async waitLeader(consul: Consul, hosts: FleetHost[]): Promise<void> {
-    const deadline = Date.now() + 60_000;
+  /**
+   * Until there is a leader; then the hosts' clients join at once (serf alone retries failed members
+   * every 30 s). Waits on events, not on speed: a server process that exits fails at once with its
+   * log (ConsulServerExited); while the servers run it says every 10 s that it waits, and gives up
+   * only after 5 minutes (a Raft election takes seconds even on a loaded machine).
+   */
+  async waitLeader(consul: Consul, hosts: FleetHost[], log: (m: string) => void = () => undefined): Promise<void> {
+    const started = Date.now();
+    let said = started;
     for (;;) {
       try {
         const res = await consul.request("GET", "/v1/status/leader");
@@ -144,10 +164,28 @@ export class ConsulServers {
       } catch {
         /* not up yet */
       }
-      if (Date.now() > deadline) throw new Error("Consul server did not elect itself leader within 60 s");
+      const [i, how] = [...this.exited.entries()][0] ?? [];
+      if (i !== undefined)
+        throw new ConsulServerExited(
+          `Consul server ${i + 1} exited (${how}) before electing a leader:\n${this.logTail(i)}`,
+        );
+      const waited = Date.now() - started;
+      if (waited > 300_000)
+        throw new Error(`no Consul leader after ${Math.round(waited / 1000)} s; server 1 said:\n${this.logTail(0)}`);
+      if (Date.now() - said >= 10_000) {
+        said = Date.now();
+        log(`waiting for the Consul server(s) to elect a leader (${Math.round(waited / 1000)} s)`);
+      }
       await new Promise((r) => setTimeout(r, 100));
     }
     for (const h of hosts) await consul.request("PUT", `/v1/agent/join/${h.ip}:8301`).catch(() => undefined);
+  }
+
+  /** The last lines server i printed. */
+  private logTail(i: number): string {
+    const f = this.logs[i];
+    if (!f || !existsSync(f)) return "(no log)";
+    return readFileSync(f, "utf8").trim().split("\n").slice(-15).join("\n");
   }
 
   /** Kills one server by PID (SIGKILL: no leave, as a crash). */

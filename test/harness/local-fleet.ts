@@ -15,7 +15,7 @@ import { Fleet } from "../../shared/fleet.js";
 import { KvLayout } from "../../shared/kv-layout.js";
 import { agentTokens } from "./acl.js";
 import { installAgent } from "./agent-install.js";
-import { ConsulServers } from "./consul-servers.js";
+import { ConsulServerExited, ConsulServers } from "./consul-servers.js";
 import { FLEET_API_PORT, LocalFleetd } from "./fleetd.js";
 import { stateFile, tearDown, writeState } from "./fleet-state.js";
 import {
@@ -90,12 +90,22 @@ export class LocalFleet {
       this.hosts.push(host);
       this.log(`booted test host ${host.name} (${host.ip}) in ${bootMs} ms`);
     }
-    this.servers = await ConsulServers.prepare({
-      count: this.opts.servers ?? 1,
-      tls: this.opts.tls === true,
-      acl: this.opts.acl,
-    });
-    await this.startConsulServer();
+    // a port probed free can be taken before the server binds it (tests run side by side): new ports then
+    for (let attempt = 1; ; attempt++) {
+      this.servers = await ConsulServers.prepare({
+        count: this.opts.servers ?? 1,
+        tls: this.opts.tls === true,
+        acl: this.opts.acl,
+      });
+      try {
+        await this.startConsulServer();
+        break;
+      } catch (err) {
+        await this.servers.killAll();
+        if (!(err instanceof ConsulServerExited) || attempt >= 3) throw err;
+        process.stderr.write(`fleet: ${err.message}\n(trying other ports)\n`);
+      }
+    }
     if (this.opts.fleetd) {
       this.fleetd = await LocalFleetd.startEtcd(BRIDGE_IP);
       this.record();
@@ -177,7 +187,7 @@ export class LocalFleet {
     this.record();
     this.consulAddr = servers.addrs[0] ?? "";
     this.consul = servers.client();
-    await servers.waitLeader(this.consul, this.hosts);
+    await servers.waitLeader(this.consul, this.hosts, (m) => process.stderr.write(`fleet: ${m}\n`));
     this.log(`Consul server up at ${this.consulAddr} (UI ${this.consulAddr}/ui/)`);
   }
 

@@ -67,6 +67,8 @@ describe("normalizeArgv (the seed's command lines)", () => {
       "-e status -c plan service hello 4",
     ],
     ["three words are not the bare form", "-e test hello 4 5", "-e test hello 4 5"],
+    ["a command's own option before it moves after it", "-c cfg -y remove web", "-c cfg remove -y web"],
+    ["commander's --help before a command stays the program's", "--help service", "--help service"],
     [
       "another command's option value is not a word (plan --scheduler fleet service web 2)",
       "-e test plan --scheduler fleet -g blue service web 2",
