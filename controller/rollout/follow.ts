@@ -163,8 +163,9 @@ function unwellUnit(w: BatchWatch, reports: ReadonlyMap<string, StatusReport>): 
 
 /**
  * The service must be passing in Consul with its version tag on every host it runs on. Meanwhile
- * the agents' reports are still followed: a unit that fails now fails the rollout at once, with
- * its Result and log lines, and a check that stays critical longer than one unit may take fails
+ * the agents' reports are still followed as the batch's window follows them (this phase counts
+ * towards the window): a unit that fails, restarts or leaves active now fails the rollout at once,
+ * with its Result and log lines, and a check that stays critical longer than one unit may take fails
  * it then, quoting the check's output.
  */
 export async function confirmService(
@@ -216,7 +217,8 @@ export async function confirmService(
     .follow(
       w.stack,
       w.deadline,
-      (reports) => failedUnit(w, reports) ?? undefined,
+      // watched as the window watches (failed, restarted, left active): the window overlaps this phase
+      (reports) => failedUnit(w, reports) ?? unwellUnit(w, reports) ?? undefined,
       () => "",
       ac.signal,
     )
@@ -236,21 +238,28 @@ export async function confirmService(
 /**
  * Units can fail after they became active: a Type=simple unit is active as soon as it forks. The
  * batch is watched for its window (its units' longest, see watch-window.ts; blocking queries, no
- * polling): a unit that fails, restarts or leaves active meanwhile fails the rollout at once. A
- * window of 0 (every unit proved readiness) is one more look.
+ * polling), counted from `since`, when the batch was seen active (the confirm phase watched it
+ * the same way meanwhile): a unit that fails, restarts or leaves active fails the rollout at once.
+ * A window of 0 (every unit proved readiness), or one that passed while confirming, is one more look.
  */
 export async function watchHealthy(
   scheduler: Scheduler,
   w: BatchWatch,
-  window: { seconds: number; why: string },
+  window: { seconds: number; why: string; since: number | null },
   out: Output,
 ): Promise<Failure | null> {
   const reports = async (): Promise<ReadonlyMap<string, StatusReport>> =>
     (await scheduler.reports()).get(w.stack) ?? new Map();
   const seconds = window.seconds;
-  if (seconds <= 0) return unwellUnit(w, await reports());
-  const until = Date.now() + seconds * 1000;
-  out.info(`Watching ${w.scope.map((u) => u.name).join(", ")} for ${seconds}s (${window.why})`);
+  const now = Date.now();
+  const until = (window.since ?? now) + seconds * 1000;
+  const names = w.scope.map((u) => u.name).join(", ");
+  if (seconds > 0 && until <= now) out.info(`Watched ${names} for ${seconds}s (${window.why}) while confirming`);
+  if (seconds <= 0 || until <= now) return unwellUnit(w, await reports());
+  const passed = (now - (window.since ?? now)) / 1000;
+  out.info(
+    `Watching ${names} for ${seconds}s (${window.why})${passed >= 0.1 ? `: ${passed.toFixed(1)}s of it already, while confirming` : ""}`,
+  );
   try {
     return await scheduler.follow(
       w.stack,

@@ -7,6 +7,12 @@
  * confirm (services only, unless --skip-consul) → watch → the next batch's write-batch. After the
  * last batch: prune (when units were replaced or removed) → done. Any failure: restore (or
  * keep-failed with --no-removal) → done.
+ *
+ * A batch's window counts from the moment its units were all seen active (the confirm phase
+ * watches them as the window does, so the two overlap). A deploy is done once the new units are
+ * confirmed and the old ones' removal is written: "You're Go" comes then, and the removal is
+ * confirmed after it (done's `confirmRemoval`), as Nomad ends a deployment once the new
+ * allocations are healthy. A removal is its own confirmation: it is waited for before done.
  */
 import type { HistoryRecord, UnitSpec } from "../../shared/spec.js";
 import type { UnitTarget } from "../scheduler/targets.js";
@@ -27,15 +33,24 @@ export type RolloutStep =
   | { kind: "await-active"; index: number; batch: Batch; scope: UnitTarget[] }
   /** the service passing in Consul's health API on its hosts */
   | { kind: "confirm"; index: number; batch: Batch; scope: UnitTarget[]; service: ServiceCheck }
-  /** the batch's window (its units' longest; 0: one more look): nothing failed, restarted or left active */
-  | { kind: "watch"; index: number; batch: Batch; scope: UnitTarget[]; seconds: number }
-  /** write the final spec without the replaced (or removed) units, and wait until they are gone */
-  | { kind: "prune"; replaced: string[]; units: UnitSpec[] | null }
+  /** the batch's window (its units' longest; 0: one more look): nothing failed, restarted or left
+   * active; counted from `since`, when its units were all seen active (null: from now) */
+  | { kind: "watch"; index: number; batch: Batch; scope: UnitTarget[]; seconds: number; since: number | null }
+  /** write the final spec without the replaced (or removed) units; `wait`: wait until they are gone
+   * now (a removal), or write only and confirm their removal after the announcement (a deploy) */
+  | { kind: "prune"; replaced: string[]; units: UnitSpec[] | null; wait: boolean }
   /** after a failure: the previous generation's units again (null: delete the spec) */
   | { kind: "restore"; failure: Failure; added: string[]; units: UnitSpec[] | null }
   /** after a failure with --no-removal: the new units stay */
   | { kind: "keep-failed"; failure: Failure; added: string[] }
-  | { kind: "done"; ok: boolean; result: HistoryRecord["result"]; message: string };
+  | {
+      kind: "done";
+      ok: boolean;
+      result: HistoryRecord["result"];
+      message: string;
+      /** units whose removal is written but not yet confirmed: wait for it after the announcement */
+      confirmRemoval: string[];
+    };
 
 export type Phase = RolloutStep["kind"];
 
@@ -50,14 +65,21 @@ export interface RolloutProgress {
   failure: Failure | null;
   /** the pruned units are gone from every report (false: the agents were still at it when we stopped waiting) */
   removalComplete: boolean;
+  /** when the batch in hand was seen active on every host (ms since the epoch; null: not yet) */
+  activeAt?: number | null;
+  /** pruned units whose removal is confirmed after the announcement (a deploy's) */
+  removalPending?: string[];
 }
 
 /** What a step came to, as the loop tells advance(). */
 export type Outcome =
   | { kind: "write-batch" }
   | { kind: "await-placement"; scope: UnitTarget[]; failure: Failure | null }
-  | { kind: "await-active" | "confirm" | "watch"; failure: Failure | null }
-  | { kind: "prune"; removalComplete: boolean }
+  /** `at`: when the batch's units were all seen active (its window counts from then) */
+  | { kind: "await-active"; failure: Failure | null; at?: number }
+  | { kind: "confirm" | "watch"; failure: Failure | null }
+  /** `removalComplete`: a removal waited for and finished; a deploy's prune only writes ("written") */
+  | { kind: "prune"; removalComplete: boolean | "written" }
   | { kind: "restore" | "keep-failed" };
 
 /** Where a rollout of this plan begins: its first batch, or (a removal) the prune. */
@@ -84,9 +106,16 @@ export function nextStep(plan: RolloutPlan, p: RolloutProgress): RolloutStep {
       return { kind: "confirm", index, batch: batch(), scope: p.scope, service: plan.confirm };
     }
     case "watch":
-      return { kind: "watch", index, batch: batch(), scope: p.scope, seconds: batch().watchSeconds };
+      return {
+        kind: "watch",
+        index,
+        batch: batch(),
+        scope: p.scope,
+        seconds: batch().watchSeconds,
+        since: p.activeAt ?? null,
+      };
     case "prune":
-      return { kind: "prune", replaced: plan.replaced, units: plan.final };
+      return { kind: "prune", replaced: plan.replaced, units: plan.final, wait: plan.request.kind === "remove" };
     case "restore":
       return { kind: "restore", failure: failureOf(p), added: plan.added, units: plan.restore };
     case "keep-failed":
@@ -113,16 +142,20 @@ export function advance(plan: RolloutPlan, p: RolloutProgress, o: Outcome): Roll
     case "await-placement":
       return o.failure ? failed(plan, p, o.failure) : { ...p, phase: "await-active", scope: o.scope };
     case "await-active":
-      return o.failure ? failed(plan, p, o.failure) : { ...p, phase: plan.confirm ? "confirm" : "watch" };
+      return o.failure
+        ? failed(plan, p, o.failure)
+        : { ...p, phase: plan.confirm ? "confirm" : "watch", activeAt: o.at ?? null };
     case "confirm":
       return o.failure ? failed(plan, p, o.failure) : { ...p, phase: "watch" };
     case "watch": {
       if (o.failure) return failed(plan, p, o.failure);
-      const next = { ...p, batch: p.batch + 1, scope: [] };
+      const next = { ...p, batch: p.batch + 1, scope: [], activeAt: null };
       return next.batch < plan.batches.length ? { ...next, phase: "write-batch" } : afterBatches(plan, next);
     }
     case "prune":
-      return { ...p, phase: "done", removalComplete: o.removalComplete };
+      return o.removalComplete === "written"
+        ? { ...p, phase: "done", removalComplete: true, removalPending: plan.replaced }
+        : { ...p, phase: "done", removalComplete: o.removalComplete };
     case "restore":
     case "keep-failed":
       return { ...p, phase: "done" };
@@ -155,6 +188,7 @@ function done(plan: RolloutPlan, p: RolloutProgress): Extract<RolloutStep, { kin
       ok: false,
       result: plan.policy.onFailure === "keep" ? "failed" : "rolled-back",
       message: `Deployment of ${req.label} failed: ${f.unit} failed on ${f.host}: ${f.reason.split("\n")[0]}`,
+      confirmRemoval: [],
     };
   if (req.kind === "remove")
     return {
@@ -163,7 +197,14 @@ function done(plan: RolloutPlan, p: RolloutProgress): Extract<RolloutStep, { kin
       ok: p.removalComplete,
       result: "removed",
       message: `Removed ${plan.replaced.length} units of ${req.stack}${req.group ? ` group ${req.group}` : ""}`,
+      confirmRemoval: [],
     };
   const what = req.deployment.type === "service" ? " and its dependencies" : "";
-  return { kind: "done", ok: true, result: "success", message: `Deployment of ${req.label}${what} successful.` };
+  return {
+    kind: "done",
+    ok: true,
+    result: "success",
+    message: `Deployment of ${req.label}${what} successful.`,
+    confirmRemoval: p.removalPending ?? [],
+  };
 }

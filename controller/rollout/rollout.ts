@@ -1,7 +1,8 @@
 /**
  * The rollout: lock → upload archives → write the new generation (old units kept) → follow the
  * agents' reports unit by unit (canary and batches first, if asked) → confirm the service in
- * Consul's health API → watch it → prune what was replaced → history. On failure: restore the
+ * Consul's health API → watch it → write the prune of what was replaced → history and "You're Go"
+ * → confirm the replaced units gone from every host (bounded, progress said). On failure: restore the
  * previous generation (unless --no-removal), so the old versions keep serving, and say what failed
  * where. The plan (rollout-plan.ts) and its steps (rollout-steps.ts) are pure and table-tested;
  * this file carries the steps out through the scheduler (controller/scheduler/) and follow.ts.
@@ -181,7 +182,11 @@ export async function rollout(
         case "await-placement":
           return { kind: step.kind, ...(await awaitPlacement(scheduler, watch([]), step.batch, hosts)) };
         case "await-active":
-          return { kind: step.kind, failure: await followUnits(scheduler, watch(step.scope), out) };
+          return {
+            kind: step.kind,
+            failure: await followUnits(scheduler, watch(step.scope), out),
+            at: Date.now(),
+          };
         case "confirm":
           return {
             kind: step.kind,
@@ -194,13 +199,20 @@ export async function rollout(
           const reasons = [...new Set(longest.map((x) => x.reason))];
           const why =
             reasons.length === 1 ? (reasons[0] ?? "") : longest.map((x) => `${x.unit}: ${x.reason}`).join("; ");
-          const failure = await watchHealthy(scheduler, watch(step.scope), { seconds: step.seconds, why }, out);
+          const failure = await watchHealthy(
+            scheduler,
+            watch(step.scope),
+            { seconds: step.seconds, why, since: step.since },
+            out,
+          );
           if (!failure && step.batch.canary) out.info(`Canary confirmed on ${step.batch.hosts.join(", ")}`);
           return { kind: step.kind, failure };
         }
         case "prune": {
           for (const name of step.replaced) out.info(`Destroying ${name}`);
           const g = await write(step.units);
+          // a deploy's removal is confirmed after the announcement (done's confirmRemoval)
+          if (!step.wait) return { kind: step.kind, removalComplete: "written" };
           const removalComplete = await waitRemoved(
             scheduler,
             input.stack,
@@ -245,6 +257,14 @@ export async function rollout(
       const step = nextStep(plan, progress);
       if (step.kind === "done") {
         await finish(ctx, input, plan, step, t0, live, out, opts.keepGenerations);
+        if (step.confirmRemoval.length === 0) return step.ok;
+        // the deployment stands; what is left is to see the old units gone (Ctrl-C now only gives the lock back)
+        stopListening();
+        stopListening = onInterrupt(async () => {
+          await lock.release().catch(() => undefined);
+          return `Interrupted while confirming the removal of ${step.confirmRemoval.join(", ")}: the deployment of ${input.label} succeeded; the agents carry on removing them`;
+        });
+        await confirmRemovalAfterGo(scheduler, input.stack, step.confirmRemoval, live, plan.policy.removalWaitMs, out);
         return step.ok;
       }
       progress = advance(plan, progress, await perform(step));
@@ -263,6 +283,28 @@ async function adoptedUnits(scheduler: Scheduler, stack: string, out: Output): P
     out.warn(`the units adopted for ${stack} could not be read (${errorText(err)})`);
     return [];
   }
+}
+
+/**
+ * After "You're Go": waits until the replaced units are gone from every host's report, saying what
+ * it waits for; past `waitMs` it warns (the deployment stands; the agents keep converging).
+ */
+async function confirmRemovalAfterGo(
+  scheduler: Scheduler,
+  stack: string,
+  names: string[],
+  generation: number | null,
+  waitMs: number,
+  out: Output,
+): Promise<void> {
+  const t0 = Date.now();
+  out.info(
+    `Confirming that ${names.join(", ")} ${names.length > 1 ? "are" : "is"} stopped and removed on every host (up to ${waitMs / 1000}s)`,
+  );
+  if (await waitRemoved(scheduler, stack, names, generation ?? 0, waitMs, out))
+    out.info(
+      `${names.join(", ")} removed on every host, ${((Date.now() - t0) / 1000).toFixed(1)}s after the announcement`,
+    );
 }
 
 /** History record, archive pruning and the last words. */

@@ -1,5 +1,5 @@
 /**
- * npm run bench -- [--only rollout|footprint|sockets|growth|archives|scale] [--runs N] [--smoke] [--sizes 10,50,200]
+ * npm run bench -- [--only rollout|footprint|sockets|growth|archives|scale|fleet] [--runs N] [--smoke] [--sizes 10,50,200]
  * Answers users' questions with figures measured side by side in one run, on real systemd test
  * hosts and a real Consul (the machine is shared and noisy: ratios and medians, not best runs):
  *  - rollout: `houston service …` against the original Houston's control flow (seed-driver.ts) at
@@ -9,7 +9,9 @@
  *  - sockets: failed requests during upgrades under load, with Socket= and without;
  *  - growth: a stack of 10, 50, 200 global units: first deploy, upgrade, the agent's memory after;
  *  - archives: a 20 MB archive to 10 hosts (its own fleet): time, MB/s, bytes moved, Consul memory;
- *  - scale: 10, 100, 1,000 agents (a load model: in-memory systemd) on one Consul, against the floor.
+ *  - scale: 10, 100, 1,000 agents (a load model: in-memory systemd) on one Consul, against the floor;
+ *  - fleet: the real original Houston 0.3.0 against Houston through a real fleetd, with the
+ *    original's own config dir (fleet-side-by-side.ts; its own cluster).
  * Prints a table and writes test-artifacts/bench.json. Never fails on a number (--smoke: tiny runs,
  * used by the test suite so this code cannot rot).
  */
@@ -24,12 +26,13 @@ import { planDeployment } from "../../controller/plan/plan-deployment.js";
 import { LocalFleet } from "../../test/harness/local-fleet.js";
 import { ROOT } from "../../test/harness/paths.js";
 import { seedDeploy, seedDeregister, type SeedOptions } from "./seed-driver.js";
-import { upgradeUnderLoad, zeroDowntimeConfig } from "./zero-downtime.js";
+import { replaceConfig, replaceUnderLoad, upgradeUnderLoad, zeroDowntimeConfig } from "./zero-downtime.js";
 import { growth } from "./growth.js";
 import { houstonCli } from "./cli.js";
 import { archiveDelivery } from "./archives.js";
 import { scale } from "./scale.js";
 import { footprint } from "./footprint.js";
+import { fleetSection } from "./fleet-side-by-side.js";
 
 async function scaleSection(): Promise<void> {
   const rows = await scale(smoke ? [3] : [10, 100, 1000]);
@@ -73,10 +76,22 @@ async function zeroDowntime(fleet: LocalFleet): Promise<void> {
   const host = fleet.hosts[0]!.name;
   const [sf, ss] = await upgradeUnderLoad(fleet, host, zeroDowntimeConfig(), "zds", 8090);
   const [bf, bs] = await upgradeUnderLoad(fleet, host, zeroDowntimeConfig(), "zdb", 8091);
-  results.zeroDowntime = { socket: { failed: sf, sent: ss }, binding: { failed: bf, sent: bs } };
+  const web = fleet.hosts.filter((h) => h.meta.role === "web").map((h) => h.name);
+  const rep = await replaceUnderLoad(fleet, web, replaceConfig(), "zdr", 8092);
+  results.zeroDowntime = {
+    socket: { failed: sf, sent: ss, gapS: 0 },
+    binding: { failed: bf, sent: bs },
+    replace: rep,
+  };
   say(`\nZero-downtime upgrades v1 → v2 → v3 under load (requests back to back):`);
-  say(`  with Socket=                       ${sf} failed of ${ss}`);
-  say(`  each version binding the port      ${bf} failed of ${bs}`);
+  say(`  with Socket=                       ${sf} failed of ${ss} (one host)`);
+  say(`  each version binding the port      ${bf} failed of ${bs} (one host, side by side, SO_REUSEPORT)`);
+  say(`  stop then start (fixed ServicePort, default flags, ${web.length} hosts, each loaded):`);
+  for (const h of rep.hosts)
+    say(
+      `    ${h.host}: ${h.failed} failed of ${h.sent}; gap while replaced ${h.gapsS.map((g) => `${g.toFixed(2)} s`).join(", ") || "none"} (Socket=: 0)`,
+    );
+  say(`    other hosts kept serving: ${rep.othersKeptServing ? "yes" : "NO (a moment when no host answered)"}`);
 }
 
 const { values } = parseArgs({
@@ -301,7 +316,8 @@ async function footprintSection(fleet: LocalFleet): Promise<void> {
 }
 
 if (!only || only === "scale") await scaleSection();
-if (only === "scale") {
+if (!only || only === "fleet") results.fleet = await fleetSection(`${hostPrefix}f`, runs, smoke, say);
+if (only === "scale" || only === "fleet") {
   mkdirSync(join(ROOT, "test-artifacts"), { recursive: true });
   writeFileSync(join(ROOT, "test-artifacts", "bench.json"), JSON.stringify(results, null, 2));
   process.exit(0);

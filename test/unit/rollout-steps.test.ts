@@ -109,8 +109,9 @@ describe("nextStep: the phase names the step", () => {
     ["await-placement", {}, { kind: "await-placement", index: 0 }],
     ["await-active", { scope: SCOPE }, { kind: "await-active", scope: SCOPE }],
     ["confirm", { scope: SCOPE }, { kind: "confirm", scope: SCOPE, service: p.confirm }],
-    ["watch", { scope: SCOPE }, { kind: "watch", scope: SCOPE, seconds: 7 }],
-    ["prune", {}, { kind: "prune", replaced: ["web@1.service"] }],
+    ["watch", { scope: SCOPE }, { kind: "watch", scope: SCOPE, seconds: 7, since: null }],
+    ["watch", { scope: SCOPE, activeAt: 1000 }, { kind: "watch", seconds: 7, since: 1000 }],
+    ["prune", {}, { kind: "prune", replaced: ["web@1.service"], wait: false }],
     ["restore", { failure: crash }, { kind: "restore", failure: crash, added: ["web@2.service"], units: live.units }],
     ["keep-failed", { failure: crash }, { kind: "keep-failed", failure: crash, added: ["web@2.service"] }],
     ["done", {}, { kind: "done", ok: true, result: "success" }],
@@ -214,11 +215,32 @@ describe("advance: each phase's outcome → the next phase", () => {
       { phase: "restore", failure: crash },
     ],
     [
-      "prune → done, remembering whether the removal completed",
+      "await-active → confirm, the window counting from when the batch was seen active",
+      confirmed,
+      at("await-active"),
+      { kind: "await-active", failure: null, at: 1234 },
+      { phase: "confirm", activeAt: 1234 },
+    ],
+    [
+      "watch, more batches → the next batch's window counts from its own activation",
+      batches,
+      at("watch", { activeAt: 1234 }),
+      { kind: "watch", failure: null },
+      { phase: "write-batch", activeAt: null },
+    ],
+    [
+      "prune (a removal) → done, remembering whether the removal completed",
       confirmed,
       at("prune"),
       { kind: "prune", removalComplete: false },
       { phase: "done", removalComplete: false },
+    ],
+    [
+      "prune (a deploy's, written only) → done, the replaced units to confirm after the announcement",
+      confirmed,
+      at("prune"),
+      { kind: "prune", removalComplete: "written" },
+      { phase: "done", removalComplete: true, removalPending: ["web@1.service"] },
     ],
     ["restore → done", confirmed, at("restore", { failure: crash }), { kind: "restore" }, { phase: "done" }],
     ["keep-failed → done", keep, at("keep-failed", { failure: crash }), { kind: "keep-failed" }, { phase: "done" }],
@@ -237,7 +259,22 @@ describe("done: what the rollout comes to", () => {
       ok: false,
       result: "rolled-back",
       message: "Deployment of web 2 failed: web@2.service failed on a: exit-code",
+      confirmRemoval: [],
     });
+  });
+  it("a deploy is announced once its prune is written; the removal is confirmed after", () => {
+    const d = nextStep(plan(), at("done", { removalPending: ["web@1.service"] }));
+    expect(d).toMatchObject({ ok: true, result: "success", confirmRemoval: ["web@1.service"] });
+    expect(nextStep(plan(), at("done"))).toMatchObject({ ok: true, confirmRemoval: [] });
+  });
+  it("a removal waits for its units before done; a deploy's prune only writes", () => {
+    const removal = planRollout(
+      { kind: "remove", stack: "web", label: "web", deployment: live.deployment, units: [], group: null },
+      { live, history: [], hosts: [], place: () => [] },
+      OPTS,
+    );
+    expect(nextStep(removal, at("prune"))).toMatchObject({ kind: "prune", wait: true });
+    expect(nextStep(plan(), at("prune"))).toMatchObject({ kind: "prune", wait: false });
   });
   it("a failure kept (--no-removal): failed", () =>
     expect(nextStep(plan({ noRemoval: true }), at("done", { failure: crash }))).toMatchObject({ result: "failed" }));
