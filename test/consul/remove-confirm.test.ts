@@ -68,9 +68,15 @@ function onTerminal(args: string[], answer: string) {
     stdio: ["pipe", "pipe", "pipe"],
   });
   let text = "";
+  let answered = false;
+  // the terminal may be gone by the time a late chunk arrives: a write then fails with EPIPE
+  child.stdin.on("error", () => undefined);
   child.stdout.on("data", (d: Buffer) => {
     text += d.toString();
-    if (text.includes("[y/N]")) child.stdin.write(answer);
+    if (!answered && text.includes("[y/N]")) {
+      answered = true;
+      child.stdin.write(answer);
+    }
   });
   child.stderr.on("data", (d: Buffer) => (text += d.toString()));
   const done = new Promise<number>((resolve) => child.on("close", (code) => resolve(code ?? 1)));
