@@ -80,7 +80,7 @@ describe("npm run demo -- --keep", () => {
     expect(nothingLeft()).toBe(true);
     expect(state.consulPids.length).toBeGreaterThan(0);
     for (const pid of state.consulPids) expect(alive(pid)).toBe(false);
-  });
+  }, 900_000); // waits on the demo's own steps (each says what it waits for), not on speed
 
   it("--down removes what a killed demo left", async () => {
     const demo = startDemo("--keep");
@@ -97,5 +97,5 @@ describe("npm run demo -- --keep", () => {
     expect(nothingLeft()).toBe(true);
     expect(state.consulPids.length).toBeGreaterThan(0);
     for (const pid of state.consulPids) expect(alive(pid)).toBe(false);
-  });
+  }, 900_000);
 });
