@@ -361,7 +361,9 @@ describe("agent on real systemd hosts", () => {
     await deploy(listening);
     expect(await check()).toBe("passing");
     const journal = await fleet.shell("ag1", "journalctl", "-u", "houston-agent", "--no-pager", "-o", "cat");
-    expect(journal).toContain("registered gate-web for gate-web@1.service on port 18181: its check passed (asked by the agent)");
+    expect(journal).toContain(
+      "registered gate-web for gate-web@1.service on port 18181: its check passed (asked by the agent)",
+    );
     // same name, new content, nothing listening: Consul would keep "passing" for a re-registered check;
     // not passed yet is "warning" until Consul's own first run (due within the minute here)
     await deploy(silent);
