@@ -1,9 +1,9 @@
 /**
  * Builds the per-stack status reports this host publishes at status/<node>/<stack> (pure): each
- * stack's units with their systemd state (and, stop then start, the units each replaced here), its
- * generations, what the desired generation deploys (its version, for the Consul UI), and its phase
- * (stack-phase.ts) as `converging` and `errors` (with the placements of the stack's generation
- * this host refused).
+ * stack's units with their systemd state (and, stop then start, the units each replaced here; with
+ * ServicePort=auto or a range, the port the agent chose), its generations, what the desired
+ * generation deploys (its version, for the Consul UI), and its phase (stack-phase.ts) as
+ * `converging` and `errors` (with the placements of the stack's generation this host refused).
  */
 import { SCHEMA_VERSION, type Deployment, type StatusReport, type UnitStatus } from "../shared/spec.js";
 import { allErrors, isConverging, stackErrors, stackPhase, stackRefusal, type StackFacts } from "./stack-phase.js";
@@ -23,6 +23,8 @@ export interface ReportInput {
   archives: Map<string, string>;
   /** units fleet ran here for a stack and has not stopped yet (reported until they are gone) */
   lingering?: { name: string; stack: string }[];
+  /** unit → the port the agent chose for it (ServicePort=auto or a range; agent/ports.ts) */
+  ports?: ReadonlyMap<string, number>;
 }
 
 /** Reports without updatedAt (stamped when written), stacks sorted; a stack with nothing left gets none. */
@@ -45,10 +47,12 @@ export function buildReports(input: ReportInput): Omit<StatusReport, "updatedAt"
     );
     const units: UnitStatus[] = [...new Set(names)].map((name) => {
       const r = replaced.get(name);
+      const port = input.ports?.get(name);
       return {
         name,
         ...(input.states.get(name) ?? { activeState: "unknown", subState: "unknown" }),
         ...(r ? { replaced: r } : {}),
+        ...(port !== undefined ? { port } : {}),
       };
     });
     const desiredHere = input.desired.generations.has(stack);

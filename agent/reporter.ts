@@ -93,6 +93,7 @@ export class Reporter {
       facts,
       archives: state.installedArchives(),
       lingering,
+      ports: state.ports(),
     });
     this.deps.metrics.setUnitStates([...states.values()].map((s) => s.activeState));
     let pending = false;

@@ -262,6 +262,8 @@ export const UnitStatusSchema = z.object({
   nRestarts: z.number().int().min(0).optional(),
   /** stop then start: the units this one replaced on this host (stopped before it started) */
   replaced: z.array(z.string()).optional(),
+  /** ServicePort=auto or a range: the port the agent chose for this unit here (its HOUSTON_PORT) */
+  port: z.number().int().min(1).max(65535).optional(),
 });
 export type UnitStatus = z.infer<typeof UnitStatusSchema>;
 

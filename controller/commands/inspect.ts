@@ -67,6 +67,8 @@ export async function statusCommand(
             reportedState: s?.activeState ?? null,
             subState: s?.subState ?? "-",
             result: s?.result ?? null,
+            // ServicePort=auto or a range: the port the agent chose for it on that host
+            port: s?.port ?? null,
             applied: r?.generation ?? null,
             seen: r?.desiredGeneration ?? null,
             converging: r?.converging ?? null,
@@ -149,7 +151,7 @@ export async function statusCommand(
                 .map((x) => x.version)
                 .join(", ") || "-"
             }`
-          : u.version;
+          : `${u.version}${u.port !== null ? ` (port ${u.port})` : ""}`;
       rows.push([
         `  ${u.node}`,
         u.unit,

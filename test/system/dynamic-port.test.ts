@@ -90,6 +90,9 @@ describe("ServicePort=auto: each version its own port, found through Consul", ()
     expect(v1Port).toBeLessThanOrEqual(29999);
     expect(await environmentOf("dyn@1.service")).toBe(`HOUSTON_PORT=${v1Port}`);
     expect(await fetchBody(found[0]!.address, v1Port)).toMatch(/version 1/);
+    // status names the port beside the version
+    const st = await houston(fleet.consulAddr, dir, "status", "dyn");
+    expect(st.stdout).toMatch(new RegExp(`dp1\\s+dyn@1\\.service\\s+1 \\(port ${v1Port}\\)\\s+active/running`));
     // the unit file is the text as planned (and signed); the port lives in the drop-in beside it
     const cat = await fleet.shell("dp1", "systemctl", "cat", "dyn@1.service");
     expect(cat).toMatch(/dyn@1\.service\.d\/houston-port\.conf\n.*\n\[Service\]\nEnvironment=HOUSTON_PORT=\d+/);
@@ -165,6 +168,7 @@ describe("ServicePort=auto: each version its own port, found through Consul", ()
     await fleet.waitForAgents(); // its check passes once it has reconciled
     const r = await houston(fleet.consulAddr, dir, "status", "dyn");
     expect(r.code, r.stderr).toBe(0);
+    expect(r.stdout).toMatch(new RegExp(`dyn@2\\.service\\s+2 \\(port ${v2Port}\\)\\s+active/running`));
     expect(await environmentOf("dyn@2.service")).toBe(`HOUSTON_PORT=${v2Port}`);
     expect(await pid()).toBe(before);
     expect((await resolve()).map((f) => f.port)).toEqual([v2Port]);

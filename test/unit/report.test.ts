@@ -68,6 +68,28 @@ describe("buildReports", () => {
     });
   });
 
+  it("gives a unit the port the agent chose for it (ServicePort=auto or a range), and no other unit one", () => {
+    const [r] = buildReports(
+      input({
+        desired: desired([unit("g@1.service"), unit("g@2.service"), unit("cache@1.service")]),
+        states: new Map([
+          ["g@1.service", active],
+          ["g@2.service", active],
+          ["cache@1.service", active],
+        ]),
+        ports: new Map([
+          ["g@1.service", 20417],
+          ["g@2.service", 23001],
+        ]),
+      }),
+    );
+    expect(r?.units).toEqual([
+      { name: "g@1.service", ...active, port: 20417 },
+      { name: "g@2.service", ...active, port: 23001 },
+      { name: "cache@1.service", ...active },
+    ]);
+  });
+
   it("names the version the desired generation deploys (what the Consul UI shows beside the generation)", () => {
     const deployment = { type: "service" as const, name: "s", version: "7b7d061b", group: null };
     const [r] = buildReports(
