@@ -2,8 +2,9 @@
  * Publishes this host's reports: each stack's status/<node>/<stack> (written when it changed,
  * deleted when the stack has nothing left here) and, through the registrar, each stack's Consul
  * service. Reports go out one at a time, so an older one never lands after a newer one; unit
- * state changes ask for one soon (they come in bursts); a report Consul did not take is retried
- * with its own backoff (the pass runner has another).
+ * state changes ask for one soon (they come in bursts), and so does the end of a young unit's
+ * window (its report then says it stood); a report Consul did not take is retried with its own
+ * backoff (the pass runner has another).
  */
 import { Backoff } from "../shared/backoff.js";
 import type { Consul } from "../shared/consul.js";
@@ -38,6 +39,8 @@ export interface ReporterDeps {
 
 export class Reporter {
   private timer: NodeJS.Timeout | null = null;
+  /** when a young unit's window ends: a report then says it stood */
+  private windowTimer: NodeJS.Timeout | null = null;
   private chain: Promise<void> = Promise.resolve();
   /** same timings as the pass runner's: 0.5 s doubling to 15 s, with jitter */
   private readonly backoff = new Backoff({ minMs: 500, maxMs: 15_000 });
@@ -74,6 +77,7 @@ export class Reporter {
   async stop(): Promise<void> {
     if (this.timer) clearTimeout(this.timer);
     this.timer = null;
+    this.whenWindowEnds(null);
     await this.chain;
   }
 
@@ -83,7 +87,8 @@ export class Reporter {
     const facts = this.deps.facts();
     const node = this.deps.node();
     const owned = state.units();
-    const { states, lingering } = await this.deps.unitStates.read(owned, desired);
+    const { states, lingering, recheckInMs } = await this.deps.unitStates.read(owned, desired);
+    this.whenWindowEnds(recheckInMs);
     const reports = buildReports({
       node,
       desired,
@@ -130,6 +135,18 @@ export class Reporter {
     }
     if (!pending) this.backoff.reset();
     else if (!this.signal.aborted) setTimeout(() => this.schedule(), this.backoff.next()).unref();
+  }
+
+  /** A report once the youngest running window ends (a rollout waits for the host's word that it stood). */
+  private whenWindowEnds(ms: number | null): void {
+    if (this.windowTimer) clearTimeout(this.windowTimer);
+    this.windowTimer = null;
+    if (ms === null || this.signal.aborted) return;
+    this.windowTimer = setTimeout(() => {
+      this.windowTimer = null;
+      this.schedule();
+    }, ms + 10);
+    this.windowTimer.unref();
   }
 
   private reportedStacks(node: string): string[] {

@@ -30,6 +30,8 @@ export interface UnitState {
   result?: string;
   /** systemd's NRestarts: automatic restarts since the unit was last started by a job (.service units, when asked) */
   nRestarts?: number;
+  /** when the unit last became active, µs on the host's monotonic clock (ActiveEnterTimestampMonotonic; when asked) */
+  activeEnterUs?: number;
 }
 
 type StateListener = (unit: string, state: Partial<UnitState>) => void;
@@ -199,9 +201,13 @@ export class Systemd {
    * .service units that failed or are restarting (one more call each): a report of N units costs
    * 1 + few calls, not 3 × N. With `restarts`, also NRestarts of each loaded .service unit that
    * runs or restarts (one more call each, made concurrently): what a report needs to tell a
-   * rollout that a unit restarted between two looks.
+   * rollout that a unit restarted between two looks. With `activeSince`, also when each of those
+   * units that is active became so (one more call each): how long it has stood.
    */
-  async unitStates(names: string[], opts: { restarts?: boolean } = {}): Promise<Map<string, UnitState>> {
+  async unitStates(
+    names: string[],
+    opts: { restarts?: boolean; activeSince?: ReadonlySet<string> } = {},
+  ): Promise<Map<string, UnitState>> {
     const out = new Map<string, UnitState>();
     const paths = new Map<string, string>();
     if (names.length === 0) return out;
@@ -239,6 +245,17 @@ export class Systemd {
           const path = paths.get(name) ?? (await this.unitPath(name));
           const n = await this.getProperty(path, SERVICE, "NRestarts");
           if (typeof n === "number" && Number.isInteger(n) && n >= 0) state.nRestarts = n;
+        }),
+      );
+    }
+    if (opts.activeSince) {
+      const active = [...out].filter(([name, s]) => opts.activeSince?.has(name) && s.activeState === "active");
+      await Promise.all(
+        active.map(async ([name, state]) => {
+          const path = paths.get(name) ?? (await this.unitPath(name));
+          const v = await this.getProperty(path, UNIT, "ActiveEnterTimestampMonotonic");
+          const us = typeof v === "bigint" ? Number(v) : v;
+          if (typeof us === "number" && Number.isSafeInteger(us) && us > 0) state.activeEnterUs = us;
         }),
       );
     }

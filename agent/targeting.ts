@@ -45,6 +45,8 @@ export interface DesiredUnit {
   port?: number;
   /** ServicePort=auto or a range: why no port could be chosen (the stack is blocked) */
   portProblem?: string;
+  /** the rollout's window for this unit, in seconds: reported as stood once it has been active that long */
+  window?: number;
 }
 
 export interface HostDesired {
@@ -172,6 +174,7 @@ function pick(u: UnitSpec, stack: string, runner: Runner): Omit<DesiredUnit, "te
     archive: u.archive,
     service: u.service,
     ...(u.replaces?.length ? { replaces: u.replaces } : {}),
+    ...(u.window ? { window: u.window } : {}),
   };
 }
 

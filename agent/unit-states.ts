@@ -1,8 +1,11 @@
 /**
  * What a report says of each unit: systemd's state now (one ListUnitsByNames call), Result for a
- * unit that failed or is restarting, NRestarts of each running service, and the last journal
- * lines of a unit that failed or restarted (read again only when that changed). Also the units fleet ran here and is still stopping: they stay in the report until
- * they are gone, so that a removal waits for them.
+ * unit that failed or is restarting, NRestarts of each running service, whether a unit with a
+ * window has stood it (active that long without a break, on the host's monotonic clock; and when
+ * the next young unit's window ends, so that the host reports again then), and the last journal
+ * lines of a unit that failed or restarted (read again only when that changed). Also the units
+ * fleet ran here and is still stopping: they stay in the report until they are gone, so that a
+ * removal waits for them.
  */
 import { execFile } from "node:child_process";
 import { promisify } from "node:util";
@@ -23,18 +26,32 @@ export class UnitStates {
   constructor(
     private readonly systemd: Pick<SystemdApi, "unitStates">,
     private readonly journal: boolean,
+    /** now, µs on CLOCK_MONOTONIC (systemd's *TimestampMonotonic clock; libuv's hrtime is the same) */
+    private readonly clockUs: () => number = () => Number(process.hrtime.bigint() / 1000n),
   ) {}
 
+  /**
+   * `recheckInMs`: when the youngest window that is still running ends (null: none), after which a
+   * report would say more.
+   */
   async read(
     owned: OwnedUnit[],
     desired: HostDesired,
-  ): Promise<{ states: Map<string, UnitReportState>; lingering: { name: string; stack: string }[] }> {
+  ): Promise<{
+    states: Map<string, UnitReportState>;
+    lingering: { name: string; stack: string }[];
+    recheckInMs: number | null;
+  }> {
     const placedHere = new Set(desired.units.filter((u) => u.runner === "fleet").map((u) => u.name));
     for (const u of desired.units) if (u.runner === "fleet") this.fleetSeen.set(u.name, u.stack);
     const names = [
       ...new Set([...owned.map((u) => u.name), ...desired.units.map((u) => u.name), ...this.fleetSeen.keys()]),
     ];
-    const now = await this.systemd.unitStates(names, { restarts: true });
+    const windows = new Map(desired.units.flatMap((u) => (u.window ? [[u.name, u.window] as const] : [])));
+    // the clock before the read: a unit's age is never overstated
+    const nowUs = this.clockUs();
+    const now = await this.systemd.unitStates(names, { restarts: true, activeSince: new Set(windows.keys()) });
+    let recheckInMs: number | null = null;
     const lingering: { name: string; stack: string }[] = [];
     for (const [name, stack] of this.fleetSeen) {
       if (placedHere.has(name)) continue;
@@ -51,6 +68,12 @@ export class UnitStates {
         ...(s.result && s.result !== "success" ? { result: s.result } : {}),
         ...(s.nRestarts !== undefined ? { nRestarts: s.nRestarts } : {}),
       };
+      const window = windows.get(name);
+      if (window !== undefined) {
+        const left = windowLeftMs(window, s.activeState === "active" ? s.activeEnterUs : undefined, nowUs);
+        st.stood = left === 0;
+        if (left !== null && left > 0) recheckInMs = Math.min(recheckInMs ?? left, left);
+      }
       // a failed or restarting unit's own words; read again when it restarted since the last report
       const before = this.last.get(name);
       const troubled = s.activeState === "failed" || s.subState === "auto-restart" || (s.nRestarts ?? 0) > 0;
@@ -61,7 +84,7 @@ export class UnitStates {
       states.set(name, st);
     }
     this.last = states;
-    return { states, lingering };
+    return { states, lingering, recheckInMs };
   }
 
   private async journalLines(unit: string): Promise<string[] | undefined> {
@@ -75,4 +98,14 @@ export class UnitStates {
       return undefined;
     }
   }
+}
+
+/**
+ * How much of a unit's window is left (ms): 0 once it has been active `windowS` seconds (since
+ * `enterUs`, on the clock of `nowUs`), null while it is not active (nothing to wait for: a report
+ * follows its next change anyway).
+ */
+export function windowLeftMs(windowS: number, enterUs: number | undefined, nowUs: number): number | null {
+  if (enterUs === undefined) return null;
+  return Math.max(0, Math.ceil(windowS * 1000 - (nowUs - enterUs) / 1000));
 }

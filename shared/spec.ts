@@ -175,6 +175,12 @@ export const UnitSpecSchema = z.object({
    * run, the agent stops and removes these before it starts this one (agent/reconcile.ts)
    */
   replaces: z.array(UnitNameSchema).optional(),
+  /**
+   * set by a rollout on the units it deploys: the unit's window in seconds (how long it must stay
+   * active before the rollout counts it as up; controller/rollout/watch-window.ts). The agent says
+   * in its report when the unit has been active that long on the host's own clock (`stood`).
+   */
+  window: z.number().min(0).max(86_400).optional(),
 });
 export type UnitSpec = z.infer<typeof UnitSpecSchema>;
 
@@ -264,6 +270,13 @@ export const UnitStatusSchema = z.object({
   replaced: z.array(z.string()).optional(),
   /** ServicePort=auto or a range: the port the agent chose for this unit here (its HOUSTON_PORT) */
   port: z.number().int().min(1).max(65535).optional(),
+  /**
+   * for a unit whose spec gives it a window: whether, as this report was made, the unit had been
+   * active that long without a break (systemd's ActiveEnterTimestampMonotonic against the host's
+   * monotonic clock). The agent reports again when a young unit's window ends. Absent from older
+   * agents and for units without a window.
+   */
+  stood: z.boolean().optional(),
 });
 export type UnitStatus = z.infer<typeof UnitStatusSchema>;
 

@@ -19,6 +19,7 @@ import { listSpecs } from "../../shared/stores/specs.js";
 import {
   archivesToKeep,
   decide,
+  notStood,
   noteRestarts,
   refusal,
   removalPending,
@@ -248,6 +249,17 @@ export async function watchHealthy(
   window: { seconds: number; why: string; since: number | null },
   out: Output,
 ): Promise<Failure | null> {
+  const failure = await watchWindow(scheduler, w, window, out);
+  return failure ?? (window.seconds > 0 ? await awaitStood(scheduler, w, window.seconds, out) : null);
+}
+
+/** The window as the controller counts it, from when it saw the batch active. */
+async function watchWindow(
+  scheduler: Scheduler,
+  w: BatchWatch,
+  window: { seconds: number; why: string; since: number | null },
+  out: Output,
+): Promise<Failure | null> {
   const reports = async (): Promise<ReadonlyMap<string, StatusReport>> =>
     (await scheduler.reports()).get(w.stack) ?? new Map();
   const seconds = window.seconds;
@@ -276,6 +288,44 @@ export async function watchHealthy(
         reason: `--timeout ran out while watching the units for their window of ${seconds}s`,
       };
     return unwellUnit(w, await reports());
+  }
+}
+
+/**
+ * Then each host's word that its units stood their window on its own clock (a report late by a
+ * second could otherwise hide a death near the window's end): followed until every unit has
+ * stood, failed or restarted, or one unit's bound (-d × -m) passes without that report.
+ */
+async function awaitStood(scheduler: Scheduler, w: BatchWatch, seconds: number, out: Output): Promise<Failure | null> {
+  let waiting = notStood(w.scope, w.generation, (await scheduler.reports()).get(w.stack) ?? new Map());
+  if (waiting.length === 0) return null;
+  const text = () =>
+    `waiting for ${waiting.map((x) => `${x.hosts.join(", ")} to report ${x.unit}`).join("; ")} active for its ${seconds}s window`;
+  const started = Date.now();
+  try {
+    return await scheduler.follow(
+      w.stack,
+      Math.min(w.deadline, started + w.perUnitMs),
+      (reports): Failure | null | undefined => {
+        const failure = unwellUnit(w, reports);
+        if (failure) return failure;
+        waiting = notStood(w.scope, w.generation, reports);
+        if (waiting.length === 0) return null;
+        out.progress(text());
+        return undefined;
+      },
+      text,
+    );
+  } catch (err) {
+    if (!(err instanceof TimeoutError)) throw err;
+    const first = waiting[0];
+    return {
+      unit: first?.unit ?? "?",
+      host: first?.hosts.join(", ") ?? "?",
+      reason: `no report that it stood its ${seconds}s window came within ${Math.round((Date.now() - started) / 1000)}s of the controller's count (${err.message})`,
+    };
+  } finally {
+    out.progress("");
   }
 }
 

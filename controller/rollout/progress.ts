@@ -6,6 +6,7 @@
  *    (and where, and why), and whether removed units are gone;
  *  - while a batch stands its window: whether a unit failed, left active or restarted (NRestarts
  *    grown past what this rollout first saw, or auto-restart);
+ *  - whether each host has said that a unit stood its window (on the host's own clock);
  *  - whether an agent refused the generation's spec (unsigned, untrusted key, ...): that fails it.
  */
 import type { UnitTarget } from "../scheduler/targets.js";
@@ -162,6 +163,26 @@ export function unhealthy(
     }
   }
   return null;
+}
+
+/**
+ * The batch's units, by host, whose host has not said yet that they stood their window: a report
+ * of this generation that lists the unit with `stood: false` (the agent reports again when the
+ * window ends on its clock). A report without `stood` (an older agent) leaves it to the window the
+ * controller counted; a host without a current report is no evidence either way, as in unhealthy.
+ */
+export function notStood(
+  units: UnitTarget[],
+  generation: number,
+  reports: ReadonlyMap<string, StatusReport>,
+): { unit: string; hosts: string[] }[] {
+  return units.flatMap((u) => {
+    const hosts = u.hosts.filter((host) => {
+      const r = reports.get(host);
+      return reportIsCurrent(r, generation) && r.units.find((x) => x.name === u.name)?.stood === false;
+    });
+    return hosts.length ? [{ unit: u.name, hosts }] : [];
+  });
 }
 
 /** "x restarted (NRestarts 0 → 3, Result=exit-code)": how a rollout names a restart. */

@@ -179,7 +179,13 @@ export function planRollout(req: RolloutRequest, seen: Observed, opts: PlanOptio
   const names = new Set(req.units.map((u) => u.name));
   const liveNames = new Set((before?.units ?? []).map((u) => u.name));
   const kept = (before?.units ?? []).filter((u) => !names.has(u.name));
-  const newUnits = withReplaces(req.units, kept);
+  // each unit carries its window: its host reports when it has stood it (agent/unit-states.ts)
+  const windowOf = new Map(windows.map((w) => [w.unit, w.seconds]));
+  const newUnits = withReplaces(req.units, kept).map((u) => {
+    const { window: _old, ...rest } = u;
+    const seconds = windowOf.get(u.name) ?? 0;
+    return seconds > 0 ? { ...rest, window: seconds } : rest;
+  });
   // stop then start: by default one host at a time, so the other hosts keep serving
   const replacing = newUnits.some((u) => u.replaces?.length);
   const maxParallel = replacing && opts.maxParallel === null ? 1 : opts.maxParallel;

@@ -4,8 +4,9 @@
  * rollout sees passing) needs no extra wait; any other service is watched for the seed's --delay
  * (5 s) — it was "active" the moment it forked — or the environment's `min-healthy:` of
  * manifest.yaml instead. A unit's [X-Houston] MinHealthy= sets its own; --min-healthy overrides
- * everything. The
- * windows of one batch overlap: it is watched for the longest (batchWindow).
+ * everything. The windows of one batch overlap: it is watched for the longest (batchWindow). Each
+ * unit's window is written into the spec (UnitSpec.window), so that its host can say when the unit
+ * has stood it on its own clock.
  */
 import { ConfigError } from "../../shared/errors.js";
 import type { UnitSpec } from "../../shared/spec.js";
