@@ -18,7 +18,12 @@ export interface AgentConfig {
   unitDir: string;
   stateDir: string;
   dbusAddress: string | undefined;
-  listen: { host: string; port: number; /** address Consul's check uses */ checkHost: string };
+  listen: {
+    host: string;
+    port: number;
+    /** the address its agents/<node> record names (httpAddr) */
+    checkHost: string;
+  };
   /** metadata added to (and overriding) the Consul node meta */
   meta: Record<string, string>;
   /** read the journal for failed units' last lines */
@@ -49,6 +54,7 @@ export const USAGE = `houston-agent [options]
   --consul ADDR        Consul HTTP address (CONSUL_HTTP_ADDR; default http://127.0.0.1:8500)
   --token TOKEN        Consul ACL token (CONSUL_HTTP_TOKEN); never sent over plain http to
                        another host unless --insecure-token
+  --insecure-token     allow sending the token over plain http to a non-loopback address
   --ca-file, --client-cert, --client-key, --tls-server-name
                        TLS to Consul (CONSUL_CACERT, CONSUL_CLIENT_CERT, CONSUL_CLIENT_KEY,
                        CONSUL_TLS_SERVER_NAME)
@@ -74,7 +80,8 @@ export const USAGE = `houston-agent [options]
   --local-socket PATH  unix socket (mode 0600) where fleet's file units ask for their files
                        (HOUSTON_LOCAL_SOCKET; default /run/houston/agent.sock; "" turns it off)
   --no-journal         do not read journal lines of failed units
-  --start-timeout SEC  how long one unit start may take (default 90)`;
+  --start-timeout SEC  how long one unit start may take (default 90)
+  --version, --help    print the agent's version, or this`;
 
 export function parseAgentConfig(argv: string[], env: NodeJS.ProcessEnv): AgentConfig {
   const { values } = parseArgs({

@@ -1,5 +1,7 @@
 /**
- * The `houston` command line (commander). Each command is a thin adapter onto controller/commands.
+ * The `houston` command line (commander): the global options and `plan` here, the other commands
+ * from commands/register.ts and commands/host-config.ts, each a thin adapter onto
+ * controller/commands; main() maps errors to exit codes.
  */
 import { Command, CommanderError } from "commander";
 import {

@@ -2,11 +2,11 @@
 # testhost.sh - run a REAL systemd (PID 1 of its own PID/mount/UTS/IPC/cgroup/net
 # namespaces) on a host whose PID 1 is not systemd, for integration tests of a D-Bus client.
 #
-#   systemd-testhost.sh start  NAME [IPSUFFIX]   # boot instance, wait until ready, print connect info
-#   systemd-testhost.sh stop   NAME              # clean shutdown + teardown of everything it created
-#   systemd-testhost.sh reboot|poweroff|poweron NAME   # the same root: off and on again, off, on
-#   systemd-testhost.sh status NAME
-#   systemd-testhost.sh shell  NAME [cmd...]     # run a command inside the instance (nsenter)
+#   testhost.sh start  NAME [IPSUFFIX]   # boot instance, wait until ready, print connect info
+#   testhost.sh stop   NAME              # clean shutdown + teardown of everything it created
+#   testhost.sh reboot|poweroff|poweron NAME   # the same root: off and on again, off, on
+#   testhost.sh status NAME
+#   testhost.sh shell  NAME [cmd...]     # run a command inside the instance (nsenter)
 #
 # Must run as root (real root in the initial user namespace) on Linux with overlayfs and cgroup2
 # mounted either at /sys/fs/cgroup (unified) or /sys/fs/cgroup/unified (hybrid).

@@ -1,11 +1,12 @@
 /**
  * Least-privilege Consul ACL policies for Houston (pure): who may write what under the KV prefix.
- *  - controller: writes specs (and signatures), archives, locks and history; reads status and
- *    agents; holds lock sessions; reads the catalog and health to follow rollouts.
+ *  - controller: writes specs (and signatures), archives, locks, history and fleet/ (`houston
+ *    adopt`); reads the rest of the prefix; holds lock sessions; reads the catalog and health to
+ *    follow rollouts.
  *  - agent on node N: reads specs (with their signatures and each stack's latest record, the
  *    signed tombstone of a removal: all under stacks/, nothing wider), archives and the other
  *    agents' records; writes only status/N/ and agents/N, and (as the scheduler, when it holds
- *    the role) scheduler/ and placements/;
+ *    the role) scheduler/, placements/ and fleet/;
  *    registers, on its own Consul agent, only the services Houston registers: `houston-*` (its
  *    own houston-agent and the per-stack houston-<stack>) and, per stack named when the policy is
  *    made, the names that stack may declare (`<stack>` and `<stack>-*`, shared/spec.ts

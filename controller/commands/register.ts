@@ -1,6 +1,7 @@
 /**
  * Registers the deploy-side and inspection commands on the CLI: service / standalone / global
- * (the seed's invocation and flags), remove, rollback, status, history, nodes.
+ * (the seed's invocation and flags), remove, rollback, status, history, nodes; and acl, keygen,
+ * adopt. (plan is declared in controller/cli.ts, host-config in commands/host-config.ts.)
  */
 import { Option, type Command } from "commander";
 import { ConfigError } from "../../shared/errors.js";

@@ -7,7 +7,7 @@
  * where fleet actually put each unit, read back from placements/<stack>.
  *
  * What it refuses: canaries and --max-parallel batches (fleet starts the units itself), Instances=
- * above 1 and Socket= (unit-rules.ts). Its unit texts: a chain only Wants= its predecessor and each
+ * above 1, Socket=, Upgrade=replace and ServicePort=auto or a range (unit-rules.ts). Its unit texts: a chain only Wants= its predecessor and each
  * unit requires the file unit. After a confirmed deploy the original Houston's units adopted for
  * the stack are released, so fleet destroys them (one of a name the deployment has runs on as
  * Houston's). When no scheduler agent reaches fleetd (its error stays the placement document's

@@ -2,7 +2,8 @@
  * The store of stack specs: stacks/<stack>/spec with its signature at stacks/<stack>/signature.
  * Lists and decodes them (a spec must name the stack of its key), verifies a signature against
  * trusted keys, and CAS-writes a spec together with its signature (or without a stale one) and
- * the stack's latest record (shared/stores/latest.ts); deleting a spec leaves a signed tombstone.
+ * the stack's latest record (shared/stores/latest.ts); deleting a spec leaves a signed tombstone
+ * when signing is on (without it, the latest record goes with the spec).
  * An unreadable spec is returned as Unreadable; the caller says what it means (status reports it,
  * placement ignores it, archive pruning keeps everything).
  */
