@@ -300,7 +300,7 @@ async function awaitStood(scheduler: Scheduler, w: BatchWatch, seconds: number, 
   let waiting = notStood(w.scope, w.generation, (await scheduler.reports()).get(w.stack) ?? new Map());
   if (waiting.length === 0) return null;
   const text = () =>
-    `waiting for ${waiting.map((x) => `${x.hosts.join(", ")} to report ${x.unit}`).join("; ")} active for its ${seconds}s window`;
+    `waiting for ${waiting.map((x) => `${x.hosts.join(", ")} to report that ${x.unit} stood its window`).join("; ")} (on the host's clock)`;
   const started = Date.now();
   try {
     return await scheduler.follow(
@@ -322,7 +322,7 @@ async function awaitStood(scheduler: Scheduler, w: BatchWatch, seconds: number, 
     return {
       unit: first?.unit ?? "?",
       host: first?.hosts.join(", ") ?? "?",
-      reason: `no report that it stood its ${seconds}s window came within ${Math.round((Date.now() - started) / 1000)}s of the controller's count (${err.message})`,
+      reason: `no report that it stood its window came ${Math.round((Date.now() - started) / 1000)}s after the batch's ${seconds}s had passed on the controller's count (${err.message})`,
     };
   } finally {
     out.progress("");
