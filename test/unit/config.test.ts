@@ -71,6 +71,16 @@ describe("manifest.yaml", () => {
     ["no environments", "variables: {}\n", /manifest\.yaml: environments: at least one environment/],
     ["unknown key", `${manifest}servces: {}\n`, /manifest\.yaml:3: servces: unknown key/],
     [
+      "unknown key in an environment (a typo would otherwise be ignored)",
+      "environments:\n  test:\n    consull: http://10.0.0.1:8500\n",
+      /manifest\.yaml:3: environments\.test\.consull: unknown key \(known: consul, fleet, scheduler, min-healthy\)/,
+    ],
+    [
+      "environments as a word",
+      "environments: test\n",
+      /manifest\.yaml:1: environments: must be a mapping of environment name/,
+    ],
+    [
       "non-string unit ref",
       `${manifest}shared-units:\n  x:\n    - a\n    - {b: 1}\n`,
       /manifest\.yaml:6: shared-units\.x\.1: a unit reference must be a string/,
