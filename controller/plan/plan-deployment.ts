@@ -23,7 +23,13 @@ import {
 import type { FileEntry, UnitTemplate } from "./inputs.js";
 import { substitute } from "./substitute.js";
 import { buildArchive, type BuiltArchive } from "./archive.js";
-import { addDependency, dropGroupMetadata, rewriteReferences, serviceDeclOf } from "./render-unit.js";
+import {
+  addDependency,
+  checkHoustonSection,
+  dropGroupMetadata,
+  rewriteReferences,
+  serviceDeclOf,
+} from "./render-unit.js";
 import { attachSocket, socketGuardUnit, socketSpecs, socketUnit } from "./socket.js";
 import { AGENTS_UNIT_RULES, type UnitRules } from "../scheduler/unit-rules.js";
 import { upgradeOf, upgradeStrategy, type UpgradeStrategy } from "./strategy.js";
@@ -111,6 +117,7 @@ export function planDeployment(inputs: PlanInputs, req: DeploymentRequest, rules
     if (rendered.some((r) => r.spec.name === name))
       throw new ConfigError(input.template.source, `unit ${name} is listed twice in this deployment`);
     const unit = parseUnitFile(substitute(input.template.text, vars), input.template.source);
+    checkHoustonSection(unit, input.template.source);
     const wants = placementOf(unit, input.template.source); // malformed [X-Fleet] is an error before anything is dropped
     const refused = (wants.instances ?? 1) > 1 ? rules.refuseInstances(wants.instances ?? 1) : null;
     if (refused) throw new ConfigError(input.template.source, refused);

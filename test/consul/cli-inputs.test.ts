@@ -169,6 +169,41 @@ const cases: { title: string; files?: Record<string, string>; args: string[]; er
     err: /app.service:4: \[X-Fleet\] Global=maybe: expected true or false/,
   },
   {
+    title: "an unknown [X-Houston] key (a typo that would do nothing)",
+    files: { "units/service/svc.service": "[Service]\nExecStart=/bin/true\n[X-Houston]\nServicPort=80\n" },
+    args: ["plan", "service", "svc", "1"],
+    err: /svc.service:4: \[X-Houston\] ServicPort=: unknown key \(known: Instances, ServicePort, /,
+  },
+  {
+    title: "a MinHealthy= that is not seconds, on a deploy: refused before Consul, naming the file",
+    files: { "units/shared/app.service": "[Service]\nExecStart=/bin/true\n[X-Houston]\nMinHealthy=abc\n" },
+    args: ["standalone", "web"],
+    err: /app.service:4: \[X-Houston\] MinHealthy=abc: expected whole seconds from 0 to 86400/,
+  },
+  {
+    title: "a MinHealthy= past a day (a timer would fire at once)",
+    files: { "units/shared/app.service": "[Service]\nExecStart=/bin/true\n[X-Houston]\nMinHealthy=99999999999\n" },
+    args: ["plan", "standalone", "web"],
+    err: /app.service:4: \[X-Houston\] MinHealthy=99999999999: expected whole seconds/,
+  },
+  {
+    title: "a ServiceCheckInterval= that is not a duration names the key as written",
+    files: {
+      "units/service/svc.service":
+        "[Service]\nExecStart=/bin/true\n[X-Houston]\nServicePort=80\nServiceCheckInterval=abc\n",
+    },
+    args: ["plan", "service", "svc", "1"],
+    err: /svc.service:5: \[X-Houston\] ServiceCheckInterval=abc: expected a duration such as 2s/,
+  },
+  {
+    title: "a ServiceCheckHTTP= that is no URL names the key as written",
+    files: {
+      "units/service/svc.service": "[Service]\nExecStart=/bin/true\n[X-Houston]\nServicePort=80\nServiceCheckHTTP=x\n",
+    },
+    args: ["plan", "service", "svc", "1"],
+    err: /svc.service:5: \[X-Houston\] ServiceCheckHTTP=x: check URL must name this host/,
+  },
+  {
     title: "an unknown --scheduler",
     args: ["plan", "standalone", "web", "--scheduler", "nomad"],
     err: /--scheduler: "nomad" is not a scheduler \(agents or fleet\)/,
