@@ -2,9 +2,8 @@
  * cloud-init style `write_files` lists (files/global.yaml, files/standalone/NAME.yaml,
  * files/service/NAME.yaml): path, content, permissions, owner, group, encoding, environment.
  */
-import { existsSync } from "node:fs";
 import { join, posix } from "node:path";
-import { isRecord, readYamlFile, type YamlFile } from "./yaml-file.js";
+import { configFileExists, isRecord, readYamlFile, type YamlFile } from "./yaml-file.js";
 import type { FileEntry } from "../plan/inputs.js";
 import { substitute } from "../plan/substitute.js";
 
@@ -38,7 +37,7 @@ export function loadFiles(
   known?: ReadonlySet<string>,
   dir?: string,
 ): FileEntry[] {
-  if (!existsSync(file)) return [];
+  if (!configFileExists(file, dir)) return [];
   const y: YamlFile = readYamlFile(file, dir);
   let list: unknown = y.data;
   let base: (string | number)[] = [];
