@@ -119,6 +119,10 @@ export function planDeployment(inputs: PlanInputs, req: DeploymentRequest, rules
     const unit = parseUnitFile(substitute(input.template.text, vars), input.template.source);
     checkHoustonSection(unit, input.template.source);
     const wants = placementOf(unit, input.template.source); // malformed [X-Fleet] is an error before anything is dropped
+    for (const e of unit.sections.filter((sec) => sec.name === "X-Fleet").flatMap((sec) => sec.entries)) {
+      const why = rules.refuseFleetKey(e.key);
+      if (why) throw new ConfigError(input.template.source, why, e.line);
+    }
     const refused = (wants.instances ?? 1) > 1 ? rules.refuseInstances(wants.instances ?? 1) : null;
     if (refused) throw new ConfigError(input.template.source, refused);
     if (input.role !== "service" && socketSpecs(unit, input.template.source).length) {

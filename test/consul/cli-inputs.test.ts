@@ -204,6 +204,20 @@ const cases: { title: string; files?: Record<string, string>; args: string[]; er
     err: /svc.service:5: \[X-Houston\] ServiceCheckHTTP=x: check URL must name this host/,
   },
   {
+    title: "fleet's old name for MachineMetadata= under the agents (it would place the unit anywhere)",
+    files: {
+      "units/shared/app.service": "[Service]\nExecStart=/bin/true\n[X-Fleet]\nX-ConditionMachineMetadata=role=db\n",
+    },
+    args: ["plan", "standalone", "web"],
+    err: /app.service:4: \[X-Fleet\] X-ConditionMachineMetadata= is fleet's old name for MachineMetadata=: write MachineMetadata=/,
+  },
+  {
+    title: "a misspelt [X-Fleet] key under the agents",
+    files: { "units/shared/app.service": "[Service]\nExecStart=/bin/true\n[X-Fleet]\nMachineMetdata=role=db\n" },
+    args: ["plan", "standalone", "web"],
+    err: /app.service:4: \[X-Fleet\] MachineMetdata= is not placed by Houston's agents/,
+  },
+  {
     title: "an unknown --scheduler",
     args: ["plan", "standalone", "web", "--scheduler", "nomad"],
     err: /--scheduler: "nomad" is not a scheduler \(agents or fleet\)/,
@@ -315,5 +329,14 @@ describe("bad input is refused at the door (exit 2, no stack trace, nothing sent
         .toString()
         .trim(),
     ).toBe(version);
+  });
+
+  it("under fleet, [X-Fleet] goes to fleet as written (its old names too)", async () => {
+    const dir = configDir({
+      ...base,
+      "units/shared/app.service": "[Service]\nExecStart=/bin/true\n[X-Fleet]\nX-ConditionMachineMetadata=role=db\n",
+    });
+    const r = await houston(CLOSED, dir, "plan", "standalone", "web", "--scheduler", "fleet");
+    expect(r.code, r.stderr).toBe(0);
   });
 });
