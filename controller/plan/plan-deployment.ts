@@ -114,6 +114,12 @@ export function planDeployment(inputs: PlanInputs, req: DeploymentRequest, rules
     const name = unitName({ stack, component, group: req.group, version });
     const reserved = reservedUnitName(name);
     if (reserved) throw new ConfigError(input.template.source, reserved);
+    // systemd refuses longer names (UNIT_NAME_MAX): every host's agent would fail to write it
+    if (name.length > 255)
+      throw new ConfigError(
+        "command line",
+        `unit name ${name} is ${name.length} characters long; systemd takes at most 255 (a shorter version, group or name)`,
+      );
     if (rendered.some((r) => r.spec.name === name))
       throw new ConfigError(input.template.source, `unit ${name} is listed twice in this deployment`);
     const unit = parseUnitFile(substitute(input.template.text, vars), input.template.source);

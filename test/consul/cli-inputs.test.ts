@@ -218,6 +218,23 @@ const cases: { title: string; files?: Record<string, string>; args: string[]; er
     err: /app.service:4: \[X-Fleet\] MachineMetdata= is not placed by Houston's agents/,
   },
   {
+    title: "a version making a unit name longer than systemd takes",
+    args: ["plan", "service", "svc", "v".repeat(260)],
+    err: /command line: unit name svc@v+\.service is 272 characters long; systemd takes at most 255/,
+  },
+  { title: "a bad group on remove", args: ["remove", "web", "-g", "A B"], err: /invalid group "A B"/ },
+  { title: "an empty group on remove", args: ["remove", "web", "-g", ""], err: /invalid group ""/ },
+  {
+    title: "a bad group with --remove",
+    args: ["standalone", "web", "--remove", "-g", "../x"],
+    err: /invalid group "..\/x"/,
+  },
+  {
+    title: "a bad --delay with --force-unlock: refused before the lock is broken",
+    args: ["standalone", "web", "--force-unlock", "--delay", "x"],
+    err: /--delay must be a positive whole number, got "x"/,
+  },
+  {
     title: "an unknown --scheduler",
     args: ["plan", "standalone", "web", "--scheduler", "nomad"],
     err: /--scheduler: "nomad" is not a scheduler \(agents or fleet\)/,
