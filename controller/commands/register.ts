@@ -227,16 +227,11 @@ export function registerCommands(program: Command, env: CommandEnv): void {
       .argument("[generation]")
       .description("redeploy an earlier successful generation (default: the one before the last success)"),
   ).action(async (stack: string, generation: string | undefined, flags: DeployFlags, cmd: Command) => {
+    // checked before --force-unlock breaks the lock
+    const target = generation === undefined ? null : positive("GENERATION", generation);
+    const opts = rolloutOptions({ ...flags, dependencies: true });
     const { ctx, out } = await stackCommand(stack, cmd, flags.forceUnlock === true);
-    setExit(
-      await rollbackCommand(
-        ctx,
-        stack,
-        generation === undefined ? null : positive("GENERATION", generation),
-        rolloutOptions({ ...flags, dependencies: true }),
-        out,
-      ),
-    );
+    setExit(await rollbackCommand(ctx, stack, target, opts, out));
   });
 
   const inspectCtx = (cmd: Command) => {

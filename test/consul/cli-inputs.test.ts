@@ -235,6 +235,11 @@ const cases: { title: string; files?: Record<string, string>; args: string[]; er
     err: /--delay must be a positive whole number, got "x"/,
   },
   {
+    title: "rollback: a bad GENERATION with --force-unlock is refused before the lock is broken",
+    args: ["rollback", "web", "x", "--force-unlock"],
+    err: /GENERATION must be a positive whole number, got "x"/,
+  },
+  {
     title: "an unknown --scheduler",
     args: ["plan", "standalone", "web", "--scheduler", "nomad"],
     err: /--scheduler: "nomad" is not a scheduler \(agents or fleet\)/,
