@@ -106,6 +106,18 @@ describe("write_files", () => {
     const dir = configDir({ "f.yaml": text });
     return loadFiles(join(dir, "f.yaml"), env, { service: "example", environment: env, v: "V" });
   };
+  it("a path too long for the host's filesystem, or none at all, names the entry's line", () => {
+    expect(() => load(`- {path: /a, content: x}\n- {path: /${"n".repeat(256)}, content: x}\n`)).toThrow(
+      /f\.yaml:2: 1\.path: path \/n+… has a name of 256 bytes \(at most 255\)/,
+    );
+    expect(() => load(`- {path: ${"/abcdefgh".repeat(512)}, content: x}\n`)).toThrow(
+      /f\.yaml:1: 0\.path: .* is 4608 bytes long \(at most 4095\)/,
+    );
+    expect(() => load("- {path: /a, content: x}\n- content: x\n")).toThrow(
+      /f\.yaml:2: 1: path must be an absolute path/,
+    );
+  });
+
   it("reads permissions however they are written, owner:group, b64, environment filter", () => {
     const files = load(
       [
