@@ -17,6 +17,7 @@ import { fleetScheduler } from "./scheduler/fleet.js";
 import { releaseAdopted } from "./commands/adopt.js";
 import type { Scheduler } from "./scheduler/scheduler.js";
 import { loadManifest, type Manifest, type SchedulerName } from "./config/manifest.js";
+import { consoleOutput } from "./output.js";
 
 export interface GlobalOptions {
   config: string;
@@ -84,7 +85,16 @@ export function makeContext(opts: GlobalOptions, manifest?: Manifest): Context {
       );
     }
     // "" rather than undefined: the client would otherwise take $CONSUL_HTTP_TOKEN itself
-    consul = new Consul({ addr: addr.value, token: token ?? "", tls });
+    const notice = consoleOutput({ verbose: false });
+    consul = new Consul({
+      addr: addr.value,
+      token: token ?? "",
+      tls,
+      onSlow: (what, waited, limit) =>
+        notice.warn(
+          `Consul at ${url.host} has not answered ${what} for ${Math.round(waited / 1000)}s (giving up at ${Math.round(limit / 1000)}s)`,
+        ),
+    });
   } catch (err) {
     if (err instanceof ConfigError) throw err;
     throw new ConfigError(addr.source, errorText(err));

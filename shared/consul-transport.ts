@@ -9,7 +9,8 @@ import ConsulClient from "consul";
 import { EventEmitter } from "node:events";
 import { readFileSync } from "node:fs";
 import { Agent as HttpAgent, type IncomingMessage } from "node:http";
-import { isIP } from "node:net";
+import { lookup as dnsLookup } from "node:dns";
+import { isIP, type LookupFunction } from "node:net";
 import { ConsulError, ConsulUnreachableError, errorText } from "./errors.js";
 
 export interface TlsOptions {
@@ -86,6 +87,14 @@ export function isLoopback(url: URL): boolean {
   return host === "localhost" || host === "::1" || (isIP(host) === 4 && host.startsWith("127."));
 }
 
+/**
+ * An IPv6 literal reaches the client (and the Host header) in its brackets, `[::1]`, which a name
+ * lookup cannot resolve: the agents look up the address without them, and TLS checks the
+ * certificate against it without them too.
+ */
+const unbracket = (host: string): string => host.replace(/^\[(.*)\]$/, "$1");
+const lookup: LookupFunction = (host, options, callback) => dnsLookup(unbracket(host), options, callback);
+
 export class ConsulTransport {
   readonly addr: string;
   private readonly client: PapiClient;
@@ -106,18 +115,21 @@ export class ConsulTransport {
         throw new ConsulError("a client certificate needs its key (CONSUL_CLIENT_CERT with CONSUL_CLIENT_KEY)");
       // node:https (with tls) is loaded only for an https Consul: about 2 MB of the agent's memory
       const { Agent: HttpsAgent } = process.getBuiltinModule("node:https");
+      const { checkServerIdentity } = process.getBuiltinModule("node:tls");
       this.agent = new HttpsAgent({
         keepAlive: true,
+        lookup,
+        checkServerIdentity: (host, cert) => checkServerIdentity(unbracket(host), cert),
         ca: read(tls.caFile, "CA certificate"),
         cert: read(tls.certFile, "client certificate"),
         key: read(tls.keyFile, "client key"),
         servername: tls.serverName,
       });
     } else {
-      this.agent = new HttpAgent({ keepAlive: true });
+      this.agent = new HttpAgent({ keepAlive: true, lookup });
     }
     this.client = new ConsulClient({
-      host: url.hostname.replace(/^\[(.*)\]$/, "$1"),
+      host: url.hostname,
       port: Number(url.port || (url.protocol === "https:" ? 443 : 80)),
       secure: url.protocol === "https:",
       agent: this.agent,

@@ -13,6 +13,13 @@ export interface ConsulOptions {
   token?: string | undefined;
   /** per-request timeout for non-blocking requests */
   timeoutMs?: number;
+  /**
+   * said every slowNoticeMs while a non-blocking request has no answer yet (a Consul that
+   * accepts the connection and says nothing): the CLI warns rather than wait 30 s in silence
+   */
+  onSlow?: (what: string, waitedMs: number, timeoutMs: number) => void;
+  /** how often onSlow is said (default SLOW_NOTICE_MS, 10 s) */
+  slowNoticeMs?: number;
   /** TLS files and server name; default from CONSUL_CACERT, CONSUL_CLIENT_CERT, CONSUL_CLIENT_KEY, CONSUL_TLS_SERVER_NAME */
   tls?: TlsOptions;
 }

@@ -44,10 +44,15 @@ export {
   type TxnOp,
 } from "./consul-wire.js";
 
+/** how often a request still without an answer is said (ConsulOptions.onSlow) */
+export const SLOW_NOTICE_MS = 10_000;
+
 export class Consul {
   readonly addr: string;
   private readonly token: string | undefined;
   private readonly timeoutMs: number;
+  private readonly onSlow: ConsulOptions["onSlow"];
+  private readonly slowNoticeMs: number;
   private readonly transport: ConsulTransport;
 
   constructor(opts: ConsulOptions = {}) {
@@ -56,6 +61,8 @@ export class Consul {
     this.addr = this.transport.addr;
     this.token = opts.token ?? (process.env.CONSUL_HTTP_TOKEN || undefined);
     this.timeoutMs = opts.timeoutMs ?? 30_000;
+    this.onSlow = opts.onSlow;
+    this.slowNoticeMs = opts.slowNoticeMs ?? SLOW_NOTICE_MS;
   }
 
   /** Closes idle keep-alive connections (a CLI run ends sooner). */
@@ -82,15 +89,28 @@ export class Consul {
     const headers: Record<string, string> = {};
     if (this.token) headers["X-Consul-Token"] = this.token;
     const body = typeof opts.body === "string" ? Buffer.from(opts.body) : opts.body;
-    return this.transport.send({
-      method,
-      path: `${path.replace(/^\/v1/, "")}${query ? `?${query}` : ""}`,
-      headers,
-      body,
-      // large writes get time in proportion (a loaded machine is slow, not broken): +1 s per 64 KiB
-      timeoutMs: opts.timeoutMs ?? this.timeoutMs + Math.ceil((body?.length ?? 0) / 65_536) * 1000,
-      signal: opts.signal,
-    });
+    // large writes get time in proportion (a loaded machine is slow, not broken): +1 s per 64 KiB
+    const timeoutMs = opts.timeoutMs ?? this.timeoutMs + Math.ceil((body?.length ?? 0) / 65_536) * 1000;
+    const started = Date.now();
+    const onSlow = this.onSlow;
+    // a blocking query (wait=) is meant to wait: only the others are slow
+    const slow =
+      onSlow && opts.query?.wait === undefined
+        ? setInterval(() => onSlow(`${method} ${path}`, Date.now() - started, timeoutMs), this.slowNoticeMs)
+        : undefined;
+    slow?.unref();
+    try {
+      return await this.transport.send({
+        method,
+        path: `${path.replace(/^\/v1/, "")}${query ? `?${query}` : ""}`,
+        headers,
+        body,
+        timeoutMs,
+        signal: opts.signal,
+      });
+    } finally {
+      clearInterval(slow);
+    }
   }
 
   private fail(what: string, res: RawResponse, needs: string): never {

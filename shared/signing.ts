@@ -109,11 +109,21 @@ export class SpecSigner {
   }
 
   static fromFile(path: string, scope: SigningScope): SpecSigner {
-    let key: KeyObject;
+    let pem: Buffer;
     try {
-      key = createPrivateKey(readFileSync(path));
+      pem = readFileSync(path);
     } catch (err) {
       throw new SigningKeyError(`signing key ${path}: ${errorText(err)}`);
+    }
+    let key: KeyObject;
+    try {
+      key = createPrivateKey(pem);
+    } catch (err) {
+      // OpenSSL's own words ("error:1E08010C:DECODER routines::unsupported") only as the detail
+      const what = pem.includes("PUBLIC KEY-----") ? "a public key, not the private one" : "not a PEM private key";
+      throw new SigningKeyError(
+        `signing key ${path}: ${what} (houston keygen writes one as PREFIX.key) [${errorText(err)}]`,
+      );
     }
     return new SpecSigner(key, scope);
   }

@@ -9,8 +9,8 @@
  * Agents may register only `houston-*` and the services of the stacks the config declares (every
  * stack of the manifest and of units/service/) plus each `--stack NAME`: see declaredStacks.
  */
-import { existsSync, mkdirSync, readdirSync, writeFileSync } from "node:fs";
-import { join } from "node:path";
+import { existsSync, mkdirSync, readdirSync, rmdirSync, statSync } from "node:fs";
+import { dirname, join, resolve } from "node:path";
 import {
   createNodeIdentityToken,
   createToken,
@@ -20,7 +20,7 @@ import {
 } from "../../shared/consul-acl.js";
 import type { KvLayout } from "../../shared/kv-layout.js";
 import { NAME_RE } from "../../shared/unit-name.js";
-import { ConfigError } from "../../shared/errors.js";
+import { ConfigError, errorText } from "../../shared/errors.js";
 import { loadManifest } from "../config/manifest.js";
 import { readYamlFile } from "../config/yaml-file.js";
 import {
@@ -34,6 +34,7 @@ import {
 } from "../acl/policies.js";
 import type { Context } from "../context.js";
 import type { Output } from "../output.js";
+import { presentPaths, writeNewFiles } from "./new-files.js";
 
 function checkNodes(nodes: string[]): string[] {
   for (const n of nodes)
@@ -88,13 +89,41 @@ export function aclPoliciesCommand(
 ): void {
   const policies = allPolicies(kv, checkNodes(nodes.length ? nodes : ["NODE"]), checkStacks(stacks));
   if (outDir !== undefined) {
-    const files = policyFiles(policies);
-    // nothing half-written: refuse before writing when any file is there already
-    const taken = files.filter((f) => existsSync(join(outDir, f.file))).map((f) => f.file);
-    if (taken.length)
-      throw new ConfigError("--out", `${outDir} already holds ${taken.join(", ")}; existing files are not overwritten`);
-    mkdirSync(outDir, { recursive: true });
-    for (const f of files) writeFileSync(join(outDir, f.file), f.text);
+    const files = policyFiles(policies).map((f) => ({ ...f, path: join(outDir, f.file) }));
+    let isDir: boolean | null = null;
+    try {
+      isDir = statSync(outDir).isDirectory();
+    } catch {
+      // not there yet: made below
+    }
+    if (isDir === false) throw new ConfigError("--out", `${outDir} exists and is not a directory`);
+    // nothing half-written: refuse before writing when any file is there already (a symlink too)
+    const taken = new Set(presentPaths(files));
+    if (taken.size)
+      throw new ConfigError(
+        "--out",
+        `${outDir} already holds ${files
+          .filter((f) => taken.has(f.path))
+          .map((f) => f.file)
+          .join(", ")}; existing files are not overwritten`,
+      );
+    let made: string | undefined;
+    try {
+      made = mkdirSync(outDir, { recursive: true });
+    } catch (err) {
+      throw new ConfigError("--out", `cannot create ${outDir}: ${errorText(err)}`);
+    }
+    try {
+      writeNewFiles("--out", `the policy files into ${outDir}`, files);
+    } catch (err) {
+      // the folders this command made go too (innermost first, up to the first one made)
+      if (made !== undefined)
+        for (let d = resolve(outDir); ; d = dirname(d)) {
+          rmdirSync(d);
+          if (d === resolve(made) || d === dirname(d)) break;
+        }
+      throw err;
+    }
     for (const p of policies)
       out.info(`consul acl policy create -name ${p.name} -rules @${join(outDir, `${p.name}.hcl`)}`);
     if (json) out.print(JSON.stringify({ files: files.map((f) => join(outDir, f.file)) }, null, 2));

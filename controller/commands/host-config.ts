@@ -40,7 +40,10 @@ export interface HostConfigFlags {
 }
 
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
-const META = /^([A-Za-z0-9_.-]{1,64})=([^,\s]*)$/;
+/** node metadata as Consul takes it (keys: letters, digits, '_', '-', not `consul-…`) and agent.env can hold it */
+const META = /^([A-Za-z0-9_-]{1,64})=([^,\s"'\\]*)$/;
+/** Consul's datacenter names (it lowercases them first) */
+const DATACENTER = /^[A-Za-z0-9_-]+$/;
 
 function readText(flag: string, file: string): string {
   try {
@@ -98,7 +101,12 @@ function trustKey(file: string): { name: string; pem: string } {
   return { name, pem: pem.endsWith("\n") ? pem : `${pem}\n` };
 }
 
-function source(flag: string, url?: string, sha512?: string, local?: string): Source {
+/**
+ * Where a file comes from: `--X-url` with `--X-sha512`, `--X-local`, or already on the host. `flag`
+ * is the option family (--image, --consul-binary); `localFlag` the local file's own flag, when it
+ * is not `${flag}-local` (--agent-files).
+ */
+function source(flag: string, url?: string, sha512?: string, local?: string, localFlag = `${flag}-local`): Source {
   if (url !== undefined && local !== undefined) throw new ConfigError(flag, "give a URL or a local file, not both");
   if (url !== undefined) {
     if (!/^https?:\/\/\S+$/.test(url))
@@ -113,7 +121,7 @@ function source(flag: string, url?: string, sha512?: string, local?: string): So
   if (sha512 !== undefined) throw new ConfigError(`${flag}-sha512`, `only with ${flag}-url`);
   if (local !== undefined) {
     if (local.startsWith("/") || local.split("/").includes(".."))
-      throw new ConfigError(`${flag}-local`, `${JSON.stringify(local)} must be relative to butane's --files-dir`);
+      throw new ConfigError(localFlag, `${JSON.stringify(local)} must be relative to butane's --files-dir`);
     return { kind: "local", path: local };
   }
   return { kind: "present" };
@@ -134,9 +142,21 @@ export function hostConfigFrom(
   const meta: Record<string, string> = {};
   for (const m of f.meta) {
     const r = META.exec(m);
-    if (!r) throw new ConfigError("--meta", `${JSON.stringify(m)} is not KEY=VALUE (no commas or spaces)`);
+    if (!r)
+      throw new ConfigError(
+        "--meta",
+        `${JSON.stringify(m)} is not KEY=VALUE (a key of letters, digits, '_', '-'; a value without commas, spaces, quotes or '\\')`,
+      );
+    if (r[1]!.toLowerCase().startsWith("consul-"))
+      throw new ConfigError("--meta", `${JSON.stringify(m)}: keys starting with consul- are Consul's own`);
+    if (Object.hasOwn(meta, r[1]!)) throw new ConfigError("--meta", `${r[1]} is given twice`);
     meta[r[1]!] = r[2]!;
   }
+  if (f.datacenter !== undefined && !DATACENTER.test(f.datacenter))
+    throw new ConfigError(
+      "--datacenter",
+      `${JSON.stringify(f.datacenter)} is not a Consul datacenter name (letters, digits, '_', '-')`,
+    );
   if (f.consulJoin.length === 0)
     throw new ConfigError("--consul-join", "at least one Consul server address is needed (repeatable)");
   for (const a of f.consulJoin)
@@ -165,7 +185,7 @@ export function hostConfigFrom(
   }
   if (f.agent !== "native" && f.agentFiles !== undefined)
     throw new ConfigError("--agent-files", "only with --agent native");
-  const agentFiles = source("--agent-files", undefined, undefined, f.agentFiles);
+  const agentFiles = source("--agent-files", undefined, undefined, f.agentFiles, "--agent-files");
   const image = f.image ?? `localhost/houston-agent:${HOUSTON_VERSION}`;
   if (!/^[a-z0-9][a-z0-9._\-/:@]*$/.test(image))
     throw new ConfigError("--image", `${JSON.stringify(image)} is not an image name`);

@@ -5,7 +5,7 @@
  */
 import { Option, type Command } from "commander";
 import { ConfigError } from "../../shared/errors.js";
-import { NAME_RE } from "../../shared/unit-name.js";
+import { GROUP_RE, NAME_RE } from "../../shared/unit-name.js";
 import type { CommandEnv } from "./env.js";
 import { makeContext } from "../context.js";
 import { EXIT } from "../output.js";
@@ -40,6 +40,13 @@ interface DeployFlags {
   minHealthy?: string;
   forceUnlock?: boolean;
   keepGenerations: string;
+}
+
+/** -g as a deploy takes it (the planner checks it too): a removal must not ask Consul for another */
+function groupFlag(group: string | null): string | null {
+  if (group !== null && !GROUP_RE.test(group))
+    throw new ConfigError("command line", `invalid group ${JSON.stringify(group)} (lowercase letters, digits, '-')`);
+  return group;
 }
 
 function positive(name: string, value: string, allowZero = false): number {
@@ -146,19 +153,16 @@ export function registerCommands(program: Command, env: CommandEnv): void {
       const manifest = env.manifest(cmd);
       const ctx = makeContext(env.globals(cmd), manifest);
       const out = env.rolloutOutput(cmd);
+      // every flag is checked before the lock is broken or Consul is asked
+      if (flags.remove) {
+        const group = groupFlag(req.group);
+        const keep = positive("--keep-generations", flags.keepGenerations);
+        await breakLockIfAsked(ctx, stackOf(req), flags.forceUnlock === true, out);
+        return setExit(await removeCommand(ctx, stackOf(req), group, req.environment, out, keep));
+      }
+      const opts = rolloutOptions(flags);
       await breakLockIfAsked(ctx, stackOf(req), flags.forceUnlock === true, out);
-      if (flags.remove)
-        return setExit(
-          await removeCommand(
-            ctx,
-            stackOf(req),
-            req.group,
-            req.environment,
-            out,
-            positive("--keep-generations", flags.keepGenerations),
-          ),
-        );
-      setExit(await deployCommand(ctx, manifest, req, rolloutOptions(flags), out));
+      setExit(await deployCommand(ctx, manifest, req, opts, out));
     };
   deployOptions(
     program
@@ -204,23 +208,16 @@ export function registerCommands(program: Command, env: CommandEnv): void {
         flags: { group?: string; forceUnlock?: boolean; keepGenerations: string; yes?: boolean },
         cmd: Command,
       ) => {
+        const group = groupFlag(flags.group ?? null);
+        const keep = positive("--keep-generations", flags.keepGenerations);
         const { ctx, g, out } = await stackCommand(stack, cmd, false);
         const terminal = process.stdin.isTTY === true && process.stderr.isTTY === true;
-        if (!(await confirmRemove(ctx, stack, flags.group ?? null, flags.yes === true, terminal))) {
+        if (!(await confirmRemove(ctx, stack, group, flags.yes === true, terminal))) {
           out.info(`Not removed: ${stack} keeps running`);
           return setExit(false);
         }
         await breakLockIfAsked(ctx, stack, flags.forceUnlock === true, out);
-        setExit(
-          await removeCommand(
-            ctx,
-            stack,
-            flags.group ?? null,
-            g.environment ?? "",
-            out,
-            positive("--keep-generations", flags.keepGenerations),
-          ),
-        );
+        setExit(await removeCommand(ctx, stack, group, g.environment ?? "", out, keep));
       },
     );
 
@@ -231,16 +228,11 @@ export function registerCommands(program: Command, env: CommandEnv): void {
       .argument("[generation]")
       .description("redeploy an earlier successful generation (default: the one before the last success)"),
   ).action(async (stack: string, generation: string | undefined, flags: DeployFlags, cmd: Command) => {
+    // checked before --force-unlock breaks the lock
+    const target = generation === undefined ? null : positive("GENERATION", generation);
+    const opts = rolloutOptions({ ...flags, dependencies: true });
     const { ctx, out } = await stackCommand(stack, cmd, flags.forceUnlock === true);
-    setExit(
-      await rollbackCommand(
-        ctx,
-        stack,
-        generation === undefined ? null : positive("GENERATION", generation),
-        rolloutOptions({ ...flags, dependencies: true }),
-        out,
-      ),
-    );
+    setExit(await rollbackCommand(ctx, stack, target, opts, out));
   });
 
   const inspectCtx = (cmd: Command) => {

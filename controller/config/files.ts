@@ -2,9 +2,8 @@
  * cloud-init style `write_files` lists (files/global.yaml, files/standalone/NAME.yaml,
  * files/service/NAME.yaml): path, content, permissions, owner, group, encoding, environment.
  */
-import { existsSync } from "node:fs";
 import { join, posix } from "node:path";
-import { isRecord, readYamlFile, type YamlFile } from "./yaml-file.js";
+import { configFileExists, isRecord, readYamlFile, type YamlFile } from "./yaml-file.js";
 import type { FileEntry } from "../plan/inputs.js";
 import { substitute } from "../plan/substitute.js";
 
@@ -38,7 +37,7 @@ export function loadFiles(
   known?: ReadonlySet<string>,
   dir?: string,
 ): FileEntry[] {
-  if (!existsSync(file)) return [];
+  if (!configFileExists(file, dir)) return [];
   const y: YamlFile = readYamlFile(file, dir);
   let list: unknown = y.data;
   let base: (string | number)[] = [];
@@ -68,7 +67,9 @@ export function loadFiles(
       if (raw.environment !== environment) return;
     }
     const path = raw.path;
-    if (typeof path !== "string" || !path.startsWith("/")) y.fail(at("path"), "path must be an absolute path");
+    // no path at all: the entry's own line
+    if (typeof path !== "string" || !path.startsWith("/"))
+      y.fail(path === undefined ? at() : at("path"), "path must be an absolute path");
     if (/[\u0000-\u001f\u007f]/.test(path))
       y.fail(at("path"), `path ${JSON.stringify(path)} contains a control character`);
     const norm = posix.normalize(path);
@@ -80,6 +81,12 @@ export function loadFiles(
       );
     if (norm !== path || path.split("/").includes("..") || path.endsWith("/"))
       y.fail(at("path"), `path ${path} is not normalised (no '..', '//' or trailing '/')`);
+    // what the host's filesystem takes (NAME_MAX, PATH_MAX): the agent would fail to write it
+    const long = path.split("/").find((part) => Buffer.byteLength(part) > 255);
+    if (long !== undefined)
+      y.fail(at("path"), `path ${path.slice(0, 80)}… has a name of ${Buffer.byteLength(long)} bytes (at most 255)`);
+    if (Buffer.byteLength(path) > 4095)
+      y.fail(at("path"), `path ${path.slice(0, 80)}… is ${Buffer.byteLength(path)} bytes long (at most 4095)`);
     if (seen.has(path)) y.fail(at("path"), `path ${path} is also written by entry ${seen.get(path)}`);
     for (const [other, j] of seen) {
       if (path.startsWith(`${other}/`))

@@ -39,6 +39,9 @@ export interface Manifest {
   services: Record<string, UnitRef[]>;
 }
 
+/** what an environment may say; anything else is a typo that would otherwise be ignored (`consull:`) */
+const ENVIRONMENT_KEYS = ["consul", "fleet", "scheduler", "min-healthy"];
+
 const REF_RE = /^([A-Za-z0-9][A-Za-z0-9_.-]*?)(?::([A-Za-z0-9][A-Za-z0-9_.-]*))?(?:\[([A-Za-z_-]+):([^\]]+)\])?$/;
 
 /** `name`, `name:version`, `name:version[environment:ENV]` (or `name[environment:ENV]`). */
@@ -87,11 +90,16 @@ export function manifestFromYaml(y: YamlFile): Manifest {
   // records keyed by names from the file have no prototype: "constructor" or "__proto__" is just a name
   const environments: Record<string, EnvironmentConfig> = Object.create(null) as Record<string, EnvironmentConfig>;
   const envs = root.environments;
+  if (envs !== undefined && envs !== null && !isRecord(envs))
+    y.fail(["environments"], "must be a mapping of environment name → {consul, fleet, scheduler, min-healthy}");
   if (!isRecord(envs) || Object.keys(envs).length === 0)
     y.fail(["environments"], "at least one environment is required");
   for (const [name, value] of Object.entries(envs)) {
     const v = value ?? {};
     if (!isRecord(v)) y.fail(["environments", name], "must be a mapping with consul/fleet/scheduler/min-healthy");
+    for (const k of Object.keys(v))
+      if (!ENVIRONMENT_KEYS.includes(k))
+        y.fail(["environments", name, k], `unknown key (known: ${ENVIRONMENT_KEYS.join(", ")})`);
     const str = (k: string): string | null => {
       const x = v[k];
       if (x === undefined || x === null) return null;

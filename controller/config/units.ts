@@ -2,12 +2,11 @@
  * Unit templates: units/shared/NAME.service, units/service/NAME.service, units/global/NAME.service,
  * or NAME.yaml in the same folders: a mapping of stack name (or `global`) → unit text.
  */
-import { existsSync } from "node:fs";
 import { join } from "node:path";
 import { ConfigError } from "../../shared/errors.js";
 import { NAME_RE } from "../../shared/unit-name.js";
 import type { UnitTemplate } from "../plan/inputs.js";
-import { readConfigText, readYamlFile, type YamlFile } from "./yaml-file.js";
+import { configFileExists, readConfigText, readYamlFile, type YamlFile } from "./yaml-file.js";
 
 export type { UnitTemplate } from "../plan/inputs.js";
 
@@ -27,7 +26,7 @@ export function findUnitTemplate(
   const tried: string[] = [];
   for (const folder of folders) {
     const yamlFile = join(dir, "units", folder, `${name}.yaml`);
-    if (existsSync(yamlFile)) {
+    if (configFileExists(yamlFile, dir)) {
       const y: YamlFile = readYamlFile(yamlFile, dir);
       if (y.data === null || typeof y.data !== "object" || Array.isArray(y.data))
         y.fail([], "expected a mapping of stack name (or global) → unit text");
@@ -38,7 +37,7 @@ export function findUnitTemplate(
       tried.push(`${yamlFile} (no key ${stack})`);
     } else tried.push(yamlFile);
     const unitFile = join(dir, "units", folder, `${name}.service`);
-    if (existsSync(unitFile)) return { text: readConfigText(unitFile, dir), source: unitFile };
+    if (configFileExists(unitFile, dir)) return { text: readConfigText(unitFile, dir), source: unitFile };
     tried.push(unitFile);
   }
   throw new ConfigError(wantedBy, `unit ${name} not found for stack ${stack}; looked in: ${tried.join(", ")}`);

@@ -2,7 +2,7 @@
  * Reading config files with errors that name the file and line; only from inside the config
  * directory (a symlink that leaves it is refused, naming the link and its target).
  */
-import { lstatSync, readFileSync, readlinkSync, realpathSync, statSync, type Stats } from "node:fs";
+import { existsSync, lstatSync, readFileSync, readlinkSync, realpathSync, statSync, type Stats } from "node:fs";
 import { dirname, isAbsolute, join, relative, resolve, sep } from "node:path";
 import { LineCounter, parseDocument, isScalar, type Document, type Node } from "yaml";
 import { ConfigError } from "../../shared/errors.js";
@@ -38,6 +38,39 @@ export function readConfigText(file: string, dir?: string): string {
     const code = (err as NodeJS.ErrnoException).code;
     throw new ConfigError(file, code === "ENOENT" ? "file not found" : `cannot read (${code ?? String(err)})`);
   }
+}
+
+/**
+ * Whether a config file is there to read (absent: false). A symlink that leads nowhere or round in
+ * a loop, on the way from `dir` or the file itself, and a folder on the way that is a file, are
+ * errors naming that path: read as "no such file", a stack's files/*.yaml would be skipped (the
+ * stack deployed without its files) or a unit looked up in the next folder instead.
+ */
+export function configFileExists(file: string, dir?: string): boolean {
+  try {
+    statSync(file);
+    return true;
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code;
+    if (code === "ELOOP") throw new ConfigError(file, "a symlink loop (too many levels of symbolic links)");
+    if (code !== "ENOENT" && code !== "ENOTDIR") throw new ConfigError(file, `cannot read (${code ?? String(err)})`);
+  }
+  const top = dir === undefined ? dirname(file) : resolve(dir);
+  for (let cur = resolve(file); cur !== top && cur !== dirname(cur); cur = dirname(cur)) {
+    let st: Stats;
+    try {
+      st = lstatSync(cur);
+    } catch {
+      continue; // not there: an absent folder or file, as it may be
+    }
+    if (st.isSymbolicLink()) {
+      if (!existsSync(cur)) throw new ConfigError(cur, `a symlink to ${readlinkSync(cur)}, which does not exist`);
+      st = statSync(cur);
+    }
+    if (cur !== resolve(file) && !st.isDirectory())
+      throw new ConfigError(cur, `is ${notAFile(st) ?? "a file"}, not a directory (looking for ${file})`);
+  }
+  return false;
 }
 
 /** What a path that is not a regular file is (a fifo would block the read), or null for a file. */

@@ -23,7 +23,13 @@ import {
 import type { FileEntry, UnitTemplate } from "./inputs.js";
 import { substitute } from "./substitute.js";
 import { buildArchive, type BuiltArchive } from "./archive.js";
-import { addDependency, dropGroupMetadata, rewriteReferences, serviceDeclOf } from "./render-unit.js";
+import {
+  addDependency,
+  checkHoustonSection,
+  dropGroupMetadata,
+  rewriteReferences,
+  serviceDeclOf,
+} from "./render-unit.js";
 import { attachSocket, socketGuardUnit, socketSpecs, socketUnit } from "./socket.js";
 import { AGENTS_UNIT_RULES, type UnitRules } from "../scheduler/unit-rules.js";
 import { upgradeOf, upgradeStrategy, type UpgradeStrategy } from "./strategy.js";
@@ -108,10 +114,21 @@ export function planDeployment(inputs: PlanInputs, req: DeploymentRequest, rules
     const name = unitName({ stack, component, group: req.group, version });
     const reserved = reservedUnitName(name);
     if (reserved) throw new ConfigError(input.template.source, reserved);
+    // systemd refuses longer names (UNIT_NAME_MAX): every host's agent would fail to write it
+    if (name.length > 255)
+      throw new ConfigError(
+        "command line",
+        `unit name ${name} is ${name.length} characters long; systemd takes at most 255 (a shorter version, group or name)`,
+      );
     if (rendered.some((r) => r.spec.name === name))
       throw new ConfigError(input.template.source, `unit ${name} is listed twice in this deployment`);
     const unit = parseUnitFile(substitute(input.template.text, vars), input.template.source);
+    checkHoustonSection(unit, input.template.source);
     const wants = placementOf(unit, input.template.source); // malformed [X-Fleet] is an error before anything is dropped
+    for (const e of unit.sections.filter((sec) => sec.name === "X-Fleet").flatMap((sec) => sec.entries)) {
+      const why = rules.refuseFleetKey(e.key);
+      if (why) throw new ConfigError(input.template.source, why, e.line);
+    }
     const refused = (wants.instances ?? 1) > 1 ? rules.refuseInstances(wants.instances ?? 1) : null;
     if (refused) throw new ConfigError(input.template.source, refused);
     if (input.role !== "service" && socketSpecs(unit, input.template.source).length) {

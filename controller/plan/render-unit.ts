@@ -12,6 +12,32 @@ import {
   type ServiceDecl,
 } from "../../shared/spec.js";
 import { entries, splitWords, type UnitFile } from "../../shared/unit-file.js";
+import { parseWindowSeconds, WINDOW_EXPECTED } from "../rollout/watch-window.js";
+
+/** The keys of [X-Houston] (docs/configuration.md); any other is a typo that would silently do nothing. */
+export const HOUSTON_KEYS: readonly string[] = [
+  "Instances",
+  "ServicePort",
+  "ServiceName",
+  "ServiceCheckHTTP",
+  "ServiceCheckInterval",
+  "Socket",
+  "MinHealthy",
+  "Upgrade",
+];
+
+/**
+ * Checks what [X-Houston] says that is not read until later: every key is one Houston knows, and
+ * MinHealthy= (read by the rollout's watch) is whole seconds in range. Errors name source:line.
+ */
+export function checkHoustonSection(unit: UnitFile, source: string): void {
+  for (const e of unit.sections.filter((s) => s.name === "X-Houston").flatMap((s) => s.entries))
+    if (!HOUSTON_KEYS.includes(e.key))
+      throw new ConfigError(source, `[X-Houston] ${e.key}=: unknown key (known: ${HOUSTON_KEYS.join(", ")})`, e.line);
+  const window = entries(unit, "X-Houston", "MinHealthy").at(-1);
+  if (window && parseWindowSeconds(window.value) === null)
+    throw new ConfigError(source, `[X-Houston] MinHealthy=${window.value}: ${WINDOW_EXPECTED}`, window.line);
+}
 
 /** Adds Requires=/After= on `previous` (after Description, as the seed did), unless already there. */
 export function addDependency(unit: UnitFile, previous: string, need: "Requires" | "Wants" = "Requires"): void {
@@ -81,20 +107,25 @@ export function serviceDeclOf(
     checkHttp: one("ServiceCheckHTTP"),
     interval: one("ServiceCheckInterval"),
   });
-  const lineOf = (path: readonly (string | number)[]): number | undefined =>
-    last(
-      path[0] === "name"
-        ? "ServiceName"
-        : path[0] === "checkHttp"
-          ? "ServiceCheckHTTP"
-          : path[0] === "interval"
-            ? "ServiceCheckInterval"
-            : "ServicePort",
-    )?.line;
+  const keyOf = (path: readonly PropertyKey[]): string =>
+    path[0] === "name"
+      ? "ServiceName"
+      : path[0] === "checkHttp"
+        ? "ServiceCheckHTTP"
+        : path[0] === "interval"
+          ? "ServiceCheckInterval"
+          : "ServicePort";
+  const lineOf = (path: readonly PropertyKey[]): number | undefined => last(keyOf(path))?.line;
   if (!parsed.success) {
+    // named as written in the unit (ServiceCheckInterval=abc), not as the spec's field (interval)
     const issue = parsed.error.issues[0];
-    const where = issue?.path.length ? `${issue.path.join(".")}: ` : "";
-    throw new ConfigError(source, `[X-Houston] ${where}${issue?.message ?? "invalid"}`, lineOf(issue?.path ?? []));
+    const key = keyOf(issue?.path ?? []);
+    const detail =
+      key === "ServiceCheckInterval" ? "expected a duration such as 2s, 500ms or 1m" : (issue?.message ?? "invalid");
+    const written = last(key)?.value;
+    // an issue of no one field (the port and the check URL together) says so itself
+    const where = issue?.path.length ? `${key}${written !== undefined ? `=${written}` : ""}: ` : "";
+    throw new ConfigError(source, `[X-Houston] ${where}${detail}`, lineOf(issue?.path ?? []));
   }
   const url = parsed.data.checkHttp;
   const problem = serviceNameProblem(stack, parsed.data.name);

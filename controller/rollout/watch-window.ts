@@ -35,10 +35,17 @@ const READY_TYPES = new Set(["notify", "notify-reload", "oneshot", "forking", "d
 
 const SECONDS_RE = /^(\d+)s?$/;
 
-/** `MinHealthy=10` or `10s`: whole seconds, 0 allowed. */
+/** The longest window a unit may ask for: a day, as the manifest's `min-healthy:` (a timer holds ~24.8 days). */
+export const MAX_WINDOW_SECONDS = 86_400;
+
+/** What `MinHealthy=` takes, said after `[X-Houston] MinHealthy=VALUE: ` in an error. */
+export const WINDOW_EXPECTED = `expected whole seconds from 0 to ${MAX_WINDOW_SECONDS} (10 or 10s)`;
+
+/** `MinHealthy=10` or `10s`: whole seconds, 0 to MAX_WINDOW_SECONDS; null when it is not that. */
 export function parseWindowSeconds(text: string): number | null {
   const m = SECONDS_RE.exec(text.trim());
-  return m?.[1] !== undefined ? Number(m[1]) : null;
+  const n = m?.[1] !== undefined ? Number(m[1]) : null;
+  return n !== null && n <= MAX_WINDOW_SECONDS ? n : null;
 }
 
 export function unitWindow(u: Pick<UnitSpec, "name" | "text">, o: WindowOptions): UnitWindow {
@@ -50,11 +57,7 @@ export function unitWindow(u: Pick<UnitSpec, "name" | "text">, o: WindowOptions)
   if (own) {
     const n = parseWindowSeconds(own.value);
     if (n === null)
-      throw new ConfigError(
-        `unit ${u.name}`,
-        `[X-Houston] MinHealthy=${own.value} is not a whole number of seconds (0 allowed)`,
-        own.line,
-      );
+      throw new ConfigError(`unit ${u.name}`, `[X-Houston] MinHealthy=${own.value}: ${WINDOW_EXPECTED}`, own.line);
     return say(n, "[X-Houston] MinHealthy=");
   }
   const declared = values(unit, "Service", "Type").at(-1);

@@ -29,6 +29,27 @@ export interface UnitRules {
    * or Global= and the service's metadata)
    */
   together: "follow" | "fleet";
+  /** an [X-Fleet] key this backend does not act on: why it is refused (null: it is read) */
+  refuseFleetKey(key: string): string | null;
+}
+
+/** the [X-Fleet] keys Houston's agents place by (shared/placement.ts) */
+const AGENT_FLEET_KEYS = ["MachineMetadata", "MachineID", "MachineOf", "Conflicts", "Global"];
+/** fleet's deprecated spellings, which fleet v1.0 still reads */
+const FLEET_OLD_NAMES: Record<string, string> = {
+  "X-ConditionMachineMetadata": "MachineMetadata",
+  "X-ConditionMachineID": "MachineID",
+  "X-ConditionMachineOf": "MachineOf",
+  "X-Conflicts": "Conflicts",
+};
+
+/** Under the agents, an [X-Fleet] key they do not read would be ignored: the unit placed anywhere. */
+function refuseAgentFleetKey(key: string): string | null {
+  if (AGENT_FLEET_KEYS.includes(key)) return null;
+  const modern = FLEET_OLD_NAMES[key];
+  if (modern)
+    return `[X-Fleet] ${key}= is fleet's old name for ${modern}=: write ${modern}= (Houston's agents read only that)`;
+  return `[X-Fleet] ${key}= is not placed by Houston's agents (they read ${AGENT_FLEET_KEYS.join(", ")}; this environment's scheduler is agents)`;
 }
 
 export const AGENTS_UNIT_RULES: UnitRules = {
@@ -39,6 +60,7 @@ export const AGENTS_UNIT_RULES: UnitRules = {
   refuseReplace: null,
   refuseDynamicPort: null,
   together: "follow",
+  refuseFleetKey: refuseAgentFleetKey,
 };
 
 export const FLEET_UNIT_RULES: UnitRules = {
@@ -52,4 +74,6 @@ export const FLEET_UNIT_RULES: UnitRules = {
   refuseDynamicPort:
     "needs the agents scheduler: fleet starts the units itself, before an agent could hand the unit its port (this environment's scheduler is fleet)",
   together: "fleet",
+  // fleet reads its own section, old names and Replaces= included
+  refuseFleetKey: () => null,
 };

@@ -169,6 +169,77 @@ const cases: { title: string; files?: Record<string, string>; args: string[]; er
     err: /app.service:4: \[X-Fleet\] Global=maybe: expected true or false/,
   },
   {
+    title: "an unknown [X-Houston] key (a typo that would do nothing)",
+    files: { "units/service/svc.service": "[Service]\nExecStart=/bin/true\n[X-Houston]\nServicPort=80\n" },
+    args: ["plan", "service", "svc", "1"],
+    err: /svc.service:4: \[X-Houston\] ServicPort=: unknown key \(known: Instances, ServicePort, /,
+  },
+  {
+    title: "a MinHealthy= that is not seconds, on a deploy: refused before Consul, naming the file",
+    files: { "units/shared/app.service": "[Service]\nExecStart=/bin/true\n[X-Houston]\nMinHealthy=abc\n" },
+    args: ["standalone", "web"],
+    err: /app.service:4: \[X-Houston\] MinHealthy=abc: expected whole seconds from 0 to 86400/,
+  },
+  {
+    title: "a MinHealthy= past a day (a timer would fire at once)",
+    files: { "units/shared/app.service": "[Service]\nExecStart=/bin/true\n[X-Houston]\nMinHealthy=99999999999\n" },
+    args: ["plan", "standalone", "web"],
+    err: /app.service:4: \[X-Houston\] MinHealthy=99999999999: expected whole seconds/,
+  },
+  {
+    title: "a ServiceCheckInterval= that is not a duration names the key as written",
+    files: {
+      "units/service/svc.service":
+        "[Service]\nExecStart=/bin/true\n[X-Houston]\nServicePort=80\nServiceCheckInterval=abc\n",
+    },
+    args: ["plan", "service", "svc", "1"],
+    err: /svc.service:5: \[X-Houston\] ServiceCheckInterval=abc: expected a duration such as 2s/,
+  },
+  {
+    title: "a ServiceCheckHTTP= that is no URL names the key as written",
+    files: {
+      "units/service/svc.service": "[Service]\nExecStart=/bin/true\n[X-Houston]\nServicePort=80\nServiceCheckHTTP=x\n",
+    },
+    args: ["plan", "service", "svc", "1"],
+    err: /svc.service:5: \[X-Houston\] ServiceCheckHTTP=x: check URL must name this host/,
+  },
+  {
+    title: "fleet's old name for MachineMetadata= under the agents (it would place the unit anywhere)",
+    files: {
+      "units/shared/app.service": "[Service]\nExecStart=/bin/true\n[X-Fleet]\nX-ConditionMachineMetadata=role=db\n",
+    },
+    args: ["plan", "standalone", "web"],
+    err: /app.service:4: \[X-Fleet\] X-ConditionMachineMetadata= is fleet's old name for MachineMetadata=: write MachineMetadata=/,
+  },
+  {
+    title: "a misspelt [X-Fleet] key under the agents",
+    files: { "units/shared/app.service": "[Service]\nExecStart=/bin/true\n[X-Fleet]\nMachineMetdata=role=db\n" },
+    args: ["plan", "standalone", "web"],
+    err: /app.service:4: \[X-Fleet\] MachineMetdata= is not placed by Houston's agents/,
+  },
+  {
+    title: "a version making a unit name longer than systemd takes",
+    args: ["plan", "service", "svc", "v".repeat(260)],
+    err: /command line: unit name svc@v+\.service is 272 characters long; systemd takes at most 255/,
+  },
+  { title: "a bad group on remove", args: ["remove", "web", "-g", "A B"], err: /invalid group "A B"/ },
+  { title: "an empty group on remove", args: ["remove", "web", "-g", ""], err: /invalid group ""/ },
+  {
+    title: "a bad group with --remove",
+    args: ["standalone", "web", "--remove", "-g", "../x"],
+    err: /invalid group "..\/x"/,
+  },
+  {
+    title: "a bad --delay with --force-unlock: refused before the lock is broken",
+    args: ["standalone", "web", "--force-unlock", "--delay", "x"],
+    err: /--delay must be a positive whole number, got "x"/,
+  },
+  {
+    title: "rollback: a bad GENERATION with --force-unlock is refused before the lock is broken",
+    args: ["rollback", "web", "x", "--force-unlock"],
+    err: /GENERATION must be a positive whole number, got "x"/,
+  },
+  {
     title: "an unknown --scheduler",
     args: ["plan", "standalone", "web", "--scheduler", "nomad"],
     err: /--scheduler: "nomad" is not a scheduler \(agents or fleet\)/,
@@ -280,5 +351,14 @@ describe("bad input is refused at the door (exit 2, no stack trace, nothing sent
         .toString()
         .trim(),
     ).toBe(version);
+  });
+
+  it("under fleet, [X-Fleet] goes to fleet as written (its old names too)", async () => {
+    const dir = configDir({
+      ...base,
+      "units/shared/app.service": "[Service]\nExecStart=/bin/true\n[X-Fleet]\nX-ConditionMachineMetadata=role=db\n",
+    });
+    const r = await houston(CLOSED, dir, "plan", "standalone", "web", "--scheduler", "fleet");
+    expect(r.code, r.stderr).toBe(0);
   });
 });

@@ -3,7 +3,9 @@
  * manifest that is a symlink leaving the directory (to an INI credentials file, say) is refused
  * by `plan` and by a deployment, naming the link and its target, exit 2, nothing sent to Consul
  * (the address given is closed: anything that got that far would be exit 3). Links that stay
- * inside the directory keep working.
+ * inside the directory keep working. A link that leads nowhere (or loops), and a file where a
+ * folder is looked in, are errors naming them, not "no such file": a stack's files would be
+ * skipped, or a unit taken from the next folder.
  */
 import { mkdirSync, mkdtempSync, renameSync, rmSync, symlinkSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
@@ -70,5 +72,39 @@ describe("symlinks out of the config directory are refused", () => {
     const r = await houston(CLOSED, dir, "--json", "plan", "standalone", "web");
     expect(r.code, r.stderr).toBe(0);
     expect(r.stdout).toContain("web-app@1.service");
+  });
+
+  it("a files/*.yaml linked to nowhere is an error, not a stack without files", async () => {
+    const dir = configDir({ ...base, "files/standalone/web.yaml": "- {path: /a, content: x}\n" });
+    const at = link(dir, "files/standalone/web.yaml", "gone.yaml");
+    const r = await houston(CLOSED, dir, "plan", "standalone", "web");
+    expect(r.stderr).toContain(`${at}: a symlink to gone.yaml, which does not exist`);
+    expect(r.code, r.stderr).toBe(2);
+  });
+
+  it("files/standalone as a file is named, not taken as no files", async () => {
+    const dir = configDir({ ...base, "files/standalone": "not a folder\n" });
+    const r = await houston(CLOSED, dir, "plan", "standalone", "web");
+    expect(r.stderr).toContain(`${join(dir, "files/standalone")}: is a file, not a directory`);
+    expect(r.code, r.stderr).toBe(2);
+  });
+
+  it("a unit linked to nowhere is named, not looked up in the next folder", async () => {
+    const dir = configDir({
+      "manifest.yaml": "environments:\n  test: {}\nglobal-units: [app:1]\n",
+      "units/shared/app.service": "[Service]\nExecStart=/bin/shared\n",
+    });
+    const at = link(dir, "units/global/app.service", "gone.service");
+    const r = await houston(CLOSED, dir, "plan", "global");
+    expect(r.stderr).toContain(`${at}: a symlink to gone.service, which does not exist`);
+    expect(r.code, r.stderr).toBe(2);
+  });
+
+  it("a unit linked to itself (a loop) says so", async () => {
+    const dir = configDir(base);
+    const at = link(dir, "units/shared/app.service", "app.service");
+    const r = await houston(CLOSED, dir, "plan", "standalone", "web");
+    expect(r.stderr).toContain(`${at}: a symlink loop`);
+    expect(r.code, r.stderr).toBe(2);
   });
 });

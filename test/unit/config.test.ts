@@ -71,6 +71,16 @@ describe("manifest.yaml", () => {
     ["no environments", "variables: {}\n", /manifest\.yaml: environments: at least one environment/],
     ["unknown key", `${manifest}servces: {}\n`, /manifest\.yaml:3: servces: unknown key/],
     [
+      "unknown key in an environment (a typo would otherwise be ignored)",
+      "environments:\n  test:\n    consull: http://10.0.0.1:8500\n",
+      /manifest\.yaml:3: environments\.test\.consull: unknown key \(known: consul, fleet, scheduler, min-healthy\)/,
+    ],
+    [
+      "environments as a word",
+      "environments: test\n",
+      /manifest\.yaml:1: environments: must be a mapping of environment name/,
+    ],
+    [
       "non-string unit ref",
       `${manifest}shared-units:\n  x:\n    - a\n    - {b: 1}\n`,
       /manifest\.yaml:6: shared-units\.x\.1: a unit reference must be a string/,
@@ -96,6 +106,18 @@ describe("write_files", () => {
     const dir = configDir({ "f.yaml": text });
     return loadFiles(join(dir, "f.yaml"), env, { service: "example", environment: env, v: "V" });
   };
+  it("a path too long for the host's filesystem, or none at all, names the entry's line", () => {
+    expect(() => load(`- {path: /a, content: x}\n- {path: /${"n".repeat(256)}, content: x}\n`)).toThrow(
+      /f\.yaml:2: 1\.path: path \/n+… has a name of 256 bytes \(at most 255\)/,
+    );
+    expect(() => load(`- {path: ${"/abcdefgh".repeat(512)}, content: x}\n`)).toThrow(
+      /f\.yaml:1: 0\.path: .* is 4608 bytes long \(at most 4095\)/,
+    );
+    expect(() => load("- {path: /a, content: x}\n- content: x\n")).toThrow(
+      /f\.yaml:2: 1: path must be an absolute path/,
+    );
+  });
+
   it("reads permissions however they are written, owner:group, b64, environment filter", () => {
     const files = load(
       [

@@ -239,6 +239,14 @@ describe("houston host-config", () => {
       [{ consulBinaryLocal: "/abs/consul" }, "--consul-binary-local", /relative/],
       [{ agentFiles: "dir" }, "--agent-files", /only with --agent native/],
       [{ image: "Bad Image" }, "--image", /not an image name/],
+      // what the host's Consul would refuse at its first boot (`consul validate` says so)
+      [{ meta: ["topology.zone=a"] }, "--meta", /KEY=VALUE/],
+      [{ meta: ["consul-role=web"] }, "--meta", /consul- are Consul's own/],
+      [{ meta: ['role="web'] }, "--meta", /without commas, spaces, quotes/],
+      [{ meta: ["role=web", "role=db"] }, "--meta", /role is given twice/],
+      [{ datacenter: "d c" }, "--datacenter", /not a Consul datacenter name/],
+      [{ datacenter: "eu.west" }, "--datacenter", /not a Consul datacenter name/],
+      [{ agent: "native", agentFiles: "/abs/dir" }, "--agent-files", /relative/],
       [{ tokensFile: "/nonexistent/t.json" }, "--tokens-file", /cannot read/],
     ];
     for (const [over, flag, re] of cases) {

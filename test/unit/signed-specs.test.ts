@@ -323,3 +323,16 @@ describe("the agent's scope settings", () => {
     expect(() => parseAgentConfig(["--environment", ""], {})).toThrow(/--environment/);
   });
 });
+
+describe("--signing-key that is not a private key", () => {
+  it("says what the file is and how to make one, not only OpenSSL's code", () => {
+    const dir = mkdtempSync(join(tmpdir(), "houston-badkey-"));
+    const pub = join(dir, "k.pub");
+    writeFileSync(pub, generateSigningKeys().publicPem);
+    const text = join(dir, "notes.txt");
+    writeFileSync(text, "hello\n");
+    const scope = { prefix: "houston/", cluster: "" };
+    expect(() => SpecSigner.fromFile(pub, scope)).toThrow(/k\.pub: a public key, not the private one \(houston keygen/);
+    expect(() => SpecSigner.fromFile(text, scope)).toThrow(/notes\.txt: not a PEM private key/);
+  });
+});

@@ -73,7 +73,7 @@ describe("unitWindow: how long a unit is watched once active, and why", () => {
     const bad = svc("ExecStart=/bin/x", "[X-Houston]\nMinHealthy=soon");
     expect(() => unitWindow(bad, DEFAULTS)).toThrow(ConfigError);
     expect(() => unitWindow(bad, DEFAULTS)).toThrow(
-      /^unit a@1\.service:7: \[X-Houston\] MinHealthy=soon is not a whole number/,
+      /^unit a@1\.service:7: \[X-Houston\] MinHealthy=soon: expected whole seconds from 0 to 86400/,
     );
   });
 });
