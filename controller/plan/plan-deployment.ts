@@ -124,11 +124,13 @@ export function planDeployment(inputs: PlanInputs, req: DeploymentRequest, rules
       throw new ConfigError(input.template.source, `unit ${name} is listed twice in this deployment`);
     const unit = parseUnitFile(substitute(input.template.text, vars), input.template.source);
     checkHoustonSection(unit, input.template.source);
-    const wants = placementOf(unit, input.template.source); // malformed [X-Fleet] is an error before anything is dropped
     for (const e of unit.sections.filter((sec) => sec.name === "X-Fleet").flatMap((sec) => sec.entries)) {
+      // fleet's old spellings (X-ConditionMachineMetadata=, …) are read, and written, as the new ones
+      e.key = rules.fleetKeyAliases[e.key] ?? e.key;
       const why = rules.refuseFleetKey(e.key);
       if (why) throw new ConfigError(input.template.source, why, e.line);
     }
+    const wants = placementOf(unit, input.template.source); // malformed [X-Fleet] is an error before anything is dropped
     const refused = (wants.instances ?? 1) > 1 ? rules.refuseInstances(wants.instances ?? 1) : null;
     if (refused) throw new ConfigError(input.template.source, refused);
     if (input.role !== "service" && socketSpecs(unit, input.template.source).length) {

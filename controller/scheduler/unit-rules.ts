@@ -31,6 +31,8 @@ export interface UnitRules {
   together: "follow" | "fleet";
   /** an [X-Fleet] key this backend does not act on: why it is refused (null: it is read) */
   refuseFleetKey(key: string): string | null;
+  /** fleet's old spellings of [X-Fleet] keys this backend reads as the new ones (X-ConditionMachineMetadata=) */
+  fleetKeyAliases: Readonly<Record<string, string>>;
 }
 
 /** the [X-Fleet] keys Houston's agents place by (shared/placement.ts) */
@@ -43,12 +45,12 @@ const FLEET_OLD_NAMES: Record<string, string> = {
   "X-Conflicts": "Conflicts",
 };
 
-/** Under the agents, an [X-Fleet] key they do not read would be ignored: the unit placed anywhere. */
+/**
+ * Under the agents, an [X-Fleet] key they do not read would be ignored: the unit placed anywhere.
+ * (fleet's old names are read as the new ones before this is asked: FLEET_OLD_NAMES)
+ */
 function refuseAgentFleetKey(key: string): string | null {
   if (AGENT_FLEET_KEYS.includes(key)) return null;
-  const modern = FLEET_OLD_NAMES[key];
-  if (modern)
-    return `[X-Fleet] ${key}= is fleet's old name for ${modern}=: write ${modern}= (Houston's agents read only that)`;
   return `[X-Fleet] ${key}= is not placed by Houston's agents (they read ${AGENT_FLEET_KEYS.join(", ")}; this environment's scheduler is agents)`;
 }
 
@@ -61,6 +63,8 @@ export const AGENTS_UNIT_RULES: UnitRules = {
   refuseDynamicPort: null,
   together: "follow",
   refuseFleetKey: refuseAgentFleetKey,
+  // as fleet v1.0 reads them: units written for fleet before MachineMetadata= keep their placement
+  fleetKeyAliases: FLEET_OLD_NAMES,
 };
 
 export const FLEET_UNIT_RULES: UnitRules = {
@@ -76,4 +80,6 @@ export const FLEET_UNIT_RULES: UnitRules = {
   together: "fleet",
   // fleet reads its own section, old names and Replaces= included
   refuseFleetKey: () => null,
+  // fleet reads its old names itself: the text goes to it as written
+  fleetKeyAliases: {},
 };

@@ -204,14 +204,6 @@ const cases: { title: string; files?: Record<string, string>; args: string[]; er
     err: /svc.service:5: \[X-Houston\] ServiceCheckHTTP=x: check URL must name this host/,
   },
   {
-    title: "fleet's old name for MachineMetadata= under the agents (it would place the unit anywhere)",
-    files: {
-      "units/shared/app.service": "[Service]\nExecStart=/bin/true\n[X-Fleet]\nX-ConditionMachineMetadata=role=db\n",
-    },
-    args: ["plan", "standalone", "web"],
-    err: /app.service:4: \[X-Fleet\] X-ConditionMachineMetadata= is fleet's old name for MachineMetadata=: write MachineMetadata=/,
-  },
-  {
     title: "a misspelt [X-Fleet] key under the agents",
     files: { "units/shared/app.service": "[Service]\nExecStart=/bin/true\n[X-Fleet]\nMachineMetdata=role=db\n" },
     args: ["plan", "standalone", "web"],
