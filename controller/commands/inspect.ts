@@ -310,8 +310,11 @@ export function replacingNow(
   targets: { name: string; hosts: string[] }[],
 ): { unit: string; by: string; hosts: string[] }[] {
   const names = new Set(units.map((u) => u.name));
+  // a unit that another unit of the spec replaces replaces nothing itself (a spec naming both ways,
+  // as older controllers could write going back a version, hides neither: missing shows)
+  const replacedBy = new Set(units.flatMap((u) => u.replaces ?? []));
   return units.flatMap((u) =>
-    (u.replaces ?? [])
+    (replacedBy.has(u.name) ? [] : (u.replaces ?? []))
       .filter((old) => names.has(old))
       .map((old) => ({ unit: old, by: u.name, hosts: targets.find((t) => t.name === u.name)?.hosts ?? [] }))
       .filter((r) => r.hosts.length > 0),

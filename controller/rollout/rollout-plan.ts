@@ -178,7 +178,9 @@ export function planRollout(req: RolloutRequest, seen: Observed, opts: PlanOptio
   ];
   const names = new Set(req.units.map((u) => u.name));
   const liveNames = new Set((before?.units ?? []).map((u) => u.name));
-  const kept = (before?.units ?? []).filter((u) => !names.has(u.name));
+  // a live unit stays as it runs: what it replaced when it was deployed is done with (kept, it
+  // would replace the very version this deployment brings back: both dropped, the host empty)
+  const kept = (before?.units ?? []).filter((u) => !names.has(u.name)).map(({ replaces: _done, ...u }) => u);
   // each unit carries its window: its host reports when it has stood it (agent/unit-states.ts)
   const windowOf = new Map(windows.map((w) => [w.unit, w.seconds]));
   const newUnits = withReplaces(req.units, kept).map((u) => {

@@ -2,8 +2,9 @@
  * Stop, then start, host by host: a plain server binding its own fixed port (python3 -m
  * http.server) on two real systemd test hosts, upgraded v1 → v2 → v3 at default flags while a
  * bounded request loop from this machine (outside the hosts) asks both hosts again and again: at
- * every moment at least one host answers. A v2 that fails under stop-then-start has v1 restored on
- * the host it replaced. A service's units stay together: a singleton service and its singleton
+ * every moment at least one host answers; back to an earlier version (rollback, or a deploy of v1)
+ * each host replaces the live one. A v2 that fails under stop-then-start has v1 restored on the
+ * host it replaced. A service's units stay together: a singleton service and its singleton
  * dependency land on one machine; a dependency with metadata of its own lands elsewhere, and plan
  * and the rollout warn about the Requires= dropped there.
  */
@@ -87,6 +88,26 @@ describe("stop then start, host by host (a fixed port without Socket=)", () => {
     expect(await activeOn("up@3.service")).toEqual(HOSTS);
     expect(await activeOn("up@2.service")).toEqual([]);
     expect(await activeOn("up@1.service")).toEqual([]);
+  }, 600_000);
+
+  it("back to an earlier version (rollback, then a deploy of v1): each host replaces the live one", async () => {
+    const dir = configDir({
+      "manifest.yaml": "environments:\n  test: {}\nshared-units:\n  up: []\n",
+      "units/service/up.service": server(8081),
+    });
+    // v3 runs, as the test above left it: it replaced v2, which replaced v1
+    const rb = await houston(fleet.consulAddr, dir, "rollback", "up");
+    expect(rb.code, rb.stderr).toBe(0);
+    expect(rb.stderr).toMatch(/Replacing up@3\.service with up@2\.service on up1: stop, then start/);
+    expect(await activeOn("up@2.service")).toEqual(HOSTS);
+    expect(await activeOn("up@3.service")).toEqual([]);
+    const back = await houston(fleet.consulAddr, dir, "service", "up", "1");
+    expect(back.code, back.stderr).toBe(0);
+    expect(await activeOn("up@1.service")).toEqual(HOSTS);
+    expect(await activeOn("up@2.service")).toEqual([]);
+    for (const ip of HOSTS.map((h) => fleet.host(h).ip)) expect(await get(ip, 8081)).toBe(true);
+    const st = await houston(fleet.consulAddr, dir, "status", "up");
+    expect(st.code, st.stdout).toBe(0);
   }, 600_000);
 
   it("a v2 that fails under stop-then-start: v1 is restored on the host it replaced, the other never lost it", async () => {

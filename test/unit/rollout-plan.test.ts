@@ -267,6 +267,29 @@ describe("planRollout + nextStep", () => {
       ],
     },
     {
+      title: "stop then start back to v1 (rollback): the live v2 no longer replaces v1, v1 replaces v2",
+      plan: () =>
+        planRollout(
+          deploy(v1.map(replacing), { label: "web 1" }),
+          {
+            place: targetsOf,
+            // v2 as its own deploy left it: it replaced v1
+            live: spec(6, [unit("web-db", "1"), { ...replacing(unit("web", "2")), replaces: ["web@1.service"] }]),
+            history: [],
+            hosts: [host("a"), host("b")],
+          },
+          OPTS,
+        ),
+      steps: [
+        "write web@2.service web-db@1.service web@1.service[a]>web@2.service",
+        "follow web-db@1.service@a web@1.service@a +consul",
+        "write web@2.service web-db@1.service web@1.service>web@2.service",
+        "follow web-db@1.service@a,b web@1.service@a,b +consul",
+        "prune web@2.service → web-db@1.service web@1.service>web@2.service",
+        "done success: Deployment of web 1 and its dependencies successful.",
+      ],
+    },
+    {
       title: "stop then start on a first deploy: nothing to replace, one batch",
       plan: () =>
         planRollout(
