@@ -38,6 +38,7 @@ import { laterFailure } from "./history.js";
 import { DeployLock, whoAmI } from "./lock.js";
 import { deleteSpec, writeSpec } from "../../shared/stores/specs.js";
 import { readHistory, readLiveSpec } from "./read-back.js";
+import { awaitRestored } from "./restored.js";
 import { planRollout, type PlanOptions, type RolloutPlan, type RolloutRequest } from "./rollout-plan.js";
 import { advance, nextStep, start, type Outcome, type RolloutStep } from "./rollout-steps.js";
 import type { RestartBaseline } from "./progress.js";
@@ -232,14 +233,34 @@ export async function rollout(
           for (const name of step.added.filter((n) => adopted.includes(n)))
             out.info(`Keeping ${name} as the original Houston ran it (adopted)`);
           await write(step.units, true);
+          // one bound for both waits: the removal, then the restored units seen active
+          const restoreUntil = Date.now() + plan.policy.removalWaitMs;
           await waitRemoved(scheduler, input.stack, removed, generation, plan.policy.removalWaitMs, out);
-          out.info(
-            before
-              ? `Restored generation ${before.generation}'s units as generation ${generation}: the previous versions keep serving`
-              : adopted.length
-                ? `Returned to what ran before: the original Houston's units adopted for ${input.stack} run on as they were (${adopted.join(", ")})`
-                : "Removed the stack's units: nothing was deployed before",
-          );
+          // the previous versions serve again only when the hosts say so (stop then start restarts them)
+          const unwell =
+            before && step.units
+              ? await awaitRestored(
+                  scheduler,
+                  input.stack,
+                  generation,
+                  step.units,
+                  await scheduler.hosts(),
+                  Math.max(restoreUntil, Date.now() + 2000),
+                  out,
+                )
+              : [];
+          if (before && unwell.length > 0)
+            out.warn(
+              `Restored generation ${before.generation}'s units as generation ${generation}, but not all serve: ${unwell.join("; ")} (see houston status ${input.stack})`,
+            );
+          else
+            out.info(
+              before
+                ? `Restored generation ${before.generation}'s units as generation ${generation}: the previous versions keep serving`
+                : adopted.length
+                  ? `Returned to what ran before: the original Houston's units adopted for ${input.stack} run on as they were (${adopted.join(", ")})`
+                  : "Removed the stack's units: nothing was deployed before",
+            );
           return { kind: step.kind };
         }
         case "keep-failed":

@@ -1,0 +1,66 @@
+/**
+ * After a failed rollout's restore (I/O, through the scheduler): the restored units seen active
+ * again on every host they are placed on — under stop then start the old version is started again
+ * where the new one replaced it — so that the rollout says the previous versions serve only when
+ * the hosts report it. Followed with blocking queries and a progress line, within a bound.
+ */
+import type { UnitSpec } from "../../shared/spec.js";
+import type { Output } from "../output.js";
+import { TimeoutError } from "../scheduler/agent-reports.js";
+import type { Scheduler } from "../scheduler/scheduler.js";
+import type { HostView } from "../scheduler/targets.js";
+import { decide } from "./progress.js";
+
+/**
+ * What is not serving yet at `deadline` (empty: every restored unit is active where it is placed).
+ * A host whose agent is not passing now cannot say: it is named, not waited for.
+ */
+export async function awaitRestored(
+  scheduler: Scheduler,
+  stack: string,
+  generation: number,
+  units: UnitSpec[],
+  hosts: HostView[],
+  deadline: number,
+  out: Output,
+): Promise<string[]> {
+  let pending: string[] = [];
+  const away = hosts.filter((h) => h.agent !== "passing").map((h) => h.node);
+  try {
+    const placed = await scheduler.placed(stack, generation, units, hosts, deadline);
+    pending = placed.unplaced.map((u) => `${u.unit} could not be placed: ${u.reason}`);
+    if (pending.length > 0) return pending;
+    const unseen = placed.targets.flatMap((t) =>
+      t.hosts.filter((h) => away.includes(h)).map((h) => `${t.name} on ${h}`),
+    );
+    const notes = unseen.length ? [`${unseen.join(", ")}: the host's agent is not passing, so not vouched for`] : [];
+    const targets = placed.targets.map((t) => ({ ...t, hosts: t.hosts.filter((h) => !away.includes(h)) }));
+    await scheduler.follow(
+      stack,
+      deadline,
+      (reports) => {
+        const d = decide(targets, generation, reports);
+        if (d.kind === "done") {
+          pending = notes;
+          return true;
+        }
+        pending = [
+          d.kind === "failed"
+            ? `${d.unit} failed on ${d.host}: ${d.reason}`
+            : `${d.unit} is not active yet on ${d.pending.join(", ")}`,
+          ...notes,
+        ];
+        if (d.kind === "failed") return false;
+        out.progress(`restoring: ${pending.join("; ")}`);
+        return undefined;
+      },
+      () => pending.join("; "),
+    );
+  } catch (err) {
+    if (!(err instanceof TimeoutError)) throw err;
+    if (pending.length === 0) pending = [`no placement or report for generation ${generation} (${err.message})`];
+  } finally {
+    out.progress("");
+  }
+  return pending;
+}

@@ -1,0 +1,86 @@
+/**
+ * After a restore the rollout says the previous versions serve only when the hosts report them
+ * active; a host whose agent is not passing is named, not waited for; a failed unit is said.
+ */
+import { describe, expect, it } from "vitest";
+import type { Output } from "../../controller/output.js";
+import { awaitRestored } from "../../controller/rollout/restored.js";
+import { TimeoutError } from "../../controller/scheduler/agent-reports.js";
+import type { Scheduler } from "../../controller/scheduler/scheduler.js";
+import type { HostView } from "../../controller/scheduler/targets.js";
+import type { StatusReport, UnitSpec } from "../../shared/spec.js";
+
+const unit: UnitSpec = {
+  name: "web@1.service",
+  stack: "web",
+  component: null,
+  group: null,
+  version: "1",
+  role: "service",
+  text: "x",
+  placements: [{ global: true, metadata: {} }],
+};
+const report = (node: string, activeState: string): StatusReport => ({
+  schema: 1,
+  node,
+  stack: "web",
+  generation: 9,
+  desiredGeneration: 9,
+  converging: false,
+  units: [{ name: unit.name, activeState, subState: "x" }],
+  archives: [],
+  errors: [],
+  updatedAt: "",
+});
+/** a scheduler whose hosts report these states, one set after another */
+const scheduler = (rounds: StatusReport[][]): Scheduler =>
+  ({
+    placed: async (_s: string, _g: number, units: UnitSpec[], hosts: HostView[]) => ({
+      targets: units.map((u) => ({ name: u.name, hosts: hosts.map((h) => h.node) })),
+      unplaced: [],
+    }),
+    follow: async <T>(_s: string, _d: number, check: (r: ReadonlyMap<string, StatusReport>) => T | undefined) => {
+      for (const round of rounds) {
+        const v = check(new Map(round.map((r) => [r.node, r])));
+        if (v !== undefined) return v;
+      }
+      throw new TimeoutError("no report");
+    },
+  }) as unknown as Scheduler;
+const quiet: Output = {
+  log: () => undefined,
+  info: () => undefined,
+  warn: () => undefined,
+  error: () => undefined,
+  debug: () => undefined,
+  print: () => undefined,
+  progress: () => undefined,
+};
+const hosts = (...agents: [string, string][]): HostView[] => agents.map(([node, agent]) => ({ node, meta: {}, agent }));
+
+describe("awaitRestored", () => {
+  it("active again on every host: nothing to say", async () => {
+    const s = scheduler([
+      [report("a", "activating"), report("b", "active")],
+      [report("a", "active"), report("b", "active")],
+    ]);
+    expect(await awaitRestored(s, "web", 9, [unit], hosts(["a", "passing"], ["b", "passing"]), 0, quiet)).toEqual([]);
+  });
+  it("a host where it never came back is named when the bound passes", async () => {
+    const s = scheduler([[report("a", "inactive"), report("b", "active")]]);
+    expect(await awaitRestored(s, "web", 9, [unit], hosts(["a", "passing"], ["b", "passing"]), 0, quiet)).toEqual([
+      "web@1.service is not active yet on a",
+    ]);
+  });
+  it("a failed restored unit is said at once", async () => {
+    const s = scheduler([[report("a", "failed"), report("b", "active")]]);
+    const got = await awaitRestored(s, "web", 9, [unit], hosts(["a", "passing"], ["b", "passing"]), 0, quiet);
+    expect(got[0]).toMatch(/^web@1\.service failed on a/);
+  });
+  it("a host whose agent is not passing is not vouched for (and not waited for)", async () => {
+    const s = scheduler([[report("b", "active")]]);
+    expect(await awaitRestored(s, "web", 9, [unit], hosts(["a", "critical"], ["b", "passing"]), 0, quiet)).toEqual([
+      "web@1.service on a: the host's agent is not passing, so not vouched for",
+    ]);
+  });
+});
