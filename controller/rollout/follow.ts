@@ -98,6 +98,8 @@ export async function followUnits(scheduler: Scheduler, w: BatchWatch, out: Outp
   let current = 0;
   let since = Date.now();
   let last = "";
+  /** the hosts the unit followed now is not active on yet (a timeout names these, not all of its hosts) */
+  let pendingOn: string[] = [];
   if (units[0]) out.info(`Deploying ${units[0].name}`);
   for (;;) {
     const until = Math.min(w.deadline, since + w.perUnitMs);
@@ -111,6 +113,7 @@ export async function followUnits(scheduler: Scheduler, w: BatchWatch, out: Outp
           const d = decide(units, w.generation, reports);
           if (d.kind === "failed") return { failed: { unit: d.unit, host: d.host, reason: d.reason }, at: current };
           last = d.kind === "waiting" ? `${d.unit} not active yet on ${d.pending.join(", ")}` : "";
+          pendingOn = d.kind === "waiting" ? d.pending : [];
           out.progress(
             d.kind === "waiting"
               ? `${d.unit}: ${d.done.length ? `active on ${d.done.join(", ")}; ` : ""}waiting on ${d.pending.join(", ")}`
@@ -124,12 +127,16 @@ export async function followUnits(scheduler: Scheduler, w: BatchWatch, out: Outp
     } catch (err) {
       if (!(err instanceof TimeoutError)) throw err;
       const unit = units[current];
-      const sick = (unit?.hosts ?? [])
-        .filter((h) => w.unwell.has(h))
-        .map((h) => `houston-agent on ${h} is ${w.unwell.get(h)}`);
+      const on = pendingOn.length ? pendingOn : (unit?.hosts ?? []);
+      // an agent that stopped reporting during the rollout is named as one that was away from its start
+      const agents = new Map((await scheduler.hosts().catch(() => [])).map((h) => [h.node, h.agent]));
+      const sick = on.flatMap((h) => {
+        const state = w.unwell.get(h) ?? (agents.get(h) !== "passing" ? (agents.get(h) ?? "not registered") : null);
+        return state ? [`houston-agent on ${h} is ${state}`] : [];
+      });
       return {
         unit: unit?.name ?? "?",
-        host: unit?.hosts.join(", ") ?? "?",
+        host: on.join(", ") || "?",
         reason: `timed out after ${Math.round((Date.now() - since) / 1000)}s: ${err.message || "no report"}${sick.length ? ` (${sick.join("; ")})` : ""}`,
       };
     }

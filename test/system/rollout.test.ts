@@ -482,7 +482,7 @@ describe("rollout end to end", () => {
     expect(st.row).toMatchObject({ activeState: "unknown", reportedState: "active" });
     const text = await localRun("status", "global");
     expect(text.stdout).toMatch(/e2e3 +heartbeat@1\.service +1 +unknown \(agent critical; last reported active\)/);
-    // a rollout to that host warns at once and, when it times out, says why
+    // a rollout to that host warns at once and, when it times out, names that host alone and says why
     const dir = configDir({
       "manifest.yaml": "environments:\n  test: {}\nglobal-units: [beat:2]\n",
       "units/global/beat.service": "[Service]\nExecStart=/bin/sleep infinity\n\n[X-Fleet]\nGlobal=true\n",
@@ -493,7 +493,7 @@ describe("rollout end to end", () => {
       "WARNING  houston-agent on e2e3 is critical: its units cannot be confirmed until it reports again",
     );
     expect(r.stderr).toMatch(
-      /ERROR +beat@2\.service failed on e2e1, e2e2, e2e3: timed out after \d+s: beat@2\.service not active yet on e2e3 \(houston-agent on e2e3 is critical\)/,
+      /ERROR +beat@2\.service failed on e2e3: timed out after \d+s: beat@2\.service not active yet on e2e3 \(houston-agent on e2e3 is critical\)/,
     );
     expect(await state("e2e1", "beat@2.service")).not.toBe("active"); // restored: removed again
     expect(unitFile("e2e1", "beat@2.service")).toBe(false); // gone, not merely never started
