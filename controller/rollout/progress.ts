@@ -195,6 +195,21 @@ function restartedText(unit: string, s: Pick<UnitStatus, "nRestarts" | "result" 
   return `${unit} restarted${parts.length ? ` (${parts.join(", ")})` : ""}`;
 }
 
+/**
+ * A failure's reason on one line (the final message, history, status): its first line; when that
+ * announces log lines, the last of them in their place rather than a line ending in a colon.
+ */
+export function reasonLine(reason: string): string {
+  const [first = "", ...rest] = reason.split("\n");
+  const last = rest
+    .map((l) => l.trim())
+    .filter(Boolean)
+    .at(-1);
+  return first.endsWith("last log lines:") && last !== undefined
+    ? `${first.slice(0, -"last log lines:".length)}last log line: ${last}`
+    : first;
+}
+
 /** A unit's failure as a rollout reports it: what happened, then the unit's last log lines. */
 function withLog(what: string, s: Pick<UnitStatus, "log">): string {
   return [what, ...(s.log?.length ? [`last log lines:\n      ${s.log.join("\n      ")}`] : [])].join("; ");

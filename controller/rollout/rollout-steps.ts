@@ -17,6 +17,7 @@
 import type { HistoryRecord, UnitSpec } from "../../shared/spec.js";
 import type { UnitTarget } from "../scheduler/targets.js";
 import type { Batch, RolloutPlan, ServiceCheck } from "./rollout-plan.js";
+import { reasonLine } from "./progress.js";
 
 export interface Failure {
   unit: string;
@@ -187,7 +188,7 @@ function done(plan: RolloutPlan, p: RolloutProgress): Extract<RolloutStep, { kin
       kind: "done",
       ok: false,
       result: plan.policy.onFailure === "keep" ? "failed" : "rolled-back",
-      message: `Deployment of ${req.label} failed: ${f.unit} failed on ${f.host}: ${f.reason.split("\n")[0]}`,
+      message: `Deployment of ${req.label} failed: ${f.unit} failed on ${f.host}: ${reasonLine(f.reason)}`,
       confirmRemoval: [],
     };
   if (req.kind === "remove")

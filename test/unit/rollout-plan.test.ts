@@ -316,6 +316,24 @@ describe("planRollout + nextStep", () => {
       ],
     },
     {
+      title: "a failure with log lines: the message ends with the last of them, not with a colon",
+      plan: () =>
+        planRollout(deploy(v2), { place: targetsOf, live: spec(4, v1), history: [], hosts: [host("a")] }, OPTS),
+      fails: {
+        "0 await-active": {
+          unit: "web@2.service",
+          host: "a",
+          reason: "web@2.service failed (Result=exit-code); last log lines:\n      starting\n      boom: port taken",
+        },
+      },
+      steps: [
+        "write web@1.service web-db@1.service web@2.service",
+        "follow web-db@1.service@a web@2.service@a +consul",
+        "restore → web-db@1.service web@1.service",
+        "done rolled-back: Deployment of web 2 failed: web@2.service failed on a: web@2.service failed (Result=exit-code); last log line: boom: port taken",
+      ],
+    },
+    {
       title: "--no-removal: the failed units stay, recorded as failed",
       plan: () =>
         planRollout(
