@@ -40,7 +40,7 @@ export async function statusCommand(
   if (stack)
     for (const spec of specs) {
       const last = (await listHistory(ctx.consul, ctx.kv, spec.stack)).at(-1);
-      if (last && ["failed", "rolled-back", "interrupted"].includes(last.result)) attempts.set(spec.stack, last);
+      if (last && FAILED_RESULTS.includes(last.result)) attempts.set(spec.stack, last);
     }
   const stacks = specs.map((spec) => {
     const byHost: ReadonlyMap<string, StatusReport> = reports.get(spec.stack) ?? new Map<string, StatusReport>();
@@ -123,8 +123,16 @@ export async function statusCommand(
     out.print(JSON.stringify({ stacks, errors: specErrors, hosts, healthy }, null, 2));
     return healthy;
   }
-  if (stacks.length === 0 && specErrors.length === 0)
-    out.print(stack ? `stack ${stack} is not deployed` : "no stacks deployed");
+  if (stacks.length === 0 && specErrors.length === 0) {
+    // a first deploy that failed leaves no spec, only its history row: say what happened to it
+    const rows = stack ? await listHistory(ctx.consul, ctx.kv, stack) : [];
+    const last = rows.at(-1) && FAILED_RESULTS.includes(rows.at(-1)?.result ?? "") ? rows.at(-1) : undefined;
+    out.print(
+      stack
+        ? `stack ${stack} is not deployed${last ? `; last attempt ${last.result}: generation ${last.generation}, ${age(last.finishedAt, now)} ago: ${last.message}` : ""}`
+        : "no stacks deployed",
+    );
+  }
   for (const s of stacks) {
     const d = s.deployment;
     out.print(
@@ -288,6 +296,9 @@ async function fleetMachines(
 }
 
 /** A failed attempt as `status` shows it (null: none). */
+/** the history results of an attempt that did not take: status names the last one */
+const FAILED_RESULTS: readonly string[] = ["failed", "rolled-back", "interrupted"];
+
 function failedAttempt(
   r: HistoryRecord | undefined,
 ): Pick<HistoryRecord, "generation" | "result" | "deployment" | "finishedAt" | "message"> | null {

@@ -340,6 +340,11 @@ describe("rollout end to end", () => {
       "the service to be deregistered",
       async () => (await fleet.consul.healthService("sick")).entries.length === 0,
     );
+    // a failed first deploy leaves no spec: status says what happened to the attempt
+    const st = await run(dir, "status", "sick");
+    expect(st.stdout).toMatch(
+      /^stack sick is not deployed; last attempt rolled-back: generation \d+, \S+ ago: Deployment of sick 1 failed: sick@1\.service failed on e2e1, e2e2/,
+    );
   });
 
   it("a check that stays critical longer than one unit may take fails the rollout then, quoting its output", async () => {
