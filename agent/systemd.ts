@@ -32,6 +32,8 @@ export interface UnitState {
   nRestarts?: number;
   /** when the unit last became active, µs on the host's monotonic clock (ActiveEnterTimestampMonotonic; when asked) */
   activeEnterUs?: number;
+  /** a unit that failed or restarted: when its job started it (InactiveExitTimestamp, µs since the epoch), so that its log is of this run */
+  startedUs?: number;
 }
 
 type StateListener = (unit: string, state: Partial<UnitState>) => void;
@@ -201,8 +203,9 @@ export class Systemd {
    * .service units that failed or are restarting (one more call each): a report of N units costs
    * 1 + few calls, not 3 × N. With `restarts`, also NRestarts of each loaded .service unit that
    * runs or restarts (one more call each, made concurrently): what a report needs to tell a
-   * rollout that a unit restarted between two looks. With `activeSince`, also when each of those
-   * units that is active became so (one more call each): how long it has stood.
+   * rollout that a unit restarted between two looks; and of a loaded service that failed, restarts
+   * or has restarted, when its job started it (for its log lines). With `activeSince`, also when
+   * each of those units that is active became so (one more call each): how long it has stood.
    */
   async unitStates(
     names: string[],
@@ -248,6 +251,22 @@ export class Systemd {
         }),
       );
     }
+    // a unit in trouble: when this run began (restarts do not pass through inactive), for its log lines
+    const troubled = [...out].filter(
+      ([name, s]) =>
+        opts.restarts &&
+        name.endsWith(".service") &&
+        s.loadState === "loaded" &&
+        (s.activeState === "failed" || s.activeState === "activating" || (s.nRestarts ?? 0) > 0),
+    );
+    await Promise.all(
+      troubled.map(async ([name, state]) => {
+        const path = paths.get(name) ?? (await this.unitPath(name));
+        const v = await this.getProperty(path, UNIT, "InactiveExitTimestamp");
+        const us = typeof v === "bigint" ? Number(v) : v;
+        if (typeof us === "number" && Number.isSafeInteger(us) && us > 0) state.startedUs = us;
+      }),
+    );
     if (opts.activeSince) {
       const active = [...out].filter(([name, s]) => opts.activeSince?.has(name) && s.activeState === "active");
       await Promise.all(

@@ -3,7 +3,8 @@
  * unit that failed or is restarting, NRestarts of each running service, whether a unit with a
  * window has stood it (active that long without a break, on the host's monotonic clock; and when
  * the next young unit's window ends, so that the host reports again then), and the last journal
- * lines of a unit that failed or restarted (read again only when that changed). Also the units
+ * lines of a unit that failed or restarted, since its job started it (not an earlier deploy of the
+ * same name; read again only when that changed). Also the units
  * fleet ran here and is still stopping: they stay in the report until they are gone, so that a
  * removal waits for them.
  */
@@ -79,7 +80,7 @@ export class UnitStates {
       const troubled = s.activeState === "failed" || s.subState === "auto-restart" || (s.nRestarts ?? 0) > 0;
       if (troubled) {
         const same = before?.log && before.nRestarts === s.nRestarts && before.activeState === s.activeState;
-        st.log = same ? before.log : ((await this.journalLines(name)) ?? before?.log);
+        st.log = same ? before.log : ((await this.journalLines(name, s.startedUs)) ?? before?.log);
       }
       states.set(name, st);
     }
@@ -87,10 +88,12 @@ export class UnitStates {
     return { states, lingering, recheckInMs };
   }
 
-  private async journalLines(unit: string): Promise<string[] | undefined> {
+  /** The unit's last 10 lines, of this run when its start is known (not an earlier deploy of the same name). */
+  private async journalLines(unit: string, startedUs?: number): Promise<string[] | undefined> {
     if (!this.journal) return undefined;
+    const since = startedUs !== undefined ? ["--since", `@${Math.floor(startedUs / 1_000_000)}`] : [];
     try {
-      const { stdout } = await run("journalctl", ["-u", unit, "-n", "10", "--no-pager", "-o", "cat"], {
+      const { stdout } = await run("journalctl", ["-u", unit, ...since, "-n", "10", "--no-pager", "-o", "cat"], {
         timeout: 3000,
       });
       return stdout.split("\n").filter(Boolean).slice(-10);
