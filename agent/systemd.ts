@@ -259,26 +259,27 @@ export class Systemd {
         s.loadState === "loaded" &&
         (s.activeState === "failed" || s.activeState === "activating" || (s.nRestarts ?? 0) > 0),
     );
+    await this.timestamps(troubled, paths, "InactiveExitTimestamp", (state, us) => (state.startedUs = us));
+    const active = [...out].filter(([name, s]) => opts.activeSince?.has(name) && s.activeState === "active");
+    await this.timestamps(active, paths, "ActiveEnterTimestampMonotonic", (state, us) => (state.activeEnterUs = us));
+    return out;
+  }
+
+  /** A µs timestamp property of each of these units (concurrently); systemd's 0 ("never") is left out. */
+  private async timestamps(
+    units: [string, UnitState][],
+    paths: ReadonlyMap<string, string>,
+    prop: "InactiveExitTimestamp" | "ActiveEnterTimestampMonotonic",
+    set: (state: UnitState, us: number) => void,
+  ): Promise<void> {
     await Promise.all(
-      troubled.map(async ([name, state]) => {
+      units.map(async ([name, state]) => {
         const path = paths.get(name) ?? (await this.unitPath(name));
-        const v = await this.getProperty(path, UNIT, "InactiveExitTimestamp");
+        const v = await this.getProperty(path, UNIT, prop);
         const us = typeof v === "bigint" ? Number(v) : v;
-        if (typeof us === "number" && Number.isSafeInteger(us) && us > 0) state.startedUs = us;
+        if (typeof us === "number" && Number.isSafeInteger(us) && us > 0) set(state, us);
       }),
     );
-    if (opts.activeSince) {
-      const active = [...out].filter(([name, s]) => opts.activeSince?.has(name) && s.activeState === "active");
-      await Promise.all(
-        active.map(async ([name, state]) => {
-          const path = paths.get(name) ?? (await this.unitPath(name));
-          const v = await this.getProperty(path, UNIT, "ActiveEnterTimestampMonotonic");
-          const us = typeof v === "bigint" ? Number(v) : v;
-          if (typeof us === "number" && Number.isSafeInteger(us) && us > 0) state.activeEnterUs = us;
-        }),
-      );
-    }
-    return out;
   }
 
   /**

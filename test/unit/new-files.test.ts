@@ -11,19 +11,10 @@ import { describe, expect, it } from "vitest";
 import { aclPoliciesCommand } from "../../controller/commands/acl.js";
 import { writeSigningKeys } from "../../controller/commands/keygen.js";
 import { writeNewFiles } from "../../controller/commands/new-files.js";
-import type { Output } from "../../controller/output.js";
+import { quiet } from "../helpers/output.js";
 import { ConfigError } from "../../shared/errors.js";
 import { KvLayout } from "../../shared/kv-layout.js";
 
-const quiet: Output = {
-  log: () => undefined,
-  info: () => undefined,
-  warn: () => undefined,
-  error: () => undefined,
-  debug: () => undefined,
-  print: () => undefined,
-  progress: () => undefined,
-};
 const tmp = (): string => mkdtempSync(join(tmpdir(), "houston-newfiles-"));
 const policies = (out: string): void => aclPoliciesCommand(new KvLayout(), [], [], false, out, quiet);
 

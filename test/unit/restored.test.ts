@@ -3,7 +3,7 @@
  * active; a host whose agent is not passing is named, not waited for; a failed unit is said.
  */
 import { describe, expect, it } from "vitest";
-import type { Output } from "../../controller/output.js";
+import { quiet } from "../helpers/output.js";
 import { awaitRestored } from "../../controller/rollout/restored.js";
 import { TimeoutError } from "../../controller/scheduler/agent-reports.js";
 import type { Scheduler } from "../../controller/scheduler/scheduler.js";
@@ -47,15 +47,6 @@ const scheduler = (rounds: StatusReport[][]): Scheduler =>
       throw new TimeoutError("no report");
     },
   }) as unknown as Scheduler;
-const quiet: Output = {
-  log: () => undefined,
-  info: () => undefined,
-  warn: () => undefined,
-  error: () => undefined,
-  debug: () => undefined,
-  print: () => undefined,
-  progress: () => undefined,
-};
 const hosts = (...agents: [string, string][]): HostView[] => agents.map(([node, agent]) => ({ node, meta: {}, agent }));
 
 describe("awaitRestored", () => {
