@@ -195,16 +195,19 @@ function restartedText(unit: string, s: Pick<UnitStatus, "nRestarts" | "result" 
   return `${unit} restarted${parts.length ? ` (${parts.join(", ")})` : ""}`;
 }
 
+/** "Started x.service - …", "Stopping …", "x.service: Scheduled restart job, …", "x.service: Consumed 1s CPU time." */
+const SYSTEMD_JOB_LINE =
+  /^(Started|Starting|Stopped|Stopping|Finished) |^\S+\.service: (Scheduled restart job|Consumed |Deactivated successfully)/;
+
 /**
  * A failure's reason on one line (the final message, history, status): its first line; when that
  * announces log lines, the last of them in their place rather than a line ending in a colon.
  */
 export function reasonLine(reason: string): string {
   const [first = "", ...rest] = reason.split("\n");
-  const last = rest
-    .map((l) => l.trim())
-    .filter(Boolean)
-    .at(-1);
+  const lines = rest.map((l) => l.trim()).filter(Boolean);
+  // systemd's own lines about the job say less than the unit's last words (or how it exited)
+  const last = lines.filter((l) => !SYSTEMD_JOB_LINE.test(l)).at(-1) ?? lines.at(-1);
   return first.endsWith("last log lines:") && last !== undefined
     ? `${first.slice(0, -"last log lines:".length)}last log line: ${last}`
     : first;

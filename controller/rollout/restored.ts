@@ -1,8 +1,9 @@
 /**
  * After a failed rollout's restore (I/O, through the scheduler): the restored units seen active
  * again on every host they are placed on — under stop then start the old version is started again
- * where the new one replaced it — so that the rollout says the previous versions serve only when
- * the hosts report it. Followed with blocking queries and a progress line, within a bound.
+ * where the new one replaced it — so that the rollout says they are active again only when the
+ * hosts report it. Followed with blocking queries and a progress line, within a bound; a host
+ * whose agent is not passing (at the start, or by the end) is named, not its units.
  */
 import type { UnitSpec } from "../../shared/spec.js";
 import type { Output } from "../output.js";
@@ -59,6 +60,14 @@ export async function awaitRestored(
   } catch (err) {
     if (!(err instanceof TimeoutError)) throw err;
     if (pending.length === 0) pending = [`no placement or report for generation ${generation} (${err.message})`];
+    // an agent that stopped during the wait (Consul takes a while to say so): named, not its units
+    const now = await scheduler.hosts().catch(() => []);
+    const gone = now.filter((h) => h.agent !== "passing" && !away.includes(h.node)).map((h) => h.node);
+    if (gone.length > 0)
+      pending = [
+        ...pending,
+        `${gone.join(", ")}: the host's agent stopped passing meanwhile, so its report is no evidence`,
+      ];
   } finally {
     out.progress("");
   }

@@ -251,12 +251,12 @@ export async function rollout(
               : [];
           if (before && unwell.length > 0)
             out.warn(
-              `Restored generation ${before.generation}'s units as generation ${generation}, but not all serve: ${unwell.join("; ")} (see houston status ${input.stack})`,
+              `Restored generation ${before.generation}'s units as generation ${generation}, but not all are seen active again: ${unwell.join("; ")} (see houston status ${input.stack})`,
             );
           else
             out.info(
               before
-                ? `Restored generation ${before.generation}'s units as generation ${generation}: the previous versions keep serving`
+                ? `Restored generation ${before.generation}'s units as generation ${generation}: active again on every host`
                 : adopted.length
                   ? `Returned to what ran before: the original Houston's units adopted for ${input.stack} run on as they were (${adopted.join(", ")})`
                   : "Removed the stack's units: nothing was deployed before",

@@ -6,6 +6,7 @@ import {
   noteRestarts,
   refusal,
   removalPending,
+  reasonLine,
   reportIsCurrent,
   unhealthy,
 } from "../../controller/rollout/progress.js";
@@ -332,4 +333,25 @@ describe("reportIsCurrent (the one rule decide and unhealthy share)", () => {
     ["a later generation", rep("h1", 6, []), true],
   ];
   for (const [title, r, want] of cases) it(title, () => expect(reportIsCurrent(r, 5)).toBe(want));
+});
+
+describe("reasonLine: a failure on one line", () => {
+  it.each([
+    ["no log lines", "x failed (Result=exit-code)", "x failed (Result=exit-code)"],
+    [
+      "the last log line in place of the announcement",
+      "x failed; last log lines:\n      starting\n      boom",
+      "x failed; last log line: boom",
+    ],
+    [
+      "systemd's job lines after a restart are passed over",
+      "x restarted; last log lines:\n      boom\n      x.service: Main process exited, code=exited, status=1/FAILURE\n      x.service: Scheduled restart job, restart counter is at 1.\n      Stopped x.service - x.\n      Started x.service - x.",
+      "x restarted; last log line: x.service: Main process exited, code=exited, status=1/FAILURE",
+    ],
+    [
+      "only job lines: the last of them",
+      "x failed; last log lines:\n      Started x.service - x.",
+      "x failed; last log line: Started x.service - x.",
+    ],
+  ])("%s", (_t, reason, want) => expect(reasonLine(reason)).toBe(want));
 });

@@ -32,9 +32,10 @@ const report = (node: string, activeState: string): StatusReport => ({
   errors: [],
   updatedAt: "",
 });
-/** a scheduler whose hosts report these states, one set after another */
-const scheduler = (rounds: StatusReport[][]): Scheduler =>
+/** a scheduler whose hosts report these states, one set after another (and whose agents are `later` by the end) */
+const scheduler = (rounds: StatusReport[][], later: HostView[] = []): Scheduler =>
   ({
+    hosts: async () => later,
     placed: async (_s: string, _g: number, units: UnitSpec[], hosts: HostView[]) => ({
       targets: units.map((u) => ({ name: u.name, hosts: hosts.map((h) => h.node) })),
       unplaced: [],
@@ -67,6 +68,13 @@ describe("awaitRestored", () => {
     const s = scheduler([[report("a", "failed"), report("b", "active")]]);
     const got = await awaitRestored(s, "web", 9, [unit], hosts(["a", "passing"], ["b", "passing"]), 0, quiet);
     expect(got[0]).toMatch(/^web@1\.service failed on a/);
+  });
+  it("an agent that stops passing during the wait is named beside what its host did not report", async () => {
+    const s = scheduler([[report("a", "inactive"), report("b", "active")]], hosts(["a", "critical"], ["b", "passing"]));
+    expect(await awaitRestored(s, "web", 9, [unit], hosts(["a", "passing"], ["b", "passing"]), 0, quiet)).toEqual([
+      "web@1.service is not active yet on a",
+      "a: the host's agent stopped passing meanwhile, so its report is no evidence",
+    ]);
   });
   it("a host whose agent is not passing is not vouched for (and not waited for)", async () => {
     const s = scheduler([[report("b", "active")]]);
