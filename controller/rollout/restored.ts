@@ -10,7 +10,7 @@ import type { Output } from "../output.js";
 import { TimeoutError } from "../scheduler/agent-reports.js";
 import type { Scheduler } from "../scheduler/scheduler.js";
 import type { HostView } from "../scheduler/targets.js";
-import { decide } from "./progress.js";
+import { decide, refusal } from "./progress.js";
 
 /**
  * What is not serving yet at `deadline` (empty: every restored unit is active where it is placed).
@@ -27,8 +27,28 @@ export async function awaitRestored(
 ): Promise<string[]> {
   let pending: string[] = [];
   const away = hosts.filter((h) => h.agent !== "passing").map((h) => h.node);
+  // an agent that refuses the restored spec (unsigned, say) will not place or start it: said at once
+  const ac = new AbortController();
+  const refused = scheduler
+    .follow(
+      stack,
+      deadline,
+      (r) => refusal(generation, r) ?? undefined,
+      () => "",
+      ac.signal,
+    )
+    .then(
+      (r) => ({ kind: "refused" as const, reason: r.reason }),
+      () => new Promise<never>(() => undefined), // the placement's own wait ends it
+    );
   try {
-    const placed = await scheduler.placed(stack, generation, units, hosts, deadline);
+    const first = await Promise.race([
+      scheduler.placed(stack, generation, units, hosts, deadline).then((p) => ({ kind: "placed" as const, ...p })),
+      refused,
+    ]);
+    ac.abort();
+    if (first.kind === "refused") return [first.reason];
+    const placed = first;
     pending = placed.unplaced.map((u) => `${u.unit} could not be placed: ${u.reason}`);
     if (pending.length > 0) return pending;
     const unseen = placed.targets.flatMap((t) =>
@@ -69,7 +89,26 @@ export async function awaitRestored(
         `${gone.join(", ")}: the host's agent stopped passing meanwhile, so its report is no evidence`,
       ];
   } finally {
+    ac.abort();
     out.progress("");
   }
   return pending;
+}
+
+/** The restore's last line: what the hosts were seen running again, or a warning naming what not. */
+export async function sayRestored(
+  scheduler: Scheduler,
+  stack: string,
+  from: number,
+  generation: number,
+  units: UnitSpec[],
+  out: Output,
+  o: { until: number },
+): Promise<void> {
+  const unwell = await awaitRestored(scheduler, stack, generation, units, await scheduler.hosts(), o.until, out);
+  if (unwell.length > 0)
+    out.warn(
+      `Restored generation ${from}'s units as generation ${generation}, but not all are seen active again: ${unwell.join("; ")} (see houston status ${stack})`,
+    );
+  else out.info(`Restored generation ${from}'s units as generation ${generation}: active again on every host`);
 }

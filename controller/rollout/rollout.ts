@@ -38,7 +38,7 @@ import { laterFailure } from "./history.js";
 import { DeployLock, whoAmI } from "./lock.js";
 import { deleteSpec, writeSpec } from "../../shared/stores/specs.js";
 import { readHistory, readLiveSpec } from "./read-back.js";
-import { awaitRestored } from "./restored.js";
+import { sayRestored } from "./restored.js";
 import { planRollout, type PlanOptions, type RolloutPlan, type RolloutRequest } from "./rollout-plan.js";
 import { advance, nextStep, start, type Outcome, type RolloutStep } from "./rollout-steps.js";
 import type { RestartBaseline } from "./progress.js";
@@ -236,30 +236,17 @@ export async function rollout(
           // one bound for both waits: the removal, then the restored units seen active
           const restoreUntil = Date.now() + plan.policy.removalWaitMs;
           await waitRemoved(scheduler, input.stack, removed, generation, plan.policy.removalWaitMs, out);
-          // the previous versions serve again only when the hosts say so (stop then start restarts them)
-          const unwell =
-            before && step.units
-              ? await awaitRestored(
-                  scheduler,
-                  input.stack,
-                  generation,
-                  step.units,
-                  await scheduler.hosts(),
-                  Math.max(restoreUntil, Date.now() + 2000),
-                  out,
-                )
-              : [];
-          if (before && unwell.length > 0)
-            out.warn(
-              `Restored generation ${before.generation}'s units as generation ${generation}, but not all are seen active again: ${unwell.join("; ")} (see houston status ${input.stack})`,
-            );
+          // the previous versions are said to run again only when the hosts say so (stop then start restarts them)
+          if (before && step.units)
+            await sayRestored(scheduler, input.stack, before.generation, generation, step.units, out, {
+              // as long as one unit may take (-d × -m), within the removal's bound
+              until: Math.max(Math.min(restoreUntil, Date.now() + plan.policy.perUnitMs), Date.now() + 2000),
+            });
           else
             out.info(
-              before
-                ? `Restored generation ${before.generation}'s units as generation ${generation}: active again on every host`
-                : adopted.length
-                  ? `Returned to what ran before: the original Houston's units adopted for ${input.stack} run on as they were (${adopted.join(", ")})`
-                  : "Removed the stack's units: nothing was deployed before",
+              adopted.length
+                ? `Returned to what ran before: the original Houston's units adopted for ${input.stack} run on as they were (${adopted.join(", ")})`
+                : "Removed the stack's units: nothing was deployed before",
             );
           return { kind: step.kind };
         }

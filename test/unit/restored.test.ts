@@ -76,6 +76,18 @@ describe("awaitRestored", () => {
       "a: the host's agent stopped passing meanwhile, so its report is no evidence",
     ]);
   });
+  it("an agent that refuses the restored spec is said at once", async () => {
+    const refusing: StatusReport = {
+      ...report("a", "active"),
+      generation: 8,
+      desiredGeneration: 8,
+      refused: { generation: 9, reason: "the spec is not signed and this agent trusts only signed specs" },
+    };
+    const s = scheduler([[refusing, report("b", "active")]]);
+    const got = await awaitRestored(s, "web", 9, [unit], hosts(["a", "passing"], ["b", "passing"]), 0, quiet);
+    expect(got).toHaveLength(1);
+    expect(got[0]).toMatch(/a refused generation 9: the spec is not signed and this agent trusts only signed specs$/);
+  });
   it("a host whose agent is not passing is not vouched for (and not waited for)", async () => {
     const s = scheduler([[report("b", "active")]]);
     expect(await awaitRestored(s, "web", 9, [unit], hosts(["a", "critical"], ["b", "passing"]), 0, quiet)).toEqual([
