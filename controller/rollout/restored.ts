@@ -5,7 +5,7 @@
  * hosts report it. Followed with blocking queries and a progress line, within a bound; a host
  * whose agent is not passing (at the start, or by the end) is named, not its units.
  */
-import type { UnitSpec } from "../../shared/spec.js";
+import type { StatusReport, UnitSpec } from "../../shared/spec.js";
 import type { Output } from "../output.js";
 import { TimeoutError } from "../scheduler/agent-reports.js";
 import type { Scheduler } from "../scheduler/scheduler.js";
@@ -24,9 +24,21 @@ export async function awaitRestored(
   hosts: HostView[],
   deadline: number,
   out: Output,
+  /** the rollout's first generation: a host that refused it never left what it ran before */
+  since = generation,
 ): Promise<string[]> {
   let pending: string[] = [];
   const away = hosts.filter((h) => h.agent !== "passing").map((h) => h.node);
+  // a host that refused this rollout's spec kept running what it ran: nothing to wait for there
+  const reports = (await scheduler.reports()).get(stack) ?? new Map<string, StatusReport>();
+  const kept = [...reports].flatMap(([host, r]) =>
+    r.refused && r.refused.generation !== null && r.refused.generation >= since && !away.includes(host)
+      ? [{ host, reason: r.refused.reason }]
+      : [],
+  );
+  const keptNotes = kept.map((k) => `${k.host} refused this rollout's specs (${k.reason}): it runs what it ran before`);
+  if (kept.length > 0 && kept.length === reports.size) return keptNotes;
+  const skip = new Set([...away, ...kept.map((k) => k.host)]);
   // an agent that refuses the restored spec (unsigned, say) will not place or start it: said at once
   const ac = new AbortController();
   const refused = scheduler
@@ -54,8 +66,11 @@ export async function awaitRestored(
     const unseen = placed.targets.flatMap((t) =>
       t.hosts.filter((h) => away.includes(h)).map((h) => `${t.name} on ${h}`),
     );
-    const notes = unseen.length ? [`${unseen.join(", ")}: the host's agent is not passing, so not vouched for`] : [];
-    const targets = placed.targets.map((t) => ({ ...t, hosts: t.hosts.filter((h) => !away.includes(h)) }));
+    const notes = [
+      ...(unseen.length ? [`${unseen.join(", ")}: the host's agent is not passing, so not vouched for`] : []),
+      ...keptNotes,
+    ];
+    const targets = placed.targets.map((t) => ({ ...t, hosts: t.hosts.filter((h) => !skip.has(h)) }));
     await scheduler.follow(
       stack,
       deadline,
@@ -103,9 +118,10 @@ export async function sayRestored(
   generation: number,
   units: UnitSpec[],
   out: Output,
-  o: { until: number },
+  o: { until: number; since: number },
 ): Promise<void> {
-  const unwell = await awaitRestored(scheduler, stack, generation, units, await scheduler.hosts(), o.until, out);
+  const hosts = await scheduler.hosts();
+  const unwell = await awaitRestored(scheduler, stack, generation, units, hosts, o.until, out, o.since);
   if (unwell.length > 0)
     out.warn(
       `Restored generation ${from}'s units as generation ${generation}, but not all are seen active again: ${unwell.join("; ")} (see houston status ${stack})`,

@@ -241,6 +241,7 @@ export async function rollout(
             await sayRestored(scheduler, input.stack, before.generation, generation, step.units, out, {
               // as long as one unit may take (-d × -m), within the removal's bound
               until: Math.max(Math.min(restoreUntil, Date.now() + plan.policy.perUnitMs), Date.now() + 2000),
+              since: plan.firstGeneration,
             });
           else
             out.info(

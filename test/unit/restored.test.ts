@@ -36,6 +36,7 @@ const report = (node: string, activeState: string): StatusReport => ({
 const scheduler = (rounds: StatusReport[][], later: HostView[] = []): Scheduler =>
   ({
     hosts: async () => later,
+    reports: async () => new Map([["web", new Map((rounds[0] ?? []).map((r) => [r.node, r]))]]),
     placed: async (_s: string, _g: number, units: UnitSpec[], hosts: HostView[]) => ({
       targets: units.map((u) => ({ name: u.name, hosts: hosts.map((h) => h.node) })),
       unplaced: [],
@@ -87,6 +88,20 @@ describe("awaitRestored", () => {
     const got = await awaitRestored(s, "web", 9, [unit], hosts(["a", "passing"], ["b", "passing"]), 0, quiet);
     expect(got).toHaveLength(1);
     expect(got[0]).toMatch(/a refused generation 9: the spec is not signed and this agent trusts only signed specs$/);
+  });
+  it("hosts that refused this rollout's specs ran nothing new: nothing to wait for", async () => {
+    const refusedEarlier = (node: string): StatusReport => ({
+      ...report(node, "active"),
+      generation: 6,
+      desiredGeneration: 6,
+      refused: { generation: 7, reason: "the spec is not signed" },
+    });
+    const s = scheduler([[refusedEarlier("a"), refusedEarlier("b")]]);
+    const hs = hosts(["a", "passing"], ["b", "passing"]);
+    expect(await awaitRestored(s, "web", 9, [unit], hs, 0, quiet, 7)).toEqual([
+      "a refused this rollout's specs (the spec is not signed): it runs what it ran before",
+      "b refused this rollout's specs (the spec is not signed): it runs what it ran before",
+    ]);
   });
   it("a host whose agent is not passing is not vouched for (and not waited for)", async () => {
     const s = scheduler([[report("b", "active")]]);
