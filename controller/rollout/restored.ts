@@ -45,7 +45,12 @@ export async function awaitRestored(
     .follow(
       stack,
       deadline,
-      (r) => refusal(generation, r) ?? undefined,
+      (r) =>
+        refusal(
+          generation,
+          r,
+          [...r.keys()].filter((h) => !skip.has(h)),
+        ) ?? undefined,
       () => "",
       ac.signal,
     )

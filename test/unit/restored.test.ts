@@ -84,7 +84,11 @@ describe("awaitRestored", () => {
       desiredGeneration: 8,
       refused: { generation: 9, reason: "the spec is not signed and this agent trusts only signed specs" },
     };
-    const s = scheduler([[refusing, report("b", "active")]]);
+    // it refuses after the restore was written (the first look finds it still starting)
+    const s = scheduler([
+      [report("a", "activating"), report("b", "active")],
+      [refusing, report("b", "active")],
+    ]);
     const got = await awaitRestored(s, "web", 9, [unit], hosts(["a", "passing"], ["b", "passing"]), 0, quiet);
     expect(got).toHaveLength(1);
     expect(got[0]).toMatch(/a refused generation 9: the spec is not signed and this agent trusts only signed specs$/);
