@@ -304,8 +304,8 @@ async function watchWindow(
  * stood, failed or restarted, or one unit's bound (-d × -m) passes without that report.
  */
 async function awaitStood(scheduler: Scheduler, w: BatchWatch, seconds: number, out: Output): Promise<Failure | null> {
-  let waiting = notStood(w.scope, w.generation, (await scheduler.reports()).get(w.stack) ?? new Map());
-  if (waiting.length === 0) return null;
+  // the follow's first look is at the reports as they are: nothing to wait for ends it at once
+  let waiting: { unit: string; hosts: string[] }[] = [];
   const text = () =>
     `waiting for ${waiting.map((x) => `${x.hosts.join(", ")} to report that ${x.unit} stood its window`).join("; ")} (on the host's clock)`;
   const started = Date.now();
