@@ -33,7 +33,7 @@ import type { AgentState } from "./state.js";
 import type { SystemdApi } from "./systemd.js";
 import { desiredForHost, type HostDesired } from "./targeting.js";
 import { SchedulerRole } from "./scheduler-role.js";
-import { UnitStates } from "./unit-states.js";
+import { journalctl, UnitStates } from "./unit-states.js";
 import { Fleet } from "../shared/fleet.js";
 import { archiveRequestAnswer, type ArchiveAnswer } from "./local-socket.js";
 
@@ -84,7 +84,7 @@ export class Agent {
     private readonly deps: AgentDeps,
   ) {
     this.registrar = new Registrar(deps.consul, deps.kv, (m) => this.log(m));
-    this.unitStates = new UnitStates(deps.systemd, cfg.journal);
+    this.unitStates = new UnitStates(deps.systemd, cfg.journal ? journalctl : null);
     this.runner = new PassRunner({
       pass: () => this.pass(),
       backoff: new Backoff({ minMs: 500, maxMs: 15_000 }),

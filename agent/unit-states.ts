@@ -4,15 +4,15 @@
  * window has stood it (active that long without a break, on the host's monotonic clock; and when
  * the next young unit's window ends, so that the host reports again then), and the last journal
  * lines of a unit that failed or restarted, since its job started it (not an earlier deploy of the
- * same name; read again only when that changed). Also the units
- * fleet ran here and is still stopping: they stay in the report until they are gone, so that a
- * removal waits for them.
+ * same name; read again only when that changed, after journald took in what it was sent). Also
+ * the units fleet ran here and are still stopping: they stay in the report until they are gone,
+ * so that a removal waits for them.
  */
 import { execFile } from "node:child_process";
 import { promisify } from "node:util";
 import type { UnitStatus } from "../shared/spec.js";
 import type { OwnedUnit } from "./state.js";
-import type { SystemdApi } from "./systemd.js";
+import type { SystemdApi, UnitState } from "./systemd.js";
 import type { HostDesired } from "./targeting.js";
 
 const run = promisify(execFile);
@@ -24,11 +24,21 @@ export class UnitStates {
   /** units fleet ran on this host: name → stack */
   private readonly fleetSeen = new Map<string, string>();
 
+  /**
+   * Per unit (its name and the content it was started with): the earliest wall-clock µs one of its
+   * runs is known to have begun. A crash loop's report comes after systemd already restarted the
+   * unit, whose InactiveExitTimestamp is then of the new run: the lines of the run that died are
+   * older, and the unit's first look (active, for its window) is what keeps them in.
+   */
+  private readonly firstRun = new Map<string, number>();
+
   constructor(
     private readonly systemd: Pick<SystemdApi, "unitStates">,
-    private readonly journal: boolean,
+    private readonly journal: Journal | null,
     /** now, µs on CLOCK_MONOTONIC (systemd's *TimestampMonotonic clock; libuv's hrtime is the same) */
     private readonly clockUs: () => number = () => Number(process.hrtime.bigint() / 1000n),
+    /** now, µs on the wall clock (the journal's) */
+    private readonly wallUs: () => number = () => Date.now() * 1000,
   ) {}
 
   /**
@@ -51,6 +61,7 @@ export class UnitStates {
     const windows = new Map(desired.units.flatMap((u) => (u.window ? [[u.name, u.window] as const] : [])));
     // the clock before the read: a unit's age is never overstated
     const nowUs = this.clockUs();
+    const wallUs = this.wallUs();
     const now = await this.systemd.unitStates(names, { restarts: true, activeSince: new Set(windows.keys()) });
     let recheckInMs: number | null = null;
     const lingering: { name: string; stack: string }[] = [];
@@ -61,8 +72,18 @@ export class UnitStates {
       else lingering.push({ name, stack });
     }
     const states = new Map<string, UnitReportState>();
+    const startedHash = new Map(owned.map((u) => [u.name, u.startedHash ?? ""]));
+    const runKeys = new Set<string>();
+    let synced = false;
     for (const name of names) {
       const s = now.get(name) ?? { loadState: "not-found", activeState: "inactive", subState: "dead" };
+      const runKey = `${name} ${startedHash.get(name) ?? ""}`;
+      runKeys.add(runKey);
+      const began = this.noteRun(
+        runKey,
+        s,
+        s.activeEnterUs !== undefined ? wallUs - (nowUs - s.activeEnterUs) : undefined,
+      );
       const st: UnitReportState = {
         activeState: s.activeState,
         subState: s.subState,
@@ -80,18 +101,55 @@ export class UnitStates {
       const troubled = s.activeState === "failed" || s.subState === "auto-restart" || (s.nRestarts ?? 0) > 0;
       if (troubled) {
         const same = before?.log && before.nRestarts === s.nRestarts && before.activeState === s.activeState;
-        st.log = same ? before.log : ((await this.journalLines(name, s.startedUs)) ?? before?.log);
+        if (!same && this.journal && !synced) synced = (await this.journal.sync(), true);
+        st.log = same ? before.log : ((await this.journal?.lines(name, began)) ?? before?.log);
       }
       states.set(name, st);
     }
+    for (const key of this.firstRun.keys()) if (!runKeys.has(key)) this.firstRun.delete(key);
     this.last = states;
     return { states, lingering, recheckInMs };
   }
 
-  /** The unit's last 10 lines, of this run when its start is known (not an earlier deploy of the same name). */
-  private async journalLines(unit: string, startedUs?: number): Promise<string[] | undefined> {
-    if (!this.journal) return undefined;
-    const since = startedUs !== undefined ? ["--since", `@${Math.floor(startedUs / 1_000_000)}`] : [];
+  /**
+   * When the unit's runs began, as far as this agent saw (µs, wall clock): forgotten once it is
+   * inactive or gone (a later start is a new deploy's), else the earliest of what systemd says of
+   * this run (InactiveExitTimestamp, read for units in trouble) and of the first look at it active.
+   */
+  private noteRun(key: string, s: UnitState, activeSinceUs: number | undefined): number | undefined {
+    if (s.loadState === "not-found" || s.activeState === "inactive") {
+      this.firstRun.delete(key);
+      return undefined;
+    }
+    for (const us of [s.startedUs, activeSinceUs]) {
+      const known = this.firstRun.get(key);
+      if (us !== undefined && (known === undefined || us < known)) this.firstRun.set(key, us);
+    }
+    return this.firstRun.get(key);
+  }
+}
+
+/** The host's journal, as a report reads it. */
+export interface Journal {
+  /** has journald take in what it was sent before now (best effort) */
+  sync(): Promise<void>;
+  /** a unit's last 10 lines, since `sinceUs` (wall clock) when known */
+  lines(unit: string, sinceUs?: number): Promise<string[] | undefined>;
+}
+
+/** The journal through journalctl. */
+export const journalctl: Journal = {
+  /**
+   * Systemd's own lines ("Main process exited") come over the native socket, a unit's output over
+   * its stdout stream, and journald can take in the first before the second: without a sync, a
+   * unit that died was reported without its last words. A journal the agent cannot ask (a
+   * container without journald's socket) is read as it is.
+   */
+  async sync() {
+    await run("journalctl", ["--sync"], { timeout: 3000 }).catch(() => undefined);
+  },
+  async lines(unit, sinceUs) {
+    const since = sinceUs !== undefined ? ["--since", `@${Math.floor(sinceUs / 1_000_000)}`] : [];
     try {
       const { stdout } = await run("journalctl", ["-u", unit, ...since, "-n", "10", "--no-pager", "-o", "cat"], {
         timeout: 3000,
@@ -100,8 +158,8 @@ export class UnitStates {
     } catch {
       return undefined;
     }
-  }
-}
+  },
+};
 
 /**
  * How much of a unit's window is left (ms): 0 once it has been active `windowS` seconds (since

@@ -165,7 +165,7 @@ describe("UnitStates: stood, and when to report again", () => {
         "old@2.service": running(1_000_000),
         "plain@2.service": running(1),
       }),
-      false,
+      null,
       () => 10_000_000,
     );
     const { states, recheckInMs } = await us.read(
@@ -187,7 +187,7 @@ describe("UnitStates: stood, and when to report again", () => {
       systemd({
         "f@2.service": { loadState: "loaded", activeState: "failed", subState: "failed", result: "exit-code" },
       }),
-      false,
+      null,
       () => 10_000_000,
     );
     const { states, recheckInMs } = await us.read([], desired([{ name: "f@2.service", window: 5 }]));
