@@ -3,7 +3,7 @@
  * knows only the legacy ACL API), called through the same edge and validated the same way.
  */
 import { z } from "zod";
-import { parseJson, type Consul } from "./consul.js";
+import type { Consul } from "./consul.js";
 import { ConsulError, ConsulPermissionError } from "./errors.js";
 
 const PolicyRow = z.object({ ID: z.string(), Name: z.string() });
@@ -27,7 +27,7 @@ export async function upsertPolicy(
 ): Promise<string> {
   const list = await consul.request("GET", "/v1/acl/policies");
   check("list ACL policies", list.status, list.body, "acl:read (a management token)");
-  const found = parseJson(z.array(PolicyRow), list.body, "policy list").find((x) => x.Name === p.name);
+  const found = consul.json(z.array(PolicyRow), list.body, "policy list").find((x) => x.Name === p.name);
   const body = JSON.stringify({ Name: p.name, Description: p.description, Rules: p.rules });
   if (found) {
     const res = await consul.request("PUT", `/v1/acl/policy/${encodeURIComponent(found.ID)}`, { body });
@@ -36,7 +36,7 @@ export async function upsertPolicy(
   }
   const res = await consul.request("PUT", "/v1/acl/policy", { body });
   check(`create ACL policy ${p.name}`, res.status, res.body, "acl:write (a management token)");
-  return parseJson(PolicyRow, res.body, "policy create").ID;
+  return consul.json(PolicyRow, res.body, "policy create").ID;
 }
 
 export async function createToken(
@@ -48,7 +48,7 @@ export async function createToken(
     body: JSON.stringify({ Description: description, Policies: policies.map((Name) => ({ Name })) }),
   });
   check(`create ACL token (${description})`, res.status, res.body, "acl:write (a management token)");
-  const t = parseJson(TokenRow, res.body, "token create");
+  const t = consul.json(TokenRow, res.body, "token create");
   return { accessorId: t.AccessorID, secretId: t.SecretID };
 }
 
@@ -69,7 +69,7 @@ export interface TokenSummary {
 export async function listTokens(consul: Consul): Promise<TokenSummary[]> {
   const res = await consul.request("GET", "/v1/acl/tokens");
   check("list ACL tokens", res.status, res.body, "acl:read (a management token)");
-  return parseJson(z.array(TokenListRow), res.body, "token list").map((t) => ({
+  return consul.json(z.array(TokenListRow), res.body, "token list").map((t) => ({
     accessorId: t.AccessorID,
     description: t.Description ?? "",
     policies: (t.Policies ?? []).map((p) => p.Name),
@@ -88,6 +88,6 @@ export async function createNodeIdentityToken(
     body: JSON.stringify({ Description: description, NodeIdentities: [{ NodeName: node, Datacenter: datacenter }] }),
   });
   check(`create ACL token (${description})`, res.status, res.body, "acl:write (a management token)");
-  const t = parseJson(TokenRow, res.body, "token create");
+  const t = consul.json(TokenRow, res.body, "token create");
   return { accessorId: t.AccessorID, secretId: t.SecretID };
 }

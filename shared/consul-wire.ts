@@ -4,7 +4,7 @@
  */
 import { z } from "zod";
 import type { TlsOptions } from "./consul-transport.js";
-import { ConsulError } from "./errors.js";
+import { ConsulError, ConsulUnreachableError } from "./errors.js";
 
 export interface ConsulOptions {
   /** http(s)://host:port; default $CONSUL_HTTP_ADDR or http://127.0.0.1:8500 */
@@ -137,17 +137,31 @@ export function toEntry(row: z.infer<typeof KvRow>): KvEntry {
   };
 }
 
-export function parseJson<T>(schema: z.ZodType<T, z.ZodTypeDef, unknown>, body: Buffer, what: string): T {
+/**
+ * An answer's body, checked against its schema. `addr` (where it came from) is named in the error:
+ * a body that is not JSON at all means something other than Consul answers there (exit 3).
+ */
+export function parseJson<T>(
+  schema: z.ZodType<T, z.ZodTypeDef, unknown>,
+  body: Buffer,
+  what: string,
+  addr?: string,
+): T {
+  const who = addr ? `Consul at ${addr}` : "Consul";
   let raw: unknown;
   try {
     raw = JSON.parse(body.toString("utf8"));
   } catch {
-    throw new ConsulError(`Consul answered ${what} with invalid JSON`);
+    const text = body.toString("utf8").replace(/\s+/g, " ").trim();
+    const quoted = text ? ` (${JSON.stringify(text.length > 60 ? `${text.slice(0, 60)}…` : text)})` : "";
+    throw new ConsulUnreachableError(
+      `${addr ? `The server at ${addr}` : "Consul"} answered ${what} with something that is not JSON${quoted}: is it a Consul agent's HTTP API?`,
+    );
   }
   const parsed = schema.safeParse(raw);
   if (!parsed.success)
     throw new ConsulError(
-      `Consul answered ${what} unexpectedly: ${parsed.error.issues[0]?.message ?? "schema mismatch"}`,
+      `${who} answered ${what} unexpectedly: ${parsed.error.issues[0]?.message ?? "schema mismatch"}`,
     );
   return parsed.data;
 }

@@ -65,6 +65,11 @@ export class Consul {
     this.slowNoticeMs = opts.slowNoticeMs ?? SLOW_NOTICE_MS;
   }
 
+  /** An answer's body, checked against its schema; an error names this agent's address. */
+  json<T>(schema: z.ZodType<T, z.ZodTypeDef, unknown>, body: Buffer, what: string): T {
+    return parseJson(schema, body, what, this.addr);
+  }
+
   /** Closes idle keep-alive connections (a CLI run ends sooner). */
   close(): void {
     this.transport.close();
@@ -133,7 +138,7 @@ export class Consul {
     const res = await this.request("GET", `/v1/kv/${encodeKey(key)}`, opts);
     if (res.status === 404) return null;
     if (res.status !== 200) this.fail(`GET ${key}`, res, `key:read on ${key}`);
-    const rows = parseJson(KvRows, res.body, `GET ${key}`);
+    const rows = this.json(KvRows, res.body, `GET ${key}`);
     return rows[0] ? toEntry(rows[0]) : null;
   }
 
@@ -171,7 +176,7 @@ export class Consul {
     });
     if (res.status === 404) return { entries: [], index: res.index };
     if (res.status !== 200) this.fail(`GET ${prefix}?recurse`, res, `key:read on ${prefix}`);
-    return { entries: parseJson(KvRows, res.body, `GET ${prefix}?recurse`).map(toEntry), index: res.index };
+    return { entries: this.json(KvRows, res.body, `GET ${prefix}?recurse`).map(toEntry), index: res.index };
   }
 
   /** Key names under prefix (which must end in '/'); [] when there are none. */
@@ -180,7 +185,7 @@ export class Consul {
     const res = await this.request("GET", `/v1/kv/${encodeKey(prefix)}`, { query: { keys: true, separator } });
     if (res.status === 404) return [];
     if (res.status !== 200) this.fail(`GET ${prefix}?keys`, res, `key:read on ${prefix}`);
-    return parseJson(z.array(z.string()), res.body, `GET ${prefix}?keys`);
+    return this.json(z.array(z.string()), res.body, `GET ${prefix}?keys`);
   }
 
   /**
@@ -233,7 +238,7 @@ export class Consul {
     });
     const res = await this.request("PUT", "/v1/txn", { body: JSON.stringify(body) });
     if (res.status === 200) {
-      const parsed = parseJson(
+      const parsed = this.json(
         z.object({ Results: z.array(z.object({ KV: z.object({ ModifyIndex: z.number() }).nullish() })).nullable() }),
         res.body,
         "txn",
@@ -241,7 +246,7 @@ export class Consul {
       return { ok: true, errors: [], indexes: (parsed.Results ?? []).map((r) => r.KV?.ModifyIndex ?? 0) };
     }
     if (res.status === 409) {
-      const parsed = parseJson(
+      const parsed = this.json(
         z.object({ Errors: z.array(z.object({ OpIndex: z.number(), What: z.string() })).nullable() }),
         res.body,
         "txn",
@@ -331,7 +336,7 @@ export class Consul {
     });
     if (res.status !== 200)
       this.fail("session create", res, "session:write on the node of the Consul agent it talks to");
-    return parseJson(z.object({ ID: z.string() }), res.body, "session create").ID;
+    return this.json(z.object({ ID: z.string() }), res.body, "session create").ID;
   }
 
   /** Returns false when the session no longer exists. */
@@ -349,7 +354,7 @@ export class Consul {
   async sessionInfo(id: string): Promise<SessionInfo | null> {
     const res = await this.request("GET", `/v1/session/info/${encodeURIComponent(id)}`);
     if (res.status !== 200) this.fail(`session info ${id}`, res, "session:read on the session's node");
-    const rows = parseJson(z.array(SessionRow).nullable(), res.body, `session info ${id}`) ?? [];
+    const rows = this.json(z.array(SessionRow).nullable(), res.body, `session info ${id}`) ?? [];
     const r = rows[0];
     if (!r) return null;
     const service = (r.ServiceChecks ?? []).map((c) => c.ID);
@@ -371,7 +376,7 @@ export class Consul {
   async agentSelf(): Promise<{ nodeName: string; datacenter: string; meta: Record<string, string> }> {
     const res = await this.request("GET", "/v1/agent/self");
     if (res.status !== 200) this.fail("agent self", res, "agent:read on the local Consul agent's node");
-    const self = parseJson(AgentSelf, res.body, "agent self");
+    const self = this.json(AgentSelf, res.body, "agent self");
     return { nodeName: self.Config.NodeName, datacenter: self.Config.Datacenter, meta: self.Meta ?? {} };
   }
 
@@ -391,7 +396,7 @@ export class Consul {
       timeoutMs: blocking ? waitMs(opts.wait ?? "60s") + 15_000 : undefined,
     });
     if (res.status !== 200) this.fail(`health service ${service}`, res, `service:read on ${service} and node:read`);
-    return { entries: parseJson(z.array(HealthEntry), res.body, `health service ${service}`), index: res.index };
+    return { entries: this.json(z.array(HealthEntry), res.body, `health service ${service}`), index: res.index };
   }
 
   async agentServiceRegister(reg: ServiceRegistration): Promise<void> {
@@ -411,7 +416,7 @@ export class Consul {
   async agentServices(): Promise<{ id: string; name: string; meta: Record<string, string> }[]> {
     const res = await this.request("GET", "/v1/agent/services");
     if (res.status !== 200) this.fail("agent services", res, "service:read on the services");
-    return Object.values(parseJson(AgentServices, res.body, "agent services")).map((s) => ({
+    return Object.values(this.json(AgentServices, res.body, "agent services")).map((s) => ({
       id: s.ID,
       name: s.Service,
       meta: s.Meta ?? {},
@@ -422,7 +427,7 @@ export class Consul {
   async agentChecks(): Promise<{ id: string; serviceId: string }[]> {
     const res = await this.request("GET", "/v1/agent/checks");
     if (res.status !== 200) this.fail("agent checks", res, "service:read and node:read");
-    return Object.values(parseJson(AgentChecks, res.body, "agent checks")).map((c) => ({
+    return Object.values(this.json(AgentChecks, res.body, "agent checks")).map((c) => ({
       id: c.CheckID,
       serviceId: c.ServiceID ?? "",
     }));
