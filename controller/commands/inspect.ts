@@ -6,7 +6,7 @@ import { retrying, type FleetMachine } from "../../shared/fleet.js";
 import { errorText } from "../../shared/errors.js";
 import type { HistoryRecord, StatusReport, UnitSpec } from "../../shared/spec.js";
 import { listAgents } from "../../shared/stores/agents.js";
-import { listHistory } from "../../shared/stores/history.js";
+import { historyStacks, listHistory } from "../../shared/stores/history.js";
 import { checkLeader, ignoredHolder, readLeader } from "../../shared/stores/leader.js";
 import { listSpecs } from "../../shared/stores/specs.js";
 import type { Context } from "../context.js";
@@ -39,9 +39,16 @@ export async function statusCommand(
   const attempts = new Map<string, HistoryRecord>();
   if (stack)
     for (const spec of specs) {
-      const last = (await listHistory(ctx.consul, ctx.kv, spec.stack)).at(-1);
-      if (last && FAILED_RESULTS.includes(last.result)) attempts.set(spec.stack, last);
+      const last = await lastFailed(ctx, spec.stack);
+      if (last) attempts.set(spec.stack, last);
     }
+  // a stack with nothing live because its first deploy failed: its history row is all there is
+  const neverLive: { stack: string; failedAttempt: NonNullable<ReturnType<typeof failedAttempt>> }[] = [];
+  for (const name of stack ? [stack] : await historyStacks(ctx.consul, ctx.kv)) {
+    if (specs.some((s) => s.stack === name) || unreadable.some((u) => u.key === ctx.kv.spec(name))) continue;
+    const attempt = failedAttempt(await lastFailed(ctx, name));
+    if (attempt) neverLive.push({ stack: name, failedAttempt: attempt });
+  }
   const stacks = specs.map((spec) => {
     const byHost: ReadonlyMap<string, StatusReport> = reports.get(spec.stack) ?? new Map<string, StatusReport>();
     const doc = placements.get(spec.stack);
@@ -119,20 +126,22 @@ export async function statusCommand(
       (s) =>
         s.units.every((u) => u.activeState === "active" && u.errors.length === 0) && s.placements.unplaced.length === 0,
     ) && specErrors.length === 0;
+  // the stack asked about is not running because its deploy failed: not healthy
+  const ok = healthy && !(stack && neverLive.length > 0);
   if (json) {
-    out.print(JSON.stringify({ stacks, errors: specErrors, hosts, healthy }, null, 2));
-    return healthy;
+    out.print(JSON.stringify({ stacks, neverLive, errors: specErrors, hosts, healthy: ok }, null, 2));
+    return ok;
   }
-  if (stacks.length === 0 && specErrors.length === 0) {
-    // a first deploy that failed leaves no spec, only its history row: say what happened to it
-    const rows = stack ? await listHistory(ctx.consul, ctx.kv, stack) : [];
-    const last = rows.at(-1) && FAILED_RESULTS.includes(rows.at(-1)?.result ?? "") ? rows.at(-1) : undefined;
+  if (stack && stacks.length === 0 && neverLive.length === 0 && specErrors.length === 0)
+    out.print(`stack ${stack} is not deployed`);
+  if (!stack && stacks.length === 0 && neverLive.length === 0 && specErrors.length === 0)
+    out.print("no stacks deployed");
+  for (const { stack: name, failedAttempt: f } of neverLive)
     out.print(
       stack
-        ? `stack ${stack} is not deployed${last ? `; last attempt ${last.result}: generation ${last.generation}, ${age(last.finishedAt, now)} ago: ${last.message}` : ""}`
-        : "no stacks deployed",
+        ? `stack ${name} is not deployed; last attempt ${f.result}: generation ${f.generation}, ${age(f.finishedAt, now)} ago: ${f.message}`
+        : `${name}: nothing live; last attempt ${f.result}: generation ${f.generation}, ${deploymentText(f.deployment)}, ${age(f.finishedAt, now)} ago: ${f.message}`,
     );
-  }
   for (const s of stacks) {
     const d = s.deployment;
     out.print(
@@ -141,7 +150,7 @@ export async function statusCommand(
     const f = s.failedAttempt;
     if (f)
       out.print(
-        `  last attempt ${f.result}: generation ${f.generation}, ${f.deployment.type} ${f.deployment.name}${f.deployment.version ? ` ${f.deployment.version}` : ""}, ${age(f.finishedAt, now)} ago: ${f.message}`,
+        `  last attempt ${f.result}: generation ${f.generation}, ${deploymentText(f.deployment)}, ${age(f.finishedAt, now)} ago: ${f.message}`,
       );
     const rows = [["  HOST", "UNIT", "VERSION", "STATE", "GENERATION", "AGE", "ERRORS"]];
     for (const u of s.units) {
@@ -182,7 +191,7 @@ export async function statusCommand(
     if (s.placements.note) out.warn(`${s.stack}: ${s.placements.note}`);
   }
   for (const e of specErrors) out.error(e);
-  return healthy;
+  return ok;
 }
 
 export async function nodesCommand(ctx: Context, json: boolean, out: Output): Promise<void> {
@@ -295,10 +304,19 @@ async function fleetMachines(
   }
 }
 
-/** A failed attempt as `status` shows it (null: none). */
 /** the history results of an attempt that did not take: status names the last one */
 const FAILED_RESULTS: readonly string[] = ["failed", "rolled-back", "interrupted"];
 
+/** The stack's last history record if it is an attempt that did not take. */
+async function lastFailed(ctx: Context, stack: string): Promise<HistoryRecord | undefined> {
+  const last = (await listHistory(ctx.consul, ctx.kv, stack)).at(-1);
+  return last && FAILED_RESULTS.includes(last.result) ? last : undefined;
+}
+
+const deploymentText = (d: HistoryRecord["deployment"]): string =>
+  `${d.type} ${d.name}${d.version ? ` ${d.version}` : ""}`;
+
+/** A failed attempt as `status` shows it (null: none). */
 function failedAttempt(
   r: HistoryRecord | undefined,
 ): Pick<HistoryRecord, "generation" | "result" | "deployment" | "finishedAt" | "message"> | null {

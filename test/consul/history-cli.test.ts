@@ -2,6 +2,7 @@
  * `houston history` through the built CLI against a real Consul: without a stack it lists every
  * stack's last deployments (as `status` lists every stack); generations agree with `status` (a
  * deployment whose prune wrote the next generation shows `6→7`); an interrupted deploy's row shows.
+ * `status` names the stacks that run nothing because their deploy failed, from the same rows.
  */
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { Consul } from "../../shared/consul.js";
@@ -43,6 +44,7 @@ beforeAll(async () => {
   for (let v = 1; v <= 7; v++) await putHistory(c, kv, record("web", 2 * v - 1, 2 * v, "success", String(v)));
   await putHistory(c, kv, record("api", 1, 1, "success", "1"));
   await putHistory(c, kv, record("api", 2, 2, "interrupted", "2"));
+  await putHistory(c, kv, record("sick", 1, 2, "rolled-back", "1"));
 });
 afterAll(async () => consul?.stop());
 
@@ -74,6 +76,7 @@ describe("houston history", () => {
     expect(rows.map((x) => `${x.stack}:${x.generation}:${x.result}`)).toEqual([
       "api:1:success",
       "api:2:interrupted",
+      "sick:1:rolled-back",
       "web:5:success",
       "web:7:success",
       "web:9:success",
@@ -85,5 +88,44 @@ describe("houston history", () => {
   it("nothing recorded", async () => {
     const r = await houston(consul.addr, dir, "--prefix", "empty/", "history");
     expect(r.stdout.trim()).toBe("no deployments recorded");
+  });
+});
+
+describe("status of stacks that run nothing", () => {
+  it("without a stack: each one whose last attempt failed, with that attempt (exit 0: nothing runs)", async () => {
+    const r = await houston(consul.addr, dir, "status");
+    expect(r.code, r.stderr).toBe(0);
+    expect(r.stdout).toMatch(
+      /^api: nothing live; last attempt interrupted: generation 2, service api 2, \S+ ago: interrupted api 2$/m,
+    );
+    expect(r.stdout).toMatch(
+      /^sick: nothing live; last attempt rolled-back: generation 1, service sick 1, .*: rolled-back sick 1$/m,
+    );
+    expect(r.stdout, "a stack whose last deployment succeeded").not.toMatch(/^web/m);
+    expect(r.stdout).not.toContain("no stacks deployed");
+  });
+
+  it("STACK whose first deploy failed: not deployed, the attempt, exit 1", async () => {
+    const r = await houston(consul.addr, dir, "status", "sick");
+    expect(r.code, r.stderr).toBe(1);
+    expect(r.stdout).toMatch(
+      /^stack sick is not deployed; last attempt rolled-back: generation 1, \S+ ago: rolled-back sick 1/,
+    );
+    const j = await houston(consul.addr, dir, "--json", "status", "sick");
+    expect(j.code).toBe(1);
+    expect(JSON.parse(j.stdout)).toMatchObject({
+      healthy: false,
+      neverLive: [{ stack: "sick", failedAttempt: { result: "rolled-back" } }],
+    });
+  });
+
+  it("STACK never deployed, or whose last deployment succeeded: not deployed, exit 0", async () => {
+    for (const name of ["nothing", "web"]) {
+      const r = await houston(consul.addr, dir, "status", name);
+      expect(r.code, r.stderr).toBe(0);
+      expect(r.stdout.trim()).toBe(`stack ${name} is not deployed`);
+    }
+    const none = await houston(consul.addr, dir, "--prefix", "empty/", "status");
+    expect(none.stdout.trim()).toBe("no stacks deployed");
   });
 });
