@@ -159,6 +159,12 @@ export class ConsulTransport {
           `Consul at ${this.addr} serves https, not http: use https://${this.addr.replace(/^http:\/\//, "")} (with CONSUL_CACERT)`,
         );
       }
+      // Consul's API answers JSON or text/plain, never a page: something else listens there
+      if (/^text\/html/i.test(res.headers["content-type"] ?? "")) {
+        throw new ConsulUnreachableError(
+          `The server at ${this.addr} answered ${req.method} /v1${req.path.split("?")[0]} with an HTML page (HTTP ${res.statusCode}): is it a Consul agent's HTTP API?`,
+        );
+      }
       const index = Number(res.headers["x-consul-index"] ?? "0");
       return {
         status: res.statusCode ?? 0,

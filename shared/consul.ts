@@ -119,7 +119,9 @@ export class Consul {
   }
 
   private fail(what: string, res: RawResponse, needs: string): never {
-    const text = res.body.toString("utf8").trim().slice(0, 300);
+    // one line: an error body may span lines (a proxy's page)
+    const whole = res.body.toString("utf8").replace(/\s+/g, " ").trim();
+    const text = whole.length > 300 ? `${whole.slice(0, 300)}…` : whole;
     if (res.status === 403 || /permission denied|ACL not found/i.test(text)) {
       throw new ConsulPermissionError(
         `${what}: Consul's ACLs refused the token (${text || "permission denied"}); it needs ${needs}`,
@@ -128,7 +130,10 @@ export class Consul {
     }
     if (res.status === 413)
       throw new ValueTooLargeError(`${what}: value too large for Consul (413, limit 512 KiB)`, 413);
-    throw new ConsulError(`${what}: Consul answered ${res.status}${text ? ` (${text})` : ""}`, res.status);
+    throw new ConsulError(
+      `${what}: Consul at ${this.addr} answered ${res.status}${text ? ` (${text})` : ""}`,
+      res.status,
+    );
   }
 
   // ---- KV -------------------------------------------------------------------------------
