@@ -1,12 +1,12 @@
 /**
  * Houston's own state, legible in Consul's UI (pure): per stack this host runs, a Consul service
- * `houston-<stack>` tagged with the deployed version and generation, with one TTL check per unit
- * that mirrors systemd: passing when active, warning while (de)activating or not running yet,
- * critical when failed (the Result and last log lines as the check's output; a unit that replaced
- * another here, stop then start, says which). The agent sends changes when systemd signals them;
- * nothing polls. A unit that leaves the host takes its check with it in the same report; after a
- * restart (or Consul came back) `strays` says which of Houston's registrations on the local Consul
- * agent no longer match anything (never others').
+ * `houston-<stack>` tagged with the deployed version (a service's) and generation, with one TTL
+ * check per unit that mirrors systemd: passing when active, warning while (de)activating or not
+ * running yet, critical when failed (the Result and last log lines as the check's output; a unit
+ * that replaced another here, stop then start, says which). The agent sends changes when systemd
+ * signals them; nothing polls. A unit that leaves the host takes its check with it in the same
+ * report; after a restart (or Consul came back) `strays` says which of Houston's registrations on
+ * the local Consul agent no longer match anything (never others').
  */
 import type { StatusReport, UnitStatus } from "../shared/spec.js";
 
@@ -58,7 +58,8 @@ export function stackService(
     id: `houston-stack:${report.stack}`,
     name: stackServiceName(report.stack),
     tags: [
-      `version:${version ?? "none"}`,
+      // a standalone or global stack has no one version (each unit names its own): no tag
+      ...(version !== null ? [`version:${version}`] : []),
       `generation:${report.generation ?? "none"}`,
       ...(report.desiredGeneration !== report.generation
         ? [`converging-to:${report.desiredGeneration ?? "none"}`]

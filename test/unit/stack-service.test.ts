@@ -29,6 +29,10 @@ describe("stackService", () => {
       "2",
     );
     expect(s).toMatchObject({ id: "houston-stack:web", name: "houston-web", tags: ["version:2", "generation:3"] });
+    // standalone and global stacks have no one version: no version tag (it said version:none)
+    expect(stackService(report([{ name: "lone-a@4.service", activeState: "active" }]), null).tags).toEqual([
+      "generation:3",
+    ]);
     expect(s.checks.map((c) => `${c.unit}=${c.status}`)).toEqual([
       "web@2.service=passing",
       "web-db@1.service=warning",
