@@ -1,0 +1,45 @@
+/**
+ * `houston … | head -1`: the reader goes away while the CLI still prints. That is not an error:
+ * no stack trace, the exit status is the command's own.
+ */
+import { spawn } from "node:child_process";
+import { join } from "node:path";
+import { describe, expect, it } from "vitest";
+import { configDir } from "../helpers/cli.js";
+import { ROOT } from "../harness/paths.js";
+
+describe("a closed pipe on stdout", () => {
+  it("plan of a big stack piped into a reader that reads one chunk: exit 0, nothing on stderr but the plan's notes", async () => {
+    const names = Array.from({ length: 300 }, (_, i) => `u${i}`);
+    const files: Record<string, string> = {
+      "manifest.yaml": `environments:\n  test: {}\nshared-stacks:\n  big: [${names.map((n) => `${n}:1`).join(", ")}]\n`,
+    };
+    for (const n of names)
+      files[`units/shared/${n}.service`] = `[Unit]\nDescription=${"x".repeat(400)}\n[Service]\nExecStart=/bin/true\n`;
+    const dir = configDir(files);
+    const child = spawn(
+      process.execPath,
+      [
+        join(ROOT, "dist", "houston.js"),
+        "-c",
+        dir,
+        "-e",
+        "test",
+        "--consul",
+        "http://127.0.0.1:1",
+        "plan",
+        "--full",
+        "standalone",
+        "big",
+      ],
+      { stdio: ["ignore", "pipe", "pipe"] },
+    );
+    let stderr = "";
+    child.stderr.on("data", (d: Buffer) => (stderr += d.toString()));
+    // as head -1 does: read the first chunk, then close the pipe
+    child.stdout.once("data", () => child.stdout.destroy());
+    const code = await new Promise<number | null>((resolve) => child.on("close", (c) => resolve(c)));
+    expect(stderr).not.toMatch(/EPIPE|\n\s+at /);
+    expect(code).toBe(0);
+  });
+});
