@@ -198,16 +198,24 @@ function restartedText(unit: string, s: Pick<UnitStatus, "nRestarts" | "result" 
 /** "Started x.service - …", "Stopping …", "x.service: Scheduled restart job, …", "x.service: Consumed 1s CPU time." */
 const SYSTEMD_JOB_LINE =
   /^(Started|Starting|Stopped|Stopping|Finished) |^\S+\.service: (Scheduled restart job|Consumed |Deactivated successfully)/;
+/** systemd's own word on a unit: "x.service: Main process exited, …", "x.service: Failed with result 'exit-code'." */
+const SYSTEMD_UNIT_LINE = /^\S+\.(service|socket|timer|path|mount|target): /;
 
 /**
  * A failure's reason on one line (the final message, history, status): its first line; when that
- * announces log lines, the last of them in their place rather than a line ending in a colon.
+ * announces log lines, one of them in their place rather than a line ending in a colon: the
+ * unit's own last words ("cannot open /etc/app.conf"), else how systemd says it ended ("Main
+ * process exited, code=exited, status=3"), never a job line when there is another.
  */
 export function reasonLine(reason: string): string {
   const [first = "", ...rest] = reason.split("\n");
   const lines = rest.map((l) => l.trim()).filter(Boolean);
-  // systemd's own lines about the job say less than the unit's last words (or how it exited)
-  const last = lines.filter((l) => !SYSTEMD_JOB_LINE.test(l)).at(-1) ?? lines.at(-1);
+  const notJob = lines.filter((l) => !SYSTEMD_JOB_LINE.test(l));
+  const last =
+    notJob.filter((l) => !SYSTEMD_UNIT_LINE.test(l)).at(-1) ??
+    notJob.filter((l) => !/: Failed with result /.test(l)).at(-1) ??
+    notJob.at(-1) ??
+    lines.at(-1);
   return first.endsWith("last log lines:") && last !== undefined
     ? `${first.slice(0, -"last log lines:".length)}last log line: ${last}`
     : first;

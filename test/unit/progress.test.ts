@@ -344,9 +344,19 @@ describe("reasonLine: a failure on one line", () => {
       "x failed; last log line: boom",
     ],
     [
-      "systemd's job lines after a restart are passed over",
+      "systemd's lines after a restart are passed over for the unit's own last words",
       "x restarted; last log lines:\n      boom\n      x.service: Main process exited, code=exited, status=1/FAILURE\n      x.service: Scheduled restart job, restart counter is at 1.\n      Stopped x.service - x.\n      Started x.service - x.",
-      "x restarted; last log line: x.service: Main process exited, code=exited, status=1/FAILURE",
+      "x restarted; last log line: boom",
+    ],
+    [
+      "a unit that died after saying why: its words, not systemd's 'Failed with result'",
+      "x failed; last log lines:\n      Started x.service - x.\n      x v2: cannot open /etc/x.conf\n      x.service: Main process exited, code=exited, status=1/FAILURE\n      x.service: Failed with result 'exit-code'.",
+      "x failed; last log line: x v2: cannot open /etc/x.conf",
+    ],
+    [
+      "a unit that said nothing: how it exited, not 'Failed with result'",
+      "x failed; last log lines:\n      Started x.service - x.\n      x.service: Main process exited, code=killed, status=9/KILL\n      x.service: Failed with result 'signal'.",
+      "x failed; last log line: x.service: Main process exited, code=killed, status=9/KILL",
     ],
     [
       "only job lines: the last of them",
