@@ -1,10 +1,11 @@
 /**
  * What goes over the wire to Consul (consul.ts sends it): options, request and answer shapes with
- * their schemas, and the rules for keys and prefixes Consul itself does not enforce.
+ * their schemas, the rules for keys and prefixes Consul itself does not enforce, and what an
+ * unexpected answer means (ACLs, size, or something other than Consul answering).
  */
 import { z } from "zod";
-import type { TlsOptions } from "./consul-transport.js";
-import { ConsulError, ConsulUnreachableError } from "./errors.js";
+import type { RawResponse, TlsOptions } from "./consul-transport.js";
+import { ConsulError, ConsulPermissionError, ConsulUnreachableError, ValueTooLargeError } from "./errors.js";
 
 export interface ConsulOptions {
   /** http(s)://host:port; default $CONSUL_HTTP_ADDR or http://127.0.0.1:8500 */
@@ -197,4 +198,33 @@ export interface SessionInfo {
   /** the IDs of every health check bound to the session (node and service checks) */
   checks: string[];
   ttl: string;
+}
+
+/** The error for an answer other than the one expected; `needs`: the permission the request takes. */
+export function answerError(addr: string, what: string, res: RawResponse, needs: string): Error {
+  const text = oneLine(res.body);
+  if (res.status === 403 || /permission denied|ACL not found/i.test(text))
+    return new ConsulPermissionError(
+      `${what}: Consul's ACLs refused the token (${text || "permission denied"}); it needs ${needs}`,
+      res.status,
+    );
+  if (res.status === 413)
+    return new ValueTooLargeError(`${what}: value too large for Consul (413, limit 512 KiB)`, 413);
+  // Consul answers none of the paths Houston asks about with these (a KV read's 404 is handled before)
+  if ([404, 405, 501].includes(res.status)) return notConsul(addr, what, res);
+  return new ConsulError(`${what}: Consul at ${addr} answered ${res.status}${text ? ` (${text})` : ""}`, res.status);
+}
+
+/** Something other than Consul's API answered at `addr` (exit 3). */
+export function notConsul(addr: string, what: string, res: RawResponse): ConsulUnreachableError {
+  const text = oneLine(res.body);
+  return new ConsulUnreachableError(
+    `The server at ${addr} answered ${what} with ${res.status}${text ? ` (${text})` : ""}: is it a Consul agent's HTTP API?`,
+  );
+}
+
+/** A response body on one line (an error body may span lines: a proxy's page), at most 300 characters. */
+function oneLine(body: Buffer): string {
+  const whole = body.toString("utf8").replace(/\s+/g, " ").trim();
+  return whole.length > 300 ? `${whole.slice(0, 300)}…` : whole;
 }

@@ -9,7 +9,7 @@
 import { z } from "zod";
 import { Backoff, sleep } from "./backoff.js";
 import { ConsulTransport, parseConsulAddress, tlsFromEnv, type RawResponse } from "./consul-transport.js";
-import { ConsulError, ConsulPermissionError, ValueTooLargeError } from "./errors.js";
+import { ConsulError, ConsulPermissionError } from "./errors.js";
 import {
   AgentChecks,
   AgentSelf,
@@ -17,6 +17,8 @@ import {
   HealthEntry,
   KvRows,
   MAX_TXN_OPS,
+  answerError,
+  notConsul,
   SessionRow,
   checkKey,
   checkPrefix,
@@ -119,21 +121,14 @@ export class Consul {
   }
 
   private fail(what: string, res: RawResponse, needs: string): never {
-    // one line: an error body may span lines (a proxy's page)
-    const whole = res.body.toString("utf8").replace(/\s+/g, " ").trim();
-    const text = whole.length > 300 ? `${whole.slice(0, 300)}…` : whole;
-    if (res.status === 403 || /permission denied|ACL not found/i.test(text)) {
-      throw new ConsulPermissionError(
-        `${what}: Consul's ACLs refused the token (${text || "permission denied"}); it needs ${needs}`,
-        res.status,
-      );
-    }
-    if (res.status === 413)
-      throw new ValueTooLargeError(`${what}: value too large for Consul (413, limit 512 KiB)`, 413);
-    throw new ConsulError(
-      `${what}: Consul at ${this.addr} answered ${res.status}${text ? ` (${text})` : ""}`,
-      res.status,
-    );
+    throw answerError(this.addr, what, res, needs);
+  }
+
+  /** A KV read's 404: nothing there, as Consul says it (with X-Consul-Index, always ≥ 1). */
+  private kvMissing(what: string, res: RawResponse): boolean {
+    if (res.status !== 404) return false;
+    if (res.index === 0) throw notConsul(this.addr, what, res);
+    return true;
   }
 
   // ---- KV -------------------------------------------------------------------------------
@@ -141,7 +136,7 @@ export class Consul {
   async kvGet(key: string, opts: { signal?: AbortSignal } = {}): Promise<KvEntry | null> {
     checkKey(key);
     const res = await this.request("GET", `/v1/kv/${encodeKey(key)}`, opts);
-    if (res.status === 404) return null;
+    if (this.kvMissing(`GET ${key}`, res)) return null;
     if (res.status !== 200) this.fail(`GET ${key}`, res, `key:read on ${key}`);
     const rows = this.json(KvRows, res.body, `GET ${key}`);
     return rows[0] ? toEntry(rows[0]) : null;
@@ -151,7 +146,7 @@ export class Consul {
   async kvGetRaw(key: string): Promise<Buffer | null> {
     checkKey(key);
     const res = await this.request("GET", `/v1/kv/${encodeKey(key)}`, { query: { raw: true } });
-    if (res.status === 404) return null;
+    if (this.kvMissing(`GET ${key}?raw`, res)) return null;
     if (res.status !== 200) this.fail(`GET ${key}?raw`, res, `key:read on ${key}`);
     return res.body;
   }
@@ -179,7 +174,7 @@ export class Consul {
       signal: opts.signal,
       timeoutMs: blocking ? waitMs(opts.wait ?? "60s") + 15_000 : undefined,
     });
-    if (res.status === 404) return { entries: [], index: res.index };
+    if (this.kvMissing(`GET ${prefix}?recurse`, res)) return { entries: [], index: res.index };
     if (res.status !== 200) this.fail(`GET ${prefix}?recurse`, res, `key:read on ${prefix}`);
     return { entries: this.json(KvRows, res.body, `GET ${prefix}?recurse`).map(toEntry), index: res.index };
   }
@@ -188,7 +183,7 @@ export class Consul {
   async kvKeys(prefix: string, separator?: string): Promise<string[]> {
     checkPrefix(prefix);
     const res = await this.request("GET", `/v1/kv/${encodeKey(prefix)}`, { query: { keys: true, separator } });
-    if (res.status === 404) return [];
+    if (this.kvMissing(`GET ${prefix}?keys`, res)) return [];
     if (res.status !== 200) this.fail(`GET ${prefix}?keys`, res, `key:read on ${prefix}`);
     return this.json(z.array(z.string()), res.body, `GET ${prefix}?keys`);
   }

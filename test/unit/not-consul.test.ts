@@ -12,6 +12,7 @@ import { configDir, houston } from "../helpers/cli.js";
 const servers: ReturnType<typeof createServer>[] = [];
 let addr = "";
 let pages = "";
+let plain = "";
 const listen = async (handler: Parameters<typeof createServer>[1]): Promise<string> => {
   const server = createServer(handler);
   servers.push(server);
@@ -28,6 +29,11 @@ beforeAll(async () => {
   pages = await listen((_req, res) => {
     res.writeHead(404, { "content-type": "text/html;charset=utf-8" });
     res.end("<!DOCTYPE HTML>\n<html>\n<body><h1>Error response</h1></body>\n</html>\n");
+  });
+  // a Go server or a proxy: a plain-text 404 for every path (Consul's KV 404 carries X-Consul-Index)
+  plain = await listen((_req, res) => {
+    res.writeHead(404, { "content-type": "text/plain; charset=utf-8" });
+    res.end("404 page not found\n");
   });
 });
 afterAll(() => Promise.all(servers.map((s) => new Promise<void>((resolve) => s.close(() => resolve())))));
@@ -62,4 +68,21 @@ describe("a web server's 404 page at the Consul address", () => {
     );
     expect(r.stdout).not.toContain("no deployments recorded");
   });
+});
+
+describe("a plain-text 404 for every path at the Consul address", () => {
+  const dir = configDir({
+    "manifest.yaml": "environments:\n  test: {}\nglobal-units: [beat:1]\n",
+    "units/global/beat.service": "[Service]\nExecStart=/bin/sleep infinity\n",
+  });
+  it.each([["status"], ["history"], ["nodes"], ["global"], ["remove", "web", "-y"]])(
+    "%s is not taken for an empty Consul: exit 3, naming the address",
+    async (...cmd) => {
+      const r = await houston(plain, dir, ...cmd);
+      expect(r.code, r.stderr).toBe(3);
+      expect(r.stderr).toContain(`ERROR    The server at ${plain} answered `);
+      expect(r.stderr).toContain("with 404 (404 page not found): is it a Consul agent's HTTP API?");
+      expect(r.stdout).not.toMatch(/no deployments recorded|no stacks deployed/);
+    },
+  );
 });
