@@ -64,6 +64,12 @@ export interface Context {
 }
 
 export function makeContext(opts: GlobalOptions, manifest?: Manifest): Context {
+  // `-e prdo status`: a typo is not the default Consul (nor $CONSUL_HTTP_ADDR's) in disguise
+  if (manifest && opts.environment !== undefined && !Object.hasOwn(manifest.environments, opts.environment))
+    throw new ConfigError(
+      manifest.file,
+      `environment ${JSON.stringify(opts.environment)} is not defined (known: ${Object.keys(manifest.environments).join(", ")})`,
+    );
   const addr = consulAddress(opts, manifest, process.env);
   const token = consulToken(opts, addr, process.env);
   const tls = {

@@ -65,6 +65,11 @@ const cases: { title: string; files?: Record<string, string>; args: string[]; er
     err: /--timeout must be a positive whole number, got ""/,
   },
   { title: "an empty --consul", args: ["--consul", "", "status"], err: /--consul: the Consul address is empty/ },
+  ...["status", "history", "nodes"].map((cmd) => ({
+    title: `an -e the manifest does not define, for ${cmd} (not the default Consul in disguise)`,
+    args: ["-e", "prdo", cmd],
+    err: /manifest\.yaml: environment "prdo" is not defined \(known: test\)/,
+  })),
   {
     title: "an unsupported --consul scheme",
     args: ["--consul", "unix:///var/run/consul.sock", "status"],
