@@ -112,6 +112,7 @@ describe("remove asks on a terminal", () => {
     const r = await cli.done;
     expect(r.code).toBe(130);
     expect(r.stderr).not.toContain("[y/N]");
+    expect(r.stderr).toContain("INFO     Removing script without asking: no terminal to ask on");
     const h = await houston(consul.addr, dir, "history", "script");
     expect(h.stdout).toMatch(/\n\d+(→\d+)? +interrupted /);
   });
