@@ -1,7 +1,7 @@
 /**
- * Following a rollout on the fleet (I/O, through the scheduler): where a batch's units were
- * placed, units becoming active host by host, the service's checks in Consul, the batch watched
- * for its window (watch-window.ts), removals, and the archives left to prune. Each returns what it saw;
+ * Following a rollout on the fleet (I/O, through the scheduler): where a batch's units were placed,
+ * units becoming active host by host, the service's checks in Consul, the batch watched for its
+ * window (watch-window.ts), removals, and the archives left to prune. Each returns what it saw;
  * rollout-steps.ts decides what comes next.
  */
 import type { Consul } from "../../shared/consul.js";
@@ -185,6 +185,9 @@ export async function confirmService(
 ): Promise<Failure | null> {
   const name = svc.service;
   const nodes = w.scope.find((t) => t.name === svc.unit)?.hosts ?? [];
+  // the seed's way: the unit registers itself, or nothing will (said to whoever expected Houston to)
+  const selfRegistered = `the unit registers it itself (${svc.unit} declares no [X-Houston] ServicePort=); -s skips this check`;
+  if (svc.registeredBy === "unit") out.info(`${name} in Consul: ${selfRegistered}`);
   const ac = new AbortController();
   const seen = new Map<string, string>();
   const health = followHealth(consul, name, svc.tags, nodes, {
@@ -210,7 +213,7 @@ export async function confirmService(
             host: d.host.node,
             reason:
               d.host.status === "missing"
-                ? `it was ${d.host.output} after ${Math.round(d.criticalForMs / 1000)}s`
+                ? `it was ${d.host.output} after ${Math.round(d.criticalForMs / 1000)}s${svc.registeredBy === "unit" ? `: ${selfRegistered}` : ""}`
                 : d.answered
                   ? `its check answered ${httpErrorAnswer(d.host.output) ?? d.host.output} (for ${Math.round(d.criticalForMs / 1000)}s)`
                   : `its Consul check stayed critical for ${Math.round(d.criticalForMs / 1000)}s: ${d.host.output || "(no output in Consul's catalog yet)"}`,

@@ -73,6 +73,8 @@ export interface ServiceCheck {
   tags: string[];
   /** its HTTP check answering with an error this long fails the rollout (3 checks in a row) */
   answerLimitMs: number;
+  /** who registers it: the agents ([X-Houston] ServicePort=), or the unit itself (the seed's way) */
+  registeredBy: "houston" | "unit";
 }
 
 export interface Observed {
@@ -130,6 +132,7 @@ export function planRollout(req: RolloutRequest, seen: Observed, opts: PlanOptio
           service: svc.service?.name ?? req.stack,
           tags: serviceTags(svc.version, svc.group),
           answerLimitMs: answerLimitMs(svc.service?.interval ?? "2s"),
+          registeredBy: svc.service ? "houston" : "unit",
         }
       : null;
   const windows = deploymentWindows(req.units, req.deployment.type, {

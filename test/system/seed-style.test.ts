@@ -67,5 +67,10 @@ describe("a config in the seed's style", () => {
     const r = await houston(fleet.consulAddr, d, "-d", "1", "-m", "3", "service", "mute", "1");
     expect(r.code).toBe(1);
     expect(r.stderr).toMatch(/mute@1\.service failed on seed\d: it was not registered with tag 1 or version:1 yet/);
+    // who was to register it, said before the wait and with the failure
+    const who =
+      "the unit registers it itself (mute@1.service declares no [X-Houston] ServicePort=); -s skips this check";
+    expect(r.stderr).toContain(`INFO     mute in Consul: ${who}`);
+    expect(r.stderr).toMatch(new RegExp(`yet after \\d+s: ${who.replace(/[.()[\]]/g, "\\$&")}`));
   });
 });

@@ -78,7 +78,13 @@ describe("the plan holds the policy", () => {
   });
   it("what to confirm in Consul: a service's unit, name and version tag; nothing otherwise", () => {
     // an HTTP check answering with an error fails after 3 of its runs (2 s apart by default)
-    expect(plan().confirm).toEqual({ unit: "web@2.service", service: "web", tags: ["version:2"], answerLimitMs: 6000 });
+    expect(plan().confirm).toEqual({
+      unit: "web@2.service",
+      service: "web",
+      tags: ["version:2"],
+      answerLimitMs: 6000,
+      registeredBy: "unit",
+    });
     expect(plan({ skipConsul: true }).confirm).toBeNull();
     expect(plan({ type: "standalone" }).confirm).toBeNull();
   });
