@@ -1,7 +1,8 @@
 /**
  * How Houston reaches Consul: the npm `consul` package's HTTP client (papi: keep-alive agents,
  * TLS options, timeouts, cancellation), wrapped once so that every call answers a plain
- * {status, index, body} and every failure to connect is one typed, readable error.
+ * {status, index, body} and every failure to connect (or an answer that is plainly not Consul's:
+ * https on an http port, an error page) is one typed, readable error.
  * TLS is configured as the Consul CLI reads it: CONSUL_CACERT, CONSUL_CLIENT_CERT,
  * CONSUL_CLIENT_KEY, CONSUL_TLS_SERVER_NAME (flags override them).
  */
@@ -151,7 +152,7 @@ export class ConsulTransport {
           buffer: true,
           ctx,
         },
-        // every answer that arrived is the caller's to judge (404, 409, 413 mean things)
+        // every answer that arrived is judged here or by the caller (404, 409, 413 mean things)
         (request, next) => (request.res ? next(false, request.res) : next(request.err ?? new Error("no response"))),
       )) as IncomingMessage & { body?: Buffer };
       if (res.statusCode === 400 && res.body && /HTTP request to an HTTPS server/i.test(res.body.toString())) {
@@ -159,8 +160,10 @@ export class ConsulTransport {
           `Consul at ${this.addr} serves https, not http: use https://${this.addr.replace(/^http:\/\//, "")} (with CONSUL_CACERT)`,
         );
       }
-      // Consul's API answers JSON or text/plain, never a page: something else listens there
-      if (/^text\/html/i.test(res.headers["content-type"] ?? "")) {
+      // Consul's errors are text/plain, never a page: something else listens there (a 200 is
+      // judged by its body: a raw KV value may be guessed as text/html by Consul before 1.8.10)
+      const status = res.statusCode ?? 0;
+      if ((status < 200 || status > 299) && /^text\/html/i.test(res.headers["content-type"] ?? "")) {
         throw new ConsulUnreachableError(
           `The server at ${this.addr} answered ${req.method} /v1${req.path.split("?")[0]} with an HTML page (HTTP ${res.statusCode}): is it a Consul agent's HTTP API?`,
         );

@@ -210,7 +210,8 @@ export function answerError(addr: string, what: string, res: RawResponse, needs:
     );
   if (res.status === 413)
     return new ValueTooLargeError(`${what}: value too large for Consul (413, limit 512 KiB)`, 413);
-  // Consul answers none of the paths Houston asks about with these (a KV read's 404 is handled before)
+  // not Consul's answers to the paths Houston asks about (its 404s — a KV read, a session, a check
+  // it forgot — are handled by those calls before)
   if ([404, 405, 501].includes(res.status)) return notConsul(addr, what, res);
   return new ConsulError(`${what}: Consul at ${addr} answered ${res.status}${text ? ` (${text})` : ""}`, res.status);
 }

@@ -409,6 +409,9 @@ export class Consul {
     const res = await this.request("PUT", `/v1/agent/check/update/${encodeURIComponent(id)}`, {
       body: JSON.stringify({ Status: status, Output: output }),
     });
+    // a check the local agent does not have (it forgot it): Consul 1.8 says 500, later ones 404
+    if (res.status === 404)
+      throw new ConsulError(`update check ${id}: Consul at ${this.addr} has no such check (404)`, 404);
     if (res.status !== 200) this.fail(`update check ${id}`, res, "service:write on the check's service");
   }
 
