@@ -195,11 +195,11 @@ function restartedText(unit: string, s: Pick<UnitStatus, "nRestarts" | "result" 
   return `${unit} restarted${parts.length ? ` (${parts.join(", ")})` : ""}`;
 }
 
-/** "Started x.service - …", "Stopping …", "x.service: Scheduled restart job, …", "x.service: Consumed 1s CPU time." */
+/** "Started x.service - …", "Failed to start …", "x.service: Scheduled restart job, …", "x.service: Consumed 1s CPU time." */
 const SYSTEMD_JOB_LINE =
-  /^(Started|Starting|Stopped|Stopping|Finished) |^\S+\.service: (Scheduled restart job|Consumed |Deactivated successfully)/;
+  /^(Started|Starting|Stopped|Stopping|Finished|Failed to start|Dependency failed for) |^\S+\.service: (Scheduled restart job|Consumed |Deactivated successfully)/;
 /** systemd's own word on a unit: "x.service: Main process exited, …", "x.service: Failed with result 'exit-code'." */
-const SYSTEMD_UNIT_LINE = /^\S+\.(service|socket|timer|path|mount|target): /;
+const SYSTEMD_UNIT_LINE = /^\S+\.(service|socket): /;
 
 /**
  * A failure's reason on one line (the final message, history, status): its first line; when that

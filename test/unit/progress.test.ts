@@ -354,6 +354,11 @@ describe("reasonLine: a failure on one line", () => {
       "x failed; last log line: x v2: cannot open /etc/x.conf",
     ],
     [
+      "a unit that failed to start (Type=notify): its words, not 'Failed to start'",
+      "x failed; last log lines:\n      Starting x.service - X...\n      x: no config\n      x.service: Main process exited, code=exited, status=1/FAILURE\n      x.service: Failed with result 'exit-code'.\n      Failed to start x.service - X.",
+      "x failed; last log line: x: no config",
+    ],
+    [
       "a unit that said nothing: how it exited, not 'Failed with result'",
       "x failed; last log lines:\n      Started x.service - x.\n      x.service: Main process exited, code=killed, status=9/KILL\n      x.service: Failed with result 'signal'.",
       "x failed; last log line: x.service: Main process exited, code=killed, status=9/KILL",
