@@ -28,7 +28,8 @@ export class UnitStates {
    * Per unit (its name and the content it was started with): the earliest wall-clock µs one of its
    * runs is known to have begun. A crash loop's report comes after systemd already restarted the
    * unit, whose InactiveExitTimestamp is then of the new run: the lines of the run that died are
-   * older, and the unit's first look (active, for its window) is what keeps them in.
+   * older, and the unit's first look (active, for its window) is what keeps them in. A unit with
+   * no window (ready-aware) is read since its current run, as before.
    */
   private readonly firstRun = new Map<string, number>();
 
@@ -79,10 +80,12 @@ export class UnitStates {
       const s = now.get(name) ?? { loadState: "not-found", activeState: "inactive", subState: "dead" };
       const runKey = `${name} ${startedHash.get(name) ?? ""}`;
       runKeys.add(runKey);
+      const before = this.last.get(name);
       const began = this.noteRun(
         runKey,
         s,
         s.activeEnterUs !== undefined ? wallUs - (nowUs - s.activeEnterUs) : undefined,
+        before?.activeState,
       );
       const st: UnitReportState = {
         activeState: s.activeState,
@@ -97,8 +100,9 @@ export class UnitStates {
         if (left !== null && left > 0) recheckInMs = Math.min(recheckInMs ?? left, left);
       }
       // a failed or restarting unit's own words; read again when it restarted since the last report
-      const before = this.last.get(name);
-      const troubled = s.activeState === "failed" || s.subState === "auto-restart" || (s.nRestarts ?? 0) > 0;
+      // systemd 254 on: also inactive/dead-before-auto-restart, activating/auto-restart-queued
+      const restarting = s.subState.includes("auto-restart");
+      const troubled = s.activeState === "failed" || restarting || (s.nRestarts ?? 0) > 0;
       if (troubled) {
         const same = before?.log && before.nRestarts === s.nRestarts && before.activeState === s.activeState;
         if (!same && this.journal && !synced) synced = (await this.journal.sync(), true);
@@ -113,14 +117,20 @@ export class UnitStates {
 
   /**
    * When the unit's runs began, as far as this agent saw (µs, wall clock): forgotten once it is
-   * inactive or gone (a later start is a new deploy's), else the earliest of what systemd says of
-   * this run (InactiveExitTimestamp, read for units in trouble) and of the first look at it active.
+   * gone, inactive (not on its way to a restart) or started again after it failed (a later start
+   * is a new deploy's), else the earliest of what systemd says of this run (InactiveExitTimestamp,
+   * read for units in trouble) and of the first look at it active (read for units with a window).
    */
-  private noteRun(key: string, s: UnitState, activeSinceUs: number | undefined): number | undefined {
-    if (s.loadState === "not-found" || s.activeState === "inactive") {
+  private noteRun(
+    key: string,
+    s: UnitState,
+    activeSinceUs: number | undefined,
+    wasState: string | undefined,
+  ): number | undefined {
+    const over = s.activeState === "inactive" && !s.subState.includes("auto-restart");
+    if (s.loadState === "not-found" || over || (wasState === "failed" && s.activeState !== "failed"))
       this.firstRun.delete(key);
-      return undefined;
-    }
+    if (s.loadState === "not-found" || over) return undefined;
     for (const us of [s.startedUs, activeSinceUs]) {
       const known = this.firstRun.get(key);
       if (us !== undefined && (known === undefined || us < known)) this.firstRun.set(key, us);

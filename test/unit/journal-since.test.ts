@@ -123,4 +123,33 @@ describe("journal lines of a unit in trouble", () => {
     await h.read("other");
     expect(h.asked).toEqual([7 * S, 9 * S, 11 * S]);
   });
+
+  it("systemd 254's inactive/dead-before-auto-restart is part of the loop: the first start is kept", async () => {
+    const h = host();
+    h.set({ loadState: "loaded", activeState: "active", subState: "running", activeEnterUs: 98 * S });
+    await h.read();
+    h.set({ loadState: "loaded", activeState: "inactive", subState: "dead-before-auto-restart", result: "exit-code" });
+    await h.read();
+    h.set({
+      loadState: "loaded",
+      activeState: "activating",
+      subState: "auto-restart-queued",
+      result: "exit-code",
+      nRestarts: 1,
+      startedUs: h.clock.wall + S,
+    });
+    await h.read();
+    expect(h.asked.at(-1)).toBe(1_800_000_000 * S - 2 * S);
+  });
+
+  it("a failed unit started again under the same content is read since its new start", async () => {
+    const h = host();
+    h.set({ loadState: "loaded", activeState: "failed", subState: "failed", result: "exit-code", startedUs: 7 * S });
+    await h.read();
+    h.set({ loadState: "loaded", activeState: "activating", subState: "start", startedUs: 20 * S });
+    await h.read();
+    h.set({ loadState: "loaded", activeState: "failed", subState: "failed", result: "exit-code", startedUs: 20 * S });
+    await h.read();
+    expect(h.asked).toEqual([7 * S, 20 * S]);
+  });
 });
