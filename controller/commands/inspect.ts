@@ -43,12 +43,18 @@ export async function statusCommand(
       if (last) attempts.set(spec.stack, last);
     }
   // a stack with nothing live because its first deploy failed: its history row is all there is
-  const neverLive: { stack: string; failedAttempt: NonNullable<ReturnType<typeof failedAttempt>> }[] = [];
-  for (const name of stack ? [stack] : await historyStacks(ctx.consul, ctx.kv)) {
-    if (specs.some((s) => s.stack === name) || unreadable.some((u) => u.key === ctx.kv.spec(name))) continue;
-    const attempt = failedAttempt(await lastFailed(ctx, name));
-    if (attempt) neverLive.push({ stack: name, failedAttempt: attempt });
-  }
+  // (read together; a stack whose history does not read is `history`'s to report, not status's)
+  const unspecified = (stack ? [stack] : await historyStacks(ctx.consul, ctx.kv)).filter(
+    (name) => !specs.some((s) => s.stack === name) && !unreadable.some((u) => u.key === ctx.kv.spec(name)),
+  );
+  const neverLive = (
+    await Promise.all(
+      unspecified.map(async (name) => {
+        const attempt = failedAttempt(await lastFailed(ctx, name).catch(() => undefined));
+        return attempt ? [{ stack: name, failedAttempt: attempt }] : [];
+      }),
+    )
+  ).flat();
   const stacks = specs.map((spec) => {
     const byHost: ReadonlyMap<string, StatusReport> = reports.get(spec.stack) ?? new Map<string, StatusReport>();
     const doc = placements.get(spec.stack);

@@ -124,7 +124,7 @@ export async function rollout(
           : before
             ? " with the new units beside the old ones"
             : " with the new units";
-      const said = `Interrupted during the deployment of ${input.label}; released the deploy lock of ${input.stack}. Generation ${live ?? "none"} is live${what}: run the same command again to finish it.`;
+      const said = `Interrupted during the ${plan.request.kind === "remove" ? "removal" : "deployment"} of ${input.label}; released the deploy lock of ${input.stack}. Generation ${live ?? "none"} is live${what}: run the same command again to finish it.`;
       const record = historyRecord(input, plan, t0, live, "interrupted", said);
       await putHistory(consul, kv, record, ctx.signer).catch(() => undefined);
       await lock.release().catch(() => undefined);
@@ -191,7 +191,7 @@ export async function rollout(
         case "confirm":
           return {
             kind: step.kind,
-            failure: await confirmService(consul, scheduler, watch(step.scope), step.service, out),
+            failure: await confirmService(consul, scheduler, watch(step.scope), step.service, out, step.index === 0),
           };
         case "watch": {
           const longest = plan.policy.windows

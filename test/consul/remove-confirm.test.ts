@@ -123,7 +123,7 @@ describe("remove asks on a terminal", () => {
     cli.child.kill("SIGHUP");
     const r = await cli.done;
     expect(r.code).toBe(130);
-    expect(r.stderr).toMatch(/Interrupted during the deployment of hup; released the deploy lock of hup\./);
+    expect(r.stderr).toMatch(/Interrupted during the removal of hup; released the deploy lock of hup\./);
     const lock = await DeployLock.acquire(c, kv, "hup", "test"); // throws while another holds it
     await lock.release();
     expect((await houston(consul.addr, dir, "history", "hup")).stdout).toMatch(/ interrupted /);
