@@ -212,9 +212,7 @@ export function registerCommands(program: Command, env: CommandEnv): void {
         const keep = positive("--keep-generations", flags.keepGenerations);
         const { ctx, g, out } = await stackCommand(stack, cmd, false);
         const terminal = process.stdin.isTTY === true && process.stderr.isTTY === true;
-        // a script's removal goes on as it always did, but not unsaid
-        if (!terminal && flags.yes !== true) out.info(`Removing ${stack} without asking: no terminal to ask on`);
-        if (!(await confirmRemove(ctx, stack, group, flags.yes === true, terminal))) {
+        if (!(await confirmRemove(ctx, stack, group, flags.yes === true, terminal, out))) {
           out.info(`Not removed: ${stack} keeps running`);
           return setExit(false);
         }

@@ -182,12 +182,12 @@ export async function confirmService(
   w: BatchWatch,
   svc: ServiceCheck,
   out: Output,
+  firstBatch = true,
 ): Promise<Failure | null> {
   const name = svc.service;
   const nodes = w.scope.find((t) => t.name === svc.unit)?.hosts ?? [];
-  // the seed's way: the unit registers itself, or nothing will (said to whoever expected Houston to)
   const selfRegistered = `the unit registers it itself (${svc.unit} declares no [X-Houston] ServicePort=); -s skips this check`;
-  if (svc.registeredBy === "unit") out.info(`${name} in Consul: ${selfRegistered}`);
+  if (svc.registeredBy === "unit" && firstBatch) out.info(`${name} in Consul: ${selfRegistered}`);
   const ac = new AbortController();
   const seen = new Map<string, string>();
   const health = followHealth(consul, name, svc.tags, nodes, {
