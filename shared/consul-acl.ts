@@ -4,17 +4,15 @@
  */
 import { z } from "zod";
 import type { Consul } from "./consul.js";
-import { ConsulError, ConsulPermissionError } from "./errors.js";
+import type { RawResponse } from "./consul-transport.js";
+import { answerError } from "./consul-wire.js";
 
 const PolicyRow = z.object({ ID: z.string(), Name: z.string() });
 const TokenRow = z.object({ AccessorID: z.string(), SecretID: z.string() });
 
-function check(what: string, status: number, body: Buffer, needs: string): void {
-  if (status === 200) return;
-  const text = body.toString("utf8").trim().slice(0, 300);
-  if (status === 403)
-    throw new ConsulPermissionError(`${what}: Consul's ACLs refused the token (${text}); it needs ${needs}`, 403);
-  throw new ConsulError(`${what}: Consul answered ${status}${text ? ` (${text})` : ""}`, status);
+/** A 200, or the error the answer means (ACLs, not Consul, …), naming the address. */
+function check(consul: Consul, what: string, res: RawResponse, needs: string): void {
+  if (res.status !== 200) throw answerError(consul.addr, what, res, needs);
 }
 
 /**
@@ -26,16 +24,16 @@ export async function upsertPolicy(
   p: { name: string; description: string; rules: string },
 ): Promise<string> {
   const list = await consul.request("GET", "/v1/acl/policies");
-  check("list ACL policies", list.status, list.body, "acl:read (a management token)");
+  check(consul, "list ACL policies", list, "acl:read (a management token)");
   const found = consul.json(z.array(PolicyRow), list.body, "policy list").find((x) => x.Name === p.name);
   const body = JSON.stringify({ Name: p.name, Description: p.description, Rules: p.rules });
   if (found) {
     const res = await consul.request("PUT", `/v1/acl/policy/${encodeURIComponent(found.ID)}`, { body });
-    check(`update ACL policy ${p.name}`, res.status, res.body, "acl:write (a management token)");
+    check(consul, `update ACL policy ${p.name}`, res, "acl:write (a management token)");
     return found.ID;
   }
   const res = await consul.request("PUT", "/v1/acl/policy", { body });
-  check(`create ACL policy ${p.name}`, res.status, res.body, "acl:write (a management token)");
+  check(consul, `create ACL policy ${p.name}`, res, "acl:write (a management token)");
   return consul.json(PolicyRow, res.body, "policy create").ID;
 }
 
@@ -47,7 +45,7 @@ export async function createToken(
   const res = await consul.request("PUT", "/v1/acl/token", {
     body: JSON.stringify({ Description: description, Policies: policies.map((Name) => ({ Name })) }),
   });
-  check(`create ACL token (${description})`, res.status, res.body, "acl:write (a management token)");
+  check(consul, `create ACL token (${description})`, res, "acl:write (a management token)");
   const t = consul.json(TokenRow, res.body, "token create");
   return { accessorId: t.AccessorID, secretId: t.SecretID };
 }
@@ -68,7 +66,7 @@ export interface TokenSummary {
 /** Every token's accessor, description, policy names and node identities (no secrets). */
 export async function listTokens(consul: Consul): Promise<TokenSummary[]> {
   const res = await consul.request("GET", "/v1/acl/tokens");
-  check("list ACL tokens", res.status, res.body, "acl:read (a management token)");
+  check(consul, "list ACL tokens", res, "acl:read (a management token)");
   return consul.json(z.array(TokenListRow), res.body, "token list").map((t) => ({
     accessorId: t.AccessorID,
     description: t.Description ?? "",
@@ -87,7 +85,7 @@ export async function createNodeIdentityToken(
   const res = await consul.request("PUT", "/v1/acl/token", {
     body: JSON.stringify({ Description: description, NodeIdentities: [{ NodeName: node, Datacenter: datacenter }] }),
   });
-  check(`create ACL token (${description})`, res.status, res.body, "acl:write (a management token)");
+  check(consul, `create ACL token (${description})`, res, "acl:write (a management token)");
   const t = consul.json(TokenRow, res.body, "token create");
   return { accessorId: t.AccessorID, secretId: t.SecretID };
 }
