@@ -173,11 +173,12 @@ async function applyStep(step: Step, d: ApplyDeps & { probe: HealthProbe }): Pro
       d.state.setReloadPending(false);
       return;
     case "start-unit": {
+      const at = Date.now();
       const result = step.restart
         ? await d.systemd.restartUnit(step.name, d.startTimeoutMs)
         : await d.systemd.startUnit(step.name, d.startTimeoutMs);
       // started once per content, whatever the outcome: a failure is reported, not retried in a loop
-      d.state.markStarted(step.name, step.hash);
+      d.state.markStarted(step.name, step.hash, at);
       d.log(`${step.restart ? "restarted" : "started"} ${step.name}: job ${result}`);
       if (result === "timeout")
         throw new StepFailedError(`systemd did not finish starting ${step.name} within ${d.startTimeoutMs / 1000}s`);

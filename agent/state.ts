@@ -24,6 +24,8 @@ export interface OwnedUnit {
   startedHash: string | null;
   /** Consul service ID Houston registered for it, if any */
   serviceId: string | null;
+  /** when the agent last asked systemd to start it (ms, wall clock); absent: not known */
+  startedAt?: number;
 }
 
 export interface OwnedFile {
@@ -43,7 +45,7 @@ export interface OriginalFile {
 
 const SCHEMA = `
 CREATE TABLE IF NOT EXISTS specs (stack TEXT PRIMARY KEY, body TEXT NOT NULL, generation INTEGER NOT NULL);
-CREATE TABLE IF NOT EXISTS units (name TEXT PRIMARY KEY, stack TEXT NOT NULL, hash TEXT NOT NULL, started_hash TEXT, service_id TEXT);
+CREATE TABLE IF NOT EXISTS units (name TEXT PRIMARY KEY, stack TEXT NOT NULL, hash TEXT NOT NULL, started_hash TEXT, service_id TEXT, started_at INTEGER);
 CREATE TABLE IF NOT EXISTS archives (sha TEXT PRIMARY KEY, stack TEXT NOT NULL, installed_at TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS files (path TEXT PRIMARY KEY, archive TEXT NOT NULL, kind TEXT NOT NULL, stack TEXT NOT NULL DEFAULT '');
 CREATE TABLE IF NOT EXISTS applied (stack TEXT PRIMARY KEY, generation INTEGER NOT NULL);
@@ -119,8 +121,13 @@ export class AgentState {
     this.migrate();
   }
 
-  /** State written by an older agent: files carry their stack since stacks may not take over each other's files. */
+  /**
+   * State written by an older agent: files carry their stack since stacks may not take over each
+   * other's files; units, when the agent last started them.
+   */
   private migrate(): void {
+    const unitCols = this.stmt("SELECT name FROM pragma_table_info('units')").all() as { name: string }[];
+    if (!unitCols.some((c) => c.name === "started_at")) this.db.exec("ALTER TABLE units ADD COLUMN started_at INTEGER");
     const cols = this.stmt("SELECT name FROM pragma_table_info('files')").all() as { name: string }[];
     if (!cols.some((c) => c.name === "stack")) {
       this.db.exec("ALTER TABLE files ADD COLUMN stack TEXT NOT NULL DEFAULT ''");
@@ -179,12 +186,15 @@ export class AgentState {
 
   // ---- units ------------------------------------------------------------------------------
   units(): OwnedUnit[] {
-    const rows = this.stmt("SELECT name, stack, hash, started_hash, service_id FROM units ORDER BY rowid").all() as {
+    const rows = this.stmt(
+      "SELECT name, stack, hash, started_hash, service_id, started_at FROM units ORDER BY rowid",
+    ).all() as {
       name: string;
       stack: string;
       hash: string;
       started_hash: string | null;
       service_id: string | null;
+      started_at: number | null;
     }[];
     return rows.map((r) => ({
       name: r.name,
@@ -192,6 +202,7 @@ export class AgentState {
       hash: r.hash,
       startedHash: r.started_hash,
       serviceId: r.service_id,
+      ...(r.started_at !== null ? { startedAt: r.started_at } : {}),
     }));
   }
   /**
@@ -211,8 +222,9 @@ export class AgentState {
     const row = this.stmt("SELECT stack FROM units WHERE name = ?").get(name) as { stack: string } | undefined;
     return row?.stack ?? null;
   }
-  markStarted(name: string, hash: string): void {
-    this.stmt("UPDATE units SET started_hash = ? WHERE name = ?").run(hash, name);
+  /** `atMs`: when the agent asked systemd to start it (wall clock), for its journal lines */
+  markStarted(name: string, hash: string, atMs = Date.now()): void {
+    this.stmt("UPDATE units SET started_hash = ?, started_at = ? WHERE name = ?").run(hash, atMs, name);
   }
   setServiceId(name: string, id: string | null): void {
     this.stmt("UPDATE units SET service_id = ? WHERE name = ?").run(id, name);
@@ -345,7 +357,7 @@ export class AgentState {
     const row = this.stmt("SELECT mark FROM boot WHERE id = 1").get() as { mark: string } | undefined;
     if (row?.mark === mark) return false;
     this.db.transaction(() => {
-      if (row) this.stmt("UPDATE units SET started_hash = NULL").run();
+      if (row) this.stmt("UPDATE units SET started_hash = NULL, started_at = NULL").run();
       this.stmt("INSERT OR REPLACE INTO boot (id, mark) VALUES (1, ?)").run(mark);
     })();
     return row !== undefined;

@@ -3,8 +3,8 @@
  * unit that failed or is restarting, NRestarts of each running service, whether a unit with a
  * window has stood it (active that long without a break, on the host's monotonic clock; and when
  * the next young unit's window ends, so that the host reports again then), and the last journal
- * lines of a unit that failed or restarted, since its job started it (not an earlier deploy of the
- * same name; read again only when that changed, after journald took in what it was sent). Also
+ * lines of a unit that failed or restarted, since the agent started it (not an earlier deploy of
+ * the same name; read again only when that changed, after journald took in what it was sent). Also
  * the units fleet ran here and are still stopping: they stay in the report until they are gone,
  * so that a removal waits for them.
  */
@@ -28,8 +28,9 @@ export class UnitStates {
    * Per unit (its name and the content it was started with): the earliest wall-clock µs one of its
    * runs is known to have begun. A crash loop's report comes after systemd already restarted the
    * unit, whose InactiveExitTimestamp is then of the new run: the lines of the run that died are
-   * older, and the unit's first look (active, for its window) is what keeps them in. A unit with
-   * no window (ready-aware) is read since its current run, as before.
+   * older, and the unit's first look (active, for its window) is what keeps them in. Used when the
+   * agent's own start of the unit is not known (state of an older agent; units fleet runs): that
+   * is the anchor otherwise.
    */
   private readonly firstRun = new Map<string, number>();
 
@@ -74,6 +75,9 @@ export class UnitStates {
     }
     const states = new Map<string, UnitReportState>();
     const startedHash = new Map(owned.map((u) => [u.name, u.startedHash ?? ""]));
+    const startedAt = new Map(
+      owned.flatMap((u) => (u.startedAt !== undefined ? [[u.name, u.startedAt] as const] : [])),
+    );
     const runKeys = new Set<string>();
     let synced = false;
     for (const name of names) {
@@ -106,7 +110,9 @@ export class UnitStates {
       if (troubled) {
         const same = before?.log && before.nRestarts === s.nRestarts && before.activeState === s.activeState;
         if (!same && this.journal && !synced) synced = (await this.journal.sync(), true);
-        st.log = same ? before.log : ((await this.journal?.lines(name, began)) ?? before?.log);
+        // since the agent started it (this deploy's every run), else the earliest run it saw
+        const agentStartUs = startedAt.has(name) ? (startedAt.get(name) ?? 0) * 1000 : undefined;
+        st.log = same ? before.log : ((await this.journal?.lines(name, agentStartUs ?? began)) ?? before?.log);
       }
       states.set(name, st);
     }

@@ -1,8 +1,9 @@
 /**
  * Which journal lines a report carries for a unit in trouble: those of its runs under this deploy,
  * read after journald took in what it was sent. A crash loop is reported after systemd restarted
- * the unit (its InactiveExitTimestamp is then the new run's), so the agent keeps the earliest start
- * it saw; a unit that went inactive starts over.
+ * the unit (its InactiveExitTimestamp is then the new run's): the lines are read since the agent
+ * started the unit, or, when that is not known, since the earliest start it saw; a unit that went
+ * inactive starts over.
  */
 import { describe, expect, it } from "vitest";
 import { UnitStates, type Journal } from "../../agent/unit-states.js";
@@ -30,8 +31,8 @@ const desired: HostDesired = {
   generations: new Map([["lone", 9]]),
   refused: new Map(),
 };
-const owned = (startedHash: string): OwnedUnit[] => [
-  { name: NAME, stack: "lone", hash: startedHash, startedHash, serviceId: null },
+const owned = (startedHash: string, startedAt?: number): OwnedUnit[] => [
+  { name: NAME, stack: "lone", hash: startedHash, startedHash, serviceId: null, ...(startedAt ? { startedAt } : {}) },
 ];
 
 /** a host whose clocks and unit state the test moves; the journal records what it was asked */
@@ -68,7 +69,7 @@ function host() {
     asked,
     calls,
     set: (s: UnitState) => (state = s),
-    read: (hash = "h") => states.read(owned(hash), desired),
+    read: (hash = "h", startedAt?: number) => states.read(owned(hash, startedAt), desired),
   };
 }
 
@@ -151,5 +152,19 @@ describe("journal lines of a unit in trouble", () => {
     h.set({ loadState: "loaded", activeState: "failed", subState: "failed", result: "exit-code", startedUs: 20 * S });
     await h.read();
     expect(h.asked).toEqual([7 * S, 20 * S]);
+  });
+
+  it("since the agent started the unit, when its state knows (ms): whatever systemd says of this run", async () => {
+    const h = host();
+    h.set({
+      loadState: "loaded",
+      activeState: "activating",
+      subState: "auto-restart",
+      result: "exit-code",
+      nRestarts: 3,
+      startedUs: 50 * S,
+    });
+    await h.read("h", 40_000);
+    expect(h.asked).toEqual([40 * S]);
   });
 });
