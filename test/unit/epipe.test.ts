@@ -2,11 +2,8 @@
  * `houston … | head -1`: the reader goes away while the CLI still prints. That is not an error:
  * no stack trace, the exit status is the command's own.
  */
-import { spawn } from "node:child_process";
-import { join } from "node:path";
 import { describe, expect, it } from "vitest";
-import { configDir } from "../helpers/cli.js";
-import { ROOT } from "../harness/paths.js";
+import { configDir, startCli } from "../helpers/cli.js";
 
 describe("a closed pipe on stdout", () => {
   it("plan of a big stack piped into a reader that reads one chunk: exit 0, nothing on stderr but the plan's notes", async () => {
@@ -17,28 +14,10 @@ describe("a closed pipe on stdout", () => {
     for (const n of names)
       files[`units/shared/${n}.service`] = `[Unit]\nDescription=${"x".repeat(400)}\n[Service]\nExecStart=/bin/true\n`;
     const dir = configDir(files);
-    const child = spawn(
-      process.execPath,
-      [
-        join(ROOT, "dist", "houston.js"),
-        "-c",
-        dir,
-        "-e",
-        "test",
-        "--consul",
-        "http://127.0.0.1:1",
-        "plan",
-        "--full",
-        "standalone",
-        "big",
-      ],
-      { stdio: ["ignore", "pipe", "pipe"] },
-    );
-    let stderr = "";
-    child.stderr.on("data", (d: Buffer) => (stderr += d.toString()));
+    const { child, done } = startCli("http://127.0.0.1:1", dir, ["plan", "--full", "standalone", "big"]);
     // as head -1 does: read the first chunk, then close the pipe
-    child.stdout.once("data", () => child.stdout.destroy());
-    const code = await new Promise<number | null>((resolve) => child.on("close", (c) => resolve(c)));
+    child.stdout?.once("data", () => child.stdout?.destroy());
+    const { code, stderr } = await done;
     expect(stderr).not.toMatch(/EPIPE|\n\s+at /);
     expect(code).toBe(0);
   });
