@@ -111,8 +111,9 @@ export class UnitStates {
         const same = before?.log && before.nRestarts === s.nRestarts && before.activeState === s.activeState;
         if (!same && this.journal && !synced) synced = (await this.journal.sync(), true);
         // since the agent started it (this deploy's every run), else the earliest run it saw
-        const agentStartUs = startedAt.has(name) ? (startedAt.get(name) ?? 0) * 1000 : undefined;
-        st.log = same ? before.log : ((await this.journal?.lines(name, agentStartUs ?? began)) ?? before?.log);
+        const agentStartMs = startedAt.get(name);
+        const sinceUs = agentStartMs !== undefined ? agentStartMs * 1000 : began;
+        st.log = same ? before.log : ((await this.journal?.lines(name, sinceUs)) ?? before?.log);
       }
       states.set(name, st);
     }

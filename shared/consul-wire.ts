@@ -153,8 +153,8 @@ export function parseJson<T>(
   try {
     raw = JSON.parse(body.toString("utf8"));
   } catch {
-    const text = body.toString("utf8").replace(/\s+/g, " ").trim();
-    const quoted = text ? ` (${JSON.stringify(text.length > 60 ? `${text.slice(0, 60)}…` : text)})` : "";
+    const text = oneLine(body, 60);
+    const quoted = text ? ` (${JSON.stringify(text)})` : "";
     throw new ConsulUnreachableError(
       `${addr ? `The server at ${addr}` : "Consul"} answered ${what} with something that is not JSON${quoted}: is it a Consul agent's HTTP API?`,
     );
@@ -224,8 +224,8 @@ export function notConsul(addr: string, what: string, res: RawResponse): ConsulU
   );
 }
 
-/** A response body on one line (an error body may span lines: a proxy's page), at most 300 characters. */
-function oneLine(body: Buffer): string {
+/** A response body on one line (an error body may span lines: a proxy's page), at most `max` characters. */
+function oneLine(body: Buffer, max = 300): string {
   const whole = body.toString("utf8").replace(/\s+/g, " ").trim();
-  return whole.length > 300 ? `${whole.slice(0, 300)}…` : whole;
+  return whole.length > max ? `${whole.slice(0, max)}…` : whole;
 }

@@ -138,10 +138,8 @@ export async function statusCommand(
     out.print(JSON.stringify({ stacks, neverLive, errors: specErrors, hosts, healthy: ok }, null, 2));
     return ok;
   }
-  if (stack && stacks.length === 0 && neverLive.length === 0 && specErrors.length === 0)
-    out.print(`stack ${stack} is not deployed`);
-  if (!stack && stacks.length === 0 && neverLive.length === 0 && specErrors.length === 0)
-    out.print("no stacks deployed");
+  if (stacks.length === 0 && neverLive.length === 0 && specErrors.length === 0)
+    out.print(stack ? `stack ${stack} is not deployed` : "no stacks deployed");
   for (const { stack: name, failedAttempt: f } of neverLive)
     out.print(
       stack
