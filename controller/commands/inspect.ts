@@ -132,14 +132,21 @@ export async function statusCommand(
       (s) =>
         s.units.every((u) => u.activeState === "active" && u.errors.length === 0) && s.placements.unplaced.length === 0,
     ) && specErrors.length === 0;
+  // `status STACK` for a name no deployment ever used (a typo, another cluster): not healthy
+  const nothing = stacks.length === 0 && neverLive.length === 0 && specErrors.length === 0;
+  const known = stack && nothing ? await historyStacks(ctx.consul, ctx.kv) : [];
+  const unknown = stack !== undefined && stack !== "" && nothing && !known.includes(stack);
   // the stack asked about is not running because its deploy failed: not healthy
-  const ok = healthy && !(stack && neverLive.length > 0);
+  const ok = healthy && !(stack && neverLive.length > 0) && !unknown;
   if (json) {
     out.print(JSON.stringify({ stacks, neverLive, errors: specErrors, hosts, healthy: ok }, null, 2));
     return ok;
   }
-  if (stacks.length === 0 && neverLive.length === 0 && specErrors.length === 0)
-    out.print(stack ? `stack ${stack} is not deployed` : "no stacks deployed");
+  if (unknown)
+    out.print(
+      `stack ${stack} is not deployed and no deployment of it is recorded${known.length > 0 ? ` (stacks with a history: ${known.join(", ")})` : ""}`,
+    );
+  else if (nothing) out.print(stack ? `stack ${stack} is not deployed` : "no stacks deployed");
   for (const { stack: name, failedAttempt: f } of neverLive)
     out.print(
       stack

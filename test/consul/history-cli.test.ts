@@ -119,12 +119,21 @@ describe("status of stacks that run nothing", () => {
     });
   });
 
-  it("STACK never deployed, or whose last deployment succeeded: not deployed, exit 0", async () => {
-    for (const name of ["nothing", "web"]) {
-      const r = await houston(consul.addr, dir, "status", name);
-      expect(r.code, r.stderr).toBe(0);
-      expect(r.stdout.trim()).toBe(`stack ${name} is not deployed`);
-    }
+  it("STACK whose last deployment succeeded and whose spec is gone (removed): not deployed, exit 0", async () => {
+    const r = await houston(consul.addr, dir, "status", "web");
+    expect(r.code, r.stderr).toBe(0);
+    expect(r.stdout.trim()).toBe("stack web is not deployed");
+  });
+
+  it("STACK no deployment ever used (a typo): says so with the stacks that have a history, exit 1", async () => {
+    const r = await houston(consul.addr, dir, "status", "wbe");
+    expect(r.code, r.stderr).toBe(1);
+    expect(r.stdout.trim()).toMatch(
+      /^stack wbe is not deployed and no deployment of it is recorded \(stacks with a history: .*\bweb\b.*\)$/,
+    );
+    const j = await houston(consul.addr, dir, "--json", "status", "wbe");
+    expect(j.code).toBe(1);
+    expect(JSON.parse(j.stdout)).toMatchObject({ healthy: false, stacks: [], neverLive: [] });
     const none = await houston(consul.addr, dir, "--prefix", "empty/", "status");
     expect(none.stdout.trim()).toBe("no stacks deployed");
   });
