@@ -159,7 +159,7 @@ export async function planCommand(
       `Archive ${a.sha256} (${a.bytes.length} bytes): ${a.files.map((f) => `${f.path} 0${f.mode.toString(8)} ${f.owner}:${f.group}`).join(", ")}`,
     );
   }
-  if (!consul.reachable) out.warn(`Consul unreachable, showing the rendering only: ${consul.error ?? ""}`);
+  if (!consul.reachable) out.warn(`No Consul to compare with, showing the rendering only: ${consul.error ?? ""}`);
   else if (diff) {
     out.info(
       `Against Consul (generation ${consul.generation ?? "none"}): ${diff.added.length} new, ${diff.changed.length} changed, ${diff.unchanged.length} unchanged`,

@@ -51,6 +51,14 @@ describe("a web server at the Consul address", () => {
     expect(r.stderr).toContain("is it a Consul agent's HTTP API?");
     expect(r.stderr).not.toMatch(/\n\s+at /);
   });
+  it("plan renders without Consul and says what answered instead of calling Consul unreachable", async () => {
+    const r = await houston(addr, dir, "plan", "global");
+    expect(r.code, r.stderr).toBe(0);
+    expect(r.stderr).toContain(
+      `No Consul to compare with, showing the rendering only: The server at ${addr} answered `,
+    );
+    expect(r.stderr).not.toContain("Consul unreachable");
+  });
 });
 
 describe("a web server's 404 page at the Consul address", () => {
