@@ -221,12 +221,21 @@ function describeTransportError(err: unknown): string {
   ) {
     if (typeof e === "object" && e !== null) {
       const code = "code" in e ? String((e as { code: unknown }).code) : "";
-      const msg = "message" in e ? String((e as { message: unknown }).message) : "";
-      parts.push([code, msg].filter(Boolean).join(" "));
+      // the consul library prefixes "consul: " and Node repeats the code in the message: say it once
+      const msg = "message" in e ? String((e as { message: unknown }).message).replace(/^consul: /, "") : "";
+      const part = code && msg.includes(code) ? msg : [code, msg].filter(Boolean).join(" ");
+      if (part && !parts.some((p) => p.includes(part))) parts.push(part);
     } else parts.push(String(e));
   }
   const text = parts.join(": ") || "no answer";
   if (/timed out|TimeoutError/i.test(text)) return "timed out";
-  const hint = TLS_HINTS.find(([re]) => re.test(text));
+  const hint = TLS_HINTS.find(([re]) => re.test(text)) ?? NET_HINTS.find(([re]) => re.test(text));
   return hint ? `${hint[1]} [${text}]` : text;
 }
+
+const NET_HINTS: [RegExp, string][] = [
+  [/ECONNREFUSED/, "connection refused: nothing listens there (is the Consul agent running, on this port?)"],
+  [/ENOTFOUND|EAI_AGAIN/, "the host name does not resolve"],
+  [/EHOSTUNREACH|ENETUNREACH/, "no route to that host"],
+  [/ECONNRESET|socket hang up/, "the connection was closed without an answer"],
+];

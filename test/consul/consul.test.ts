@@ -113,7 +113,11 @@ describe("catalog, health, agent", () => {
     const dead = new Consul({ addr: `http://127.0.0.1:${port}`, timeoutMs: 2000 });
     const err = await dead.kvGet("x").catch((e: unknown) => e);
     expect(err).toBeInstanceOf(ConsulUnreachableError);
-    expect((err as Error).message).toMatch(new RegExp(`127\\.0\\.0\\.1:${port} is unreachable.*ECONNREFUSED`));
+    const message = (err as Error).message;
+    expect(message).toMatch(new RegExp(`127\\.0\\.0\\.1:${port} is unreachable.*ECONNREFUSED`));
+    expect(message).toContain("connection refused: nothing listens there");
+    expect(message.match(/ECONNREFUSED/g), "the code once, not once per wrapper").toHaveLength(1);
+    expect(message).not.toContain("consul: ");
   });
 });
 
