@@ -8,7 +8,8 @@
  */
 import dbus from "dbus-next";
 import { EventEmitter } from "node:events";
-import { HoustonError, errorText } from "../shared/errors.js";
+import { errorText } from "../shared/errors.js";
+import { SystemdError, type JobResult, type StateListener, type UnitState } from "./systemd-types.js";
 
 const SD = "org.freedesktop.systemd1";
 const SD_PATH = "/org/freedesktop/systemd1";
@@ -17,49 +18,12 @@ const UNIT = "org.freedesktop.systemd1.Unit";
 const SERVICE = "org.freedesktop.systemd1.Service";
 const PROPS = "org.freedesktop.DBus.Properties";
 
-export class SystemdError extends HoustonError {}
-
-/** systemd's job results: done, canceled, timeout, failed, dependency, skipped */
-export type JobResult = string;
-
-export interface UnitState {
-  loadState: string;
-  activeState: string;
-  subState: string;
-  /** Service Result (e.g. exit-code) for .service units */
-  result?: string;
-  /** systemd's NRestarts: automatic restarts since the unit was last started by a job (.service units, when asked) */
-  nRestarts?: number;
-  /** when the unit last became active, µs on the host's monotonic clock (ActiveEnterTimestampMonotonic; when asked) */
-  activeEnterUs?: number;
-  /** a unit that failed or restarted: when its job started it (InactiveExitTimestamp, µs since the epoch), so that its log is of this run */
-  startedUs?: number;
-}
-
-type StateListener = (unit: string, state: Partial<UnitState>) => void;
-
 function str(v: unknown, what: string): string {
   if (typeof v !== "string") throw new SystemdError(`systemd answered ${what} with ${typeof v}, expected a string`);
   return v;
 }
 
-/**
- * What the agent needs of systemd: the D-Bus client below, or the in-memory model of the scale
- * benchmark (scripts/bench/scale.ts), which is labelled as a load model.
- */
-export type SystemdApi = Pick<
-  Systemd,
-  | "bootMark"
-  | "onStateChange"
-  | "reload"
-  | "resetFailed"
-  | "restartUnit"
-  | "startUnit"
-  | "stopUnit"
-  | "unitSource"
-  | "unitStates"
-  | "allLoaded"
->;
+export { SystemdError, type JobResult, type SystemdApi, type UnitState } from "./systemd-types.js";
 
 export class Systemd {
   private readonly jobWaiters = new Map<string, (result: JobResult) => void>();
