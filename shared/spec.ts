@@ -177,7 +177,7 @@ export const UnitSpecSchema = z.object({
   replaces: z.array(UnitNameSchema).optional(),
   /**
    * set by a rollout on the units it deploys: the unit's window in seconds (how long it must stay
-   * active before the rollout counts it as up; controller/rollout/watch-window.ts). The agent says
+   * active before the rollout counts it as up; controller/plan/watch-window.ts). The agent says
    * in its report when the unit has been active that long on the host's own clock (`stood`).
    */
   window: z.number().min(0).max(86_400).optional(),

@@ -17,7 +17,7 @@ import { unifiedDiff } from "../plan/unified-diff.js";
 import { UnplaceableUnitError } from "../scheduler/targets.js";
 import { checkNameClash } from "../plan/clash.js";
 import { isGlobal } from "../../shared/placement.js";
-import { deploymentWindows } from "../rollout/watch-window.js";
+import { deploymentWindows } from "../plan/watch-window.js";
 import { droppedDependencies } from "../plan/together.js";
 
 export function makePlan(ctx: Context, manifest: Manifest, req: DeploymentRequest): Plan {

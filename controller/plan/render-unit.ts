@@ -12,7 +12,7 @@ import {
   type ServiceDecl,
 } from "../../shared/spec.js";
 import { entries, splitWords, type UnitFile } from "../../shared/unit-file.js";
-import { parseWindowSeconds, WINDOW_EXPECTED } from "../rollout/watch-window.js";
+import { parseWindowSeconds, WINDOW_EXPECTED } from "./watch-window.js";
 
 /** The keys of [X-Houston] (docs/configuration.md); any other is a typo that would silently do nothing. */
 export const HOUSTON_KEYS: readonly string[] = [

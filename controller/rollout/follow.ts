@@ -1,7 +1,7 @@
 /**
  * Following a rollout on the fleet (I/O, through the scheduler): where a batch's units were placed,
  * units becoming active host by host, the service's checks in Consul, the batch watched for its
- * window (watch-window.ts), removals, and the archives left to prune. Each returns what it saw;
+ * window (plan/watch-window.ts), removals, and the archives left to prune. Each returns what it saw;
  * rollout-steps.ts decides what comes next.
  */
 import type { Consul } from "../../shared/consul.js";
@@ -248,7 +248,7 @@ export async function confirmService(
 
 /**
  * Units can fail after they became active: a Type=simple unit is active as soon as it forks. The
- * batch is watched for its window (its units' longest, see watch-window.ts; blocking queries, no
+ * batch is watched for its window (its units' longest, see plan/watch-window.ts; blocking queries, no
  * polling), counted from `since`, when the batch was seen active (the confirm phase watched it
  * the same way meanwhile): a unit that fails, restarts or leaves active fails the rollout at once.
  * A window of 0 (every unit proved readiness), or one that passed while confirming, is one more look.

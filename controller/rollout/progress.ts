@@ -134,7 +134,7 @@ export function noteRestarts(
 }
 
 /**
- * While a batch is watched after it became active (its window, see watch-window.ts): the first
+ * While a batch is watched after it became active (its window, see plan/watch-window.ts): the first
  * unit that failed, restarted (NRestarts grew past `baseline`, or it is in auto-restart), is no
  * longer active (stopped) or gone, on a host whose report is of this generation. A host without
  * such a report (its agent away) is no evidence either way.

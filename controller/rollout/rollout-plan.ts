@@ -14,7 +14,7 @@ import { droppedDependencies } from "../plan/together.js";
 import { answerLimitMs } from "./confirm.js";
 import { nextGeneration } from "./history.js";
 import { makeBatches } from "./progress.js";
-import { batchWindow, deploymentWindows, type UnitWindow } from "./watch-window.js";
+import { batchWindow, deploymentWindows, type UnitWindow } from "../plan/watch-window.js";
 
 export class NoAgentsError extends HoustonError {}
 export class NotDeployedError extends HoustonError {}
@@ -43,7 +43,7 @@ export interface PlanOptions {
   /** -d and -m: a unit may take delaySeconds × maxTries to become active */
   delaySeconds: number;
   maxTries: number;
-  /** --min-healthy: every unit's window after it is active (null: each unit's own, see watch-window.ts) */
+  /** --min-healthy: every unit's window after it is active (null: each unit's own, see plan/watch-window.ts) */
   minHealthySeconds: number | null;
   /** the environment's min-healthy (manifest.yaml): the window of units that prove no readiness (null: --delay) */
   environmentMinHealthy?: number | null;

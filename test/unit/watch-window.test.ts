@@ -1,11 +1,6 @@
 import { describe, expect, it } from "vitest";
 import { ConfigError } from "../../shared/errors.js";
-import {
-  batchWindow,
-  deploymentWindows,
-  unitWindow,
-  type WindowOptions,
-} from "../../controller/rollout/watch-window.js";
+import { batchWindow, deploymentWindows, unitWindow, type WindowOptions } from "../../controller/plan/watch-window.js";
 
 const DEFAULTS: WindowOptions = { flag: null, environment: null, delaySeconds: 5, confirmedUnit: null };
 const svc = (service: string, extra = "") => ({
