@@ -14,6 +14,7 @@ import type { Scheduler } from "../scheduler/scheduler.js";
 import type { HostView, UnitTarget } from "../scheduler/targets.js";
 import { describeHost, httpErrorAnswer } from "./confirm.js";
 import { followHealth } from "./health-watch.js";
+import { placedUnlessRefused } from "./placed.js";
 import { readHistory } from "./read-back.js";
 import { listSpecs } from "../../shared/stores/specs.js";
 import {
@@ -21,7 +22,6 @@ import {
   decide,
   notStood,
   noteRestarts,
-  refusal,
   removalPending,
   unhealthy,
   type RestartBaseline,
@@ -58,37 +58,18 @@ export async function awaitPlacement(
   batch: Batch,
   hosts: HostView[],
 ): Promise<{ scope: UnitTarget[]; failure: Failure | null }> {
-  const ac = new AbortController();
   const unit = batch.placing[0]?.name ?? "?";
-  const refused = scheduler
-    .follow(
-      w.stack,
-      w.deadline,
-      (reports) => refusal(w.generation, reports) ?? undefined,
-      () => "",
-      ac.signal,
-    )
-    .then(
-      (r) => ({ scope: batch.scope, failure: { unit, host: r.host, reason: r.reason } }),
-      () => new Promise<never>(() => undefined), // ends with the placement's wait
-    );
-  const placement = scheduler.placed(w.stack, w.generation, batch.placing, hosts, w.deadline).then(
-    (placed) => {
-      const first = placed.unplaced[0];
-      return {
-        scope: placed.targets,
-        failure: first ? { unit: first.unit, host: "any machine", reason: first.reason } : null,
-      };
-    },
-    (err: unknown) => {
-      if (!(err instanceof TimeoutError)) throw err;
-      return { scope: batch.scope, failure: { unit, host: "-", reason: err.message } };
-    },
-  );
   try {
-    return await Promise.race([placement, refused]);
-  } finally {
-    ac.abort();
+    const p = await placedUnlessRefused(scheduler, w.stack, w.generation, batch.placing, hosts, w.deadline);
+    if (p.kind === "refused") return { scope: batch.scope, failure: { unit, host: p.host, reason: p.reason } };
+    const first = p.unplaced[0];
+    return {
+      scope: p.targets,
+      failure: first ? { unit: first.unit, host: "any machine", reason: first.reason } : null,
+    };
+  } catch (err) {
+    if (!(err instanceof TimeoutError)) throw err;
+    return { scope: batch.scope, failure: { unit, host: "-", reason: err.message } };
   }
 }
 

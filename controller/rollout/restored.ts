@@ -10,7 +10,8 @@ import type { Output } from "../output.js";
 import { TimeoutError } from "../scheduler/agent-reports.js";
 import type { Scheduler } from "../scheduler/scheduler.js";
 import type { HostView } from "../scheduler/targets.js";
-import { decide, refusal } from "./progress.js";
+import { placedUnlessRefused } from "./placed.js";
+import { decide } from "./progress.js";
 
 /**
  * What is not serving yet at `deadline` (empty: every restored unit is active where it is placed).
@@ -39,33 +40,10 @@ export async function awaitRestored(
   const keptNotes = kept.map((k) => `${k.host} refused this rollout's specs (${k.reason}): it runs what it ran before`);
   if (kept.length > 0 && kept.length === reports.size) return keptNotes;
   const skip = new Set([...away, ...kept.map((k) => k.host)]);
-  // an agent that refuses the restored spec (unsigned, say) will not place or start it: said at once
-  const ac = new AbortController();
-  const refused = scheduler
-    .follow(
-      stack,
-      deadline,
-      (r) =>
-        refusal(
-          generation,
-          r,
-          [...r.keys()].filter((h) => !skip.has(h)),
-        ) ?? undefined,
-      () => "",
-      ac.signal,
-    )
-    .then(
-      (r) => ({ kind: "refused" as const, reason: r.reason }),
-      () => new Promise<never>(() => undefined), // the placement's own wait ends it
-    );
   try {
-    const first = await Promise.race([
-      scheduler.placed(stack, generation, units, hosts, deadline).then((p) => ({ kind: "placed" as const, ...p })),
-      refused,
-    ]);
-    ac.abort();
-    if (first.kind === "refused") return [first.reason];
-    const placed = first;
+    // an agent that refuses the restored spec (unsigned, say) will not place or start it: said at once
+    const placed = await placedUnlessRefused(scheduler, stack, generation, units, hosts, deadline, (h) => !skip.has(h));
+    if (placed.kind === "refused") return [placed.reason];
     pending = placed.unplaced.map((u) => `${u.unit} could not be placed: ${u.reason}`);
     if (pending.length > 0) return pending;
     const unseen = placed.targets.flatMap((t) =>
@@ -109,7 +87,6 @@ export async function awaitRestored(
         `${gone.join(", ")}: the host's agent stopped passing meanwhile, so its report is no evidence`,
       ];
   } finally {
-    ac.abort();
     out.progress("");
   }
   return pending;
