@@ -60,7 +60,7 @@ export async function awaitPlacement(
 ): Promise<{ scope: UnitTarget[]; failure: Failure | null }> {
   const unit = batch.placing[0]?.name ?? "?";
   try {
-    const p = await placedUnlessRefused(scheduler, w.stack, w.generation, batch.placing, hosts, w.deadline);
+    const p = await placedUnlessRefused(scheduler, { ...w, units: batch.placing, hosts });
     if (p.kind === "refused") return { scope: batch.scope, failure: { unit, host: p.host, reason: p.reason } };
     const first = p.unplaced[0];
     return {

@@ -18,13 +18,10 @@ export type PlacedOrRefused = ({ kind: "placed" } & Placed) | { kind: "refused";
  */
 export async function placedUnlessRefused(
   scheduler: Scheduler,
-  stack: string,
-  generation: number,
-  units: UnitSpec[],
-  hosts: HostView[],
-  deadline: number,
+  w: { stack: string; generation: number; units: UnitSpec[]; hosts: HostView[]; deadline: number },
   counts: (host: string) => boolean = () => true,
 ): Promise<PlacedOrRefused> {
+  const { stack, generation, units, hosts, deadline } = w;
   const ac = new AbortController();
   const refused = scheduler
     .follow(

@@ -42,7 +42,11 @@ export async function awaitRestored(
   const skip = new Set([...away, ...kept.map((k) => k.host)]);
   try {
     // an agent that refuses the restored spec (unsigned, say) will not place or start it: said at once
-    const placed = await placedUnlessRefused(scheduler, stack, generation, units, hosts, deadline, (h) => !skip.has(h));
+    const placed = await placedUnlessRefused(
+      scheduler,
+      { stack, generation, units, hosts, deadline },
+      (h) => !skip.has(h),
+    );
     if (placed.kind === "refused") return [placed.reason];
     pending = placed.unplaced.map((u) => `${u.unit} could not be placed: ${u.reason}`);
     if (pending.length > 0) return pending;
