@@ -17,6 +17,7 @@ import { Fleet } from "../../shared/fleet.js";
 import { fleetdAvailable } from "../../test/harness/fleetd.js";
 import { LocalFleet } from "../../test/harness/local-fleet.js";
 import { ROOT } from "../../test/harness/paths.js";
+import { makeReadyAware } from "./ready-aware-original.js";
 
 export const ORIGINAL = join(ROOT, "..", "shared", "original-houston");
 
@@ -43,6 +44,9 @@ export interface FleetSideBySide {
   /** Houston with --min-healthy 0: no watch window, the original's level of confirmation after
    * active (a breakdown of where the difference lies, not a result; null in smoke runs) */
   noWindow: { exit: ToolFigures; go: Go } | null;
+  /** Houston at its defaults with the original's units made ready-aware (ready-aware-original.ts):
+   * what readiness buys, confirming as much as the default row (null in smoke runs) */
+  ready: { exit: ToolFigures; go: Go } | null;
   /** what the bench found on the cluster after every command (checked outside the timings) */
   checkedAfter: { global: string; first: string; upgrade: string };
 }
@@ -207,6 +211,8 @@ export async function fleetSideBySide(prefix: string, runs: number, smoke: boole
   const api = new Fleet(lf.fleetEndpoint);
   const checks = new Checks(lf, api, web);
   const dir = stackDir(lf.consulAddr, lf.fleetEndpoint, smoke);
+  const readyDir = stackDir(lf.consulAddr, lf.fleetEndpoint, smoke);
+  makeReadyAware(readyDir);
   const delay = smoke ? ["-d", "1"] : [];
   const original = async (...args: string[]) =>
     (
@@ -216,17 +222,17 @@ export async function fleetSideBySide(prefix: string, runs: number, smoke: boole
         `original houston ${args.join(" ")}`,
       )
     ).ms;
-  const houstonRun = (...args: string[]) =>
+  const houstonRun = (config: string, ...args: string[]) =>
     timed(
       process.execPath,
-      [join(ROOT, "dist", "houston.js"), "-c", dir, "-e", "lab", "--consul", lf.consulAddr, ...args],
+      [join(ROOT, "dist", "houston.js"), "-c", config, "-e", "lab", "--consul", lf.consulAddr, ...args],
       `houston ${args.join(" ")}`,
       /You're Go/,
     );
   /** global, first deploy, upgrade of shop, each checked; then Houston removes both and the cluster is cleared */
-  const houstonPass = async (f: ToolFigures, go: Go, extra: string[]) => {
+  const houstonPass = async (f: ToolFigures, go: Go, extra: string[], config = dir) => {
     const deploy = async (into: number[], gos: number[], ...args: string[]) => {
-      const r = await houstonRun(...extra, ...args);
+      const r = await houstonRun(config, ...extra, ...args);
       into.push(r.ms);
       gos.push(r.announcedMs ?? r.ms);
     };
@@ -238,8 +244,8 @@ export async function fleetSideBySide(prefix: string, runs: number, smoke: boole
     const gone = await checks.oldGone("1", true);
     if (gone.leftInFleet || gone.leftOnHosts) throw new Error("houston returned with shop@1 still in fleet or running");
     await checks.deployed("2");
-    await houstonRun("remove", "shop");
-    await houstonRun("remove", "global");
+    await houstonRun(config, "remove", "shop");
+    await houstonRun(config, "remove", "global");
     await clearCluster(lf, api, web);
   };
   const o: ToolFigures = {
@@ -275,6 +281,17 @@ export async function fleetSideBySide(prefix: string, runs: number, smoke: boole
   };
   nw.confirms.first = nw.confirms.first.replace(", watched for its window", "");
   const nwGo: Go = { globalMs: [], firstMs: [], upgradeMs: [] };
+  const rd: ToolFigures = {
+    globalMs: [],
+    firstMs: [],
+    upgradeMs: [],
+    confirms: {
+      global: h.confirms.global.replace("watched for its window", "proved ready (READY=1)"),
+      first: h.confirms.first.replace("watched for its window", "every unit proved ready (READY=1)"),
+      upgrade: h.confirms.upgrade,
+    },
+  };
+  const rdGo: Go = { globalMs: [], firstMs: [], upgradeMs: [] };
   let oldLeft = 0;
   try {
     for (let r = 0; r < runs; r++) {
@@ -294,6 +311,8 @@ export async function fleetSideBySide(prefix: string, runs: number, smoke: boole
       if (!smoke) {
         say(`  fleet run ${r + 1}/${runs}: Houston through fleet, --min-healthy 0 (a breakdown, not a result)`);
         await houstonPass(nw, nwGo, ["--min-healthy", "0"]);
+        say(`  fleet run ${r + 1}/${runs}: Houston through fleet, the original's units made ready-aware`);
+        await houstonPass(rd, rdGo, [], readyDir);
       }
     }
   } finally {
@@ -305,6 +324,7 @@ export async function fleetSideBySide(prefix: string, runs: number, smoke: boole
     houston: h,
     houstonGo: go,
     noWindow: smoke ? null : { exit: nw, go: nwGo },
+    ready: smoke ? null : { exit: rd, go: rdGo },
     checkedAfter: {
       global: "beacon@1 active on all 3 hosts",
       first:
@@ -349,6 +369,12 @@ export async function fleetSection(
       first: row("first, Go", r.original.firstMs, r.houstonGo.firstMs),
       upgrade: row("upgrade, Go", r.original.upgradeMs, r.houstonGo.upgradeMs),
     },
+    ready: r.ready && {
+      global: row("global, ready-aware", r.original.globalMs, r.ready.go.globalMs),
+      first: row("first, ready-aware", r.original.firstMs, r.ready.go.firstMs),
+      upgrade: row("upgrade, ready-aware", r.original.upgradeMs, r.ready.go.upgradeMs),
+      upgradeExit: row("upgrade, ready, exit", r.original.upgradeMs, r.ready.exit.upgradeMs),
+    },
     noWindow: r.noWindow && {
       global: row("global, Go, no window", r.original.globalMs, r.noWindow.go.globalMs),
       first: row("first, Go, no window", r.original.firstMs, r.noWindow.go.firstMs),
@@ -361,6 +387,7 @@ export async function fleetSection(
   for (const [who, c] of [
     ["original", r.original.confirms],
     ["houston", r.houston.confirms],
+    ...(r.ready ? ([["houston, ready-aware units", r.ready.exit.confirms]] as const) : []),
     ...(r.noWindow ? ([['houston --min-healthy 0 ("no window")', r.noWindow.exit.confirms]] as const) : []),
   ] as const)
     print(`  ${who} confirms before it returns: global: ${c.global}; first: ${c.first}; upgrade: ${c.upgrade}`);
