@@ -69,7 +69,7 @@ export async function readHistory(
   out: Output | null,
 ): Promise<{ records: HistoryRecord[]; refused: { key: string; error: string; record: HistoryRecord | null }[] }> {
   if (!ctx.signer) return { records: await listHistory(ctx.consul, ctx.kv, stack), refused: [] };
-  const v = await listVerifiedHistory(ctx.consul, ctx.kv, stack, ctx.signer.trusted());
+  const v = await listVerifiedHistory(ctx.consul, ctx.kv, stack, ctx.signer.trusted(), ctx.signer.scope.cluster);
   if (!ctx.trustKvAsIs) {
     for (const r of v.refused) out?.warn(`not counting ${r.error}`);
     return v;

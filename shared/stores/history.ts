@@ -50,13 +50,15 @@ export interface VerifiedHistory {
 
 /**
  * A stack's records checked against the trusted keys: a record counts only when it is readable,
- * at the key of its own stack and generation, and signed for that key.
+ * at the key of its own stack and generation, and signed for that key and cluster.
  */
 export async function listVerifiedHistory(
   consul: Consul,
   kv: KvLayout,
   stack: string,
   trusted: Map<string, KeyObject>,
+  /** the verifier's cluster name ("" none): a record signed for another cluster does not count */
+  cluster: string,
 ): Promise<VerifiedHistory> {
   const out: VerifiedHistory = { records: [], refused: [] };
   for (const { entry, signature } of recordEntries(await consul.kvList(kv.history(stack)))) {
@@ -77,7 +79,7 @@ export async function listVerifiedHistory(
       refuse(sig.error);
       continue;
     }
-    const problem = recordSignatureProblem(entry.key, entry.value, sig?.value ?? null, trusted);
+    const problem = recordSignatureProblem(entry.key, entry.value, sig?.value ?? null, trusted, cluster);
     if (problem) refuse(problem);
     else out.records.push(d.value);
   }
