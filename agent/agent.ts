@@ -294,7 +294,15 @@ export class Agent {
 
   private applyDeps(): ApplyDeps {
     const { root, unitDir, startTimeoutMs, maxArchiveBytes } = this.cfg;
-    return { ...this.deps, root, unitDir, startTimeoutMs, maxArchiveBytes, log: (m) => this.log(m) };
+    return {
+      ...this.deps,
+      root,
+      unitDir,
+      startTimeoutMs,
+      maxArchiveBytes,
+      cluster: this.cfg.cluster,
+      log: (m) => this.log(m),
+    };
   }
 
   private observe(desired: HostDesired): Promise<HostObservation> {

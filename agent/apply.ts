@@ -6,6 +6,7 @@
  * service's name and check URL are checked again before it is registered; a unit's port drop-in
  * is written before its file, in `<unit>.d/`, and removed with it).
  */
+import type { KeyObject } from "node:crypto";
 import { realpathSync } from "node:fs";
 import { networkInterfaces } from "node:os";
 import type { Consul } from "../shared/consul.js";
@@ -19,7 +20,8 @@ import { HealthProbe } from "./probe.js";
 import { PORT_DROP_IN } from "./ports.js";
 import { makeDirectories, removeSafely, resolveDirectory, writeFileSafely } from "./safe-fs.js";
 import type { AgentState } from "./state.js";
-import { adoptedFilesOf, readOwned } from "../shared/stores/fleet-owned.js";
+import { readAdoptedFiles } from "../shared/stores/adopted.js";
+import type { TrustStore } from "../shared/signing.js";
 import type { SystemdApi } from "./systemd.js";
 
 export interface ApplyDeps {
@@ -31,6 +33,10 @@ export interface ApplyDeps {
   unitDir: string;
   startTimeoutMs: number;
   maxArchiveBytes: number;
+  /** the keys a record of the controller's must be signed by (none configured: it is taken as written) */
+  trust: TrustStore;
+  /** this agent's cluster name, which a signed record must be for */
+  cluster: string;
   log(message: string): void;
 }
 
@@ -91,17 +97,25 @@ async function resetStopped(batch: Step[], d: ApplyDeps, errors: Map<string, str
 
 /**
  * The files the original Houston's archive of `stack` wrote, as `houston adopt` recorded them in
- * fleet/owned: a deploy of that stack may replace exactly these (and removing its archive before
- * one is confirmed puts back what the original wrote). Nothing when the document cannot
- * be read (a token without fleet/, an unreadable document): nothing is guessed.
+ * stacks/<stack>/adopted (shared/stores/adopted.ts: the controller's, signed when this agent has
+ * trusted keys): a deploy of that stack may replace exactly these (and removing its archive before
+ * one is confirmed puts back what the original wrote). Nothing when the record is absent, cannot be
+ * read or does not verify: nothing is guessed, and never from fleet/owned (any agent may write it).
  */
-async function originalFiles(d: ApplyDeps, stack: string): Promise<ReadonlySet<string>> {
-  try {
-    return adoptedFilesOf((await readOwned(d.consul, d.kv)).owned, stack);
-  } catch (err) {
-    d.log(`fleet/owned not read (${errorText(err)}): no file of the original Houston is taken over`);
-    return new Set();
-  }
+export async function originalFiles(
+  d: Pick<ApplyDeps, "consul" | "kv" | "trust" | "cluster" | "log">,
+  stack: string,
+): Promise<ReadonlySet<string>> {
+  let trusted: Map<string, KeyObject> | Error | null = null;
+  if (d.trust.configured)
+    try {
+      trusted = d.trust.keys();
+    } catch (err) {
+      trusted = err instanceof Error ? err : new Error(errorText(err));
+    }
+  const r = await readAdoptedFiles(d.consul, d.kv, stack, trusted, d.cluster);
+  if (r.problem) d.log(`no file of the original Houston is taken over for ${stack}: ${r.problem}`);
+  return r.paths;
 }
 
 /** Stop jobs in flight at once: each holds two D-Bus calls at most, well under the bus's limit. */

@@ -4,6 +4,8 @@
  *   stacks/<stack>/signature          the controller's signature of that spec (SpecSignature JSON)
  *   stacks/<stack>/latest             the latest generation the controller wrote, live or removed
  *                                     (the signed tombstone), signed when signing is on (LatestRecord JSON)
+ *   stacks/<stack>/adopted            the original Houston's files a deploy of the stack may replace
+ *                                     (houston adopt), signed when signing is on (AdoptedFiles JSON)
  *   archives/<sha256>/meta            ArchiveMeta JSON
  *   archives/<sha256>/<n>             chunk n (raw bytes, ≤ 512 KiB), n = 0..chunks-1, zero-padded
  *   status/<node>/<stack>             agent report (StatusReport JSON)
@@ -35,6 +37,10 @@ export class KvLayout {
   }
   latest(stack: string): string {
     return `${this.stacks}${checkName(stack)}/latest`;
+  }
+  /** the files of the original Houston a deploy of the stack may replace (`houston adopt`; controller-written) */
+  adopted(stack: string): string {
+    return `${this.stacks}${checkName(stack)}/adopted`;
   }
   /** stack name of a spec key, or null for anything else under stacks/ */
   stackOfSpecKey(key: string): string | null {

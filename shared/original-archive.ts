@@ -2,7 +2,7 @@
  * The original Houston 0.3.0's file archives: it kept each as base64 of a tar in Consul KV under
  * `houston/<STACK>-file-deploy@<HASH>.service` (its file unit's name; files.py), and its file unit
  * extracted it at `/`. `houston adopt` reads the paths it names, so that the next deploy of that
- * stack may replace exactly those files on the hosts (shared/stores/fleet-owned.ts adoptedFiles).
+ * stack may replace exactly those files on the hosts (shared/stores/adopted.ts).
  */
 import { posix } from "node:path";
 import type { ReadEntry } from "tar";

@@ -3,8 +3,9 @@
  * units that belong to a stack of this config dir (recorded in KV fleet/owned as adopted), so that
  * the next deploy of that stack replaces them and, once confirmed, destroys them, instead of
  * running a second copy beside them; and the files the original's archive of each adopted file
- * unit names (recorded per stack, so that a deploy of that stack may replace exactly those on the
- * hosts). A dry run unless --yes. Units of no stack here stay foreign.
+ * unit names (recorded per stack in stacks/<stack>/adopted, signed with the signing key, so that a
+ * deploy of that stack may replace exactly those on the hosts; shared/stores/adopted.ts). A dry
+ * run unless --yes. Units of no stack here stay foreign.
  */
 import { existsSync, readdirSync } from "node:fs";
 import { join } from "node:path";
@@ -18,6 +19,7 @@ import {
   updateOwned,
   type FleetOwned,
 } from "../../shared/stores/fleet-owned.js";
+import { deleteAdoptedFiles, putAdoptedFiles } from "../../shared/stores/adopted.js";
 import { ARCHIVE_COMPONENT, GLOBAL_STACK } from "../../shared/unit-name.js";
 import { ORIGINAL_ARCHIVE_PREFIX, originalArchivePaths, originalFileUnitStack } from "../../shared/original-archive.js";
 import type { Manifest } from "../config/manifest.js";
@@ -139,10 +141,18 @@ export async function adoptCommand(
     // the scheduler may write meanwhile: each attempt takes the candidates from its own read
     const change = (owned: FleetOwned): FleetOwned | null => {
       found = candidates(owned);
-      return found.adopt.length ? adoptUnits(owned, found.adopt, filesOf(found.adopt)) : null;
+      return found.adopt.length ? adoptUnits(owned, found.adopt) : null;
     };
     if (!(await updateOwned(ctx.consul, ctx.kv, change, 6)))
       throw new Error(`${ctx.kv.fleetOwned} kept changing; try again`);
+    // the files of every adopted unit of each stack (those of an earlier adopt too), written again
+    const { owned } = await readOwned(ctx.consul, ctx.kv);
+    const all = [...archives.keys()].flatMap((name) => {
+      const stack = owned.adopted?.[name];
+      return stack === undefined ? [] : [{ name, stack }];
+    });
+    for (const [stack, paths] of Object.entries(filesOf(all)))
+      await putAdoptedFiles(ctx.consul, ctx.kv, stack, paths, ctx.signer);
   }
   const { adopt, foreign } = found;
   if (json) {
@@ -184,5 +194,7 @@ export async function releaseAdopted(consul: Consul, kv: KvLayout, stack: string
     5,
   );
   if (!written) throw new Error(`${kv.fleetOwned} kept changing; the adopted units of ${stack} stay`);
+  // the hosts have claimed the original's files: no later deploy takes over any more of them
+  await deleteAdoptedFiles(consul, kv, stack);
   return released;
 }

@@ -2,7 +2,8 @@
  * The store of fleet/owned: the fleet units Houston created (unit → stack), and `adopted`, the
  * original Houston's units taken over by `houston adopt` (replaced by a deploy of their stack,
  * destroyed only once such a deploy is confirmed, then moved to `units`). Only units recorded
- * here are ever replaced or destroyed in fleet.
+ * here are ever replaced or destroyed in fleet. What files a deploy may take over is not here:
+ * every agent token may write fleet/ (the scheduler role), see shared/stores/adopted.ts.
  * Its transitions are pure; every write is one protocol: read it with its ModifyIndex, apply a
  * transition, CAS-write at that index (the scheduler's writes also check it still holds the role).
  * An unreadable document throws InvalidKvDataError: nothing may be guessed about what Houston owns.
@@ -17,7 +18,10 @@ export const FleetOwnedSchema = z.object({
   schema: z.literal(1),
   units: z.record(z.string()),
   adopted: z.record(z.string()).optional(),
-  /** per stack: the files the original's archive of that stack names (absolute paths), taken over by adopt */
+  /**
+   * written by Houston before the adopted files moved to stacks/<stack>/adopted (shared/stores/adopted.ts):
+   * never read for a takeover (any agent token may write fleet/), only dropped on release
+   */
   adoptedFiles: z.record(z.array(z.string())).optional(),
 });
 export type FleetOwned = z.infer<typeof FleetOwnedSchema>;
@@ -32,22 +36,11 @@ export interface OwnedUnit {
 
 /**
  * `houston adopt`: the original's units become adopted (kept until a deploy of their stack is
- * confirmed), and the files its archives wrote become the stack's to replace (`files`: stack →
- * absolute paths, added to what an earlier adopt recorded).
+ * confirmed). The files its archives wrote are recorded apart, where only the controller writes
+ * (shared/stores/adopted.ts).
  */
-export function adoptUnits(
-  owned: FleetOwned,
-  units: OwnedUnit[],
-  files: Readonly<Record<string, string[]>> = {},
-): FleetOwned {
-  const adoptedFiles = { ...owned.adoptedFiles };
-  for (const [stack, paths] of Object.entries(files))
-    adoptedFiles[stack] = [...new Set([...(adoptedFiles[stack] ?? []), ...paths])].sort();
-  return {
-    ...owned,
-    adopted: { ...owned.adopted, ...Object.fromEntries(units.map((u) => [u.name, u.stack])) },
-    ...(Object.keys(adoptedFiles).length ? { adoptedFiles } : {}),
-  };
+export function adoptUnits(owned: FleetOwned, units: OwnedUnit[]): FleetOwned {
+  return { ...owned, adopted: { ...owned.adopted, ...Object.fromEntries(units.map((u) => [u.name, u.stack])) } };
 }
 
 /**
@@ -68,7 +61,7 @@ export function forgetDestroyed(owned: FleetOwned, names: string[]): FleetOwned 
 /**
  * After a confirmed deploy of `stack`: its adopted units become ordinary Houston units (the
  * scheduler then destroys those no spec wants; one the deployment shares the name of runs on as
- * Houston's) and its adopted files are no longer recorded (the hosts have claimed them).
+ * Houston's); an old version's adoptedFiles of the stack are dropped.
  * `released`: the units' names; null when there is nothing to release.
  */
 export function releaseAdopted(owned: FleetOwned, stack: string): { next: FleetOwned; released: string[] } | null {
@@ -83,14 +76,6 @@ export function releaseAdopted(owned: FleetOwned, stack: string): { next: FleetO
   };
   if (Object.keys(adoptedFiles).length === 0) delete next.adoptedFiles;
   return { next, released: mine.map(([n]) => n) };
-}
-
-/**
- * What the original's archive of `stack` wrote that a deploy of `stack` may replace on a host:
- * exactly the absolute paths adopt recorded for that stack, nothing for any other.
- */
-export function adoptedFilesOf(owned: FleetOwned, stack: string): ReadonlySet<string> {
-  return new Set(owned.adoptedFiles?.[stack] ?? []);
 }
 
 /** The document and its ModifyIndex (0 and nothing owned when absent); throws when unreadable. */

@@ -5,7 +5,7 @@
  * names the permission that is missing.
  */
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { mkdtempSync, readdirSync, readFileSync } from "node:fs";
+import { mkdtempSync, readdirSync, readFileSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { Consul } from "../../shared/consul.js";
@@ -14,7 +14,9 @@ import { ConsulPermissionError } from "../../shared/errors.js";
 import { KvLayout } from "../../shared/kv-layout.js";
 import { createPrivateKey, createPublicKey } from "node:crypto";
 import { removalOf } from "../../agent/accept.js";
-import { SpecSigner, generateSigningKeys } from "../../shared/signing.js";
+import { SpecSigner, TrustStore, generateSigningKeys } from "../../shared/signing.js";
+import { originalFiles } from "../../agent/apply.js";
+import { deleteAdoptedFiles, putAdoptedFiles } from "../../shared/stores/adopted.js";
 import { deleteSpec, readSpec, writeSpec } from "../../shared/stores/specs.js";
 import { bootstrapTokens, configDir, houston } from "../helpers/cli.js";
 import { startConsul, type TestConsul } from "../harness/consul-dev.js";
@@ -162,6 +164,50 @@ describe("ACL policies (default deny)", () => {
     expect((await readSpec(agent, kv, "gone")).spec).toBeNull();
     const tombstone = (await agent.kvGet(kv.latest("gone")))!;
     expect(removalOf("gone", 3, tombstone, trusted, scope)).toEqual({ remove: true, generation: 4 });
+  });
+
+  it("an agent's token cannot make other hosts overwrite files Houston did not create (adopted files)", async () => {
+    const keys = generateSigningKeys();
+    const dir = mkdtempSync(join(tmpdir(), "houston-trust-"));
+    writeFileSync(join(dir, "ci.pub"), keys.publicPem);
+    const signer = new SpecSigner(createPrivateKey(keys.privatePem), { prefix: kv.prefix, cluster: "" });
+    const logs: string[] = [];
+    const agentOf = (token: Consul, trust: TrustStore, cluster = "") => ({
+      consul: token,
+      kv,
+      trust,
+      cluster,
+      log: (m: string) => logs.push(m),
+    });
+    const n2 = (trust: TrustStore, cluster = "") => agentOf(as("agent-n2"), trust, cluster);
+    const signed = new TrustStore([dir]);
+    const unsigned = new TrustStore([]);
+    // a compromised host n1 may write fleet/ (the scheduler role): it names a file of n2's for stack web
+    const evil = as("agent-n1");
+    await evil.kvPut(kv.fleetOwned, JSON.stringify({ schema: 1, units: {}, adoptedFiles: { web: ["/etc/passwd"] } }));
+    expect([...(await originalFiles(n2(signed), "web"))]).toEqual([]);
+    expect([...(await originalFiles(n2(unsigned), "web"))]).toEqual([]);
+    // where the adopted files are recorded now, only the controller's token writes
+    await expect(evil.kvPut(kv.adopted("web"), "{}")).rejects.toThrow(ConsulPermissionError);
+    // what `houston adopt` records (signed) is taken over, by agents that trust the key and those that trust none
+    const ctl = as("controller");
+    await putAdoptedFiles(ctl, kv, "web", ["/etc/web.env"], signer);
+    expect([...(await originalFiles(n2(signed), "web"))]).toEqual(["/etc/web.env"]);
+    expect([...(await originalFiles(n2(unsigned), "web"))]).toEqual(["/etc/web.env"]);
+    // signed for another cluster: not taken over
+    expect([...(await originalFiles(n2(signed, "prod"), "web"))]).toEqual([]);
+    // a KV writer who adds a path, or writes the record unsigned: not taken over where signing is on
+    const doc = JSON.parse(String((await ctl.kvGet(kv.adopted("web")))?.value)) as { paths: string[] };
+    await ctl.kvPut(kv.adopted("web"), JSON.stringify({ ...doc, paths: ["/etc/passwd", "/etc/web.env"] }));
+    expect([...(await originalFiles(n2(signed), "web"))]).toEqual([]);
+    await putAdoptedFiles(ctl, kv, "web", ["/etc/passwd"], null);
+    expect([...(await originalFiles(n2(signed), "web"))]).toEqual([]);
+    expect(logs.join("\n")).toMatch(/houston\/stacks\/web\/adopted: it is not signed/);
+    // another stack's record is not this stack's
+    await putAdoptedFiles(ctl, kv, "web", ["/etc/web.env"], signer);
+    expect([...(await originalFiles(n2(signed), "api"))]).toEqual([]);
+    await deleteAdoptedFiles(ctl, kv, "web");
+    await ctl.kvDelete(kv.fleetOwned);
   });
 
   it("acl policies prints HCL and JSON rules for each role", async () => {

@@ -17,7 +17,6 @@ import { verifyArchive } from "../../shared/archive-store.js";
 import { AgentState } from "../../agent/state.js";
 import { buildArchive } from "../../controller/plan/archive.js";
 import { ArchiveRejectedError } from "../../shared/errors.js";
-import { adoptedFilesOf } from "../../shared/stores/fleet-owned.js";
 import { rawTar } from "../helpers/tar.js";
 
 const sha = (b: Buffer) => createHash("sha256").update(b).digest("hex");
@@ -145,10 +144,8 @@ describe("archives on a host", () => {
       ]);
       const entries = await parseArchive(a.bytes, a.sha256);
       chmodSync(join(r, "etc/shop", c.path.split("/").pop() ?? ""), 0o640);
-      const takeover = adoptedFilesOf(
-        { schema: 1, units: {}, adoptedFiles: { shop: ["/etc/shop/shop.env"] } },
-        c.stack,
-      );
+      // what stacks/shop/adopted records (shared/stores/adopted.ts): shop's files only
+      const takeover = new Set(c.stack === "shop" ? ["/etc/shop/shop.env"] : []);
       const install = () => installArchive(entries, a.sha256, c.stack, r, state, undefined, takeover);
       if (refused) {
         expect(install).toThrow(refused);

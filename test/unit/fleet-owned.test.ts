@@ -9,7 +9,6 @@ import {
   adoptUnits,
   forgetDestroyed,
   recordCreating,
-  adoptedFilesOf,
   releaseAdopted,
   type FleetOwned,
 } from "../../shared/stores/fleet-owned.js";
@@ -26,21 +25,6 @@ describe("fleet/owned transitions", () => {
       "adopt: the original's units become adopted, what is owned stays",
       () => adoptUnits(NOTHING_OWNED, [{ name: "web@1.service", stack: "web" }]),
       { schema: 1, units: {}, adopted: { "web@1.service": "web" } },
-    ],
-    [
-      "adopt with the original's archive: its files become the stack's to replace, merged with earlier ones",
-      () =>
-        adoptUnits(
-          { schema: 1, units: {}, adoptedFiles: { web: ["/etc/web.env"] } },
-          [{ name: "web-file-deploy@ab.service", stack: "web" }],
-          { web: ["/srv/web/index.html", "/etc/web.env"] },
-        ),
-      {
-        schema: 1,
-        units: {},
-        adopted: { "web-file-deploy@ab.service": "web" },
-        adoptedFiles: { web: ["/etc/web.env", "/srv/web/index.html"] },
-      },
     ],
     [
       "before create: recorded as Houston's; a unit created under an adopted name stays adopted (a failed deploy keeps it)",
@@ -89,14 +73,5 @@ describe("fleet/owned transitions", () => {
     const before = structuredClone(owned);
     expect(releaseAdopted(owned, "db")?.released).toEqual(["db@1.service"]);
     expect(owned).toEqual(before);
-  });
-
-  it.each([
-    ["the stack's own recorded files", "web", ["/etc/web.env"]],
-    ["another stack's files are not this stack's", "db", []],
-    ["nothing recorded: nothing", "api", []],
-  ])("adoptedFilesOf: %s", (_t, stack, want) => {
-    const doc: FleetOwned = { schema: 1, units: {}, adoptedFiles: { web: ["/etc/web.env"] } };
-    expect([...adoptedFilesOf(doc, stack)]).toEqual(want);
   });
 });
