@@ -1,9 +1,10 @@
 /**
  * File archives on a host: fetch the chunks from KV and verify the digest before anything is
- * written; parse and validate every entry (no '..', nothing escaping the root, no hardlinks,
- * devices or fifos, no path through a symlink); then write each file through safe-fs.ts (safe
- * directories only, exclusive temp file, owner and mode on the descriptor, rename). A file that
- * exists and Houston did not create, or that another stack's archive owns, is never overwritten;
+ * written; parse (a plain tar only: never a compressed one) and validate every entry (no '..',
+ * nothing escaping the root, no hardlinks, devices or fifos, no path through a symlink); then
+ * write each file through safe-fs.ts (safe directories only, exclusive temp file, owner and mode
+ * on the descriptor, rename). A file that exists and Houston did not create, or that another
+ * stack's archive owns, is never overwritten;
  * except a file the original Houston's archive of the same stack wrote (recorded by `houston
  * adopt`): that one is taken over, and never deleted; what it held is kept so that removing the
  * archive before a deploy of the stack was confirmed (a failed deploy's restore) puts it back.
@@ -40,13 +41,18 @@ export interface ArchiveEntry {
 
 /** Parses a tar archive fully in memory and validates every entry; throws before anything is written. */
 export async function parseArchive(bytes: Buffer, sha: string): Promise<ArchiveEntry[]> {
+  const compressed = compression(bytes);
+  if (compressed)
+    throw new ArchiveRejectedError(
+      `archive ${sha} is compressed (${compressed}); the agent reads only plain tar archives, as the controller builds them; nothing written`,
+    );
   const entries: ArchiveEntry[] = [];
   // names the parser would cut at a NUL are refused here: the parser would never show them
   const problems: string[] = hiddenNameProblems(bytes);
   // loaded on the first archive, not at start: an idle agent does not carry tar (README, Benchmarks)
   const { Parser } = await import("tar");
   await new Promise<void>((resolve, reject) => {
-    const parser = new Parser({ strict: true });
+    const parser = new Parser({ strict: true, brotli: false, zstd: false });
     parser.on("entry", (entry: ReadEntry) => {
       const chunks: Buffer[] = [];
       entry.on("data", (c: Buffer) => chunks.push(c));
@@ -78,6 +84,17 @@ export async function parseArchive(bytes: Buffer, sha: string): Promise<ArchiveE
   if (problems.length)
     throw new ArchiveRejectedError(`archive ${sha} rejected, nothing written: ${problems.join("; ")}`);
   return entries;
+}
+
+/**
+ * The compression node-tar's parser would undo by itself (it sniffs gzip and zstd): a compressed
+ * archive would hide its headers from hiddenNameProblems and grow in memory far past the size the
+ * agent allowed (--max-archive-size) before any check. The controller never compresses one.
+ */
+function compression(bytes: Buffer): string | null {
+  if (bytes[0] === 0x1f && bytes[1] === 0x8b) return "gzip";
+  if (bytes.subarray(0, 4).equals(Buffer.from([0x28, 0xb5, 0x2f, 0xfd]))) return "zstd";
+  return null;
 }
 
 // control characters in names would make logs, reports and unit text lie
