@@ -5,9 +5,11 @@
  * Every KV write checks the role's session, so a deposed holder cannot write.
  * fleet errors become the placement document's note (the rollout shows it) and the role's
  * lastError (/status); transient ones (503, a dropped connection) are retried on the next pass.
+ * So does an unreadable fleet/owned (every agent token may write it): nothing is done in fleet, and
+ * the role's placing of the other stacks goes on.
  */
 import type { Consul } from "../shared/consul.js";
-import { ConsulPermissionError, errorText } from "../shared/errors.js";
+import { ConsulPermissionError, InvalidKvDataError, errorText } from "../shared/errors.js";
 import { FleetUnavailableError, type Fleet } from "../shared/fleet.js";
 import { desiredFleetUnits, mirrorSteps, placementsFromState } from "../shared/fleet-mirror.js";
 import type { KvLayout } from "../shared/kv-layout.js";
@@ -51,6 +53,7 @@ export class FleetMirror {
   ): Promise<MirrorResult> {
     const { consul, kv, fleet } = this.deps;
     const desired = desiredFleetUnits(specs);
+    const fleetStacks = specs.filter((s) => s.scheduler === "fleet");
     let owned: FleetOwned;
     let index: number;
     try {
@@ -59,13 +62,15 @@ export class FleetMirror {
       // an agent token made before fleet/ was in the agent policy: fine while no stack uses fleet
       if (desired.length === 0 && err instanceof ConsulPermissionError)
         return { docs: new Map(), pollMs: null, ok: true };
+      // unreadable (any agent token may write fleet/): nothing of fleet's is done, the fleet
+      // stacks keep their placements with a note, and the other stacks are placed as ever
+      if (err instanceof InvalidKvDataError)
+        return this.stuck(`${errorText(err)} (nothing done in fleet)`, fleetStacks, previous, scheduler);
       throw err;
     }
-    const fleetStacks = specs.filter((s) => s.scheduler === "fleet");
     if (desired.length === 0 && Object.keys(owned.units).length === 0)
       return { docs: new Map(), pollMs: null, ok: true };
     const problems = new Map<string, string>();
-    let note: string | null = null;
     let busy = false;
     try {
       const adopted = owned.adopted ?? {};
@@ -119,28 +124,37 @@ export class FleetMirror {
       const docs = placementsFromState(fleetStacks, states, nodeOfMachine, problems, scheduler, now(), previous, live);
       return { docs, pollMs: busy ? POLL_BUSY_MS : POLL_IDLE_MS, ok: true };
     } catch (err) {
-      note = `fleet at ${fleet.endpoint}: ${errorText(err)}${err instanceof FleetUnavailableError ? " (retrying)" : ""}`;
-      if (this.lastError !== note) this.deps.log(note);
-      this.lastError = note;
-      // what fleet said before stays in force; the note tells the rollout why nothing moves
-      const docs = new Map<string, PlacementDoc>();
-      for (const s of fleetStacks) {
-        const prev = previous.get(s.stack);
-        const base = prev && prev.generation === s.generation ? prev : undefined;
-        docs.set(s.stack, {
-          schema: 1,
-          stack: s.stack,
-          generation: s.generation,
-          units: base?.units ?? {},
-          unplaced: base?.unplaced ?? {},
-          moves: base?.moves ?? [],
-          scheduler: `fleet (mirrored by ${scheduler})`,
-          updatedAt: base?.updatedAt ?? now(),
-          note,
-        });
-      }
-      return { docs, pollMs: POLL_BUSY_MS * 2, ok: true };
+      const note = `fleet at ${fleet.endpoint}: ${errorText(err)}${err instanceof FleetUnavailableError ? " (retrying)" : ""}`;
+      return this.stuck(note, fleetStacks, previous, scheduler);
     }
+  }
+
+  /** Nothing could be done in fleet: what fleet said before stays in force; the note tells the rollout why nothing moves. */
+  private stuck(
+    note: string,
+    fleetStacks: StackSpec[],
+    previous: ReadonlyMap<string, PlacementDoc>,
+    scheduler: string,
+  ): MirrorResult {
+    if (this.lastError !== note) this.deps.log(note);
+    this.lastError = note;
+    const docs = new Map<string, PlacementDoc>();
+    for (const s of fleetStacks) {
+      const prev = previous.get(s.stack);
+      const base = prev && prev.generation === s.generation ? prev : undefined;
+      docs.set(s.stack, {
+        schema: 1,
+        stack: s.stack,
+        generation: s.generation,
+        units: base?.units ?? {},
+        unplaced: base?.unplaced ?? {},
+        moves: base?.moves ?? [],
+        scheduler: `fleet (mirrored by ${scheduler})`,
+        updatedAt: base?.updatedAt ?? now(),
+        note,
+      });
+    }
+    return { docs, pollMs: POLL_BUSY_MS * 2, ok: true };
   }
 }
 

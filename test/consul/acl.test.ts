@@ -16,6 +16,8 @@ import { createPrivateKey, createPublicKey } from "node:crypto";
 import { removalOf } from "../../agent/accept.js";
 import { SpecSigner, TrustStore, generateSigningKeys } from "../../shared/signing.js";
 import { originalFiles } from "../../agent/apply.js";
+import { FleetMirror } from "../../agent/fleet-mirror.js";
+import { Fleet } from "../../shared/fleet.js";
 import { deleteAdoptedFiles, putAdoptedFiles } from "../../shared/stores/adopted.js";
 import { deleteSpec, readSpec, writeSpec } from "../../shared/stores/specs.js";
 import { bootstrapTokens, configDir, houston } from "../helpers/cli.js";
@@ -208,6 +210,24 @@ describe("ACL policies (default deny)", () => {
     expect([...(await originalFiles(n2(signed), "api"))]).toEqual([]);
     await deleteAdoptedFiles(ctl, kv, "web");
     await ctl.kvDelete(kv.fleetOwned);
+  });
+
+  it("an unreadable fleet/owned (any agent token may write it) does not stop the scheduler placing other stacks", async () => {
+    // a compromised host n1 writes garbage where the fleet side of the scheduler role reads
+    await as("agent-n1").kvPut(kv.fleetOwned, "not json");
+    const logs: string[] = [];
+    const mirror = new FleetMirror({
+      consul: as("agent-n2"),
+      kv,
+      fleet: new Fleet("http://127.0.0.1:9"),
+      log: (m) => logs.push(m),
+    });
+    // no fleet stack: nothing to do in fleet, the pass goes on (it threw before, and the role was given up)
+    const r = await mirror.pass([], "no-session", new Map(), new Map(), "n2");
+    expect(r).toMatchObject({ ok: true });
+    expect([...r.docs.keys()]).toEqual([]);
+    expect(mirror.lastError).toMatch(/houston\/fleet\/owned.*not valid JSON.*nothing done in fleet/);
+    await as("controller").kvDelete(kv.fleetOwned);
   });
 
   it("acl policies prints HCL and JSON rules for each role", async () => {
