@@ -22,6 +22,7 @@ import {
   decide,
   notStood,
   noteRestarts,
+  placementRefusal,
   removalPending,
   unhealthy,
   type RestartBaseline,
@@ -48,19 +49,23 @@ export interface BatchWatch {
 
 /**
  * The batch's units where the scheduler put them in the written generation (the plan's scope is
- * a preview); a unit it could not place fails the rollout, saying what no machine satisfies. An
- * agent that refused the generation's spec (the scheduler agent refuses to place it too) fails it
- * as soon as its report says so.
+ * a preview); a unit it could not place fails the rollout, saying what no machine satisfies. A
+ * previewed host's agent or the scheduler's that refused the generation's spec (the scheduler
+ * agent refuses to place it too) fails it as soon as its report says so (progress.ts placementRefusal).
  */
 export async function awaitPlacement(
   scheduler: Scheduler,
   w: Pick<BatchWatch, "stack" | "generation" | "deadline">,
   batch: Batch,
   hosts: HostView[],
+  /** the scheduler role's holder (its session's node), whose refusal fails the placement too */
+  holder: string | null,
 ): Promise<{ scope: UnitTarget[]; failure: Failure | null }> {
   const unit = batch.placing[0]?.name ?? "?";
   try {
-    const p = await placedUnlessRefused(scheduler, { ...w, units: batch.placing, hosts });
+    const p = await placedUnlessRefused(scheduler, { ...w, units: batch.placing, hosts }, (reports) =>
+      placementRefusal(w.generation, reports, batch.scope, holder),
+    );
     if (p.kind === "refused") return { scope: batch.scope, failure: { unit, host: p.host, reason: p.reason } };
     const first = p.unplaced[0];
     return {

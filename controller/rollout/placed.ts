@@ -12,23 +12,23 @@ import { refusal } from "./progress.js";
 export type PlacedOrRefused = ({ kind: "placed" } & Placed) | { kind: "refused"; host: string; reason: string };
 
 /**
- * The placement of `generation`'s units, or the first refusal of it among the reporting hosts
- * (all of them, or those `counts` keeps). A placement past the deadline rejects with the
- * scheduler's TimeoutError.
+ * The placement of `generation`'s units, or the first refusal of it that `refused` finds in the
+ * reports (by default any reporting host's: the caller says whose count). A placement past the
+ * deadline rejects with the scheduler's TimeoutError.
  */
 export async function placedUnlessRefused(
   scheduler: Scheduler,
   w: { stack: string; generation: number; units: UnitSpec[]; hosts: HostView[]; deadline: number },
-  counts: (host: string) => boolean = () => true,
+  refused: (reports: ReadonlyMap<string, StatusReport>) => { host: string; reason: string } | null = (reports) =>
+    refusal(w.generation, reports),
 ): Promise<PlacedOrRefused> {
   const { stack, generation, units, hosts, deadline } = w;
   const ac = new AbortController();
-  const refused = scheduler
+  const refusing = scheduler
     .follow(
       stack,
       deadline,
-      (reports: ReadonlyMap<string, StatusReport>) =>
-        refusal(generation, reports, [...reports.keys()].sort().filter(counts)) ?? undefined,
+      (reports) => refused(reports) ?? undefined,
       () => "",
       ac.signal,
     )
@@ -39,7 +39,7 @@ export async function placedUnlessRefused(
   try {
     return await Promise.race([
       scheduler.placed(stack, generation, units, hosts, deadline).then((p) => ({ kind: "placed" as const, ...p })),
-      refused,
+      refusing,
     ]);
   } finally {
     ac.abort();

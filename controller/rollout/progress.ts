@@ -54,6 +54,23 @@ export function refusal(
 }
 
 /**
+ * While a batch waits for its placement, whose refusal fails it: the hosts the batch previews and
+ * the scheduler role's holder (`holder`, by its session's node: it does not place a spec it
+ * refused). Any other host's report says nothing about this rollout: every agent token may write
+ * its own node's report of any stack, and one host must not be able to fail every deploy.
+ */
+export function placementRefusal(
+  generation: number,
+  reports: ReadonlyMap<string, StatusReport>,
+  scope: readonly UnitTarget[],
+  holder: string | null,
+): { host: string; reason: string } | null {
+  const who = new Set(scope.flatMap((t) => t.hosts));
+  if (holder !== null) who.add(holder);
+  return refusal(generation, reports, [...who].sort());
+}
+
+/**
  * A unit counts as done on a host when that host's agent has seen `generation` (or later) and
  * reports the unit active. A failed unit, an agent error for this generation, or the agent's refusal
  * of the generation's spec fails the rollout at once, even while earlier units are still pending.

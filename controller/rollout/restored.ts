@@ -11,7 +11,7 @@ import { TimeoutError } from "../scheduler/agent-reports.js";
 import type { Scheduler } from "../scheduler/scheduler.js";
 import type { HostView } from "../scheduler/targets.js";
 import { placedUnlessRefused } from "./placed.js";
-import { decide } from "./progress.js";
+import { decide, refusal } from "./progress.js";
 
 /**
  * What is not serving yet at `deadline` (empty: every restored unit is active where it is placed).
@@ -42,10 +42,12 @@ export async function awaitRestored(
   const skip = new Set([...away, ...kept.map((k) => k.host)]);
   try {
     // an agent that refuses the restored spec (unsigned, say) will not place or start it: said at once
-    const placed = await placedUnlessRefused(
-      scheduler,
-      { stack, generation, units, hosts, deadline },
-      (h) => !skip.has(h),
+    const placed = await placedUnlessRefused(scheduler, { stack, generation, units, hosts, deadline }, (reports) =>
+      refusal(
+        generation,
+        reports,
+        [...reports.keys()].sort().filter((h) => !skip.has(h)),
+      ),
     );
     if (placed.kind === "refused") return [placed.reason];
     pending = placed.unplaced.map((u) => `${u.unit} could not be placed: ${u.reason}`);

@@ -19,6 +19,7 @@ import {
   type UnitSpec,
 } from "../../shared/spec.js";
 import type { Context } from "../context.js";
+import { checkLeader } from "../../shared/stores/leader.js";
 import type { Output } from "../output.js";
 import type { BuiltArchive } from "../plan/archive.js";
 import { checkNameClash } from "../plan/clash.js";
@@ -180,8 +181,11 @@ export async function rollout(
             out.info(`Replacing ${r.unit} with ${r.by} on ${r.host}: stop, then start (other hosts keep serving)`);
           return { kind: step.kind };
         }
-        case "await-placement":
-          return { kind: step.kind, ...(await awaitPlacement(scheduler, watch([]), step.batch, hosts)) };
+        case "await-placement": {
+          // the role's holder by its session's node (null when it cannot be read: previewed hosts only)
+          const holder = (await checkLeader(consul, kv).catch(() => null))?.node ?? null;
+          return { kind: step.kind, ...(await awaitPlacement(scheduler, watch([]), step.batch, hosts, holder)) };
+        }
         case "await-active":
           return {
             kind: step.kind,

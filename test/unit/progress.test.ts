@@ -4,6 +4,7 @@ import {
   decide,
   makeBatches,
   noteRestarts,
+  placementRefusal,
   refusal,
   removalPending,
   reasonLine,
@@ -153,6 +154,20 @@ describe("refusal", () => {
   });
   it("older agents' reports (no refused field) are no refusal", () => {
     expect(refusal(5, reports(rep("h1", 4, [], ["not applying stacks/s: unsigned"])))).toBeNull();
+  });
+  it("while placing: only a previewed host or the scheduler's holder fails it; another host's report cannot", () => {
+    // evil runs nothing of this stack, but its token may write status/evil/<any stack>
+    const rs = reports(refusing("evil", null, 2 ** 53 - 1, "forged"), rep("h1", 4, [["a@1.service", "active"]]));
+    const scope = [{ name: "a@2.service", hosts: ["h1", "h2"] }];
+    expect(refusal(5, rs)?.host).toBe("evil"); // what the placement asked before: every reporting host
+    expect(placementRefusal(5, rs, scope, "h3")).toBeNull();
+    expect(placementRefusal(5, rs, scope, null)).toBeNull();
+    expect(placementRefusal(5, rs, scope, "evil")?.host).toBe("evil"); // the holder will not place it
+    const target = reports(refusing("h2", 4, 5, "unsigned"));
+    expect(placementRefusal(5, target, scope, "h3")).toEqual({
+      host: "h2",
+      reason: "h2 refused generation 5: unsigned",
+    });
   });
 });
 
