@@ -22,7 +22,7 @@ import type { Context } from "../context.js";
 import { checkLeader } from "../../shared/stores/leader.js";
 import type { Output } from "../output.js";
 import type { BuiltArchive } from "../plan/archive.js";
-import { checkNameClash } from "../plan/clash.js";
+import { checkNameClash, checkSameScheduler } from "../plan/clash.js";
 import type { Scheduler } from "../scheduler/scheduler.js";
 import type { HostView, UnitTarget } from "../scheduler/targets.js";
 import {
@@ -102,6 +102,7 @@ export async function rollout(
     // with signing on, only what verifies against the controller's key is kept, restored or counted
     const { records: history } = await readHistory(ctx, input.stack, out);
     const { spec: before, modifyIndex } = await readLiveSpec(ctx, input.stack, out);
+    if (req.kind === "deploy") checkSameScheduler(input.environment, before, scheduler.specFields);
     // the live deployment's units failed after their window? history says so from now on
     if (req.kind === "deploy") await markLaterFailure(ctx, input.stack, history, before, out);
     if (req.kind === "deploy") checkNameClash(input.stack, input.units, view.specs);
@@ -154,7 +155,12 @@ export async function rollout(
         deployment,
         createdAt: new Date().toISOString(),
         units,
-        ...scheduler.specFields,
+        // a removal keeps the scheduler the stack runs under
+        ...(before && req.kind === "remove"
+          ? before.scheduler
+            ? { scheduler: before.scheduler }
+            : {}
+          : scheduler.specFields),
       };
       index = await writeSpec(consul, kv, spec, { modifyIndex: index, signer: ctx.signer });
       live = generation;

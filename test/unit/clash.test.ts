@@ -1,6 +1,7 @@
 /** The original's names can collide across stacks: the planner refuses, naming both. */
 import { describe, expect, it } from "vitest";
-import { nameClash } from "../../controller/plan/clash.js";
+import { checkSameScheduler, nameClash } from "../../controller/plan/clash.js";
+import { ConfigError } from "../../shared/errors.js";
 import type { StackSpec, UnitSpec } from "../../shared/spec.js";
 
 const u = (name: string, stack: string): UnitSpec => ({
@@ -38,5 +39,27 @@ describe("nameClash", () => {
   it("the stack's own live spec is no clash (a redeploy), nor are distinct names", () => {
     const live = [spec("shop", [u("shop@1.service", "shop")]), spec("other", [u("other@1.service", "other")])];
     expect(nameClash("shop", [u("shop@1.service", "shop")], live)).toBeNull();
+  });
+});
+
+describe("checkSameScheduler", () => {
+  const live = (scheduler?: "agents" | "fleet"): StackSpec => ({
+    ...spec("global", []),
+    ...(scheduler ? { scheduler } : {}),
+  });
+  it("a stack live under the agents is not deployed through fleet, nor the other way (a restore would run nothing)", () => {
+    expect(() => checkSameScheduler("lab", live(), { scheduler: "fleet" })).toThrow(ConfigError);
+    expect(() => checkSameScheduler("lab", live(), { scheduler: "fleet" })).toThrow(
+      "manifest.yaml environments.lab: stack global is live under the agents scheduler (generation 7, environment e), and this environment schedules through fleet: remove the stack first (houston -e e remove global), or deploy it with the scheduler it runs under",
+    );
+    expect(() => checkSameScheduler("lab", live("fleet"), {})).toThrow(
+      /live under the fleet scheduler.*through agents/,
+    );
+  });
+  it("the same scheduler, spelled or not, and a first deploy pass", () => {
+    expect(() => checkSameScheduler("lab", live(), {})).not.toThrow();
+    expect(() => checkSameScheduler("lab", live("agents"), {})).not.toThrow();
+    expect(() => checkSameScheduler("lab", live("fleet"), { scheduler: "fleet" })).not.toThrow();
+    expect(() => checkSameScheduler("lab", null, { scheduler: "fleet" })).not.toThrow();
   });
 });
