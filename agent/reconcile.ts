@@ -5,9 +5,10 @@
  * started, stopped and removed here; a unit fleet runs (runner "fleet") only has its service
  * registered while fleet places it here (the agent never writes, starts or stops it).
  *
- * Order: install archives → write unit files → deregister, stop and remove unwanted units (an
+ * Order: install archives (again, for a kept archive of a stack whose other archive goes) → write unit files → deregister, stop and remove unwanted units (an
  * unwanted fleet unit's service: deregistered only) → one daemon reload (skipped when systemd
- * loaded every added file by itself) → start wanted units in spec order → register services →
+ * loaded every added file by itself; before the stops when a unit is rewritten, so that a unit
+ * that no longer Requires= a stopped one is not stopped with it, and the removals' reload waits) → start wanted units in spec order → register services →
  * remove archives. What must wait until the pass's report is out comes apart (`afterReport`):
  * the reload of a pass that only removes units.
  * A service whose unit is (re)started is registered afresh: a check's status never carries over
@@ -166,8 +167,13 @@ export function reconcileHost(current: HostObservation, wants: HostDesired): Hos
   const steps: Step[] = [...blockedStacks.values()];
   const afterReport: Step[] = [];
 
+  // an archive that goes removes the files it owns, which include the paths a kept archive of its
+  // stack wrote before it (a failed deploy's restore: the same files, other content): the kept one
+  // is written again first, so it owns them again and they hold its content
+  const leaving = new Set([...current.archives].filter(([sha]) => !desired.archives.has(sha)).map(([, st]) => st));
   for (const [sha, stack] of desired.archives) {
-    if (!blockedStacks.has(stack) && !current.archives.has(sha)) steps.push({ kind: "install-archive", stack, sha });
+    if (!blockedStacks.has(stack) && (!current.archives.has(sha) || leaving.has(stack)))
+      steps.push({ kind: "install-archive", stack, sha });
   }
   const writes = liveOurs.filter((u) => {
     const o = owned.get(u.name);
@@ -187,6 +193,10 @@ export function reconcileHost(current: HostObservation, wants: HostDesired): Hos
   }
 
   const unwanted = current.owned.filter((u) => !wanted.has(`${u.stack}/${u.name}`)).reverse();
+  // a rewritten unit may no longer Requires= a unit that goes (a restore: the failed deploy's file
+  // unit): systemd must see the new text before that stop, or the stop takes the unit along
+  const reloadFirst = unwanted.length > 0 && writes.some((u) => owned.has(u.name));
+  if (reloadFirst) steps.push({ kind: "reload" });
   const placedByFleet = new Set(desired.units.filter((u) => u.runner === "fleet").map((u) => u.name));
   for (const [name, o] of fleetServices)
     if (!placedByFleet.has(name))
@@ -199,7 +209,7 @@ export function reconcileHost(current: HostObservation, wants: HostDesired): Hos
 
   const pending = current.reloadPending === true;
   const onlyAdded = !pending && unwanted.length === 0 && writes.every((u) => !owned.has(u.name));
-  if (writes.length > 0)
+  if (writes.length > 0 && !reloadFirst)
     steps.push(onlyAdded ? { kind: "reload", added: writes.map((u) => u.name) } : { kind: "reload" });
   else if (unwanted.length > 0 || pending) afterReport.push({ kind: "reload" });
 

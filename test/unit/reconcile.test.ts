@@ -126,6 +126,41 @@ describe("reconcileHost", () => {
       ],
     },
     {
+      title:
+        "restore after a failed deploy with new files: the old archive written again, and the dependency's old text (Requires= the old file unit) loaded before the new file unit stops, so the stop does not take it and its dependents along",
+      current: host([has("s-file-deploy@new.service"), has("s-cache@1.service"), has("s@2.service")], {
+        archives: new Map([
+          ["old", "s"],
+          ["new", "s"],
+          ["other", "t"],
+        ]),
+      }),
+      desired: desired(
+        [
+          want("s-file-deploy@old.service"),
+          want("s-cache@1.service", "Requires=s-file-deploy@old.service"),
+          want("s@2.service"),
+        ],
+        [
+          ["old", "s"],
+          ["other", "t"],
+        ],
+      ),
+      // the new archive wrote the old one's paths: the old one is written again before the new one goes
+      steps: [
+        "install-archive old",
+        "write-unit s-file-deploy@old.service",
+        "write-unit s-cache@1.service",
+        "reload",
+        "stop-unit s-file-deploy@new.service",
+        "remove-unit-file s-file-deploy@new.service",
+        "start-unit s-file-deploy@old.service",
+        "start-unit s-cache@1.service",
+        "remove-archive new",
+        "after report: reload",
+      ],
+    },
+    {
       title: "spec drops units: deregister, stop in reverse order, remove files, reload, remove archive",
       current: host([has("a@1.service"), has("s@1.service", { serviceId: "houston:s@1.service" })], {
         archives: new Map([["abc", "s"]]),
