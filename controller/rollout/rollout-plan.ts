@@ -83,6 +83,8 @@ export interface Observed {
   hosts: HostView[];
   /** the scheduler's placement preview (pure): which hosts each unit would go to */
   place: (units: UnitSpec[], hosts: HostView[]) => UnitTarget[];
+  /** the scheduler runs global units too (fleet): a batch of only global units awaits placement */
+  placesGlobal?: boolean;
 }
 
 export interface Batch {
@@ -221,7 +223,7 @@ export function planRollout(req: RolloutRequest, seen: Observed, opts: PlanOptio
       // stop it on the other hosts
       units,
       scope: targets.map((t) => ({ name: t.name, hosts: t.hosts.filter((h) => so.includes(h)) })),
-      placing: placing.every(isGlobal) ? [] : placing,
+      placing: placing.every(isGlobal) && !seen.placesGlobal ? [] : placing,
       watchSeconds,
     };
   });

@@ -107,7 +107,7 @@ export async function rollout(
     if (req.kind === "deploy") await markLaterFailure(ctx, input.stack, history, before, out);
     if (req.kind === "deploy") checkNameClash(input.stack, input.units, view.specs);
     const place = (units: UnitSpec[], on: HostView[]): UnitTarget[] => scheduler.place(units, on, view);
-    const plan = planRollout(req, { live: before, history, hosts, place }, opts);
+    const plan = planRollout(req, { live: before, history, hosts, place, placesGlobal: scheduler.placesGlobal }, opts);
     for (const w of plan.warnings) out.warn(w);
     const unwell = new Map(hosts.filter((h) => h.agent !== "passing").map((h) => [h.node, h.agent]));
     for (const a of input.archives) {

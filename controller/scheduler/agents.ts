@@ -23,6 +23,7 @@ export function agentsScheduler(consul: Consul, kv: KvLayout): Scheduler {
     checkRollout: () => undefined,
     unitRules: AGENTS_UNIT_RULES,
     specFields: {},
+    placesGlobal: false,
     planNote: null,
     rolloutNote: null,
     unitText: (_stack, unit) => unit.text,

@@ -55,6 +55,7 @@ export function fleetScheduler(
     },
     unitRules: FLEET_UNIT_RULES,
     specFields: { scheduler: "fleet" },
+    placesGlobal: true,
     rolloutNote,
     planNote:
       "Scheduler: fleet (the agent holding the scheduler role submits these units to fleetd; fleet picks the machines, → is a preview)",
@@ -71,9 +72,11 @@ export function fleetScheduler(
         .map(([name]) => name)
         .sort(),
     placed: async (stack, generation, units, hosts, deadline) => {
-      // fleet places asynchronously: wait until every non-global unit shows on a machine
+      // fleet places asynchronously: wait until every non-global unit shows on a machine; a global
+      // unit too while the scheduler agent notes a fleet error (fleet runs it, so nothing does yet:
+      // the original's configs are all Global=true)
       const waitingIn = (doc: PlacementDoc) =>
-        units.filter((u) => !isGlobal(u) && !doc.units[u.name]?.length && !doc.unplaced[u.name]);
+        units.filter((u) => (!isGlobal(u) || doc.note) && !doc.units[u.name]?.length && !doc.unplaced[u.name]);
       // the scheduler agent's fleet error on this generation's document, and since when it stands
       const seen: { noted: { doc: PlacementDoc; note: string; since: number } | null } = { noted: null };
       const pending = (doc: PlacementDoc): string | null => {

@@ -34,6 +34,8 @@ export interface Scheduler {
   readonly unitRules: UnitRules;
   /** what every spec written for this backend carries (fleet: `scheduler: "fleet"`, for the mirror) */
   readonly specFields: Pick<StackSpec, "scheduler">;
+  /** global units wait for placement too (fleet runs them: until it does, nothing does) */
+  readonly placesGlobal: boolean;
   /** a line for `houston plan` about who places the units (null: nothing to say) */
   readonly planNote: string | null;
   /** the line a rollout starts with when the backend was chosen implicitly (null: nothing to say) */

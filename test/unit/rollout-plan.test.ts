@@ -479,3 +479,15 @@ describe("nextGeneration: safe integers, strictly increasing", () => {
     expect(HistoryRecordSchema.shape.generation.safeParse(Number.MAX_SAFE_INTEGER).success).toBe(true);
   });
 });
+
+describe("a batch of global units only", () => {
+  const globals = [unit("web-cache", "1"), unit("web", "2")];
+  const seen = { place: targetsOf, live: null, history: [], hosts: [host("a"), host("b")] };
+  it("awaits no placement where each agent places them itself", () => {
+    expect(planRollout(deploy(globals), seen, OPTS).batches[0]!.placing).toEqual([]);
+  });
+  it("awaits its placement under fleet, which runs them: an unreachable fleetd is said, not waited out", () => {
+    const placing = planRollout(deploy(globals), { ...seen, placesGlobal: true }, OPTS).batches[0]!.placing;
+    expect(placing.map((u) => u.name)).toEqual(["web-cache@1.service", "web@2.service"]);
+  });
+});

@@ -386,3 +386,31 @@ for (const [name, b] of Object.entries(BACKENDS)) {
     });
   });
 }
+
+describe("fleet: no scheduler agent reaches fleetd", () => {
+  const noted = (units: Record<string, string[]>): PlacementDoc => ({
+    ...placement("web", 4, units),
+    note: "fleet at unix:///var/run/fleet.sock: connect ENOENT /var/run/fleet.sock (retrying)",
+  });
+  it("a global unit (fleet runs it) is unplaced once the error stood 5 s, like any other: the original's configs are all Global=true", async () => {
+    const c = new MemoryConsul();
+    c.put(KV.placement("web"), noted({}));
+    const t0 = Date.now();
+    const got = await BACKENDS.fleet!.make(c).placed("web", 4, [unit("g", {}, true)], HOSTS, Date.now() + 20_000);
+    expect(Date.now() - t0).toBeLessThan(10_000);
+    expect(got.unplaced).toEqual([
+      {
+        unit: "g@1.service",
+        reason:
+          "no scheduler agent reached fleetd for 5s: fleet at unix:///var/run/fleet.sock: connect ENOENT /var/run/fleet.sock (retrying)",
+      },
+    ]);
+  }, 15_000);
+  it("without an error a global unit is not waited for; with one, once fleet runs it somewhere", async () => {
+    const c = new MemoryConsul();
+    c.put(KV.placement("web"), placement("web", 4, {}));
+    expect((await BACKENDS.fleet!.make(c).placed("web", 4, [unit("g", {}, true)], HOSTS, soon())).unplaced).toEqual([]);
+    c.put(KV.placement("web"), noted({ "g@1.service": ["a"] }));
+    expect((await BACKENDS.fleet!.make(c).placed("web", 4, [unit("g", {}, true)], HOSTS, soon())).unplaced).toEqual([]);
+  });
+});
