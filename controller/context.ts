@@ -116,7 +116,13 @@ export function makeContext(opts: GlobalOptions, manifest?: Manifest): Context {
     throw new ConfigError("--scheduler", `${JSON.stringify(opts.scheduler)} is not a scheduler (agents or fleet)`);
   const schedulerName: SchedulerName = opts.scheduler ?? envCfg?.scheduler ?? "agents";
   return {
-    fleet: fleetEndpoint ? new Fleet(fleetEndpoint) : null,
+    fleet: fleetEndpoint
+      ? new Fleet(fleetEndpoint, (what, waited, limit) =>
+          consoleOutput({ verbose: false }).warn(
+            `fleet at ${fleetEndpoint} has not answered ${what} for ${Math.round(waited / 1000)}s (giving up at ${Math.round(limit / 1000)}s)`,
+          ),
+        )
+      : null,
     dir: resolve(opts.config),
     consul,
     kv,

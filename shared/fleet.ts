@@ -72,11 +72,20 @@ export function sameOptions(a: UnitOption[], b: UnitOption[]): boolean {
   );
 }
 
+/** how long a fleet request may go unanswered, and how often a wait for one is said meanwhile */
+const FLEET_TIMEOUT_MS = 30_000;
+const FLEET_SLOW_EVERY_MS = 10_000;
+
 export class Fleet {
   private readonly socketPath: string | null;
   private readonly base: URL | null;
 
-  constructor(readonly endpoint: string = "unix:///var/run/fleet.sock") {
+  constructor(
+    readonly endpoint: string = "unix:///var/run/fleet.sock",
+    /** called every 10 s while a request is unanswered (what, waited so far, when it gives up) */
+    private readonly onSlow?: (what: string, waitedMs: number, limitMs: number) => void,
+    private readonly slowEveryMs = FLEET_SLOW_EVERY_MS,
+  ) {
     if (endpoint.startsWith("unix://")) {
       this.socketPath = endpoint.slice("unix://".length);
       this.base = null;
@@ -170,7 +179,15 @@ export class Fleet {
       ? { "Content-Type": "application/json", "Content-Length": String(payload.length) }
       : {};
     const where = this.socketPath ?? this.base?.href ?? "";
-    return new Promise((resolve, reject) => {
+    const t0 = Date.now();
+    const slow = this.onSlow;
+    const ticker = slow
+      ? setInterval(() => slow(`${method} ${path}`, Date.now() - t0, FLEET_TIMEOUT_MS), this.slowEveryMs)
+      : null;
+    const done = (): void => {
+      if (ticker) clearInterval(ticker);
+    };
+    return new Promise<{ status: number; body: Buffer }>((resolve, reject) => {
       const onResponse = (res: IncomingMessage): void => {
         const chunks: Buffer[] = [];
         res.on("data", (c: Buffer) => chunks.push(c));
@@ -179,7 +196,7 @@ export class Fleet {
           reject(new FleetUnavailableError(`fleet ${method} ${path} at ${where}: ${e.message}`, 0)),
         );
       };
-      const opts = { method, headers, timeout: 30_000 };
+      const opts = { method, headers, timeout: FLEET_TIMEOUT_MS };
       const req = this.socketPath
         ? httpRequest({ ...opts, socketPath: this.socketPath, path: `/fleet/v1/${path}` }, onResponse)
         : (this.base?.protocol === "https:" ? process.getBuiltinModule("node:https").request : httpRequest)(
@@ -187,11 +204,11 @@ export class Fleet {
             opts,
             onResponse,
           );
-      req.on("timeout", () => req.destroy(new Error("timed out after 30 s")));
+      req.on("timeout", () => req.destroy(new Error(`timed out after ${FLEET_TIMEOUT_MS / 1000} s`)));
       // fleetd drops the connection for some requests (and while it restarts): transient
       req.on("error", (e) => reject(new FleetUnavailableError(`fleet ${method} ${path} at ${where}: ${e.message}`, 0)));
       req.end(payload);
-    });
+    }).finally(done);
   }
 }
 

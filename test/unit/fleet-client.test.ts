@@ -56,6 +56,7 @@ beforeAll(async () => {
       return send(204, "");
     }
     if (url === "/fleet/v1/units/dropped.service") return req.socket.destroy(); // as fleetd does (quirk 2)
+    if (url === "/fleet/v1/units/slow.service") return void setTimeout(() => send(404, "{}"), 250);
     return send(404, '{"error":{"code":404,"message":"not found"}}');
   });
   await new Promise<void>((r) => server.listen(sock, r));
@@ -92,6 +93,16 @@ describe("the fleet edge", () => {
       FleetUnavailableError,
     );
     expect(await retrying(() => f.putUnit("flaky.service", [], "launched"), Date.now() + 60_000)).toBe("unchanged");
+  });
+  it("a request unanswered is said while it waits (every 10 s by default), and no more once answered", async () => {
+    const said: string[] = [];
+    const f = new Fleet(`unix://${sock}`, (what, waited, limit) => said.push(`${what} ${waited >= 50} ${limit}`), 60);
+    expect(await f.unit("slow.service")).toBeNull();
+    expect(said.length).toBeGreaterThanOrEqual(2);
+    expect(new Set(said)).toEqual(new Set(["GET units/slow.service true 30000"]));
+    const after = said.length;
+    await new Promise((r) => setTimeout(r, 150));
+    expect(said.length).toBe(after);
   });
   it("refuses endpoints it cannot use, naming them", () => {
     expect(() => new Fleet("ftp://x")).toThrow(/expected http, https or unix/);
