@@ -11,6 +11,7 @@ import { checkLeader, ignoredHolder, readLeader } from "../../shared/stores/lead
 import { listSpecs } from "../../shared/stores/specs.js";
 import type { Context } from "../context.js";
 import type { Output } from "../output.js";
+import { isFleetStack } from "../../shared/fleet-mirror.js";
 import { isGlobal } from "../../shared/placement.js";
 import { specTargets } from "../scheduler/targets.js";
 import { age, table } from "./table.js";
@@ -101,7 +102,9 @@ export async function statusCommand(
         })),
     );
     const waiting = spec.units
-      .filter((u, i) => !isGlobal(u) && (targets[i]?.hosts.length ?? 0) === 0 && u.hosts === undefined)
+      // a global unit fleet runs is placed by fleet too (nowhere yet: nothing runs it)
+      .filter((u, i) => (!isGlobal(u) || isFleetStack(spec)) && (targets[i]?.hosts.length ?? 0) === 0)
+      .filter((u) => u.hosts === undefined)
       .filter((u) => !unplaced.some((x) => x.unit === u.name))
       .map((u) => ({
         unit: u.name,

@@ -7,8 +7,10 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { Consul } from "../../shared/consul.js";
 import { KvLayout } from "../../shared/kv-layout.js";
-import { SCHEMA_VERSION, type HistoryRecord } from "../../shared/spec.js";
+import type { PlacementDoc } from "../../shared/schedule.js";
+import { SCHEMA_VERSION, type HistoryRecord, type StackSpec } from "../../shared/spec.js";
 import { putHistory } from "../../shared/stores/history.js";
+import { writeSpec } from "../../shared/stores/specs.js";
 import { configDir, houston } from "../helpers/cli.js";
 import { startConsul, type TestConsul } from "../harness/consul-dev.js";
 
@@ -136,5 +138,48 @@ describe("status of stacks that run nothing", () => {
     expect(JSON.parse(j.stdout)).toMatchObject({ healthy: false, stacks: [], neverLive: [] });
     const none = await houston(consul.addr, dir, "--prefix", "empty/", "status");
     expect(none.stdout.trim()).toBe("no stacks deployed");
+  });
+});
+
+describe("status of a stack fleet runs nowhere", () => {
+  it("a global unit of a fleet stack that fleet has placed on no machine is not placed: exit 1, not an empty table and 0", async () => {
+    const c = new Consul({ addr: consul.addr, token: "" });
+    const spec: StackSpec = {
+      schema: SCHEMA_VERSION,
+      stack: "beacons",
+      generation: 3,
+      environment: "test",
+      deployment: { type: "standalone", name: "beacons", version: null, group: null },
+      createdAt: "2026-01-01T00:00:00.000Z",
+      scheduler: "fleet",
+      units: [
+        {
+          name: "beacons-beacon@1.service",
+          stack: "beacons",
+          component: "beacon",
+          group: null,
+          version: "1",
+          role: "dependency",
+          text: "[Service]\nExecStart=/bin/sleep infinity\n\n[X-Fleet]\nGlobal=true\n",
+          placements: [{ global: true, metadata: {} }],
+        },
+      ],
+    };
+    await writeSpec(c, kv, spec, { modifyIndex: 0, signer: null });
+    const doc: PlacementDoc = {
+      schema: 1,
+      stack: "beacons",
+      generation: 3,
+      units: {},
+      unplaced: {},
+      moves: [],
+      scheduler: "fleet (mirrored by h1)",
+      updatedAt: "2026-01-01T00:00:00.000Z",
+      note: "fleet at unix:///var/run/fleet.sock: connect ENOENT (retrying)",
+    };
+    await c.kvPut(kv.placement("beacons"), JSON.stringify(doc));
+    const r = await houston(consul.addr, dir, "status", "beacons");
+    expect(r.code, r.stdout + r.stderr).toBe(1);
+    expect(r.stdout).toMatch(/beacons-beacon@1\.service +unplaced +not placed yet/);
   });
 });
