@@ -3,7 +3,8 @@
  * next step (nextStep); a step's outcome → the progress after it (advance). rollout.ts carries the
  * steps out; everything it decides is here or in the plan (rollout-plan.ts).
  *
- * Per batch: write-batch → await-placement (skipped when every unit is global) → await-active →
+ * Per batch: write-batch → await-placement (skipped when every unit is global, but under fleet) →
+ * await-active →
  * confirm (services only, unless --skip-consul) → watch → the next batch's write-batch. After the
  * last batch: prune (when units were replaced or removed) → done. Any failure: restore (or
  * keep-failed with --no-removal) → done.
