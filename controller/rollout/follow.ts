@@ -23,6 +23,8 @@ import {
   notStood,
   noteRestarts,
   placementRefusal,
+  windowNames,
+  type WatchedWindow,
   removalPending,
   unhealthy,
   type RestartBaseline,
@@ -242,7 +244,7 @@ export async function confirmService(
 export async function watchHealthy(
   scheduler: Scheduler,
   w: BatchWatch,
-  window: { seconds: number; why: string; since: number | null },
+  window: WatchedWindow,
   out: Output,
 ): Promise<Failure | null> {
   const failure = await watchWindow(scheduler, w, window, out);
@@ -253,7 +255,7 @@ export async function watchHealthy(
 async function watchWindow(
   scheduler: Scheduler,
   w: BatchWatch,
-  window: { seconds: number; why: string; since: number | null },
+  window: WatchedWindow,
   out: Output,
 ): Promise<Failure | null> {
   const reports = async (): Promise<ReadonlyMap<string, StatusReport>> =>
@@ -261,13 +263,11 @@ async function watchWindow(
   const seconds = window.seconds;
   const now = Date.now();
   const until = (window.since ?? now) + seconds * 1000;
-  const names = w.scope.map((u) => u.name).join(", ");
-  if (seconds > 0 && until <= now) out.info(`Watched ${names} for ${seconds}s (${window.why}) while confirming`);
+  const names = windowNames(w.scope, window);
+  if (seconds > 0 && until <= now) out.info(`Watched ${names} while confirming`);
   if (seconds <= 0 || until <= now) return unwellUnit(w, await reports());
   const passed = (now - (window.since ?? now)) / 1000;
-  out.info(
-    `Watching ${names} for ${seconds}s (${window.why})${passed >= 0.1 ? `: ${passed.toFixed(1)}s of it already, while confirming` : ""}`,
-  );
+  out.info(`Watching ${names}${passed >= 0.1 ? `: ${passed.toFixed(1)}s of it already, while confirming` : ""}`);
   try {
     return await scheduler.follow(
       w.stack,

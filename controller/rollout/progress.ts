@@ -242,3 +242,20 @@ export function reasonLine(reason: string): string {
 function withLog(what: string, s: Pick<UnitStatus, "log">): string {
   return [what, ...(s.log?.length ? [`last log lines:\n      ${s.log.join("\n      ")}`] : [])].join("; ");
 }
+
+/** A batch's window: its length, why, since when, and whose it is (the units with the longest). */
+export interface WatchedWindow {
+  seconds: number;
+  why: string;
+  since: number | null;
+  /** the units whose window this is; the batch's others are watched with them */
+  units: readonly string[];
+}
+
+/** The units a window line names: those whose window it is, then the batch's others, "with" them. */
+export function windowNames(scope: readonly UnitTarget[], window: WatchedWindow): string {
+  const own = scope.filter((u) => window.units.includes(u.name)).map((u) => u.name);
+  const others = scope.filter((u) => !own.includes(u.name)).map((u) => u.name);
+  const [head, rest] = own.length > 0 ? [own, others] : [others, []];
+  return `${head.join(", ")} for ${window.seconds}s (${window.why})${rest.length ? `, with ${rest.join(", ")}` : ""}`;
+}

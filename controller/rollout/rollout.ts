@@ -213,7 +213,7 @@ export async function rollout(
           const failure = await watchHealthy(
             scheduler,
             watch(step.scope),
-            { seconds: step.seconds, why, since: step.since },
+            { seconds: step.seconds, why, since: step.since, units: longest.map((x) => x.unit) },
             out,
           );
           if (!failure && step.batch.canary) out.info(`Canary confirmed on ${step.batch.hosts.join(", ")}`);

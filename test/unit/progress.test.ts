@@ -1,4 +1,4 @@
-import { archivesToKeep } from "../../controller/rollout/progress.js";
+import { archivesToKeep, windowNames } from "../../controller/rollout/progress.js";
 import { describe, expect, it } from "vitest";
 import {
   decide,
@@ -384,4 +384,32 @@ describe("reasonLine: a failure on one line", () => {
       "x failed; last log line: Started x.service - x.",
     ],
   ])("%s", (_t, reason, want) => expect(reasonLine(reason)).toBe(want));
+});
+
+describe("windowNames: a window line names the units whose window it is, the batch's others with them", () => {
+  const scope = [
+    { name: "shop-file-deploy@ab.service", hosts: ["h1"] },
+    { name: "shop-cache@1.service", hosts: ["h1"] },
+    { name: "shop@2.service", hosts: ["h1"] },
+  ];
+  const w = { seconds: 5, why: "Type=simple, no readiness", since: null };
+  it.each([
+    [
+      "the longest are some of the batch",
+      ["shop-cache@1.service", "shop@2.service"],
+      "shop-cache@1.service, shop@2.service for 5s (Type=simple, no readiness), with shop-file-deploy@ab.service",
+    ],
+    [
+      "every unit has it",
+      scope.map((u) => u.name),
+      "shop-file-deploy@ab.service, shop-cache@1.service, shop@2.service for 5s (Type=simple, no readiness)",
+    ],
+    [
+      "none of the named is in this batch",
+      ["other@1.service"],
+      "shop-file-deploy@ab.service, shop-cache@1.service, shop@2.service for 5s (Type=simple, no readiness)",
+    ],
+  ])("%s", (_what, units, line) => {
+    expect(windowNames(scope, { ...w, units })).toBe(line);
+  });
 });
