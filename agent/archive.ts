@@ -332,8 +332,10 @@ function readOriginal(abs: string): OriginalFile {
  * Removes the files (and empty directories) this archive created and still owns, each only
  * through real, safe directories (see safe-fs.ts). A file taken over from the original Houston is
  * never deleted: while `takeover` (what adopt recorded for the stack: no deploy of it confirmed
- * yet) still names it, what the original wrote is put back; otherwise it stays as it is. What
- * cannot be removed or put back safely is left in place, forgotten, and named in the error.
+ * yet) still names it, what the original wrote is put back and the file is forgotten; otherwise it
+ * stays as it is and stays the stack's (state.leaveFile), so that a later deploy of the same stack
+ * may write it again (after `remove`, say) and no other stack may. What cannot be removed or put
+ * back safely is left in place, forgotten, and named in the error.
  */
 export function removeArchive(
   sha: string,
@@ -347,24 +349,33 @@ export function removeArchive(
     const rel = f.path.replace(/^\/+/, "");
     const why =
       f.kind === "taken" ? putBack(realRoot, rel, f.path, state, takeover) : removeSafely(realRoot, rel, f.kind);
-    if (why) left.push(why);
-    state.forgetFile(f.path);
+    if (why === STAYS) state.leaveFile(f.path);
+    else {
+      if (why) left.push(why);
+      state.forgetFile(f.path);
+    }
   }
   state.forgetArchive(sha);
   if (left.length) throw new ArchiveRejectedError(`archive ${sha}: left in place: ${left.join("; ")}`);
 }
 
-/** A taken-over file at its removal: the original's content back while adopt still names it. */
+/** putBack's answer for a taken file left as the stack wrote it (its deploy was confirmed) */
+const STAYS = Symbol("stays");
+
+/**
+ * A taken-over file at its removal: the original's content back while adopt still names it (null),
+ * or STAYS; an error naming what could not be put back.
+ */
 function putBack(
   realRoot: string,
   rel: string,
   path: string,
   state: AgentState,
   takeover: ReadonlySet<string>,
-): string | null {
+): string | null | typeof STAYS {
   const original = takeover.has(path) ? state.originalOf(path) : null;
   state.forgetOriginal(path);
-  if (!original) return null; // the stack's deploy was confirmed (or nothing was kept): it stays
+  if (!original) return STAYS; // the stack's deploy was confirmed (or nothing was kept): it stays
   const dir = join(realRoot, posix.dirname(rel));
   try {
     if (realpathSync.native(dir) !== dir || !isInside(realRoot, dir)) throw new Error(`${dir} is not a real directory`);

@@ -242,6 +242,13 @@ export class AgentState {
   forgetFile(path: string): void {
     this.stmt("DELETE FROM files WHERE path = ?").run(path);
   }
+  /**
+   * A file taken over from the original Houston whose archive is removed stays where it is, and the
+   * stack's: no archive holds it (archive ''), a later archive of the same stack claims it again.
+   */
+  leaveFile(path: string): void {
+    this.stmt("UPDATE files SET archive = '' WHERE path = ? AND kind = 'taken'").run(path);
+  }
   markArchiveInstalled(sha: string, stack: string): void {
     this.stmt("INSERT OR REPLACE INTO archives (sha, stack, installed_at) VALUES (?, ?, ?)").run(
       sha,

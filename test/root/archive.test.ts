@@ -173,8 +173,21 @@ describe("archives on a host", () => {
       expect(state.fileOwner(c.path)?.archive).toBe(b.sha256);
       removeArchive(b.sha256, r, state);
       expect(readFileSync(join(r, c.path), "utf8")).toBe("SHOP_ENVIRONMENT=lab3\n");
-      expect(state.fileOwner(c.path)).toBeNull();
       expect(state.originalOf(c.path)).toBeNull();
+      // left in place (`remove`), it stays the stack's: a later deploy of it writes it again, no other stack may
+      expect(state.fileOwner(c.path)).toEqual({ archive: "", stack: "shop" });
+      const d = buildArchive([
+        { path: c.path, content: Buffer.from("SHOP_ENVIRONMENT=lab4\n"), mode: 0o644, owner: "root", group: "root" },
+      ]);
+      const dEntries = await parseArchive(d.bytes, d.sha256);
+      expect(() => installArchive(dEntries, d.sha256, "web", r, state)).toThrow(
+        /\/etc\/shop\/shop\.env is owned by stack shop; refusing to take it over/,
+      );
+      installArchive(dEntries, d.sha256, "shop", r, state);
+      expect(readFileSync(join(r, c.path), "utf8")).toBe("SHOP_ENVIRONMENT=lab4\n");
+      expect(state.fileOwner(c.path)?.archive).toBe(d.sha256);
+      removeArchive(d.sha256, r, state);
+      expect(readFileSync(join(r, c.path), "utf8"), "a taken file is never deleted").toBe("SHOP_ENVIRONMENT=lab4\n");
     });
 
   it("refuses parents that lead outside the root and unknown owners", async () => {
