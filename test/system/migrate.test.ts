@@ -360,5 +360,19 @@ describe.skipIf(!available)(
       expect(Object.keys(doc.adopted ?? {})).toEqual([]);
       expect(doc.adoptedFiles).toBeUndefined();
     });
+
+    it("remove, then the same stack deploys again: the files taken over stay shop's, not foreign", async () => {
+      const rm = await ours(dir, "remove", "shop");
+      expect(rm.code, rm.stderr).toBe(0);
+      await eventually(
+        "shop@2 gone from fleet",
+        async () =>
+          !(await fleet.consul.kvGet(fleet.kv.spec("shop"))) && !(await activeInFleet()).has("shop@2.service"),
+      );
+      const again = await ours(dir, "service", "shop", "2");
+      expect(again.code, again.stderr).toBe(0);
+      expect(again.stderr).not.toContain("was not created by Houston");
+      expect(again.stderr).toContain("You're Go");
+    });
   },
 );
