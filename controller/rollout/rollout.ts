@@ -23,6 +23,7 @@ import { checkLeader } from "../../shared/stores/leader.js";
 import type { Output } from "../output.js";
 import type { BuiltArchive } from "../plan/archive.js";
 import { checkNameClash, checkSameScheduler } from "../plan/clash.js";
+import { confirmAdoptedDestroyed, confirmRemovalAfterGo } from "./after-go.js";
 import type { Scheduler } from "../scheduler/scheduler.js";
 import type { HostView, UnitTarget } from "../scheduler/targets.js";
 import {
@@ -275,15 +276,24 @@ export async function rollout(
     for (let progress = start(plan); ;) {
       const step = nextStep(plan, progress);
       if (step.kind === "done") {
-        await finish(ctx, input, plan, step, t0, live, out, opts.keepGenerations);
-        if (step.confirmRemoval.length === 0) return step.ok;
+        const adoptedGoing = await finish(ctx, input, plan, step, t0, live, out, opts.keepGenerations);
+        if (step.confirmRemoval.length === 0 && adoptedGoing.length === 0) return step.ok;
         // the deployment stands; what is left is to see the old units gone (Ctrl-C now only gives the lock back)
         stopListening();
         stopListening = onInterrupt(async () => {
           await lock.release().catch(() => undefined);
           return `Interrupted while confirming the removal of ${step.confirmRemoval.join(", ")}: the deployment of ${input.label} succeeded; the agents carry on removing them`;
         });
-        await confirmRemovalAfterGo(scheduler, input.stack, step.confirmRemoval, live, plan.policy.removalWaitMs, out);
+        if (step.confirmRemoval.length > 0)
+          await confirmRemovalAfterGo(
+            scheduler,
+            input.stack,
+            step.confirmRemoval,
+            live,
+            plan.policy.removalWaitMs,
+            out,
+          );
+        await confirmAdoptedDestroyed(scheduler, adoptedGoing, plan.policy.removalWaitMs, out);
         return step.ok;
       }
       progress = advance(plan, progress, await perform(step));
@@ -304,28 +314,6 @@ async function adoptedUnits(scheduler: Scheduler, stack: string, out: Output): P
   }
 }
 
-/**
- * After "You're Go": waits until the replaced units are gone from every host's report, saying what
- * it waits for; past `waitMs` it warns (the deployment stands; the agents keep converging).
- */
-async function confirmRemovalAfterGo(
-  scheduler: Scheduler,
-  stack: string,
-  names: string[],
-  generation: number | null,
-  waitMs: number,
-  out: Output,
-): Promise<void> {
-  const t0 = Date.now();
-  out.info(
-    `Confirming that ${names.join(", ")} ${names.length > 1 ? "are" : "is"} stopped and removed on every host (up to ${waitMs / 1000}s)`,
-  );
-  if (await waitRemoved(scheduler, stack, names, generation ?? 0, waitMs, out))
-    out.info(
-      `${names.join(", ")} removed on every host, ${((Date.now() - t0) / 1000).toFixed(1)}s after the announcement`,
-    );
-}
-
 /** History record, archive pruning and the last words. */
 async function finish(
   ctx: Context,
@@ -336,22 +324,26 @@ async function finish(
   live: number | null,
   out: Output,
   keepGenerations: number,
-): Promise<void> {
+): Promise<string[]> {
   const removal = plan.request.kind === "remove";
+  let destroying: string[] = [];
   await putHistory(ctx.consul, ctx.kv, historyRecord(input, plan, t0, live, step.result, step.message), ctx.signer);
   const candidates = new Set([...(plan.restore ?? []), ...input.units].flatMap((u) => (u.archive ? [u.archive] : [])));
   await pruneArchives(ctx, input.stack, candidates, keepGenerations, out);
-  if (step.ok && !removal)
-    for (const line of await ctx.scheduler.afterConfirmed(
+  if (step.ok && !removal) {
+    const after = await ctx.scheduler.afterConfirmed(
       input.stack,
       input.units.map((u) => u.name),
-    ))
-      out.info(line);
+    );
+    for (const line of after.lines) out.info(line);
+    destroying = after.destroying;
+  }
   if (removal) out.info(step.message);
   else if (step.ok) {
     out.info(step.message);
     out.info("Eagle, looking great. You're Go.");
   } else out.error(step.message);
+  return destroying;
 }
 
 /**

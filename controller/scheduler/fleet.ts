@@ -20,7 +20,8 @@ import { fleetUnitText } from "../../shared/fleet-mirror.js";
 import type { KvLayout } from "../../shared/kv-layout.js";
 import { isGlobal } from "../../shared/placement.js";
 import type { PlacementDoc } from "../../shared/schedule.js";
-import { readOwned } from "../../shared/stores/fleet-owned.js";
+import { FleetOwnedSchema, readOwned } from "../../shared/stores/fleet-owned.js";
+import { decodeJson } from "../../shared/spec.js";
 import { TimeoutError } from "./agent-reports.js";
 import { agentsScheduler, waitPlacements } from "./agents.js";
 import type { Scheduler } from "./scheduler.js";
@@ -60,12 +61,18 @@ export function fleetScheduler(
     planNote:
       "Scheduler: fleet (the agent holding the scheduler role submits these units to fleetd; fleet picks the machines, → is a preview)",
     unitText: fleetUnitText,
-    afterConfirmed: async (stack, wanted) =>
-      (await releaseAdopted(stack)).map((name) =>
-        wanted.includes(name)
-          ? `${name} taken over in place (adopted from the original Houston, now Houston's own)`
-          : `Destroying ${name} (adopted from the original Houston)`,
-      ),
+    afterConfirmed: async (stack, wanted) => {
+      const released = await releaseAdopted(stack);
+      return {
+        lines: released.map((name) =>
+          wanted.includes(name)
+            ? `${name} taken over in place (adopted from the original Houston, now Houston's own)`
+            : `Destroying ${name} (adopted from the original Houston)`,
+        ),
+        destroying: released.filter((name) => !wanted.includes(name)),
+      };
+    },
+    destroyedBy: (names, deadline, progress) => destroyedInFleet(consul, kv, names, deadline, progress),
     adoptedOf: async (stack) =>
       Object.entries((await readOwned(consul, kv)).owned.adopted ?? {})
         .filter(([, s]) => s === stack)
@@ -108,4 +115,38 @@ export function fleetScheduler(
       }
     },
   };
+}
+
+/**
+ * Follows fleet/owned (blocking queries) until none of `names` is listed as Houston's any more: the
+ * scheduler agent forgets a unit there once fleet has accepted its destruction. Returns those still
+ * listed at `deadline`; an unreadable document counts as pending (said through `progress`).
+ */
+async function destroyedInFleet(
+  consul: Consul,
+  kv: KvLayout,
+  names: readonly string[],
+  deadline: number,
+  progress: (pending: string[]) => void,
+): Promise<string[]> {
+  let pending = [...names];
+  if (pending.length === 0) return pending;
+  const ac = new AbortController();
+  const timer = setTimeout(() => ac.abort(), Math.max(0, deadline - Date.now()));
+  try {
+    for await (const { entries } of consul.watchPrefix(kv.fleet, { signal: ac.signal, wait: "30s" })) {
+      const e = entries.find((x) => x.key === kv.fleetOwned);
+      try {
+        const units = e ? decodeJson(FleetOwnedSchema, e.key, e.value).units : {};
+        pending = names.filter((n) => units[n] !== undefined);
+      } catch {
+        pending = [...names];
+      }
+      if (pending.length === 0) return pending;
+      progress(pending);
+    }
+    return pending;
+  } finally {
+    clearTimeout(timer);
+  }
 }

@@ -45,9 +45,16 @@ export interface Scheduler {
   /**
    * After a deployment of `stack` was confirmed: what the backend does besides, as lines to show
    * (fleet: the original Houston's adopted units of the stack are released, so fleet destroys
-   * them, except those the deployment's `units` share the name of: taken over in place).
+   * them, except those the deployment's `units` share the name of: taken over in place), and the
+   * units it has set to destroy (see destroyedBy).
    */
-  afterConfirmed(stack: string, units: readonly string[]): Promise<string[]>;
+  afterConfirmed(stack: string, units: readonly string[]): Promise<{ lines: string[]; destroying: string[] }>;
+  /**
+   * Follows (blocking queries) until the units afterConfirmed set to destroy are destroyed (fleet:
+   * the scheduler agent destroyed them in fleet, which stops them on its hosts at its next tick),
+   * or `deadline`; returns those still pending then. `progress` hears what is pending.
+   */
+  destroyedBy(names: readonly string[], deadline: number, progress: (pending: string[]) => void): Promise<string[]>;
   /**
    * The units of `stack` that run as another tool left them and that Houston keeps until a deploy of
    * the stack is confirmed (fleet: the original Houston's units adopted for it), sorted; what a

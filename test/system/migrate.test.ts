@@ -296,6 +296,12 @@ describe.skipIf(!available)(
       expect(r.stderr).toContain("Validated service is running with Consul");
       expect(r.stderr).toContain(`Destroying ${fileUnit()} (adopted from the original Houston)`);
       expect(r.stderr).toContain("Destroying shop@1.service (adopted from the original Houston)");
+      // after "You're Go", their destruction in fleet is confirmed before the command exits
+      expect(r.stderr).toMatch(
+        /Confirming that fleet destroys .*shop@1\.service.* \(adopted from the original Houston/,
+      );
+      expect(r.stderr).toMatch(/shop@1\.service.* destroyed in fleet, [\d.]+s after the announcement/);
+      expect(r.stderr.indexOf("You're Go")).toBeLessThan(r.stderr.indexOf("destroyed in fleet"));
       expect(r.stderr).toContain("shop-cache@1.4.service taken over in place");
       expect(r.stderr).toContain("shop-queue@2.0.service taken over in place");
       const names = await fleetUnits();

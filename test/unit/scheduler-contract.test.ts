@@ -74,6 +74,8 @@ interface Backend {
     /** the archive unit's text: as the spec has it, or rewritten for the backend */
     archiveTextRewritten: boolean;
     afterConfirmed: string[];
+    /** the units afterConfirmed("web", …) sets to destroy */
+    destroying: string[];
     /** adoptedOf("web") with fleet/owned adopting a@1 for web, b@1 for other */
     adoptedOf: string[];
   };
@@ -96,6 +98,7 @@ const BACKENDS: Record<string, Backend> = {
       planNote: null,
       archiveTextRewritten: false,
       afterConfirmed: [],
+      destroying: [],
       adoptedOf: [],
     },
     skip: {
@@ -124,6 +127,7 @@ const BACKENDS: Record<string, Backend> = {
         "Destroying old-web.service (adopted from the original Houston)",
         "kept.service taken over in place (adopted from the original Houston, now Houston's own)",
       ],
+      destroying: ["old-web.service"],
       adoptedOf: ["a@1.service", "c@1.service"],
     },
     skip: {},
@@ -263,8 +267,25 @@ for (const [name, b] of Object.entries(BACKENDS)) {
         else expect(s.unitText("web", archive)).toBe(archive.text);
       });
       it("after confirmation: what else it does, as lines to show", async () => {
-        expect(await s.afterConfirmed("web", ["web@2.service", "kept.service"])).toEqual(b.expect.afterConfirmed);
-        expect(await s.afterConfirmed("other", [])).toEqual([]);
+        expect(await s.afterConfirmed("web", ["web@2.service", "kept.service"])).toEqual({
+          lines: b.expect.afterConfirmed,
+          destroying: b.expect.destroying,
+        });
+        expect(await s.afterConfirmed("other", [])).toEqual({ lines: [], destroying: [] });
+      });
+      it("destroyedBy: waits (blocking) until what it set to destroy is destroyed, or says what is left", async () => {
+        const c = new MemoryConsul();
+        const sched = b.make(c);
+        const going = b.expect.destroying;
+        c.put(KV.fleetOwned, { schema: 1, units: Object.fromEntries(going.map((n) => [n, "web"])) });
+        const heard: string[][] = [];
+        // nothing destroyed by the deadline: all of it is left, and was said
+        expect(await sched.destroyedBy(going, Date.now() + 200, (p) => heard.push(p))).toEqual(going);
+        if (going.length > 0) expect(heard[0]).toEqual(going);
+        // the scheduler agent forgets them once fleet has destroyed them: the wait ends then
+        const done = sched.destroyedBy(going, Date.now() + 30_000, () => undefined);
+        setTimeout(() => c.put(KV.fleetOwned, { schema: 1, units: {} }), 50);
+        expect(await done).toEqual([]);
       });
       it("adoptedOf: the units another tool left that a failed deploy returns to", async () => {
         const c = new MemoryConsul();
