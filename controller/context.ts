@@ -61,6 +61,8 @@ export interface Context {
   scheduler: Scheduler;
   /** the environment's fleet (manifest `fleet:`), for `nodes` and `adopt`; null: none */
   fleet: Fleet | null;
+  /** where the scheduler was chosen (a flag, or manifest.yaml's key), for errors about it */
+  schedulerSource: string;
 }
 
 export function makeContext(opts: GlobalOptions, manifest?: Manifest): Context {
@@ -115,7 +117,17 @@ export function makeContext(opts: GlobalOptions, manifest?: Manifest): Context {
   if (opts.scheduler !== undefined && opts.scheduler !== "agents" && opts.scheduler !== "fleet")
     throw new ConfigError("--scheduler", `${JSON.stringify(opts.scheduler)} is not a scheduler (agents or fleet)`);
   const schedulerName: SchedulerName = opts.scheduler ?? envCfg?.scheduler ?? "agents";
+  const envKey = (key: string) => `${manifest?.file ?? "manifest.yaml"} environments.${envName ?? "?"}.${key}`;
+  const schedulerSource =
+    opts.scheduler !== undefined
+      ? "--scheduler"
+      : envCfg?.fleetByEndpoint
+        ? envKey("fleet")
+        : envCfg
+          ? envKey("scheduler")
+          : "the default scheduler (agents)";
   return {
+    schedulerSource,
     fleet: fleetEndpoint
       ? new Fleet(fleetEndpoint, (what, waited, limit) =>
           consoleOutput({ verbose: false }).warn(

@@ -30,15 +30,14 @@ export function specScheduler(spec: Pick<StackSpec, "scheduler">): "agents" | "f
   return spec.scheduler ?? "agents";
 }
 
-/** Refuses to deploy a stack that is live under the other scheduler (exit 2, naming both). */
-export function checkSameScheduler(
-  environment: string,
-  live: StackSpec | null,
-  wanted: Pick<StackSpec, "scheduler">,
-): void {
+/**
+ * Refuses to deploy a stack that is live under the other scheduler (exit 2, naming both, and
+ * `source`: where this deployment's scheduler was chosen, a flag or the manifest's key).
+ */
+export function checkSameScheduler(source: string, live: StackSpec | null, wanted: Pick<StackSpec, "scheduler">): void {
   if (!live || specScheduler(live) === specScheduler(wanted)) return;
   throw new ConfigError(
-    `manifest.yaml environments.${environment}`,
-    `stack ${live.stack} is live under the ${specScheduler(live)} scheduler (generation ${live.generation}, environment ${live.environment}), and this environment schedules through ${specScheduler(wanted)}: remove the stack first (houston -e ${live.environment} remove ${live.stack}), or deploy it with the scheduler it runs under`,
+    source,
+    `stack ${live.stack} is live under the ${specScheduler(live)} scheduler (generation ${live.generation}, environment ${live.environment}), and this deployment would schedule it through ${specScheduler(wanted)}: remove the stack first (houston -e ${live.environment} remove ${live.stack}), or deploy it with the scheduler it runs under`,
   );
 }

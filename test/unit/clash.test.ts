@@ -48,12 +48,14 @@ describe("checkSameScheduler", () => {
     ...(scheduler ? { scheduler } : {}),
   });
   it("a stack live under the agents is not deployed through fleet, nor the other way (a restore would run nothing)", () => {
-    expect(() => checkSameScheduler("lab", live(), { scheduler: "fleet" })).toThrow(ConfigError);
-    expect(() => checkSameScheduler("lab", live(), { scheduler: "fleet" })).toThrow(
-      "manifest.yaml environments.lab: stack global is live under the agents scheduler (generation 7, environment e), and this environment schedules through fleet: remove the stack first (houston -e e remove global), or deploy it with the scheduler it runs under",
+    const src = "/cfg/manifest.yaml environments.lab.fleet";
+    expect(() => checkSameScheduler(src, live(), { scheduler: "fleet" })).toThrow(ConfigError);
+    expect(() => checkSameScheduler(src, live(), { scheduler: "fleet" })).toThrow(
+      "/cfg/manifest.yaml environments.lab.fleet: stack global is live under the agents scheduler (generation 7, environment e), and this deployment would schedule it through fleet: remove the stack first (houston -e e remove global), or deploy it with the scheduler it runs under",
     );
-    expect(() => checkSameScheduler("lab", live("fleet"), {})).toThrow(
-      /live under the fleet scheduler.*through agents/,
+    // chosen by the flag: the error names the flag, not the manifest
+    expect(() => checkSameScheduler("--scheduler", live("fleet"), {})).toThrow(
+      /^--scheduler: stack global is live under the fleet scheduler.*through agents/,
     );
   });
   it("the same scheduler, spelled or not, and a first deploy pass", () => {
