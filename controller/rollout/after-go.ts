@@ -12,7 +12,7 @@ import { waitRemoved } from "./follow.js";
  * After "You're Go": waits until the replaced units are gone from every host's report, saying what
  * it waits for; past `waitMs` it warns (the deployment stands; the agents keep converging).
  */
-export async function confirmRemovalAfterGo(
+async function confirmRemovalAfterGo(
   scheduler: Scheduler,
   stack: string,
   names: string[],
@@ -34,7 +34,7 @@ export async function confirmRemovalAfterGo(
  * After "You're Go": the original Houston's units released for destruction (fleet) seen destroyed,
  * saying what it waits for; past `waitMs` a warning (the deployment stands).
  */
-export async function confirmAdoptedDestroyed(
+async function confirmAdoptedDestroyed(
   scheduler: Scheduler,
   names: string[],
   waitMs: number,
@@ -45,8 +45,12 @@ export async function confirmAdoptedDestroyed(
   out.info(
     `Confirming that fleet destroys ${names.join(", ")} (adopted from the original Houston; up to ${waitMs / 1000}s)`,
   );
-  const left = await scheduler.destroyedBy(names, t0 + waitMs, (pending) =>
-    out.progress(`waiting for the scheduler agent to destroy ${pending.join(", ")} in fleet`),
+  const left = await scheduler.destroyedBy(names, t0 + waitMs, (pending, problem) =>
+    out.progress(
+      problem
+        ? `cannot tell whether ${pending.join(", ")} are destroyed in fleet: ${problem}`
+        : `waiting for the scheduler agent to destroy ${pending.join(", ")} in fleet`,
+    ),
   );
   out.progress("");
   if (left.length > 0)
@@ -55,4 +59,29 @@ export async function confirmAdoptedDestroyed(
     out.info(
       `${names.join(", ")} destroyed in fleet, ${((Date.now() - t0) / 1000).toFixed(1)}s after the announcement (fleet stops them on its hosts at its next tick)`,
     );
+}
+
+/** What is confirmed after "You're Go", in words (for a Ctrl-C during it). */
+export function afterGoText(replaced: readonly string[], adopted: readonly string[]): string {
+  return [
+    ...(replaced.length ? [`the removal of ${replaced.join(", ")}`] : []),
+    ...(adopted.length ? [`fleet's destruction of ${adopted.join(", ")}`] : []),
+  ].join(" and ");
+}
+
+/** Both confirmations, side by side within the one bound `waitMs`. */
+export async function confirmAfterGo(
+  scheduler: Scheduler,
+  stack: string,
+  going: { replaced: string[]; adopted: string[] },
+  generation: number | null,
+  waitMs: number,
+  out: Output,
+): Promise<void> {
+  await Promise.all([
+    going.replaced.length > 0
+      ? confirmRemovalAfterGo(scheduler, stack, going.replaced, generation, waitMs, out)
+      : undefined,
+    confirmAdoptedDestroyed(scheduler, going.adopted, waitMs, out),
+  ]);
 }

@@ -60,13 +60,17 @@ export async function awaitPlacement(
   w: Pick<BatchWatch, "stack" | "generation" | "deadline">,
   batch: Batch,
   hosts: HostView[],
-  /** the scheduler role's holder (its session's node), whose refusal fails the placement too */
-  holder: string | null,
+  /** the scheduler role's holder (its session's node), whose refusal fails the placement too; who
+   * places, as the progress line says it */
+  role: { holder: string | null; who: string },
+  out: Output,
 ): Promise<{ scope: UnitTarget[]; failure: Failure | null }> {
   const unit = batch.placing[0]?.name ?? "?";
+  // said while it waits (off a terminal, again every 10 s)
+  out.progress(`waiting for ${role.who} to place ${batch.placing.map((u) => u.name).join(", ")}`);
   try {
     const p = await placedUnlessRefused(scheduler, { ...w, units: batch.placing, hosts }, (reports) =>
-      placementRefusal(w.generation, reports, batch.scope, holder),
+      placementRefusal(w.generation, reports, batch.scope, role.holder),
     );
     if (p.kind === "refused") return { scope: batch.scope, failure: { unit, host: p.host, reason: p.reason } };
     const first = p.unplaced[0];
@@ -77,6 +81,8 @@ export async function awaitPlacement(
   } catch (err) {
     if (!(err instanceof TimeoutError)) throw err;
     return { scope: batch.scope, failure: { unit, host: "-", reason: err.message } };
+  } finally {
+    out.progress("");
   }
 }
 

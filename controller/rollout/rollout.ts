@@ -23,7 +23,7 @@ import { checkLeader } from "../../shared/stores/leader.js";
 import type { Output } from "../output.js";
 import type { BuiltArchive } from "../plan/archive.js";
 import { checkNameClash, checkSameScheduler } from "../plan/clash.js";
-import { confirmAdoptedDestroyed, confirmRemovalAfterGo } from "./after-go.js";
+import { afterGoText, confirmAfterGo } from "./after-go.js";
 import type { Scheduler } from "../scheduler/scheduler.js";
 import type { HostView, UnitTarget } from "../scheduler/targets.js";
 import {
@@ -103,7 +103,7 @@ export async function rollout(
     // with signing on, only what verifies against the controller's key is kept, restored or counted
     const { records: history } = await readHistory(ctx, input.stack, out);
     const { spec: before, modifyIndex } = await readLiveSpec(ctx, input.stack, out);
-    if (req.kind === "deploy") checkSameScheduler(input.environment, before, scheduler.specFields);
+    if (req.kind === "deploy") checkSameScheduler(ctx.schedulerSource, before, scheduler.specFields);
     // the live deployment's units failed after their window? history says so from now on
     if (req.kind === "deploy") await markLaterFailure(ctx, input.stack, history, before, out);
     if (req.kind === "deploy") checkNameClash(input.stack, input.units, view.specs);
@@ -189,9 +189,19 @@ export async function rollout(
           return { kind: step.kind };
         }
         case "await-placement": {
-          // the role's holder by its session's node (null when it cannot be read: previewed hosts only)
-          const holder = (await checkLeader(consul, kv).catch(() => null))?.node ?? null;
-          return { kind: step.kind, ...(await awaitPlacement(scheduler, watch([]), step.batch, hosts, holder)) };
+          // the role's holder by its session's node (null when it cannot be read or is ill-shaped:
+          // agents ignore such a holder's placements, so its refusal counts no more than theirs)
+          const l = await checkLeader(consul, kv).catch(() => null);
+          const role = {
+            holder: l && l.problem === null ? l.node : null,
+            who:
+              l === null
+                ? "the scheduler"
+                : l.node === null
+                  ? "the scheduler (no agent holds the scheduler role now: see houston nodes)"
+                  : `the scheduler (${l.node})`,
+          };
+          return { kind: step.kind, ...(await awaitPlacement(scheduler, watch([]), step.batch, hosts, role, out)) };
         }
         case "await-active":
           return {
@@ -282,18 +292,10 @@ export async function rollout(
         stopListening();
         stopListening = onInterrupt(async () => {
           await lock.release().catch(() => undefined);
-          return `Interrupted while confirming the removal of ${step.confirmRemoval.join(", ")}: the deployment of ${input.label} succeeded; the agents carry on removing them`;
+          return `Interrupted while confirming ${afterGoText(step.confirmRemoval, adoptedGoing)}: the deployment of ${input.label} succeeded; the agents carry on`;
         });
-        if (step.confirmRemoval.length > 0)
-          await confirmRemovalAfterGo(
-            scheduler,
-            input.stack,
-            step.confirmRemoval,
-            live,
-            plan.policy.removalWaitMs,
-            out,
-          );
-        await confirmAdoptedDestroyed(scheduler, adoptedGoing, plan.policy.removalWaitMs, out);
+        const going = { replaced: step.confirmRemoval, adopted: adoptedGoing };
+        await confirmAfterGo(scheduler, input.stack, going, live, plan.policy.removalWaitMs, out);
         return step.ok;
       }
       progress = advance(plan, progress, await perform(step));

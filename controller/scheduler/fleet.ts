@@ -15,7 +15,7 @@
  * for until --timeout.
  */
 import type { Consul } from "../../shared/consul.js";
-import { ConfigError } from "../../shared/errors.js";
+import { ConfigError, errorText } from "../../shared/errors.js";
 import { fleetUnitText } from "../../shared/fleet-mirror.js";
 import type { KvLayout } from "../../shared/kv-layout.js";
 import { isGlobal } from "../../shared/placement.js";
@@ -105,7 +105,10 @@ export function fleetScheduler(
           const standing = seen.noted;
           if (standing && Date.now() - standing.since >= FLEET_UNREACHABLE_MS) {
             const placed = placedTargets(units, standing.doc, hosts);
-            const reason = `no scheduler agent reached fleetd for ${FLEET_UNREACHABLE_MS / 1000}s: ${standing.note}`;
+            // a fleet error ("fleet at URL: …"), or a KV document the agent could not read
+            const reason = standing.note.startsWith("fleet at ")
+              ? `no scheduler agent reached fleetd for ${FLEET_UNREACHABLE_MS / 1000}s: ${standing.note}`
+              : `the scheduler agent has done nothing in fleet for ${FLEET_UNREACHABLE_MS / 1000}s: ${standing.note}`;
             return {
               ...placed,
               unplaced: [...placed.unplaced, ...waitingIn(standing.doc).map((u) => ({ unit: u.name, reason }))],
@@ -127,7 +130,7 @@ async function destroyedInFleet(
   kv: KvLayout,
   names: readonly string[],
   deadline: number,
-  progress: (pending: string[]) => void,
+  progress: (pending: string[], problem: string | null) => void,
 ): Promise<string[]> {
   let pending = [...names];
   if (pending.length === 0) return pending;
@@ -136,14 +139,16 @@ async function destroyedInFleet(
   try {
     for await (const { entries } of consul.watchPrefix(kv.fleet, { signal: ac.signal, wait: "30s" })) {
       const e = entries.find((x) => x.key === kv.fleetOwned);
+      let problem: string | null = null;
       try {
         const units = e ? decodeJson(FleetOwnedSchema, e.key, e.value).units : {};
         pending = names.filter((n) => units[n] !== undefined);
-      } catch {
+      } catch (err) {
         pending = [...names];
+        problem = errorText(err);
       }
       if (pending.length === 0) return pending;
-      progress(pending);
+      progress(pending, problem);
     }
     return pending;
   } finally {

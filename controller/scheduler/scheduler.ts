@@ -54,7 +54,11 @@ export interface Scheduler {
    * the scheduler agent destroyed them in fleet, which stops them on its hosts at its next tick),
    * or `deadline`; returns those still pending then. `progress` hears what is pending.
    */
-  destroyedBy(names: readonly string[], deadline: number, progress: (pending: string[]) => void): Promise<string[]>;
+  destroyedBy(
+    names: readonly string[],
+    deadline: number,
+    progress: (pending: string[], problem: string | null) => void,
+  ): Promise<string[]>;
   /**
    * The units of `stack` that run as another tool left them and that Houston keeps until a deploy of
    * the stack is confirmed (fleet: the original Houston's units adopted for it), sorted; what a
