@@ -32,6 +32,9 @@ import {
 import type { Batch, ServiceCheck } from "./rollout-plan.js";
 import type { Failure } from "./rollout-steps.js";
 
+/** how long a batch's placement may take before the rollout says what it waits for */
+export const PLACEMENT_NOTICE_MS = 3000;
+
 /** One batch being watched: what every phase after its write follows. */
 export interface BatchWatch {
   stack: string;
@@ -66,8 +69,11 @@ export async function awaitPlacement(
   out: Output,
 ): Promise<{ scope: UnitTarget[]; failure: Failure | null }> {
   const unit = batch.placing[0]?.name ?? "?";
-  // said while it waits (off a terminal, again every 10 s)
-  out.progress(`waiting for ${role.who} to place ${batch.placing.map((u) => u.name).join(", ")}`);
+  // a placement usually takes a moment; a longer wait is said (off a terminal, again every 10 s)
+  const notice = setTimeout(
+    () => out.progress(`waiting for ${role.who} to place ${batch.placing.map((u) => u.name).join(", ")}`),
+    PLACEMENT_NOTICE_MS,
+  );
   try {
     const p = await placedUnlessRefused(scheduler, { ...w, units: batch.placing, hosts }, (reports) =>
       placementRefusal(w.generation, reports, batch.scope, role.holder),
@@ -82,6 +88,7 @@ export async function awaitPlacement(
     if (!(err instanceof TimeoutError)) throw err;
     return { scope: batch.scope, failure: { unit, host: "-", reason: err.message } };
   } finally {
+    clearTimeout(notice);
     out.progress("");
   }
 }
