@@ -110,3 +110,18 @@ export function reportAt(
     return r;
   });
 }
+
+/** A status report of `stack` from `node`, generation 1 applied, nothing in it unless `extra` says. */
+export const statusReport = (node: string, stack: string, extra: Partial<StatusReport> = {}): StatusReport => ({
+  schema: 1,
+  node,
+  stack,
+  generation: 1,
+  desiredGeneration: 1,
+  converging: false,
+  units: [],
+  archives: [],
+  errors: [],
+  updatedAt: "2026-01-01T00:00:00Z",
+  ...extra,
+});

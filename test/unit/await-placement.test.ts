@@ -10,6 +10,7 @@ import type { Batch } from "../../controller/rollout/rollout-plan.js";
 import type { Scheduler } from "../../controller/scheduler/scheduler.js";
 import type { StatusReport, UnitSpec } from "../../shared/spec.js";
 import { quiet } from "../helpers/output.js";
+import { statusReport } from "../helpers/specs.js";
 
 const unit: UnitSpec = {
   name: "web@2.service",
@@ -31,19 +32,8 @@ const batch: Batch = {
   placing: [unit],
   watchSeconds: 0,
 };
-const refusedBy = (node: string): StatusReport => ({
-  schema: 1,
-  node,
-  stack: "web",
-  generation: 1,
-  desiredGeneration: 1,
-  converging: false,
-  units: [],
-  archives: [],
-  errors: [],
-  refused: { generation: 2, reason: "not signed" },
-  updatedAt: "",
-});
+const refusedBy = (node: string): StatusReport =>
+  statusReport(node, "web", { refused: { generation: 2, reason: "not signed" } });
 /** a scheduler that places when `place` resolves, and whose hosts report `reports` */
 const scheduler = (reports: StatusReport[], place: Promise<void>): Scheduler =>
   ({

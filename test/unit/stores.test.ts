@@ -10,6 +10,7 @@ import { KvLayout } from "../../shared/kv-layout.js";
 import type { PlacementDoc } from "../../shared/schedule.js";
 import { SpecSigner, generateSigningKeys } from "../../shared/signing.js";
 import type { AgentRecord, StackSpec, StatusReport } from "../../shared/spec.js";
+import { statusReport } from "../helpers/specs.js";
 import { agentViews, decodeAgents, healthByNode } from "../../shared/stores/agents.js";
 import { leaderOf } from "../../shared/stores/leader.js";
 import { decodePlacements, readablePlacements } from "../../shared/stores/placements.js";
@@ -36,18 +37,7 @@ const spec = (stack: string, generation = 1): StackSpec => ({
   deployment: { type: "standalone", name: stack, version: null, group: null },
   units: [],
 });
-const report = (node: string, stack: string): StatusReport => ({
-  schema: 1,
-  node,
-  stack,
-  generation: 1,
-  desiredGeneration: 1,
-  converging: false,
-  units: [],
-  archives: [],
-  errors: [],
-  updatedAt: "2026-01-01T00:00:00Z",
-});
+const report = (node: string, stack: string): StatusReport => statusReport(node, stack);
 const record = (node: string, meta: Record<string, string> = {}): AgentRecord => ({
   schema: 1,
   node,
