@@ -6,7 +6,7 @@
  */
 import type { Output } from "../output.js";
 import type { Scheduler } from "../scheduler/scheduler.js";
-import { waitRemoved } from "./follow.js";
+import { waitRemoved } from "./removed.js";
 
 /**
  * After "You're Go": waits until the replaced units are gone from every host's report, saying what

@@ -1,8 +1,8 @@
 /**
  * Following a rollout on the fleet (I/O, through the scheduler): where a batch's units were placed,
  * units becoming active host by host, the service's checks in Consul, the batch watched for its
- * window (plan/watch-window.ts), removals, and the archives left to prune. Each returns what it saw;
- * rollout-steps.ts decides what comes next.
+ * window (plan/watch-window.ts), and the archives left to prune (removals: removed.ts). Each
+ * returns what it saw; rollout-steps.ts decides what comes next.
  */
 import type { Consul } from "../../shared/consul.js";
 import { errorText } from "../../shared/errors.js";
@@ -18,6 +18,7 @@ import { placedUnlessRefused } from "./placed.js";
 import { readHistory } from "./read-back.js";
 import { listSpecs } from "../../shared/stores/specs.js";
 import {
+  NOTICE_AFTER_MS,
   archivesToKeep,
   decide,
   notStood,
@@ -25,15 +26,11 @@ import {
   placementRefusal,
   windowNames,
   type WatchedWindow,
-  removalPending,
   unhealthy,
   type RestartBaseline,
 } from "./progress.js";
 import type { Batch, ServiceCheck } from "./rollout-plan.js";
 import type { Failure } from "./rollout-steps.js";
-
-/** how long a batch's placement may take before the rollout says what it waits for */
-export const PLACEMENT_NOTICE_MS = 3000;
 
 /** One batch being watched: what every phase after its write follows. */
 export interface BatchWatch {
@@ -72,7 +69,7 @@ export async function awaitPlacement(
   // a placement usually takes a moment; a longer wait is said (off a terminal, again every 10 s)
   const notice = setTimeout(
     () => out.progress(`waiting for ${role.who} to place ${batch.placing.map((u) => u.name).join(", ")}`),
-    PLACEMENT_NOTICE_MS,
+    NOTICE_AFTER_MS,
   );
   try {
     const p = await placedUnlessRefused(scheduler, { ...w, units: batch.placing, hosts }, (reports) =>
@@ -335,37 +332,6 @@ async function awaitStood(scheduler: Scheduler, w: BatchWatch, seconds: number, 
     };
   } finally {
     out.progress("");
-  }
-}
-
-/** Waits until no report lists the removed units; false (and a warning) when `waitMs` runs out first. */
-export async function waitRemoved(
-  scheduler: Scheduler,
-  stack: string,
-  names: string[],
-  generation: number,
-  waitMs: number,
-  out: Output,
-): Promise<boolean> {
-  if (names.length === 0) return true;
-  let pending: string[] = [];
-  try {
-    await scheduler.follow(
-      stack,
-      Date.now() + waitMs,
-      (reports) => {
-        pending = removalPending(names, reports);
-        return pending.length === 0 ? true : undefined;
-      },
-      () => `still present on ${pending.join(", ")}`,
-    );
-    return true;
-  } catch (err) {
-    if (!(err instanceof TimeoutError)) throw err;
-    out.warn(
-      `generation ${generation}: ${names.join(", ")} still reported on ${pending.join(", ")} after ${waitMs / 1000}s; the agents will keep converging`,
-    );
-    return false;
   }
 }
 

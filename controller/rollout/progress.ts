@@ -259,3 +259,6 @@ export function windowNames(scope: readonly UnitTarget[], window: WatchedWindow)
   const [head, rest] = own.length > 0 ? [own, others] : [others, []];
   return `${head.join(", ")} for ${window.seconds}s (${window.why})${rest.length ? `, with ${rest.join(", ")}` : ""}`;
 }
+
+/** how long a placement or a removal may take before the rollout says what it waits for */
+export const NOTICE_AFTER_MS = 3000;

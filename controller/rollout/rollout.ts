@@ -24,17 +24,10 @@ import type { Output } from "../output.js";
 import type { BuiltArchive } from "../plan/archive.js";
 import { checkNameClash, checkSameScheduler } from "../plan/clash.js";
 import { afterGoText, confirmAfterGo } from "./after-go.js";
+import { waitRemoved } from "./removed.js";
 import type { Scheduler } from "../scheduler/scheduler.js";
 import type { HostView, UnitTarget } from "../scheduler/targets.js";
-import {
-  awaitPlacement,
-  confirmService,
-  followUnits,
-  pruneArchives,
-  waitRemoved,
-  watchHealthy,
-  type BatchWatch,
-} from "./follow.js";
+import { awaitPlacement, confirmService, followUnits, pruneArchives, watchHealthy, type BatchWatch } from "./follow.js";
 import { putHistory } from "../../shared/stores/history.js";
 import { laterFailure } from "./history.js";
 import { DeployLock, whoAmI } from "./lock.js";

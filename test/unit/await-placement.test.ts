@@ -1,11 +1,13 @@
 /**
  * A batch's placement (follow.ts awaitPlacement): a refusal counts from a previewed host or the
  * scheduler role's holder only (any agent token may write its own node's report of any stack), and
- * a placement that takes longer than a moment is said, naming who places.
+ * a placement that takes longer than a moment is said, naming who places; so is a removal
+ * (removed.ts waitRemoved).
  */
 import { describe, expect, it } from "vitest";
 import type { Output } from "../../controller/output.js";
 import { awaitPlacement } from "../../controller/rollout/follow.js";
+import { waitRemoved } from "../../controller/rollout/removed.js";
 import type { Batch } from "../../controller/rollout/rollout-plan.js";
 import type { Scheduler } from "../../controller/scheduler/scheduler.js";
 import type { StatusReport, UnitSpec } from "../../shared/spec.js";
@@ -101,6 +103,36 @@ describe("awaitPlacement", () => {
     const r = await awaitPlacement(scheduler([], place), w, batch, [], { holder: null, who }, out);
     expect(r.failure).toBeNull();
     expect(said[0]).toBe(`waiting for ${who} to place web@2.service`);
+    expect(said.at(-1)).toBe("");
+  });
+});
+
+describe("waitRemoved", () => {
+  it("a removal that takes more than a moment is said, naming where the units are still reported", async () => {
+    let release = (): void => undefined;
+    const gone = new Promise<void>((resolve) => (release = resolve));
+    const said: string[] = [];
+    const out: Output = {
+      ...quiet,
+      progress: (text) => {
+        said.push(text);
+        if (text) release();
+      },
+    };
+    const still = statusReport("a", "web", {
+      units: [{ name: "web@1.service", activeState: "active", subState: "x" }],
+    });
+    const s = {
+      follow: async <T>(_s: string, _d: number, check: (r: ReadonlyMap<string, StatusReport>) => T | undefined) => {
+        check(new Map([["a", still]]));
+        await gone;
+        const v = check(new Map([["a", statusReport("a", "web")]]));
+        if (v === undefined) throw new Error("not gone");
+        return v;
+      },
+    } as unknown as Scheduler;
+    expect(await waitRemoved(s, "web", ["web@1.service"], 3, 600_000, out)).toBe(true);
+    expect(said[0]).toBe("waiting for web@1.service to go: still reported on a");
     expect(said.at(-1)).toBe("");
   });
 });
