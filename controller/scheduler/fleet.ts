@@ -20,8 +20,7 @@ import { fleetUnitText } from "../../shared/fleet-mirror.js";
 import type { KvLayout } from "../../shared/kv-layout.js";
 import { isGlobal } from "../../shared/placement.js";
 import type { PlacementDoc } from "../../shared/schedule.js";
-import { FleetOwnedSchema, readOwned } from "../../shared/stores/fleet-owned.js";
-import { decodeJson } from "../../shared/spec.js";
+import { decodeOwned, readOwned } from "../../shared/stores/fleet-owned.js";
 import { TimeoutError } from "./agent-reports.js";
 import { agentsScheduler, waitPlacements } from "./agents.js";
 import type { Scheduler } from "./scheduler.js";
@@ -141,7 +140,7 @@ async function destroyedInFleet(
       const e = entries.find((x) => x.key === kv.fleetOwned);
       let problem: string | null = null;
       try {
-        const units = e ? decodeJson(FleetOwnedSchema, e.key, e.value).units : {};
+        const { units } = decodeOwned(e);
         pending = names.filter((n) => units[n] !== undefined);
       } catch (err) {
         pending = [...names];

@@ -17,7 +17,7 @@ import { errorText } from "../errors.js";
 import type { KvLayout } from "../kv-layout.js";
 import { RecordSignatureSchema, recordSignatureProblem, signRecord } from "../record-signing.js";
 import type { SpecSigner } from "../signing.js";
-import { decodeEntry } from "./document.js";
+import { decodeEntry, encodeDocument } from "./document.js";
 
 export const AdoptedFilesSchema = z.object({
   schema: z.literal(1),
@@ -43,7 +43,7 @@ export async function putAdoptedFiles(
   const sorted = [...new Set(paths)].sort();
   const signature = signer ? signRecord(signer, key, signedBytes(stack, sorted)) : null;
   const doc: AdoptedFiles = { schema: 1, stack, paths: sorted, signature };
-  await consul.kvPut(key, JSON.stringify(AdoptedFilesSchema.parse(doc)));
+  await consul.kvPut(key, encodeDocument(AdoptedFilesSchema.parse(doc), true));
 }
 
 export async function deleteAdoptedFiles(consul: Consul, kv: KvLayout, stack: string): Promise<void> {

@@ -9,7 +9,7 @@
  * An unreadable document throws InvalidKvDataError: nothing may be guessed about what Houston owns.
  */
 import { z } from "zod";
-import type { Consul } from "../consul.js";
+import type { Consul, KvEntry } from "../consul.js";
 import type { KvLayout } from "../kv-layout.js";
 import { decodeJson } from "../spec.js";
 import { casWrite, encodeDocument } from "./document.js";
@@ -78,12 +78,15 @@ export function releaseAdopted(owned: FleetOwned, stack: string): { next: FleetO
   return { next, released: mine.map(([n]) => n) };
 }
 
+/** The document as read from its entry (nothing owned when absent); throws when unreadable. */
+export function decodeOwned(e: Pick<KvEntry, "key" | "value"> | null | undefined): FleetOwned {
+  return e ? decodeJson(FleetOwnedSchema, e.key, e.value) : NOTHING_OWNED;
+}
+
 /** The document and its ModifyIndex (0 and nothing owned when absent); throws when unreadable. */
 export async function readOwned(consul: Consul, kv: KvLayout): Promise<{ owned: FleetOwned; index: number }> {
   const e = await consul.kvGet(kv.fleetOwned);
-  return e
-    ? { owned: decodeJson(FleetOwnedSchema, e.key, e.value), index: e.modifyIndex }
-    : { owned: NOTHING_OWNED, index: 0 };
+  return { owned: decodeOwned(e), index: e?.modifyIndex ?? 0 };
 }
 
 /**

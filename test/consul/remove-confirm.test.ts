@@ -15,7 +15,7 @@ import { readSpec } from "../../shared/stores/specs.js";
 import { whatStops } from "../../controller/commands/confirm-remove.js";
 import { DeployLock } from "../../controller/rollout/lock.js";
 import { configDir, houston, startCli } from "../helpers/cli.js";
-import { dep, eventually, planUnits, publish, unitText } from "../helpers/specs.js";
+import { dep, eventually, planUnits, publish, statusReport, unitText } from "../helpers/specs.js";
 import { startConsul, type TestConsul } from "../harness/consul-dev.js";
 import { ROOT } from "../harness/paths.js";
 
@@ -30,17 +30,12 @@ async function deployed(stack: string): Promise<string> {
   const planned = await planUnits(c, kv, stack, [dep("app", "1", unitText("ExecStart=/bin/sleep infinity"))]);
   await publish(c, kv, stack, planned);
   for (const node of ["h2", "h1"])
-    await putReport(c, kv, node, {
-      schema: 1,
+    await putReport(
+      c,
+      kv,
       node,
-      stack,
-      generation: 1,
-      desiredGeneration: 1,
-      converging: false,
-      units: [{ name: planned[0]!.name, activeState: "active", subState: "running" }],
-      archives: [],
-      errors: [],
-    });
+      statusReport(node, stack, { units: [{ name: planned[0]!.name, activeState: "active", subState: "running" }] }),
+    );
   return planned[0]!.name;
 }
 
